@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Connection tracking: policy is judged once per connection, and replies ride on the entry.
+ *
+ * Entries carry the direction they were created in, as Cilium's do: an EGRESS entry is a
+ * connection an endpoint opened (created by from-endpoint), an INGRESS entry one it accepted
+ * (created by to-endpoint). A reply is recognised by looking up its reversed tuple with the
+ * opposite direction, so allowing A→B never implies B→A.
+ */
+#pragma once
+
+#include "common.h"
+
+#define CT_F_EGRESS		0x01
+#define CT_F_INGRESS		0x02
+
+#define CT_ENTRY_F_CLOSING	0x01	/* FIN or RST seen */
+#define CT_ENTRY_F_PROXY	0x02	/* the flow is redirected to a proxy */
+#define CT_ENTRY_F_FROM_PROXY	0x04	/* the flow was opened by a proxy on behalf of a pod */
+
+#define CT_LIFETIME_SYN		60
+#define CT_LIFETIME_TCP		21600
+#define CT_LIFETIME_CLOSING	10
+#define CT_LIFETIME_NONTCP	60
+
+struct ct_key {
+	__be32	saddr;
+	__be32	daddr;
+	__be16	sport;
+	__be16	dport;
+	__u8	protocol;
+	__u8	flags;		/* CT_F_EGRESS or CT_F_INGRESS */
+	__u16	reserved_0;
+};
+
+struct ct_entry {
+	__u64	packets;
+	__u64	bytes;
+	__u32	expires;	/* seconds since boot */
+	__u32	src_identity;
+	__be16	proxy_port;
+	__u8	flags;		/* CT_ENTRY_F_* */
+	__u8	reserved_0;
+	__u32	reserved_1;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} membrane_ct4 SEC(".maps");
+
+static __always_inline __u32 ct_now(void)
+{
+	return (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
+}
+
+static __always_inline void ct_key_forward(struct ct_key *key, const struct packet *pkt, __u8 dir)
+{
+	key->saddr = pkt->saddr;
+	key->daddr = pkt->daddr;
+	key->sport = pkt->sport;
+	key->dport = pkt->dport;
+	key->protocol = pkt->protocol;
+	key->flags = dir;
+	key->reserved_0 = 0;
+}
+
+static __always_inline void ct_key_reverse(struct ct_key *key, const struct packet *pkt, __u8 dir)
+{
+	key->saddr = pkt->daddr;
+	key->daddr = pkt->saddr;
+	key->sport = pkt->dport;
+	key->dport = pkt->sport;
+	key->protocol = pkt->protocol;
+	key->flags = dir;
+	key->reserved_0 = 0;
+}
+
+static __always_inline __u32 ct_lifetime(const struct packet *pkt, __u8 entry_flags)
+{
+	if (pkt->protocol != IPPROTO_TCP)
+		return CT_LIFETIME_NONTCP;
+	if (entry_flags & CT_ENTRY_F_CLOSING)
+		return CT_LIFETIME_CLOSING;
+	if ((pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return CT_LIFETIME_SYN;
+	return CT_LIFETIME_TCP;
+}
+
+/**
+ * ct_lookup - find a live entry and account the packet to it
+ * @key: tuple and direction to look up
+ * @pkt: the packet (for TCP flags)
+ * @len: packet length for the byte counter
+ *
+ * Returns the entry, or NULL when there is none or it has expired. A new SYN on an entry
+ * that saw FIN/RST is a new connection: the stale entry is treated as absent.
+ */
+static __always_inline struct ct_entry *ct_lookup(struct ct_key *key, const struct packet *pkt, __u32 len)
+{
+	struct ct_entry *entry = bpf_map_lookup_elem(&membrane_ct4, key);
+	__u32 now = ct_now();
+
+	if (!entry)
+		return NULL;
+	if (entry->expires < now)
+		return NULL;
+	if ((entry->flags & CT_ENTRY_F_CLOSING) && pkt->protocol == IPPROTO_TCP &&
+	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return NULL;
+	if (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+		entry->flags |= CT_ENTRY_F_CLOSING;
+	__sync_fetch_and_add(&entry->packets, 1);
+	__sync_fetch_and_add(&entry->bytes, len);
+	entry->expires = now + ct_lifetime(pkt, entry->flags);
+	return entry;
+}
+
+static __always_inline void ct_create(struct ct_key *key, const struct packet *pkt, __u32 len,
+				      __u32 src_identity, __be16 proxy_port, __u8 flags)
+{
+	struct ct_entry entry = {
+		.packets = 1,
+		.bytes = len,
+		.src_identity = src_identity,
+		.proxy_port = proxy_port,
+		.flags = flags,
+	};
+
+	if (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+		entry.flags |= CT_ENTRY_F_CLOSING;
+	entry.expires = ct_now() + ct_lifetime(pkt, entry.flags);
+	bpf_map_update_elem(&membrane_ct4, key, &entry, BPF_ANY);
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Flow events for `membrane observe`: drops and the policy verdict of each new connection. */
+#pragma once
+
+#include "common.h"
+
+#define EVENT_DROP		1
+#define EVENT_POLICY_VERDICT	2
+
+/* Hubble's Verdict numbers. */
+#define VERDICT_FORWARDED	1
+#define VERDICT_DROPPED		2
+#define VERDICT_REDIRECTED	5
+
+struct flow_event {
+	__u64	ts_ns;		/* bpf_ktime_get_ns(): time since boot */
+	__be32	saddr;
+	__be32	daddr;
+	__be16	sport;
+	__be16	dport;
+	__u32	src_identity;
+	__u32	dst_identity;
+	__u32	ifindex;
+	__u16	endpoint_id;	/* the endpoint whose policy decided */
+	__be16	proxy_port;
+	__u8	type;		/* EVENT_* */
+	__u8	verdict;	/* VERDICT_* */
+	__u8	reason;		/* drop reason, 0 if none */
+	__u8	direction;	/* DIR_* of the policy that decided */
+	__u8	protocol;
+	__u8	tcp_flags;
+	__u8	icmp_type;
+	__u8	reserved_0;
+	__u32	reserved_1;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} membrane_events SEC(".maps");
+
+static __always_inline void emit_event(__u8 type, __u8 verdict, __u8 reason, __u8 direction,
+				       const struct packet *pkt, __u32 src_identity, __u32 dst_identity,
+				       __u16 endpoint_id, __be16 proxy_port, __u32 ifindex)
+{
+	struct flow_event *ev = bpf_ringbuf_reserve(&membrane_events, sizeof(*ev), 0);
+
+	/* A full ring loses the event, never the packet's verdict. */
+	if (!ev)
+		return;
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->saddr = pkt->saddr;
+	ev->daddr = pkt->daddr;
+	ev->sport = pkt->sport;
+	ev->dport = pkt->dport;
+	ev->src_identity = src_identity;
+	ev->dst_identity = dst_identity;
+	ev->ifindex = ifindex;
+	ev->endpoint_id = endpoint_id;
+	ev->proxy_port = proxy_port;
+	ev->type = type;
+	ev->verdict = verdict;
+	ev->reason = reason;
+	ev->direction = direction;
+	ev->protocol = pkt->protocol;
+	ev->tcp_flags = pkt->tcp_flags;
+	ev->icmp_type = pkt->icmp_type;
+	ev->reserved_0 = 0;
+	ev->reserved_1 = 0;
+	bpf_ringbuf_submit(ev, 0);
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Packet parsing: Ethernet → IPv4 → TCP/UDP/ICMP, with every bound checked. */
+#pragma once
+
+#include "common.h"
+#include "drop_reasons.h"
+
+#define ETH_P_ARP_BE	bpf_htons(0x0806)
+#define IP_MF		0x2000
+#define IP_OFFSET	0x1FFF
+
+#define PARSE_OK	0
+#define PARSE_PASS	1	/* not ours to judge (ARP) */
+
+/**
+ * parse_packet - fill @pkt from @skb
+ * @skb: the packet
+ * @pkt: out: tuple, protocol, TCP flags, ICMP type
+ *
+ * Returns PARSE_OK, PARSE_PASS for ARP, or a negative drop reason. Anything we cannot
+ * judge is dropped (fail closed): IPv6, fragments, truncated headers, unknown L4.
+ */
+static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__u32 ihl_len;
+	void *l4;
+
+	if ((void *)(eth + 1) > data_end)
+		return -DROP_INVALID_PACKET;
+	if (eth->h_proto == ETH_P_ARP_BE)
+		return PARSE_PASS;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return -DROP_UNKNOWN_L3;
+
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return -DROP_INVALID_PACKET;
+	if (ip->version != 4 || ip->ihl < 5)
+		return -DROP_INVALID_PACKET;
+	pkt->saddr = ip->saddr;
+	pkt->daddr = ip->daddr;
+	pkt->protocol = ip->protocol;
+	/* Ports live only in the first fragment; rather than track fragments, refuse them. */
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return -DROP_FRAG_NOT_SUPPORTED;
+
+	ihl_len = ip->ihl * 4;
+	l4 = (void *)ip + ihl_len;
+
+	switch (ip->protocol) {
+	case IPPROTO_TCP: {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) > data_end)
+			return -DROP_CT_INVALID_HEADER;
+		pkt->sport = tcp->source;
+		pkt->dport = tcp->dest;
+		pkt->tcp_flags = ((__u8 *)tcp)[13];
+		return PARSE_OK;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *udp = l4;
+
+		if ((void *)(udp + 1) > data_end)
+			return -DROP_CT_INVALID_HEADER;
+		pkt->sport = udp->source;
+		pkt->dport = udp->dest;
+		return PARSE_OK;
+	}
+	case IPPROTO_ICMP: {
+		struct icmp_echo_hdr *icmp = l4;
+
+		if ((void *)(icmp + 1) > data_end)
+			return -DROP_CT_INVALID_HEADER;
+		pkt->icmp_type = icmp->type;
+		/* Echo request and reply share the identifier: use it as both ports so the
+		 * reply's reversed tuple finds the request's entry.
+		 */
+		if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY) {
+			pkt->sport = icmp->id;
+			pkt->dport = icmp->id;
+		}
+		return PARSE_OK;
+	}
+	default:
+		return -DROP_UNKNOWN_L4;
+	}
+}

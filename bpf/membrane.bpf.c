@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Membrane's per-endpoint programs, attached to each pod's host-side veth with TCX:
+ *
+ *   from_endpoint  TCX ingress  packets leaving the pod: the pod's egress policy, and for a
+ *                               destination on this node its ingress policy too, because a
+ *                               redirect to the proxy (bpf_sk_assign) is only possible here.
+ *   to_endpoint    TCX egress   packets entering the pod: its ingress policy, with the source
+ *                               identity taken from the proxy's mark when the proxy sent it.
+ *
+ * This file only wires the lib/ headers together. It includes every header that defines a
+ * map, so the loader and the layout test read all map specs from this one object.
+ */
+#include "lib/common.h"
+#include "lib/drop_reasons.h"
+#include "lib/ipcache.h"
+#include "lib/endpoints.h"
+#include "lib/policy.h"
+#include "lib/conntrack.h"
+#include "lib/events.h"
+#include "lib/metrics.h"
+#include "lib/proxy.h"
+#include "lib/parse.h"
+
+static __always_inline int drop(struct __sk_buff *skb, const struct packet *pkt, __u8 reason, __u8 direction,
+				__u32 src_identity, __u32 dst_identity, __u16 endpoint_id)
+{
+	metrics_count(reason, skb->len);
+	emit_event(EVENT_DROP, VERDICT_DROPPED, reason, direction, pkt, src_identity, dst_identity,
+		   endpoint_id, 0, skb->ifindex);
+	return CTX_ACT_DROP;
+}
+
+static __always_inline int forward(struct __sk_buff *skb)
+{
+	metrics_count(METRIC_FORWARDED, skb->len);
+	return CTX_ACT_OK;
+}
+
+/* The port a policy entry is keyed on: the ICMP type for ICMP, else the destination port. */
+static __always_inline __be16 policy_port(const struct packet *pkt)
+{
+	return pkt->protocol == IPPROTO_ICMP ? bpf_htons(pkt->icmp_type) : pkt->dport;
+}
+
+SEC("tc")
+int from_endpoint(struct __sk_buff *skb)
+{
+	struct packet pkt = {};
+	struct endpoint_info *src_ep, *dst_ep;
+	struct policy_verdict verdict;
+	struct ct_key key;
+	struct ct_entry *entry;
+	__u32 dst_identity;
+	__be16 proxy_port = 0;
+	__u8 redirect_dir = DIR_EGRESS;
+	int ret;
+
+	ret = parse_packet(skb, &pkt);
+	if (ret == PARSE_PASS)
+		return CTX_ACT_OK;
+	if (ret < 0)
+		return drop(skb, &pkt, -ret, DIR_EGRESS, 0, 0, 0);
+
+	/* A pod may only send from the address the agent gave it on this very link. */
+	src_ep = lookup_endpoint(pkt.saddr);
+	if (!src_ep || src_ep->ifindex != skb->ifindex)
+		return drop(skb, &pkt, DROP_INVALID_SOURCE_IP, DIR_EGRESS, 0, 0, 0);
+
+	ct_key_forward(&key, &pkt, CT_F_EGRESS);
+	entry = ct_lookup(&key, &pkt, skb->len);
+	if (entry) {
+		if (!(entry->flags & CT_ENTRY_F_PROXY))
+			return forward(skb);
+		ret = proxy_redirect(skb, &pkt, entry->proxy_port);
+		if (ret < 0)
+			return drop(skb, &pkt, -ret, DIR_EGRESS, src_ep->sec_identity, 0, src_ep->endpoint_id);
+		return forward(skb);
+	}
+
+	/* A reply of a connection this endpoint accepted. */
+	ct_key_reverse(&key, &pkt, CT_F_INGRESS);
+	if (ct_lookup(&key, &pkt, skb->len))
+		return forward(skb);
+
+	dst_identity = ipcache_identity(pkt.daddr);
+	verdict = policy_can_access(src_ep->endpoint_id, 1, src_ep->flags & ENDPOINT_F_EGRESS_ENFORCED,
+				    dst_identity, pkt.protocol, policy_port(&pkt));
+	if (verdict.action == POLICY_ACTION_DROP)
+		return drop(skb, &pkt, verdict.reason, DIR_EGRESS, src_ep->sec_identity, dst_identity,
+			    src_ep->endpoint_id);
+	if (verdict.action == POLICY_ACTION_REDIRECT)
+		proxy_port = verdict.proxy_port;
+
+	/* Same-node destination: its ingress policy must be judged here, where a redirect is
+	 * still possible; to_endpoint judges it again for packets that come from elsewhere.
+	 */
+	dst_ep = lookup_endpoint(pkt.daddr);
+	if (dst_ep) {
+		verdict = policy_can_access(dst_ep->endpoint_id, 0, dst_ep->flags & ENDPOINT_F_INGRESS_ENFORCED,
+					    src_ep->sec_identity, pkt.protocol, policy_port(&pkt));
+		if (verdict.action == POLICY_ACTION_DROP)
+			return drop(skb, &pkt, verdict.reason, DIR_INGRESS, src_ep->sec_identity, dst_identity,
+				    dst_ep->endpoint_id);
+		if (verdict.action == POLICY_ACTION_REDIRECT && !proxy_port) {
+			proxy_port = verdict.proxy_port;
+			redirect_dir = DIR_INGRESS;
+		}
+	}
+
+	if (proxy_port) {
+		ret = proxy_redirect(skb, &pkt, proxy_port);
+		if (ret < 0)
+			return drop(skb, &pkt, -ret, redirect_dir, src_ep->sec_identity, dst_identity,
+				    src_ep->endpoint_id);
+		ct_key_forward(&key, &pkt, CT_F_EGRESS);
+		ct_create(&key, &pkt, skb->len, src_ep->sec_identity, proxy_port, CT_ENTRY_F_PROXY);
+		emit_event(EVENT_POLICY_VERDICT, VERDICT_REDIRECTED, 0, redirect_dir, &pkt, src_ep->sec_identity,
+			   dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex);
+		return forward(skb);
+	}
+
+	ct_key_forward(&key, &pkt, CT_F_EGRESS);
+	ct_create(&key, &pkt, skb->len, src_ep->sec_identity, 0, 0);
+	emit_event(EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
+		   dst_identity, src_ep->endpoint_id, 0, skb->ifindex);
+	return forward(skb);
+}
+
+SEC("tc")
+int to_endpoint(struct __sk_buff *skb)
+{
+	struct packet pkt = {};
+	struct endpoint_info *dst_ep;
+	struct policy_verdict verdict;
+	struct ct_key key;
+	__u32 src_identity, mark = skb->mark;
+	__u8 entry_flags = 0;
+	int ret;
+
+	ret = parse_packet(skb, &pkt);
+	if (ret == PARSE_PASS)
+		return CTX_ACT_OK;
+	if (ret < 0)
+		return drop(skb, &pkt, -ret, DIR_INGRESS, 0, 0, 0);
+
+	dst_ep = lookup_endpoint(pkt.daddr);
+	if (!dst_ep || dst_ep->ifindex != skb->ifindex)
+		return drop(skb, &pkt, DROP_UNKNOWN_TARGET, DIR_INGRESS, 0, 0, 0);
+
+	ct_key_forward(&key, &pkt, CT_F_INGRESS);
+	if (ct_lookup(&key, &pkt, skb->len))
+		return forward(skb);
+
+	/* A reply of a connection this endpoint opened (or that the proxy answers for). */
+	ct_key_reverse(&key, &pkt, CT_F_EGRESS);
+	if (ct_lookup(&key, &pkt, skb->len))
+		return forward(skb);
+
+	if ((mark & MARK_MAGIC_MASK) == MARK_FROM_PROXY) {
+		src_identity = mark_identity(mark);
+		entry_flags = CT_ENTRY_F_FROM_PROXY;
+	} else {
+		src_identity = ipcache_identity(pkt.saddr);
+	}
+
+	verdict = policy_can_access(dst_ep->endpoint_id, 0, dst_ep->flags & ENDPOINT_F_INGRESS_ENFORCED,
+				    src_identity, pkt.protocol, policy_port(&pkt));
+	if (verdict.action == POLICY_ACTION_DROP)
+		return drop(skb, &pkt, verdict.reason, DIR_INGRESS, src_identity, dst_ep->sec_identity,
+			    dst_ep->endpoint_id);
+	/* L7 policy applies but the flow did not come through the proxy: it cannot be
+	 * redirected at this hook, so it must not pass unexamined.
+	 */
+	if (verdict.action == POLICY_ACTION_REDIRECT && !(entry_flags & CT_ENTRY_F_FROM_PROXY))
+		return drop(skb, &pkt, DROP_PROXY_NOT_SUPPORTED, DIR_INGRESS, src_identity, dst_ep->sec_identity,
+			    dst_ep->endpoint_id);
+
+	ct_key_forward(&key, &pkt, CT_F_INGRESS);
+	ct_create(&key, &pkt, skb->len, src_identity, 0, entry_flags);
+	emit_event(EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
+		   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
+	return forward(skb);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,161 @@
+// Map access on pinned maps: get, update, lookup, delete, iterate, and batched updates.
+// Keys and values are raw bytes; their layout is the business of src/datapath.
+#include "common.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace membrane {
+
+namespace {
+
+// objGet(path) -> fd
+Napi::Value ObjGet(const Napi::CallbackInfo &info) {
+  std::string path;
+  if (!ArgString(info, 0, &path, "path")) return info.Env().Null();
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    ThrowSystemError(info.Env(), "bpf_obj_get", errno, path);
+    return info.Env().Null();
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// mapUpdate(fd, key, value, flags)
+Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
+  int64_t fd, flags;
+  Napi::Uint8Array key, value;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgBytes(info, 1, &key, "key") || !ArgBytes(info, 2, &value, "value") ||
+      !ArgInt(info, 3, &flags, "flags"))
+    return info.Env().Null();
+  if (bpf_map_update_elem(static_cast<int>(fd), key.Data(), value.Data(), static_cast<__u64>(flags))) {
+    ThrowSystemError(info.Env(), "bpf_map_update_elem", errno, "fd " + std::to_string(fd));
+    return info.Env().Null();
+  }
+  return info.Env().Undefined();
+}
+
+// mapLookup(fd, key, valueSize) -> Uint8Array | null
+Napi::Value MapLookup(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t fd, value_size;
+  Napi::Uint8Array key;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgBytes(info, 1, &key, "key") || !ArgInt(info, 2, &value_size, "valueSize"))
+    return env.Null();
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, static_cast<size_t>(value_size));
+  if (bpf_map_lookup_elem(static_cast<int>(fd), key.Data(), out.Data())) {
+    if (errno == ENOENT) return env.Null();
+    ThrowSystemError(env, "bpf_map_lookup_elem", errno, "fd " + std::to_string(fd));
+    return env.Null();
+  }
+  return out;
+}
+
+// mapDelete(fd, key) -> boolean (false if absent)
+Napi::Value MapDelete(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t fd;
+  Napi::Uint8Array key;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgBytes(info, 1, &key, "key")) return env.Null();
+  if (bpf_map_delete_elem(static_cast<int>(fd), key.Data())) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    ThrowSystemError(env, "bpf_map_delete_elem", errno, "fd " + std::to_string(fd));
+    return env.Null();
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+// mapDump(fd, keySize, valueSize) -> { keys, values, count }: every entry, via next_key + lookup.
+// Entries deleted between the two calls are skipped, so the dump is a consistent-enough view
+// for reconciliation (the caller diffs against desired state and writes again).
+Napi::Value MapDump(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t fd, key_size, value_size;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &key_size, "keySize") ||
+      !ArgInt(info, 2, &value_size, "valueSize"))
+    return env.Null();
+  std::vector<uint8_t> keys, values;
+  std::vector<uint8_t> cur(static_cast<size_t>(key_size)), next(static_cast<size_t>(key_size));
+  std::vector<uint8_t> value(static_cast<size_t>(value_size));
+  const void *prev = nullptr;
+  size_t count = 0;
+  for (;;) {
+    if (bpf_map_get_next_key(static_cast<int>(fd), prev, next.data())) {
+      if (errno == ENOENT) break;
+      ThrowSystemError(env, "bpf_map_get_next_key", errno, "fd " + std::to_string(fd));
+      return env.Null();
+    }
+    if (bpf_map_lookup_elem(static_cast<int>(fd), next.data(), value.data()) == 0) {
+      keys.insert(keys.end(), next.begin(), next.end());
+      values.insert(values.end(), value.begin(), value.end());
+      count++;
+    }
+    cur.swap(next);
+    prev = cur.data();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  Napi::Uint8Array k = Napi::Uint8Array::New(env, keys.size());
+  Napi::Uint8Array v = Napi::Uint8Array::New(env, values.size());
+  if (!keys.empty()) std::memcpy(k.Data(), keys.data(), keys.size());
+  if (!values.empty()) std::memcpy(v.Data(), values.data(), values.size());
+  result.Set("keys", k);
+  result.Set("values", v);
+  result.Set("count", Napi::Number::New(env, static_cast<double>(count)));
+  return result;
+}
+
+// mapUpdateBatch(fd, keys, values, count): one BPF_MAP_UPDATE_BATCH syscall. Maps that do not
+// support batching (LPM tries on older kernels) fall back to one update per entry.
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t fd, count;
+  Napi::Uint8Array keys, values;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgBytes(info, 1, &keys, "keys") || !ArgBytes(info, 2, &values, "values") ||
+      !ArgInt(info, 3, &count, "count"))
+    return env.Null();
+  if (count <= 0) return env.Undefined();
+  if (keys.ByteLength() % count || values.ByteLength() % count) {
+    ThrowTypeError(env, "keys and values must hold count entries each");
+    return env.Null();
+  }
+  __u32 n = static_cast<__u32>(count);
+  LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+  if (bpf_map_update_batch(static_cast<int>(fd), keys.Data(), values.Data(), &n, &opts) == 0)
+    return env.Undefined();
+  if (errno != EINVAL && errno != ENOTSUP && errno != EOPNOTSUPP) {
+    ThrowSystemError(env, "bpf_map_update_batch", errno, "fd " + std::to_string(fd));
+    return env.Null();
+  }
+  size_t ks = keys.ByteLength() / count, vs = values.ByteLength() / count;
+  for (int64_t i = 0; i < count; i++) {
+    if (bpf_map_update_elem(static_cast<int>(fd), keys.Data() + i * ks, values.Data() + i * vs, BPF_ANY)) {
+      ThrowSystemError(env, "bpf_map_update_elem", errno, "fd " + std::to_string(fd));
+      return env.Null();
+    }
+  }
+  return env.Undefined();
+}
+
+// closeFd(fd)
+Napi::Value CloseFd(const Napi::CallbackInfo &info) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd, "fd")) return info.Env().Null();
+  close(static_cast<int>(fd));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitBpfMap(Napi::Env env, Napi::Object exports) {
+  exports.Set("objGet", Napi::Function::New(env, ObjGet));
+  exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
+  exports.Set("mapLookup", Napi::Function::New(env, MapLookup));
+  exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
+  exports.Set("mapDump", Napi::Function::New(env, MapDump));
+  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+}
+
+}  // namespace membrane
