@@ -1,0 +1,366 @@
+/**
+ * The loaded datapath: one BPF object whose maps are pinned under a pin root, its programs
+ * attached to endpoint links through pinned TCX links, and typed access to every map.
+ *
+ *   open()  ─ mount bpffs if needed ─ load object (pinned maps reused, never flushed)
+ *           ─ open map fds ─ program fds
+ *   attachEndpoint(ifname) ─ TCX ingress: from_endpoint, TCX egress: to_endpoint
+ *                            (an existing pinned link is updated in place)
+ *
+ * Pins outlive the agent: while it is stopped or restarting, the kernel keeps enforcing
+ * with the last programs and map contents.
+ */
+import { mkdirSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { membraneError } from '../errors/index.js';
+import { native, REPO_ROOT, type BpfObjectHandle, type RingbufHandle } from './native.js';
+import { ensureBpffs } from './system.js';
+import { ipcacheKey, ipcacheValue, IPCACHE_MAP } from './maps/ipcache.js';
+import { endpointInfo, endpointKey, ENDPOINTS_MAP } from './maps/endpoints.js';
+import { encodePolicyEntry, policyEntry, policyKey, POLICY_MAP, type PolicyMapEntry } from './maps/policy.js';
+import { ctEntry, ctKey, CT_MAP } from './maps/conntrack.js';
+import { metricsValue, METRICS_MAP, METRICS_SLOTS } from './maps/metrics.js';
+import { flowEvent, EVENTS_MAP, type FlowEvent } from './maps/events.js';
+import { ipv4ToNumber, numberToIpv4 } from './layout.js';
+
+export const DEFAULT_OBJECT_PATH = join(REPO_ROOT, 'bpf/build/membrane.bpf.o');
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/membrane';
+
+export interface DatapathOptions {
+  readonly pinRoot: string;
+  readonly objectPath?: string;
+}
+
+export interface EndpointMapValue {
+  readonly ifindex: number;
+  readonly identity: number;
+  readonly endpointId: number;
+  readonly ingressEnforced: boolean;
+  readonly egressEnforced: boolean;
+}
+
+export interface CtEntryView {
+  readonly saddr: string;
+  readonly daddr: string;
+  readonly sport: number;
+  readonly dport: number;
+  readonly protocol: number;
+  readonly direction: 'egress' | 'ingress';
+  readonly packets: bigint;
+  readonly srcIdentity: number;
+  readonly proxyPort: number;
+  readonly flags: number;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
+
+export class Datapath {
+  readonly pinRoot: string;
+  #obj: BpfObjectHandle | null;
+  #fromEndpointFd: number;
+  #toEndpointFd: number;
+  #maps = new Map<string, number>();
+  #ringbufs = new Set<RingbufHandle>();
+
+  private constructor(pinRoot: string, obj: BpfObjectHandle) {
+    this.pinRoot = pinRoot;
+    this.#obj = obj;
+    const n = native();
+    this.#fromEndpointFd = n.programFd(obj, 'from_endpoint');
+    this.#toEndpointFd = n.programFd(obj, 'to_endpoint');
+    for (const name of [IPCACHE_MAP, ENDPOINTS_MAP, POLICY_MAP, CT_MAP, METRICS_MAP, EVENTS_MAP]) {
+      this.#maps.set(name, n.objGet(join(pinRoot, name)));
+    }
+  }
+
+  static open(opts: DatapathOptions): Datapath {
+    const objectPath = opts.objectPath ?? DEFAULT_OBJECT_PATH;
+    if (!existsSync(objectPath)) {
+      throw membraneError('MEMBRANE_ERR_DATAPATH_LOAD', `${objectPath} is missing; run scripts/setup.sh`);
+    }
+    ensureBpffs(opts.pinRoot);
+    mkdirSync(join(opts.pinRoot, 'links'), { recursive: true });
+    let obj: BpfObjectHandle;
+    try {
+      obj = native().loadObject(objectPath, opts.pinRoot);
+    } catch (err) {
+      throw membraneError('MEMBRANE_ERR_DATAPATH_LOAD', `${objectPath} with pin root ${opts.pinRoot}: ${(err as Error).message}`, { cause: err });
+    }
+    return new Datapath(opts.pinRoot, obj);
+  }
+
+  #fd(name: string): number {
+    const fd = this.#maps.get(name);
+    if (fd === undefined) throw membraneError('MEMBRANE_ERR_DATAPATH_MAP', `${name} is not open`);
+    return fd;
+  }
+
+  #linkPin(ifname: string, direction: 'ingress' | 'egress'): string {
+    return join(this.pinRoot, 'links', `${ifname}.${direction}`);
+  }
+
+  /** Attaches (or atomically replaces) both programs on an endpoint's host-side link. */
+  attachEndpoint(ifname: string, ifindex: number): void {
+    const n = native();
+    try {
+      n.attachTcx(this.#fromEndpointFd, ifindex, 'ingress', this.#linkPin(ifname, 'ingress'));
+      n.attachTcx(this.#toEndpointFd, ifindex, 'egress', this.#linkPin(ifname, 'egress'));
+    } catch (err) {
+      throw membraneError('MEMBRANE_ERR_DATAPATH_ATTACH', `${ifname} (ifindex ${ifindex}): ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Removes the link pins: the kernel detaches a TCX link once nothing holds it. */
+  detachEndpoint(ifname: string): void {
+    rmSync(this.#linkPin(ifname, 'ingress'), { force: true });
+    rmSync(this.#linkPin(ifname, 'egress'), { force: true });
+  }
+
+  attachedInterfaces(): string[] {
+    const names = new Set<string>();
+    for (const f of readdirSync(join(this.pinRoot, 'links'))) names.add(f.replace(/\.(ingress|egress)$/, ''));
+    return [...names].sort();
+  }
+
+  // ── ipcache ────────────────────────────────────────────────────────────────────────────
+
+  upsertIpcache(prefix: string, identity: number): void {
+    const { key } = encodeIpcacheKey(prefix);
+    native().mapUpdate(this.#fd(IPCACHE_MAP), key, ipcacheValue.encode({ sec_identity: identity, reserved_0: 0 }), 0);
+  }
+
+  deleteIpcache(prefix: string): boolean {
+    return native().mapDelete(this.#fd(IPCACHE_MAP), encodeIpcacheKey(prefix).key);
+  }
+
+  dumpIpcache(): Map<string, number> {
+    const out = new Map<string, number>();
+    this.#dump(IPCACHE_MAP, ipcacheKey.size, ipcacheValue.size, (k, v) => {
+      const key = ipcacheKey.decode(k);
+      out.set(`${numberToIpv4(key.addr)}/${key.lpm_key}`, ipcacheValue.decode(v).sec_identity);
+    });
+    return out;
+  }
+
+  /** Makes the ipcache equal to `desired`: new and changed entries first, stale ones last. */
+  syncIpcache(desired: ReadonlyMap<string, number>): { upserted: number; deleted: number } {
+    const current = this.dumpIpcache();
+    let upserted = 0;
+    let deleted = 0;
+    for (const [prefix, id] of desired) {
+      const normal = normalisePrefix(prefix);
+      if (current.get(normal) !== id) {
+        this.upsertIpcache(normal, id);
+        upserted++;
+      }
+      current.delete(normal);
+    }
+    for (const prefix of current.keys()) {
+      this.deleteIpcache(prefix);
+      deleted++;
+    }
+    return { upserted, deleted };
+  }
+
+  // ── endpoints ──────────────────────────────────────────────────────────────────────────
+
+  upsertEndpoint(ip: string, ep: EndpointMapValue): void {
+    const value = endpointInfo.encode({
+      ifindex: ep.ifindex,
+      sec_identity: ep.identity,
+      endpoint_id: ep.endpointId,
+      flags: (ep.ingressEnforced ? 1 : 0) | (ep.egressEnforced ? 2 : 0),
+      reserved_0: 0,
+      reserved_1: 0,
+    });
+    native().mapUpdate(this.#fd(ENDPOINTS_MAP), endpointKey.encode({ addr: ipv4ToNumber(ip) }), value, 0);
+  }
+
+  deleteEndpoint(ip: string): boolean {
+    return native().mapDelete(this.#fd(ENDPOINTS_MAP), endpointKey.encode({ addr: ipv4ToNumber(ip) }));
+  }
+
+  dumpEndpoints(): Map<string, EndpointMapValue> {
+    const out = new Map<string, EndpointMapValue>();
+    this.#dump(ENDPOINTS_MAP, endpointKey.size, endpointInfo.size, (k, v) => {
+      const info = endpointInfo.decode(v);
+      out.set(numberToIpv4(endpointKey.decode(k).addr), {
+        ifindex: info.ifindex,
+        identity: info.sec_identity,
+        endpointId: info.endpoint_id,
+        ingressEnforced: (info.flags & 1) !== 0,
+        egressEnforced: (info.flags & 2) !== 0,
+      });
+    });
+    return out;
+  }
+
+  // ── policy ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Makes the policy entries of one endpoint equal to `desired`. Additions and changes are
+   * written before stale entries are removed, so a flow allowed by both the old and the new
+   * policy is never dropped in between.
+   */
+  syncEndpointPolicy(endpointId: number, desired: readonly PolicyMapEntry[]): { upserted: number; deleted: number } {
+    const fd = this.#fd(POLICY_MAP);
+    const current = new Map<string, string>();
+    const currentKeys = new Map<string, Uint8Array>();
+    this.#dump(POLICY_MAP, policyKey.size, policyEntry.size, (k, v) => {
+      if (policyKey.decode(k).endpoint_id !== endpointId) return;
+      current.set(hex(k), hex(v));
+      currentKeys.set(hex(k), k.slice());
+    });
+    const keys: Uint8Array[] = [];
+    const values: Uint8Array[] = [];
+    const wanted = new Set<string>();
+    for (const entry of desired) {
+      const { key, value } = encodePolicyEntry({ ...entry, endpointId });
+      const kh = hex(key);
+      wanted.add(kh);
+      if (current.get(kh) !== hex(value)) {
+        keys.push(key);
+        values.push(value);
+      }
+    }
+    if (keys.length) native().mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(values), keys.length);
+    let deleted = 0;
+    for (const [kh, key] of currentKeys) {
+      if (!wanted.has(kh)) {
+        native().mapDelete(fd, key);
+        deleted++;
+      }
+    }
+    return { upserted: keys.length, deleted };
+  }
+
+  dumpPolicy(): { endpointId: number; egress: boolean; identity: number; protocol: number; port: number; prefixLen: number; deny: boolean; proxyPort: number }[] {
+    const out: ReturnType<Datapath['dumpPolicy']> = [];
+    this.#dump(POLICY_MAP, policyKey.size, policyEntry.size, (k, v) => {
+      const key = policyKey.decode(k);
+      const val = policyEntry.decode(v);
+      out.push({
+        endpointId: key.endpoint_id,
+        egress: key.egress === 1,
+        identity: key.sec_identity,
+        protocol: key.protocol,
+        port: key.dport,
+        prefixLen: val.port_prefix_len,
+        deny: (val.flags & 1) !== 0,
+        proxyPort: val.proxy_port,
+      });
+    });
+    return out;
+  }
+
+  // ── conntrack, metrics, events ─────────────────────────────────────────────────────────
+
+  dumpConntrack(): CtEntryView[] {
+    const out: CtEntryView[] = [];
+    this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k, v) => {
+      const key = ctKey.decode(k);
+      const e = ctEntry.decode(v);
+      out.push({
+        saddr: numberToIpv4(key.saddr),
+        daddr: numberToIpv4(key.daddr),
+        sport: key.sport,
+        dport: key.dport,
+        protocol: key.protocol,
+        direction: key.flags === 1 ? 'egress' : 'ingress',
+        packets: e.packets,
+        srcIdentity: e.src_identity,
+        proxyPort: e.proxy_port,
+        flags: e.flags,
+      });
+    });
+    return out;
+  }
+
+  /** Packet counters summed over CPUs: slot 0 forwarded, other slots by drop reason. */
+  readMetrics(): Map<number, { packets: bigint; bytes: bigint }> {
+    const cpus = native().numPossibleCpus();
+    const out = new Map<number, { packets: bigint; bytes: bigint }>();
+    const fd = this.#fd(METRICS_MAP);
+    for (let slot = 0; slot < METRICS_SLOTS; slot++) {
+      const key = new Uint8Array(4);
+      new DataView(key.buffer).setUint32(0, slot, true);
+      const raw = native().mapLookup(fd, key, metricsValue.size * cpus);
+      if (!raw) continue;
+      let packets = 0n;
+      let bytes = 0n;
+      for (let cpu = 0; cpu < cpus; cpu++) {
+        const v = metricsValue.decode(raw, cpu * metricsValue.size);
+        packets += v.packets;
+        bytes += v.bytes;
+      }
+      if (packets > 0n) out.set(slot, { packets, bytes });
+    }
+    return out;
+  }
+
+  /** Delivers every event the programs emit until the returned function is called. */
+  onEvents(listener: (event: FlowEvent) => void, onMalformed?: (record: Uint8Array) => void): () => void {
+    const handle = native().ringbufOpen(this.#fd(EVENTS_MAP), (records) => {
+      for (const r of records) {
+        if (r.length < flowEvent.size) {
+          onMalformed?.(r);
+          continue;
+        }
+        listener(flowEvent.decode(r));
+      }
+    });
+    this.#ringbufs.add(handle);
+    return () => {
+      if (this.#ringbufs.delete(handle)) native().ringbufClose(handle);
+    };
+  }
+
+  #dump(name: string, keySize: number, valueSize: number, each: (k: Uint8Array, v: Uint8Array) => void): void {
+    const { keys, values, count } = native().mapDump(this.#fd(name), keySize, valueSize);
+    for (let i = 0; i < count; i++) {
+      each(keys.subarray(i * keySize, (i + 1) * keySize), values.subarray(i * valueSize, (i + 1) * valueSize));
+    }
+  }
+
+  /** Closes our fds; pinned maps, programs and links stay in the kernel and keep enforcing. */
+  close(): void {
+    const n = native();
+    for (const h of this.#ringbufs) n.ringbufClose(h);
+    this.#ringbufs.clear();
+    for (const fd of this.#maps.values()) n.closeFd(fd);
+    this.#maps.clear();
+    if (this.#obj) n.closeObject(this.#obj);
+    this.#obj = null;
+  }
+}
+
+/**
+ * Removes every pin under a pin root: maps, links (which detaches the programs) and the
+ * directory itself. Used by `membrane lab down` and test teardown, never by a restart.
+ */
+export function removePins(pinRoot: string): void {
+  rmSync(pinRoot, { recursive: true, force: true });
+}
+
+function normalisePrefix(prefix: string): string {
+  const { ip, len } = splitPrefix(prefix);
+  return `${numberToIpv4(maskIpv4(ipv4ToNumber(ip), len))}/${len}`;
+}
+
+function splitPrefix(prefix: string): { ip: string; len: number } {
+  const [ip = '', lenText] = prefix.split('/');
+  const len = lenText === undefined ? 32 : Number(lenText);
+  if (!Number.isInteger(len) || len < 0 || len > 32) {
+    throw membraneError('MEMBRANE_ERR_DATAPATH_CODEC', `bad prefix length in ${prefix}`);
+  }
+  return { ip, len };
+}
+
+function maskIpv4(n: number, len: number): number {
+  return len === 0 ? 0 : (n & (0xffffffff << (32 - len))) >>> 0;
+}
+
+function encodeIpcacheKey(prefix: string): { key: Uint8Array } {
+  const { ip, len } = splitPrefix(prefix);
+  return { key: ipcacheKey.encode({ lpm_key: len, addr: maskIpv4(ipv4ToNumber(ip), len) }) };
+}

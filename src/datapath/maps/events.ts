@@ -1,0 +1,31 @@
+/** membrane_events (bpf/lib/events.h): ring buffer of drop and policy-verdict events. */
+import { defineStruct } from '../layout.js';
+
+export const EVENTS_MAP = 'membrane_events';
+export const EVENT_TYPE = { drop: 1, policyVerdict: 2 } as const;
+export const EVENT_VERDICT = { forwarded: 1, dropped: 2, redirected: 5 } as const;
+export const EVENT_DIRECTION = { ingress: 1, egress: 2 } as const;
+
+export const flowEvent = defineStruct('flow_event', {
+  ts_ns: 'u64',
+  saddr: 'be32',
+  daddr: 'be32',
+  sport: 'be16',
+  dport: 'be16',
+  src_identity: 'u32',
+  dst_identity: 'u32',
+  ifindex: 'u32',
+  endpoint_id: 'u16',
+  proxy_port: 'be16',
+  type: 'u8',
+  verdict: 'u8',
+  reason: 'u8',
+  direction: 'u8',
+  protocol: 'u8',
+  tcp_flags: 'u8',
+  icmp_type: 'u8',
+  reserved_0: 'u8',
+  reserved_1: 'u32',
+});
+
+export type FlowEvent = ReturnType<typeof flowEvent.decode>;
