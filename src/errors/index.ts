@@ -24,6 +24,9 @@ export const ERROR_CODES = {
   MEMBRANE_ERR_LAB_COMMAND: 'a lab command failed',
   MEMBRANE_ERR_PROXY_UPSTREAM: 'the upstream connection failed',
   MEMBRANE_ERR_PROXY_REQUEST: 'malformed request',
+  MEMBRANE_ERR_PROXY_LISTEN: 'the proxy cannot listen',
+  MEMBRANE_ERR_OBSERVE_FILTER: 'invalid flow filter',
+  MEMBRANE_ERR_OBSERVE_OUTPUT: 'cannot write flow output',
   MEMBRANE_ERR_CLI_USAGE: 'invalid command line',
   MEMBRANE_ERR_STATE: 'cannot read or write the state directory',
 } as const;

@@ -1,0 +1,271 @@
+/**
+ * Builders that turn a decoded datapath or proxy event into a `Flow`, filling the fields Hubble
+ * fills for that kind of event (event type, reply flag, drop reason pair, summary), so producers
+ * only say what happened.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { dropReasonName } from './drop-reasons.js';
+import {
+  EVENT_TYPE,
+  type Flow,
+  type FlowEndpoint,
+  type FlowIP,
+  type FlowPolicy,
+  type HTTPRecord,
+  type Layer4,
+  type TCPFlags,
+  type TraceContext,
+  type TrafficDirection,
+} from './flow.js';
+
+/** A timestamp: a Date, an RFC 3339 string, or nanoseconds since the epoch. */
+export type FlowTimeInput = Date | string | bigint;
+
+/** RFC 3339 UTC; bigint nanoseconds keep their full precision. */
+export function flowTime(t: FlowTimeInput = new Date()): string {
+  if (typeof t === 'string') return t;
+  if (t instanceof Date) return t.toISOString();
+  const ms = t / 1_000_000n;
+  const frac = (t % 1_000_000_000n).toString().padStart(9, '0');
+  return `${new Date(Number(ms)).toISOString().slice(0, 19)}.${frac}Z`;
+}
+
+export function ipVersionOf(ip: string): 'IPv4' | 'IPv6' {
+  return ip.includes(':') ? 'IPv6' : 'IPv4';
+}
+
+const TCP_FLAG_ORDER = ['SYN', 'ACK', 'RST', 'FIN', 'PSH', 'URG', 'ECE', 'CWR', 'NS'] as const;
+
+/** `{SYN:true, ACK:true}` → `SYN, ACK` (Hubble's order, not the header's). */
+export function tcpFlagsSummary(flags: TCPFlags | undefined): string {
+  if (!flags) return '';
+  return TCP_FLAG_ORDER.filter((f) => flags[f] === true).join(', ');
+}
+
+const ICMP4_TYPES: Readonly<Record<number, string>> = {
+  0: 'EchoReply',
+  3: 'DestinationUnreachable',
+  4: 'SourceQuench',
+  5: 'Redirect',
+  8: 'EchoRequest',
+  9: 'RouterAdvertisement',
+  10: 'RouterSolicitation',
+  11: 'TimeExceeded',
+  12: 'ParameterProblem',
+  13: 'TimestampRequest',
+  14: 'TimestampReply',
+};
+const ICMP4_UNREACH: Readonly<Record<number, string>> = {
+  0: 'Net',
+  1: 'Host',
+  2: 'Protocol',
+  3: 'Port',
+  4: 'FragmentationNeeded',
+  13: 'CommAdminProhibited',
+};
+const ICMP6_TYPES: Readonly<Record<number, string>> = {
+  1: 'DestinationUnreachable',
+  2: 'PacketTooBig',
+  3: 'TimeExceeded',
+  4: 'ParameterProblem',
+  128: 'EchoRequest',
+  129: 'EchoReply',
+  133: 'RouterSolicitation',
+  134: 'RouterAdvertisement',
+  135: 'NeighborSolicitation',
+  136: 'NeighborAdvertisement',
+  137: 'Redirect',
+};
+
+function icmpTypeCode(names: Readonly<Record<number, string>>, type: number, code: number, unreach?: Readonly<Record<number, string>>): string {
+  const name = names[type];
+  if (name === undefined) return `${type}(${code})`;
+  if (unreach && type === 3) return `${name}(${unreach[code] ?? code})`;
+  return code === 0 ? name : `${name}(${code})`;
+}
+
+/** The summary Hubble gives an L3/L4 event, from its L4 header. */
+export function l3l4Summary(l4: Layer4 | undefined): string {
+  if (!l4) return '';
+  if ('TCP' in l4) return `TCP Flags: ${tcpFlagsSummary(l4.TCP.flags)}`;
+  if ('UDP' in l4) return 'UDP';
+  if ('SCTP' in l4) return 'SCTP';
+  if ('ICMPv4' in l4) return `ICMPv4 ${icmpTypeCode(ICMP4_TYPES, l4.ICMPv4.type, l4.ICMPv4.code, ICMP4_UNREACH)}`;
+  return `ICMPv6 ${icmpTypeCode(ICMP6_TYPES, l4.ICMPv6.type, l4.ICMPv6.code)}`;
+}
+
+/** `HTTP/1.1 PUT http://deathstar/v1/exhaust-port` */
+export function httpRequestSummary(http: Pick<HTTPRecord, 'protocol' | 'method' | 'url'>): string {
+  return `${http.protocol} ${http.method} ${http.url}`;
+}
+
+/** `HTTP/1.1 403 0ms (PUT http://deathstar/v1/exhaust-port)`; milliseconds truncated, as Hubble. */
+export function httpResponseSummary(http: Pick<HTTPRecord, 'protocol' | 'method' | 'url' | 'code'>, latencyNs: number): string {
+  const ms = Math.floor(Math.max(0, latencyNs) / 1_000_000);
+  return `${http.protocol} ${http.code ?? 0} ${ms}ms (${http.method} ${http.url})`;
+}
+
+/** What every L3/L4 event carries. */
+export interface L3L4EventInput {
+  time?: FlowTimeInput;
+  uuid?: string;
+  source: FlowEndpoint;
+  destination: FlowEndpoint;
+  ip: FlowIP;
+  l4?: Layer4;
+  direction: TrafficDirection;
+  nodeName: string;
+}
+
+function l3l4Base(input: L3L4EventInput): Omit<Flow, 'verdict' | 'event_type' | 'Summary'> {
+  const flow: Omit<Flow, 'verdict' | 'event_type' | 'Summary'> = {
+    time: flowTime(input.time),
+    uuid: input.uuid ?? randomUUID(),
+    IP: { ipVersion: ipVersionOf(input.ip.source), ...input.ip },
+    source: input.source,
+    destination: input.destination,
+    Type: 'L3_L4',
+    traffic_direction: input.direction,
+    node_name: input.nodeName,
+  };
+  if (input.l4) flow.l4 = input.l4;
+  return flow;
+}
+
+/** A packet the datapath dropped (monitor DROP event). Direction of a drop is unknown: no is_reply. */
+export function dropFlow(input: L3L4EventInput & { reason: number }): Flow {
+  const flow: Flow = {
+    ...l3l4Base(input),
+    verdict: 'DROPPED',
+    drop_reason: input.reason,
+    event_type: { type: EVENT_TYPE.DROP, sub_type: input.reason },
+    Summary: l3l4Summary(input.l4),
+  };
+  const name = dropReasonName(input.reason);
+  if (name) flow.drop_reason_desc = name;
+  return flow;
+}
+
+/** A policy decision on the first packet of a connection (monitor POLICY_VERDICT event). */
+export function policyVerdictFlow(
+  input: L3L4EventInput & {
+    verdict: 'FORWARDED' | 'DROPPED' | 'AUDIT' | 'REDIRECTED';
+    matchType: number;
+    /** For DROPPED: the reason (133 default deny, 181 deny rule). */
+    dropReason?: number;
+    proxyPort?: number;
+  },
+): Flow {
+  const flow: Flow = {
+    ...l3l4Base(input),
+    verdict: input.verdict,
+    event_type: { type: EVENT_TYPE.POLICY_VERDICT, sub_type: 0 },
+    policy_match_type: input.matchType,
+    Summary: l3l4Summary(input.l4),
+  };
+  if (input.verdict === 'DROPPED') {
+    const reason = input.dropReason ?? 133;
+    flow.drop_reason = reason;
+    const name = dropReasonName(reason);
+    if (name) flow.drop_reason_desc = name;
+  } else {
+    // Allowed verdicts are emitted for a connection's first packet: never a reply.
+    flow.is_reply = false;
+  }
+  if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  return flow;
+}
+
+/** A packet the datapath passed at an observation point (monitor TRACE event). */
+export function traceFlow(
+  input: L3L4EventInput & { observationPoint: number; isReply?: boolean; proxyPort?: number },
+): Flow {
+  const flow: Flow = {
+    ...l3l4Base(input),
+    verdict: 'FORWARDED',
+    event_type: { type: EVENT_TYPE.TRACE, sub_type: input.observationPoint },
+    Summary: l3l4Summary(input.l4),
+  };
+  if (input.isReply !== undefined) flow.is_reply = input.isReply;
+  if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  return flow;
+}
+
+/** What an HTTP exchange seen by the proxy carries, from the client's side. */
+export interface HttpExchangeInput {
+  time?: FlowTimeInput;
+  uuid?: string;
+  /** The client. */
+  source: FlowEndpoint;
+  /** The server (original destination). */
+  destination: FlowEndpoint;
+  ip: FlowIP;
+  sourcePort: number;
+  destinationPort: number;
+  direction: TrafficDirection;
+  nodeName: string;
+  proxyPort?: number;
+  traceContext?: TraceContext;
+  policies?: FlowPolicy[];
+}
+
+function l7Policies(flow: Flow, input: HttpExchangeInput, allowed: boolean): void {
+  if (!input.policies || input.policies.length === 0) return;
+  const key = `${input.direction === 'INGRESS' ? 'ingress' : 'egress'}_${allowed ? 'allowed' : 'denied'}_by` as const;
+  flow[key] = input.policies;
+}
+
+/** The request half: FORWARDED, or DROPPED when policy denied it (Cilium's Denied → DROPPED). */
+export function httpRequestFlow(
+  input: HttpExchangeInput & { http: Omit<HTTPRecord, 'code'>; verdict: 'FORWARDED' | 'DROPPED' | 'ERROR' },
+): Flow {
+  const flow: Flow = {
+    time: flowTime(input.time),
+    uuid: input.uuid ?? randomUUID(),
+    verdict: input.verdict,
+    IP: { ipVersion: ipVersionOf(input.ip.source), ...input.ip },
+    l4: { TCP: { source_port: input.sourcePort, destination_port: input.destinationPort } },
+    source: input.source,
+    destination: input.destination,
+    Type: 'L7',
+    l7: { type: 'REQUEST', http: input.http },
+    traffic_direction: input.direction,
+    is_reply: false,
+    event_type: { type: EVENT_TYPE.ACCESS_LOG },
+    Summary: httpRequestSummary(input.http),
+    node_name: input.nodeName,
+  };
+  if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  if (input.traceContext) flow.trace_context = input.traceContext;
+  l7Policies(flow, input, input.verdict !== 'DROPPED');
+  return flow;
+}
+
+/**
+ * The response half. Endpoints, addresses and ports are those of the reply packet (server → client),
+ * with is_reply set, so printers swap them back and draw `<-`, as Hubble does.
+ */
+export function httpResponseFlow(
+  input: HttpExchangeInput & { http: HTTPRecord & { code: number }; latencyNs: number; verdict: 'FORWARDED' | 'ERROR' },
+): Flow {
+  const flow: Flow = {
+    time: flowTime(input.time),
+    uuid: input.uuid ?? randomUUID(),
+    verdict: input.verdict,
+    IP: { ipVersion: ipVersionOf(input.ip.destination), source: input.ip.destination, destination: input.ip.source },
+    l4: { TCP: { source_port: input.destinationPort, destination_port: input.sourcePort } },
+    source: input.destination,
+    destination: input.source,
+    Type: 'L7',
+    l7: { type: 'RESPONSE', latency_ns: Math.max(0, Math.round(input.latencyNs)), http: input.http },
+    traffic_direction: input.direction,
+    is_reply: true,
+    event_type: { type: EVENT_TYPE.ACCESS_LOG },
+    Summary: httpResponseSummary(input.http, input.latencyNs),
+    node_name: input.nodeName,
+  };
+  if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  if (input.traceContext) flow.trace_context = input.traceContext;
+  return flow;
+}

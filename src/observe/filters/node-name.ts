@@ -1,0 +1,13 @@
+import { filterError, isSet } from './errors.js';
+import type { FilterFunc, FilterSpec } from './types.js';
+
+/** `--node-name`: exact name, or a pattern where `*` matches any run of characters but `/`. */
+export function nodeNameFilters(spec: FilterSpec): FilterFunc[] {
+  if (!isSet(spec.node_name)) return [];
+  const patterns = spec.node_name.map((p) => {
+    if (p === '') throw filterError('node-name', 'empty pattern');
+    const body = p.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*');
+    return new RegExp(`^${body}$`);
+  });
+  return [(flow) => patterns.some((re) => re.test(flow.node_name))];
+}

@@ -1,0 +1,19 @@
+export { escapeTerminal } from './escape.js';
+export { flowTypeName, formatIdentity, formatStampMilli, hostNames, verdictName, type TimeZone } from './format.js';
+export {
+  compact,
+  dict,
+  isOutputMode,
+  json,
+  output,
+  OUTPUT_MODES,
+  withIPTranslation,
+  withNodeName,
+  withTimeZone,
+  withWriter,
+  type OutputMode,
+  type PrinterOption,
+  type PrinterOptions,
+  type TextWriter,
+} from './options.js';
+export { FlowPrinter, formatCompact, resolvePrinterOptions } from './printer.js';
