@@ -1,0 +1,77 @@
+import { describe, expect, it, vi } from 'vitest';
+import { FlowRing, type Flow } from '../../../src/observe/index.js';
+import { starWarsFlows } from './fixtures.js';
+
+function flows(n: number): Flow[] {
+  const base = starWarsFlows()[0] as Flow;
+  return Array.from({ length: n }, (_, i) => ({ ...base, uuid: `f${i}` }));
+}
+const ids = (fs: Flow[]): string[] => fs.map((f) => f.uuid);
+
+describe('FlowRing', () => {
+  it('keeps the last `capacity` flows, oldest first', () => {
+    const ring = new FlowRing({ capacity: 3 });
+    expect(ring.last(10)).toEqual([]);
+    for (const f of flows(5)) ring.push(f);
+    expect(ring.size).toBe(3);
+    expect(ring.seen).toBe(5);
+    expect(ids(ring.last(10))).toEqual(['f2', 'f3', 'f4']);
+    expect(ids(ring.last(2))).toEqual(['f3', 'f4']);
+    expect(ids(ring.last(Infinity))).toEqual(['f2', 'f3', 'f4']);
+    expect(ids(ring.first(2))).toEqual(['f2', 'f3']);
+    expect(ring.last(0)).toEqual([]);
+  });
+
+  it('last(n, filter) counts only matching flows', () => {
+    const ring = new FlowRing({ capacity: 10 });
+    for (const f of flows(8)) ring.push(f);
+    const even = (f: Flow): boolean => Number(f.uuid.slice(1)) % 2 === 0;
+    expect(ids(ring.last(2, even))).toEqual(['f4', 'f6']);
+    expect(ids(ring.first(2, even))).toEqual(['f0', 'f2']);
+  });
+
+  it('rejects a bad capacity', () => {
+    expect(() => new FlowRing({ capacity: 0 })).toThrow(RangeError);
+    expect(() => new FlowRing({ capacity: 1.5 })).toThrow(RangeError);
+  });
+
+  it('subscribers see new flows (filtered) until they unsubscribe; a throwing one does not stop others', () => {
+    const onListenerError = vi.fn();
+    const ring = new FlowRing({ capacity: 2, onListenerError });
+    const seen: string[] = [];
+    const seenOdd: string[] = [];
+    const unsubscribe = ring.subscribe((f) => seen.push(f.uuid));
+    ring.subscribe(() => {
+      throw new Error('boom');
+    });
+    ring.subscribe((f) => seenOdd.push(f.uuid), (f) => Number(f.uuid.slice(1)) % 2 === 1);
+    const [a, b, c] = flows(3) as [Flow, Flow, Flow];
+    ring.push(a);
+    ring.push(b);
+    unsubscribe();
+    ring.push(c);
+    expect(seen).toEqual(['f0', 'f1']);
+    expect(seenOdd).toEqual(['f1']);
+    expect(onListenerError).toHaveBeenCalledTimes(3);
+    expect(ring.subscribers).toBe(2);
+  });
+
+  it('a listener may unsubscribe another during delivery', () => {
+    const ring = new FlowRing({ capacity: 2 });
+    const got: string[] = [];
+    let offB = (): void => undefined;
+    ring.subscribe(() => offB());
+    offB = ring.subscribe((f) => got.push(f.uuid));
+    ring.push(flows(1)[0] as Flow);
+    expect(got).toEqual([]);
+  });
+
+  it('clear empties the ring but keeps the seen count', () => {
+    const ring = new FlowRing({ capacity: 2 });
+    for (const f of flows(3)) ring.push(f);
+    ring.clear();
+    expect(ring.size).toBe(0);
+    expect(ring.last(5)).toEqual([]);
+    expect(ring.seen).toBe(3);
+  });
+});
