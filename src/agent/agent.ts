@@ -1,0 +1,247 @@
+/**
+ * The agent: wiring only.
+ *
+ *   PolicyDirectory ──change──► Regenerator ──► Datapath maps (ipcache, policy, endpoints)
+ *   API (unix socket) ──► EndpointManager ──► Regenerator
+ *   Datapath events ──► eventToFlow ──► FlowRing ◄── HttpProxy (L7 flows)
+ *   HttpProxy ──► decideHttp (policy state of both endpoints) ──► connectMarked upstream
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked, ipv4ToNumber } from '../datapath/index.js';
+import { FlowRing, type Flow } from '../observe/index.js';
+import { HttpProxy, type FlowContext } from '../l7proxy/index.js';
+import { parseLabel, RESERVED_IDENTITY, type PolicyObject } from '../policy/index.js';
+import { StateStore } from './state-store.js';
+import { IdentityAllocator } from './identity-allocator.js';
+import { EndpointManager, nodeAddresses, type Endpoint, type EndpointSpec } from './endpoints.js';
+import { PolicyDirectory } from './policy-source.js';
+import { Regenerator, type RegenerationResult } from './regenerate.js';
+import { eventToFlow, flowEndpoint } from './flows.js';
+import { decideHttp } from './proxy-policy.js';
+import { ApiServer } from './api-server.js';
+
+export interface AgentConfig {
+  readonly policyDir: string;
+  readonly stateDir: string;
+  readonly pinRoot: string;
+  readonly apiSocket: string;
+  readonly httpProxyPort: number;
+  readonly dnsProxyPort: number;
+  readonly nodeName: string;
+  readonly netns: string | null;
+  readonly flowBuffer: number;
+  readonly accessLog: string | null;
+  readonly logLevel: string;
+}
+
+export const DEFAULT_AGENT_CONFIG: AgentConfig = {
+  policyDir: '/etc/membrane/policies',
+  stateDir: '/var/lib/membrane',
+  pinRoot: '/sys/fs/bpf/membrane',
+  apiSocket: '/run/membrane/agent.sock',
+  httpProxyPort: 15001,
+  dnsProxyPort: 15053,
+  nodeName: hostname(),
+  netns: null,
+  flowBuffer: 4096,
+  accessLog: null,
+  logLevel: 'info',
+};
+
+export class Agent {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly flows: FlowRing;
+  readonly endpoints: EndpointManager;
+  readonly policies: PolicyDirectory;
+  #datapath: Datapath | null = null;
+  #regenerator: Regenerator | null = null;
+  #identities: IdentityAllocator;
+  #proxy: HttpProxy | null = null;
+  #api: ApiServer | null = null;
+  #stopEvents: (() => void) | null = null;
+  #pending: NodeJS.Timeout | null = null;
+  #lastRegeneration: RegenerationResult | null = null;
+  #malformedEvents = 0;
+
+  constructor(config: AgentConfig, log?: Logger) {
+    this.config = config;
+    this.log = log ?? pino({ level: config.logLevel, base: { node: config.nodeName } });
+    const store = new StateStore(config.stateDir);
+    this.#identities = new IdentityAllocator(store, parseLabel);
+    this.endpoints = new EndpointManager(store);
+    this.flows = new FlowRing({ capacity: config.flowBuffer });
+    this.policies = new PolicyDirectory(config.policyDir, this.log.child({ component: 'policy' }), () => this.scheduleRegeneration());
+  }
+
+  get datapath(): Datapath {
+    if (!this.#datapath) throw new Error('agent is not started');
+    return this.#datapath;
+  }
+
+  get regenerator(): Regenerator {
+    if (!this.#regenerator) throw new Error('agent is not started');
+    return this.#regenerator;
+  }
+
+  get lastRegeneration(): RegenerationResult | null {
+    return this.#lastRegeneration;
+  }
+
+  async start(): Promise<void> {
+    const restored = this.endpoints.restore();
+    this.#datapath = Datapath.open({ pinRoot: this.config.pinRoot });
+    ensureNodeNetwork();
+    this.#regenerator = new Regenerator(
+      this.#datapath,
+      this.endpoints,
+      this.#identities,
+      { http: this.config.httpProxyPort, dns: this.config.dnsProxyPort },
+      this.log.child({ component: 'regeneration' }),
+    );
+    const ctx = {
+      endpointByIp: (ip: string) => this.endpoints.byIp(ip),
+      identity: (id: number) => this.#regenerator?.identity(id),
+      nodeName: this.config.nodeName,
+    };
+    this.#stopEvents = this.#datapath.onEvents(
+      (ev) => this.flows.push(eventToFlow(ev, ctx)),
+      () => this.#malformedEvents++,
+    );
+
+    await this.#startProxy();
+
+    this.policies.loadAll();
+    this.regenerateNow();
+    await this.policies.watch();
+
+    this.#api = new ApiServer(this, this.log.child({ component: 'api' }));
+    await this.#api.listen(this.config.apiSocket);
+    this.log.info(
+      { restoredEndpoints: restored.length, policies: this.policies.policies().length, socket: this.config.apiSocket },
+      'agent ready',
+    );
+  }
+
+  async #startProxy(): Promise<void> {
+    const accessLog = this.config.accessLog
+      ? (mkdirSync(dirname(this.config.accessLog), { recursive: true }),
+        pino({ base: null }, pino.destination({ dest: this.config.accessLog, sync: false, mkdir: true })))
+      : this.log.child({ component: 'accesslog' });
+    const ctx = {
+      endpointByIp: (ip: string) => this.endpoints.byIp(ip),
+      identity: (id: number) => this.#regenerator?.identity(id),
+      nodeName: this.config.nodeName,
+    };
+    this.#proxy = new HttpProxy({
+      resolveConnection: (conn): FlowContext | null => {
+        const src = this.endpoints.byIp(conn.srcIp);
+        // Only pods are redirected to the proxy; a connection from anything else is not ours.
+        if (!src) return null;
+        const dst = this.endpoints.byIp(conn.dstIp);
+        const dstIdentity = dst?.identity ?? this.identityOfIp(conn.dstIp);
+        const ingressRedirect = dst?.policy?.ingress.entries.some((e) => e.verdict === 'redirect') ?? false;
+        return {
+          srcIdentity: src.identity,
+          dstIdentity,
+          source: flowEndpoint(conn.srcIp, src.identity, ctx),
+          destination: flowEndpoint(conn.dstIp, dstIdentity, ctx),
+          direction: ingressRedirect ? 'INGRESS' : 'EGRESS',
+        };
+      },
+      authorizeHttp: (fctx, conn, req) =>
+        decideHttp(
+          this.endpoints.byIp(conn.srcIp),
+          this.endpoints.byIp(conn.dstIp),
+          fctx.srcIdentity,
+          fctx.dstIdentity,
+          conn.dstPort,
+          { method: req.method, path: req.path, host: req.host, headers: req.headers },
+        ),
+      connectUpstream: (fctx, conn) => connectMarked(conn.dstIp, conn.dstPort, fctx.srcIdentity),
+      onFlow: (flow: Flow) => this.flows.push(flow),
+      accessLog,
+      nodeName: this.config.nodeName,
+    });
+    await this.#proxy.listen({ fd: transparentListenFd(this.config.httpProxyPort) });
+  }
+
+  /** The identity the datapath would give an address that is not a local endpoint. */
+  identityOfIp(ip: string): number {
+    if (nodeAddresses().includes(ip)) return RESERVED_IDENTITY.host;
+    const n = ipv4ToNumber(ip);
+    let best: { len: number; id: number } | null = null;
+    for (const [prefix, id] of this.datapath.dumpIpcache()) {
+      const [base = '', lenText = '32'] = prefix.split('/');
+      const len = Number(lenText);
+      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+      if (((n & mask) >>> 0) === ipv4ToNumber(base) && (!best || len > best.len)) best = { len, id };
+    }
+    return best?.id ?? RESERVED_IDENTITY.world;
+  }
+
+  scheduleRegeneration(): void {
+    if (this.#pending) return;
+    // Coalesce bursts (an editor saving, several files copied at once) into one pass.
+    this.#pending = setTimeout(() => {
+      this.#pending = null;
+      this.regenerateNow();
+    }, 25);
+  }
+
+  regenerateNow(): RegenerationResult {
+    const result = this.regenerator.regenerate(this.policies.policies());
+    this.#lastRegeneration = result;
+    return result;
+  }
+
+  upsertEndpoint(spec: EndpointSpec): Endpoint {
+    const ep = this.endpoints.upsert(spec);
+    this.regenerateNow();
+    return ep;
+  }
+
+  removeEndpoint(namespace: string, name: string): Endpoint {
+    const ep = this.endpoints.remove(namespace, name);
+    this.regenerator.forget(ep);
+    this.regenerateNow();
+    return ep;
+  }
+
+  loadedPolicies(): PolicyObject[] {
+    return this.policies.policies();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      nodeName: this.config.nodeName,
+      netns: this.config.netns,
+      regeneration: this.#lastRegeneration,
+      policyRevision: this.policies.revision,
+      endpoints: this.endpoints.list().length,
+      policies: this.policies.policies().length,
+      policyProblems: this.policies.problems(),
+      proxy: this.#proxy?.stats() ?? null,
+      malformedEvents: this.#malformedEvents,
+      datapath: Object.fromEntries(
+        [...this.datapath.readMetrics()].map(([slot, v]) => [slot === 0 ? 'forwarded' : `drop_${slot}`, Number(v.packets)]),
+      ),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#pending) clearTimeout(this.#pending);
+    await this.#api?.close();
+    await this.policies.close();
+    await this.#proxy?.close();
+    this.#stopEvents?.();
+    // Only our fds close: pinned programs and maps keep enforcing until the next start.
+    this.#datapath?.close();
+    this.#datapath = null;
+    this.log.info('agent stopped; pinned datapath stays in force');
+  }
+}
+

@@ -1,0 +1,90 @@
+/**
+ * Datapath events → flows: the identities and endpoints behind each address are resolved
+ * here, so a flow names pods and labels as `hubble observe` does.
+ */
+import { dropFlow, policyVerdictFlow, type Flow, type FlowEndpoint, type Layer4 } from '../observe/index.js';
+import { EVENT_DIRECTION, EVENT_TYPE, EVENT_VERDICT, numberToIpv4, type FlowEvent } from '../datapath/index.js';
+import { formatLabel, type Identity } from '../policy/index.js';
+import type { Endpoint } from './endpoints.js';
+
+export interface FlowContextLookup {
+  endpointByIp(ip: string): Endpoint | undefined;
+  identity(id: number): Identity | undefined;
+  nodeName: string;
+}
+
+/** CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) → wall-clock nanoseconds. */
+export function monotonicToWallNs(tsNs: bigint): bigint {
+  const nowWall = BigInt(Date.now()) * 1_000_000n;
+  return nowWall - (process.hrtime.bigint() - tsNs);
+}
+
+export function flowEndpoint(ip: string, identityId: number, ctx: FlowContextLookup): FlowEndpoint {
+  const ep = ctx.endpointByIp(ip);
+  if (ep) {
+    return {
+      ID: ep.id,
+      identity: ep.identity,
+      namespace: ep.namespace,
+      labels: ep.labels.map(formatLabel).sort(),
+      pod_name: ep.name,
+    };
+  }
+  const identity = ctx.identity(identityId);
+  return {
+    ID: 0,
+    identity: identityId,
+    namespace: '',
+    labels: identity ? identity.labels.map(formatLabel).sort() : [],
+    pod_name: '',
+  };
+}
+
+function layer4(ev: FlowEvent): Layer4 | undefined {
+  const ports = { source_port: ev.sport, destination_port: ev.dport };
+  switch (ev.protocol) {
+    case 6: {
+      const f = ev.tcp_flags;
+      const flags = {
+        ...(f & 0x01 ? { FIN: true } : {}),
+        ...(f & 0x02 ? { SYN: true } : {}),
+        ...(f & 0x04 ? { RST: true } : {}),
+        ...(f & 0x08 ? { PSH: true } : {}),
+        ...(f & 0x10 ? { ACK: true } : {}),
+        ...(f & 0x20 ? { URG: true } : {}),
+      };
+      return { TCP: { ...ports, flags } };
+    }
+    case 17:
+      return { UDP: ports };
+    case 132:
+      return { SCTP: ports };
+    case 1:
+      return { ICMPv4: { type: ev.icmp_type, code: 0 } };
+    default:
+      return undefined;
+  }
+}
+
+export function eventToFlow(ev: FlowEvent, ctx: FlowContextLookup): Flow {
+  const saddr = numberToIpv4(ev.saddr);
+  const daddr = numberToIpv4(ev.daddr);
+  const l4 = layer4(ev);
+  const input = {
+    time: monotonicToWallNs(ev.ts_ns),
+    source: flowEndpoint(saddr, ev.src_identity, ctx),
+    destination: flowEndpoint(daddr, ev.dst_identity, ctx),
+    ip: { source: saddr, destination: daddr },
+    ...(l4 ? { l4 } : {}),
+    direction: ev.direction === EVENT_DIRECTION.ingress ? ('INGRESS' as const) : ('EGRESS' as const),
+    nodeName: ctx.nodeName,
+  };
+  if (ev.type === EVENT_TYPE.drop) return dropFlow({ ...input, reason: ev.reason });
+  const verdict = ev.verdict === EVENT_VERDICT.redirected ? 'REDIRECTED' : 'FORWARDED';
+  return policyVerdictFlow({
+    ...input,
+    verdict,
+    matchType: 2,
+    ...(ev.proxy_port ? { proxyPort: ev.proxy_port } : {}),
+  });
+}

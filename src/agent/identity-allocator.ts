@@ -1,0 +1,70 @@
+/**
+ * Numeric security identities for label sets, allocated in-process (local mode) and kept in
+ * the state directory so a restart gives every endpoint the identity it had: the pinned
+ * ipcache and policy maps keep meaning the same thing.
+ *
+ * Cluster-scoped identities start at 256, below which the reserved identities live; CIDR
+ * identities are node-local and live in the 1<<24 range, as in Cilium.
+ */
+import { formatLabel, type Label } from '../policy/index.js';
+import { membraneError } from '../errors/index.js';
+import type { StateStore } from './state-store.js';
+
+export const FIRST_CLUSTER_IDENTITY = 256;
+export const MAX_CLUSTER_IDENTITY = 65535;
+export const LOCAL_IDENTITY_SCOPE = 1 << 24;
+
+interface Persisted {
+  identities: { id: number; labels: string[] }[];
+}
+
+export function labelKey(labels: readonly Label[]): string {
+  return labels.map(formatLabel).sort().join(';');
+}
+
+export class IdentityAllocator {
+  #byKey = new Map<string, number>();
+  #byId = new Map<number, readonly Label[]>();
+  #store: StateStore;
+  #file = 'identities.json';
+
+  constructor(store: StateStore, parse: (s: string) => Label) {
+    this.#store = store;
+    const saved = store.read<Persisted>(this.#file, { identities: [] });
+    for (const { id, labels } of saved.identities) {
+      const parsed = labels.map(parse);
+      this.#byKey.set(labelKey(parsed), id);
+      this.#byId.set(id, parsed);
+    }
+  }
+
+  /** The identity of a label set, allocating the next free one in its scope when new. */
+  allocate(labels: readonly Label[], scope: 'cluster' | 'local' = 'cluster'): number {
+    const key = labelKey(labels);
+    const known = this.#byKey.get(key);
+    if (known !== undefined) return known;
+    const [first, last] =
+      scope === 'cluster' ? [FIRST_CLUSTER_IDENTITY, MAX_CLUSTER_IDENTITY] : [LOCAL_IDENTITY_SCOPE + 1, LOCAL_IDENTITY_SCOPE + 0xffffff - 1];
+    let id = first;
+    while (this.#byId.has(id)) id++;
+    if (id > last) throw membraneError('MEMBRANE_ERR_IDENTITY_EXHAUSTED', `${scope} scope is full`);
+    this.#byKey.set(key, id);
+    this.#byId.set(id, labels);
+    this.#persist();
+    return id;
+  }
+
+  labelsOf(id: number): readonly Label[] | undefined {
+    return this.#byId.get(id);
+  }
+
+  entries(): { id: number; labels: readonly Label[] }[] {
+    return [...this.#byId].map(([id, labels]) => ({ id, labels })).sort((a, b) => a.id - b.id);
+  }
+
+  #persist(): void {
+    this.#store.write(this.#file, {
+      identities: this.entries().map(({ id, labels }) => ({ id, labels: labels.map(formatLabel) })),
+    } satisfies Persisted);
+  }
+}

@@ -1,0 +1,68 @@
+/** `membrane agent`: runs the agent in this process (re-executed inside --netns when given). */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Agent, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../agent/index.js';
+import { run } from '../datapath/index.js';
+
+export interface AgentCommandOptions {
+  policyDir: string;
+  stateDir: string;
+  pinRoot: string;
+  netns?: string;
+  httpProxyPort: string;
+  dnsProxyPort: string;
+  nodeName?: string;
+  accessLog?: string;
+  flowBuffer: string;
+  logLevel: string;
+  apiSocket: string;
+}
+
+const IN_NETNS = 'MEMBRANE_AGENT_NETNS';
+
+export async function runAgent(opts: AgentCommandOptions): Promise<void> {
+  if (opts.netns && process.env[IN_NETNS] !== opts.netns) {
+    // Only the network namespace changes (nsenter --net): /sys/fs/bpf and the state
+    // directory stay the host's, unlike `ip netns exec`, which remounts /sys.
+    if (!existsSync(`/run/netns/${opts.netns}`)) run('ip', ['netns', 'add', opts.netns]);
+    const r = spawnSync('nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, [IN_NETNS]: opts.netns },
+    });
+    process.exitCode = r.status ?? 1;
+    return;
+  }
+  const config: AgentConfig = {
+    ...DEFAULT_AGENT_CONFIG,
+    policyDir: opts.policyDir,
+    stateDir: opts.stateDir,
+    pinRoot: opts.pinRoot,
+    apiSocket: opts.apiSocket,
+    httpProxyPort: Number(opts.httpProxyPort),
+    dnsProxyPort: Number(opts.dnsProxyPort),
+    nodeName: opts.nodeName ?? opts.netns ?? hostname(),
+    netns: opts.netns ?? null,
+    flowBuffer: Number(opts.flowBuffer),
+    accessLog: opts.accessLog ?? null,
+    logLevel: opts.logLevel,
+  };
+  const agent = new Agent(config);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    agent.log.info({ signal }, 'stopping');
+    agent.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        agent.log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // Bad input must never take the agent down; anything else is a bug worth dying for loudly.
+  await agent.start();
+}

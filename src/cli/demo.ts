@@ -1,0 +1,176 @@
+/**
+ * `membrane demo starwars`: Cilium's Star Wars walkthrough on this machine. Starts an agent
+ * in its own node namespace, builds the lab, runs each step with curl inside the pods,
+ * checks every outcome against what Cilium gives, prints the flows, and tears down.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, rmSync, readFileSync, existsSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FlowPrinter, output, withWriter, type Flow } from '../observe/index.js';
+import { removePins, run } from '../datapath/index.js';
+import { readLabState } from '../lab/index.js';
+import { AgentClient } from './client.js';
+import { labDownCommand, labUpCommand } from './lab-command.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
+const WORK = '/run/membrane/demo';
+const NODE_NETNS = 'membrane-lab';
+const SOCKET = join(WORK, 'agent.sock');
+const PIN_ROOT = '/sys/fs/bpf/membrane';
+const SERVICE = 'deathstar.default.svc.cluster.local';
+
+interface Outcome {
+  readonly text: string;
+  readonly timedOut: boolean;
+  readonly status: number;
+}
+
+function curl(pod: string, method: string, path: string): Outcome {
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', pod, 'curl', '-s', '--max-time', '2', '-o', '-', '-w', '\n%{http_code}', '-X', method, `http://${SERVICE}${path}`],
+    { encoding: 'utf8' },
+  );
+  const lines = r.stdout.split('\n');
+  const status = Number(lines.pop() ?? '0');
+  return { text: lines.join('\n').replace(/\r?\n$/, ''), timedOut: r.status === 28, status };
+}
+
+export async function runDemo(name: string, opts: { keep: boolean }): Promise<number> {
+  if (name !== 'starwars') {
+    process.stderr.write(`unknown demo ${name}; available: starwars\n`);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('the demo builds network namespaces and loads BPF programs: run it as root\n');
+    return 2;
+  }
+  const out = (s = ''): boolean => process.stdout.write(`${s}\n`);
+  let failures = 0;
+  const expect = (ok: boolean, what: string): void => {
+    if (!ok) failures++;
+    out(`   ${ok ? '✔' : '✘'} ${what}`);
+  };
+
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(join(WORK, 'policies'), { recursive: true, mode: 0o700 });
+  const stale = readLabState('starwars');
+  if (stale) await labDownCommand('starwars', SOCKET).catch(() => undefined);
+
+  out('== Starting the agent (node namespace membrane-lab, pins under /sys/fs/bpf/membrane) ==');
+  const agentLog = openSync(join(WORK, 'agent.log'), 'w');
+  const agent: ChildProcess = spawn(
+    process.execPath,
+    [
+      CLI, '--api-socket', SOCKET, 'agent', '--netns', NODE_NETNS, '--policy-dir', join(WORK, 'policies'),
+      '--state-dir', join(WORK, 'state'), '--pin-root', PIN_ROOT, '--access-log', join(WORK, 'access.log'),
+      '--node-name', 'membrane-lab',
+    ],
+    { stdio: ['ignore', agentLog, agentLog] },
+  );
+  closeSync(agentLog);
+  const client = new AgentClient(SOCKET);
+  try {
+    await waitForAgent(client, agent);
+    out(`   agent running (pid ${agent.pid}); log: ${join(WORK, 'agent.log')}`);
+    out();
+    out('== Creating the lab from deploy/lab/starwars.yaml ==');
+    await labUpCommand(join(ROOT, 'deploy/lab/starwars.yaml'), SOCKET);
+    out();
+
+    const step = (pod: string, method: string, path: string): Outcome => {
+      out(`$ membrane lab exec ${pod} -- curl -s -X${method} ${SERVICE}${path}`);
+      const r = curl(pod, method, path);
+      out(r.timedOut ? '(no answer: connection timed out)' : r.text);
+      return r;
+    };
+
+    out('== 1. No policy: every ship may land ==');
+    let r = step('xwing', 'POST', '/v1/request-landing');
+    expect(r.text === 'Ship landed', 'xwing lands');
+    r = step('tiefighter', 'POST', '/v1/request-landing');
+    expect(r.text === 'Ship landed', 'tiefighter lands');
+    out();
+
+    out('== 2. L3/L4 policy rule1: only org=empire may reach deathstar:80 ==');
+    out('$ membrane policy import deploy/lab/starwars/sw_l3_l4_policy.yaml');
+    await importPolicy(client, join(ROOT, 'deploy/lab/starwars/sw_l3_l4_policy.yaml'), out);
+    r = step('tiefighter', 'POST', '/v1/request-landing');
+    expect(r.text === 'Ship landed', 'tiefighter lands');
+    r = step('xwing', 'POST', '/v1/request-landing');
+    expect(r.timedOut, 'xwing times out: dropped in the kernel');
+    out('$ membrane endpoint list');
+    const list = spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'endpoint', 'list'], { encoding: 'utf8' });
+    out(list.stdout.trimEnd());
+    const eps = await client.request<{ name: string; ingressEnforcement: boolean }[]>('GET', '/v1/endpoints');
+    expect(
+      eps.every((e) => e.ingressEnforcement === (e.name === 'deathstar')),
+      'ingress enforcement Enabled for deathstar only',
+    );
+    out();
+
+    out('== 3. L7 policy rule1: empire ships may only POST /v1/request-landing ==');
+    out('$ membrane policy import deploy/lab/starwars/sw_l3_l4_l7_policy.yaml');
+    await importPolicy(client, join(ROOT, 'deploy/lab/starwars/sw_l3_l4_l7_policy.yaml'), out);
+    r = step('tiefighter', 'POST', '/v1/request-landing');
+    expect(r.text === 'Ship landed', 'tiefighter lands');
+    r = step('tiefighter', 'PUT', '/v1/exhaust-port');
+    expect(r.text === 'Access denied' && r.status === 403, 'tiefighter PUT /v1/exhaust-port gets 403 Access denied');
+    const serverLog = readLabState('starwars')?.pods.find((p) => p.name === 'deathstar')?.log;
+    const seen = serverLog && existsSync(serverLog) ? readFileSync(serverLog, 'utf8') : '';
+    expect(!seen.includes('/v1/exhaust-port'), 'deathstar never saw the PUT');
+    r = step('xwing', 'POST', '/v1/request-landing');
+    expect(r.timedOut, 'xwing still times out');
+    out();
+
+    out('== Flows observed (membrane observe --verdict DROPPED, then --protocol http) ==');
+    const printer = new FlowPrinter(output('compact'), withWriter(process.stdout));
+    const flows = await client.request<Flow[]>('GET', `/v1/flows?last=200`);
+    const shown = flows.filter((f) => f.verdict === 'DROPPED' || f.Type === 'L7');
+    for (const f of shown) printer.write(f);
+    expect(shown.some((f) => f.Type === 'L7' && f.verdict === 'DROPPED'), 'the denied PUT appears as an http-request DROPPED flow');
+    expect(shown.some((f) => f.Type === 'L3_L4' && f.drop_reason_desc === 'POLICY_DENIED'), 'xwing\'s SYNs appear as POLICY_DENIED drops');
+    out();
+  } catch (err) {
+    failures++;
+    out(`demo failed: ${(err as Error).message}`);
+    out(`agent log: ${join(WORK, 'agent.log')}`);
+  } finally {
+    if (!opts.keep) {
+      out('== Tearing down ==');
+      await labDownCommand('starwars', SOCKET).catch((err: Error) => out(`lab down: ${err.message}`));
+      await client.close();
+      agent.kill('SIGTERM');
+      await new Promise((res) => (agent.exitCode !== null ? res(null) : agent.once('exit', res)));
+      removePins(PIN_ROOT);
+      run('ip', ['netns', 'del', NODE_NETNS], { allowFail: true });
+      out('   lab, agent, pins and node namespace removed');
+    } else {
+      await client.close();
+      out(`== Kept running: agent pid ${agent.pid}, socket ${SOCKET} ==`);
+    }
+  }
+  out(failures === 0 ? 'Demo passed: every outcome matches Cilium.' : `Demo FAILED: ${failures} outcome(s) differ.`);
+  return failures === 0 ? 0 : 1;
+}
+
+async function importPolicy(client: AgentClient, file: string, out: (s?: string) => boolean): Promise<void> {
+  const r = await client.request<{ policies: string[]; revision: number }>(
+    'PUT',
+    `/v1/policy?file=${encodeURIComponent(file.split('/').pop() ?? 'policy.yaml')}`,
+    readFileSync(file, 'utf8'),
+  );
+  out(`Imported ${r.policies.join(', ')}, revision ${r.revision}`);
+}
+
+async function waitForAgent(client: AgentClient, agent: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (agent.exitCode !== null) throw new Error(`agent exited with ${agent.exitCode}`);
+    if (await client.request('GET', '/v1/healthz').then(() => true, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('agent did not become ready in 20s');
+}

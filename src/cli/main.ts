@@ -1,0 +1,283 @@
+#!/usr/bin/env node
+/**
+ * The `membrane` command. Flags are declared in one table per command (commander), output
+ * goes through the observe printers or the column renderer, and errors print their code.
+ */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { isMembraneError, membraneError } from '../errors/index.js';
+import { formatProblem, tracePolicy, type TraceInput, type TraceResult } from '../policy/index.js';
+import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
+import { withAgent } from './client.js';
+import { renderTable } from './table.js';
+import { loadPolicyFiles, validationJson } from './policy-files.js';
+import { runAgent } from './agent-command.js';
+import { labCommands } from './lab-command.js';
+import { runDemo } from './demo.js';
+
+const program = new Command('membrane')
+  .description('Sidecar-less service mesh data plane: CiliumNetworkPolicy in eBPF plus a per-node L7 proxy')
+  .option('--api-socket <path>', 'agent API socket', process.env.MEMBRANE_API_SOCKET ?? '/run/membrane/agent.sock')
+  .showHelpAfterError();
+
+const socket = (): string => program.opts<{ apiSocket: string }>().apiSocket;
+
+program
+  .command('agent')
+  .description('run the node agent (local mode: policies from a directory, endpoints from the lab or the API)')
+  .option('--policy-dir <dir>', 'directory of CiliumNetworkPolicy YAML files to watch', '/etc/membrane/policies')
+  .option('--state-dir <dir>', 'where identities and endpoints survive restarts', '/var/lib/membrane')
+  .option('--pin-root <dir>', 'bpffs directory for maps and links', '/sys/fs/bpf/membrane')
+  .option('--netns <name>', 'run in this network namespace (created if missing), e.g. the lab node')
+  .option('--http-proxy-port <port>', 'transparent HTTP proxy port', '15001')
+  .option('--dns-proxy-port <port>', 'transparent DNS proxy port', '15053')
+  .option('--node-name <name>', 'node name shown in flows')
+  .option('--access-log <file>', 'write proxy access logs (JSON lines) here instead of the agent log')
+  .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+  .action(async (opts) => runAgent({ ...opts, apiSocket: socket() }));
+
+const endpoint = program.command('endpoint').description('local endpoints (pods)');
+endpoint
+  .command('list')
+  .description('list endpoints, as `cilium-dbg endpoint list`')
+  .addOption(new Option('-o, --output <mode>', 'output').choices(['table', 'json']).default('table'))
+  .action(async (opts: { output: string }) => {
+    const eps = await withAgent(socket(), (c) =>
+      c.request<{ id: number; identity: number; labels: string[]; ipv4: string; ingressEnforcement: boolean; egressEnforcement: boolean; status: string }[]>('GET', '/v1/endpoints'),
+    );
+    if (opts.output === 'json') {
+      process.stdout.write(`${JSON.stringify(eps, null, 2)}\n`);
+      return;
+    }
+    const onOff = (b: boolean): string => (b ? 'Enabled' : 'Disabled');
+    process.stdout.write(
+      renderTable(
+        [
+          ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
+          ['', 'ENFORCEMENT', 'ENFORCEMENT', '', '', '', '', ''],
+        ],
+        eps.map((e) => [String(e.id), onOff(e.ingressEnforcement), onOff(e.egressEnforcement), String(e.identity), e.labels, '', e.ipv4, e.status]),
+      ),
+    );
+  });
+
+const policy = program.command('policy').description('manage and reason about CiliumNetworkPolicy');
+policy
+  .command('import <file>')
+  .description('validate a policy file and add it to the agent\'s watched directory')
+  .action(async (file: string) => {
+    const text = readFileSync(file, 'utf8');
+    const r = await withAgent(socket(), (c) =>
+      c.request<{ file: string; policies: string[]; revision: number }>('PUT', `/v1/policy?file=${encodeURIComponent(basename(file))}`, text),
+    );
+    process.stdout.write(`Imported ${r.policies.join(', ')} (${r.file}), revision ${r.revision}\n`);
+  });
+policy
+  .command('get')
+  .description('show the policies the agent enforces')
+  .addOption(new Option('-o, --output <mode>', 'output').choices(['table', 'json']).default('table'))
+  .action(async (opts: { output: string }) => {
+    const r = await withAgent(socket(), (c) =>
+      c.request<{ revision: number; files: { file: string; policies: { kind: string; name: string; namespace: string | null }[]; problems: { path: string; message: string; name: string; file: string }[] }[] }>('GET', '/v1/policy'),
+    );
+    if (opts.output === 'json') {
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      return;
+    }
+    const rows = r.files.flatMap((f) =>
+      f.policies.map((p) => [p.namespace ?? '', p.name, p.kind, f.file, f.problems.length ? 'invalid update rejected' : 'ok']),
+    );
+    process.stdout.write(renderTable([['NAMESPACE', 'NAME', 'KIND', 'FILE', 'STATUS']], rows));
+    process.stdout.write(`Revision: ${r.revision}\n`);
+  });
+policy
+  .command('delete [name]')
+  .description('delete a policy by name from the watched directory')
+  .option('--all', 'delete every policy')
+  .action(async (name: string | undefined, opts: { all?: boolean }) => {
+    if (!name && !opts.all) throw membraneError('MEMBRANE_ERR_CLI_USAGE', 'give a policy name or --all');
+    const q = opts.all ? 'all=1' : `name=${encodeURIComponent(name ?? '')}`;
+    const r = await withAgent(socket(), (c) => c.request<{ removed: string[]; revision: number }>('DELETE', `/v1/policy?${q}`));
+    process.stdout.write(`Deleted ${r.removed.join(', ')}, revision ${r.revision}\n`);
+  });
+policy
+  .command('validate <paths...>')
+  .description('check policy files offline; exit 1 if any is invalid')
+  .addOption(new Option('-o, --output <mode>', 'output').choices(['text', 'json']).default('text'))
+  .action((paths: string[], opts: { output: string }) => {
+    const reports = loadPolicyFiles(paths);
+    const invalid = reports.some((r) => r.problems.length > 0);
+    if (opts.output === 'json') {
+      process.stdout.write(`${JSON.stringify(validationJson(reports), null, 2)}\n`);
+    } else {
+      for (const r of reports) {
+        if (r.problems.length) for (const p of r.problems) process.stdout.write(`${formatProblem(p)}\n`);
+        else process.stdout.write(`${r.file}: valid (${r.policies.map((p) => p.name).join(', ') || 'no policies'})\n`);
+      }
+    }
+    process.exitCode = invalid ? 1 : 0;
+  });
+policy
+  .command('trace')
+  .description('explain the verdict for a flow: the source\'s egress policy, then the destination\'s ingress policy')
+  .option('--policy <paths...>', 'policy files or directories (offline); without it the running agent\'s policy is used')
+  .requiredOption('--src <labels>', 'source labels k=v,k2=v2')
+  .requiredOption('--dst <labels>', 'destination labels k=v,k2=v2')
+  .option('--src-namespace <ns>', 'source namespace', 'default')
+  .option('--dst-namespace <ns>', 'destination namespace', 'default')
+  .option('--dport <port>', 'destination port')
+  .addOption(new Option('--proto <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'ICMP']).default('TCP'))
+  .option('--src-cidr <ip>', 'source is this address outside the cluster')
+  .option('--dst-cidr <ip>', 'destination is this address outside the cluster')
+  .option('--http-method <m>')
+  .option('--http-path <p>')
+  .option('--http-host <h>')
+  .option('--http-header <h...>', "'Name: value'")
+  .option('--dns-name <name>')
+  .addOption(new Option('-o, --output <mode>', 'output').choices(['text', 'json']).default('text'))
+  .action(async (opts) => {
+    process.exitCode = await traceCommand(opts);
+  });
+
+program
+  .command('observe')
+  .description('show recent flows (drops, policy verdicts, L7 requests) like `hubble observe`')
+  .option('--last <n>', 'number of recent flows', '20')
+  .option('-f, --follow', 'keep printing new flows')
+  .addOption(new Option('-o, --output <mode>', 'output').choices(['compact', 'json', 'dict']).default('compact'))
+  .allowUnknownOption(true)
+  .helpOption('-h, --help', `filters (as hubble): ${Object.keys(FILTER_FLAGS).map((f) => `--${f}`).join(' ')}`)
+  .action(async (opts: { last: string; follow?: boolean; output: string }, cmd: Command) => {
+    const filters = filtersFromFlags(filterArgs(cmd.args));
+    const mode = isOutputMode(opts.output) ? opts.output : 'compact';
+    const printer = new FlowPrinter(output(mode), withWriter(process.stdout));
+    const q = `last=${Number(opts.last)}&filters=${encodeURIComponent(JSON.stringify(filters))}`;
+    await withAgent(socket(), async (c) => {
+      if (opts.follow) {
+        const ac = new AbortController();
+        process.once('SIGINT', () => ac.abort());
+        await c.stream(`/v1/flows?${q}&follow=1`, (f) => printer.write(f as Flow), ac.signal).catch((err: Error) => {
+          if (err.name !== 'AbortError') throw err;
+        });
+        return;
+      }
+      for (const f of await c.request<Flow[]>('GET', `/v1/flows?${q}`)) printer.write(f);
+    });
+  });
+
+program
+  .command('status')
+  .description('agent status: regeneration, policies, proxy and datapath counters')
+  .action(async () => {
+    const s = await withAgent(socket(), (c) => c.request<unknown>('GET', '/v1/status'));
+    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  });
+
+labCommands(program, socket);
+
+program
+  .command('demo')
+  .description('run a demo end to end (starts the agent, builds the lab, runs the scenario, tears down)')
+  .argument('[name]', 'demo name', 'starwars')
+  .option('--keep', 'leave the lab and agent running at the end')
+  .action(async (name: string, opts: { keep?: boolean }) => {
+    process.exitCode = await runDemo(name, { keep: opts.keep ?? false });
+  });
+
+/** Turns the observe command's unknown options into hubble-style filter flags, in order. */
+function filterArgs(args: readonly string[]): [string, string?][] {
+  const out: [string, string?][] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (!a.startsWith('--')) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `unexpected argument ${a}`);
+    const [name = '', inline] = a.slice(2).split(/=(.*)/s, 2);
+    if (name === 'not') {
+      out.push(['not']);
+      continue;
+    }
+    if (!(name in FILTER_FLAGS)) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `unknown filter --${name}`);
+    const needsValue = FILTER_FLAGS[name as keyof typeof FILTER_FLAGS].value !== null;
+    if (inline !== undefined) out.push([name, inline]);
+    else if (needsValue) out.push([name, args[++i] ?? '']);
+    else out.push([name]);
+  }
+  return out;
+}
+
+function parseLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',').filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `label ${part} is not k=v`);
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+async function traceCommand(opts: Record<string, string | string[] | undefined>): Promise<number> {
+  let input: Omit<TraceInput, 'policies'>;
+  try {
+    const headers: Record<string, string> = {};
+    for (const h of (opts.httpHeader as string[] | undefined) ?? []) {
+      const i = h.indexOf(':');
+      if (i <= 0) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `header ${h} is not 'Name: value'`);
+      headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+    }
+    const dport = opts.dport === undefined ? undefined : Number(opts.dport);
+    if (dport !== undefined && (!Number.isInteger(dport) || dport < 0 || dport > 65535)) {
+      throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--dport ${String(opts.dport)} is not a port`);
+    }
+    input = {
+      src: { labels: parseLabels(String(opts.src)), namespace: String(opts.srcNamespace) },
+      dst: { labels: parseLabels(String(opts.dst)), namespace: String(opts.dstNamespace) },
+      ...(dport !== undefined ? { dport } : {}),
+      protocol: String(opts.proto) as 'TCP',
+      ...(opts.srcCidr ? { srcCidr: String(opts.srcCidr) } : {}),
+      ...(opts.dstCidr ? { dstCidr: String(opts.dstCidr) } : {}),
+      ...(opts.httpMethod || opts.httpPath
+        ? {
+            http: {
+              method: String(opts.httpMethod ?? 'GET'),
+              path: String(opts.httpPath ?? '/'),
+              ...(opts.httpHost ? { host: String(opts.httpHost) } : {}),
+              headers,
+            },
+          }
+        : {}),
+      ...(opts.dnsName ? { dnsName: String(opts.dnsName) } : {}),
+    };
+  } catch (err) {
+    process.stderr.write(`Error: ${(err as Error).message}\n`);
+    return 2;
+  }
+  let result: TraceResult;
+  if (opts.policy) {
+    const reports = loadPolicyFiles(opts.policy as string[]);
+    const problems = reports.flatMap((r) => r.problems);
+    if (problems.length) {
+      for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`);
+      return 2;
+    }
+    result = tracePolicy({ ...input, policies: reports.flatMap((r) => r.policies) });
+  } else {
+    result = await withAgent(socket(), (c) => c.request<TraceResult>('POST', '/v1/policy/trace', input));
+  }
+  if (opts.output === 'json') {
+    const { lines: _lines, ...rest } = result;
+    process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${result.lines.join('\n')}\n`);
+  }
+  return result.verdict === 'allowed' ? 0 : 1;
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const code = isMembraneError(err) ? err.code : 'MEMBRANE_ERR_UNEXPECTED';
+  process.stderr.write(`Error: ${(err as Error).message} [${code}]\n`);
+  const problems = (err as { details?: { problems?: Parameters<typeof formatProblem>[0][] } }).details?.problems;
+  for (const p of problems ?? []) process.stderr.write(`  ${formatProblem(p)}\n`);
+  process.exitCode = Number(process.exitCode ?? 0) > 1 ? process.exitCode : 1;
+});
+

@@ -1,0 +1,74 @@
+/**
+ * Lab specs (deploy/lab/*.yaml): pods as network namespaces on this machine, each with its
+ * labels, address and optional server, wired to the agent's namespace by a veth pair.
+ */
+import { parse } from 'yaml';
+import { membraneError } from '../errors/index.js';
+
+export interface LabPod {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Index of the pod's /24 inside the lab subnet: pod = x.y.N.2, host side = x.y.N.1. */
+  readonly index: number;
+  readonly serve?: { readonly app: string; readonly port: number };
+}
+
+export interface LabSpec {
+  readonly name: string;
+  /** First two octets of the lab's 10.x range, e.g. "10.77". Only inside our namespaces. */
+  readonly subnet: string;
+  readonly pods: readonly LabPod[];
+  /** Extra /etc/hosts names visible in every pod (the lab has no DNS yet): name → pod. */
+  readonly hosts: Readonly<Record<string, string>>;
+}
+
+const NAME = /^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$/;
+
+export function parseLabSpec(text: string, file: string): LabSpec {
+  const bad = (path: string, why: string): never => {
+    throw membraneError('MEMBRANE_ERR_LAB_SPEC', `${file}: ${path}: ${why}`);
+  };
+  const doc = parse(text) as Record<string, unknown> | null;
+  if (!doc || doc.kind !== 'Lab') bad('kind', 'must be Lab');
+  const meta = (doc?.metadata ?? {}) as Record<string, unknown>;
+  if (typeof meta.name !== 'string' || !NAME.test(meta.name)) bad('metadata.name', 'must be a short DNS label');
+  const spec = (doc?.spec ?? {}) as Record<string, unknown>;
+  const subnet = spec.subnet ?? '10.77';
+  if (typeof subnet !== 'string' || !/^10\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(subnet)) {
+    bad('spec.subnet', 'must be "10.N": labs only use 10.x addresses inside their own namespaces');
+  }
+  if (!Array.isArray(spec.pods) || spec.pods.length === 0) bad('spec.pods', 'must list at least one pod');
+  const pods: LabPod[] = (spec.pods as unknown[]).map((raw, i) => {
+    const p = raw as Record<string, unknown>;
+    const at = `spec.pods[${i}]`;
+    if (typeof p.name !== 'string' || !NAME.test(p.name)) bad(`${at}.name`, 'must be a DNS label of at most 12 characters');
+    const labels = p.labels ?? {};
+    if (typeof labels !== 'object' || Object.values(labels as object).some((v) => typeof v !== 'string')) {
+      bad(`${at}.labels`, 'must map keys to string values');
+    }
+    const serve = p.serve as Record<string, unknown> | undefined;
+    if (serve && (typeof serve.app !== 'string' || typeof serve.port !== 'number')) bad(`${at}.serve`, 'needs app and port');
+    return {
+      name: p.name as string,
+      namespace: typeof p.namespace === 'string' ? p.namespace : 'default',
+      labels: labels as Record<string, string>,
+      index: i + 1,
+      ...(serve ? { serve: { app: serve.app as string, port: serve.port as number } } : {}),
+    };
+  });
+  const hosts = (spec.hosts ?? {}) as Record<string, string>;
+  for (const [host, pod] of Object.entries(hosts)) {
+    if (!pods.some((p) => p.name === pod)) bad(`spec.hosts.${host}`, `names unknown pod ${pod}`);
+  }
+  return { name: meta.name as string, subnet: subnet as string, pods, hosts };
+}
+
+export function podAddress(spec: LabSpec, pod: LabPod): { pod: string; host: string } {
+  return { pod: `${spec.subnet}.${pod.index}.2`, host: `${spec.subnet}.${pod.index}.1` };
+}
+
+/** Host-side interface name: at most 15 characters, unique per lab pod. */
+export function hostIfname(pod: LabPod): string {
+  return `mb-${pod.name}`.slice(0, 15);
+}
