@@ -1,0 +1,75 @@
+/**
+ * Agent restart: SIGTERM, stay down, start again. The pinned programs and maps must keep
+ * enforcing L3/L4 the whole time — allowed flows stay allowed, denied flows stay denied —
+ * and the restarted agent must adopt the pins without flushing them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { TestNode, privilegedSkipReason, starwarsLab, RULE1_L3L4 } from './harness.js';
+
+const skip = privilegedSkipReason();
+const P = 'rs';
+
+/** One TCP connect attempt from inside a pod, without blocking the test's event loop. */
+function probe(pod: string, ip: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = spawn('ip', ['netns', 'exec', pod, 'curl', '-s', '--max-time', '0.4', '-o', '/dev/null', '-X', 'POST', `http://${ip}/v1/request-landing`]);
+    c.on('exit', (code) => resolve(code === 0));
+  });
+}
+
+describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ? ` (skipped: ${skip})` : ''), () => {
+  let node: TestNode;
+
+  beforeAll(async () => {
+    TestNode.sweep('restart', [`${P}-ds`, `${P}-tie`, `${P}-xw`]);
+    node = new TestNode('restart');
+    await node.startAgent();
+    await node.labUp(starwarsLab(P, '10.212'));
+    node.writePolicy('rule1.yaml', RULE1_L3L4);
+    await new Promise((r) => setTimeout(r, 400));
+  });
+
+  afterAll(async () => {
+    await node?.cleanup();
+  });
+
+  it('allowed stays allowed and denied stays denied through SIGTERM, downtime and start', async () => {
+    const ds = node.podIp(`${P}-ds`);
+    expect(await probe(`${P}-tie`, ds)).toBe(true);
+    expect(await probe(`${P}-xw`, ds)).toBe(false);
+    const policyBefore = (await node.client.request<{ policy: unknown[] }>('GET', '/v1/datapath')).policy.length;
+
+    const results: { phase: string; tie: boolean; xw: boolean }[] = [];
+    let phase = 'running';
+    let probing = true;
+    const loop = (async () => {
+      while (probing) {
+        const [tie, xw] = await Promise.all([probe(`${P}-tie`, ds), probe(`${P}-xw`, ds)]);
+        results.push({ phase, tie, xw });
+      }
+    })();
+
+    await new Promise((r) => setTimeout(r, 300));
+    phase = 'stopping';
+    expect(await node.stopAgent('SIGTERM')).toBe(0);
+    phase = 'down';
+    await new Promise((r) => setTimeout(r, 1500));
+    phase = 'starting';
+    await node.startAgent();
+    phase = 'restarted';
+    await new Promise((r) => setTimeout(r, 800));
+    probing = false;
+    await loop;
+
+    const down = results.filter((r) => r.phase === 'down');
+    expect(down.length).toBeGreaterThan(1);
+    expect(results.filter((r) => !r.tie)).toEqual([]);
+    expect(results.filter((r) => r.xw)).toEqual([]);
+    expect(node.agentLog()).toContain('pinned datapath stays in force');
+    const after = await node.client.request<{ policy: unknown[] }>('GET', '/v1/datapath');
+    expect(after.policy.length).toBe(policyBefore);
+    const eps = await node.client.request<{ name: string; ingressEnforcement: boolean }[]>('GET', '/v1/endpoints');
+    expect(eps.find((e) => e.name === `${P}-ds`)?.ingressEnforcement).toBe(true);
+  });
+});

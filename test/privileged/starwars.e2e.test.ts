@@ -1,0 +1,101 @@
+/**
+ * The Star Wars demo scenario against the real kernel datapath: TCX programs on the pods'
+ * veths, the transparent HTTP proxy, policies from the watched directory, curl in the pods.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestNode, eventually, privilegedSkipReason, starwarsLab, RULE1_L3L4, RULE1_L7, ROOT } from './harness.js';
+import { join } from 'node:path';
+
+const skip = privilegedSkipReason();
+const P = 'sw';
+const URL_LAND = 'http://deathstar.default.svc.cluster.local/v1/request-landing';
+const URL_EXHAUST = 'http://deathstar.default.svc.cluster.local/v1/exhaust-port';
+
+describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped: ${skip})` : ''), () => {
+  let node: TestNode;
+
+  beforeAll(async () => {
+    TestNode.sweep('starwars', [`${P}-ds`, `${P}-tie`, `${P}-xw`]);
+    node = new TestNode('starwars');
+    await node.startAgent();
+    await node.labUp(starwarsLab(P, '10.211'));
+  });
+
+  afterAll(async () => {
+    await node?.cleanup();
+  });
+
+  it('without policy every ship lands', () => {
+    expect(node.curl(`${P}-xw`, 'POST', URL_LAND).body).toBe('Ship landed');
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+    const list = node.cli(['endpoint', 'list']);
+    expect(list.stdout).toMatch(/ENDPOINT\s+POLICY \(ingress\)\s+POLICY \(egress\)\s+IDENTITY/);
+    expect(list.stdout).not.toContain('Enabled');
+  });
+
+  it('L3/L4 rule1: tiefighter lands, xwing is dropped in the kernel, deathstar ingress is enforced', async () => {
+    const imp = node.cli(['policy', 'import', join(ROOT, 'deploy/lab/starwars/sw_l3_l4_policy.yaml')]);
+    expect(imp.stderr).toBe('');
+    expect(imp.stdout).toContain('Imported rule1');
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+    const xw = node.curl(`${P}-xw`, 'POST', URL_LAND);
+    expect(xw.timedOut).toBe(true);
+
+    const eps = await node.client.request<{ name: string; ingressEnforcement: boolean; egressEnforcement: boolean }[]>('GET', '/v1/endpoints');
+    expect(eps.map((e) => [e.name, e.ingressEnforcement, e.egressEnforcement]).sort()).toEqual(
+      [[`${P}-ds`, true, false], [`${P}-tie`, false, false], [`${P}-xw`, false, false]].sort(),
+    );
+    const table = node.cli(['endpoint', 'list']).stdout;
+    const dsLine = table.split('\n').find((l) => l.includes('k8s:class=deathstar'));
+    expect(dsLine).toMatch(/Enabled\s+Disabled/);
+
+    const drops = await node.client.request<{ verdict: string; drop_reason_desc?: string; source: { pod_name: string } }[]>(
+      'GET',
+      `/v1/flows?last=50`,
+    );
+    expect(drops.some((f) => f.verdict === 'DROPPED' && f.drop_reason_desc === 'POLICY_DENIED' && f.source.pod_name === `${P}-xw`)).toBe(true);
+  });
+
+  it('L7 rule1: POST lands, PUT /v1/exhaust-port gets 403 Access denied and never reaches deathstar, xwing still dropped', async () => {
+    const imp = node.cli(['policy', 'import', join(ROOT, 'deploy/lab/starwars/sw_l3_l4_l7_policy.yaml')]);
+    expect(imp.stdout).toContain('Imported rule1');
+    // `import` replaces rule1 like `kubectl apply`: one policy file remains.
+    expect(node.policyFiles()).toEqual(['sw_l3_l4_l7_policy.yaml']);
+
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+    const put = node.curl(`${P}-tie`, 'PUT', URL_EXHAUST);
+    expect(put.status).toBe(403);
+    expect(put.body).toBe('Access denied\r\n');
+    expect(node.serverLog(`${P}-ds`)).toContain('/v1/request-landing');
+    expect(node.serverLog(`${P}-ds`)).not.toContain('/v1/exhaust-port');
+    expect(node.curl(`${P}-xw`, 'POST', URL_LAND).timedOut).toBe(true);
+
+    const observe = node.cli(['observe', '--last', '100', '--protocol', 'http']);
+    expect(observe.status).toBe(0);
+    expect(observe.stdout).toMatch(/http-request DROPPED \(HTTP\/1\.1 PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)/);
+    expect(observe.stdout).toMatch(/http-request FORWARDED \(HTTP\/1\.1 POST http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/request-landing\)/);
+    expect(observe.stdout).toMatch(/http-response FORWARDED \(HTTP\/1\.1 403 \d+ms \(PUT /);
+  });
+
+  it('an invalid edit of a watched file is rejected and the last good policy stays in force', async () => {
+    node.writePolicy('sw_l3_l4_l7_policy.yaml', RULE1_L7.replace('port: "80"', 'port: "eighty-thousand"').replace('toPorts', 'toPortz'));
+    const rejected = await eventually(async () => {
+      const r = await node.client.request<{ files: { problems: unknown[] }[] }>('GET', '/v1/policy');
+      return r.files.some((f) => f.problems.length > 0);
+    });
+    expect(rejected).toBe(true);
+    expect(node.agentLog()).toMatch(/sw_l3_l4_l7_policy\.yaml: rule1: spec\.ingress\[0\]/);
+    expect(node.curl(`${P}-xw`, 'POST', URL_LAND).timedOut).toBe(true);
+    expect(node.curl(`${P}-tie`, 'PUT', URL_EXHAUST).status).toBe(403);
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+  });
+
+  it('changing and deleting files in the watched directory changes enforcement within a second', async () => {
+    node.writePolicy('sw_l3_l4_l7_policy.yaml', RULE1_L3L4);
+    expect(await eventually(() => node.curl(`${P}-tie`, 'PUT', URL_EXHAUST, 0.5).status === 503, 1000, 20)).toBe(true);
+    node.removePolicy('sw_l3_l4_l7_policy.yaml');
+    expect(await eventually(() => node.curl(`${P}-xw`, 'POST', URL_LAND, 0.5).body === 'Ship landed', 1000, 20)).toBe(true);
+    const list = node.cli(['endpoint', 'list']).stdout;
+    expect(list).not.toContain('Enabled');
+  });
+});
