@@ -1,0 +1,190 @@
+/**
+ * Loading policy files: multi-document YAML (strict, bounded) → `PolicyObject`s or problems.
+ * Never throws on bad input. A file with any problem yields no policies, so the caller keeps
+ * the previous good state of that file.
+ */
+import { parseAllDocuments } from 'yaml';
+import { Checker, describe, has } from './check.js';
+import type { Json, JsonObject } from './check.js';
+import { parseCiliumPolicyObject } from './cnp.js';
+import { parseNetworkPolicyObject } from './knp.js';
+import type { LoadResult, PolicyKind, PolicyObject, PolicyProblem } from './types.js';
+
+/** Largest policy file we parse (bytes of text). */
+export const MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024;
+/** Most documents per file. */
+export const MAX_POLICY_DOCUMENTS = 1000;
+/** YAML alias expansion limit (billion-laughs guard). */
+export const MAX_YAML_ALIASES = 100;
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const KINDS: Readonly<Record<string, { apiVersion: string; namespaced: boolean }>> = {
+  CiliumNetworkPolicy: { apiVersion: 'cilium.io/v2', namespaced: true },
+  CiliumClusterwideNetworkPolicy: { apiVersion: 'cilium.io/v2', namespaced: false },
+  NetworkPolicy: { apiVersion: 'networking.k8s.io/v1', namespaced: true },
+};
+
+export interface LoadOptions {
+  /** Namespace for namespaced kinds without metadata.namespace (default 'default'). */
+  readonly defaultNamespace?: string;
+}
+
+/** The outcome for one policy document, for `policy validate -o json`. */
+export interface DocumentResult {
+  readonly file: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly namespace: string | undefined;
+  readonly valid: boolean;
+  readonly problems: readonly PolicyProblem[];
+  readonly policy: PolicyObject | undefined;
+}
+
+export function formatProblem(p: PolicyProblem): string {
+  return `${p.file}: ${p.name}: ${p.path}: ${p.message}`;
+}
+
+/** Parses a file and reports each document separately (valid or not). */
+export function validatePolicyText(text: string, file: string, opts?: LoadOptions): DocumentResult[] {
+  const defaultNamespace = opts?.defaultNamespace ?? 'default';
+  const fileProblem = (message: string, path = ''): DocumentResult => ({
+    file,
+    name: '<unnamed>',
+    kind: '',
+    namespace: undefined,
+    valid: false,
+    problems: [{ file, name: '<unnamed>', path, message }],
+    policy: undefined,
+  });
+  if (text.length > MAX_POLICY_FILE_BYTES) return [fileProblem(`file is larger than ${MAX_POLICY_FILE_BYTES} bytes`)];
+  let docs;
+  try {
+    docs = parseAllDocuments(text, { strict: true, uniqueKeys: true, prettyErrors: false, version: '1.2' });
+  } catch (e) {
+    return [fileProblem(`invalid YAML: ${e instanceof Error ? e.message : String(e)}`)];
+  }
+  if (!Array.isArray(docs)) {
+    // An empty stream parses to an EmptyStream object.
+    return [];
+  }
+  if (docs.length > MAX_POLICY_DOCUMENTS) return [fileProblem(`more than ${MAX_POLICY_DOCUMENTS} documents`)];
+  const out: DocumentResult[] = [];
+  docs.forEach((doc, di) => {
+    const where = docs.length > 1 ? `document ${di + 1}` : '';
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const line = e.linePos?.[0];
+      out.push(fileProblem(`invalid YAML${line ? ` at line ${line.line} column ${line.col}` : ''}: ${e.message.split('\n')[0]}`, where));
+      return;
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+    } catch (e) {
+      out.push(fileProblem(`invalid YAML: ${e instanceof Error ? e.message : String(e)}`, where));
+      return;
+    }
+    if (value === null || value === undefined) return; // empty document
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      out.push(fileProblem(`a policy document must be an object, got ${describe(value)}`, where));
+      return;
+    }
+    const o = value as JsonObject;
+    if (o.kind === 'List' && Array.isArray(o.items)) {
+      o.items.forEach((item, ii) => out.push(checkObject(item, file, defaultNamespace, `items[${ii}].`)));
+      return;
+    }
+    out.push(checkObject(o, file, defaultNamespace, ''));
+  });
+  // Duplicate objects in one file are ambiguous.
+  const seen = new Set<string>();
+  for (let i = 0; i < out.length; i++) {
+    const r = out[i]!;
+    if (!r.policy) continue;
+    const key = `${r.kind}/${r.namespace ?? ''}/${r.name}`;
+    if (seen.has(key)) {
+      out[i] = {
+        ...r,
+        valid: false,
+        policy: undefined,
+        problems: [{ file, name: r.name, path: 'metadata.name', message: `duplicate ${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name} in this file` }],
+      };
+    }
+    seen.add(key);
+  }
+  return out;
+}
+
+function checkObject(v: unknown, file: string, defaultNamespace: string, prefix: string): DocumentResult {
+  const c = new Checker();
+  let name = '<unnamed>';
+  let namespace: string | undefined;
+  let kindText = '';
+  const finish = (policy: PolicyObject | undefined): DocumentResult => {
+    const problems = c.issues.map((i) => ({ file, name, path: prefix + i.path, message: i.message }));
+    return { file, name, kind: kindText, namespace, valid: problems.length === 0, problems, policy: problems.length === 0 ? policy : undefined };
+  };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    c.report('', `a policy document must be an object, got ${describe(v)}`);
+    return finish(undefined);
+  }
+  const o = v as JsonObject;
+  const meta = has(o, 'metadata') ? c.object(o.metadata, 'metadata') : (c.report('metadata', 'required field is missing'), undefined);
+  if (meta) {
+    if (!has(meta, 'name')) c.report('metadata.name', 'required field is missing');
+    else {
+      const n = c.string(meta.name, 'metadata.name');
+      if (n !== undefined) {
+        if (n === '') c.report('metadata.name', 'required field is missing');
+        else {
+          name = n;
+          if (n.length > 253 || !DNS1123_SUBDOMAIN.test(n)) {
+            c.report('metadata.name', `invalid name ${JSON.stringify(n)}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`);
+          }
+        }
+      }
+    }
+  }
+  const kind = has(o, 'kind') ? c.string(o.kind, 'kind') : (c.report('kind', 'required field is missing'), undefined);
+  const apiVersion = has(o, 'apiVersion') ? c.string(o.apiVersion, 'apiVersion') : (c.report('apiVersion', 'required field is missing'), undefined);
+  if (kind === undefined) return finish(undefined);
+  kindText = kind;
+  const info = KINDS[kind];
+  if (!info) {
+    c.report('kind', `unsupported kind ${JSON.stringify(kind)}: expected CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy`);
+    return finish(undefined);
+  }
+  if (apiVersion !== undefined && apiVersion !== info.apiVersion) {
+    c.report('apiVersion', `unsupported apiVersion ${JSON.stringify(apiVersion)} for ${kind}: expected ${info.apiVersion}`);
+  }
+  if (info.namespaced) {
+    namespace = defaultNamespace;
+    if (meta && has(meta, 'namespace')) {
+      const ns = c.string(meta.namespace, 'metadata.namespace');
+      if (ns !== undefined && ns !== '') {
+        if (ns.length > 63 || !DNS1123_LABEL.test(ns)) c.report('metadata.namespace', `invalid namespace ${JSON.stringify(ns)}: must be a lowercase RFC 1123 label`);
+        namespace = ns;
+      }
+    }
+  }
+  const rules =
+    kind === 'NetworkPolicy'
+      ? parseNetworkPolicyObject(c, o, namespace ?? defaultNamespace)
+      : parseCiliumPolicyObject(c, o, namespace);
+  return finish({ kind: kind as PolicyKind, name, namespace, file, rules });
+}
+
+/**
+ * Loads every policy of a file. If any document has a problem, `policies` is empty and
+ * `problems` lists every problem of the file.
+ */
+export function loadPolicyText(text: string, file: string, opts?: LoadOptions): LoadResult {
+  const results = validatePolicyText(text, file, opts);
+  const problems = results.flatMap((r) => r.problems);
+  if (problems.length > 0) return { policies: [], problems };
+  return { policies: results.flatMap((r) => (r.policy ? [r.policy] : [])), problems: [] };
+}
+
+export type { Json };

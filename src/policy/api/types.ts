@@ -1,0 +1,149 @@
+/**
+ * The normalised internal form of a policy. Every accepted CiliumNetworkPolicy,
+ * CiliumClusterwideNetworkPolicy and Kubernetes NetworkPolicy is turned into `Rule`s of this shape,
+ * so `resolve/` knows one form only. Namespace scoping has already been applied to selectors.
+ */
+
+export type PolicyKind = 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy' | 'NetworkPolicy';
+
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+/** One requirement on a label. `source` 'any' matches a label of any source. */
+export interface Requirement {
+  readonly source: string;
+  readonly key: string;
+  readonly operator: SelectorOperator;
+  readonly values: readonly string[];
+}
+
+/** A label selector: all requirements must hold. No requirements = selects everything. */
+export interface Selector {
+  readonly requirements: readonly Requirement[];
+}
+
+/**
+ * A peer of a rule. It selects an identity if any of `anyOf` does. An element with no
+ * requirements makes the peer a wildcard (every identity, written as identity 0 in the map).
+ */
+export type Peer =
+  | {
+      readonly kind: 'selector';
+      readonly what: string;
+      readonly anyOf: readonly Selector[];
+      /** For CIDR peers: the prefixes named (parent and excepts), canonical text. */
+      readonly cidrs?: readonly string[];
+    }
+  | {
+      readonly kind: 'service';
+      readonly what: string;
+      /** By name (k8sService) or by labels (k8sServiceSelector); namespace undefined = any. */
+      readonly serviceName: string | undefined;
+      readonly serviceSelector: Selector | undefined;
+      readonly namespace: string | undefined;
+    }
+  | {
+      readonly kind: 'fqdn';
+      readonly what: string;
+      readonly matchName: string | undefined;
+      readonly matchPattern: string | undefined;
+      /** The key of the `fqdn:` label the FQDN subsystem gives the IPs this selector admits. */
+      readonly labelKey: string;
+    }
+  /** Selects nothing (entity `none`, unsupported peers such as cloud groups: fail closed). */
+  | { readonly kind: 'none'; readonly what: string };
+
+export type L4Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6' | 'ANY';
+
+/** IANA protocol numbers. */
+export const PROTO = { ANY: 0, ICMP: 1, TCP: 6, UDP: 17, ICMPv6: 58, SCTP: 132 } as const;
+
+export interface HttpHeaderMatch {
+  readonly name: string;
+  /** undefined = presence match. */
+  readonly value?: string;
+  /** '' (FAIL), LOG, ADD, DELETE, REPLACE. Only '' takes part in the allow decision. */
+  readonly mismatch?: string;
+  /** Secret reference: cannot be fetched offline, so the header never matches. */
+  readonly secret?: { readonly namespace: string; readonly name: string };
+}
+
+export interface HttpRuleSpec {
+  readonly method?: string;
+  readonly path?: string;
+  readonly host?: string;
+  readonly headers?: readonly { readonly name: string; readonly value?: string }[];
+  readonly headerMatches?: readonly HttpHeaderMatch[];
+}
+
+export interface DnsRuleSpec {
+  readonly matchName?: string;
+  readonly matchPattern?: string;
+}
+
+export type L7Spec =
+  | { readonly kind: 'http'; readonly rules: readonly HttpRuleSpec[] }
+  | { readonly kind: 'dns'; readonly rules: readonly DnsRuleSpec[] }
+  /** Kafka / generic l7proto: accepted by validation but not enforced here, so they deny at L7. */
+  | { readonly kind: 'unsupported'; readonly what: string };
+
+/** One port (or port range, or named port, or ICMP type) with the L7 rules that apply to it. */
+export interface PortSpec {
+  readonly protocol: L4Protocol;
+  /** 0 = every port; a string = a named port, resolved against the endpoint's/peer's named ports. */
+  readonly port: number | string;
+  /** Inclusive end of a range; undefined = single port. */
+  readonly endPort?: number;
+  /** For ICMP/ICMPv6: `port` is the ICMP type. */
+  readonly l7: L7Spec | null;
+}
+
+export interface PeerRule {
+  /** Position in the section it came from (for RuleRef and trace). */
+  readonly index: number;
+  /** null = no L3 restriction (every peer). An empty array selects no peer. */
+  readonly peers: readonly Peer[] | null;
+  /** null = every protocol and port (L3-only rule). */
+  readonly ports: readonly PortSpec[] | null;
+}
+
+export type Direction = 'ingress' | 'egress';
+
+export interface Rule {
+  /** Selects the endpoints the rule applies to; namespace-scoped for namespaced kinds. */
+  readonly endpointSelector: Selector | null;
+  /** The rule has a `nodeSelector` (host policy): it selects no pod endpoint here. */
+  readonly hostPolicy: boolean;
+  readonly ingress: readonly PeerRule[];
+  readonly ingressDeny: readonly PeerRule[];
+  readonly egress: readonly PeerRule[];
+  readonly egressDeny: readonly PeerRule[];
+  /** The rule has an ingress/ingressDeny (egress/egressDeny) section, even an empty one. */
+  readonly hasIngress: boolean;
+  readonly hasEgress: boolean;
+  /** enableDefaultDeny after defaulting: true unless the policy opted out. */
+  readonly defaultDenyIngress: boolean;
+  readonly defaultDenyEgress: boolean;
+  /** Index of the rule in `specs` (0 for `spec`), for messages. */
+  readonly specIndex: number;
+  readonly description?: string;
+}
+
+export interface PolicyProblem {
+  readonly file: string;
+  readonly name: string;
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface PolicyObject {
+  readonly kind: PolicyKind;
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly file: string;
+  readonly rules: readonly Rule[];
+}
+
+export interface LoadResult {
+  readonly policies: PolicyObject[];
+  readonly problems: PolicyProblem[];
+}

@@ -1,0 +1,49 @@
+/**
+ * Public surface of the policy module: pure, synchronous, no I/O.
+ * See ./README.md for the design and data flow.
+ */
+export type { Label, EndpointLabelInput } from './api/labels.js';
+export { parseLabel, formatLabel, endpointLabels, parseLabelList, LABEL_KEY, LABEL_SOURCE } from './api/labels.js';
+export type {
+  PolicyKind,
+  PolicyObject,
+  PolicyProblem,
+  LoadResult,
+  Rule,
+  PeerRule,
+  Peer,
+  PortSpec,
+  Selector,
+  Requirement,
+  L7Spec,
+} from './api/types.js';
+export { PROTO } from './api/types.js';
+export type { LoadOptions, DocumentResult } from './api/load.js';
+export { loadPolicyText, validatePolicyText, formatProblem, MAX_POLICY_FILE_BYTES } from './api/load.js';
+export { policyCidrs } from './api/cidrs.js';
+export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars } from './api/fqdn.js';
+export { selectorMatches, formatSelector } from './api/selector.js';
+export { compileFullMatch } from './api/re2.js';
+
+export type { Identity, NamedPort } from './resolve/identity.js';
+export { RESERVED_IDENTITY, reservedIdentities, cidrIdentityLabels } from './resolve/identity.js';
+export type {
+  Verdict,
+  RuleRef,
+  HttpRule,
+  HttpHeaderMatchRule,
+  L7Rules,
+  MapEntry,
+  DirectionPolicy,
+  EndpointPolicy,
+  LookupResult,
+  DropReason,
+} from './resolve/types.js';
+export { DROP_REASON } from './resolve/types.js';
+export type { EndpointInput, ServiceInput, ResolveInput, SelectedRule } from './resolve/resolve.js';
+export { resolveEndpointPolicy, selectingRules, isEnforced, rangeToPrefixes } from './resolve/resolve.js';
+export { lookupPolicy, VERDICT_PRECEDENCE } from './resolve/lookup.js';
+export type { HttpRequestInfo } from './resolve/l7.js';
+export { evaluateHttp, evaluateDns } from './resolve/l7.js';
+export type { TraceInput, TraceResult, TraceDirection } from './resolve/trace.js';
+export { tracePolicy } from './resolve/trace.js';

@@ -1,0 +1,87 @@
+/**
+ * L7 rule evaluation used by the proxies.
+ *
+ * HTTP: `method`, `path` (the request-target, query included) and `host` are RE2 regexes matched
+ * against the FULL string; `headers` are exact ("Name: value") or presence ("Name") matches;
+ * `headerMatches` with the default mismatch action must match, other mismatch actions only have
+ * side effects. Fields of one rule are AND-ed, rules are OR-ed, `allowAll` allows everything.
+ *
+ * DNS: names are lower-cased FQDNs; each pattern is matched with the toFQDNs rules, except that an
+ * all-stars pattern in a DNS L7 rule allows every name.
+ */
+import { isAllStars, patternRegex } from '../api/fqdn.js';
+import { toFQDN } from '../api/fqdn.js';
+import { fullMatchRegex } from '../api/re2.js';
+import type { HttpRule, L7Rules } from './types.js';
+
+export interface HttpRequestInfo {
+  readonly method: string;
+  readonly path: string;
+  readonly host: string;
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
+}
+
+function headerValues(headers: HttpRequestInfo['headers'], name: string): string[] {
+  const want = name.toLowerCase();
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.toLowerCase() !== want || v === undefined) continue;
+    if (typeof v === 'string') out.push(v);
+    else out.push(...v);
+  }
+  return out;
+}
+
+function regexMatches(re: string | undefined, value: string): boolean {
+  if (re === undefined) return true;
+  const r = fullMatchRegex(re);
+  return r !== null && r.test(value);
+}
+
+/** Does one HTTP rule match the request? */
+export function httpRuleMatches(rule: HttpRule, req: HttpRequestInfo): boolean {
+  if (!regexMatches(rule.method, req.method)) return false;
+  if (!regexMatches(rule.path, req.path)) return false;
+  if (!regexMatches(rule.host, req.host)) return false;
+  for (const h of rule.headers ?? []) {
+    const vals = headerValues(req.headers, h.name);
+    if (vals.length === 0) return false;
+    if (h.value !== undefined && !vals.includes(h.value)) return false;
+  }
+  for (const hm of rule.headerMatches ?? []) {
+    if (hm.mismatch !== undefined && hm.mismatch !== '') continue; // side effect only
+    if (hm.secret !== undefined) return false; // secret values are not available: never matches
+    const vals = headerValues(req.headers, hm.name);
+    if (vals.length === 0) return false;
+    if (hm.value !== undefined && !vals.includes(hm.value)) return false;
+  }
+  return true;
+}
+
+export function evaluateHttp(rules: L7Rules & { kind: 'http' }, req: HttpRequestInfo): { allowed: boolean; matchedRule: number | null } {
+  for (let i = 0; i < rules.rules.length; i++) {
+    if (httpRuleMatches(rules.rules[i]!, req)) return { allowed: true, matchedRule: i };
+  }
+  return { allowed: rules.allowAll, matchedRule: null };
+}
+
+const dnsCache = new Map<string, RegExp>();
+
+function dnsRegex(pattern: string): RegExp {
+  let r = dnsCache.get(pattern);
+  if (!r) {
+    r = patternRegex(pattern);
+    if (dnsCache.size >= 1024) dnsCache.delete(dnsCache.keys().next().value!);
+    dnsCache.set(pattern, r);
+  }
+  return r;
+}
+
+export function evaluateDns(rules: L7Rules & { kind: 'dns' }, qname: string): { allowed: boolean; matchedPattern: string | null } {
+  const name = toFQDN(qname);
+  for (const p of rules.patterns) {
+    if (isAllStars(p)) return { allowed: true, matchedPattern: p };
+    if (dnsRegex(p).test(name)) return { allowed: true, matchedPattern: p };
+  }
+  return { allowed: rules.allowAll, matchedPattern: null };
+}

@@ -1,0 +1,456 @@
+/**
+ * Rules → map state for one endpoint.
+ *
+ *   policies ──select(endpoint labels)──► rules for this endpoint, per direction
+ *     └─ each peer rule: peers → identities (or the wildcard), ports → (proto, port range)
+ *          └─ contributions {allow|deny, proto, lo..hi, l7, ref} per identity
+ *               └─ truth(identity, proto, port): deny > allow(+merged L7 → redirect)
+ *                    └─ entries: identity-0 entries for the wildcard truth, then per-identity
+ *                       entries wherever the lookup order of lookup.ts would not already give
+ *                       that identity's truth (derived entries), so one lookup is always right.
+ */
+import type { Label } from '../api/labels.js';
+import { LABEL_KEY } from '../api/labels.js';
+import { fqdnSelectorKey, toFQDN } from '../api/fqdn.js';
+import { selectorMatches } from '../api/selector.js';
+import type { Direction, L7Spec, Peer, PeerRule, PolicyObject, PortSpec, Rule, Selector } from '../api/types.js';
+import { PROTO } from '../api/types.js';
+import type { Identity, NamedPort } from './identity.js';
+import { reservedIdentities } from './identity.js';
+import { lookupPolicy } from './lookup.js';
+import type { DirectionPolicy, EndpointPolicy, HttpRule, L7Rules, MapEntry, RuleRef, Verdict } from './types.js';
+import { DROP_REASON } from './types.js';
+
+export interface EndpointInput {
+  readonly labels: readonly Label[];
+  readonly namedPorts?: Readonly<Record<string, NamedPort>>;
+}
+
+export interface ServiceInput {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** The pod selector; null for services without a selector. */
+  readonly selector: Readonly<Record<string, string>> | null;
+}
+
+export interface ResolveInput {
+  readonly policies: readonly PolicyObject[];
+  readonly endpoint: EndpointInput;
+  /** Every identity the datapath may see; reserved identities are added when missing. */
+  readonly identities: readonly Identity[];
+  readonly services?: readonly ServiceInput[];
+}
+
+/** A rule of a policy that selects the endpoint. */
+export interface SelectedRule {
+  readonly policy: PolicyObject;
+  readonly rule: Rule;
+}
+
+/** Rules of `policies` whose endpointSelector selects `labels` (host policies never do). */
+export function selectingRules(policies: readonly PolicyObject[], labels: readonly Label[]): SelectedRule[] {
+  const out: SelectedRule[] = [];
+  for (const policy of policies) {
+    for (const rule of policy.rules) {
+      if (rule.hostPolicy || rule.endpointSelector === null) continue;
+      if (selectorMatches(rule.endpointSelector, labels)) out.push({ policy, rule });
+    }
+  }
+  return out;
+}
+
+/** Whether the direction is in default-deny for these rules. */
+export function isEnforced(rules: readonly SelectedRule[], dir: Direction): boolean {
+  return rules.some(({ rule }) => (dir === 'ingress' ? rule.hasIngress && rule.defaultDenyIngress : rule.hasEgress && rule.defaultDenyEgress));
+}
+
+interface Contribution {
+  readonly deny: boolean;
+  /** 0 = every protocol (L3-only). */
+  readonly proto: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly l7: L7Spec | null;
+  readonly ref: RuleRef;
+}
+
+/** A truth value at one point of the key space. */
+interface Truth {
+  readonly verdict: Verdict;
+  readonly l7: L7Rules | undefined;
+  readonly refs: readonly RuleRef[];
+}
+
+const TRANSPORTS = [PROTO.TCP, PROTO.UDP, PROTO.SCTP] as const;
+
+function protoNumbers(p: PortSpec['protocol']): number[] {
+  switch (p) {
+    case 'TCP':
+      return [PROTO.TCP];
+    case 'UDP':
+      return [PROTO.UDP];
+    case 'SCTP':
+      return [PROTO.SCTP];
+    case 'ICMP':
+      return [PROTO.ICMP];
+    case 'ICMPv6':
+      return [PROTO.ICMPv6];
+    case 'ANY':
+      return [...TRANSPORTS];
+  }
+}
+
+/** Concrete (proto, lo, hi) ranges of a port spec; named ports resolve through `named`. */
+export function portRanges(ps: PortSpec, named: ReadonlyMap<string, readonly NamedPort[]>): { proto: number; lo: number; hi: number }[] {
+  if (typeof ps.port === 'string') {
+    const hits = named.get(ps.port) ?? [];
+    const want = protoNumbers(ps.protocol);
+    return hits.filter((np) => want.includes(np.protocol)).map((np) => ({ proto: np.protocol, lo: np.port, hi: np.port }));
+  }
+  const protos = protoNumbers(ps.protocol);
+  let lo = ps.port;
+  let hi = ps.port;
+  if (ps.endPort !== undefined && ps.endPort >= ps.port) hi = ps.endPort;
+  else if (ps.port === 0) hi = 65535;
+  return protos.map((proto) => ({ proto, lo, hi }));
+}
+
+function namedPortMap(...sources: (Readonly<Record<string, NamedPort>> | undefined)[]): Map<string, NamedPort[]> {
+  const m = new Map<string, NamedPort[]>();
+  for (const s of sources) {
+    if (!s) continue;
+    for (const [name, np] of Object.entries(s)) {
+      const list = m.get(name.toLowerCase()) ?? [];
+      if (!list.some((x) => x.port === np.port && x.protocol === np.protocol)) list.push(np);
+      m.set(name.toLowerCase(), list);
+    }
+  }
+  return m;
+}
+
+function serviceSelectors(peer: Peer & { kind: 'service' }, services: readonly ServiceInput[]): Selector[] {
+  const out: Selector[] = [];
+  for (const svc of services) {
+    if (peer.namespace !== undefined && svc.namespace !== peer.namespace) continue;
+    if (peer.serviceName !== undefined && svc.name !== peer.serviceName) continue;
+    if (peer.serviceSelector !== undefined) {
+      const svcLabels: Label[] = Object.entries(svc.labels).map(([k, v]) => ({ source: 'k8s', key: k, value: v }));
+      if (!selectorMatches(peer.serviceSelector, svcLabels)) continue;
+    }
+    if (svc.selector === null) continue;
+    out.push({
+      requirements: [
+        ...Object.entries(svc.selector).map(([k, v]) => ({ source: 'k8s', key: k, operator: 'In' as const, values: [v] })),
+        { source: 'k8s', key: LABEL_KEY.podNamespace, operator: 'In' as const, values: [svc.namespace] },
+      ],
+    });
+  }
+  return out;
+}
+
+/** Identities a peer selects; 'all' for the wildcard. */
+export function peerIdentities(peer: Peer, identities: readonly Identity[], services: readonly ServiceInput[]): 'all' | Set<number> {
+  const out = new Set<number>();
+  switch (peer.kind) {
+    case 'none':
+      return out;
+    case 'selector': {
+      if (peer.anyOf.some((s) => s.requirements.length === 0)) return 'all';
+      for (const id of identities) if (peer.anyOf.some((s) => selectorMatches(s, id.labels))) out.add(id.id);
+      return out;
+    }
+    case 'service': {
+      const sels = serviceSelectors(peer, services);
+      for (const id of identities) if (sels.some((s) => selectorMatches(s, id.labels))) out.add(id.id);
+      return out;
+    }
+    case 'fqdn': {
+      for (const id of identities) if (id.labels.some((l) => l.source === 'fqdn' && l.key === peer.labelKey)) out.add(id.id);
+      return out;
+    }
+  }
+}
+
+function l7Equal(a: L7Rules | undefined, b: L7Rules | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function truthEqual(a: Truth | null, b: Truth | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.verdict === b.verdict && l7Equal(a.l7, b.l7);
+}
+
+function httpRule(r: NonNullable<L7Spec & { kind: 'http' }>['rules'][number]): HttpRule {
+  return {
+    ...(r.method !== undefined ? { method: r.method } : {}),
+    ...(r.path !== undefined ? { path: r.path } : {}),
+    ...(r.host !== undefined ? { host: r.host } : {}),
+    ...(r.headers !== undefined ? { headers: r.headers.map((h) => ({ ...h })) } : {}),
+    ...(r.headerMatches !== undefined ? { headerMatches: r.headerMatches.map((h) => ({ ...h })) } : {}),
+  };
+}
+
+function dedupe<T>(xs: readonly T[]): T[] {
+  const seen = new Set<string>();
+  const out: T[] = [];
+  for (const x of xs) {
+    const k = JSON.stringify(x);
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(x);
+    }
+  }
+  return out;
+}
+
+/**
+ * Merges the allow contributions at one point. L7 rules of every rule with L7 on this port are
+ * OR-ed; an allow without L7 (L3-only or L4-only) makes the merged rules allow everything, but
+ * the port is still redirected (Cilium folds the L4 allow into the L7 redirect).
+ */
+function mergeAllows(allows: readonly Contribution[]): Truth {
+  const refs = allows.map((c) => c.ref);
+  const withL7 = allows.filter((c) => c.l7 !== null);
+  if (withL7.length === 0) return { verdict: 'allow', l7: undefined, refs };
+  const allowAll = allows.some((c) => c.l7 === null);
+  const first = withL7[0]!.l7!;
+  if (first.kind === 'dns') {
+    const patterns: string[] = [];
+    let all = allowAll;
+    for (const c of withL7) {
+      if (c.l7!.kind !== 'dns') continue;
+      if (c.l7!.rules.length === 0) all = true;
+      for (const r of c.l7!.rules) {
+        if (r.matchName !== undefined) patterns.push(fqdnSelectorKey({ matchName: r.matchName }));
+        if (r.matchPattern !== undefined) patterns.push(fqdnSelectorKey({ matchPattern: r.matchPattern }));
+      }
+    }
+    return { verdict: 'redirect', l7: { kind: 'dns', patterns: dedupe(patterns), allowAll: all }, refs };
+  }
+  // HTTP (and unsupported L7 protocols, which allow nothing at L7 unless an L4 allow covers them).
+  const rules: HttpRule[] = [];
+  let all = allowAll;
+  for (const c of withL7) {
+    const l7 = c.l7!;
+    if (l7.kind === 'http') {
+      if (l7.rules.length === 0) all = true;
+      rules.push(...l7.rules.map(httpRule));
+    }
+  }
+  return { verdict: 'redirect', l7: { kind: 'http', rules: dedupe(rules), allowAll: all }, refs };
+}
+
+function truthAt(contribs: readonly Contribution[], proto: number | null, port: number): Truth | null {
+  const hits = contribs.filter((c) => c.proto === 0 || (proto !== null && c.proto === proto && c.lo <= port && port <= c.hi));
+  if (hits.length === 0) return null;
+  const denies = hits.filter((c) => c.deny);
+  if (denies.length > 0) return { verdict: 'deny', l7: undefined, refs: denies.map((c) => c.ref) };
+  return mergeAllows(hits);
+}
+
+/** Splits [lo, hi] into aligned prefixes (port, prefix length), the canonical minimal cover. */
+export function rangeToPrefixes(lo: number, hi: number): { port: number; prefixLen: number }[] {
+  const out: { port: number; prefixLen: number }[] = [];
+  let cur = lo;
+  while (cur <= hi) {
+    let size = 1;
+    let len = 16;
+    while (len > 0) {
+      const next = size * 2;
+      if (cur % next !== 0 || cur + next - 1 > hi) break;
+      size = next;
+      len--;
+    }
+    out.push({ port: cur, prefixLen: len });
+    cur += size;
+  }
+  return out;
+}
+
+function entry(identity: number, proto: number, port: number, prefixLen: number, t: Truth): MapEntry {
+  return {
+    identity,
+    protocol: proto,
+    port: proto === 0 ? 0 : port,
+    portPrefixLen: proto === 0 ? 0 : prefixLen,
+    verdict: t.verdict,
+    ...(t.l7 !== undefined ? { l7: t.l7 } : {}),
+    ...(t.verdict === 'deny' ? { dropReason: DROP_REASON.POLICY_DENY } : {}),
+    derivedFrom: t.refs,
+  };
+}
+
+interface Segment {
+  readonly lo: number;
+  readonly hi: number;
+}
+
+function segmentsFor(contribs: readonly Contribution[], proto: number): Segment[] {
+  const cuts = new Set<number>([0, 65536]);
+  for (const c of contribs) {
+    if (c.proto !== proto) continue;
+    cuts.add(c.lo);
+    cuts.add(c.hi + 1);
+  }
+  const sorted = [...cuts].sort((a, b) => a - b);
+  const out: Segment[] = [];
+  for (let i = 0; i + 1 < sorted.length; i++) out.push({ lo: sorted[i]!, hi: sorted[i + 1]! - 1 });
+  return out;
+}
+
+/** Emits entries for runs of consecutive segments with equal truth (and equal group key). */
+function emitRuns(
+  identity: number,
+  proto: number,
+  segs: readonly Segment[],
+  pick: (i: number) => { truth: Truth; group: number } | null,
+  out: MapEntry[],
+): void {
+  let i = 0;
+  while (i < segs.length) {
+    const cur = pick(i);
+    if (!cur) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j + 1 < segs.length) {
+      const nx = pick(j + 1);
+      if (!nx || nx.group !== cur.group || !truthEqual(nx.truth, cur.truth)) break;
+      j++;
+    }
+    for (const p of rangeToPrefixes(segs[i]!.lo, segs[j]!.hi)) out.push(entry(identity, proto, p.port, p.prefixLen, cur.truth));
+    i = j + 1;
+  }
+}
+
+/** Resolves one direction. Exported for trace and tests. */
+export function resolveDirection(
+  selected: readonly SelectedRule[],
+  dir: Direction,
+  endpoint: EndpointInput,
+  identities: readonly Identity[],
+  services: readonly ServiceInput[],
+): DirectionPolicy {
+  const enforced = isEnforced(selected, dir);
+  const ids = identities.filter((i) => i.id !== 0);
+  const allNamed = namedPortMap(...ids.map((i) => i.namedPorts));
+  const endpointNamed = namedPortMap(endpoint.namedPorts);
+  const namedById = new Map(ids.map((i) => [i.id, namedPortMap(i.namedPorts)]));
+
+  const wildcard: Contribution[] = [];
+  const perId = new Map<number, Contribution[]>();
+
+  const add = (pr: PeerRule, deny: boolean, ref: RuleRef, target: 'all' | number) => {
+    const named = dir === 'ingress' ? endpointNamed : target === 'all' ? allNamed : (namedById.get(target) ?? new Map());
+    const list: Contribution[] = [];
+    if (pr.ports === null) list.push({ deny, proto: 0, lo: 0, hi: 65535, l7: null, ref });
+    else for (const ps of pr.ports) for (const r of portRanges(ps, named)) list.push({ deny, proto: r.proto, lo: r.lo, hi: r.hi, l7: deny ? null : ps.l7, ref });
+    if (target === 'all') wildcard.push(...list);
+    else {
+      const cur = perId.get(target) ?? [];
+      cur.push(...list);
+      perId.set(target, cur);
+    }
+  };
+
+  for (const { policy, rule } of selected) {
+    for (const deny of [false, true]) {
+      const section = dir === 'ingress' ? (deny ? rule.ingressDeny : rule.ingress) : deny ? rule.egressDeny : rule.egress;
+      for (const pr of section) {
+        const ref: RuleRef = { policy: policy.name, namespace: policy.namespace, kind: policy.kind, direction: dir, index: pr.index, ...(deny ? { deny: true } : {}), specIndex: rule.specIndex };
+        if (pr.peers === null) {
+          add(pr, deny, ref, 'all');
+          continue;
+        }
+        let targets: 'all' | Set<number> = new Set();
+        for (const peer of pr.peers) {
+          const sel = peerIdentities(peer, ids, services);
+          if (sel === 'all') {
+            targets = 'all';
+            break;
+          }
+          for (const id of sel) targets.add(id);
+        }
+        if (targets === 'all') add(pr, deny, ref, 'all');
+        else for (const id of [...targets].sort((a, b) => a - b)) add(pr, deny, ref, id);
+      }
+    }
+  }
+
+  // Protocols with port-specific contributions anywhere.
+  const protos = new Set<number>();
+  for (const c of wildcard) if (c.proto !== 0) protos.add(c.proto);
+  for (const list of perId.values()) for (const c of list) if (c.proto !== 0) protos.add(c.proto);
+  const protoList = [...protos].sort((a, b) => a - b);
+  const everything = [...wildcard, ...[...perId.values()].flat()];
+  const segsByProto = new Map(protoList.map((p) => [p, segmentsFor(everything, p)]));
+
+  const entries: MapEntry[] = [];
+  // Identity 0: the wildcard truth.
+  const w0 = truthAt(wildcard, null, 0);
+  if (w0) entries.push(entry(0, 0, 0, 0, w0));
+  const wTruth = new Map<number, (Truth | null)[]>();
+  const wGroup = new Map<number, number[]>();
+  for (const p of protoList) {
+    const segs = segsByProto.get(p)!;
+    const truths = segs.map((s) => truthAt(wildcard, p, s.lo));
+    wTruth.set(p, truths);
+    // Group ids: runs of equal wildcard truth (so identity runs never cross a wildcard run).
+    const groups: number[] = [];
+    let g = 0;
+    truths.forEach((t, i) => {
+      if (i > 0 && !truthEqual(t, truths[i - 1]!)) g++;
+      groups.push(g);
+    });
+    wGroup.set(p, groups);
+    emitRuns(0, p, segs, (i) => {
+      const t = truths[i]!;
+      if (t === null || truthEqual(t, w0)) return null;
+      return { truth: t, group: groups[i]! };
+    }, entries);
+  }
+  const wildcardEntries = entries.slice();
+
+  // Each identity selected by a non-wildcard rule.
+  for (const [id, own] of [...perId.entries()].sort((a, b) => a[0] - b[0])) {
+    const all = [...wildcard, ...own];
+    const idEntries: MapEntry[] = [];
+    const t0 = truthAt(all, null, 0);
+    if (t0 && !truthEqual(t0, w0)) idEntries.push(entry(id, 0, 0, 0, t0));
+    for (const p of protoList) {
+      const segs = segsByProto.get(p)!;
+      const wt = wTruth.get(p)!;
+      const groups = wGroup.get(p)!;
+      const base: DirectionPolicy = { enforced, entries: [...wildcardEntries, ...idEntries] };
+      emitRuns(id, p, segs, (i) => {
+        const desired = truthAt(all, p, segs[i]!.lo);
+        if (desired === null) return null;
+        const got = lookupPolicy(base, id, p, segs[i]!.lo);
+        const gotTruth: Truth | null = got.entry ? { verdict: got.entry.verdict, l7: got.entry.l7, refs: got.entry.derivedFrom } : null;
+        const wildcardHere = wt[i]! !== null && !truthEqual(wt[i]!, w0);
+        const needed = !truthEqual(gotTruth, desired) || (wildcardHere && !truthEqual(desired, wt[i]!));
+        return needed ? { truth: desired, group: groups[i]! } : null;
+      }, idEntries);
+    }
+    entries.push(...idEntries);
+  }
+  return { enforced, entries };
+}
+
+export function resolveEndpointPolicy(input: ResolveInput): EndpointPolicy {
+  const byId = new Map<number, Identity>();
+  for (const r of reservedIdentities()) byId.set(r.id, r);
+  for (const i of input.identities) byId.set(i.id, i);
+  const identities = [...byId.values()];
+  const selected = selectingRules(input.policies, input.endpoint.labels);
+  const services = input.services ?? [];
+  return {
+    ingress: resolveDirection(selected, 'ingress', input.endpoint, identities, services),
+    egress: resolveDirection(selected, 'egress', input.endpoint, identities, services),
+  };
+}
+
+export { toFQDN };

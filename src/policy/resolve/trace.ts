@@ -1,0 +1,182 @@
+/**
+ * Offline trace: evaluates the source's egress policy and the destination's ingress policy the
+ * way the datapath and the proxies would, and explains every step.
+ *
+ *   src/dst labels (or --src-cidr/--dst-cidr) → identities
+ *     → resolveEndpointPolicy(src).egress  → lookupPolicy(dst identity, proto, dport)
+ *     → resolveEndpointPolicy(dst).ingress → lookupPolicy(src identity, proto, dport)
+ *     → redirect? evaluate HTTP / DNS rules of each redirecting direction
+ *     → Final verdict
+ */
+import { endpointLabels, formatLabel } from '../api/labels.js';
+import type { Label } from '../api/labels.js';
+import { parseIP } from '../api/cidr.js';
+import type { PolicyObject } from '../api/types.js';
+import { PROTO } from '../api/types.js';
+import { cidrIdentityLabels, RESERVED_IDENTITY } from './identity.js';
+import type { Identity } from './identity.js';
+import { evaluateDns, evaluateHttp } from './l7.js';
+import { lookupPolicy } from './lookup.js';
+import { resolveEndpointPolicy, selectingRules } from './resolve.js';
+import type { DirectionPolicy, LookupResult, RuleRef } from './types.js';
+
+export interface TraceInput {
+  policies: readonly PolicyObject[];
+  src: { labels: Record<string, string>; namespace: string };
+  dst: { labels: Record<string, string>; namespace: string };
+  dport?: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
+  srcCidr?: string;
+  dstCidr?: string;
+  http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
+  dnsName?: string;
+}
+
+export interface TraceDirection {
+  /** false when that side is outside the cluster (no endpoint, no policy). */
+  evaluated: boolean;
+  enforced: boolean;
+  /** The map lookup: allow | deny | redirect | default-deny | default-allow | not-evaluated. */
+  verdict: LookupResult['verdict'] | 'not-evaluated';
+  /** The result after L7 (when redirected and a request was given). */
+  l7: { kind: 'http' | 'dns'; evaluated: boolean; allowed: boolean | null; matched: number | string | null } | null;
+  allowed: boolean;
+  dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY';
+  peerIdentity: number;
+  matched: { policy: string; namespace: string | undefined; rule: number; deny: boolean }[];
+}
+
+export interface TraceResult {
+  verdict: 'allowed' | 'denied';
+  redirect: 'http' | 'dns' | null;
+  dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY';
+  egress: TraceDirection;
+  ingress: TraceDirection;
+  matched: { policy: string; namespace: string | undefined; direction: 'ingress' | 'egress'; rule: number }[];
+  lines: string[];
+}
+
+const PROTO_NUM = { TCP: PROTO.TCP, UDP: PROTO.UDP, SCTP: PROTO.SCTP, ICMP: PROTO.ICMP } as const;
+/** First id handed to a traced pod identity (cluster-local identities start at 256). */
+const FIRST_TRACE_ID = 256;
+/** Identity used for a traced CIDR (local-scope identities start at 1<<24). */
+const TRACE_CIDR_ID = 1 << 24;
+
+interface Side {
+  readonly identity: Identity;
+  readonly isEndpoint: boolean;
+  readonly describe: string;
+}
+
+function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
+  const cidr = which === 'src' ? input.srcCidr : input.dstCidr;
+  if (cidr !== undefined) {
+    const ip = parseIP(cidr.includes('/') ? cidr.slice(0, cidr.indexOf('/')) : cidr);
+    if (!ip) throw new RangeError(`invalid IP address ${JSON.stringify(cidr)}`);
+    const text = cidr.includes('/') ? cidr : `${cidr}/${ip.family === 4 ? 32 : 128}`;
+    return {
+      identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels: cidrIdentityLabels(text) },
+      isEndpoint: false,
+      describe: `${cidr} (outside the cluster)`,
+    };
+  }
+  const ep = which === 'src' ? input.src : input.dst;
+  const labels = endpointLabels({ namespace: ep.namespace, podLabels: ep.labels });
+  return { identity: { id: nextId, labels }, isEndpoint: true, describe: `${ep.namespace}/{${Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',')}}` };
+}
+
+function sameLabels(a: readonly Label[], b: readonly Label[]): boolean {
+  return a.length === b.length && a.every((l, i) => formatLabel(l) === formatLabel(b[i]!));
+}
+
+function refText(r: RuleRef): string {
+  const ns = r.namespace ? `${r.namespace}/` : '';
+  return `${r.kind} ${ns}${r.policy} ${r.direction}${r.deny ? 'Deny' : ''}[${r.index}]`;
+}
+
+export function tracePolicy(input: TraceInput): TraceResult {
+  const lines: string[] = [];
+  const protoName = input.protocol ?? 'TCP';
+  const proto = PROTO_NUM[protoName];
+  const dport = input.dport ?? (protoName === 'ICMP' ? 8 : 0);
+  const src = side('src', input, FIRST_TRACE_ID);
+  let dst = side('dst', input, FIRST_TRACE_ID + 1);
+  if (src.isEndpoint && dst.isEndpoint && sameLabels(src.identity.labels, dst.identity.labels)) {
+    dst = { ...dst, identity: { ...dst.identity, id: src.identity.id } };
+  }
+  const identities: Identity[] = [src.identity, dst.identity];
+  lines.push(`Tracing ${protoName} ${protoName === 'ICMP' ? `type ${dport}` : `port ${input.dport ?? 'any'}`} from ${src.describe} to ${dst.describe}`);
+  lines.push(`  source identity ${src.identity.id}: ${src.identity.labels.map(formatLabel).join(' ')}`);
+  lines.push(`  destination identity ${dst.identity.id}: ${dst.identity.labels.map(formatLabel).join(' ')}`);
+
+  const evalDir = (which: 'egress' | 'ingress', subject: Side, peer: Side): TraceDirection => {
+    const title = which === 'egress' ? 'Egress (source policy)' : 'Ingress (destination policy)';
+    if (!subject.isEndpoint) {
+      lines.push(`${title}: not evaluated: ${which === 'egress' ? 'the source' : 'the destination'} is outside the cluster`);
+      return { evaluated: false, enforced: false, verdict: 'not-evaluated', l7: null, allowed: true, dropReason: null, peerIdentity: peer.identity.id, matched: [] };
+    }
+    const selected = selectingRules(input.policies, subject.identity.labels);
+    const names = [...new Set(selected.map((s) => `${s.policy.kind} ${s.policy.namespace ? `${s.policy.namespace}/` : ''}${s.policy.name}`))];
+    const pol = resolveEndpointPolicy({ policies: input.policies, endpoint: { labels: subject.identity.labels }, identities });
+    const dp: DirectionPolicy = which === 'egress' ? pol.egress : pol.ingress;
+    lines.push(`${title}: ${names.length ? `selected by ${names.join(', ')}` : 'no policy selects this endpoint'}; ${dp.enforced ? 'default deny' : 'default allow'}`);
+    const res = lookupPolicy(dp, peer.identity.id, proto, dport);
+    const matched = (res.entry?.derivedFrom ?? []).map((r) => ({ policy: r.policy, namespace: r.namespace, rule: r.index, deny: r.deny === true }));
+    let allowed = res.verdict === 'allow' || res.verdict === 'redirect' || res.verdict === 'default-allow';
+    let dropReason: TraceDirection['dropReason'] = null;
+    if (res.verdict === 'deny') {
+      dropReason = 'POLICY_DENY';
+      lines.push(`  DENIED by deny rule ${(res.entry?.derivedFrom ?? []).map(refText).join(', ')} (POLICY_DENY, 181)`);
+    } else if (res.verdict === 'default-deny') {
+      dropReason = 'POLICY_DENIED';
+      lines.push('  DENIED: no rule allows it (default deny, POLICY_DENIED, 133)');
+    } else if (res.verdict === 'default-allow') {
+      lines.push('  ALLOWED: not in default deny for this direction');
+    } else {
+      lines.push(`  ${res.verdict === 'redirect' ? 'ALLOWED at L3/L4, redirected to the proxy' : 'ALLOWED'} by ${(res.entry?.derivedFrom ?? []).map(refText).join(', ')}`);
+    }
+    let l7: TraceDirection['l7'] = null;
+    if (res.verdict === 'redirect' && res.entry?.l7) {
+      const rules = res.entry.l7;
+      if (rules.kind === 'http') {
+        if (input.http) {
+          const req = { method: input.http.method, path: input.http.path, host: input.http.host ?? '', headers: input.http.headers ?? {} };
+          const r = evaluateHttp(rules, req);
+          l7 = { kind: 'http', evaluated: true, allowed: r.allowed, matched: r.matchedRule };
+          allowed = r.allowed;
+          lines.push(
+            r.allowed
+              ? `  HTTP ${req.method} ${req.path} allowed${r.matchedRule !== null ? ` by HTTP rule ${r.matchedRule} ${JSON.stringify(rules.rules[r.matchedRule])}` : ' (an L3/L4 rule allows all HTTP on this port)'}`
+              : `  HTTP ${req.method} ${req.path} denied: no HTTP rule matches (403 Access denied)`,
+          );
+        } else {
+          l7 = { kind: 'http', evaluated: false, allowed: null, matched: null };
+          lines.push(`  HTTP rules apply (${rules.allowAll ? 'all requests allowed' : `${rules.rules.length} rule(s)`}); no request given, so they were not evaluated`);
+        }
+      } else if (input.dnsName !== undefined) {
+        const r = evaluateDns(rules, input.dnsName);
+        l7 = { kind: 'dns', evaluated: true, allowed: r.allowed, matched: r.matchedPattern };
+        allowed = r.allowed;
+        lines.push(r.allowed ? `  DNS query ${input.dnsName} allowed${r.matchedPattern ? ` by pattern ${r.matchedPattern}` : ''}` : `  DNS query ${input.dnsName} denied: no DNS rule matches (REFUSED)`);
+      } else {
+        l7 = { kind: 'dns', evaluated: false, allowed: null, matched: null };
+        lines.push('  DNS rules apply; no name given, so they were not evaluated');
+      }
+    }
+    return { evaluated: true, enforced: dp.enforced, verdict: res.verdict, l7, allowed, dropReason, peerIdentity: peer.identity.id, matched };
+  };
+
+  const egress = evalDir('egress', src, dst);
+  const ingress = evalDir('ingress', dst, src);
+  const allowed = egress.allowed && ingress.allowed;
+  const firstDeny = !egress.allowed ? egress : !ingress.allowed ? ingress : null;
+  const redirect = egress.l7?.kind ?? ingress.l7?.kind ?? null;
+  const matched = [
+    ...egress.matched.map((m) => ({ policy: m.policy, namespace: m.namespace, direction: 'egress' as const, rule: m.rule })),
+    ...ingress.matched.map((m) => ({ policy: m.policy, namespace: m.namespace, direction: 'ingress' as const, rule: m.rule })),
+  ];
+  lines.push(`Final verdict: ${allowed ? 'ALLOWED' : 'DENIED'}`);
+  return { verdict: allowed ? 'allowed' : 'denied', redirect, dropReason: firstDeny?.dropReason ?? null, egress, ingress, matched, lines };
+}
+
+export { RESERVED_IDENTITY };

@@ -1,0 +1,83 @@
+/**
+ * Map state: what `resolve` produces for one endpoint and direction, in host byte order.
+ */
+import type { PolicyKind } from '../api/types.js';
+
+export type Verdict = 'allow' | 'deny' | 'redirect';
+
+export interface RuleRef {
+  readonly policy: string;
+  readonly namespace: string | undefined;
+  readonly kind: PolicyKind;
+  readonly direction: 'ingress' | 'egress';
+  /** Position of the rule in its section (`ingress[i]`, or `ingressDeny[i]` when `deny`). */
+  readonly index: number;
+  /** The rule came from ingressDeny/egressDeny. */
+  readonly deny?: boolean;
+  /** Which rule of the policy (`spec` = 0, then `specs[i]`). */
+  readonly specIndex?: number;
+}
+
+export interface HttpHeaderRule {
+  readonly name: string;
+  /** undefined = the header must be present. */
+  readonly value?: string;
+}
+
+export interface HttpHeaderMatchRule {
+  readonly name: string;
+  readonly value?: string;
+  /** '' or undefined: must match; LOG/ADD/DELETE/REPLACE: side effect only, never denies. */
+  readonly mismatch?: string;
+  /** A secret reference: the value is not available here, so the match never succeeds. */
+  readonly secret?: { readonly namespace: string; readonly name: string };
+}
+
+export interface HttpRule {
+  readonly method?: string;
+  readonly path?: string;
+  readonly host?: string;
+  readonly headers?: readonly { name: string; value?: string }[];
+  readonly headerMatches?: readonly HttpHeaderMatchRule[];
+}
+
+export type L7Rules =
+  | { readonly kind: 'http'; readonly rules: readonly HttpRule[]; readonly allowAll: boolean }
+  | { readonly kind: 'dns'; readonly patterns: readonly string[]; readonly allowAll: boolean };
+
+export type DropReason = 133 | 181;
+
+export const DROP_REASON = { POLICY_DENIED: 133, POLICY_DENY: 181 } as const;
+
+export interface MapEntry {
+  /** 0 = any identity (L4-only entry). */
+  readonly identity: number;
+  /** IANA protocol; 0 = any protocol (then port 0 / prefix 0). */
+  readonly protocol: number;
+  /** Host byte order; the ICMP type for ICMP. */
+  readonly port: number;
+  /** 0..16; 16 = exact port. */
+  readonly portPrefixLen: number;
+  readonly verdict: Verdict;
+  /** Present iff verdict === 'redirect'. */
+  readonly l7?: L7Rules;
+  /** For deny entries: 181 (POLICY_DENY). */
+  readonly dropReason?: DropReason;
+  readonly derivedFrom: readonly RuleRef[];
+}
+
+export interface DirectionPolicy {
+  readonly enforced: boolean;
+  readonly entries: readonly MapEntry[];
+}
+
+export interface EndpointPolicy {
+  readonly ingress: DirectionPolicy;
+  readonly egress: DirectionPolicy;
+}
+
+export interface LookupResult {
+  readonly verdict: Verdict | 'default-deny' | 'default-allow';
+  readonly entry: MapEntry | null;
+  readonly dropReason: DropReason | null;
+}
