@@ -46,7 +46,7 @@ export async function labDownCommand(nameOrFile: string, socket: string): Promis
 }
 
 export function labCommands(program: Command, socket: () => string): void {
-  const lab = program.command('lab').description('local lab: pods as network namespaces on this machine');
+  const lab = program.command('lab').description('local lab: pods as network namespaces on this machine').enablePositionalOptions();
   lab
     .command('up <file>')
     .description('create the pods of a lab spec and register them with the agent')

@@ -19,6 +19,7 @@ import { runDemo } from './demo.js';
 const program = new Command('membrane')
   .description('Sidecar-less service mesh data plane: CiliumNetworkPolicy in eBPF plus a per-node L7 proxy')
   .option('--api-socket <path>', 'agent API socket', process.env.MEMBRANE_API_SOCKET ?? '/run/membrane/agent.sock')
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 const socket = (): string => program.opts<{ apiSocket: string }>().apiSocket;

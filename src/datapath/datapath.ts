@@ -96,7 +96,8 @@ export class Datapath {
   }
 
   #linkPin(ifname: string, direction: 'ingress' | 'egress'): string {
-    return join(this.pinRoot, 'links', `${ifname}.${direction}`);
+    // bpffs refuses names with a dot in them.
+    return join(this.pinRoot, 'links', `${ifname}_${direction}`);
   }
 
   /** Attaches (or atomically replaces) both programs on an endpoint's host-side link. */
@@ -118,7 +119,7 @@ export class Datapath {
 
   attachedInterfaces(): string[] {
     const names = new Set<string>();
-    for (const f of readdirSync(join(this.pinRoot, 'links'))) names.add(f.replace(/\.(ingress|egress)$/, ''));
+    for (const f of readdirSync(join(this.pinRoot, 'links'))) names.add(f.replace(/_(ingress|egress)$/, ''));
     return [...names].sort();
   }
 

@@ -13,7 +13,8 @@ import { run } from '../datapath/index.js';
 import { hostIfname, podAddress, type LabSpec } from './spec.js';
 
 export const LAB_STATE_DIR = '/run/membrane/labs';
-const APP_MAIN = fileURLToPath(new URL('./apps/main.js', import.meta.url));
+// Resolved from the repository root so it works from src/ (tests) and dist/ alike.
+const APP_MAIN = fileURLToPath(new URL('../../dist/lab/apps/main.js', import.meta.url));
 
 export interface LabState {
   readonly name: string;

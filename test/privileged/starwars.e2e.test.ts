@@ -26,8 +26,8 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
   });
 
   it('without policy every ship lands', () => {
-    expect(node.curl(`${P}-xw`, 'POST', URL_LAND).body).toBe('Ship landed');
-    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+    expect(node.curl(`${P}-xw`, 'POST', URL_LAND).body).toBe('Ship landed\n');
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed\n');
     const list = node.cli(['endpoint', 'list']);
     expect(list.stdout).toMatch(/ENDPOINT\s+POLICY \(ingress\)\s+POLICY \(egress\)\s+IDENTITY/);
     expect(list.stdout).not.toContain('Enabled');
@@ -37,7 +37,7 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     const imp = node.cli(['policy', 'import', join(ROOT, 'deploy/lab/starwars/sw_l3_l4_policy.yaml')]);
     expect(imp.stderr).toBe('');
     expect(imp.stdout).toContain('Imported rule1');
-    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed\n');
     const xw = node.curl(`${P}-xw`, 'POST', URL_LAND);
     expect(xw.timedOut).toBe(true);
 
@@ -62,7 +62,7 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     // `import` replaces rule1 like `kubectl apply`: one policy file remains.
     expect(node.policyFiles()).toEqual(['sw_l3_l4_l7_policy.yaml']);
 
-    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed\n');
     const put = node.curl(`${P}-tie`, 'PUT', URL_EXHAUST);
     expect(put.status).toBe(403);
     expect(put.body).toBe('Access denied\r\n');
@@ -87,14 +87,14 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     expect(node.agentLog()).toMatch(/sw_l3_l4_l7_policy\.yaml: rule1: spec\.ingress\[0\]/);
     expect(node.curl(`${P}-xw`, 'POST', URL_LAND).timedOut).toBe(true);
     expect(node.curl(`${P}-tie`, 'PUT', URL_EXHAUST).status).toBe(403);
-    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed');
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed\n');
   });
 
   it('changing and deleting files in the watched directory changes enforcement within a second', async () => {
     node.writePolicy('sw_l3_l4_l7_policy.yaml', RULE1_L3L4);
     expect(await eventually(() => node.curl(`${P}-tie`, 'PUT', URL_EXHAUST, 0.5).status === 503, 1000, 20)).toBe(true);
     node.removePolicy('sw_l3_l4_l7_policy.yaml');
-    expect(await eventually(() => node.curl(`${P}-xw`, 'POST', URL_LAND, 0.5).body === 'Ship landed', 1000, 20)).toBe(true);
+    expect(await eventually(() => node.curl(`${P}-xw`, 'POST', URL_LAND, 0.5).body === 'Ship landed\n', 1000, 20)).toBe(true);
     const list = node.cli(['endpoint', 'list']).stdout;
     expect(list).not.toContain('Enabled');
   });
