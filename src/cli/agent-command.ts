@@ -1,5 +1,5 @@
 /** `membrane agent`: runs the agent in this process (re-executed inside --netns when given). */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Agent, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../agent/index.js';
@@ -26,11 +26,14 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     // Only the network namespace changes (nsenter --net): /sys/fs/bpf and the state
     // directory stay the host's, unlike `ip netns exec`, which remounts /sys.
     if (!existsSync(`/run/netns/${opts.netns}`)) run('ip', ['netns', 'add', opts.netns]);
-    const r = spawnSync('nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    const child = spawn('nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
       stdio: 'inherit',
       env: { ...process.env, [IN_NETNS]: opts.netns },
     });
-    process.exitCode = r.status ?? 1;
+    // nsenter execs node, so the child is the agent itself: pass our signals on and leave
+    // with its status, so whoever started us can stop it with a plain SIGTERM.
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => child.kill(sig));
+    process.exitCode = await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
     return;
   }
   const config: AgentConfig = {
