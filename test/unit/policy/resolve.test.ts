@@ -287,13 +287,13 @@ describe('ports', () => {
     expect(rangeToPrefixes(80, 80)).toEqual([{ port: 80, prefixLen: 16 }]);
     expect(rangeToPrefixes(0, 65535)).toEqual([{ port: 0, prefixLen: 0 }]);
     expect(rangeToPrefixes(8000, 8080)).toEqual([
-      { port: 8000, prefixLen: 12 },
+      { port: 8000, prefixLen: 10 },
       { port: 8064, prefixLen: 12 },
       { port: 8080, prefixLen: 16 },
     ]);
     const p = resolve([cnp('r').withSpec(serverSpec().withIngress(from().withEndpoints({ app: 'client' }).withPorts(ports().withPort('8000', 'TCP', 8080)))).policy()]);
     expect(p.ingress.entries.map((e) => [e.port, e.portPrefixLen])).toEqual([
-      [8000, 12],
+      [8000, 10],
       [8064, 12],
       [8080, 16],
     ]);
