@@ -80,14 +80,19 @@ export class TestNode {
     const log = join(this.dir, `agent-${this.#agentLogs.length}.log`);
     this.#agentLogs.push(log);
     const fd = openSync(log, 'w');
+    if (!existsSync(`/run/netns/${this.netns}`)) spawnSync('ip', ['netns', 'add', this.netns]);
+    // nsenter execs node directly, so the child we hold is the agent itself (its PID is the
+    // one we signal and wait for); the env tells it it is already in its namespace.
     this.agent = spawn(
-      process.execPath,
+      'nsenter',
       [
+        `--net=/run/netns/${this.netns}`,
+        process.execPath,
         CLI, '--api-socket', this.socket, 'agent', '--netns', this.netns, '--policy-dir', this.policyDir,
         '--state-dir', join(this.dir, 'state'), '--pin-root', this.pinRoot, '--node-name', this.netns,
         '--log-level', 'debug', ...extraArgs,
       ],
-      { stdio: ['ignore', fd, fd] },
+      { stdio: ['ignore', fd, fd], env: { ...process.env, MEMBRANE_AGENT_NETNS: this.netns } },
     );
     closeSync(fd);
     const deadline = Date.now() + 20_000;
@@ -102,8 +107,11 @@ export class TestNode {
   async stopAgent(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const a = this.agent;
     if (!a || a.exitCode !== null) return a?.exitCode ?? null;
+    const exited = new Promise((r) => a.once('exit', r));
     a.kill(signal);
-    await new Promise((r) => a.once('exit', r));
+    const timer = setTimeout(() => a.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
     this.agent = null;
     return a.exitCode;
   }
@@ -167,7 +175,7 @@ export class TestNode {
 
   async cleanup(): Promise<void> {
     if (this.lab) await labDown(this.lab, null, this.labDir).catch(() => undefined);
-    await this.stopAgent('SIGKILL').catch(() => undefined);
+    await this.stopAgent('SIGTERM').catch(() => undefined);
     await this.client.close().catch(() => undefined);
     sh('ip', ['netns', 'del', this.netns]);
     rmSync(this.pinRoot, { recursive: true, force: true });
