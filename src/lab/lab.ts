@@ -103,7 +103,7 @@ export async function labUp(
       const fd = openSync(log, 'w');
       const child = spawn(
         'ip',
-        ['netns', 'exec', pod.name, process.execPath, APP_MAIN, pod.serve.app, '--port', String(pod.serve.port), '--name', pod.name],
+        ['netns', 'exec', pod.name, process.execPath, APP_MAIN, pod.serve.app, ...pod.serve.ports.flatMap((p) => ['--port', String(p)]), '--name', pod.name],
         { detached: true, stdio: ['ignore', fd, fd] },
       );
       closeSync(fd);
@@ -111,7 +111,7 @@ export async function labUp(
       entry.pid = child.pid ?? null;
       entry.log = log;
       save();
-      await waitForListening(pod.name, pod.serve.port, log);
+      for (const port of pod.serve.ports) await waitForListening(pod.name, port, log);
     }
   }
   save();

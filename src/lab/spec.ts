@@ -11,7 +11,7 @@ export interface LabPod {
   readonly labels: Readonly<Record<string, string>>;
   /** Index of the pod's /24 inside the lab subnet: pod = x.y.N.2, host side = x.y.N.1. */
   readonly index: number;
-  readonly serve?: { readonly app: string; readonly port: number };
+  readonly serve?: { readonly app: string; readonly ports: readonly number[] };
 }
 
 export interface LabSpec {
@@ -48,13 +48,16 @@ export function parseLabSpec(text: string, file: string): LabSpec {
       bad(`${at}.labels`, 'must map keys to string values');
     }
     const serve = p.serve as Record<string, unknown> | undefined;
-    if (serve && (typeof serve.app !== 'string' || typeof serve.port !== 'number')) bad(`${at}.serve`, 'needs app and port');
+    const servePorts = serve ? (Array.isArray(serve.ports) ? serve.ports : [serve.port]) : [];
+    if (serve && (typeof serve.app !== 'string' || servePorts.length === 0 || servePorts.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))) {
+      bad(`${at}.serve`, 'needs app and port (or ports)');
+    }
     return {
       name: p.name as string,
       namespace: typeof p.namespace === 'string' ? p.namespace : 'default',
       labels: labels as Record<string, string>,
       index: i + 1,
-      ...(serve ? { serve: { app: serve.app as string, port: serve.port as number } } : {}),
+      ...(serve ? { serve: { app: serve.app as string, ports: servePorts as number[] } } : {}),
     };
   });
   const hosts = (spec.hosts ?? {}) as Record<string, string>;
