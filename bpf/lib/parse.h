@@ -71,6 +71,16 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 		pkt->dport = udp->dest;
 		return PARSE_OK;
 	}
+	case IPPROTO_SCTP: {
+		/* Only the common header's ports matter to policy; they sit where UDP's do. */
+		struct udphdr *sctp = l4;
+
+		if ((void *)(sctp + 1) > data_end)
+			return -DROP_CT_INVALID_HEADER;
+		pkt->sport = sctp->source;
+		pkt->dport = sctp->dest;
+		return PARSE_OK;
+	}
 	case IPPROTO_ICMP: {
 		struct icmp_echo_hdr *icmp = l4;
 

@@ -6,6 +6,8 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <vector>
+
 namespace membrane {
 
 namespace {
@@ -144,6 +146,33 @@ Napi::Value NumPossibleCpus(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// progTestRun(progFd, packet, { ifindex, mark }) -> { retval, mark }
+// Runs a tc program once on a packet (BPF_PROG_TEST_RUN), for the datapath's own tests.
+Napi::Value ProgTestRun(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t prog_fd;
+  Napi::Uint8Array packet;
+  if (!ArgInt(info, 0, &prog_fd, "progFd") || !ArgBytes(info, 1, &packet, "packet")) return env.Null();
+  __sk_buff ctx{};
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Object o = info[2].As<Napi::Object>();
+    if (o.Get("ifindex").IsNumber()) ctx.ifindex = o.Get("ifindex").As<Napi::Number>().Uint32Value();
+    if (o.Get("mark").IsNumber()) ctx.mark = o.Get("mark").As<Napi::Number>().Uint32Value();
+  }
+  std::vector<uint8_t> out(packet.ByteLength() + 256);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.Data(), .data_out = out.data(),
+              .data_size_in = static_cast<__u32>(packet.ByteLength()), .data_size_out = static_cast<__u32>(out.size()),
+              .ctx_in = &ctx, .ctx_out = &ctx, .ctx_size_in = sizeof ctx, .ctx_size_out = sizeof ctx, .repeat = 1);
+  if (bpf_prog_test_run_opts(static_cast<int>(prog_fd), &opts)) {
+    ThrowSystemError(env, "bpf_prog_test_run_opts", errno, "fd " + std::to_string(prog_fd));
+    return env.Null();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("retval", Napi::Number::New(env, static_cast<int32_t>(opts.retval)));
+  result.Set("mark", Napi::Number::New(env, ctx.mark));
+  return result;
+}
+
 }  // namespace
 
 void InitBpfObject(Napi::Env env, Napi::Object exports) {
@@ -152,6 +181,7 @@ void InitBpfObject(Napi::Env env, Napi::Object exports) {
   exports.Set("closeObject", Napi::Function::New(env, CloseObject));
   exports.Set("attachTcx", Napi::Function::New(env, AttachTcx));
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
+  exports.Set("progTestRun", Napi::Function::New(env, ProgTestRun));
 }
 
 }  // namespace membrane

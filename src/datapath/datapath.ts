@@ -111,6 +111,16 @@ export class Datapath {
     }
   }
 
+  /**
+   * Runs one program once on a packet (BPF_PROG_TEST_RUN) against the live maps: the
+   * datapath's own tests use it to check the C lookup against the shared case table.
+   */
+  runProgram(program: 'from_endpoint' | 'to_endpoint', packet: Uint8Array, ctx: { ifindex?: number; mark?: number } = {}): { verdict: 'pass' | 'drop'; mark: number } {
+    const fd = program === 'from_endpoint' ? this.#fromEndpointFd : this.#toEndpointFd;
+    const r = native().progTestRun(fd, packet, ctx);
+    return { verdict: r.retval === 2 ? 'drop' : 'pass', mark: r.mark };
+  }
+
   /** Removes the link pins: the kernel detaches a TCX link once nothing holds it. */
   detachEndpoint(ifname: string): void {
     rmSync(this.#linkPin(ifname, 'ingress'), { force: true });

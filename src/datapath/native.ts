@@ -18,6 +18,7 @@ export interface NativeAddon {
   closeObject(obj: BpfObjectHandle): void;
   attachTcx(progFd: number, ifindex: number, direction: 'ingress' | 'egress', linkPinPath: string): 'created' | 'replaced';
   numPossibleCpus(): number;
+  progTestRun(progFd: number, packet: Uint8Array, ctx?: { ifindex?: number; mark?: number }): { retval: number; mark: number };
   objGet(path: string): number;
   mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags: number): void;
   mapLookup(fd: number, key: Uint8Array, valueSize: number): Uint8Array | null;
