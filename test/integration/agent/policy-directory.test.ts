@@ -1,0 +1,86 @@
+/**
+ * The watched policy directory: real files, the real watcher. A file that fails validation
+ * keeps its last good policies in force; changes and deletions arrive within a second.
+ */
+import { mkdtempSync, rmSync, writeFileSync, renameSync, unlinkSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PolicyDirectory } from '../../../src/agent/policy-source.js';
+
+const RULE1 = readFileSync(new URL('../../../deploy/lab/starwars/sw_l3_l4_policy.yaml', import.meta.url), 'utf8');
+
+async function until(check: () => boolean, ms = 1000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return check();
+}
+
+describe('PolicyDirectory', () => {
+  let dir: string;
+  let pd: PolicyDirectory;
+  let changes: number;
+  const lines: string[] = [];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'membrane-policydir-'));
+    changes = 0;
+    lines.length = 0;
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    pd = new PolicyDirectory(dir, log, () => changes++);
+    pd.loadAll();
+    await pd.watch();
+  });
+
+  afterEach(async () => {
+    await pd.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const write = (name: string, text: string): void => {
+    writeFileSync(join(dir, `.${name}.tmp`), text);
+    renameSync(join(dir, `.${name}.tmp`), join(dir, name));
+  };
+
+  it('loads a new file, then keeps it in force when an edit is invalid, naming file, policy and field', async () => {
+    write('rule1.yaml', RULE1);
+    expect(await until(() => pd.policies().length === 1)).toBe(true);
+    expect(pd.policies()[0]?.name).toBe('rule1');
+
+    write('rule1.yaml', RULE1.replace('port: "80"', 'port: "99999"'));
+    expect(await until(() => pd.problems().length > 0)).toBe(true);
+    expect(pd.policies().map((p) => p.name)).toEqual(['rule1']);
+    const problem = pd.problems()[0];
+    expect(problem?.file).toBe(join(dir, 'rule1.yaml'));
+    expect(problem?.name).toBe('rule1');
+    expect(problem?.path).toMatch(/^spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port/);
+    expect(lines.join('')).toContain('last good policies stay in force');
+
+    write('rule1.yaml', RULE1);
+    expect(await until(() => pd.problems().length === 0)).toBe(true);
+  });
+
+  it('a broken new file adds nothing, and deleting a file removes its policies', async () => {
+    write('broken.yaml', 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\nspec: {endpointSelector: {matchLabels: {a: b}}, ingress: [{toPortz: []}]}\n');
+    expect(await until(() => pd.problems().length > 0)).toBe(true);
+    expect(pd.policies()).toEqual([]);
+
+    write('rule1.yaml', RULE1);
+    expect(await until(() => pd.policies().length === 1)).toBe(true);
+    const before = changes;
+    unlinkSync(join(dir, 'rule1.yaml'));
+    expect(await until(() => pd.policies().length === 0)).toBe(true);
+    expect(changes).toBeGreaterThan(before);
+  });
+
+  it('ignores files that are not policy files', async () => {
+    writeFileSync(join(dir, 'notes.txt'), 'not yaml: [');
+    write('rule1.yaml', RULE1);
+    expect(await until(() => pd.policies().length === 1)).toBe(true);
+    expect(pd.problems()).toEqual([]);
+  });
+});
