@@ -46,10 +46,10 @@ const CIDR_RULE_FIELDS = ['cidr', 'cidrGroupRef', 'cidrGroupSelector', 'except']
 const SERVICE_FIELDS = ['k8sService', 'k8sServiceSelector'];
 const ICMP_FIELDS = ['fields'];
 const ICMP_FIELD_FIELDS = ['type', 'family'];
-const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'];
+const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP', 'VRRP', 'IGMP', 'ANY'];
 const MAX_PORTS = 40;
 const MAX_ICMP_FIELDS = 40;
-const MISMATCH_ACTIONS = ['', 'LOG', 'ADD', 'DELETE', 'REPLACE'];
+const MISMATCH_ACTIONS = ['LOG', 'ADD', 'DELETE', 'REPLACE'];
 
 type Section = 'ingress' | 'ingressDeny' | 'egress' | 'egressDeny';
 
@@ -105,6 +105,10 @@ export function parseCiliumRule(c: Checker, v: Json | undefined, path: string, n
     }
   }
 
+  // The CRD schema requires at least one direction section (anyOf).
+  if (!['ingress', 'ingressDeny', 'egress', 'egressDeny'].some((k) => has(o, k))) {
+    c.report(path, 'must specify at least one of ingress, ingressDeny, egress or egressDeny');
+  }
   const sections: Record<Section, PeerRule[]> = { ingress: [], ingressDeny: [], egress: [], egressDeny: [] };
   const lengths: Record<Section, number> = { ingress: 0, ingressDeny: 0, egress: 0, egressDeny: 0 };
   for (const sec of ['ingress', 'ingressDeny', 'egress', 'egressDeny'] as const) {
@@ -295,8 +299,8 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
     const arr = c.array(o.toServices, join(path, 'toServices'));
     if (arr && arr.length > 0) anyPeerField = true;
     arr?.forEach((e, i) => {
-      const peer = parseService(ctx, e, join(join(path, 'toServices'), i), `toServices[${i}]`);
-      if (peer) peers.push(peer);
+      const got = parseService(ctx, e, join(join(path, 'toServices'), i), `toServices[${i}]`);
+      if (got) peers.push(...got);
     });
   }
   if (sec === 'egress' && has(o, 'toFQDNs')) {
@@ -422,43 +426,39 @@ function parseCidrRule(c: Checker, v: Json, path: string, what: string): Peer | 
   return cidrPeer(prefix, except, what);
 }
 
-function parseService(ctx: Ctx, v: Json, path: string, what: string): Peer | undefined {
+function parseService(ctx: Ctx, v: Json, path: string, what: string): Peer[] | undefined {
   const { c } = ctx;
   const o = c.object(v, path);
   if (!o) return undefined;
   c.fields(o, path, SERVICE_FIELDS);
-  const hasName = has(o, 'k8sService');
-  const hasSel = has(o, 'k8sServiceSelector');
-  if (hasName === hasSel) {
-    c.report(path, 'exactly one of k8sService or k8sServiceSelector must be set');
-    return undefined;
-  }
-  if (hasName) {
+  const out: Peer[] = [];
+  if (has(o, 'k8sService')) {
     const p = join(path, 'k8sService');
     const so = c.object(o.k8sService, p);
     if (!so) return undefined;
     c.fields(so, p, ['serviceName', 'namespace']);
     const name = has(so, 'serviceName') ? c.string(so.serviceName, join(p, 'serviceName')) : undefined;
     const ns = has(so, 'namespace') ? c.string(so.namespace, join(p, 'namespace')) : undefined;
-    if (name === undefined || name === '') {
-      c.report(join(p, 'serviceName'), 'required field is missing');
+    // Without a namespace, a namespaced policy reaches services of its own namespace only.
+    if (name) out.push({ kind: 'service', what: `${what}=${ns || ctx.namespace || '*'}/${name}`, serviceName: name, serviceSelector: undefined, namespace: ns || ctx.namespace });
+    else out.push({ kind: 'none', what: `${what} (no serviceName)` });
+  }
+  if (has(o, 'k8sServiceSelector')) {
+    const p = join(path, 'k8sServiceSelector');
+    const so = c.object(o.k8sServiceSelector, p);
+    if (!so) return undefined;
+    c.fields(so, p, ['selector', 'namespace']);
+    if (!has(so, 'selector')) {
+      c.report(join(p, 'selector'), 'required field is missing');
       return undefined;
     }
-    // A namespaced policy may only reach services in its own namespace when none is given.
-    return { kind: 'service', what: `${what}=${ns ?? ctx.namespace ?? '*'}/${name}`, serviceName: name, serviceSelector: undefined, namespace: ns || ctx.namespace };
+    const sel = parseSelector(c, so.selector, join(p, 'selector'));
+    const ns = has(so, 'namespace') ? c.string(so.namespace, join(p, 'namespace')) : undefined;
+    if (!sel) return undefined;
+    out.push({ kind: 'service', what, serviceName: undefined, serviceSelector: sel, namespace: ns || ctx.namespace });
   }
-  const p = join(path, 'k8sServiceSelector');
-  const so = c.object(o.k8sServiceSelector, p);
-  if (!so) return undefined;
-  c.fields(so, p, ['selector', 'namespace']);
-  if (!has(so, 'selector')) {
-    c.report(join(p, 'selector'), 'required field is missing');
-    return undefined;
-  }
-  const sel = parseSelector(c, so.selector, join(p, 'selector'));
-  const ns = has(so, 'namespace') ? c.string(so.namespace, join(p, 'namespace')) : undefined;
-  if (!sel) return undefined;
-  return { kind: 'service', what, serviceName: undefined, serviceSelector: sel, namespace: ns || ctx.namespace };
+  if (out.length === 0) out.push({ kind: 'none', what: `${what} (empty)` });
+  return out;
 }
 
 function parseFqdnSelector(c: Checker, v: Json, path: string, what: string): Peer | undefined {
@@ -515,8 +515,10 @@ function parsePortProtocol(c: Checker, v: Json, path: string): ParsedPort | unde
   if (!o) return undefined;
   c.fields(o, path, PORT_FIELDS);
   let port: number | string | undefined;
+  const portless = o.protocol === 'VRRP' || o.protocol === 'IGMP';
   if (!has(o, 'port')) {
-    c.report(join(path, 'port'), 'Port must be specified');
+    if (portless) port = 0;
+    else c.report(join(path, 'port'), 'Port must be specified');
   } else if (typeof o.port !== 'string') {
     c.report(join(path, 'port'), `must be a string (quote it, e.g. "${String(o.port)}"), got ${typeof o.port}`);
   } else if (o.port === '') {
@@ -603,7 +605,10 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
     c.report(join(path, 'l7'), "'l7' may only be specified when a 'l7proto' is also specified");
     return null;
   }
-  if (present.length === 0) return null;
+  if (present.length === 0) {
+    c.report(path, 'must specify exactly one of http, kafka, dns or l7proto');
+    return null;
+  }
   if (pc.hostPolicy) {
     c.report(path, 'host policies do not support L7 rules yet');
     return null;
@@ -660,6 +665,10 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
       c.fields(d, p, DNS_FIELDS);
       const name = has(d, 'matchName') ? c.string(d.matchName, join(p, 'matchName')) : undefined;
       const pattern = has(d, 'matchPattern') ? c.string(d.matchPattern, join(p, 'matchPattern')) : undefined;
+      if ((name === undefined) === (pattern === undefined)) {
+        c.report(p, 'exactly one of matchName or matchPattern must be set');
+        return;
+      }
       if (name !== undefined) {
         const err = validateMatchName(name);
         if (err) c.report(join(p, 'matchName'), err);
@@ -757,7 +766,7 @@ function parseHttpRule(c: Checker, v: Json, path: string): HttpRuleSpec | undefi
         const mm = c.string(ho.mismatch, join(p, 'mismatch'));
         if (mm !== undefined && !MISMATCH_ACTIONS.includes(mm)) {
           c.report(join(p, 'mismatch'), `unsupported value ${JSON.stringify(mm)}: must be one of LOG, ADD, DELETE, REPLACE`);
-        } else if (mm !== undefined && mm !== '') hm.mismatch = mm;
+        } else if (mm !== undefined) hm.mismatch = mm;
       }
       if (has(ho, 'secret')) {
         const sp = join(p, 'secret');

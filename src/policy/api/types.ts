@@ -52,10 +52,11 @@ export type Peer =
   /** Selects nothing (entity `none`, unsupported peers such as cloud groups: fail closed). */
   | { readonly kind: 'none'; readonly what: string };
 
-export type L4Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6' | 'ANY';
+/** Port protocols; ICMP/ICMPv6 come from `icmps`, VRRP/IGMP have no ports. */
+export type L4Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6' | 'VRRP' | 'IGMP' | 'ANY';
 
 /** IANA protocol numbers. */
-export const PROTO = { ANY: 0, ICMP: 1, TCP: 6, UDP: 17, ICMPv6: 58, SCTP: 132 } as const;
+export const PROTO = { ANY: 0, ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, ICMPv6: 58, VRRP: 112, SCTP: 132 } as const;
 
 export interface HttpHeaderMatch {
   readonly name: string;

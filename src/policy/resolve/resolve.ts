@@ -96,6 +96,10 @@ function protoNumbers(p: PortSpec['protocol']): number[] {
       return [PROTO.ICMP];
     case 'ICMPv6':
       return [PROTO.ICMPv6];
+    case 'VRRP':
+      return [PROTO.VRRP];
+    case 'IGMP':
+      return [PROTO.IGMP];
     case 'ANY':
       return [...TRANSPORTS];
   }
@@ -109,6 +113,8 @@ export function portRanges(ps: PortSpec, named: ReadonlyMap<string, readonly Nam
     return hits.filter((np) => want.includes(np.protocol)).map((np) => ({ proto: np.protocol, lo: np.port, hi: np.port }));
   }
   const protos = protoNumbers(ps.protocol);
+  // VRRP and IGMP have no ports: the whole protocol.
+  if (ps.protocol === 'VRRP' || ps.protocol === 'IGMP') return protos.map((proto) => ({ proto, lo: 0, hi: 65535 }));
   let lo = ps.port;
   let hi = ps.port;
   if (ps.endPort !== undefined && ps.endPort >= ps.port) hi = ps.endPort;

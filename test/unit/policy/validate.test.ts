@@ -3,6 +3,8 @@ import { formatProblem, loadPolicyText, validatePolicyText } from '../../../src/
 import { ccnp, cnp, from, ports, spec, to, yamlOf } from './builders.js';
 
 const deathstar = () => spec().withEndpointSelector({ class: 'deathstar' });
+/** The smallest valid rule: the CRD wants at least one direction section. */
+const minimal = () => deathstar().withField('egress', []);
 
 function problems(b: { load(): ReturnType<typeof loadPolicyText> }): { path: string; message: string }[] {
   return b.load().problems.map((p) => ({ path: p.path, message: p.message }));
@@ -23,13 +25,13 @@ describe('loadPolicyText: accepted policies', () => {
   });
 
   it('uses defaultNamespace for namespaced kinds without metadata.namespace', () => {
-    const text = cnp('a').withSpec(deathstar()).yaml();
+    const text = cnp('a').withSpec(minimal()).yaml();
     expect(loadPolicyText(text, 'f').policies[0]!.namespace).toBe('default');
     expect(loadPolicyText(text, 'f', { defaultNamespace: 'prod' }).policies[0]!.namespace).toBe('prod');
   });
 
   it('accepts spec and specs together, and an empty file', () => {
-    const r = cnp('a').withSpec(deathstar()).withSpecs(deathstar(), deathstar()).load();
+    const r = cnp('a').withSpec(minimal()).withSpecs(minimal(), minimal()).load();
     expect(r.problems).toEqual([]);
     expect(r.policies[0]!.rules.map((x) => x.specIndex)).toEqual([0, 1, 2]);
     expect(loadPolicyText('', 'empty.yaml')).toEqual({ policies: [], problems: [] });
@@ -60,7 +62,7 @@ describe('loadPolicyText: accepted policies', () => {
 
 describe('loadPolicyText: rejected policies name the file, policy and field', () => {
   it('missing metadata.name', () => {
-    const r = cnp().withSpec(deathstar()).load('bad.yaml');
+    const r = cnp().withSpec(minimal()).load('bad.yaml');
     expect(r.policies).toEqual([]);
     expect(r.problems).toEqual([{ file: 'bad.yaml', name: '<unnamed>', path: 'metadata.name', message: 'required field is missing' }]);
     expect(formatProblem(r.problems[0]!)).toBe('bad.yaml: <unnamed>: metadata.name: required field is missing');
@@ -106,7 +108,7 @@ describe('loadPolicyText: rejected policies name the file, policy and field', ()
     expect(problems(b)).toEqual([
       { path: 'spec.ingress[0].toPorts[0].ports[0].port', message: 'Unable to parse port: strconv.ParseUint: parsing "70000": value out of range' },
       { path: 'spec.ingress[0].toPorts[0].ports[1].port', message: 'Port must be specified' },
-      { path: 'spec.ingress[0].toPorts[0].ports[2].protocol', message: 'unsupported value "XTP": must be one of TCP, UDP, SCTP, ICMP, ICMPv6, ANY' },
+      { path: 'spec.ingress[0].toPorts[0].ports[2].protocol', message: 'unsupported value "XTP": must be one of TCP, UDP, SCTP, VRRP, IGMP, ANY' },
       { path: 'spec.ingress[0].toPorts[0].ports[3].port', message: 'Unable to parse port: strconv.ParseUint: parsing "-bad-": invalid syntax' },
     ]);
   });
@@ -134,11 +136,34 @@ spec:
   });
 
   it('requires exactly one of endpointSelector and nodeSelector', () => {
-    expect(problems(cnp('x').withSpec(spec()))).toEqual([{ path: 'spec', message: 'rule must have one of EndpointSelector or NodeSelector' }]);
-    expect(problems(cnp('x').withSpec(deathstar().withField('nodeSelector', {})))).toEqual([
+    expect(problems(cnp('x').withSpec(spec().withField('ingress', [])))).toEqual([{ path: 'spec', message: 'rule must have one of EndpointSelector or NodeSelector' }]);
+    expect(problems(cnp('x').withSpec(minimal().withField('nodeSelector', {})))).toEqual([
       { path: 'spec', message: 'rule cannot have both EndpointSelector and NodeSelector' },
     ]);
     expect(problems(cnp('x'))).toEqual([{ path: 'spec', message: 'Invalid CiliumNetworkPolicy spec(s): empty policy (spec or specs is required)' }]);
+  });
+
+  it('requires at least one direction section, as the CRD schema does', () => {
+    expect(problems(cnp('x').withSpec(deathstar()))).toEqual([{ path: 'spec', message: 'must specify at least one of ingress, ingressDeny, egress or egressDeny' }]);
+    expect(problems(cnp('x').withSpecs(minimal(), deathstar()))).toEqual([{ path: 'specs[1]', message: 'must specify at least one of ingress, ingressDeny, egress or egressDeny' }]);
+  });
+
+  it('rules need exactly one L7 type; DNS rules exactly one of matchName/matchPattern', () => {
+    const b = cnp('x').withSpec(
+      deathstar()
+        .withEgress(to().withPorts(ports().withPort('80', 'TCP').withRules({})))
+        .withEgress(to().withPorts(ports().withPort('53', 'UDP').withDns({ matchName: 'a.com', matchPattern: '*.a.com' }, {}))),
+    );
+    expect(problems(b)).toEqual([
+      { path: 'spec.egress[0].toPorts[0].rules', message: 'must specify exactly one of http, kafka, dns or l7proto' },
+      { path: 'spec.egress[1].toPorts[0].rules.dns[0]', message: 'exactly one of matchName or matchPattern must be set' },
+      { path: 'spec.egress[1].toPorts[0].rules.dns[1]', message: 'exactly one of matchName or matchPattern must be set' },
+    ]);
+  });
+
+  it('VRRP and IGMP need no port', () => {
+    const b = cnp('x').withSpec(deathstar().withIngress(from().withPorts(ports().withField('ports', [{ protocol: 'VRRP' }, { protocol: 'IGMP', port: '0' }]))));
+    expect(problems(b)).toEqual([]);
   });
 
   it('rejects mixing peer kinds in one rule, as Cilium does', () => {
@@ -247,7 +272,7 @@ spec:
   });
 
   it('a file with one bad document yields no policies at all, and every problem', () => {
-    const text = yamlOf(cnp('good').withSpec(deathstar()).build(), cnp('bad').withSpec(deathstar().withIngress(from().withEntities('nope'))).build());
+    const text = yamlOf(cnp('good').withSpec(minimal()).build(), cnp('bad').withSpec(deathstar().withIngress(from().withEntities('nope'))).build());
     const r = loadPolicyText(text, 'mixed.yaml');
     expect(r.policies).toEqual([]);
     expect(r.problems.map(formatProblem)).toEqual(['mixed.yaml: bad: spec.ingress[0].fromEntities[0]: unsupported entity: nope']);
@@ -261,9 +286,9 @@ spec:
   it('rejects unknown kinds, wrong apiVersion, duplicates', () => {
     const text = yamlOf(
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } },
-      { ...cnp('p').withSpec(deathstar()).build(), apiVersion: 'cilium.io/v1' },
-      cnp('d').withSpec(deathstar()).build(),
-      cnp('d').withSpec(deathstar()).build(),
+      { ...cnp('p').withSpec(minimal()).build(), apiVersion: 'cilium.io/v1' },
+      cnp('d').withSpec(minimal()).build(),
+      cnp('d').withSpec(minimal()).build(),
     );
     expect(loadPolicyText(text, 'k.yaml').problems.map((p) => `${p.name}: ${p.path}`)).toEqual(['c: kind', 'p: apiVersion', 'd: metadata.name']);
   });
