@@ -25,69 +25,63 @@ bool ParseIPv4(Napi::Env env, const std::string &ip, in_addr *out) {
   return true;
 }
 
+// A non-blocking TCP socket for ip:port, or -1 after throwing. Shared first step of both calls.
+int OpenTcp(const Napi::CallbackInfo &info, sockaddr_in *addr, std::string *subject) {
+  Napi::Env env = info.Env();
+  std::string ip;
+  int64_t port;
+  if (!ArgString(info, 0, &ip, "ip") || !ArgInt(info, 1, &port, "port")) return -1;
+  if (port < 0 || port > 65535) {
+    ThrowTypeError(env, "port out of range: " + std::to_string(port));
+    return -1;
+  }
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_port = htons(static_cast<uint16_t>(port));
+  if (!ParseIPv4(env, ip, &addr->sin_addr)) return -1;
+  *subject = ip + ":" + std::to_string(port);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowSystemError(env, "socket", errno, *subject);
+  return fd;
+}
+
+Napi::Value FailClosing(Napi::Env env, int fd, const char *step, const std::string &subject) {
+  int err = errno;
+  close(fd);
+  ThrowSystemError(env, step, err, subject);
+  return env.Null();
+}
+
 // tcpListenTransparent(ip, port, backlog) -> fd (non-blocking, for net.Server.listen({fd}))
 Napi::Value TcpListenTransparent(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string ip;
-  int64_t port, backlog;
-  if (!ArgString(info, 0, &ip, "ip") || !ArgInt(info, 1, &port, "port") || !ArgInt(info, 2, &backlog, "backlog"))
-    return env.Null();
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (!ParseIPv4(env, ip, &addr.sin_addr)) return env.Null();
-  std::string subject = ip + ":" + std::to_string(port);
-
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    ThrowSystemError(env, "socket", errno, subject);
-    return env.Null();
-  }
+  sockaddr_in addr;
+  std::string subject;
+  int64_t backlog;
+  if (!ArgInt(info, 2, &backlog, "backlog")) return env.Null();
+  int fd = OpenTcp(info, &addr, &subject);
+  if (fd < 0) return env.Null();
   int one = 1;
-  const char *step = nullptr;
-  if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)) step = "setsockopt(IP_TRANSPARENT)";
-  else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) step = "setsockopt(SO_REUSEADDR)";
-  else if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr)) step = "bind";
-  else if (listen(fd, static_cast<int>(backlog))) step = "listen";
-  if (step) {
-    int err = errno;
-    close(fd);
-    ThrowSystemError(env, step, err, subject);
-    return env.Null();
-  }
+  if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(IP_TRANSPARENT)", subject);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(SO_REUSEADDR)", subject);
+  if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr)) return FailClosing(env, fd, "bind", subject);
+  if (listen(fd, static_cast<int>(backlog))) return FailClosing(env, fd, "listen", subject);
   return Napi::Number::New(env, fd);
 }
 
 // tcpConnectMarked(ip, port, mark) -> fd whose non-blocking connect() is under way
 Napi::Value TcpConnectMarked(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string ip;
-  int64_t port, mark;
-  if (!ArgString(info, 0, &ip, "ip") || !ArgInt(info, 1, &port, "port") || !ArgInt(info, 2, &mark, "mark"))
-    return env.Null();
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (!ParseIPv4(env, ip, &addr.sin_addr)) return env.Null();
-  std::string subject = ip + ":" + std::to_string(port);
-
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    ThrowSystemError(env, "socket", errno, subject);
-    return env.Null();
-  }
+  sockaddr_in addr;
+  std::string subject;
+  int64_t mark;
+  if (!ArgInt(info, 2, &mark, "mark")) return env.Null();
+  int fd = OpenTcp(info, &addr, &subject);
+  if (fd < 0) return env.Null();
   uint32_t m = static_cast<uint32_t>(mark);
-  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m)) {
-    int err = errno;
-    close(fd);
-    ThrowSystemError(env, "setsockopt(SO_MARK)", err, subject);
-    return env.Null();
-  }
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m)) return FailClosing(env, fd, "setsockopt(SO_MARK)", subject);
   if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) && errno != EINPROGRESS) {
-    int err = errno;
-    close(fd);
-    ThrowSystemError(env, "connect", err, subject);
-    return env.Null();
+    return FailClosing(env, fd, "connect", subject);
   }
   return Napi::Number::New(env, fd);
 }
