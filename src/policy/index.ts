@@ -20,7 +20,8 @@ export type {
 export { PROTO } from './api/types.js';
 export type { LoadOptions, DocumentResult } from './api/load.js';
 export { loadPolicyText, validatePolicyText, formatProblem, MAX_POLICY_FILE_BYTES } from './api/load.js';
-export { policyCidrs } from './api/cidrs.js';
+export type { FqdnSelectorInfo } from './api/cidrs.js';
+export { policyCidrs, policyFqdnSelectors } from './api/cidrs.js';
 export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars } from './api/fqdn.js';
 export { selectorMatches, formatSelector } from './api/selector.js';
 export { compileFullMatch } from './api/re2.js';

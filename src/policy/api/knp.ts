@@ -68,6 +68,8 @@ export function parseNetworkPolicyObject(c: Checker, doc: JsonObject, namespace:
   }
   if (c.issues.length > before || !subject) return [];
   const hasEgressSection = has(spec, 'egress');
+  // An empty policyTypes list is defaulted like an absent one.
+  if (types !== undefined && types.length === 0) types = undefined;
   const ingressOn = types ? types.includes('Ingress') : true;
   const egressOn = types ? types.includes('Egress') : hasEgressSection;
   return [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cidrIdentityLabels, loadPolicyText, lookupPolicy, policyCidrs, rangeToPrefixes, resolveEndpointPolicy } from '../../../src/policy/index.js';
+import { cidrIdentityLabels, loadPolicyText, lookupPolicy, policyCidrs, policyFqdnSelectors, rangeToPrefixes, resolveEndpointPolicy } from '../../../src/policy/index.js';
 import type { DirectionPolicy, Identity, PolicyObject } from '../../../src/policy/index.js';
 import { ccnp, cnp, from, pod, ports, spec, to, yamlOf } from './builders.js';
 
@@ -269,10 +269,17 @@ describe('peers', () => {
     expect(verdict(resolveEndpointPolicy({ policies: [implicit], endpoint: client, identities: ids, services: prodSvc }).egress, remote.id, 6, 80)).toBe('default-deny');
   });
 
+  it('reserved labels in fromEndpoints are not namespace-scoped', () => {
+    const p = resolve([cnp('h').withSpec(serverSpec().withIngress(from().withEndpoints({ 'reserved:host': '' }))).policy()]);
+    expect(verdict(p.ingress, 1, 6, 22)).toBe('allow');
+    expect(verdict(p.ingress, 6, 6, 22)).toBe('default-deny');
+  });
+
   it('toFQDNs select identities labelled fqdn:<selector> by the FQDN subsystem', () => {
     const pol = cnp('f')
       .withSpec(spec().withEndpointSelector({ app: 'client' }).withEgress(to().withFQDN({ matchName: 'API.github.com' }).withPorts(ports().withPort('443', 'TCP'))))
       .policy();
+    expect(policyFqdnSelectors([pol])).toEqual([{ matchName: 'API.github.com', matchPattern: undefined, labelKey: 'api.github.com.' }]);
     const gh: Identity = { id: 16777300, labels: [...cidrIdentityLabels('140.82.112.5/32'), { source: 'fqdn', key: 'api.github.com.', value: '' }] };
     const p = resolve([pol], client, [...ids, gh]).egress;
     expect(p.enforced).toBe(true);
@@ -304,6 +311,11 @@ describe('ports', () => {
     const p = resolve([cnp('r').withSpec(serverSpec().withIngress(from().withPorts(ports().withPort('53')))).policy()]);
     expect(p.ingress.entries.map((e) => e.protocol)).toEqual([6, 17, 132]);
     expect(verdict(p.ingress, client.id, 1, 53)).toBe('default-deny');
+  });
+
+  it('VRRP and IGMP match the whole protocol', () => {
+    const p = resolve([cnp('v').withSpec(serverSpec().withIngress(from().withPorts(ports().withField('ports', [{ protocol: 'VRRP' }])))).policy()]);
+    expect(p.ingress.entries).toMatchObject([{ identity: 0, protocol: 112, port: 0, portPrefixLen: 0 }]);
   });
 
   it('port "0" means every port of the protocol', () => {
@@ -354,6 +366,12 @@ describe('Kubernetes NetworkPolicy', () => {
     const ps = load(knp('deny', { podSelector: {}, policyTypes: ['Ingress'] }));
     const p = resolve(ps, xa, all);
     expect(p.ingress).toEqual({ enforced: true, entries: [] });
+    expect(p.egress.enforced).toBe(false);
+  });
+
+  it('an empty policyTypes list is defaulted', () => {
+    const p = resolve(load(knp('d', { podSelector: {}, policyTypes: [] })), xa, all);
+    expect(p.ingress.enforced).toBe(true);
     expect(p.egress.enforced).toBe(false);
   });
 
