@@ -738,9 +738,8 @@ function parseHttpRule(c: Checker, v: Json, path: string): HttpRuleSpec | undefi
     arr?.forEach((h, i) => {
       const s = c.string(h, join(join(path, 'headers'), i));
       if (s === undefined) return;
-      const parsed = parseHeaderString(s);
-      if (parsed.name === '') c.report(join(join(path, 'headers'), i), 'header name must not be empty');
-      else headers.push(parsed);
+      // Cilium does not validate headers; an empty name simply never matches.
+      headers.push(parseHeaderString(s));
     });
     out.headers = headers;
   }

@@ -1,0 +1,27 @@
+/**
+ * src/policy is pure: no Node APIs, no I/O, and of our modules it may import only src/errors.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../../src/policy', import.meta.url));
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? files(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : []));
+}
+
+describe('src/policy purity', () => {
+  for (const f of files(root)) {
+    it(relative(root, f), () => {
+      const text = readFileSync(f, 'utf8');
+      const specifiers = [...text.matchAll(/\bfrom\s+'([^']+)'/g)].map((m) => m[1]!);
+      for (const s of specifiers) {
+        const ok = s === 'yaml' || s.startsWith('./') || (s.startsWith('../') && !s.startsWith('../../')) || s === '../../errors/index.js';
+        expect([s, ok]).toEqual([s, true]);
+      }
+      expect(text).not.toMatch(/\bprocess\.|\bBuffer\b|\brequire\(|from 'node:/);
+    });
+  }
+});
