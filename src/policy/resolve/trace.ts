@@ -19,17 +19,21 @@ import { evaluateDns, evaluateHttp } from './l7.js';
 import { lookupPolicy } from './lookup.js';
 import { resolveEndpointPolicy, selectingRules } from './resolve.js';
 import type { DirectionPolicy, LookupResult, RuleRef } from './types.js';
+import type { ServiceInput } from './resolve.js';
 
 export interface TraceInput {
   policies: readonly PolicyObject[];
-  src: { labels: Record<string, string>; namespace: string };
-  dst: { labels: Record<string, string>; namespace: string };
+  /** `namespaceLabels` (optional) are the namespace's labels besides kubernetes.io/metadata.name. */
+  src: { labels: Record<string, string>; namespace: string; namespaceLabels?: Record<string, string> };
+  dst: { labels: Record<string, string>; namespace: string; namespaceLabels?: Record<string, string> };
   dport?: number;
   protocol?: 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
   srcCidr?: string;
   dstCidr?: string;
   http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
   dnsName?: string;
+  /** Services for toServices rules (optional). */
+  services?: readonly ServiceInput[];
 }
 
 export interface TraceDirection {
@@ -81,7 +85,7 @@ function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
     };
   }
   const ep = which === 'src' ? input.src : input.dst;
-  const labels = endpointLabels({ namespace: ep.namespace, podLabels: ep.labels });
+  const labels = endpointLabels({ namespace: ep.namespace, podLabels: ep.labels, ...(ep.namespaceLabels ? { namespaceLabels: ep.namespaceLabels } : {}) });
   return { identity: { id: nextId, labels }, isEndpoint: true, describe: `${ep.namespace}/{${Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',')}}` };
 }
 
@@ -117,7 +121,7 @@ export function tracePolicy(input: TraceInput): TraceResult {
     }
     const selected = selectingRules(input.policies, subject.identity.labels);
     const names = [...new Set(selected.map((s) => `${s.policy.kind} ${s.policy.namespace ? `${s.policy.namespace}/` : ''}${s.policy.name}`))];
-    const pol = resolveEndpointPolicy({ policies: input.policies, endpoint: { labels: subject.identity.labels }, identities });
+    const pol = resolveEndpointPolicy({ policies: input.policies, endpoint: { labels: subject.identity.labels }, identities, ...(input.services ? { services: input.services } : {}) });
     const dp: DirectionPolicy = which === 'egress' ? pol.egress : pol.ingress;
     lines.push(`${title}: ${names.length ? `selected by ${names.join(', ')}` : 'no policy selects this endpoint'}; ${dp.enforced ? 'default deny' : 'default allow'}`);
     const res = lookupPolicy(dp, peer.identity.id, proto, dport);

@@ -84,6 +84,23 @@ describe('tracePolicy', () => {
     expect(tracePolicy({ ...base, dnsName: 'rebels.org' })).toMatchObject({ verdict: 'denied', redirect: 'dns' });
   });
 
+  it('namespace labels and services can be given', () => {
+    const policies = [
+      cnp('ns')
+        .withNamespace('prod')
+        .withSpec(spec().withEndpointSelector({ app: 'db' }).withIngress(from().withEndpoints({ 'k8s:io.cilium.k8s.namespace.labels.team': 'blue' })))
+        .policy(),
+      cnp('svc').withNamespace('prod').withSpec(spec().withEndpointSelector({ app: 'web' }).withEgress(to().withService('db'))).policy(),
+    ];
+    const db = { labels: { app: 'db' }, namespace: 'prod' };
+    expect(tracePolicy({ policies, src: { labels: { app: 'x' }, namespace: 'dev', namespaceLabels: { team: 'blue' } }, dst: db, dport: 5432 }).verdict).toBe('allowed');
+    expect(tracePolicy({ policies, src: { labels: { app: 'x' }, namespace: 'dev' }, dst: db, dport: 5432 }).verdict).toBe('denied');
+    const services = [{ name: 'db', namespace: 'prod', labels: {}, selector: { app: 'db' } }];
+    const web = { labels: { app: 'web' }, namespace: 'prod', namespaceLabels: { team: 'blue' } };
+    expect(tracePolicy({ policies, src: web, dst: db, dport: 5432, services }).verdict).toBe('allowed');
+    expect(tracePolicy({ policies, src: web, dst: db, dport: 5432 }).egress.dropReason).toBe('POLICY_DENIED');
+  });
+
   it('ICMP uses the type as the port', () => {
     const policies = [cnp('icmp').withSpec(spec().withEndpointSelector({ class: 'deathstar' }).withIngress(from().withEndpoints({ org: 'empire' }).withIcmp({ type: 8 }))).policy()];
     expect(tracePolicy({ policies, src: tiefighter, dst: deathstar, protocol: 'ICMP' }).verdict).toBe('allowed');
