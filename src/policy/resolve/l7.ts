@@ -50,7 +50,9 @@ export function httpRuleMatches(rule: HttpRule, req: HttpRequestInfo): boolean {
   }
   for (const hm of rule.headerMatches ?? []) {
     if (hm.mismatch !== undefined && hm.mismatch !== '') continue; // side effect only
-    if (hm.secret !== undefined) return false; // secret values are not available: never matches
+    // Secret values are not available here: a value given with the secret is the fallback,
+    // a secret alone never matches.
+    if (hm.secret !== undefined && hm.value === undefined) return false;
     const vals = headerValues(req.headers, hm.name);
     if (vals.length === 0) return false;
     if (hm.value !== undefined && !vals.includes(hm.value)) return false;

@@ -44,6 +44,9 @@ describe('evaluateHttp', () => {
     expect(evaluateHttp(http([{ headerMatches: [{ name: 'X-A' }] }]), req('GET', '/', {})).allowed).toBe(false);
     expect(evaluateHttp(http([{ headerMatches: [{ name: 'X-A', value: 'b', mismatch: 'REPLACE' }] }]), req('GET', '/', {})).allowed).toBe(true);
     expect(evaluateHttp(http([{ headerMatches: [{ name: 'X-A', secret: { namespace: 'n', name: 's' } }] }]), req('GET', '/', { 'x-a': 'x' })).allowed).toBe(false);
+    const withFallback = http([{ headerMatches: [{ name: 'X-A', value: 'v', secret: { namespace: 'n', name: 's' } }] }]);
+    expect(evaluateHttp(withFallback, req('GET', '/', { 'x-a': 'v' })).allowed).toBe(true);
+    expect(evaluateHttp(withFallback, req('GET', '/', { 'x-a': 'w' })).allowed).toBe(false);
   });
 });
 
