@@ -167,12 +167,15 @@ export function scopePeerSelector(s: Selector, namespace: string | undefined, su
   return { requirements: [...s.requirements, { source: 'k8s', key: LABEL_KEY.podNamespace, operator: 'In', values: [namespace] }] };
 }
 
-/** Scopes a namespaced policy's endpointSelector: the namespace always replaces any given one. */
+/**
+ * Scopes a namespaced policy's endpointSelector: `k8s:io.kubernetes.pod.namespace=<ns>` is set,
+ * replacing a matchLabels entry with that exact key; other requirements stay (AND).
+ */
 export function scopeSubjectSelector(s: Selector, namespace: string | undefined): Selector {
   if (namespace === undefined) return s;
   return {
     requirements: [
-      ...s.requirements.filter((r) => !(isPodNamespaceKey(r) && r.operator === 'In')),
+      ...s.requirements.filter((r) => !(r.source === 'k8s' && r.key === LABEL_KEY.podNamespace && r.operator === 'In' && r.values.length === 1)),
       { source: 'k8s', key: LABEL_KEY.podNamespace, operator: 'In', values: [namespace] },
     ],
   };
