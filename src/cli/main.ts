@@ -261,7 +261,14 @@ async function traceCommand(opts: Record<string, string | string[] | undefined>)
       for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`);
       return 2;
     }
-    result = tracePolicy({ ...input, policies: reports.flatMap((r) => r.policies) });
+    try {
+      result = tracePolicy({ ...input, policies: reports.flatMap((r) => r.policies) });
+    } catch (err) {
+      // A malformed address in --src-cidr/--dst-cidr is bad input, not a verdict.
+      if (!(err instanceof RangeError)) throw err;
+      process.stderr.write(`Error: ${err.message}\n`);
+      return 2;
+    }
   } else {
     result = await withAgent(socket(), (c) => c.request<TraceResult>('POST', '/v1/policy/trace', input));
   }
