@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   MEMBRANE_ERR_PROXY_UPSTREAM: 'the upstream connection failed',
   MEMBRANE_ERR_PROXY_REQUEST: 'malformed request',
   MEMBRANE_ERR_PROXY_LISTEN: 'the proxy cannot listen',
+  MEMBRANE_ERR_PROXY_RESPONSE: 'the upstream response cannot be relayed',
   MEMBRANE_ERR_OBSERVE_FILTER: 'invalid flow filter',
   MEMBRANE_ERR_OBSERVE_OUTPUT: 'cannot write flow output',
   MEMBRANE_ERR_CLI_USAGE: 'invalid command line',

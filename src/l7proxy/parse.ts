@@ -1,0 +1,164 @@
+/**
+ * Stage 2, parse: Node's HTTP parser (strict mode) has already framed the request; this stage
+ * rejects what Node lets through but a policy proxy must not guess about, and normalises the
+ * request-target so the policy sees exactly what the upstream will be asked for.
+ *
+ * Rejected (400): Content-Length together with Transfer-Encoding; a Transfer-Encoding other than
+ * `chunked`; repeated single-valued fields (Host, Content-Length, Authorization, …: the policy would
+ * see one value and the server another); too many header fields; a request-target that is neither
+ * origin-form, absolute `http:` form, nor `*` for OPTIONS.
+ */
+
+import type { IncomingMessage } from 'node:http';
+import type { TraceContext } from '../observe/index.js';
+import type { ConnectionInfo } from './types.js';
+
+/** Fields that must appear at most once (Node keeps only the first of these). */
+const SINGLETON_FIELDS = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'authorization',
+  'proxy-authorization',
+  'user-agent',
+  'referer',
+  'from',
+  'max-forwards',
+  'if-modified-since',
+  'if-unmodified-since',
+]);
+
+export interface ParsedRequest {
+  method: string;
+  /** Origin-form request-target, query included: what the policy matches and upstream receives. */
+  path: string;
+  host: string;
+  /** `http://{host}{path}`, the flow's URL. */
+  url: string;
+  protocol: string;
+  /** Node's header object, for the policy callback. */
+  headers: Record<string, string | string[] | undefined>;
+  /** Flat `[name, value, …]` as received (case, order and repeats kept). */
+  rawHeaders: string[];
+  /** True when the request carries a body (Content-Length > 0 or chunked). */
+  hasBody: boolean;
+  /** Declared length, or null when chunked / absent. */
+  contentLength: number | null;
+  expectContinue: boolean;
+  traceContext?: TraceContext;
+}
+
+export type ParseResult = { ok: true; request: ParsedRequest } | { ok: false; status: 400; reason: string };
+
+function reject(reason: string): ParseResult {
+  return { ok: false, status: 400, reason };
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/** The trace id of a valid W3C `traceparent`, else undefined. The header itself is forwarded untouched. */
+export function traceContextOf(traceparent: string | undefined): TraceContext | undefined {
+  if (traceparent === undefined) return undefined;
+  const m = TRACEPARENT.exec(traceparent.trim());
+  if (!m) return undefined;
+  const [, version, traceId, parentId] = m as unknown as [string, string, string, string];
+  if (version === 'ff' || /^0+$/.test(traceId) || /^0+$/.test(parentId)) return undefined;
+  if (version === '00' && m[5] !== undefined) return undefined;
+  return { parent: { trace_id: traceId } };
+}
+
+function hostForUrl(ip: string, port: number): string {
+  const h = ip.includes(':') ? `[${ip}]` : ip;
+  return port === 80 ? h : `${h}:${port}`;
+}
+
+export interface ParseLimits {
+  maxHeadersCount: number;
+}
+
+export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits: ParseLimits): ParseResult {
+  const raw = req.rawHeaders;
+  if (raw.length / 2 > limits.maxHeadersCount) return reject(`more than ${limits.maxHeadersCount} header fields`);
+
+  const seen = new Map<string, number>();
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    if (n > 1 && SINGLETON_FIELDS.has(name)) return reject(`repeated ${name} header`);
+  }
+
+  const te = req.headers['transfer-encoding'];
+  const cl = req.headers['content-length'];
+  if (te !== undefined && cl !== undefined) return reject('both Content-Length and Transfer-Encoding');
+  if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return reject(`unsupported Transfer-Encoding ${JSON.stringify(te)}`);
+  let contentLength: number | null = null;
+  if (cl !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(cl)) return reject('invalid Content-Length');
+    contentLength = Number(cl);
+  }
+
+  const method = req.method ?? '';
+  let target = req.url ?? '';
+  let host = req.headers.host;
+  if (target.startsWith('/')) {
+    // origin-form
+  } else if (/^http:\/\//i.test(target)) {
+    let u: URL;
+    try {
+      u = new URL(target);
+    } catch {
+      return reject('invalid absolute request-target');
+    }
+    if (u.username !== '' || u.password !== '') return reject('credentials in request-target');
+    target = `${u.pathname}${u.search}`;
+    host = u.host; // RFC 9112 §3.2.2: the target's authority replaces Host
+  } else if (target === '*' && method === 'OPTIONS') {
+    // asterisk-form
+  } else {
+    return reject('invalid request-target');
+  }
+  if (target.includes('#')) return reject('fragment in request-target');
+
+  if (host === undefined || host === '') {
+    if (req.httpVersion !== '1.0') return reject('missing Host');
+    host = hostForUrl(conn.dstIp, conn.dstPort);
+  }
+
+  const headers = { ...req.headers, host };
+  const expect = req.headers.expect;
+  const request: ParsedRequest = {
+    method,
+    path: target,
+    host,
+    url: `http://${host}${target === '*' ? '' : target}`,
+    protocol: `HTTP/${req.httpVersion}`,
+    headers,
+    rawHeaders: raw,
+    hasBody: te !== undefined || (contentLength !== null && contentLength > 0),
+    contentLength,
+    expectContinue: typeof expect === 'string' && expect.toLowerCase() === '100-continue',
+  };
+  const tp = req.headers.traceparent;
+  const traceContext = traceContextOf(typeof tp === 'string' ? tp : undefined);
+  if (traceContext) request.traceContext = traceContext;
+  return { ok: true, request };
+}
+
+/**
+ * Raw headers for upstream when the target was in absolute form: the Host field is rewritten to
+ * the target's authority so the server and the policy agree.
+ */
+export function withHost(raw: readonly string[], host: string): string[] {
+  const out: string[] = [];
+  let had = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'host') {
+      out.push(raw[i] as string, host);
+      had = true;
+    } else out.push(raw[i] as string, raw[i + 1] as string);
+  }
+  if (!had) out.unshift('host', host);
+  return out;
+}

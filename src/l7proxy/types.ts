@@ -1,0 +1,98 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Flow, FlowEndpoint, TrafficDirection } from '../observe/index.js';
+
+/** The accepted connection's 4-tuple. `dst` is the ORIGINAL destination (the pod the client dialled). */
+export interface ConnectionInfo {
+  srcIp: string;
+  srcPort: number;
+  dstIp: string;
+  dstPort: number;
+}
+
+/** Who is talking to whom, resolved once per connection from kernel-derived facts (never headers). */
+export interface FlowContext {
+  srcIdentity: number;
+  dstIdentity: number;
+  source: FlowEndpoint;
+  destination: FlowEndpoint;
+  /** The policy direction the redirect was made for: EGRESS of the source, INGRESS of the destination. */
+  direction: TrafficDirection;
+}
+
+export interface PolicyDecision {
+  allowed: boolean;
+  reason?: string;
+  /** Names of the policies that decided (for the access log and the flow's `*_by` fields). */
+  policies?: string[];
+}
+
+/** What the policy stage sees of a request: `path` is the request-target as sent (query included). */
+export interface HttpRequestFacts {
+  method: string;
+  path: string;
+  host: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface L7ProxyDeps {
+  /** null → the source is unknown: the connection is closed before any byte is read (fail closed). */
+  resolveConnection(conn: ConnectionInfo): FlowContext | null;
+  authorizeHttp(ctx: FlowContext, conn: ConnectionInfo, req: HttpRequestFacts): PolicyDecision;
+  /**
+   * A socket already connecting to `conn.dst`. In production: an fd from the addon with SO_MARK
+   * carrying `ctx.srcIdentity`, wrapped in `net.Socket`. Connections are never shared across
+   * source identities.
+   */
+  connectUpstream(ctx: FlowContext, conn: ConnectionInfo): Socket;
+  /** Default: `socket.localAddress/localPort` (what a transparent socket reports). */
+  originalDestination?(socket: Socket): { ip: string; port: number };
+  onFlow(flow: Flow): void;
+  /** One JSON line per request. */
+  accessLog: Logger;
+  nodeName?: string;
+}
+
+export interface HttpProxyOptions {
+  /** Time allowed to receive a request's headers (Node `server.headersTimeout`). Default 30 s. */
+  headersTimeoutMs?: number;
+  /** Time allowed to receive a whole request (Node `server.requestTimeout`). Default 300 s. */
+  requestTimeoutMs?: number;
+  /** Upstream: time to first response byte and between body chunks. Default 60 s. */
+  upstreamTimeoutMs?: number;
+  /** Upstream connect timeout. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Bytes of request line + headers. Default 16 KiB. */
+  maxHeaderSize?: number;
+  /** Number of request header fields. Default 100. */
+  maxHeadersCount?: number;
+  /** Idle time before a downstream keep-alive connection is closed. Default 60 s. */
+  keepAliveTimeoutMs?: number;
+  /** Upstream connections per (destination, source identity). Default 128. */
+  maxUpstreamConnections?: number;
+  /** Upstream pools idle this long are closed. Default 60 s. */
+  upstreamIdleMs?: number;
+  /** How long `close()` waits for in-flight requests before cutting them. Default 5 s. */
+  closeGraceMs?: number;
+}
+
+export interface ProxyStats {
+  /** Requests parsed far enough to be counted (every request, whatever its fate). */
+  requests: number;
+  /** Requests answered 403 by policy. */
+  denied: number;
+  /** Requests forwarded that got an upstream response. */
+  forwarded: number;
+  /** Requests that failed upstream (connect, reset, timeout, bad response). */
+  upstreamErrors: number;
+  /** Requests or connections rejected as malformed (400), including size and count bounds. */
+  malformed: number;
+  /** Connections closed because the source was unknown, or not redirected by the datapath. */
+  unknownSource: number;
+  /** Downstream requests that timed out (408). */
+  timeouts: number;
+  /** Open downstream connections. */
+  connections: number;
+  /** Live upstream pools (one per destination and source identity). */
+  upstreamPools: number;
+}
