@@ -9,7 +9,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Pool, type buildConnector, type Dispatcher } from 'undici';
+import { errors as undiciErrors, Pool, type buildConnector, type Dispatcher } from 'undici';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { BAD_GATEWAY, GATEWAY_TIMEOUT, UPSTREAM_UNAVAILABLE, type LocalReply } from './local-reply.js';
@@ -183,6 +183,10 @@ export class UpstreamPools {
 export function replyForUpstreamError(err: unknown): LocalReply {
   const code = (err as { code?: unknown })?.code;
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return GATEWAY_TIMEOUT;
+  // undici's parser errors do not always carry a code: recognise them by class too.
+  if (err instanceof undiciErrors.HTTPParserError || err instanceof undiciErrors.ResponseContentLengthMismatchError || err instanceof undiciErrors.HeadersOverflowError) {
+    return BAD_GATEWAY;
+  }
   if (typeof code === 'string' && (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_INFO')) {
     return BAD_GATEWAY;
   }

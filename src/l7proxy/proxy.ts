@@ -51,6 +51,8 @@ export class HttpProxy {
   #server: Server;
   #pools: UpstreamPools;
   #conns = new WeakMap<Socket, ConnState>();
+  /** Connections already answered with a closing 400: later parse errors on them are noise. */
+  #rejected = new WeakSet<Socket>();
   #sockets = new Set<Socket>();
   #counters: Counters = { requests: 0, denied: 0, forwarded: 0, upstreamErrors: 0, malformed: 0, unknownSource: 0, timeouts: 0 };
   #site: FlowSite;
@@ -78,7 +80,9 @@ export class HttpProxy {
       requestTimeout: o.requestTimeoutMs,
       headersTimeout: o.headersTimeoutMs,
       keepAliveTimeout: o.keepAliveTimeoutMs,
-      requireHostHeader: true,
+      // Missing Host is rejected (and counted) by the parse stage, not silently by Node.
+      requireHostHeader: false,
+      connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4))),
       insecureHTTPParser: false,
       noDelay: true,
     });
@@ -198,6 +202,7 @@ export class HttpProxy {
     const parsed = parseRequest(req, state.conn, { maxHeadersCount: this.options.maxHeadersCount });
     if (!parsed.ok) {
       this.#counters.malformed++;
+      this.#rejected.add(req.socket);
       sendLocalReply(res, BAD_REQUEST, true);
       this.#deps.accessLog.warn(
         {
@@ -320,7 +325,8 @@ export class HttpProxy {
 
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || !socket.writable || !this.#conns.has(socket)) {
+    // Client gone (reset, or EOF in the middle of a request): nobody to answer, nothing to count.
+    if (code === 'ECONNRESET' || code === 'HPE_INVALID_EOF_STATE' || !socket.writable || !this.#conns.has(socket) || this.#rejected.has(socket)) {
       socket.destroy();
       return;
     }

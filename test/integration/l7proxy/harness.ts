@@ -116,6 +116,7 @@ export interface ProxyHarnessOptions {
   upstreamHost?: string;
   resolveConnection?: L7ProxyDeps['resolveConnection'];
   authorizeHttp?: L7ProxyDeps['authorizeHttp'];
+  connectUpstream?: L7ProxyDeps['connectUpstream'];
   /** false: leave `originalDestination` unset (the socket's own local address is used). */
   injectOriginalDestination?: boolean;
   options?: HttpProxyOptions;
@@ -142,7 +143,7 @@ export async function startProxy(cleanups: Cleanups, o: ProxyHarnessOptions): Pr
     },
     connectUpstream: (ctx, conn) => {
       connectCalls.push({ ctx, conn });
-      return connect({ host: conn.dstIp, port: conn.dstPort });
+      return o.connectUpstream ? o.connectUpstream(ctx, conn) : connect({ host: conn.dstIp, port: conn.dstPort });
     },
     onFlow: (flow) => flows.push(flow),
     accessLog,
