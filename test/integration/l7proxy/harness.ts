@@ -117,6 +117,8 @@ export interface ProxyHarnessOptions {
   resolveConnection?: L7ProxyDeps['resolveConnection'];
   authorizeHttp?: L7ProxyDeps['authorizeHttp'];
   connectUpstream?: L7ProxyDeps['connectUpstream'];
+  /** Overrides the fixed upstream as the original destination. */
+  originalDestination?: NonNullable<L7ProxyDeps['originalDestination']>;
   /** false: leave `originalDestination` unset (the socket's own local address is used). */
   injectOriginalDestination?: boolean;
   options?: HttpProxyOptions;
@@ -149,7 +151,8 @@ export async function startProxy(cleanups: Cleanups, o: ProxyHarnessOptions): Pr
     accessLog,
     nodeName: 'test-node',
   };
-  if (o.injectOriginalDestination !== false) deps.originalDestination = () => ({ ip: upstreamHost, port: o.upstreamPort });
+  if (o.originalDestination) deps.originalDestination = o.originalDestination;
+  else if (o.injectOriginalDestination !== false) deps.originalDestination = () => ({ ip: upstreamHost, port: o.upstreamPort });
   const proxy = new HttpProxy(deps, o.options);
   await proxy.listen({ port: 0, host: '127.0.0.1' });
   cleanups.add(() => proxy.close());
