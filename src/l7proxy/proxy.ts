@@ -92,8 +92,9 @@ export class HttpProxy {
     this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
+    // CONNECT would open a tunnel past HTTP policy: refused. Upgrade requests (h2c, websocket) are
+    // served as plain HTTP/1.1 with the Upgrade header stripped: no 'upgrade' listener on purpose.
     this.#server.on('connect', (req: IncomingMessage, socket: Socket) => this.#refuseTunnel(req, socket, 'CONNECT'));
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.#refuseTunnel(req, socket, 'upgrade'));
   }
 
   /** Listens on a transparent fd from the addon, or on a port (tests, TPROXY fallback). */
@@ -182,6 +183,8 @@ export class HttpProxy {
   }
 
   #log(x: Exchange): void {
+    // While closing, a connection whose last request just ended is idle: let it go now.
+    if (this.#closing) setImmediate(() => this.#server.closeIdleConnections());
     const entry = accessLogEntry(x);
     if (x.verdict === 'Error') this.#deps.accessLog.warn(entry, 'http');
     else this.#deps.accessLog.info(entry, 'http');
@@ -350,7 +353,7 @@ export class HttpProxy {
     socket.end(rawReply(BAD_REQUEST));
   }
 
-  /** CONNECT and Upgrade would tunnel bytes past HTTP policy: refused. */
+  /** CONNECT would tunnel bytes past HTTP policy: refused. */
   #refuseTunnel(req: IncomingMessage, socket: Socket, what: string): void {
     this.#counters.requests++;
     this.#counters.malformed++;

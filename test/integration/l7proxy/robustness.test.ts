@@ -43,15 +43,27 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
     expect(h.proxy.stats().malformed).toBe(1);
   });
 
-  it('refuses CONNECT and Upgrade (they would tunnel past HTTP policy)', async () => {
+  it('refuses CONNECT (it would tunnel past HTTP policy)', async () => {
     const upstream = await startUpstream(cleanups);
     const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
     const connectReq = await rawExchange(cleanups, h.port, `CONNECT deathstar:443 HTTP/1.1\r\nHost: deathstar:443\r\n\r\n`);
     expect(connectReq.text.split('\r\n')[0]).toBe('HTTP/1.1 501 Not Implemented');
-    const upgrade = await rawExchange(cleanups, h.port, `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
-    expect(upgrade.text.split('\r\n')[0]).toBe('HTTP/1.1 501 Not Implemented');
     expect(upstream.requests).toHaveLength(0);
-    expect(h.proxy.stats().malformed).toBe(2);
+    expect(h.proxy.stats().malformed).toBe(1);
+  });
+
+  it('serves Upgrade requests (h2c, websocket) as plain HTTP/1.1 with the upgrade stripped', async () => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const r = await rawExchange(
+      cleanups,
+      h.port,
+      `GET /v1/ HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
+    );
+    expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(upstream.requests[0]?.headers.upgrade).toBeUndefined();
+    expect(upstream.requests[0]?.headers['http2-settings']).toBeUndefined();
+    expect(h.authorizeCalls[0]).toMatchObject({ method: 'GET', path: '/v1/' });
   });
 
   it('answers 408 when a request does not arrive in time', async () => {
