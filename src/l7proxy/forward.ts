@@ -17,14 +17,21 @@ import { withHost, type ParsedRequest } from './parse.js';
 import type { ConnectionInfo, FlowContext, L7ProxyDeps } from './types.js';
 
 export interface UpstreamOptions {
+  /** Key pools by client IP as well as identity (source-IP preservation). */
+  bySourceAddress?: boolean;
   connectTimeoutMs: number;
   upstreamTimeoutMs: number;
   maxConnections: number;
   idleMs: number;
 }
 
-export function poolKey(ctx: Pick<FlowContext, 'srcIdentity'>, conn: Pick<ConnectionInfo, 'dstIp' | 'dstPort'>): string {
-  return `${ctx.srcIdentity}|${conn.dstIp}|${conn.dstPort}`;
+export function poolKey(
+  ctx: Pick<FlowContext, 'srcIdentity'>,
+  conn: Pick<ConnectionInfo, 'dstIp' | 'dstPort'> & Partial<Pick<ConnectionInfo, 'srcIp'>>,
+  bySourceAddress = false,
+): string {
+  const base = `${ctx.srcIdentity}|${conn.dstIp}|${conn.dstPort}`;
+  return bySourceAddress ? `${base}|${conn.srcIp ?? ''}` : base;
 }
 
 function originOf(conn: Pick<ConnectionInfo, 'dstIp' | 'dstPort'>): string {
@@ -120,7 +127,7 @@ export class UpstreamPools {
   /** The pool for this identity and destination, created on first use; release when the request ends. */
   acquire(ctx: FlowContext, conn: ConnectionInfo): PoolLease {
     if (this.#closed) throw membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', 'proxy is closing');
-    const key = poolKey(ctx, conn);
+    const key = poolKey(ctx, conn, this.#opts.bySourceAddress === true);
     let entry = this.#pools.get(key);
     if (!entry) {
       const pool = new Pool(originOf(conn), {

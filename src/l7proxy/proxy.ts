@@ -33,6 +33,7 @@ const DEFAULTS: Required<HttpProxyOptions> = {
   maxUpstreamConnections: 128,
   upstreamIdleMs: 60_000,
   closeGraceMs: 5_000,
+  poolBySourceAddress: false,
 };
 
 /** A denied request whose body is small and declared is drained to keep the connection; else closed. */
@@ -63,13 +64,14 @@ export class HttpProxy {
 
   constructor(deps: L7ProxyDeps, opts: HttpProxyOptions = {}) {
     const o = { ...DEFAULTS };
-    for (const [k, v] of Object.entries(opts) as Array<[keyof HttpProxyOptions, number | undefined]>) {
-      if (v !== undefined) o[k] = v;
+    for (const [k, v] of Object.entries(opts) as Array<[keyof HttpProxyOptions, unknown]>) {
+      if (v !== undefined) (o as Record<string, unknown>)[k] = v;
     }
     this.options = o;
     this.#deps = deps;
     this.#site = { nodeName: deps.nodeName ?? hostname() };
     this.#pools = new UpstreamPools(deps.connectUpstream, {
+      bySourceAddress: o.poolBySourceAddress,
       connectTimeoutMs: o.connectTimeoutMs,
       upstreamTimeoutMs: o.upstreamTimeoutMs,
       maxConnections: o.maxUpstreamConnections,

@@ -70,6 +70,12 @@ export interface HttpProxyOptions {
   keepAliveTimeoutMs?: number;
   /** Upstream connections per (destination, source identity). Default 128. */
   maxUpstreamConnections?: number;
+  /**
+   * Also key upstream pools by the client's IP. Needed when `connectUpstream` binds the upstream
+   * socket to the pod's own address (source-IP preservation); with the default node-IP source,
+   * the identity in the mark is all that distinguishes clients. Default false.
+   */
+  poolBySourceAddress?: boolean;
   /** Upstream pools idle this long are closed. Default 60 s. */
   upstreamIdleMs?: number;
   /** How long `close()` waits for in-flight requests before cutting them. Default 5 s. */

@@ -232,4 +232,24 @@ describe('upstream pools', () => {
     expect(h.proxy.stats().upstreamPools).toBe(2);
     expect(h.connectCalls.map((c) => c.conn.dstPort)).toEqual([a.port, b.port]);
   });
+
+  it.each([
+    [false, 1],
+    [true, 2],
+  ])('poolBySourceAddress=%s: two pods of one identity share %i pool(s)', async (bySource, pools) => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll, options: { poolBySourceAddress: bySource } });
+    for (const localAddress of ['127.0.0.1', '127.0.0.3']) {
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: h.port, localAddress, path: '/', headers: { host: HOST } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    }
+    expect(h.proxy.stats().upstreamPools).toBe(pools);
+    expect(h.connectCalls.map((c) => c.conn.srcIp)).toEqual(bySource ? ['127.0.0.1', '127.0.0.3'] : ['127.0.0.1']);
+  });
 });
