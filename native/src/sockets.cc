@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 #ifndef IP_TRANSPARENT
 #define IP_TRANSPARENT 19
@@ -86,9 +87,75 @@ Napi::Value TcpConnectMarked(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, fd);
 }
 
+// Completion of a non-blocking connect(), reported once: callback(errno), 0 meaning connected.
+// libuv keeps one watcher per fd number, and the fd itself belongs to a net.Socket, so the
+// watch runs on a dup() of it (a separate epoll registration of the same socket).
+struct ConnectWatch {
+  uv_poll_t poll;
+  int fd;
+  Napi::FunctionReference callback;
+  Napi::AsyncContext *context;
+  napi_env env;
+};
+
+void OnConnectClosed(uv_handle_t *h) {
+  auto *w = static_cast<ConnectWatch *>(h->data);
+  close(w->fd);
+  delete w->context;
+  w->callback.Reset();
+  delete w;
+}
+
+void OnConnectReady(uv_poll_t *poll, int status, int events) {
+  auto *w = static_cast<ConnectWatch *>(poll->data);
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (status < 0) err = -status;
+  else if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len)) err = errno;
+  uv_poll_stop(poll);
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  w->callback.MakeCallback(env.Global(), {Napi::Number::New(env, err)}, *w->context);
+  uv_close(reinterpret_cast<uv_handle_t *>(poll), OnConnectClosed);
+}
+
+// awaitConnect(fd, callback(errno))
+Napi::Value AwaitConnect(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd, "fd")) return env.Null();
+  if (info.Length() < 2 || !info[1].IsFunction()) {
+    ThrowTypeError(env, "callback must be a function");
+    return env.Null();
+  }
+  int dupfd = fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0);
+  if (dupfd < 0) {
+    ThrowSystemError(env, "fcntl(F_DUPFD_CLOEXEC)", errno, "fd " + std::to_string(fd));
+    return env.Null();
+  }
+  uv_loop_t *loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  auto *w = new ConnectWatch();
+  w->fd = dupfd;
+  w->env = env;
+  int r = uv_poll_init(loop, &w->poll, dupfd);
+  if (r) {
+    close(dupfd);
+    delete w;
+    ThrowSystemError(env, "uv_poll_init", -r, "fd " + std::to_string(fd));
+    return env.Null();
+  }
+  w->poll.data = w;
+  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
+  w->context = new Napi::AsyncContext(env, "membrane:connect");
+  uv_poll_start(&w->poll, UV_WRITABLE | UV_DISCONNECT, OnConnectReady);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitSockets(Napi::Env env, Napi::Object exports) {
+  exports.Set("awaitConnect", Napi::Function::New(env, AwaitConnect));
   exports.Set("tcpListenTransparent", Napi::Function::New(env, TcpListenTransparent));
   exports.Set("tcpConnectMarked", Napi::Function::New(env, TcpConnectMarked));
 }

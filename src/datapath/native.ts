@@ -30,6 +30,7 @@ export interface NativeAddon {
   ringbufClose(handle: RingbufHandle): void;
   tcpListenTransparent(ip: string, port: number, backlog: number): number;
   tcpConnectMarked(ip: string, port: number, mark: number): number;
+  awaitConnect(fd: number, callback: (errno: number) => void): void;
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
