@@ -149,6 +149,7 @@ program
   .option('-f, --follow', 'keep printing new flows')
   .addOption(new Option('-o, --output <mode>', 'output').choices(['compact', 'json', 'dict']).default('compact'))
   .allowUnknownOption(true)
+  .allowExcessArguments(true)
   .helpOption('-h, --help', `filters (as hubble): ${Object.keys(FILTER_FLAGS).map((f) => `--${f}`).join(' ')}`)
   .action(async (opts: { last: string; follow?: boolean; output: string }, cmd: Command) => {
     const filters = filtersFromFlags(filterArgs(cmd.args));
