@@ -66,21 +66,17 @@ int from_endpoint(struct __sk_buff *skb)
 	if (!src_ep || src_ep->ifindex != skb->ifindex)
 		return drop(skb, &pkt, DROP_INVALID_SOURCE_IP, DIR_EGRESS, 0, 0, 0);
 
+	/* A reply of a connection this endpoint accepted passes on its entry alone. Every other
+	 * packet, of a new or an established connection, is judged against the policy in force
+	 * now, as Cilium does: a policy change also cuts connections it no longer allows.
+	 */
 	ct_key_forward(&key, &pkt, CT_F_EGRESS);
 	entry = ct_lookup(&key, &pkt, skb->len);
-	if (entry) {
-		if (!(entry->flags & CT_ENTRY_F_PROXY))
+	if (!entry) {
+		ct_key_reverse(&key, &pkt, CT_F_INGRESS);
+		if (ct_lookup(&key, &pkt, skb->len))
 			return forward(skb);
-		ret = proxy_redirect(skb, &pkt, entry->proxy_port);
-		if (ret < 0)
-			return drop(skb, &pkt, -ret, DIR_EGRESS, src_ep->sec_identity, 0, src_ep->endpoint_id);
-		return forward(skb);
 	}
-
-	/* A reply of a connection this endpoint accepted. */
-	ct_key_reverse(&key, &pkt, CT_F_INGRESS);
-	if (ct_lookup(&key, &pkt, skb->len))
-		return forward(skb);
 
 	dst_identity = ipcache_identity(pkt.daddr);
 	verdict = policy_can_access(src_ep->endpoint_id, 1, src_ep->flags & ENDPOINT_F_EGRESS_ENFORCED,
@@ -105,6 +101,18 @@ int from_endpoint(struct __sk_buff *skb)
 			proxy_port = verdict.proxy_port;
 			redirect_dir = DIR_INGRESS;
 		}
+	}
+
+	if (entry) {
+		/* Established: the connection stays where it began. One that went to the proxy
+		 * keeps going there; one that did not cannot move into it mid-stream.
+		 */
+		if (!(entry->flags & CT_ENTRY_F_PROXY))
+			return forward(skb);
+		ret = proxy_redirect(skb, &pkt, entry->proxy_port);
+		if (ret < 0)
+			return drop(skb, &pkt, -ret, DIR_EGRESS, src_ep->sec_identity, dst_identity, src_ep->endpoint_id);
+		return forward(skb);
 	}
 
 	if (proxy_port) {
@@ -133,6 +141,7 @@ int to_endpoint(struct __sk_buff *skb)
 	struct endpoint_info *dst_ep;
 	struct policy_verdict verdict;
 	struct ct_key key;
+	struct ct_entry *entry;
 	__u32 src_identity, mark = skb->mark;
 	__u8 entry_flags = 0;
 	int ret;
@@ -148,15 +157,19 @@ int to_endpoint(struct __sk_buff *skb)
 		return drop(skb, &pkt, DROP_UNKNOWN_TARGET, DIR_INGRESS, 0, 0, 0);
 
 	ct_key_forward(&key, &pkt, CT_F_INGRESS);
-	if (ct_lookup(&key, &pkt, skb->len))
-		return forward(skb);
+	entry = ct_lookup(&key, &pkt, skb->len);
+	if (!entry) {
+		/* A reply of a connection this endpoint opened (or that the proxy answers for). */
+		ct_key_reverse(&key, &pkt, CT_F_EGRESS);
+		if (ct_lookup(&key, &pkt, skb->len))
+			return forward(skb);
+	}
 
-	/* A reply of a connection this endpoint opened (or that the proxy answers for). */
-	ct_key_reverse(&key, &pkt, CT_F_EGRESS);
-	if (ct_lookup(&key, &pkt, skb->len))
-		return forward(skb);
-
-	if ((mark & MARK_MAGIC_MASK) == MARK_FROM_PROXY) {
+	if (entry) {
+		/* Established: judged again with the identity it was admitted with. */
+		src_identity = entry->src_identity;
+		entry_flags = entry->flags & CT_ENTRY_F_FROM_PROXY;
+	} else if ((mark & MARK_MAGIC_MASK) == MARK_FROM_PROXY) {
 		src_identity = mark_identity(mark);
 		entry_flags = CT_ENTRY_F_FROM_PROXY;
 	} else {
@@ -175,6 +188,8 @@ int to_endpoint(struct __sk_buff *skb)
 		return drop(skb, &pkt, DROP_PROXY_NOT_SUPPORTED, DIR_INGRESS, src_identity, dst_ep->sec_identity,
 			    dst_ep->endpoint_id);
 
+	if (entry)
+		return forward(skb);
 	ct_key_forward(&key, &pkt, CT_F_INGRESS);
 	ct_create(&key, &pkt, skb->len, src_identity, 0, entry_flags);
 	emit_event(EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
