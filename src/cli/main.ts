@@ -3,7 +3,7 @@
  * The `membrane` command. Flags are declared in one table per command (commander), output
  * goes through the observe printers or the column renderer, and errors print their code.
  */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { isMembraneError, membraneError } from '../errors/index.js';
@@ -227,8 +227,9 @@ async function traceCommand(opts: Record<string, string | string[] | undefined>)
       if (i <= 0) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `header ${h} is not 'Name: value'`);
       headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
     }
-    const dport = opts.dport === undefined ? undefined : Number(opts.dport);
-    if (dport !== undefined && (!Number.isInteger(dport) || dport < 0 || dport > 65535)) {
+    const dportText = opts.dport === undefined ? undefined : String(opts.dport);
+    const dport = dportText === undefined ? undefined : Number(dportText);
+    if (dportText !== undefined && (!/^\d{1,5}$/.test(dportText) || (dport ?? 0) > 65535)) {
       throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--dport ${String(opts.dport)} is not a port`);
     }
     input = {
@@ -275,14 +276,29 @@ async function traceCommand(opts: Record<string, string | string[] | undefined>)
   }
   if (opts.output === 'json') {
     const { lines: _lines, ...rest } = result;
-    process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
+    // Clusterwide policies have no namespace: say null rather than leave the key out.
+    const matched = rest.matched.map((m) => ({ ...m, namespace: m.namespace ?? null }));
+    process.stdout.write(`${JSON.stringify({ ...rest, matched }, null, 2)}\n`);
   } else {
     process.stdout.write(`${result.lines.join('\n')}\n`);
   }
   return result.verdict === 'allowed' ? 0 : 1;
 }
 
+// Usage errors (unknown option, missing or invalid argument) exit 2, as `policy trace`'s contract
+// requires for bad input; 1 stays the answer "invalid" / "denied".
+program.exitOverride();
+for (const cmd of program.commands) exitOverrideAll(cmd);
+function exitOverrideAll(cmd: Command): void {
+  cmd.exitOverride();
+  for (const sub of cmd.commands) exitOverrideAll(sub);
+}
+
 program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    return;
+  }
   const code = isMembraneError(err) ? err.code : 'MEMBRANE_ERR_UNEXPECTED';
   process.stderr.write(`Error: ${(err as Error).message} [${code}]\n`);
   const problems = (err as { details?: { problems?: Parameters<typeof formatProblem>[0][] } }).details?.problems;

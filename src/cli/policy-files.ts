@@ -1,14 +1,22 @@
 /** Offline policy commands: reading files and directories for `policy validate` and `trace`. */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPolicyText, type PolicyObject, type PolicyProblem } from '../policy/index.js';
+import { validatePolicyText, type DocumentResult, type PolicyObject, type PolicyProblem } from '../policy/index.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
 
+/** Files named, and the policy files inside directories named; a missing path stays in the list
+ * so it is reported as a problem of its own instead of hiding the others. */
 export function expandPolicyPaths(paths: readonly string[]): string[] {
   const files: string[] = [];
   for (const p of paths) {
-    if (statSync(p).isDirectory()) {
+    let isDir = false;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (isDir) {
       for (const f of readdirSync(p).sort()) if (POLICY_FILE.test(f)) files.push(join(p, f));
     } else {
       files.push(p);
@@ -19,6 +27,8 @@ export function expandPolicyPaths(paths: readonly string[]): string[] {
 
 export interface FileReport {
   readonly file: string;
+  readonly documents: readonly DocumentResult[];
+  /** The file's policies, only when every document is valid (a file is accepted whole or not at all). */
   readonly policies: PolicyObject[];
   readonly problems: PolicyProblem[];
 }
@@ -29,22 +39,28 @@ export function loadPolicyFiles(paths: readonly string[]): FileReport[] {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      return { file, policies: [], problems: [{ file, name: '<unnamed>', path: '', message: (err as Error).message }] };
+      const message = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message;
+      const problem: PolicyProblem = { file, name: '<unnamed>', path: '', message };
+      return { file, documents: [], policies: [], problems: [problem] };
     }
-    const r = loadPolicyText(text, file);
-    return { file, policies: r.policies, problems: r.problems };
+    const documents = validatePolicyText(text, file);
+    const problems = documents.flatMap((d) => d.problems);
+    const policies = problems.length ? [] : documents.flatMap((d) => (d.policy ? [d.policy] : []));
+    return { file, documents, policies, problems };
   });
 }
 
-/** `policy validate -o json`: one record per policy (or per unnamed document with problems). */
+/** `policy validate -o json`: one record per policy document, valid ones included. */
 export function validationJson(reports: readonly FileReport[]) {
-  const out: { file: string; name: string; valid: boolean; errors: { path: string; message: string }[] }[] = [];
-  for (const r of reports) {
-    const names = new Set([...r.policies.map((p) => p.name), ...r.problems.map((p) => p.name)]);
-    for (const name of names) {
-      const errors = r.problems.filter((p) => p.name === name).map((p) => ({ path: p.path, message: p.message }));
-      out.push({ file: r.file, name, valid: errors.length === 0, errors });
+  return reports.flatMap((r) => {
+    if (r.documents.length === 0) {
+      return r.problems.map((p) => ({ file: r.file, name: p.name, valid: false, errors: [{ path: p.path, message: p.message }] }));
     }
-  }
-  return out;
+    return r.documents.map((d) => ({
+      file: r.file,
+      name: d.name,
+      valid: d.valid,
+      errors: d.problems.map((p) => ({ path: p.path, message: p.message })),
+    }));
+  });
 }

@@ -49,6 +49,14 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     const dsLine = table.split('\n').find((l) => l.includes('k8s:class=deathstar'));
     expect(dsLine).toMatch(/Enabled\s+Disabled/);
 
+    // `policy trace` without --policy explains the verdict with the policy the agent enforces.
+    const denied = node.cli(['policy', 'trace', '--src', 'org=alliance,class=xwing', '--dst', 'org=empire,class=deathstar', '--dport', '80']);
+    expect(denied.status).toBe(1);
+    expect(denied.stdout.trim().split('\n').at(-1)).toBe('Final verdict: DENIED');
+    const allowed = node.cli(['policy', 'trace', '--src', 'org=empire,class=tiefighter', '--dst', 'org=empire,class=deathstar', '--dport', '80', '-o', 'json']);
+    expect(allowed.status).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ verdict: 'allowed', redirect: null, dropReason: null });
+
     const drops = await node.client.request<{ verdict: string; drop_reason_desc?: string; source: { pod_name: string } }[]>(
       'GET',
       `/v1/flows?last=50`,
