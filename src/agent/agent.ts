@@ -10,13 +10,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked, ipv4ToNumber } from '../datapath/index.js';
+import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
 import { FlowRing, type Flow } from '../observe/index.js';
 import { HttpProxy, type FlowContext } from '../l7proxy/index.js';
-import { parseLabel, RESERVED_IDENTITY, type PolicyObject } from '../policy/index.js';
+import { parseLabel, type PolicyObject } from '../policy/index.js';
 import { StateStore } from './state-store.js';
 import { IdentityAllocator } from './identity-allocator.js';
-import { EndpointManager, nodeAddresses, type Endpoint, type EndpointSpec } from './endpoints.js';
+import { EndpointManager, type Endpoint, type EndpointSpec } from './endpoints.js';
 import { PolicyDirectory } from './policy-source.js';
 import { Regenerator, type RegenerationResult } from './regenerate.js';
 import { eventToFlow, flowEndpoint } from './flows.js';
@@ -142,7 +142,7 @@ export class Agent {
         // Only pods are redirected to the proxy; a connection from anything else is not ours.
         if (!src) return null;
         const dst = this.endpoints.byIp(conn.dstIp);
-        const dstIdentity = dst?.identity ?? this.identityOfIp(conn.dstIp);
+        const dstIdentity = dst?.identity ?? this.regenerator.identityOfIp(conn.dstIp);
         const ingressRedirect = dst?.policy?.ingress.entries.some((e) => e.verdict === 'redirect') ?? false;
         return {
           srcIdentity: src.identity,
@@ -167,20 +167,6 @@ export class Agent {
       nodeName: this.config.nodeName,
     });
     await this.#proxy.listen({ fd: transparentListenFd(this.config.httpProxyPort) });
-  }
-
-  /** The identity the datapath would give an address that is not a local endpoint. */
-  identityOfIp(ip: string): number {
-    if (nodeAddresses().includes(ip)) return RESERVED_IDENTITY.host;
-    const n = ipv4ToNumber(ip);
-    let best: { len: number; id: number } | null = null;
-    for (const [prefix, id] of this.datapath.dumpIpcache()) {
-      const [base = '', lenText = '32'] = prefix.split('/');
-      const len = Number(lenText);
-      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-      if (((n & mask) >>> 0) === ipv4ToNumber(base) && (!best || len > best.len)) best = { len, id };
-    }
-    return best?.id ?? RESERVED_IDENTITY.world;
   }
 
   scheduleRegeneration(): void {

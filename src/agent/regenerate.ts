@@ -23,7 +23,7 @@ import {
   type MapEntry,
   type PolicyObject,
 } from '../policy/index.js';
-import type { Datapath, PolicyMapEntry } from '../datapath/index.js';
+import { ipv4ToNumber, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
 import type { IdentityAllocator } from './identity-allocator.js';
 import { linkIndex, nodeAddresses, type Endpoint, type EndpointManager } from './endpoints.js';
 
@@ -51,6 +51,7 @@ export class Regenerator {
   #identityList: Identity[] = [];
   /** CIDR prefix → its local identity, for the prefixes the current policies name. */
   #cidrIdentities = new Map<string, number>();
+  #ipcache: { base: number; mask: number; bits: number; id: number }[] = [];
 
   constructor(datapath: Datapath, endpoints: EndpointManager, identities: IdentityAllocator, ports: ProxyPorts, log: Logger) {
     this.#datapath = datapath;
@@ -62,6 +63,16 @@ export class Regenerator {
 
   get revision(): number {
     return this.#revision;
+  }
+
+  /**
+   * The identity the datapath gives an address (its ipcache, longest prefix first), from the
+   * copy the last regeneration wrote, so the proxy never has to read the map per connection.
+   */
+  identityOfIp(ip: string): number {
+    const n = ipv4ToNumber(ip);
+    for (const e of this.#ipcache) if (((n & e.mask) >>> 0) === e.base) return e.id;
+    return RESERVED_IDENTITY.world;
   }
 
   /** Every identity the last regeneration knew, for flows and the API. */
@@ -93,6 +104,11 @@ export class Regenerator {
     for (const [prefix, id] of this.#cidrIdentities) ipcache.set(prefix, id);
     for (const ep of endpoints) ipcache.set(`${ep.ip}/32`, ep.identity);
     const ipcacheResult = this.#datapath.syncIpcache(ipcache);
+    this.#ipcache = [...ipcache].map(([prefix, id]) => {
+      const [base = '', len = '32'] = prefix.split('/');
+      const bits = Number(len);
+      return { base: ipv4ToNumber(base), mask: bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0, bits, id };
+    }).sort((a, b) => b.bits - a.bits);
 
     const totals = { upserted: 0, deleted: 0 };
     const current = this.#datapath.dumpEndpoints();

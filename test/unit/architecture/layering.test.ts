@@ -1,0 +1,61 @@
+/**
+ * The layering of ../shared/DESIGN.md, checked on every import in src/: a module reaches
+ * another only through its index.ts, and only downwards.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve, dirname, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
+
+/** Which modules each module may import (besides itself). */
+const ALLOWED: Record<string, readonly string[]> = {
+  errors: [],
+  policy: ['errors'],
+  datapath: ['errors'],
+  observe: ['errors', 'policy'],
+  l7proxy: ['errors', 'observe', 'policy', 'datapath'],
+  lab: ['errors', 'datapath'],
+  agent: ['errors', 'policy', 'datapath', 'observe', 'l7proxy'],
+  cli: ['errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab'],
+};
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+const moduleOf = (file: string): string => relative(SRC, file).split(sep)[0] ?? '';
+
+const imports = files(SRC).flatMap((file) =>
+  [...readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)].map((m) => ({
+    file: relative(SRC, file),
+    from: moduleOf(file),
+    target: resolve(dirname(file), m[1] ?? ''),
+  })),
+);
+
+describe('module layering', () => {
+  it('finds the modules it checks', () => {
+    const modules = readdirSync(SRC).filter((f) => statSync(join(SRC, f)).isDirectory());
+    expect(new Set(modules)).toEqual(new Set(Object.keys(ALLOWED)));
+    expect(imports.length).toBeGreaterThan(50);
+  });
+
+  it('crosses a module boundary only through its index.js, and only downwards', () => {
+    const violations = imports
+      .filter((i) => moduleOf(i.target) !== i.from)
+      .flatMap((i) => {
+        const to = moduleOf(i.target);
+        const rel = relative(join(SRC, to), i.target);
+        const problems: string[] = [];
+        if (!(ALLOWED[i.from] ?? []).includes(to)) problems.push(`${i.file}: ${i.from} may not import ${to}`);
+        if (rel !== 'index.js') problems.push(`${i.file}: imports ${to}/${rel} instead of ${to}/index.js`);
+        return problems;
+      });
+    expect(violations).toEqual([]);
+  });
+});
