@@ -49,6 +49,15 @@ export function validateEndpointSpec(input: unknown): EndpointSpec {
   if (typeof labels !== 'object' || labels === null || Object.values(labels).some((v) => typeof v !== 'string')) {
     bad('podLabels', 'must map label keys to string values');
   }
+  const nsLabels = o.namespaceLabels ?? {};
+  if (typeof nsLabels !== 'object' || nsLabels === null || Object.values(nsLabels).some((v) => typeof v !== 'string')) {
+    bad('namespaceLabels', 'must map label keys to string values');
+  }
+  for (const [name, np] of Object.entries((o.namedPorts ?? {}) as Record<string, { port?: unknown; protocol?: unknown }>)) {
+    const port = np?.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) bad(`namedPorts.${name}.port`, 'must be a port number');
+    if (![6, 17, 132].includes(np?.protocol as number)) bad(`namedPorts.${name}.protocol`, 'must be 6 (TCP), 17 (UDP) or 132 (SCTP)');
+  }
   const spec: EndpointSpec = {
     name: o.name as string,
     namespace: namespace as string,

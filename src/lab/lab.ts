@@ -23,7 +23,16 @@ export interface LabState {
 }
 
 export interface EndpointRegistrar {
-  register(ep: { name: string; namespace: string; podLabels: Record<string, string>; ip: string; ifname: string; netns: string }): Promise<void>;
+  register(ep: {
+    name: string;
+    namespace: string;
+    podLabels: Record<string, string>;
+    namespaceLabels: Record<string, string>;
+    namedPorts: Record<string, { port: number; protocol: number }>;
+    ip: string;
+    ifname: string;
+    netns: string;
+  }): Promise<void>;
   deregister(namespace: string, name: string): Promise<void>;
 }
 
@@ -94,6 +103,8 @@ export async function labUp(
       name: pod.name,
       namespace: pod.namespace,
       podLabels: { ...pod.labels },
+      namespaceLabels: { ...(spec.namespaces[pod.namespace] ?? {}) },
+      namedPorts: { ...pod.namedPorts },
       ip: entry.ip,
       ifname: entry.ifname,
       netns: pod.name,

@@ -12,6 +12,8 @@ export interface LabPod {
   /** Index of the pod's /24 inside the lab subnet: pod = x.y.N.2, host side = x.y.N.1. */
   readonly index: number;
   readonly serve?: { readonly app: string; readonly ports: readonly number[] };
+  /** Container port names, as a pod spec's `ports[].name` (for named ports in policies). */
+  readonly namedPorts: Readonly<Record<string, { readonly port: number; readonly protocol: number }>>;
 }
 
 export interface LabSpec {
@@ -21,7 +23,11 @@ export interface LabSpec {
   readonly pods: readonly LabPod[];
   /** Extra /etc/hosts names visible in every pod (the lab has no DNS yet): name → pod. */
   readonly hosts: Readonly<Record<string, string>>;
+  /** Labels of each Kubernetes namespace (kubernetes.io/metadata.name is always added). */
+  readonly namespaces: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
+
+const PROTOCOLS: Readonly<Record<string, number>> = { TCP: 6, UDP: 17, SCTP: 132 };
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$/;
 
@@ -52,8 +58,19 @@ export function parseLabSpec(text: string, file: string): LabSpec {
     if (serve && (typeof serve.app !== 'string' || servePorts.length === 0 || servePorts.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))) {
       bad(`${at}.serve`, 'needs app and port (or ports)');
     }
+    const namedPorts: Record<string, { port: number; protocol: number }> = {};
+    for (const [j, np] of (Array.isArray(p.ports) ? (p.ports as Record<string, unknown>[]) : []).entries()) {
+      const protocol = PROTOCOLS[typeof np.protocol === 'string' ? np.protocol : 'TCP'];
+      if (typeof np.name !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/.test(np.name)) bad(`${at}.ports[${j}].name`, 'must be an IANA service name (≤15 characters)');
+      if (typeof np.containerPort !== 'number' || !Number.isInteger(np.containerPort) || np.containerPort < 1 || np.containerPort > 65535) {
+        bad(`${at}.ports[${j}].containerPort`, 'must be a port number');
+      }
+      if (protocol === undefined) bad(`${at}.ports[${j}].protocol`, 'must be TCP, UDP or SCTP');
+      namedPorts[np.name as string] = { port: np.containerPort as number, protocol: protocol ?? 6 };
+    }
     return {
       name: p.name as string,
+      namedPorts,
       namespace: typeof p.namespace === 'string' ? p.namespace : 'default',
       labels: labels as Record<string, string>,
       index: i + 1,
@@ -64,7 +81,15 @@ export function parseLabSpec(text: string, file: string): LabSpec {
   for (const [host, pod] of Object.entries(hosts)) {
     if (!pods.some((p) => p.name === pod)) bad(`spec.hosts.${host}`, `names unknown pod ${pod}`);
   }
-  return { name: meta.name as string, subnet: subnet as string, pods, hosts };
+  const namespaces: Record<string, Record<string, string>> = {};
+  for (const [ns, labels] of Object.entries((spec.namespaces ?? {}) as Record<string, unknown>)) {
+    const l = (labels as { labels?: unknown } | null)?.labels ?? {};
+    if (typeof l !== 'object' || l === null || Object.values(l).some((v) => typeof v !== 'string')) {
+      bad(`spec.namespaces.${ns}.labels`, 'must map keys to string values');
+    }
+    namespaces[ns] = l as Record<string, string>;
+  }
+  return { name: meta.name as string, subnet: subnet as string, pods, hosts, namespaces };
 }
 
 export function podAddress(spec: LabSpec, pod: LabPod): { pod: string; host: string } {
