@@ -50,6 +50,7 @@ export class TestNode {
   readonly policyDir: string;
   readonly socket: string;
   readonly labDir: string;
+  readonly accessLogPath: string;
   agent: ChildProcess | null = null;
   client: AgentClient;
   lab: LabState | null = null;
@@ -63,6 +64,7 @@ export class TestNode {
     this.policyDir = join(this.dir, 'policies');
     this.socket = join(this.dir, 'agent.sock');
     this.labDir = join(this.dir, 'labs');
+    this.accessLogPath = join(this.dir, 'access.log');
     this.client = new AgentClient(this.socket);
   }
 
@@ -90,7 +92,7 @@ export class TestNode {
         process.execPath,
         CLI, '--api-socket', this.socket, 'agent', '--netns', this.netns, '--policy-dir', this.policyDir,
         '--state-dir', join(this.dir, 'state'), '--pin-root', this.pinRoot, '--node-name', this.netns,
-        '--log-level', 'debug', ...extraArgs,
+        '--log-level', 'debug', '--access-log', this.accessLogPath, ...extraArgs,
       ],
       { stdio: ['ignore', fd, fd], env: { ...process.env, MEMBRANE_AGENT_NETNS: this.netns } },
     );
@@ -114,6 +116,12 @@ export class TestNode {
     clearTimeout(timer);
     this.agent = null;
     return a.exitCode;
+  }
+
+  /** The proxy's access log, one parsed JSON object per request. */
+  accessLog(): Record<string, unknown>[] {
+    if (!existsSync(this.accessLogPath)) return [];
+    return readFileSync(this.accessLogPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
   agentLog(): string {

@@ -3,7 +3,8 @@
  * veths, the transparent HTTP proxy, policies from the watched directory, curl in the pods.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestNode, eventually, privilegedSkipReason, starwarsLab, RULE1_L3L4, RULE1_L7, ROOT } from './harness.js';
+import { TestNode, eventually, privilegedSkipReason, starwarsLab, RULE1_L3L4, RULE1_L7, ROOT, CLI } from './harness.js';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 const skip = privilegedSkipReason();
@@ -78,11 +79,37 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     expect(node.serverLog(`${P}-ds`)).not.toContain('/v1/exhaust-port');
     expect(node.curl(`${P}-xw`, 'POST', URL_LAND).timedOut).toBe(true);
 
+    // One access-log line per request, naming who asked, what, and why it was denied.
+    expect(
+      await eventually(() => node.accessLog().some((e) => e.path === '/v1/exhaust-port')),
+    ).toBe(true);
+    const denied = node.accessLog().find((e) => e.path === '/v1/exhaust-port');
+    expect(denied).toMatchObject({ method: 'PUT', verdict: 'Denied', status: 403, source: { pod: `${P}-tie` }, destination: { pod: `${P}-ds` } });
+    expect(node.accessLog().find((e) => e.path === '/v1/request-landing')).toMatchObject({ verdict: 'Forwarded', status: 200 });
+
     const observe = node.cli(['observe', '--last', '100', '--protocol', 'http']);
     expect(observe.status).toBe(0);
     expect(observe.stdout).toMatch(/http-request DROPPED \(HTTP\/1\.1 PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)/);
     expect(observe.stdout).toMatch(/http-request FORWARDED \(HTTP\/1\.1 POST http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/request-landing\)/);
     expect(observe.stdout).toMatch(/http-response FORWARDED \(HTTP\/1\.1 403 \d+ms \(PUT /);
+  });
+
+  it('observe --follow streams new flows as they happen', async () => {
+    const follow = spawn(process.execPath, [CLI, '--api-socket', node.socket, 'observe', '--follow', '--last', '1', '--http-method', 'PUT'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    follow.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const drops = (): number => out.split('\n').filter((l) => l.includes('http-request DROPPED')).length;
+      const seenBefore = drops();
+      expect(node.curl(`${P}-tie`, 'PUT', URL_EXHAUST).status).toBe(403);
+      expect(await eventually(() => drops() > seenBefore, 2000)).toBe(true);
+      expect(out).not.toContain('POST');
+    } finally {
+      follow.kill('SIGINT');
+    }
   });
 
   it('an invalid edit of a watched file is rejected and the last good policy stays in force', async () => {
