@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang llvm libbpf-dev linux-libc-dev iproute2 iptables bpftool curl dnsutils make g++ python3)
+APT_PACKAGES=(clang llvm libbpf-dev linux-libc-dev iproute2 iptables bpftool curl dnsutils procps util-linux make g++ python3)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
