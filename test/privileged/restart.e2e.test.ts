@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { TestNode, privilegedSkipReason, starwarsLab, RULE1_L3L4 } from './harness.js';
+import { TestNode, eventually, privilegedSkipReason, starwarsLab, RULE1_L3L4, RULE1_L7 } from './harness.js';
 
 const skip = privilegedSkipReason();
 const P = 'rs';
@@ -71,5 +71,24 @@ describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ?
     expect(after.policy.length).toBe(policyBefore);
     const eps = await node.client.request<{ name: string; ingressEnforcement: boolean }[]>('GET', '/v1/endpoints');
     expect(eps.find((e) => e.name === `${P}-ds`)?.ingressEnforcement).toBe(true);
+  });
+
+  it('while the proxy is down, L7-policied flows fail closed instead of bypassing it', async () => {
+    node.writePolicy('rule1.yaml', RULE1_L7);
+    const url = (path: string): string => `http://${node.podIp(`${P}-ds`)}${path}`;
+    expect(await eventually(() => node.curl(`${P}-tie`, 'PUT', url('/v1/exhaust-port'), 0.5).status === 403, 2000)).toBe(true);
+
+    // Before the L7 rule took effect the PUT reached deathstar directly: look only at what comes after.
+    const seen = node.serverLog(`${P}-ds`).length;
+    expect(await node.stopAgent('SIGTERM')).toBe(0);
+    const landing = node.curl(`${P}-tie`, 'POST', url('/v1/request-landing'), 0.5);
+    const exhaust = node.curl(`${P}-tie`, 'PUT', url('/v1/exhaust-port'), 0.5);
+    expect(landing.timedOut).toBe(true);
+    expect(exhaust.timedOut).toBe(true);
+    expect(node.serverLog(`${P}-ds`).slice(seen)).toBe('');
+
+    await node.startAgent();
+    expect(node.curl(`${P}-tie`, 'POST', url('/v1/request-landing')).body).toBe('Ship landed\n');
+    expect(node.curl(`${P}-tie`, 'PUT', url('/v1/exhaust-port')).status).toBe(403);
   });
 });
