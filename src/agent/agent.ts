@@ -19,7 +19,7 @@ import { IdentityAllocator } from './identity-allocator.js';
 import { EndpointManager, type Endpoint, type EndpointSpec } from './endpoints.js';
 import { PolicyDirectory } from './policy-source.js';
 import { Regenerator, type RegenerationResult } from './regenerate.js';
-import { eventToFlow, flowEndpoint } from './flows.js';
+import { eventToFlow, flowEndpoint, type FlowContextLookup } from './flows.js';
 import { decideHttp } from './proxy-policy.js';
 import { ApiServer } from './api-server.js';
 
@@ -102,11 +102,7 @@ export class Agent {
       { http: this.config.httpProxyPort, dns: this.config.dnsProxyPort },
       this.log.child({ component: 'regeneration' }),
     );
-    const ctx = {
-      endpointByIp: (ip: string) => this.endpoints.byIp(ip),
-      identity: (id: number) => this.#regenerator?.identity(id),
-      nodeName: this.config.nodeName,
-    };
+    const ctx = this.#flowLookup();
     this.#stopEvents = this.#datapath.onEvents(
       (ev) => this.flows.push(eventToFlow(ev, ctx)),
       () => this.#malformedEvents++,
@@ -126,16 +122,21 @@ export class Agent {
     );
   }
 
+  /** How flows name the pods and identities behind addresses. */
+  #flowLookup(): FlowContextLookup {
+    return {
+      endpointByIp: (ip: string) => this.endpoints.byIp(ip),
+      identity: (id: number) => this.#regenerator?.identity(id),
+      nodeName: this.config.nodeName,
+    };
+  }
+
   async #startProxy(): Promise<void> {
     const accessLog = this.config.accessLog
       ? (mkdirSync(dirname(this.config.accessLog), { recursive: true }),
         pino({ base: null }, pino.destination({ dest: this.config.accessLog, sync: false, mkdir: true })))
       : this.log.child({ component: 'accesslog' });
-    const ctx = {
-      endpointByIp: (ip: string) => this.endpoints.byIp(ip),
-      identity: (id: number) => this.#regenerator?.identity(id),
-      nodeName: this.config.nodeName,
-    };
+    const ctx = this.#flowLookup();
     this.#proxy = new HttpProxy({
       resolveConnection: (conn): FlowContext | null => {
         const src = this.endpoints.byIp(conn.srcIp);

@@ -5,10 +5,10 @@
  *   endpoints ┼─► identities (endpoint labels, reserved, CIDR) ─► ipcache (prefix → identity)
  *             └─► per endpoint: resolveEndpointPolicy ─► policy map entries ─► enforcement flags
  *
- * Write order keeps every in-between state no more permissive than the old or the new policy
- * and never drops what both allow: ipcache first (new peers resolve), then enforcement is
- * reduced to what both old and new agree on, then entries are synced (adds before deletes),
- * then the new enforcement flags are set.
+ * Write order: ipcache first (new peers resolve); then an existing endpoint's enforcement is
+ * reduced to what the old and new policy agree on, so nothing both allow is dropped while
+ * entries change; then entries are synced (adds before deletes); then the new enforcement
+ * flags are set. A new endpoint is enforced from its first write, so it starts closed.
  */
 import type { Logger } from 'pino';
 import {
@@ -128,10 +128,12 @@ export class Regenerator {
         });
         const old = current.get(ep.ip);
         const base = { ifindex, identity: ep.identity, endpointId: ep.id };
+        // A known endpoint keeps only the enforcement both policies agree on while its entries
+        // change; a new one starts enforced, so it is closed, not open, until they are written.
         this.#datapath.upsertEndpoint(ep.ip, {
           ...base,
-          ingressEnforced: (old?.ingressEnforced ?? false) && policy.ingress.enforced,
-          egressEnforced: (old?.egressEnforced ?? false) && policy.egress.enforced,
+          ingressEnforced: old ? old.ingressEnforced && policy.ingress.enforced : policy.ingress.enforced,
+          egressEnforced: old ? old.egressEnforced && policy.egress.enforced : policy.egress.enforced,
         });
         const r = this.#datapath.syncEndpointPolicy(ep.id, this.#mapEntries(policy));
         totals.upserted += r.upserted;
