@@ -60,6 +60,7 @@ export function labCommands(program: Command, socket: () => string): void {
     .description('run a command inside a lab pod (like kubectl exec)')
     .passThroughOptions()
     .action((pod: string, command: string[]) => {
-      process.exitCode = labExec(pod, command);
+      // `lab exec POD -- curl -s …`: the `--` only ends our options, as with kubectl.
+      process.exitCode = labExec(pod, command[0] === '--' ? command.slice(1) : command);
     });
 }

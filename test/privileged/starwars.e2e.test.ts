@@ -29,6 +29,8 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
   it('without policy every ship lands', () => {
     expect(node.curl(`${P}-xw`, 'POST', URL_LAND).body).toBe('Ship landed\n');
     expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed\n');
+    const viaCli = node.cli(['lab', 'exec', `${P}-xw`, '--', 'curl', '-s', '-XPOST', URL_LAND]);
+    expect(viaCli).toMatchObject({ status: 0, stdout: 'Ship landed\n' });
     const list = node.cli(['endpoint', 'list']);
     expect(list.stdout).toMatch(/ENDPOINT\s+POLICY \(ingress\)\s+POLICY \(egress\)\s+IDENTITY/);
     expect(list.stdout).not.toContain('Enabled');
