@@ -141,6 +141,8 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === '--serve') {
   const port = await serve(process.argv[3] as Role, Number(process.argv[4]));
+  // Exit normally on a signal, so `--cpu-prof` can write its profile when profiling a peer.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
   process.send?.(port);
 } else {
   await main();
