@@ -123,6 +123,12 @@ export function parseCiliumRule(c: Checker, v: Json | undefined, path: string, n
     });
   }
 
+  // Cilium's Rule.Validate: the sections may be present, but at least one must be non-empty
+  // (`ingress: []` alone is rejected; `ingress: [{}]` is the way to ask for default deny).
+  const present = (['ingress', 'ingressDeny', 'egress', 'egressDeny'] as const).filter((k) => has(o, k));
+  if (present.length > 0 && present.every((k) => Array.isArray(o[k])) && present.every((k) => lengths[k] === 0)) {
+    c.report(path, 'rule must have at least one of Ingress, IngressDeny, Egress, EgressDeny');
+  }
   if (c.issues.length > before) return undefined;
   const hasIngress = lengths.ingress > 0 || lengths.ingressDeny > 0;
   const hasEgress = lengths.egress > 0 || lengths.egressDeny > 0;
@@ -212,7 +218,7 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
   // Cilium: peers of different kinds cannot share one rule.
   const members = L3_MEMBERS[sec].filter(([f]) => listLength(o[f]) > 0);
   if (members.length > 1) c.report(path, `Combining ${members[0]![1]} and ${members[1]![1]} is not supported yet`);
-  if (!isIngress && listLength(o.toServices) > 0 && listLength(o.toPorts) > 0) c.report(path, 'Combining ToServices and ToPorts is not supported yet');
+  // toServices may be combined with toPorts (every egress L3 member supports L4 since Cilium 1.17).
   if (listLength(o.icmps) > 0 && listLength(o.toPorts) > 0) {
     c.report(path, 'The ICMPs block may only be present without ToPorts. Define a separate rule to use ToPorts.');
   }
@@ -242,7 +248,8 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
   const cidrField = isIngress ? 'fromCIDR' : 'toCIDR';
   if (has(o, cidrField)) {
     const arr = c.array(o[cidrField], join(path, cidrField));
-    if (arr && arr.length > 0) anyPeerField = true;
+    if (arr) anyPeerField = true;
+    if (arr && arr.length === 0) peers.push({ kind: 'none', what: `${cidrField}: []` });
     arr?.forEach((e, i) => {
       const p = join(join(path, cidrField), i);
       const s = c.string(e, p);
@@ -262,7 +269,8 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
   const setField = isIngress ? 'fromCIDRSet' : 'toCIDRSet';
   if (has(o, setField)) {
     const arr = c.array(o[setField], join(path, setField));
-    if (arr && arr.length > 0) anyPeerField = true;
+    if (arr) anyPeerField = true;
+    if (arr && arr.length === 0) peers.push({ kind: 'none', what: `${setField}: []` });
     arr?.forEach((e, i) => {
       const p = join(join(path, setField), i);
       const peer = parseCidrRule(c, e, p, `${setField}[${i}]`);
@@ -272,7 +280,8 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
   const entField = isIngress ? 'fromEntities' : 'toEntities';
   if (has(o, entField)) {
     const arr = c.array(o[entField], join(path, entField));
-    if (arr && arr.length > 0) anyPeerField = true;
+    if (arr) anyPeerField = true;
+    if (arr && arr.length === 0) peers.push({ kind: 'none', what: `${entField}: []` });
     arr?.forEach((e, i) => {
       const p = join(join(path, entField), i);
       const s = c.string(e, p);
@@ -287,7 +296,8 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
     const arr = c.array(o[nodesField], join(path, nodesField));
     if (arr) {
       arr.forEach((e, i) => parseSelector(c, e, join(join(path, nodesField), i)));
-      c.report(join(path, nodesField), 'FromNodes/ToNodes rules can only be applied when the "enable-node-selector-labels" flag is set');
+      // Cilium rejects only a non-empty list; `fromNodes: []` is valid and selects nothing.
+      if (arr.length > 0) c.report(join(path, nodesField), 'FromNodes/ToNodes rules can only be applied when the "enable-node-selector-labels" flag is set');
     }
   }
   const groupsField = isIngress ? 'fromGroups' : 'toGroups';
@@ -350,6 +360,10 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
   if (c.issues.length > before) return undefined;
   // A rule with neither peers nor ports selects nothing (but still counts for default deny).
   if (!anyPeerField && ports === null) return { index, peers: [], ports: null };
+  // Cilium (RulesToPolicyEntries → mergeEndpointSelectors): an empty but present list of
+  // endpoints, entities, CIDRs or CIDR sets makes the whole rule select no peer, whatever else it names.
+  const emptyField = [epField, cidrField, setField, entField, nodesField].find((f) => Array.isArray(o[f]) && (o[f] as Json[]).length === 0);
+  if (emptyField !== undefined) return { index, peers: [{ kind: 'none', what: `${emptyField}: []` }], ports };
   return { index, peers: anyPeerField ? peers : null, ports };
 }
 
@@ -414,9 +428,10 @@ function parseCidrRule(c: Checker, v: Json, path: string, what: string): Peer | 
         c.report(p, `unable to parse CIDR prefix ${JSON.stringify(es)}`);
         return;
       }
-      // Cilium checks that the parent contains the except prefix's address (and family).
+      // Cilium checks that the parent contains the except prefix's address (and family) and that
+      // the except prefix is not shorter than the parent.
       const addrOnly: Prefix = { family: ep.family, addr: ep.addr, len: ep.family === 4 ? 32 : 128 };
-      if (!prefixContains(prefix, addrOnly)) {
+      if (!prefixContains(prefix, addrOnly) || ep.len < prefix.len) {
         c.report(p, `allow CIDR prefix ${s} does not contain exclude CIDR prefix ${es}`);
         return;
       }

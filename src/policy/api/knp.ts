@@ -67,18 +67,20 @@ export function parseNetworkPolicyObject(c: Checker, doc: JsonObject, namespace:
     });
   }
   if (c.issues.length > before || !subject) return [];
-  const hasEgressSection = has(spec, 'egress');
-  // An empty policyTypes list is defaulted like an absent one.
-  if (types !== undefined && types.length === 0) types = undefined;
-  const ingressOn = types ? types.includes('Ingress') : true;
-  const egressOn = types ? types.includes('Egress') : hasEgressSection;
+  // Cilium's ParseNetworkPolicy (pkg/k8s/network_policy.go): every ingress and egress rule is
+  // translated whatever policyTypes says (cilium/cilium#48703, open); a direction with no rules is
+  // put into default deny — ingress when policyTypes lists Ingress or does not list Egress,
+  // egress when policyTypes lists Egress. So `egress: []` without policyTypes enforces nothing.
+  const listed = types ?? [];
+  const ingressOn = ingress.length > 0 || listed.includes('Ingress') || !listed.includes('Egress');
+  const egressOn = egress.length > 0 || listed.includes('Egress');
   return [
     {
       endpointSelector: subject,
       hostPolicy: false,
-      ingress: ingressOn ? ingress : [],
+      ingress,
       ingressDeny: [],
-      egress: egressOn ? egress : [],
+      egress,
       egressDeny: [],
       hasIngress: ingressOn,
       hasEgress: egressOn,

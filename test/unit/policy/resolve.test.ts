@@ -25,9 +25,11 @@ describe('default deny', () => {
     expect(p.egress).toEqual({ enforced: false, entries: [] });
   });
 
-  it('an empty ingress list does not enforce', () => {
-    const p = resolve([cnp('x').withSpec(serverSpec().withField('ingress', [])).policy()]);
+  it('an empty ingress list does not enforce (next to a non-empty egress section)', () => {
+    // `ingress: []` alone is rejected (Cilium Rule.Validate); beside a real section it enforces nothing.
+    const p = resolve([cnp('x').withSpec(serverSpec().withField('ingress', []).withEgress(to())).policy()]);
     expect(p.ingress.enforced).toBe(false);
+    expect(p.egress.enforced).toBe(true);
   });
 
   it('ingressDeny alone enforces ingress', () => {

@@ -4,7 +4,8 @@ import { ccnp, cnp, from, ports, spec, to, yamlOf } from './builders.js';
 
 const deathstar = () => spec().withEndpointSelector({ class: 'deathstar' });
 /** The smallest valid rule: the CRD wants at least one direction section. */
-const minimal = () => deathstar().withField('egress', []);
+// `egress: [{}]`: Cilium's Rule.Validate rejects a rule whose sections are all empty lists.
+const minimal = () => deathstar().withEgress(to());
 
 function problems(b: { load(): ReturnType<typeof loadPolicyText> }): { path: string; message: string }[] {
   return b.load().problems.map((p) => ({ path: p.path, message: p.message }));
@@ -136,7 +137,7 @@ spec:
   });
 
   it('requires exactly one of endpointSelector and nodeSelector', () => {
-    expect(problems(cnp('x').withSpec(spec().withField('ingress', [])))).toEqual([{ path: 'spec', message: 'rule must have one of EndpointSelector or NodeSelector' }]);
+    expect(problems(cnp('x').withSpec(spec().withIngress(from())))).toEqual([{ path: 'spec', message: 'rule must have one of EndpointSelector or NodeSelector' }]);
     expect(problems(cnp('x').withSpec(minimal().withField('nodeSelector', {})))).toEqual([
       { path: 'spec', message: 'rule cannot have both EndpointSelector and NodeSelector' },
     ]);
@@ -173,9 +174,9 @@ spec:
     expect(problems(cnp('x').withSpec(deathstar().withEgress(to().withFQDN({ matchName: 'a.com' }).withEntities('world'))))).toEqual([
       { path: 'spec.egress[0]', message: 'Combining ToEntities and ToFQDNs is not supported yet' },
     ]);
-    expect(problems(cnp('x').withSpec(deathstar().withEgress(to().withService('svc').withPorts(ports().withPort('80', 'TCP')))))).toEqual([
-      { path: 'spec.egress[0]', message: 'Combining ToServices and ToPorts is not supported yet' },
-    ]);
+    // toServices + toPorts is accepted: every egress L3 member supports L4 (Cilium >= 1.17,
+    // EgressCommonRule.l3DependentL4Support in pkg/policy/api/rule_validation.go).
+    expect(problems(cnp('x').withSpec(deathstar().withEgress(to().withService('svc').withPorts(ports().withPort('80', 'TCP')))))).toEqual([]);
     expect(problems(cnp('x').withSpec(deathstar().withIngress(from().withIcmp({ type: 8 }).withPorts(ports().withPort('80')))))).toEqual([
       { path: 'spec.ingress[0]', message: 'The ICMPs block may only be present without ToPorts. Define a separate rule to use ToPorts.' },
     ]);
