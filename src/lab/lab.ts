@@ -82,8 +82,9 @@ export async function labUp(
     run('ip', inAgentNs(agentNetns, ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name]));
     // The lab is IPv4-only; without this the node side sends IPv6 neighbour discovery that the
     // datapath (rightly) drops, which only adds noise to `membrane observe`.
-    const sysctl = ['sysctl', '-qw', `net.ipv6.conf.${ifname}.disable_ipv6=1`];
-    run(agentNetns ? 'ip' : sysctl[0] ?? 'sysctl', agentNetns ? ['netns', 'exec', agentNetns, ...sysctl] : sysctl.slice(1));
+    const disableIpv6 = ['-qw', `net.ipv6.conf.${ifname}.disable_ipv6=1`];
+    if (agentNetns) run('ip', ['netns', 'exec', agentNetns, 'sysctl', ...disableIpv6]);
+    else run('sysctl', disableIpv6);
     run('ip', inAgentNs(agentNetns, ['addr', 'add', `${addr.host}/24`, 'dev', ifname]));
     run('ip', inAgentNs(agentNetns, ['link', 'set', ifname, 'up']));
     run('ip', ['netns', 'exec', pod.name, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
