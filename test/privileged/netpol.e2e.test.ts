@@ -8,13 +8,10 @@
  * inside the pods (curl for TCP 80, connect/datagram for TCP 81 and UDP), and compares it with a
  * truth table written here from Kubernetes semantics. A mismatch prints the tables.
  *
- * Besides the lab, the suite uses two things the lab spec cannot express:
- *  - named container ports and namespace labels: the endpoints are registered again through the
- *    agent API (PUT /v1/endpoints, as a CNI/kubelet integration would) with `namedPorts`
- *    (upstream's serve-80-tcp, serve-81-udp, ...) and `namespaceLabels` (y: team=blue,
- *    z: team=red; x has none);
- *  - two hosts outside the cluster for ipBlock: network namespaces wired to the node like pods
- *    but never registered as endpoints, so they have no label identity (see the ipBlock cases).
+ * The lab spec gives every pod upstream's named container ports (serve-80-tcp, serve-81-udp,
+ * ...) and the namespaces their labels (y: team=blue, z: team=red; x has none). Besides the lab,
+ * two hosts outside the cluster serve the ipBlock cases: network namespaces wired to the node
+ * like pods but never registered as endpoints, so they have no label identity.
  *
  * Every matrix probe is a new flow (UDP probes never repeat a source port, see nextUdpSport).
  * The last case is not a matrix: it repeats one UDP 5-tuple across a policy change on purpose.
@@ -35,10 +32,6 @@ const podNetns = (ns: string, pod: string): string => `np-${ns}-${pod}`;
 const POD_NETNS = NAMESPACES.flatMap((ns) => PODS.map((p) => podNetns(ns, p)));
 /** Namespace labels besides kubernetes.io/metadata.name (which the agent always adds). */
 const NAMESPACE_LABELS: Record<string, Record<string, string>> = { x: {}, y: { team: 'blue' }, z: { team: 'red' } };
-/** Upstream's container port names: serve-<port>-<proto>. Protocol numbers as the endpoint API takes them. */
-const NAMED_PORTS = Object.fromEntries(
-  PORT_PROTOS.map((pp) => [`serve-${pp.port}-${pp.proto}`, { port: pp.port, protocol: pp.proto === 'tcp' ? 6 : 17 }]),
-);
 /** Hosts outside the cluster: ext/in is inside the ipBlock, ext/ex inside its `except`. */
 const EXTERNALS = [
   { id: 'ext/in', netns: 'np-ext-in', ifname: 'mbx-np-ext-in', net: 40 },
@@ -58,9 +51,14 @@ ${NAMESPACES.flatMap((ns) =>
     (p) => `    - name: ${podNetns(ns, p)}
       namespace: ${ns}
       labels: {pod: ${p}}
+      ports: [${PORT_PROTOS.map((pp) => `{name: serve-${pp.port}-${pp.proto}, containerPort: ${pp.port}, protocol: ${pp.proto.toUpperCase()}}`).join(', ')}]
       serve: {app: echo, ports: [80, 81]}`,
   ),
 ).join('\n')}
+  namespaces:
+${Object.entries(NAMESPACE_LABELS)
+  .map(([ns, labels]) => `    ${ns}: {labels: ${JSON.stringify(labels)}}`)
+  .join('\n')}
 `;
 
 /** Strips the common indentation of a template literal, so YAML can be written indented in code. */
@@ -615,19 +613,6 @@ describe.skipIf(skip !== null)('Kubernetes NetworkPolicy truth tables (x/y/z × 
     await node.startAgent();
     const lab = await node.labUp(LAB);
 
-    // Named ports and namespace labels through the endpoint API (the lab spec has neither).
-    for (const p of lab.pods) {
-      await node.client.request('PUT', '/v1/endpoints', {
-        name: p.name,
-        namespace: p.namespace,
-        podLabels: p.labels,
-        namespaceLabels: NAMESPACE_LABELS[p.namespace] ?? {},
-        ip: p.ip,
-        ifname: p.ifname,
-        netns: p.name,
-        namedPorts: NAMED_PORTS,
-      });
-    }
     pods = lab.pods.map((p) => ({
       id: `${p.namespace}/${p.labels.pod}`,
       netns: p.name,
