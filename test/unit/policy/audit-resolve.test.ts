@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cidrIdentityLabels, lookupPolicy, resolveEndpointPolicy, evaluateHttp } from '../../../src/policy/index.js';
-import type { DirectionPolicy, Identity, PolicyObject } from '../../../src/policy/index.js';
+import type { DirectionPolicy, Identity, L7Rules, PolicyObject } from '../../../src/policy/index.js';
 import { ccnp, cnp, from, pod, ports, spec, to } from './builders.js';
 
 const server = pod(1000, 'default', { app: 'server' });
@@ -43,6 +43,13 @@ function resolve(policies: PolicyObject[], endpoint: Identity = server) {
 }
 function v(dir: DirectionPolicy, id: number, proto = TCP, port = 80): string {
   return lookupPolicy(dir, id, proto, port).verdict;
+}
+function httpOf(l7: L7Rules | undefined): L7Rules & { kind: 'http' } {
+  if (l7?.kind !== 'http') throw new Error('expected HTTP L7 rules');
+  return l7;
+}
+function req(method: string, path: string) {
+  return { method, path, host: 'server', headers: {} };
 }
 function allowed(dir: DirectionPolicy, id: number, proto = TCP, port = 80): boolean {
   const r = v(dir, id, proto, port);
@@ -119,7 +126,7 @@ describe('audit: selectors and namespace scoping', () => {
   // getEndpointSelector: a namespaced policy adds k8s:io.kubernetes.pod.namespace=<ns> to peer
   // selectors unless they name that key (k8s: or any source) or a namespace-labels key.
   it('CNP peer selectors are scoped to the policy namespace unless they name it', () => {
-    const mk = (sel: object) => resolve([cnp('x').withNamespace('default').withSpec(serverSpec().withIngress(from().withSelector(sel))).policy()]);
+    const mk = (sel: Record<string, unknown>) => resolve([cnp('x').withNamespace('default').withSpec(serverSpec().withIngress(from().withSelector(sel))).policy()]);
     let p = mk({ matchLabels: { app: 'client' } });
     expect(v(p.ingress, client.id)).toBe('allow');
     expect(v(p.ingress, prodClient.id)).toBe('default-deny');
@@ -325,7 +332,7 @@ describe('audit: L7', () => {
     ]);
     const r = lookupPolicy(p.ingress, client.id, TCP, 80);
     expect(['allow', 'redirect']).toContain(r.verdict);
-    if (r.verdict === 'redirect') expect(evaluateHttp(r.entry!.l7!, { method: 'DELETE', path: '/private' }).allowed).toBe(true);
+    if (r.verdict === 'redirect') expect(evaluateHttp(httpOf(r.entry!.l7), req('DELETE', '/private')).allowed).toBe(true);
   });
 
   // language.rst (L7 section): HTTP rules from several rules/policies on one port are OR-ed.
@@ -334,12 +341,12 @@ describe('audit: L7', () => {
     const b = cnp('b').withSpec(serverSpec().withIngress(from().withEndpoints({ app: 'client' }).withPorts(ports().withPort('80', 'TCP').withHttp({ method: 'POST', path: '/b' })))).policy();
     const r = lookupPolicy(resolve([a, b]).ingress, client.id, TCP, 80);
     expect(r.verdict).toBe('redirect');
-    const l7 = r.entry!.l7!;
-    expect(evaluateHttp(l7, { method: 'GET', path: '/a' }).allowed).toBe(true);
-    expect(evaluateHttp(l7, { method: 'POST', path: '/b' }).allowed).toBe(true);
-    expect(evaluateHttp(l7, { method: 'GET', path: '/b' }).allowed).toBe(false);
+    const l7 = httpOf(r.entry!.l7);
+    expect(evaluateHttp(l7, req('GET', '/a')).allowed).toBe(true);
+    expect(evaluateHttp(l7, req('POST', '/b')).allowed).toBe(true);
+    expect(evaluateHttp(l7, req('GET', '/b')).allowed).toBe(false);
     // Envoy regex matchers are full-string: '/a' does not match '/a/x'.
-    expect(evaluateHttp(l7, { method: 'GET', path: '/a/x' }).allowed).toBe(false);
+    expect(evaluateHttp(l7, req('GET', '/a/x')).allowed).toBe(false);
   });
 });
 
