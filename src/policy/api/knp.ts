@@ -67,20 +67,22 @@ export function parseNetworkPolicyObject(c: Checker, doc: JsonObject, namespace:
     });
   }
   if (c.issues.length > before || !subject) return [];
-  // Cilium's ParseNetworkPolicy (pkg/k8s/network_policy.go): every ingress and egress rule is
-  // translated whatever policyTypes says (cilium/cilium#48703, open); a direction with no rules is
-  // put into default deny — ingress when policyTypes lists Ingress or does not list Egress,
-  // egress when policyTypes lists Egress. So `egress: []` without policyTypes enforces nothing.
-  const listed = types ?? [];
-  const ingressOn = ingress.length > 0 || listed.includes('Ingress') || !listed.includes('Egress');
-  const egressOn = egress.length > 0 || listed.includes('Egress');
+  // policyTypes decides which directions the policy governs; rules of a direction it does not
+  // list are ignored, as the Kubernetes API defines. Without policyTypes: ingress always, egress
+  // only when there are egress rules (so `egress: []` enforces nothing). Cilium v1.19 still
+  // translates rules of an unlisted direction (cilium/cilium#48703, a bug with a fix under
+  // review); we follow the Kubernetes semantics its fix restores.
+  // An empty policyTypes list is defaulted like an absent one, as the API server does.
+  const listed = types && types.length > 0 ? types : undefined;
+  const ingressOn = listed ? listed.includes('Ingress') : true;
+  const egressOn = listed ? listed.includes('Egress') : egress.length > 0;
   return [
     {
       endpointSelector: subject,
       hostPolicy: false,
-      ingress,
+      ingress: ingressOn ? ingress : [],
       ingressDeny: [],
-      egress,
+      egress: egressOn ? egress : [],
       egressDeny: [],
       hasIngress: ingressOn,
       hasEgress: egressOn,
