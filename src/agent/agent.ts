@@ -13,11 +13,12 @@ import { pino, type Logger } from 'pino';
 import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
 import { FlowRing, type Flow } from '../observe/index.js';
 import { HttpProxy, type FlowContext } from '../l7proxy/index.js';
-import { parseLabel, type PolicyObject } from '../policy/index.js';
+import { parseLabel, type PolicyObject, type ServiceInput } from '../policy/index.js';
 import { StateStore } from './state-store.js';
 import { IdentityAllocator } from './identity-allocator.js';
 import { EndpointManager, type Endpoint, type EndpointSpec } from './endpoints.js';
 import { PolicyDirectory } from './policy-source.js';
+import { ServiceRegistry } from './services.js';
 import { Regenerator, type RegenerationResult } from './regenerate.js';
 import { eventToFlow, flowEndpoint, type FlowContextLookup } from './flows.js';
 import { decideHttp } from './proxy-policy.js';
@@ -57,6 +58,7 @@ export class Agent {
   readonly flows: FlowRing;
   readonly endpoints: EndpointManager;
   readonly policies: PolicyDirectory;
+  readonly services: ServiceRegistry;
   #datapath: Datapath | null = null;
   #regenerator: Regenerator | null = null;
   #identities: IdentityAllocator;
@@ -73,6 +75,7 @@ export class Agent {
     const store = new StateStore(config.stateDir);
     this.#identities = new IdentityAllocator(store, parseLabel);
     this.endpoints = new EndpointManager(store);
+    this.services = new ServiceRegistry(store);
     this.flows = new FlowRing({ capacity: config.flowBuffer });
     this.policies = new PolicyDirectory(config.policyDir, this.log.child({ component: 'policy' }), () => this.scheduleRegeneration());
   }
@@ -180,7 +183,7 @@ export class Agent {
   }
 
   regenerateNow(): RegenerationResult {
-    const result = this.regenerator.regenerate(this.policies.policies());
+    const result = this.regenerator.regenerate(this.policies.policies(), this.services.list());
     this.#lastRegeneration = result;
     return result;
   }
@@ -196,6 +199,16 @@ export class Agent {
     this.regenerator.forget(ep);
     this.regenerateNow();
     return ep;
+  }
+
+  upsertService(svc: ServiceInput): void {
+    this.services.upsert(svc);
+    this.regenerateNow();
+  }
+
+  removeService(namespace: string, name: string): void {
+    this.services.remove(namespace, name);
+    this.regenerateNow();
   }
 
   loadedPolicies(): PolicyObject[] {

@@ -11,6 +11,7 @@ import { isMembraneError, membraneError, type ErrorCode } from '../errors/index.
 import { compileFilters, type Flow, type FilterSet } from '../observe/index.js';
 import { formatLabel, loadPolicyText, tracePolicy, type TraceInput } from '../policy/index.js';
 import { validateEndpointSpec } from './endpoints.js';
+import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -49,6 +50,17 @@ export class ApiServer {
       const ep = agent.removeEndpoint(decodeURIComponent(ns), decodeURIComponent(name));
       return { removed: `${ep.namespace}/${ep.name}` };
     });
+    this.#route('GET', /^\/v1\/services$/, async () => agent.services.list());
+    this.#route('PUT', /^\/v1\/services$/, async (req) => {
+      const svc = validateServiceSpec(JSON.parse(await readBody(req)));
+      agent.upsertService(svc);
+      return svc;
+    });
+    this.#route('DELETE', /^\/v1\/services\/([^/]+)\/([^/]+)$/, async (_req, url) => {
+      const [, ns = '', name = ''] = /^\/v1\/services\/([^/]+)\/([^/]+)$/.exec(url.pathname) ?? [];
+      agent.removeService(decodeURIComponent(ns), decodeURIComponent(name));
+      return { removed: `${decodeURIComponent(ns)}/${decodeURIComponent(name)}` };
+    });
     this.#route('GET', /^\/v1\/identities$/, async () =>
       agent.regenerator.identities().map((i) => ({ id: i.id, labels: i.labels.map(formatLabel) })),
     );
@@ -57,7 +69,7 @@ export class ApiServer {
     this.#route('DELETE', /^\/v1\/policy$/, async (_req, url) => this.#policyDelete(url));
     this.#route('POST', /^\/v1\/policy\/trace$/, async (req) => {
       const input = JSON.parse(await readBody(req)) as Omit<TraceInput, 'policies'>;
-      return tracePolicy({ ...input, policies: agent.loadedPolicies() });
+      return tracePolicy({ ...input, policies: agent.loadedPolicies(), services: agent.services.list() });
     });
     this.#route('GET', /^\/v1\/flows$/, async (req, url, res) => this.#flows(req, url, res));
     this.#route('GET', /^\/v1\/datapath$/, async () => ({

@@ -22,6 +22,7 @@ import {
   type Identity,
   type MapEntry,
   type PolicyObject,
+  type ServiceInput,
 } from '../policy/index.js';
 import { ipv4ToNumber, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
 import type { IdentityAllocator } from './identity-allocator.js';
@@ -84,7 +85,7 @@ export class Regenerator {
     return this.#identityList.find((i) => i.id === id);
   }
 
-  regenerate(policies: readonly PolicyObject[]): RegenerationResult {
+  regenerate(policies: readonly PolicyObject[], services: readonly ServiceInput[] = []): RegenerationResult {
     const started = performance.now();
     const endpoints = this.#endpoints.list();
 
@@ -125,6 +126,7 @@ export class Regenerator {
           policies,
           endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
           identities,
+          services,
         });
         const old = current.get(ep.ip);
         const base = { ifindex, identity: ep.identity, endpointId: ep.id };

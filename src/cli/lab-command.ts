@@ -12,6 +12,12 @@ export function registrarFor(client: AgentClient): EndpointRegistrar {
     deregister: async (namespace, name) => {
       await client.request('DELETE', `/v1/endpoints/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`);
     },
+    registerService: async (svc) => {
+      await client.request('PUT', '/v1/services', svc);
+    },
+    deregisterService: async (namespace, name) => {
+      await client.request('DELETE', `/v1/services/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`);
+    },
   };
 }
 

@@ -20,6 +20,7 @@ export interface LabState {
   readonly name: string;
   readonly agentNetns: string | null;
   readonly pods: { name: string; namespace: string; ip: string; ifname: string; labels: Record<string, string>; pid: number | null; log: string | null }[];
+  readonly services: { name: string; namespace: string }[];
 }
 
 export interface EndpointRegistrar {
@@ -34,6 +35,8 @@ export interface EndpointRegistrar {
     netns: string;
   }): Promise<void>;
   deregister(namespace: string, name: string): Promise<void>;
+  registerService(svc: { name: string; namespace: string; selector: Record<string, string> }): Promise<void>;
+  deregisterService(namespace: string, name: string): Promise<void>;
 }
 
 function inAgentNs(agentNetns: string | null, args: string[]): string[] {
@@ -63,7 +66,7 @@ export async function labUp(
   const previous = readLabState(spec.name, stateDir);
   if (previous) await labDown(previous, registrar, stateDir);
 
-  const state: LabState = { name: spec.name, agentNetns, pods: [] };
+  const state: LabState = { name: spec.name, agentNetns, pods: [], services: [] };
   const save = (): void => writeFileSync(labStatePath(spec.name, stateDir), JSON.stringify(state, null, 2));
   const hostsLines = Object.entries(spec.hosts).map(([host, podName]) => {
     const pod = spec.pods.find((p) => p.name === podName);
@@ -126,6 +129,11 @@ export async function labUp(
       for (const port of pod.serve.ports) await waitForListening(pod.name, port, log);
     }
   }
+  for (const svc of spec.services) {
+    await registrar.registerService({ name: svc.name, namespace: svc.namespace, selector: { ...svc.selector } });
+    state.services.push({ name: svc.name, namespace: svc.namespace });
+    save();
+  }
   save();
   return state;
 }
@@ -141,6 +149,9 @@ async function waitForListening(netns: string, port: number, log: string): Promi
 }
 
 export async function labDown(state: LabState, registrar: EndpointRegistrar | null, stateDir = LAB_STATE_DIR): Promise<void> {
+  for (const svc of state.services ?? []) {
+    if (registrar) await registrar.deregisterService(svc.namespace, svc.name).catch(() => undefined);
+  }
   for (const pod of state.pods) {
     if (pod.pid) {
       // Only the process we started, by its PID: its process group is the server.

@@ -25,6 +25,14 @@ export interface LabSpec {
   readonly hosts: Readonly<Record<string, string>>;
   /** Labels of each Kubernetes namespace (kubernetes.io/metadata.name is always added). */
   readonly namespaces: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Services, for `toServices` policies (no load balancing: only their selectors matter). */
+  readonly services: readonly LabService[];
+}
+
+export interface LabService {
+  readonly name: string;
+  readonly namespace: string;
+  readonly selector: Readonly<Record<string, string>>;
 }
 
 const PROTOCOLS: Readonly<Record<string, number>> = { TCP: 6, UDP: 17, SCTP: 132 };
@@ -89,7 +97,16 @@ export function parseLabSpec(text: string, file: string): LabSpec {
     }
     namespaces[ns] = l as Record<string, string>;
   }
-  return { name: meta.name as string, subnet: subnet as string, pods, hosts, namespaces };
+  const services: LabService[] = (Array.isArray(spec.services) ? (spec.services as Record<string, unknown>[]) : []).map((svc, i) => {
+    const at = `spec.services[${i}]`;
+    if (typeof svc.name !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(svc.name)) bad(`${at}.name`, 'must be a DNS label');
+    const selector = svc.selector ?? {};
+    if (typeof selector !== 'object' || selector === null || Object.values(selector).some((v) => typeof v !== 'string')) {
+      bad(`${at}.selector`, 'must map keys to string values');
+    }
+    return { name: svc.name as string, namespace: typeof svc.namespace === 'string' ? svc.namespace : 'default', selector: selector as Record<string, string> };
+  });
+  return { name: meta.name as string, subnet: subnet as string, pods, hosts, namespaces, services };
 }
 
 export function podAddress(spec: LabSpec, pod: LabPod): { pod: string; host: string } {

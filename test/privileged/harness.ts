@@ -219,6 +219,8 @@ spec:
       labels: {org: alliance, class: xwing}
   hosts:
     deathstar.default.svc.cluster.local: ${prefix}-ds
+  services:
+    - {name: deathstar, namespace: default, selector: {org: empire, class: deathstar}}
 `;
 }
 

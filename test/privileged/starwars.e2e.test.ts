@@ -135,4 +135,23 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     const list = node.cli(['endpoint', 'list']).stdout;
     expect(list).not.toContain('Enabled');
   });
+
+  it('service-based rule1/rule2: tiefighter may egress to the deathstar service, xwing is denied by egressDeny (POLICY_DENY)', async () => {
+    const imp = node.cli(['policy', 'import', join(ROOT, 'deploy/lab/starwars/sw_l3_l4_policy_service.yaml')]);
+    expect(imp.stdout).toContain('Imported rule1, rule2');
+    expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed\n');
+    expect(node.curl(`${P}-xw`, 'POST', URL_LAND).timedOut).toBe(true);
+    const flows = await node.client.request<{ verdict: string; drop_reason_desc?: string; traffic_direction: string; source: { pod_name: string } }[]>(
+      'GET',
+      '/v1/flows?last=30',
+    );
+    expect(flows.some((f) => f.source.pod_name === `${P}-xw` && f.drop_reason_desc === 'POLICY_DENY' && f.traffic_direction === 'EGRESS')).toBe(true);
+    const trace = node.cli(['policy', 'trace', '--src', 'org=alliance,class=xwing', '--dst', 'org=empire,class=deathstar', '--dport', '80', '-o', 'json']);
+    expect(trace.status).toBe(1);
+    expect(JSON.parse(trace.stdout)).toMatchObject({ verdict: 'denied', dropReason: 'POLICY_DENY' });
+    const eps = await node.client.request<{ name: string; ingressEnforcement: boolean; egressEnforcement: boolean }[]>('GET', '/v1/endpoints');
+    expect(eps.map((e) => [e.name, e.ingressEnforcement, e.egressEnforcement]).sort()).toEqual(
+      [[`${P}-ds`, false, false], [`${P}-tie`, true, true], [`${P}-xw`, true, true]].sort(),
+    );
+  });
 });

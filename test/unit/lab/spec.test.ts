@@ -18,6 +18,7 @@ describe('lab spec', () => {
     expect(ds && hostIfname(ds)).toBe('mb-deathstar');
     expect(ds?.serve).toEqual({ app: 'starwars', ports: [80] });
     expect(spec.hosts['deathstar.default.svc.cluster.local']).toBe('deathstar');
+    expect(spec.services).toEqual([{ name: 'deathstar', namespace: 'default', selector: { org: 'empire', class: 'deathstar' } }]);
   });
 
   it('carries named ports and namespace labels', () => {
