@@ -111,6 +111,17 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
     );
     out();
 
+    out('== 2b. The service-based variant: rule1 lets tiefighter reach the deathstar service, rule2 denies xwing ==');
+    out('$ membrane policy import deploy/lab/starwars/sw_l3_l4_policy_service.yaml');
+    await importPolicy(client, join(ROOT, 'deploy/lab/starwars/sw_l3_l4_policy_service.yaml'), out);
+    r = step('tiefighter', 'POST', '/v1/request-landing');
+    expect(r.text === 'Ship landed', 'tiefighter lands');
+    r = step('xwing', 'POST', '/v1/request-landing');
+    expect(r.timedOut, 'xwing times out: denied by rule2\'s egressDeny');
+    out('$ membrane policy delete rule2');
+    await client.request('DELETE', '/v1/policy?name=rule2');
+    out();
+
     out('== 3. L7 policy rule1: empire ships may only POST /v1/request-landing ==');
     out('$ membrane policy import deploy/lab/starwars/sw_l3_l4_l7_policy.yaml');
     await importPolicy(client, join(ROOT, 'deploy/lab/starwars/sw_l3_l4_l7_policy.yaml'), out);
@@ -131,7 +142,8 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
     const shown = flows.filter((f) => f.verdict === 'DROPPED' || f.Type === 'L7');
     for (const f of shown) printer.write(f);
     expect(shown.some((f) => f.Type === 'L7' && f.verdict === 'DROPPED'), 'the denied PUT appears as an http-request DROPPED flow');
-    expect(shown.some((f) => f.Type === 'L3_L4' && f.drop_reason_desc === 'POLICY_DENIED'), 'xwing\'s SYNs appear as POLICY_DENIED drops');
+    expect(shown.some((f) => f.Type === 'L3_L4' && f.drop_reason_desc === 'POLICY_DENIED'), 'xwing\'s SYNs appear as POLICY_DENIED drops (default deny)');
+    expect(shown.some((f) => f.Type === 'L3_L4' && f.drop_reason_desc === 'POLICY_DENY'), 'and as POLICY_DENY drops under rule2 (deny rule)');
     out();
   } catch (err) {
     failures++;
