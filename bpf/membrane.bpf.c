@@ -76,6 +76,9 @@ int from_endpoint(struct __sk_buff *skb)
 		ct_key_reverse(&key, &pkt, CT_F_INGRESS);
 		if (ct_lookup(&key, &pkt, skb->len))
 			return forward(skb);
+		/* An ICMP error about a packet of a connection this endpoint accepted. */
+		if (ct_related(&pkt, CT_F_INGRESS))
+			return forward(skb);
 	}
 
 	dst_identity = ipcache_identity(pkt.daddr);
@@ -162,6 +165,9 @@ int to_endpoint(struct __sk_buff *skb)
 		/* A reply of a connection this endpoint opened (or that the proxy answers for). */
 		ct_key_reverse(&key, &pkt, CT_F_EGRESS);
 		if (ct_lookup(&key, &pkt, skb->len))
+			return forward(skb);
+		/* An ICMP error about a packet this endpoint sent on one of its connections. */
+		if (ct_related(&pkt, CT_F_EGRESS))
 			return forward(skb);
 	}
 

@@ -45,7 +45,13 @@ struct packet {
 	__u8	protocol;
 	__u8	tcp_flags;
 	__u8	icmp_type;
-	__u8	reserved;
+	__u8	related;	/* ICMP error quoting a packet: inner_* hold that packet's tuple */
+	__be32	inner_saddr;
+	__be32	inner_daddr;
+	__be16	inner_sport;
+	__be16	inner_dport;
+	__u8	inner_protocol;
+	__u8	reserved[3];
 };
 
 /* linux/icmp.h drags in libc headers that do not build for -target bpf. */
@@ -57,8 +63,11 @@ struct icmp_echo_hdr {
 	__be16	sequence;
 };
 
-#define ICMP_ECHOREPLY	0
-#define ICMP_ECHO	8
+#define ICMP_ECHOREPLY		0
+#define ICMP_DEST_UNREACH	3
+#define ICMP_ECHO		8
+#define ICMP_TIME_EXCEEDED	11
+#define ICMP_PARAMETERPROB	12
 
 #define TCP_FLAG_FIN	0x01
 #define TCP_FLAG_SYN	0x02

@@ -78,6 +78,32 @@ static __always_inline void ct_key_reverse(struct ct_key *key, const struct pack
 	key->reserved_0 = 0;
 }
 
+/**
+ * ct_related - whether an ICMP error is about a tracked connection
+ * @pkt: the ICMP error, with the quoted packet's tuple in inner_*
+ * @dir: the direction the quoted packet's connection was tracked in by this endpoint
+ *
+ * Returns non-zero when the quoted packet belongs to a live connection. Entries are not touched:
+ * an error neither keeps a connection alive nor counts as its traffic.
+ */
+static __always_inline int ct_related(const struct packet *pkt, __u8 dir)
+{
+	struct ct_key key = {
+		.saddr = pkt->inner_saddr,
+		.daddr = pkt->inner_daddr,
+		.sport = pkt->inner_sport,
+		.dport = pkt->inner_dport,
+		.protocol = pkt->inner_protocol,
+		.flags = dir,
+	};
+	struct ct_entry *entry;
+
+	if (!pkt->related)
+		return 0;
+	entry = bpf_map_lookup_elem(&membrane_ct4, &key);
+	return entry && entry->expires >= ct_now();
+}
+
 static __always_inline __u32 ct_lifetime(const struct packet *pkt, __u8 entry_flags)
 {
 	if (pkt->protocol != IPPROTO_TCP)

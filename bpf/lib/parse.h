@@ -12,6 +12,30 @@
 #define PARSE_OK	0
 #define PARSE_PASS	1	/* not ours to judge (ARP) */
 
+/* An ICMP error quotes the IP header and first 8 bytes of the packet it is about: enough to
+ * find that packet's connection, so errors about allowed connections (port unreachable, path
+ * MTU) reach the endpoint as Cilium's "related" traffic does. Quotes with IP options are not
+ * followed; such an error is then judged as plain ICMP.
+ */
+static __always_inline void parse_icmp_quote(struct packet *pkt, void *quote, void *data_end)
+{
+	struct iphdr *inner = quote;
+	__be16 *ports = (void *)(inner + 1);
+
+	if ((void *)(inner + 1) > data_end || inner->ihl != 5)
+		return;
+	if (inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP && inner->protocol != IPPROTO_SCTP)
+		return;
+	if ((void *)(ports + 2) > data_end)
+		return;
+	pkt->inner_saddr = inner->saddr;
+	pkt->inner_daddr = inner->daddr;
+	pkt->inner_sport = ports[0];
+	pkt->inner_dport = ports[1];
+	pkt->inner_protocol = inner->protocol;
+	pkt->related = 1;
+}
+
 /**
  * parse_packet - fill @pkt from @skb
  * @skb: the packet
@@ -94,6 +118,9 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 			pkt->sport = icmp->id;
 			pkt->dport = icmp->id;
 		}
+		if (icmp->type == ICMP_DEST_UNREACH || icmp->type == ICMP_TIME_EXCEEDED ||
+		    icmp->type == ICMP_PARAMETERPROB)
+			parse_icmp_quote(pkt, (void *)(icmp + 1), data_end);
 		return PARSE_OK;
 	}
 	default:

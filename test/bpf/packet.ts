@@ -12,10 +12,12 @@ export interface PacketSpec {
   icmpType?: number;
   /** IPv4 flags+fragment offset field. */
   fragOff?: number;
+  /** Bytes after the ICMP header (an ICMP error quotes the offending packet's IP header + 8 bytes). */
+  icmpPayload?: Uint8Array;
 }
 
 export function ipv4Packet(p: PacketSpec): Uint8Array {
-  const l4Len = p.protocol === 6 ? 20 : 8;
+  const l4Len = (p.protocol === 6 ? 20 : 8) + (p.protocol === 1 ? (p.icmpPayload?.length ?? 0) : 0);
   const buf = new Uint8Array(14 + 20 + l4Len);
   const v = new DataView(buf.buffer);
   v.setUint16(12, 0x0800);
@@ -31,6 +33,7 @@ export function ipv4Packet(p: PacketSpec): Uint8Array {
   if (p.protocol === 1) {
     v.setUint8(l4, p.icmpType ?? 8);
     v.setUint16(l4 + 4, p.sport ?? 1);
+    if (p.icmpPayload) buf.set(p.icmpPayload, l4 + 8);
   } else {
     v.setUint16(l4, p.sport ?? 40000);
     v.setUint16(l4 + 2, p.dport ?? 80);
@@ -40,4 +43,9 @@ export function ipv4Packet(p: PacketSpec): Uint8Array {
     }
   }
   return buf;
+}
+
+/** The part of a packet an ICMP error quotes: its IP header and the first 8 bytes after it. */
+export function icmpQuote(packet: Uint8Array): Uint8Array {
+  return packet.slice(14, 14 + 20 + 8);
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Datapath, removePins } from '../../src/datapath/index.js';
 import { privilegedSkipReason } from '../privileged/harness.js';
-import { ipv4Packet } from './packet.js';
+import { icmpQuote, ipv4Packet } from './packet.js';
 
 const skip = privilegedSkipReason();
 const cases = JSON.parse(
@@ -118,5 +118,19 @@ describe.skipIf(skip !== null)('C policy lookup follows the shared case table' +
     expect(dp.runProgram('to_endpoint', reply, { ifindex: LO_IFINDEX }).verdict).toBe('pass');
     const reverse = ipv4Packet({ src: '10.216.8.8', dst: EP_IP, protocol: 6, sport: 31001, dport: 80 });
     expect(dp.runProgram('to_endpoint', reverse, { ifindex: LO_IFINDEX }).verdict).toBe('drop');
+  });
+
+  it('lets ICMP errors about a tracked connection through (port unreachable, path MTU), and no others', () => {
+    dp.upsertEndpoint(EP_IP, { ifindex: LO_IFINDEX, identity: 300, endpointId: EP_ID, ingressEnforced: true, egressEnforced: true });
+    dp.upsertIpcache('10.216.7.7/32', 556);
+    dp.syncEndpointPolicy(EP_ID, [{ endpointId: EP_ID, egress: true, identity: 556, protocol: 17, port: 53, portPrefixLen: 16, deny: false, proxyPort: 0 }]);
+    const query = ipv4Packet({ src: EP_IP, dst: '10.216.7.7', protocol: 17, sport: 32000, dport: 53 });
+    expect(outcome(query).verdict).toBe('pass');
+    const unreachable = ipv4Packet({ src: '10.216.7.7', dst: EP_IP, protocol: 1, icmpType: 3, icmpPayload: icmpQuote(query) });
+    expect(dp.runProgram('to_endpoint', unreachable, { ifindex: LO_IFINDEX }).verdict).toBe('pass');
+    // The same error about a packet of no connection is plain ICMP, which ingress policy denies.
+    const stranger = ipv4Packet({ src: EP_IP, dst: '10.216.7.7', protocol: 17, sport: 32001, dport: 53 });
+    const unrelated = ipv4Packet({ src: '10.216.7.7', dst: EP_IP, protocol: 1, icmpType: 3, icmpPayload: icmpQuote(stranger) });
+    expect(dp.runProgram('to_endpoint', unrelated, { ifindex: LO_IFINDEX }).verdict).toBe('drop');
   });
 });
