@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { FlowPrinter, output, withWriter, type Flow } from '../observe/index.js';
 import { removePins, run } from '../datapath/index.js';
 import { readLabState } from '../lab/index.js';
-import { AgentClient } from './client.js';
+import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -53,6 +53,15 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
     if (!ok) failures++;
     out(`   ${ok ? '✔' : '✘'} ${what}`);
   };
+
+  // The demo owns /sys/fs/bpf/membrane while it runs: never start it beside a real agent.
+  const resident = new AgentClient(DEFAULT_API_SOCKET);
+  const residentUp = await resident.request('GET', '/v1/healthz').then(() => true, () => false);
+  await resident.close();
+  if (residentUp) {
+    process.stderr.write(`an agent is already serving ${DEFAULT_API_SOCKET}; stop it before running the demo, which uses ${PIN_ROOT}\n`);
+    return 2;
+  }
 
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(join(WORK, 'policies'), { recursive: true, mode: 0o700 });
