@@ -21,6 +21,75 @@ const SOCKET = join(WORK, 'agent.sock');
 const PIN_ROOT = '/sys/fs/bpf/membrane';
 const SERVICE = 'deathstar.default.svc.cluster.local';
 
+type Expectation = 'lands' | 'times out' | 'access denied';
+
+interface SceneContext {
+  client: AgentClient;
+  out: (s?: string) => boolean;
+  expect: (ok: boolean, what: string) => void;
+}
+
+/** One step of the reference walkthrough: policies to apply, curls to run, what each must give. */
+interface Scene {
+  title: string;
+  imports?: string[];
+  probes: { pod: string; method: string; path: string; expect: Expectation; says: string }[];
+  check?: (ctx: SceneContext) => Promise<void>;
+  deletes?: string[];
+}
+
+const LAND = '/v1/request-landing';
+const EXHAUST = '/v1/exhaust-port';
+
+/** The walkthrough of ../shared/reference/cilium-overview-and-starwars-demo.txt, in order. */
+const SCENES: Scene[] = [
+  {
+    title: '1. No policy: every ship may land',
+    probes: [
+      { pod: 'xwing', method: 'POST', path: LAND, expect: 'lands', says: 'xwing lands' },
+      { pod: 'tiefighter', method: 'POST', path: LAND, expect: 'lands', says: 'tiefighter lands' },
+    ],
+  },
+  {
+    title: '2. L3/L4 policy rule1: only org=empire may reach deathstar:80',
+    imports: ['sw_l3_l4_policy.yaml'],
+    probes: [
+      { pod: 'tiefighter', method: 'POST', path: LAND, expect: 'lands', says: 'tiefighter lands' },
+      { pod: 'xwing', method: 'POST', path: LAND, expect: 'times out', says: 'xwing times out: dropped in the kernel' },
+    ],
+    check: async ({ client, out, expect }) => {
+      out('$ membrane endpoint list');
+      const list = spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'endpoint', 'list'], { encoding: 'utf8' });
+      out(list.stdout.trimEnd());
+      const eps = await client.request<{ name: string; ingressEnforcement: boolean }[]>('GET', '/v1/endpoints');
+      expect(eps.every((e) => e.ingressEnforcement === (e.name === 'deathstar')), 'ingress enforcement Enabled for deathstar only');
+    },
+  },
+  {
+    title: '2b. The service-based variant: rule1 lets tiefighter reach the deathstar service, rule2 denies xwing',
+    imports: ['sw_l3_l4_policy_service.yaml'],
+    probes: [
+      { pod: 'tiefighter', method: 'POST', path: LAND, expect: 'lands', says: 'tiefighter lands' },
+      { pod: 'xwing', method: 'POST', path: LAND, expect: 'times out', says: "xwing times out: denied by rule2's egressDeny" },
+    ],
+    deletes: ['rule2'],
+  },
+  {
+    title: '3. L7 policy rule1: empire ships may only POST /v1/request-landing',
+    imports: ['sw_l3_l4_l7_policy.yaml'],
+    probes: [
+      { pod: 'tiefighter', method: 'POST', path: LAND, expect: 'lands', says: 'tiefighter lands' },
+      { pod: 'tiefighter', method: 'PUT', path: EXHAUST, expect: 'access denied', says: 'tiefighter PUT /v1/exhaust-port gets 403 Access denied' },
+      { pod: 'xwing', method: 'POST', path: LAND, expect: 'times out', says: 'xwing still times out' },
+    ],
+    check: async ({ expect }) => {
+      const serverLog = readLabState('starwars')?.pods.find((p) => p.name === 'deathstar')?.log;
+      const seen = serverLog && existsSync(serverLog) ? readFileSync(serverLog, 'utf8') : '';
+      expect(!seen.includes(EXHAUST), 'deathstar never saw the PUT');
+    },
+  },
+];
+
 interface Outcome {
   readonly text: string;
   readonly timedOut: boolean;
@@ -89,61 +158,27 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
     await labUpCommand(join(ROOT, 'deploy/lab/starwars.yaml'), SOCKET);
     out();
 
-    const step = (pod: string, method: string, path: string): Outcome => {
-      out(`$ membrane lab exec ${pod} -- curl -s -X${method} ${SERVICE}${path}`);
-      const r = curl(pod, method, path);
-      out(r.timedOut ? '(no answer: connection timed out)' : r.text);
-      return r;
-    };
-
-    out('== 1. No policy: every ship may land ==');
-    let r = step('xwing', 'POST', '/v1/request-landing');
-    expect(r.text === 'Ship landed', 'xwing lands');
-    r = step('tiefighter', 'POST', '/v1/request-landing');
-    expect(r.text === 'Ship landed', 'tiefighter lands');
-    out();
-
-    out('== 2. L3/L4 policy rule1: only org=empire may reach deathstar:80 ==');
-    out('$ membrane policy import deploy/lab/starwars/sw_l3_l4_policy.yaml');
-    await importPolicy(client, join(ROOT, 'deploy/lab/starwars/sw_l3_l4_policy.yaml'), out);
-    r = step('tiefighter', 'POST', '/v1/request-landing');
-    expect(r.text === 'Ship landed', 'tiefighter lands');
-    r = step('xwing', 'POST', '/v1/request-landing');
-    expect(r.timedOut, 'xwing times out: dropped in the kernel');
-    out('$ membrane endpoint list');
-    const list = spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'endpoint', 'list'], { encoding: 'utf8' });
-    out(list.stdout.trimEnd());
-    const eps = await client.request<{ name: string; ingressEnforcement: boolean }[]>('GET', '/v1/endpoints');
-    expect(
-      eps.every((e) => e.ingressEnforcement === (e.name === 'deathstar')),
-      'ingress enforcement Enabled for deathstar only',
-    );
-    out();
-
-    out('== 2b. The service-based variant: rule1 lets tiefighter reach the deathstar service, rule2 denies xwing ==');
-    out('$ membrane policy import deploy/lab/starwars/sw_l3_l4_policy_service.yaml');
-    await importPolicy(client, join(ROOT, 'deploy/lab/starwars/sw_l3_l4_policy_service.yaml'), out);
-    r = step('tiefighter', 'POST', '/v1/request-landing');
-    expect(r.text === 'Ship landed', 'tiefighter lands');
-    r = step('xwing', 'POST', '/v1/request-landing');
-    expect(r.timedOut, 'xwing times out: denied by rule2\'s egressDeny');
-    out('$ membrane policy delete rule2');
-    await client.request('DELETE', '/v1/policy?name=rule2');
-    out();
-
-    out('== 3. L7 policy rule1: empire ships may only POST /v1/request-landing ==');
-    out('$ membrane policy import deploy/lab/starwars/sw_l3_l4_l7_policy.yaml');
-    await importPolicy(client, join(ROOT, 'deploy/lab/starwars/sw_l3_l4_l7_policy.yaml'), out);
-    r = step('tiefighter', 'POST', '/v1/request-landing');
-    expect(r.text === 'Ship landed', 'tiefighter lands');
-    r = step('tiefighter', 'PUT', '/v1/exhaust-port');
-    expect(r.text === 'Access denied' && r.status === 403, 'tiefighter PUT /v1/exhaust-port gets 403 Access denied');
-    const serverLog = readLabState('starwars')?.pods.find((p) => p.name === 'deathstar')?.log;
-    const seen = serverLog && existsSync(serverLog) ? readFileSync(serverLog, 'utf8') : '';
-    expect(!seen.includes('/v1/exhaust-port'), 'deathstar never saw the PUT');
-    r = step('xwing', 'POST', '/v1/request-landing');
-    expect(r.timedOut, 'xwing still times out');
-    out();
+    for (const scene of SCENES) {
+      out(`== ${scene.title} ==`);
+      for (const file of scene.imports ?? []) {
+        out(`$ membrane policy import deploy/lab/starwars/${file}`);
+        await importPolicy(client, join(ROOT, 'deploy/lab/starwars', file), out);
+      }
+      for (const probe of scene.probes) {
+        out(`$ membrane lab exec ${probe.pod} -- curl -s -X${probe.method} ${SERVICE}${probe.path}`);
+        const r = curl(probe.pod, probe.method, probe.path);
+        out(r.timedOut ? '(no answer: connection timed out)' : r.text);
+        const ok =
+          probe.expect === 'lands' ? r.text === 'Ship landed' : probe.expect === 'times out' ? r.timedOut : r.text === 'Access denied' && r.status === 403;
+        expect(ok, probe.says);
+      }
+      await scene.check?.({ client, out, expect });
+      for (const name of scene.deletes ?? []) {
+        out(`$ membrane policy delete ${name}`);
+        await client.request('DELETE', `/v1/policy?name=${encodeURIComponent(name)}`);
+      }
+      out();
+    }
 
     out('== Flows observed (membrane observe --verdict DROPPED, then --protocol http) ==');
     const printer = new FlowPrinter(output('compact'), withWriter(process.stdout));
