@@ -116,7 +116,9 @@ policy
     } else {
       for (const r of reports) {
         if (r.problems.length) for (const p of r.problems) process.stdout.write(`${formatProblem(p)}\n`);
-        else process.stdout.write(`${r.file}: valid (${r.policies.map((p) => p.name).join(', ') || 'no policies'})\n`);
+        // With problems to report, stdout holds exactly one line per problem; the files that
+        // passed are still named, on stderr.
+        else (invalid ? process.stderr : process.stdout).write(`${r.file}: valid (${r.policies.map((p) => p.name).join(', ') || 'no policies'})\n`);
       }
     }
     process.exitCode = invalid ? 1 : 0;

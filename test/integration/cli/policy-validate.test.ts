@@ -174,7 +174,7 @@ describe('membrane policy validate: valid files', () => {
     const r = membrane(['policy', 'validate', '-o', 'json', VALID, STARWARS]);
     expect(r.status, r.stderr).toBe(0);
     const out = json<ValidationRecord[]>(r);
-    expect(out.map((x) => x.name).sort()).toEqual(['api-specs', 'backend', 'cluster-dns', 'db-from-api', 'l7-features', 'monitoring-scrape', 'rule1', 'rule1']);
+    expect(out.map((x) => x.name).sort()).toEqual(['api-specs', 'backend', 'cluster-dns', 'db-from-api', 'l7-features', 'monitoring-scrape', 'rule1', 'rule1', 'rule1', 'rule2']);
     for (const rec of out) {
       expect(Object.keys(rec).sort()).toEqual(['errors', 'file', 'name', 'valid']);
       expect(rec).toMatchObject({ valid: true, errors: [] });
@@ -241,6 +241,9 @@ describe('membrane policy validate: broken files (one problem each)', () => {
     expect(r.status).toBe(1);
     expect(r.lines.filter((l) => l.startsWith(`${bad}: `))).toHaveLength(1);
     expect(r.lines.filter((l) => l.startsWith(`${good}: `) && !/\bvalid\b/.test(l))).toEqual([]);
+    // stdout then holds exactly the problem lines; the file that passed is named on stderr.
+    expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^${re(bad)}: `))]);
+    expect(r.stderr).toContain(`${good}: valid`);
   });
 });
 
