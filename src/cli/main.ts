@@ -131,6 +131,8 @@ policy
   .requiredOption('--dst <labels>', 'destination labels k=v,k2=v2')
   .option('--src-namespace <ns>', 'source namespace', 'default')
   .option('--dst-namespace <ns>', 'destination namespace', 'default')
+  .option('--src-namespace-labels <labels>', "labels of the source's namespace k=v,k2=v2 (for namespaceSelector)")
+  .option('--dst-namespace-labels <labels>', "labels of the destination's namespace k=v,k2=v2")
   .option('--dport <port>', 'destination port')
   .addOption(new Option('--proto <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'ICMP']).default('TCP'))
   .option('--src-cidr <ip>', 'source is this address outside the cluster')

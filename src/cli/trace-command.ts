@@ -32,8 +32,16 @@ export async function traceCommand(opts: Record<string, string | string[] | unde
       throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--dport ${String(opts.dport)} is not a port`);
     }
     input = {
-      src: { labels: parseLabels(String(opts.src)), namespace: String(opts.srcNamespace) },
-      dst: { labels: parseLabels(String(opts.dst)), namespace: String(opts.dstNamespace) },
+      src: {
+        labels: parseLabels(String(opts.src)),
+        namespace: String(opts.srcNamespace),
+        ...(opts.srcNamespaceLabels ? { namespaceLabels: parseLabels(String(opts.srcNamespaceLabels)) } : {}),
+      },
+      dst: {
+        labels: parseLabels(String(opts.dst)),
+        namespace: String(opts.dstNamespace),
+        ...(opts.dstNamespaceLabels ? { namespaceLabels: parseLabels(String(opts.dstNamespaceLabels)) } : {}),
+      },
       ...(dport !== undefined ? { dport } : {}),
       protocol: String(opts.proto) as 'TCP',
       ...(opts.srcCidr ? { srcCidr: String(opts.srcCidr) } : {}),

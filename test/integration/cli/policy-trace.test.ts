@@ -270,6 +270,19 @@ describe('membrane policy trace: namespaces', () => {
   });
 });
 
+describe('membrane policy trace: namespace labels (NetworkPolicy namespaceSelector)', () => {
+  const p = [T('knp-namespace-labels.yaml')];
+  const toXA = ['--dst', 'pod=a', '--dst-namespace', 'x', '--dport', '80'];
+
+  it('a namespace with the selected label is allowed', () => {
+    expectAllowed(p, ['--src', 'pod=b', '--src-namespace', 'y', '--src-namespace-labels', 'team=blue', ...toXA]);
+  });
+
+  it('the same pod in a namespace without it is denied (default deny of the selected pod)', () => {
+    expectDenied(p, ['--src', 'pod=b', '--src-namespace', 'y', ...toXA], 'POLICY_DENIED');
+  });
+});
+
 describe('membrane policy trace: CIDR peers', () => {
   const p = [T('cidr.yaml')];
   const crawlerTo = (ip: string, port: string) => ['--src', 'role=crawler', '--dst', 'ext=true', '--dst-cidr', ip, '--dport', port];
