@@ -152,7 +152,7 @@ export class TestNode {
   }
 
   /** curl from inside a pod; a dropped SYN shows as a timeout (exit 28). */
-  curl(pod: string, method: string, url: string, timeoutSec = 1): CurlResult {
+  curl(pod: string, method: string, url: string, timeoutSec = 2): CurlResult {
     const r = spawnSync(
       'ip',
       ['netns', 'exec', pod, 'curl', '-s', '--max-time', String(timeoutSec), '-o', '-', '-w', '\n%{http_code}', '-X', method, url],

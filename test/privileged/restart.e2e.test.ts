@@ -10,10 +10,15 @@ import { TestNode, eventually, privilegedSkipReason, starwarsLab, RULE1_L3L4, RU
 const skip = privilegedSkipReason();
 const P = 'rs';
 
-/** One TCP connect attempt from inside a pod, without blocking the test's event loop. */
-function probe(pod: string, ip: string): Promise<boolean> {
+/**
+ * One request from inside a pod, without blocking the test's event loop. An allowed request gets
+ * a generous timeout (a busy CI machine must not look like a drop); a denied one can only time out.
+ */
+const ALLOWED_TIMEOUT = 3;
+const DENIED_TIMEOUT = 0.4;
+function probe(pod: string, ip: string, timeoutSec: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const c = spawn('ip', ['netns', 'exec', pod, 'curl', '-s', '--max-time', '0.4', '-o', '/dev/null', '-X', 'POST', `http://${ip}/v1/request-landing`]);
+    const c = spawn('ip', ['netns', 'exec', pod, 'curl', '-s', '--max-time', String(timeoutSec), '-o', '/dev/null', '-X', 'POST', `http://${ip}/v1/request-landing`]);
     c.on('exit', (code) => resolve(code === 0));
   });
 }
@@ -36,8 +41,8 @@ describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ?
 
   it('allowed stays allowed and denied stays denied through SIGTERM, downtime and start', async () => {
     const ds = node.podIp(`${P}-ds`);
-    expect(await probe(`${P}-tie`, ds)).toBe(true);
-    expect(await probe(`${P}-xw`, ds)).toBe(false);
+    expect(await probe(`${P}-tie`, ds, ALLOWED_TIMEOUT)).toBe(true);
+    expect(await probe(`${P}-xw`, ds, DENIED_TIMEOUT)).toBe(false);
     const policyBefore = (await node.client.request<{ policy: unknown[] }>('GET', '/v1/datapath')).policy.length;
 
     const results: { phase: string; tie: boolean; xw: boolean }[] = [];
@@ -45,7 +50,7 @@ describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ?
     let probing = true;
     const loop = (async () => {
       while (probing) {
-        const [tie, xw] = await Promise.all([probe(`${P}-tie`, ds), probe(`${P}-xw`, ds)]);
+        const [tie, xw] = await Promise.all([probe(`${P}-tie`, ds, ALLOWED_TIMEOUT), probe(`${P}-xw`, ds, DENIED_TIMEOUT)]);
         results.push({ phase, tie, xw });
       }
     })();
