@@ -71,7 +71,9 @@ export class Agent {
 
   constructor(config: AgentConfig, log?: Logger) {
     this.config = config;
-    this.log = log ?? pino({ level: config.logLevel, base: { node: config.nodeName } });
+    // Asynchronous writes: the proxy logs one access line per request on this logger when no
+    // --access-log is given, and must not wait on stdout for each. stop() flushes it.
+    this.log = log ?? pino({ level: config.logLevel, base: { node: config.nodeName } }, pino.destination({ dest: 1, sync: false }));
     const store = new StateStore(config.stateDir);
     this.#identities = new IdentityAllocator(store, parseLabel);
     this.endpoints = new EndpointManager(store);
@@ -242,6 +244,7 @@ export class Agent {
     this.#datapath?.close();
     this.#datapath = null;
     this.log.info('agent stopped; pinned datapath stays in force');
+    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
   }
 }
 
