@@ -8,7 +8,6 @@ import { mkdirSync, openSync, rmSync, readFileSync, existsSync, closeSync } from
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FlowPrinter, output, withWriter, type Flow } from '../observe/index.js';
-import { removePins, run } from '../datapath/index.js';
 import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
@@ -200,8 +199,7 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
       await client.close();
       agent.kill('SIGTERM');
       await new Promise((res) => (agent.exitCode !== null ? res(null) : agent.once('exit', res)));
-      removePins(PIN_ROOT);
-      run('ip', ['netns', 'del', NODE_NETNS], { allowFail: true });
+      spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'uninstall', '--pin-root', PIN_ROOT, '--netns', NODE_NETNS], { stdio: 'ignore' });
       out('   lab, agent, pins and node namespace removed');
     } else {
       await client.close();

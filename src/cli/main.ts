@@ -4,12 +4,15 @@
  * goes through the observe printers or the column renderer, and errors print their code.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { basename } from 'node:path';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { formatProblem } from '../policy/index.js';
 import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
 import { withAgent } from './client.js';
+import { removeNodeNetwork, removePins, run } from '../datapath/index.js';
 import { renderTable } from './table.js';
 import { loadPolicyFiles, validationJson } from './policy-files.js';
 import { runAgent } from './agent-command.js';
@@ -180,6 +183,30 @@ program
   .action(async () => {
     const s = await withAgent(socket(), (c) => c.request<unknown>('GET', '/v1/status'));
     process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  });
+
+program
+  .command('uninstall')
+  .description('remove what a stopped agent leaves in force on purpose: its pinned programs and maps, the proxy routing rule, its node namespace')
+  .option('--pin-root <dir>', 'bpffs directory of the agent', '/sys/fs/bpf/membrane')
+  .option('--netns <name>', 'the agent ran in this network namespace: delete it')
+  .action(async (opts: { pinRoot: string; netns?: string }) => {
+    const up = await withAgent(socket(), (c) => c.request('GET', '/v1/healthz')).then(() => true, () => false);
+    if (up) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `an agent is still serving ${socket()}: stop it first`);
+    removePins(opts.pinRoot);
+    if (opts.netns) {
+      // Undo the node settings inside the namespace first (this also drops our record of them),
+      // then the namespace itself.
+      if (existsSync(`/run/netns/${opts.netns}`)) {
+        spawnSync('nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, fileURLToPath(import.meta.url), 'uninstall', '--pin-root', opts.pinRoot], {
+          stdio: 'ignore',
+        });
+      }
+      run('ip', ['netns', 'del', opts.netns], { allowFail: true });
+    } else {
+      removeNodeNetwork();
+    }
+    process.stdout.write(`removed ${opts.pinRoot}${opts.netns ? ` and network namespace ${opts.netns}` : ' and the proxy routing rule'}\n`);
   });
 
 labCommands(program, socket);

@@ -185,6 +185,8 @@ export class TestNode {
     if (this.lab) await labDown(this.lab, null, this.labDir).catch(() => undefined);
     await this.stopAgent('SIGTERM').catch(() => undefined);
     await this.client.close().catch(() => undefined);
+    // What a user would run: pins, node settings and the node namespace go.
+    this.cli(['uninstall', '--pin-root', this.pinRoot, '--netns', this.netns]);
     sh('ip', ['netns', 'del', this.netns]);
     rmSync(this.pinRoot, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });

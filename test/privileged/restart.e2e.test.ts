@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { TestNode, eventually, privilegedSkipReason, starwarsLab, RULE1_L3L4, RULE1_L7 } from './harness.js';
 
 const skip = privilegedSkipReason();
@@ -95,5 +96,18 @@ describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ?
     await node.startAgent();
     expect(node.curl(`${P}-tie`, 'POST', url('/v1/request-landing')).body).toBe('Ship landed\n');
     expect(node.curl(`${P}-tie`, 'PUT', url('/v1/exhaust-port')).status).toBe(403);
+  });
+
+  it('uninstall refuses while the agent runs, then removes its pins and node namespace', async () => {
+    const refused = node.cli(['uninstall', '--pin-root', node.pinRoot, '--netns', node.netns]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/still serving/);
+    expect(existsSync(node.pinRoot)).toBe(true);
+
+    expect(await node.stopAgent('SIGTERM')).toBe(0);
+    const done = node.cli(['uninstall', '--pin-root', node.pinRoot, '--netns', node.netns]);
+    expect(done.status, done.stderr).toBe(0);
+    expect(existsSync(node.pinRoot)).toBe(false);
+    expect(existsSync(`/run/netns/${node.netns}`)).toBe(false);
   });
 });
