@@ -89,6 +89,13 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     expect(denied).toMatchObject({ method: 'PUT', verdict: 'Denied', status: 403, source: { pod: `${P}-tie` }, destination: { pod: `${P}-ds` } });
     expect(node.accessLog().find((e) => e.path === '/v1/request-landing')).toMatchObject({ verdict: 'Forwarded', status: 200 });
 
+    // Every verdict is counted: kernel drops by reason, proxy requests by outcome.
+    const status = JSON.parse(node.cli(['status']).stdout) as { datapath: Record<string, number>; proxy: { denied: number; forwarded: number } };
+    expect(status.datapath.drop_133).toBeGreaterThan(0);
+    expect(status.datapath.forwarded).toBeGreaterThan(0);
+    expect(status.proxy.denied).toBeGreaterThanOrEqual(1);
+    expect(status.proxy.forwarded).toBeGreaterThanOrEqual(1);
+
     const observe = node.cli(['observe', '--last', '100', '--protocol', 'http']);
     expect(observe.status).toBe(0);
     expect(observe.stdout).toMatch(/http-request DROPPED \(HTTP\/1\.1 PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)/);
