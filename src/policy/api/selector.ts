@@ -55,7 +55,7 @@ export function parseSelector(c: Checker, v: unknown, path: string, extraFields:
           ok = false;
           continue;
         }
-        reqs.push({ ...splitSelectorKey(k), operator: 'In', values: [s] });
+        reqs.push({ ...splitSelectorKey(k), operator: 'In', values: [s], fromMatchLabels: true });
       }
     }
   }
@@ -175,7 +175,10 @@ export function scopeSubjectSelector(s: Selector, namespace: string | undefined)
   if (namespace === undefined) return s;
   return {
     requirements: [
-      ...s.requirements.filter((r) => !(r.source === 'k8s' && r.key === LABEL_KEY.podNamespace && r.operator === 'In' && r.values.length === 1)),
+      // Only a matchLabels entry is replaced; a namespace requirement in matchExpressions stays and
+      // is ANDed, so naming another namespace there selects nothing (as Cilium's
+      // getEndpointSelector, which only overwrites MatchLabels).
+      ...s.requirements.filter((r) => !(r.fromMatchLabels && r.source === 'k8s' && r.key === LABEL_KEY.podNamespace)),
       { source: 'k8s', key: LABEL_KEY.podNamespace, operator: 'In', values: [namespace] },
     ],
   };

@@ -14,6 +14,8 @@ export interface Requirement {
   readonly key: string;
   readonly operator: SelectorOperator;
   readonly values: readonly string[];
+  /** Written as a `matchLabels` entry (namespace scoping may replace only those). */
+  readonly fromMatchLabels?: true;
 }
 
 /** A label selector: all requirements must hold. No requirements = selects everything. */

@@ -147,6 +147,21 @@ describe('audit: selectors and namespace scoping', () => {
     expect(v(p.ingress, HOST)).toBe('default-deny');
   });
 
+  // getEndpointSelector (subject side): the policy's namespace replaces a namespace written in
+  // matchLabels only; one written in matchExpressions is ANDed with it, so naming another
+  // namespace there selects no endpoint at all.
+  it('CNP endpointSelector: a namespace in matchExpressions is ANDed with the policy namespace', () => {
+    const selecting = (expr: Record<string, unknown>) =>
+      resolve([
+        cnp('x')
+          .withNamespace('default')
+          .withSpec(spec().withEndpointSelector({ app: 'server' }, [expr]).withIngress(from().withSelector({ matchLabels: { app: 'client' } })))
+          .policy(),
+      ]).ingress.enforced;
+    expect(selecting({ key: 'k8s:io.kubernetes.pod.namespace', operator: 'In', values: ['default'] })).toBe(true);
+    expect(selecting({ key: 'k8s:io.kubernetes.pod.namespace', operator: 'In', values: ['prod'] })).toBe(false);
+  });
+
   // getEndpointSelector: selectors with a reserved: key are left unscoped.
   it('reserved: selectors are not namespace-scoped', () => {
     const p = resolve([cnp('x').withNamespace('default').withSpec(serverSpec().withIngress(from().withSelector({ matchLabels: { 'reserved:host': '' } }))).policy()]);
