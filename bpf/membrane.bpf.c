@@ -171,10 +171,12 @@ int to_endpoint(struct __sk_buff *skb)
 			return forward(skb);
 	}
 
-	if (entry) {
-		/* Established: judged again with the identity it was admitted with. */
+	if (entry && (entry->flags & CT_ENTRY_F_FROM_PROXY)) {
+		/* Established through the proxy: the node's address says nothing about the pod, so the
+		 * identity the connection was admitted with is the one to judge again.
+		 */
 		src_identity = entry->src_identity;
-		entry_flags = entry->flags & CT_ENTRY_F_FROM_PROXY;
+		entry_flags = CT_ENTRY_F_FROM_PROXY;
 	} else if ((mark & MARK_MAGIC_MASK) == MARK_FROM_PROXY) {
 		src_identity = mark_identity(mark);
 		entry_flags = CT_ENTRY_F_FROM_PROXY;
