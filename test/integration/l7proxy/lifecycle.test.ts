@@ -44,7 +44,7 @@ describe('lifecycle', () => {
     const h = await startProxy(cleanups, { upstreamPort: upstream.port });
     const t = Date.now();
     await Promise.all([h.proxy.close(), h.proxy.close()]);
-    expect(Date.now() - t).toBeLessThan(500);
+    expect(Date.now() - t).toBeLessThan(2500); // well under the 5 s close grace: nothing to wait for
 
     const other = new HttpProxy({
       resolveConnection: () => null,
