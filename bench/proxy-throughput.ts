@@ -71,9 +71,19 @@ interface Result {
   reqPerSec: number;
   p50: number;
   p99: number;
+  /** CPU time the peer's own process spent per request, µs (0 for direct: no process of its own). */
+  cpuPerRequest: number;
 }
 
-async function load(port: number, requests: number, concurrency: number): Promise<Result> {
+function cpuMicros(child: ChildProcess | null): Promise<number> {
+  if (!child) return Promise.resolve(0);
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve((m as { cpuMicros: number }).cpuMicros));
+    child.send('cpu');
+  });
+}
+
+async function load(port: number, requests: number, concurrency: number): Promise<Omit<Result, 'cpuPerRequest'>> {
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, keepAliveTimeout: 60_000 });
   const latencies: number[] = [];
   let next = 0;
@@ -120,21 +130,32 @@ async function main(): Promise<void> {
   try {
     for (const [name, peer] of Object.entries(peers)) await load(peer.port, Math.min(2000, requests), concurrency); // warm-up
     for (let round = 0; round < rounds; round++) {
-      for (const [name, peer] of Object.entries(peers)) results[name]?.push(await load(peer.port, requests, concurrency));
+      for (const [name, peer] of Object.entries(peers)) {
+        const cpuBefore = await cpuMicros(peer.child);
+        const r = await load(peer.port, requests, concurrency);
+        const cpuAfter = await cpuMicros(peer.child);
+        results[name]?.push({ ...r, cpuPerRequest: (cpuAfter - cpuBefore) / requests });
+      }
     }
   } finally {
     for (const p of [upstream, peers['http-proxy'], peers.membrane]) p.child?.kill();
   }
   const summary = Object.fromEntries(
-    Object.entries(results).map(([name, rs]) => [name, { rps: median(rs.map((r) => r.reqPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) }]),
+    Object.entries(results).map(([name, rs]) => [
+      name,
+      { rps: median(rs.map((r) => r.reqPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpu: median(rs.map((r) => r.cpuPerRequest)) },
+    ]),
   );
   const direct = summary.direct?.rps ?? 1;
   const peer = summary['http-proxy']?.rps ?? 1;
   console.log(`POST /v1/request-landing, ${requests} requests × ${rounds} rounds, ${concurrency} keep-alive connections, loopback (median of rounds)`);
-  console.log('peer          req/s   p50 ms   p99 ms   vs direct   vs http-proxy');
+  const peerCpu = summary['http-proxy']?.cpu ?? 1;
+  console.log('peer          req/s   p50 ms   p99 ms   vs direct   vs http-proxy   proxy CPU µs/req   CPU vs http-proxy');
   for (const [name, s] of Object.entries(summary)) {
+    const cpu = name === 'direct' ? '-' : s.cpu.toFixed(0);
+    const cpuRatio = name === 'direct' ? '-' : (s.cpu / peerCpu).toFixed(2);
     console.log(
-      `${name.padEnd(12)}${s.rps.toFixed(0).padStart(7)}${s.p50.toFixed(2).padStart(9)}${s.p99.toFixed(2).padStart(9)}${(s.rps / direct).toFixed(2).padStart(12)}${(s.rps / peer).toFixed(2).padStart(16)}`,
+      `${name.padEnd(12)}${s.rps.toFixed(0).padStart(7)}${s.p50.toFixed(2).padStart(9)}${s.p99.toFixed(2).padStart(9)}${(s.rps / direct).toFixed(2).padStart(12)}${(s.rps / peer).toFixed(2).padStart(16)}${cpu.padStart(19)}${cpuRatio.padStart(20)}`,
     );
   }
 }
@@ -143,6 +164,11 @@ if (process.argv[2] === '--serve') {
   const port = await serve(process.argv[3] as Role, Number(process.argv[4]));
   // Exit normally on a signal, so `--cpu-prof` can write its profile when profiling a peer.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
+  // CPU time is steadier than throughput on a shared machine: report it when asked.
+  process.on('message', () => {
+    const u = process.cpuUsage();
+    process.send?.({ cpuMicros: u.user + u.system });
+  });
   process.send?.(port);
 } else {
   await main();
