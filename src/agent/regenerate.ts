@@ -24,7 +24,7 @@ import {
   type PolicyObject,
   type ServiceInput,
 } from '../policy/index.js';
-import { ipv4ToNumber, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
+import { ipv4ToNumber, parseIpv4Prefix, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
 import type { IdentityAllocator } from './identity-allocator.js';
 import { linkIndex, nodeAddresses, type Endpoint, type EndpointManager } from './endpoints.js';
 
@@ -105,14 +105,11 @@ export class Regenerator {
     for (const [prefix, id] of this.#cidrIdentities) ipcache.set(prefix, id);
     for (const ep of endpoints) ipcache.set(`${ep.ip}/32`, ep.identity);
     const ipcacheResult = this.#datapath.syncIpcache(ipcache);
-    this.#ipcache = [...ipcache].map(([prefix, id]) => {
-      const [base = '', len = '32'] = prefix.split('/');
-      const bits = Number(len);
-      return { base: ipv4ToNumber(base), mask: bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0, bits, id };
-    }).sort((a, b) => b.bits - a.bits);
+    this.#ipcache = [...ipcache].map(([prefix, id]) => ({ ...parseIpv4Prefix(prefix), id })).sort((a, b) => b.bits - a.bits);
 
     const totals = { upserted: 0, deleted: 0 };
     const current = this.#datapath.dumpEndpoints();
+    const policyNow = this.#datapath.policySnapshot();
     for (const ep of endpoints) {
       ep.state = 'regenerating';
       try {
@@ -137,7 +134,7 @@ export class Regenerator {
           ingressEnforced: old ? old.ingressEnforced && policy.ingress.enforced : policy.ingress.enforced,
           egressEnforced: old ? old.egressEnforced && policy.egress.enforced : policy.egress.enforced,
         });
-        const r = this.#datapath.syncEndpointPolicy(ep.id, this.#mapEntries(policy));
+        const r = this.#datapath.syncEndpointPolicy(ep.id, this.#mapEntries(policy), policyNow);
         totals.upserted += r.upserted;
         totals.deleted += r.deleted;
         this.#datapath.upsertEndpoint(ep.ip, {

@@ -52,6 +52,9 @@ export interface CtEntryView {
   readonly flags: number;
 }
 
+/** Policy map contents by endpoint id: key (hex) → the key bytes and the value (hex). */
+export type PolicySnapshot = Map<number, Map<string, { key: Uint8Array; valueHex: string }>>;
+
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 
 export class Datapath {
@@ -209,19 +212,28 @@ export class Datapath {
   // ── policy ─────────────────────────────────────────────────────────────────────────────
 
   /**
+   * The policy map's current entries by endpoint, read in one pass, for a round of
+   * syncEndpointPolicy calls (each would otherwise read the whole map again).
+   */
+  policySnapshot(): PolicySnapshot {
+    const byEndpoint: PolicySnapshot = new Map();
+    this.#dump(POLICY_MAP, policyKey.size, policyEntry.size, (k, v) => {
+      const id = policyKey.decode(k).endpoint_id;
+      let entries = byEndpoint.get(id);
+      if (!entries) byEndpoint.set(id, (entries = new Map()));
+      entries.set(hex(k), { key: k.slice(), valueHex: hex(v) });
+    });
+    return byEndpoint;
+  }
+
+  /**
    * Makes the policy entries of one endpoint equal to `desired`. Additions and changes are
    * written before stale entries are removed, so a flow allowed by both the old and the new
-   * policy is never dropped in between.
+   * policy is never dropped in between. `snapshot` is the map as read before (policySnapshot).
    */
-  syncEndpointPolicy(endpointId: number, desired: readonly PolicyMapEntry[]): { upserted: number; deleted: number } {
+  syncEndpointPolicy(endpointId: number, desired: readonly PolicyMapEntry[], snapshot = this.policySnapshot()): { upserted: number; deleted: number } {
     const fd = this.#fd(POLICY_MAP);
-    const current = new Map<string, string>();
-    const currentKeys = new Map<string, Uint8Array>();
-    this.#dump(POLICY_MAP, policyKey.size, policyEntry.size, (k, v) => {
-      if (policyKey.decode(k).endpoint_id !== endpointId) return;
-      current.set(hex(k), hex(v));
-      currentKeys.set(hex(k), k.slice());
-    });
+    const current = snapshot.get(endpointId) ?? new Map<string, { key: Uint8Array; valueHex: string }>();
     const keys: Uint8Array[] = [];
     const values: Uint8Array[] = [];
     const wanted = new Set<string>();
@@ -229,14 +241,14 @@ export class Datapath {
       const { key, value } = encodePolicyEntry({ ...entry, endpointId });
       const kh = hex(key);
       wanted.add(kh);
-      if (current.get(kh) !== hex(value)) {
+      if (current.get(kh)?.valueHex !== hex(value)) {
         keys.push(key);
         values.push(value);
       }
     }
     if (keys.length) native().mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(values), keys.length);
     let deleted = 0;
-    for (const [kh, key] of currentKeys) {
+    for (const [kh, { key }] of current) {
       if (!wanted.has(kh)) {
         native().mapDelete(fd, key);
         deleted++;
@@ -354,24 +366,22 @@ export function removePins(pinRoot: string): void {
 }
 
 function normalisePrefix(prefix: string): string {
-  const { ip, len } = splitPrefix(prefix);
-  return `${numberToIpv4(maskIpv4(ipv4ToNumber(ip), len))}/${len}`;
+  const p = parseIpv4Prefix(prefix);
+  return `${numberToIpv4(p.base)}/${p.bits}`;
 }
 
-function splitPrefix(prefix: string): { ip: string; len: number } {
+/** `a.b.c.d/len` (or a bare address, /32) → the masked base address, prefix length and mask. */
+export function parseIpv4Prefix(prefix: string): { base: number; bits: number; mask: number } {
   const [ip = '', lenText] = prefix.split('/');
-  const len = lenText === undefined ? 32 : Number(lenText);
-  if (!Number.isInteger(len) || len < 0 || len > 32) {
+  const bits = lenText === undefined ? 32 : Number(lenText);
+  if (!Number.isInteger(bits) || bits < 0 || bits > 32) {
     throw membraneError('MEMBRANE_ERR_DATAPATH_CODEC', `bad prefix length in ${prefix}`);
   }
-  return { ip, len };
-}
-
-function maskIpv4(n: number, len: number): number {
-  return len === 0 ? 0 : (n & (0xffffffff << (32 - len))) >>> 0;
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return { base: (ipv4ToNumber(ip) & mask) >>> 0, bits, mask };
 }
 
 function encodeIpcacheKey(prefix: string): { key: Uint8Array } {
-  const { ip, len } = splitPrefix(prefix);
-  return { key: ipcacheKey.encode({ lpm_key: len, addr: maskIpv4(ipv4ToNumber(ip), len) }) };
+  const p = parseIpv4Prefix(prefix);
+  return { key: ipcacheKey.encode({ lpm_key: p.bits, addr: p.base }) };
 }

@@ -6,8 +6,8 @@
  *         ◄── onEvents (ring buffer)  ◄── from_endpoint / to_endpoint
  *   l7proxy ─► transparentListenFd / connectMarked (SO_MARK carries the source identity)
  */
-export { Datapath, DEFAULT_OBJECT_PATH, DEFAULT_PIN_ROOT, removePins } from './datapath.js';
-export type { DatapathOptions, EndpointMapValue, CtEntryView } from './datapath.js';
+export { Datapath, DEFAULT_OBJECT_PATH, DEFAULT_PIN_ROOT, removePins, parseIpv4Prefix } from './datapath.js';
+export type { DatapathOptions, EndpointMapValue, CtEntryView, PolicySnapshot } from './datapath.js';
 export type { PolicyMapEntry } from './maps/policy.js';
 export type { FlowEvent } from './maps/events.js';
 export { EVENT_TYPE, EVENT_VERDICT, EVENT_DIRECTION } from './maps/events.js';
