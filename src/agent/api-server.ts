@@ -4,12 +4,12 @@
  * Handlers map error codes to HTTP statuses; the CLI turns them back into messages.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, mkdirSync, rmSync, writeFileSync, readFileSync, unlinkSync, existsSync, renameSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { isMembraneError, membraneError, type ErrorCode } from '../errors/index.js';
 import { compileFilters, type Flow, type FilterSet } from '../observe/index.js';
-import { formatLabel, loadPolicyText, tracePolicy, type TraceInput } from '../policy/index.js';
+import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
 import { validateEndpointSpec } from './endpoints.js';
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
@@ -24,7 +24,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
 
 const MAX_BODY = 8 * 1024 * 1024;
 
-type Handler = (req: IncomingMessage, url: URL, res: ServerResponse) => Promise<unknown>;
+type Handler = (req: IncomingMessage, url: URL, res: ServerResponse, params: readonly string[]) => Promise<unknown>;
 
 export class ApiServer {
   #agent: Agent;
@@ -45,9 +45,8 @@ export class ApiServer {
       const ep = agent.upsertEndpoint(validateEndpointSpec(JSON.parse(await readBody(req))));
       return this.#endpointList().find((e) => e.id === ep.id);
     });
-    this.#route('DELETE', /^\/v1\/endpoints\/([^/]+)\/([^/]+)$/, async (_req, url) => {
-      const [, ns = '', name = ''] = /^\/v1\/endpoints\/([^/]+)\/([^/]+)$/.exec(url.pathname) ?? [];
-      const ep = agent.removeEndpoint(decodeURIComponent(ns), decodeURIComponent(name));
+    this.#route('DELETE', /^\/v1\/endpoints\/([^/]+)\/([^/]+)$/, async (_req, _url, _res, [ns = '', name = '']) => {
+      const ep = agent.removeEndpoint(ns, name);
       return { removed: `${ep.namespace}/${ep.name}` };
     });
     this.#route('GET', /^\/v1\/services$/, async () => agent.services.list());
@@ -56,10 +55,9 @@ export class ApiServer {
       agent.upsertService(svc);
       return svc;
     });
-    this.#route('DELETE', /^\/v1\/services\/([^/]+)\/([^/]+)$/, async (_req, url) => {
-      const [, ns = '', name = ''] = /^\/v1\/services\/([^/]+)\/([^/]+)$/.exec(url.pathname) ?? [];
-      agent.removeService(decodeURIComponent(ns), decodeURIComponent(name));
-      return { removed: `${decodeURIComponent(ns)}/${decodeURIComponent(name)}` };
+    this.#route('DELETE', /^\/v1\/services\/([^/]+)\/([^/]+)$/, async (_req, _url, _res, [ns = '', name = '']) => {
+      agent.removeService(ns, name);
+      return { removed: `${ns}/${name}` };
     });
     this.#route('GET', /^\/v1\/identities$/, async () =>
       agent.regenerator.identities().map((i) => ({ id: i.id, labels: i.labels.map(formatLabel) })),
@@ -103,10 +101,15 @@ export class ApiServer {
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://agent');
-    const route = this.#routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
+    let params: string[] = [];
+    const route = this.#routes.find((r) => {
+      const m = r.method === req.method ? r.pattern.exec(url.pathname) : null;
+      if (m) params = m.slice(1).map((p) => decodeURIComponent(p ?? ''));
+      return m !== null;
+    });
     try {
       if (!route) throw Object.assign(new Error(`no route ${req.method} ${url.pathname}`), { status: 404 });
-      const body = await route.handler(req, url, res);
+      const body = await route.handler(req, url, res, params);
       if (res.headersSent) return;
       send(res, 200, body);
     } catch (err) {
@@ -172,23 +175,13 @@ export class ApiServer {
     }
     // Like `kubectl apply`: a policy of the same kind, namespace and name in another file is
     // replaced, not duplicated.
-    const same = (a: { kind: string; namespace: string | undefined; name: string }) =>
-      result.policies.some((p) => p.kind === a.kind && p.namespace === a.namespace && p.name === a.name);
-    for (const [file, state] of this.#agent.policies.files()) {
-      if (file === target || !state.policies.some(same)) continue;
-      if (state.policies.every(same)) {
-        rmSync(file, { force: true });
-      } else {
-        const kept = readFileSync(file, 'utf8')
-          .split(/^---\s*$/m)
-          .filter((doc) => !loadPolicyText(doc, file).policies.some(same));
-        writeFileSync(file, kept.join('---\n'));
-      }
-    }
+    const replaced = this.#removePolicies(
+      (p) => result.policies.some((q) => q.kind === p.kind && q.namespace === p.namespace && q.name === p.name),
+      target,
+    );
     writeFileSync(`${target}.tmp`, text);
     renameSync(`${target}.tmp`, target);
-    this.#agent.policies.forgetMissing();
-    this.#agent.policies.loadAll();
+    this.#agent.policies.refresh([...replaced.files, target]);
     const regeneration = this.#agent.regenerateNow();
     return { file: target, policies: result.policies.map((p) => p.name), revision: regeneration.revision };
   }
@@ -198,27 +191,35 @@ export class ApiServer {
     const all = url.searchParams.get('all') === '1';
     const name = url.searchParams.get('name');
     if (!all && !name) throw membraneError('MEMBRANE_ERR_CLI_USAGE', 'give a policy name or --all');
-    const removed: string[] = [];
-    for (const [file, state] of this.#agent.policies.files()) {
-      const names = state.policies.map((p) => p.name);
-      if (!all && !names.includes(name ?? '')) continue;
-      if (all || names.every((n) => n === name)) {
-        if (existsSync(file)) unlinkSync(file);
-        removed.push(...names);
-      } else {
-        // The file holds other policies too: keep them, drop only the named documents.
-        const kept = readFileSync(file, 'utf8')
-          .split(/^---\s*$/m)
-          .filter((doc) => !loadPolicyText(doc, file).policies.some((p) => p.name === name));
-        writeFileSync(file, kept.join('---\n'));
-        removed.push(name ?? '');
-      }
-    }
+    const { names: removed, files } = this.#removePolicies((p) => all || p.name === name);
     if (!removed.length) throw membraneError('MEMBRANE_ERR_POLICY_NOT_FOUND', name ?? '');
-    this.#agent.policies.forgetMissing();
-    this.#agent.policies.loadAll();
+    this.#agent.policies.refresh(files);
     const regeneration = this.#agent.regenerateNow();
     return { removed, revision: regeneration.revision };
+  }
+
+  /**
+   * Removes the policies `match` picks from the watched directory (skipping `except`): a file
+   * holding only such policies goes, a file holding others too keeps those documents.
+   */
+  #removePolicies(match: (p: PolicyObject) => boolean, except?: string): { names: string[]; files: string[] } {
+    const names: string[] = [];
+    const files: string[] = [];
+    for (const [file, state] of this.#agent.policies.files()) {
+      const hit = state.policies.filter(match);
+      if (file === except || hit.length === 0) continue;
+      if (hit.length === state.policies.length) {
+        rmSync(file, { force: true });
+      } else {
+        const kept = readFileSync(file, 'utf8')
+          .split(/^---\s*$/m)
+          .filter((doc) => !loadPolicyText(doc, file).policies.some(match));
+        writeFileSync(file, kept.join('---\n'));
+      }
+      names.push(...hit.map((p) => p.name));
+      files.push(file);
+    }
+    return { names, files };
   }
 
   async #flows(req: IncomingMessage, url: URL, res: ServerResponse): Promise<unknown> {

@@ -68,13 +68,14 @@ export class PolicyDirectory {
     this.#watcher = null;
   }
 
-  /** Drops the state of files that no longer exist (before the watcher reports them). */
-  forgetMissing(): void {
-    for (const path of [...this.#files.keys()]) {
-      if (!existsSync(path)) {
-        this.#files.delete(path);
-        this.#revision++;
-      }
+  /**
+   * Takes in files the agent itself just wrote or removed, without waiting for the watcher
+   * (which reports them again later, to no effect) and without re-reading the others.
+   */
+  refresh(paths: Iterable<string>): void {
+    for (const path of paths) {
+      if (existsSync(path)) this.#load(path, false);
+      else if (this.#files.delete(path)) this.#revision++;
     }
   }
 
