@@ -11,6 +11,7 @@ import { FlowPrinter, output, withWriter, type Flow } from '../observe/index.js'
 import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
+import { importPolicyFile } from './policy-files.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -161,7 +162,8 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
       out(`== ${scene.title} ==`);
       for (const file of scene.imports ?? []) {
         out(`$ membrane policy import deploy/lab/starwars/${file}`);
-        await importPolicy(client, join(ROOT, 'deploy/lab/starwars', file), out);
+        const r = await importPolicyFile(client, join(ROOT, 'deploy/lab/starwars', file));
+        out(`Imported ${r.policies.join(', ')}, revision ${r.revision}`);
       }
       for (const probe of scene.probes) {
         out(`$ membrane lab exec ${probe.pod} -- curl -s -X${probe.method} ${SERVICE}${probe.path}`);
@@ -208,15 +210,6 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
   }
   out(failures === 0 ? 'Demo passed: every outcome matches Cilium.' : `Demo FAILED: ${failures} outcome(s) differ.`);
   return failures === 0 ? 0 : 1;
-}
-
-async function importPolicy(client: AgentClient, file: string, out: (s?: string) => boolean): Promise<void> {
-  const r = await client.request<{ policies: string[]; revision: number }>(
-    'PUT',
-    `/v1/policy?file=${encodeURIComponent(file.split('/').pop() ?? 'policy.yaml')}`,
-    readFileSync(file, 'utf8'),
-  );
-  out(`Imported ${r.policies.join(', ')}, revision ${r.revision}`);
 }
 
 async function waitForAgent(client: AgentClient, agent: ChildProcess): Promise<void> {

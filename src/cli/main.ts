@@ -4,17 +4,16 @@
  * goes through the observe printers or the column renderer, and errors print their code.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { basename } from 'node:path';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { formatProblem } from '../policy/index.js';
 import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
 import { withAgent } from './client.js';
 import { removeNodeNetwork, removePins, run } from '../datapath/index.js';
 import { renderTable } from './table.js';
-import { loadPolicyFiles, validationJson } from './policy-files.js';
+import { importPolicyFile, loadPolicyFiles, validationJson } from './policy-files.js';
 import { runAgent } from './agent-command.js';
 import { labCommands } from './lab-command.js';
 import { runDemo } from './demo.js';
@@ -73,10 +72,7 @@ policy
   .command('import <file>')
   .description('validate a policy file and add it to the agent\'s watched directory')
   .action(async (file: string) => {
-    const text = readFileSync(file, 'utf8');
-    const r = await withAgent(socket(), (c) =>
-      c.request<{ file: string; policies: string[]; revision: number }>('PUT', `/v1/policy?file=${encodeURIComponent(basename(file))}`, text),
-    );
+    const r = await withAgent(socket(), (c) => importPolicyFile(c, file));
     process.stdout.write(`Imported ${r.policies.join(', ')} (${r.file}), revision ${r.revision}\n`);
   });
 policy

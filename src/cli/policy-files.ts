@@ -1,6 +1,7 @@
 /** Offline policy commands: reading files and directories for `policy validate` and `trace`. */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import type { AgentClient } from './client.js';
 import { validatePolicyText, type DocumentResult, type PolicyObject, type PolicyProblem } from '../policy/index.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
@@ -63,4 +64,9 @@ export function validationJson(reports: readonly FileReport[]) {
       errors: d.problems.map((p) => ({ path: p.path, message: p.message })),
     }));
   });
+}
+
+/** `policy import`: the agent validates the file and writes it into its watched directory. */
+export function importPolicyFile(client: AgentClient, file: string): Promise<{ file: string; policies: string[]; revision: number }> {
+  return client.request('PUT', `/v1/policy?file=${encodeURIComponent(basename(file))}`, readFileSync(file, 'utf8'));
 }
