@@ -34,6 +34,15 @@ const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
+/** A `{key: "value"}` object from the API (absent = empty), or an error naming the field. */
+export function stringMap(value: unknown, field: string): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw membraneError('MEMBRANE_ERR_ENDPOINT_INVALID', `${field}: must map keys to string values`);
+  }
+  return value as Record<string, string>;
+}
+
 export function validateEndpointSpec(input: unknown): EndpointSpec {
   const bad = (field: string, why: string): never => {
     throw membraneError('MEMBRANE_ERR_ENDPOINT_INVALID', `${field}: ${why}`);
@@ -45,14 +54,8 @@ export function validateEndpointSpec(input: unknown): EndpointSpec {
   if (typeof namespace !== 'string' || !NAME.test(namespace)) bad('namespace', 'must be a DNS-1123 name');
   if (typeof o.ip !== 'string' || !IPV4.test(o.ip)) bad('ip', 'must be an IPv4 address');
   if (typeof o.ifname !== 'string' || !IFNAME.test(o.ifname)) bad('ifname', 'must be an interface name');
-  const labels = o.podLabels ?? {};
-  if (typeof labels !== 'object' || labels === null || Object.values(labels).some((v) => typeof v !== 'string')) {
-    bad('podLabels', 'must map label keys to string values');
-  }
-  const nsLabels = o.namespaceLabels ?? {};
-  if (typeof nsLabels !== 'object' || nsLabels === null || Object.values(nsLabels).some((v) => typeof v !== 'string')) {
-    bad('namespaceLabels', 'must map label keys to string values');
-  }
+  const labels = stringMap(o.podLabels, 'podLabels');
+  stringMap(o.namespaceLabels, 'namespaceLabels');
   for (const [name, np] of Object.entries((o.namedPorts ?? {}) as Record<string, { port?: unknown; protocol?: unknown }>)) {
     const port = np?.port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) bad(`namedPorts.${name}.port`, 'must be a port number');
@@ -61,7 +64,7 @@ export function validateEndpointSpec(input: unknown): EndpointSpec {
   const spec: EndpointSpec = {
     name: o.name as string,
     namespace: namespace as string,
-    podLabels: labels as Record<string, string>,
+    podLabels: labels,
     ip: o.ip as string,
     ifname: o.ifname as string,
     ...(typeof o.netns === 'string' ? { netns: o.netns } : {}),
@@ -167,14 +170,10 @@ function key(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
-/** The ifindex of a link in the agent's namespace, or 0 when it does not exist. */
-export function linkIndex(ifname: string): number {
-  try {
-    const links = ipJson<{ ifindex: number }[]>(['link', 'show', 'dev', ifname]);
-    return links[0]?.ifindex ?? 0;
-  } catch {
-    return 0;
-  }
+/** The ifindex of every link in the agent's namespace, by name, read in one call. */
+export function linkIndexes(): Map<string, number> {
+  const links = ipJson<{ ifname: string; ifindex: number }[]>(['link', 'show']);
+  return new Map(links.map((l) => [l.ifname, l.ifindex]));
 }
 
 /** IPv4 addresses of the node itself (its own namespace): these are reserved:host. */

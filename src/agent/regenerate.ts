@@ -26,7 +26,7 @@ import {
 } from '../policy/index.js';
 import { ipv4ToNumber, parseIpv4Prefix, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
 import type { IdentityAllocator } from './identity-allocator.js';
-import { linkIndex, nodeAddresses, type Endpoint, type EndpointManager } from './endpoints.js';
+import { linkIndexes, nodeAddresses, type Endpoint, type EndpointManager } from './endpoints.js';
 
 export interface ProxyPorts {
   readonly http: number;
@@ -110,10 +110,11 @@ export class Regenerator {
     const totals = { upserted: 0, deleted: 0 };
     const current = this.#datapath.dumpEndpoints();
     const policyNow = this.#datapath.policySnapshot();
+    const links = linkIndexes();
     for (const ep of endpoints) {
       ep.state = 'regenerating';
       try {
-        const ifindex = linkIndex(ep.ifname);
+        const ifindex = links.get(ep.ifname) ?? 0;
         if (!ifindex) throw new Error(`link ${ep.ifname} does not exist`);
         if (ifindex !== ep.ifindex) {
           this.#datapath.attachEndpoint(ep.ifname, ifindex);

@@ -6,16 +6,9 @@
 import { membraneError } from '../errors/index.js';
 import type { ServiceInput } from '../policy/index.js';
 import type { StateStore } from './state-store.js';
+import { stringMap } from './endpoints.js';
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-function stringMap(value: unknown, field: string): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Object.values(value).some((v) => typeof v !== 'string')) {
-    throw membraneError('MEMBRANE_ERR_ENDPOINT_INVALID', `${field}: must map keys to string values`);
-  }
-  return value as Record<string, string>;
-}
 
 export function validateServiceSpec(input: unknown): ServiceInput {
   const o = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
