@@ -5,9 +5,52 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace membrane {
+
+namespace {
+
+// fd -> the name the map was opened under. Worker threads share the process's fds, so the
+// table is process-wide and locked.
+std::mutex names_mutex;
+std::unordered_map<int, std::string> names;
+
+void RememberName(int fd, const std::string &path) {
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  std::lock_guard<std::mutex> lock(names_mutex);
+  names[fd] = name;
+}
+
+void ForgetName(int fd) {
+  std::lock_guard<std::mutex> lock(names_mutex);
+  names.erase(fd);
+}
+
+}  // namespace
+
+std::string MapName(int fd) {
+  {
+    std::lock_guard<std::mutex> lock(names_mutex);
+    auto it = names.find(fd);
+    if (it != names.end()) return it->second;
+  }
+  struct bpf_map_info info = {};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.name[0]) return std::string(info.name);
+  return "fd " + std::to_string(fd);
+}
+
+void ThrowMapError(Napi::Env env, const char *syscall, int err, int fd) {
+  std::string name = MapName(fd);
+  ThrowSystemError(env, syscall, err, "map " + name);
+  // ThrowSystemError left the error pending: add the map's name to it.
+  Napi::Error pending = env.GetAndClearPendingException();
+  pending.Set("map", Napi::String::New(env, name));
+  pending.ThrowAsJavaScriptException();
+}
 
 namespace {
 
@@ -20,6 +63,7 @@ Napi::Value ObjGet(const Napi::CallbackInfo &info) {
     ThrowSystemError(info.Env(), "bpf_obj_get", errno, path);
     return info.Env().Null();
   }
+  RememberName(fd, path);
   return Napi::Number::New(info.Env(), fd);
 }
 
@@ -31,7 +75,7 @@ Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
       !ArgInt(info, 3, &flags, "flags"))
     return info.Env().Null();
   if (bpf_map_update_elem(static_cast<int>(fd), key.Data(), value.Data(), static_cast<__u64>(flags))) {
-    ThrowSystemError(info.Env(), "bpf_map_update_elem", errno, "fd " + std::to_string(fd));
+    ThrowMapError(info.Env(), "bpf_map_update_elem", errno, static_cast<int>(fd));
     return info.Env().Null();
   }
   return info.Env().Undefined();
@@ -47,7 +91,7 @@ Napi::Value MapLookup(const Napi::CallbackInfo &info) {
   Napi::Uint8Array out = Napi::Uint8Array::New(env, static_cast<size_t>(value_size));
   if (bpf_map_lookup_elem(static_cast<int>(fd), key.Data(), out.Data())) {
     if (errno == ENOENT) return env.Null();
-    ThrowSystemError(env, "bpf_map_lookup_elem", errno, "fd " + std::to_string(fd));
+    ThrowMapError(env, "bpf_map_lookup_elem", errno, static_cast<int>(fd));
     return env.Null();
   }
   return out;
@@ -61,7 +105,7 @@ Napi::Value MapDelete(const Napi::CallbackInfo &info) {
   if (!ArgInt(info, 0, &fd, "fd") || !ArgBytes(info, 1, &key, "key")) return env.Null();
   if (bpf_map_delete_elem(static_cast<int>(fd), key.Data())) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
-    ThrowSystemError(env, "bpf_map_delete_elem", errno, "fd " + std::to_string(fd));
+    ThrowMapError(env, "bpf_map_delete_elem", errno, static_cast<int>(fd));
     return env.Null();
   }
   return Napi::Boolean::New(env, true);
@@ -84,7 +128,7 @@ Napi::Value MapDump(const Napi::CallbackInfo &info) {
   for (;;) {
     if (bpf_map_get_next_key(static_cast<int>(fd), prev, next.data())) {
       if (errno == ENOENT) break;
-      ThrowSystemError(env, "bpf_map_get_next_key", errno, "fd " + std::to_string(fd));
+      ThrowMapError(env, "bpf_map_get_next_key", errno, static_cast<int>(fd));
       return env.Null();
     }
     if (bpf_map_lookup_elem(static_cast<int>(fd), next.data(), value.data()) == 0) {
@@ -125,13 +169,13 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
   if (bpf_map_update_batch(static_cast<int>(fd), keys.Data(), values.Data(), &n, &opts) == 0)
     return env.Undefined();
   if (errno != EINVAL && errno != ENOTSUP && errno != EOPNOTSUPP) {
-    ThrowSystemError(env, "bpf_map_update_batch", errno, "fd " + std::to_string(fd));
+    ThrowMapError(env, "bpf_map_update_batch", errno, static_cast<int>(fd));
     return env.Null();
   }
   size_t ks = keys.ByteLength() / count, vs = values.ByteLength() / count;
   for (int64_t i = 0; i < count; i++) {
     if (bpf_map_update_elem(static_cast<int>(fd), keys.Data() + i * ks, values.Data() + i * vs, BPF_ANY)) {
-      ThrowSystemError(env, "bpf_map_update_elem", errno, "fd " + std::to_string(fd));
+      ThrowMapError(env, "bpf_map_update_elem", errno, static_cast<int>(fd));
       return env.Null();
     }
   }
@@ -142,6 +186,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
 Napi::Value CloseFd(const Napi::CallbackInfo &info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd, "fd")) return info.Env().Null();
+  ForgetName(static_cast<int>(fd));
   close(static_cast<int>(fd));
   return info.Env().Undefined();
 }

@@ -13,6 +13,12 @@ namespace membrane {
 void ThrowSystemError(Napi::Env env, const char *syscall, int err, const std::string &subject);
 void ThrowTypeError(Napi::Env env, const std::string &message);
 
+// A map's name for errors: the name it was opened under (objGet's pin file name, e.g.
+// "membrane_policy"), else the kernel's (at most 15 characters), else "fd N". ThrowMapError is
+// ThrowSystemError with subject "map <name>" and a `map` property holding the name alone.
+std::string MapName(int fd);
+void ThrowMapError(Napi::Env env, const char *syscall, int err, int fd);
+
 // Argument readers: on a wrong type they throw a TypeError and return false.
 bool ArgInt(const Napi::CallbackInfo &info, size_t i, int64_t *out, const char *name);
 bool ArgString(const Napi::CallbackInfo &info, size_t i, std::string *out, const char *name);

@@ -68,7 +68,7 @@ Napi::Value RingbufOpen(const Napi::CallbackInfo &info) {
   if (!handle->rb) {
     int err = errno;
     delete handle;
-    ThrowSystemError(env, "ring_buffer__new", err, "fd " + std::to_string(fd));
+    ThrowMapError(env, "ring_buffer__new", err, static_cast<int>(fd));
     return env.Null();
   }
   uv_loop_t *loop = nullptr;

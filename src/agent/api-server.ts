@@ -1,18 +1,24 @@
 /**
  * The agent API: HTTP/1.1 + JSON on a unix socket that only root can open (mode 0600), so
  * nothing that can change policy or read flows is reachable over the network.
- * Handlers map error codes to HTTP statuses; the CLI turns them back into messages.
+ * Handlers map error codes to HTTP statuses and send the error itself (`{error: {code, message,
+ * details}}`), which the CLI rebuilds with the same code. Any request, however malformed (bad
+ * escapes, bad JSON, oversized or slow bodies, unknown routes, wrong methods or content types),
+ * gets a 4xx and never takes the agent down.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { chmodSync, mkdirSync, rmSync, writeFileSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { isMembraneError, membraneError, type ErrorCode } from '../errors/index.js';
-import { compileFilters, type Flow, type FilterSet } from '../observe/index.js';
+import { parseAllDocuments } from 'yaml';
+import { errorToWire, isMembraneError, membraneError, type ErrorCode, type MembraneError } from '../errors/index.js';
+import type { Flow } from '../observe/index.js';
 import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
 import { validateEndpointSpec } from './endpoints.js';
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
+import { POLICY_TYPES, checkContentType, decodeParam, flowFilter, positiveIntParam, readBody, readJson, requestUrl, traceBody } from './api-input.js';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   MEMBRANE_ERR_POLICY_INVALID: 400,
@@ -20,9 +26,26 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   MEMBRANE_ERR_ENDPOINT_INVALID: 400,
   MEMBRANE_ERR_ENDPOINT_NOT_FOUND: 404,
   MEMBRANE_ERR_CLI_USAGE: 400,
+  MEMBRANE_ERR_OBSERVE_FILTER: 400,
+  MEMBRANE_ERR_API_REQUEST: 400,
+  MEMBRANE_ERR_API_ROUTE: 404,
+  MEMBRANE_ERR_API_METHOD: 405,
+  MEMBRANE_ERR_API_TIMEOUT: 408,
+  MEMBRANE_ERR_API_TOO_LARGE: 413,
+  MEMBRANE_ERR_API_MEDIA_TYPE: 415,
 };
 
-const MAX_BODY = 8 * 1024 * 1024;
+/** HTTP status of an error the API sends: by its registry code; anything else is the agent's fault (500). */
+export function apiStatus(err: MembraneError): number {
+  return STATUS_BY_CODE[err.code] ?? 500;
+}
+
+/**
+ * Slow clients (slowloris): headers must arrive within HEADERS_TIMEOUT_MS and the whole request
+ * within REQUEST_TIMEOUT_MS, or the server answers 408 and closes; the CLI sends both at once.
+ */
+const HEADERS_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 type Handler = (req: IncomingMessage, url: URL, res: ServerResponse, params: readonly string[]) => Promise<unknown>;
 
@@ -36,13 +59,23 @@ export class ApiServer {
   constructor(agent: Agent, log: Logger) {
     this.#agent = agent;
     this.#log = log;
-    this.#server = createServer((req, res) => void this.#dispatch(req, res));
+    this.#server = createServer(
+      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000 },
+      (req, res) => {
+        // #dispatch answers every error itself; this catch is only for a fault in that answer.
+        this.#dispatch(req, res).catch((err: unknown) => {
+          this.#log.error({ err }, 'api request failed while answering');
+          res.destroy();
+        });
+      },
+    );
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
     this.#route('GET', /^\/v1\/healthz$/, async () => ({ ok: true }));
     this.#route('GET', /^\/v1\/status$/, async () => agent.status());
     this.#route('GET', /^\/v1\/config$/, async () => agent.config);
     this.#route('GET', /^\/v1\/endpoints$/, async () => this.#endpointList());
     this.#route('PUT', /^\/v1\/endpoints$/, async (req) => {
-      const ep = agent.upsertEndpoint(validateEndpointSpec(JSON.parse(await readBody(req))));
+      const ep = agent.upsertEndpoint(validateEndpointSpec(await readJson(req)));
       return this.#endpointList().find((e) => e.id === ep.id);
     });
     this.#route('DELETE', /^\/v1\/endpoints\/([^/]+)\/([^/]+)$/, async (_req, _url, _res, [ns = '', name = '']) => {
@@ -51,7 +84,7 @@ export class ApiServer {
     });
     this.#route('GET', /^\/v1\/services$/, async () => agent.services.list());
     this.#route('PUT', /^\/v1\/services$/, async (req) => {
-      const svc = validateServiceSpec(JSON.parse(await readBody(req)));
+      const svc = validateServiceSpec(await readJson(req));
       agent.upsertService(svc);
       return svc;
     });
@@ -63,10 +96,13 @@ export class ApiServer {
       agent.regenerator.identities().map((i) => ({ id: i.id, labels: i.labels.map(formatLabel) })),
     );
     this.#route('GET', /^\/v1\/policy$/, async () => this.#policyGet());
-    this.#route('PUT', /^\/v1\/policy$/, async (req, url) => this.#policyImport(await readBody(req), url));
+    this.#route('PUT', /^\/v1\/policy$/, async (req, url) => {
+      checkContentType(req, POLICY_TYPES);
+      return this.#policyImport(await readBody(req), url);
+    });
     this.#route('DELETE', /^\/v1\/policy$/, async (_req, url) => this.#policyDelete(url));
     this.#route('POST', /^\/v1\/policy\/trace$/, async (req) => {
-      const input = JSON.parse(await readBody(req)) as Omit<TraceInput, 'policies'>;
+      const input = traceBody(await readJson(req)) as unknown as Omit<TraceInput, 'policies'>;
       return tracePolicy({ ...input, policies: agent.loadedPolicies(), services: agent.services.list() });
     });
     this.#route('GET', /^\/v1\/flows$/, async (req, url, res) => this.#flows(req, url, res));
@@ -100,33 +136,70 @@ export class ApiServer {
   }
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent');
-    let params: string[] = [];
-    const route = this.#routes.find((r) => {
-      const m = r.method === req.method ? r.pattern.exec(url.pathname) : null;
-      if (m) params = m.slice(1).map((p) => decodeURIComponent(p ?? ''));
-      return m !== null;
-    });
+    let path = req.url ?? '';
     try {
-      if (!route) throw Object.assign(new Error(`no route ${req.method} ${url.pathname}`), { status: 404 });
-      const body = await route.handler(req, url, res, params);
+      const url = requestUrl(req.url);
+      path = url.pathname;
+      const { handler, params } = this.#match(req.method ?? '', url.pathname);
+      const body = await handler(req, url, res, params);
       if (res.headersSent) return;
       send(res, 200, body);
     } catch (err) {
-      const status = isMembraneError(err) ? (STATUS_BY_CODE[err.code] ?? 500) : ((err as { status?: number }).status ?? (err instanceof SyntaxError ? 400 : 500));
-      if (status >= 500) this.#log.error({ err, url: url.pathname }, 'api request failed');
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      send(res, status, {
-        error: {
-          code: isMembraneError(err) ? err.code : 'MEMBRANE_ERR_AGENT_API',
-          message: (err as Error).message,
-          ...(isMembraneError(err) && err.details ? { details: err.details } : {}),
-        },
-      });
+      this.#fail(req, res, err, path);
     }
+  }
+
+  /** The route for a method and path: 404 when no route has the path, 405 (with Allow) when another method does. */
+  #match(method: string, pathname: string): { handler: Handler; params: string[] } {
+    const allowed: string[] = [];
+    for (const r of this.#routes) {
+      const m = r.pattern.exec(pathname);
+      if (!m) continue;
+      if (r.method === method) return { handler: r.handler, params: m.slice(1).map((p) => decodeParam(p ?? '')) };
+      allowed.push(r.method);
+    }
+    if (allowed.length) throw membraneError('MEMBRANE_ERR_API_METHOD', `${method} ${pathname}; allowed: ${allowed.join(', ')}`, { details: { allow: allowed } });
+    throw membraneError('MEMBRANE_ERR_API_ROUTE', `${method} ${pathname}`);
+  }
+
+  /** Answers an error with its code; only a fault of the agent itself (500) is logged as an error. */
+  #fail(req: IncomingMessage, res: ServerResponse, err: unknown, path: string): void {
+    const e = isMembraneError(err) ? err : membraneError('MEMBRANE_ERR_AGENT_API', (err as Error)?.message ?? String(err), { cause: err });
+    const status = apiStatus(e);
+    if (status >= 500) this.#log.error({ err, method: req.method, url: path }, 'api request failed');
+    else this.#log.debug({ code: e.code, method: req.method, url: path, status }, 'api request rejected');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const allow = e.details?.allow;
+    if (Array.isArray(allow)) res.setHeader('allow', allow.join(', '));
+    // A body we did not read (too large, or refused before reading) must not hold the connection.
+    if (!req.complete) res.setHeader('connection', 'close');
+    send(res, status, { error: errorToWire(e) });
+  }
+
+  /**
+   * Requests Node's parser refuses before a handler sees them (bad HTTP syntax, headers over
+   * 16 KiB, a client too slow to send its request) still get a status and a coded JSON error.
+   */
+  #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const answered = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+    if (err.code === 'ECONNRESET' || !socket.writable || answered) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, code]: [number, string, ErrorCode] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'MEMBRANE_ERR_API_TOO_LARGE']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'MEMBRANE_ERR_API_TIMEOUT']
+          : [400, 'Bad Request', 'MEMBRANE_ERR_API_REQUEST'];
+    this.#log.debug({ code: err.code, status }, 'api client error');
+    const body = JSON.stringify({ error: errorToWire(membraneError(code, err.code ?? err.message)) });
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   }
 
   #endpointList() {
@@ -179,23 +252,30 @@ export class ApiServer {
       (p) => result.policies.some((q) => q.kind === p.kind && q.namespace === p.namespace && q.name === p.name),
       target,
     );
-    writeFileSync(`${target}.tmp`, text);
-    renameSync(`${target}.tmp`, target);
+    writeAtomic(target, text);
     this.#agent.policies.refresh([...replaced.files, target]);
-    const regeneration = this.#agent.regenerateNow();
-    return { file: target, policies: result.policies.map((p) => p.name), revision: regeneration.revision };
+    this.#agent.regenerateNow();
+    // The policy revision (what `policy get` shows), read after the files are taken in and
+    // enforced: the watcher's later report of the same files changes nothing.
+    return { file: target, policies: result.policies.map((p) => p.name), revision: this.#agent.policies.revision };
   }
 
-  /** `policy delete NAME|--all`: removes the files that define it from the watched directory. */
+  /**
+   * `policy delete NAME|--all`: removes the documents that define it from the watched directory.
+   * `--all` with nothing loaded deletes nothing and succeeds (as `cilium policy delete --all`);
+   * a NAME that is not loaded is MEMBRANE_ERR_POLICY_NOT_FOUND.
+   */
   #policyDelete(url: URL) {
     const all = url.searchParams.get('all') === '1';
     const name = url.searchParams.get('name');
     if (!all && !name) throw membraneError('MEMBRANE_ERR_CLI_USAGE', 'give a policy name or --all');
     const { names: removed, files } = this.#removePolicies((p) => all || p.name === name);
-    if (!removed.length) throw membraneError('MEMBRANE_ERR_POLICY_NOT_FOUND', name ?? '');
-    this.#agent.policies.refresh(files);
-    const regeneration = this.#agent.regenerateNow();
-    return { removed, revision: regeneration.revision };
+    if (!removed.length && !all) throw membraneError('MEMBRANE_ERR_POLICY_NOT_FOUND', name ?? '');
+    if (files.length) {
+      this.#agent.policies.refresh(files);
+      this.#agent.regenerateNow();
+    }
+    return { removed, revision: this.#agent.policies.revision };
   }
 
   /**
@@ -208,13 +288,11 @@ export class ApiServer {
     for (const [file, state] of this.#agent.policies.files()) {
       const hit = state.policies.filter(match);
       if (file === except || hit.length === 0) continue;
-      if (hit.length === state.policies.length) {
-        rmSync(file, { force: true });
-      } else {
-        const kept = readFileSync(file, 'utf8')
-          .split(/^---\s*$/m)
-          .filter((doc) => !loadPolicyText(doc, file).policies.some(match));
-        writeFileSync(file, kept.join('---\n'));
+      try {
+        if (hit.length === state.policies.length) rmSync(file, { force: true });
+        else writeAtomic(file, keepDocuments(readFileSync(file, 'utf8'), (doc) => !loadPolicyText(doc, file).policies.some(match)));
+      } catch (err) {
+        throw membraneError('MEMBRANE_ERR_POLICY_IO', `${file}: ${(err as Error).message}`, { cause: err });
       }
       names.push(...hit.map((p) => p.name));
       files.push(file);
@@ -223,11 +301,9 @@ export class ApiServer {
   }
 
   async #flows(req: IncomingMessage, url: URL, res: ServerResponse): Promise<unknown> {
-    const last = Number(url.searchParams.get('last') ?? '20');
-    const filterText = url.searchParams.get('filters');
-    const filters: FilterSet = filterText ? (JSON.parse(filterText) as FilterSet) : { allow: [], deny: [] };
-    const predicate = compileFilters(filters);
-    const recent = this.#agent.flows.last(Number.isFinite(last) && last > 0 ? last : 20, predicate);
+    const last = positiveIntParam(url, 'last', 20, 1_000_000);
+    const predicate = flowFilter(url.searchParams.get('filters'));
+    const recent = this.#agent.flows.last(last, predicate);
     if (url.searchParams.get('follow') !== '1') return recent;
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     for (const f of recent) res.write(`${JSON.stringify(f)}\n`);
@@ -246,13 +322,23 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw Object.assign(new Error(`request body over ${MAX_BODY} bytes`), { status: 413 });
-    chunks.push(chunk as Buffer);
+/** Writes a file in the watched directory in one step (temp file + rename), so the watcher never reads half of it. */
+function writeAtomic(path: string, text: string): void {
+  try {
+    writeFileSync(`${path}.tmp`, text);
+    renameSync(`${path}.tmp`, path);
+  } catch (err) {
+    rmSync(`${path}.tmp`, { force: true });
+    throw membraneError('MEMBRANE_ERR_POLICY_IO', `${path}: ${(err as Error).message}`, { cause: err });
   }
-  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * The documents of a multi-document YAML text that `keep` accepts, each exactly as written
+ * (comments included; a document runs from its `---` to the next one, the first from the top).
+ */
+export function keepDocuments(text: string, keep: (doc: string) => boolean): string {
+  const starts = parseAllDocuments(text).map((d, i) => (i === 0 ? 0 : (d.range?.[0] ?? 0)));
+  const docs = starts.map((start, i) => text.slice(start, starts[i + 1] ?? text.length));
+  return docs.filter(keep).join('');
 }

@@ -10,9 +10,10 @@
  */
 import { readFileSync, readdirSync, statSync, mkdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
-import { loadPolicyText, formatProblem, type PolicyObject, type PolicyProblem } from '../policy/index.js';
+import { loadPolicyText, formatProblem, formatWarning, type PolicyObject, type PolicyProblem } from '../policy/index.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
 /** Bigger than any sane policy file; bounds what a stray file in the directory can cost us. */
@@ -21,6 +22,8 @@ const MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024;
 export interface FileState {
   readonly policies: readonly PolicyObject[];
   readonly problems: readonly PolicyProblem[];
+  /** Of the policies in force: what Membrane enforces fail-closed (unparsed L7 protocols, mutual auth). */
+  readonly warnings: readonly PolicyProblem[];
 }
 
 export class PolicyDirectory {
@@ -30,6 +33,8 @@ export class PolicyDirectory {
   #onChange: () => void;
   #log: Logger;
   #revision = 0;
+  /** sha256 of the text each file was last judged on: a re-read of the same text is no change. */
+  #digests = new Map<string, string>();
 
   constructor(dir: string, log: Logger, onChange: () => void) {
     this.dir = resolve(dir);
@@ -75,7 +80,10 @@ export class PolicyDirectory {
   refresh(paths: Iterable<string>): void {
     for (const path of paths) {
       if (existsSync(path)) this.#load(path, false);
-      else if (this.#files.delete(path)) this.#revision++;
+      else if (this.#files.delete(path)) {
+        this.#digests.delete(path);
+        this.#revision++;
+      }
     }
   }
 
@@ -85,6 +93,11 @@ export class PolicyDirectory {
 
   problems(): PolicyProblem[] {
     return [...this.#files.values()].flatMap((f) => f.problems);
+  }
+
+  /** Warnings of the policies in force (`membrane status` reports them). */
+  warnings(): PolicyProblem[] {
+    return [...this.#files.values()].flatMap((f) => f.warnings);
   }
 
   files(): ReadonlyMap<string, FileState> {
@@ -104,12 +117,19 @@ export class PolicyDirectory {
       this.#log.error({ err, file: path }, 'cannot read policy file');
       return;
     }
+    // The watcher reports files the agent itself wrote (and took in through refresh) once more,
+    // later: judging the same text again would bump the revision after `policy import` already
+    // printed it, and regenerate for nothing.
+    const digest = createHash('sha256').update(text).digest('hex');
+    if (this.#digests.get(path) === digest) return;
+    this.#digests.set(path, digest);
     const result = loadPolicyText(text, path);
     if (result.problems.length > 0) {
       this.#reject(path, result.problems);
       return;
     }
-    this.#files.set(path, { policies: result.policies, problems: [] });
+    this.#files.set(path, { policies: result.policies, problems: [], warnings: result.warnings });
+    for (const w of result.warnings) this.#log.warn({ file: path, policy: w.name, field: w.path }, formatWarning(w));
     this.#revision++;
     this.#log.info({ file: path, policies: result.policies.map((p) => p.name), revision: this.#revision }, 'policy file loaded');
     if (notify) this.#onChange();
@@ -117,7 +137,7 @@ export class PolicyDirectory {
 
   #reject(path: string, problems: readonly PolicyProblem[]): void {
     const previous = this.#files.get(path);
-    this.#files.set(path, { policies: previous?.policies ?? [], problems });
+    this.#files.set(path, { policies: previous?.policies ?? [], problems, warnings: previous?.warnings ?? [] });
     for (const p of problems) this.#log.error({ file: path, policy: p.name, field: p.path }, formatProblem(p));
     this.#log.warn(
       { file: path, kept: previous?.policies.map((p) => p.name) ?? [] },
@@ -126,6 +146,7 @@ export class PolicyDirectory {
   }
 
   #remove(path: string): void {
+    this.#digests.delete(path);
     if (!this.#files.delete(path)) return;
     this.#revision++;
     this.#log.info({ file: path, revision: this.#revision }, 'policy file removed');

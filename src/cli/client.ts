@@ -1,6 +1,6 @@
 /** The CLI's client for the agent API (HTTP over the agent's unix socket). */
 import { Client } from 'undici';
-import { membraneError } from '../errors/index.js';
+import { errorFromWire, membraneError } from '../errors/index.js';
 
 export const DEFAULT_API_SOCKET = process.env.MEMBRANE_API_SOCKET ?? '/run/membrane/agent.sock';
 
@@ -13,13 +13,23 @@ export class AgentClient {
     this.#client = new Client('http://agent', { socketPath, connect: { timeout: 2000 } });
   }
 
+  /**
+   * One API call. Bodies: an object goes as JSON, a string as text (a policy file).
+   * Errors: the agent's own error comes back with its original `MEMBRANE_ERR_*` code, message
+   * and details (plus `status`, the HTTP status); a socket that does not answer is
+   * MEMBRANE_ERR_AGENT_UNREACHABLE.
+   */
   async request<T>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: string | object): Promise<T> {
     let res;
     try {
       res = await this.#client.request({
         method,
         path,
-        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+        ...(body === undefined
+          ? {}
+          : typeof body === 'string'
+            ? { body, headers: { 'content-type': 'text/plain; charset=utf-8' } }
+            : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
         headersTimeout: 60_000,
       });
     } catch (err) {
@@ -28,20 +38,40 @@ export class AgentClient {
       });
     }
     const text = await res.body.text();
-    const parsed = text ? (JSON.parse(text) as unknown) : null;
+    let parsed: unknown = null;
+    try {
+      parsed = text ? (JSON.parse(text) as unknown) : null;
+    } catch {
+      if (res.statusCode < 400) throw membraneError('MEMBRANE_ERR_AGENT_API', `${method} ${path}: the answer is not JSON`, { details: { status: res.statusCode } });
+    }
     if (res.statusCode >= 400) {
-      const e = (parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })?.error;
-      const err = membraneError('MEMBRANE_ERR_AGENT_API', e?.message ?? `HTTP ${res.statusCode}`, {
-        details: { status: res.statusCode, code: e?.code, ...(e?.details ?? {}) },
-      });
-      throw err;
+      const wire = (parsed as { error?: unknown } | null)?.error ?? { message: `HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}` };
+      throw errorFromWire(wire, { status: res.statusCode });
     }
     return parsed as T;
   }
 
   /** Streams newline-delimited JSON until the connection ends or `signal` aborts. */
   async stream(path: string, onItem: (item: unknown) => void, signal?: AbortSignal): Promise<void> {
-    const res = await this.#client.request({ method: 'GET', path, ...(signal ? { signal } : {}) });
+    let res;
+    try {
+      res = await this.#client.request({ method: 'GET', path, ...(signal ? { signal } : {}) });
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      throw membraneError('MEMBRANE_ERR_AGENT_UNREACHABLE', `${this.socketPath}: ${(err as Error).message} (is \`membrane agent\` running?)`, {
+        cause: err,
+      });
+    }
+    if (res.statusCode >= 400) {
+      const text = await res.body.text();
+      let wire: unknown = { message: `HTTP ${res.statusCode}` };
+      try {
+        wire = (JSON.parse(text) as { error?: unknown }).error ?? wire;
+      } catch {
+        /* not JSON: the status says enough */
+      }
+      throw errorFromWire(wire, { status: res.statusCode });
+    }
     let buf = '';
     for await (const chunk of res.body) {
       buf += (chunk as Buffer).toString('utf8');

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isMembraneError, membraneError } from '../errors/index.js';
-import { formatProblem } from '../policy/index.js';
+import { formatProblem, formatWarning } from '../policy/index.js';
 import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
 import { withAgent } from './client.js';
 import { removeNodeNetwork, removePins, run } from '../datapath/index.js';
@@ -101,7 +101,8 @@ policy
     if (!name && !opts.all) throw membraneError('MEMBRANE_ERR_CLI_USAGE', 'give a policy name or --all');
     const q = opts.all ? 'all=1' : `name=${encodeURIComponent(name ?? '')}`;
     const r = await withAgent(socket(), (c) => c.request<{ removed: string[]; revision: number }>('DELETE', `/v1/policy?${q}`));
-    process.stdout.write(`Deleted ${r.removed.join(', ')}, revision ${r.revision}\n`);
+    // Deleting nothing with --all is success, as `cilium policy delete --all` on an empty repository.
+    process.stdout.write(r.removed.length ? `Deleted ${r.removed.join(', ')}, revision ${r.revision}\n` : `No policies to delete, revision ${r.revision}\n`);
   });
 policy
   .command('validate <paths...>')
@@ -114,10 +115,15 @@ policy
       process.stdout.write(`${JSON.stringify(validationJson(reports), null, 2)}\n`);
     } else {
       for (const r of reports) {
-        if (r.problems.length) for (const p of r.problems) process.stdout.write(`${formatProblem(p)}\n`);
+        if (r.problems.length) {
+          for (const p of r.problems) process.stdout.write(`${formatProblem(p)}\n`);
+          continue;
+        }
         // With problems to report, stdout holds exactly one line per problem; the files that
-        // passed are still named, on stderr.
-        else (invalid ? process.stderr : process.stdout).write(`${r.file}: valid (${r.policies.map((p) => p.name).join(', ') || 'no policies'})\n`);
+        // passed are still named (with their warnings), on stderr.
+        const out = invalid ? process.stderr : process.stdout;
+        out.write(`${r.file}: valid (${r.policies.map((p) => p.name).join(', ') || 'no policies'})\n`);
+        for (const w of r.warnings) out.write(`${formatWarning(w)}\n`);
       }
     }
     process.exitCode = invalid ? 1 : 0;
@@ -216,6 +222,11 @@ program
     process.exitCode = await runDemo(name, { keep: opts.keep ?? false });
   });
 
+/** Exit status for an error: 2 for a usage error (ours or one the agent found in our request), else 1. */
+function exitStatusOf(code: string): number {
+  return code === 'MEMBRANE_ERR_CLI_USAGE' ? 2 : 1;
+}
+
 /** Turns the observe command's unknown options into hubble-style filter flags, in order. */
 function filterArgs(args: readonly string[]): [string, string?][] {
   const out: [string, string?][] = [];
@@ -250,10 +261,12 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.exitCode = err.exitCode === 0 ? 0 : 2;
     return;
   }
+  // The code is the one the error was raised with, in this process or in the agent (the client
+  // keeps it across the API), so scripts can match on it.
   const code = isMembraneError(err) ? err.code : 'MEMBRANE_ERR_UNEXPECTED';
   process.stderr.write(`Error: ${(err as Error).message} [${code}]\n`);
   const problems = (err as { details?: { problems?: Parameters<typeof formatProblem>[0][] } }).details?.problems;
   for (const p of problems ?? []) process.stderr.write(`  ${formatProblem(p)}\n`);
-  process.exitCode = Number(process.exitCode ?? 0) > 1 ? process.exitCode : 1;
+  process.exitCode = Number(process.exitCode ?? 0) > 1 ? process.exitCode : exitStatusOf(code);
 });
 

@@ -1,10 +1,13 @@
 /**
  * The typed face of the membrane_native addon (native/). Only this module loads it, so a
- * missing build fails in one place with one clear error.
+ * missing build fails in one place with one clear error, and a failed map operation is one
+ * kind of error: MEMBRANE_ERR_DATAPATH_MAP naming the map (not its fd), the syscall and errno.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
 import { membraneError } from '../errors/index.js';
 
 declare const bpfObjectBrand: unique symbol;
@@ -36,6 +39,55 @@ export interface NativeAddon {
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/membrane_native.node', import.meta.url));
 
+/** What the addon throws for a failed syscall (native/src/addon.cc ThrowSystemError). */
+interface NativeSystemError extends Error {
+  errno: number;
+  syscall: string;
+  /** The path or object it concerned: `map <name>` for map calls, the pin path for objGet. */
+  subject: string;
+  /** Map calls: the map's name (the pin file name it was opened under). */
+  map?: string;
+}
+
+/** The addon calls that work on a map: their failures become MEMBRANE_ERR_DATAPATH_MAP. */
+const MAP_CALLS = ['objGet', 'mapUpdate', 'mapLookup', 'mapDelete', 'mapDump', 'mapUpdateBatch', 'ringbufOpen'] as const;
+
+/**
+ * A failed map call as MEMBRANE_ERR_DATAPATH_MAP: message `<syscall> map <name>: <strerror>
+ * (<ERRNO>)`, details `{map, syscall, errno}` (errno by name, from libuv's table). An argument
+ * TypeError is a programming error and passes through unchanged.
+ */
+export function mapError(err: unknown): unknown {
+  const e = err as Partial<NativeSystemError> | null;
+  if (typeof e?.syscall !== 'string' || typeof e.errno !== 'number') return err;
+  const map = e.map ?? basename(e.subject ?? '');
+  let errno: string;
+  try {
+    errno = getSystemErrorName(-Math.abs(e.errno));
+  } catch {
+    errno = `errno ${e.errno}`;
+  }
+  return membraneError('MEMBRANE_ERR_DATAPATH_MAP', `${e.message ?? e.syscall} (${errno})`, {
+    cause: err,
+    details: { map, syscall: e.syscall, errno },
+  });
+}
+
+function withMapErrors(addon: NativeAddon): NativeAddon {
+  const wrapped: NativeAddon = { ...addon };
+  for (const name of MAP_CALLS) {
+    const call = addon[name] as (...args: unknown[]) => unknown;
+    (wrapped as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      try {
+        return call(...args);
+      } catch (err) {
+        throw mapError(err);
+      }
+    };
+  }
+  return wrapped;
+}
+
 let cached: NativeAddon | undefined;
 
 export function native(): NativeAddon {
@@ -43,6 +95,6 @@ export function native(): NativeAddon {
   if (!existsSync(ADDON_PATH)) {
     throw membraneError('MEMBRANE_ERR_DATAPATH_NATIVE', `${ADDON_PATH} is missing; run scripts/setup.sh`);
   }
-  cached = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  cached = withMapErrors(createRequire(import.meta.url)(ADDON_PATH) as NativeAddon);
   return cached;
 }
