@@ -25,7 +25,7 @@ static __always_inline int drop(struct __sk_buff *skb, const struct packet *pkt,
 				__u32 src_identity, __u32 dst_identity, __u16 endpoint_id)
 {
 	metrics_count(reason, skb->len);
-	emit_event(EVENT_DROP, VERDICT_DROPPED, reason, direction, pkt, src_identity, dst_identity,
+	emit_event(CILIUM_NOTIFY_DROP, VERDICT_DROPPED, reason, direction, pkt, src_identity, dst_identity,
 		   endpoint_id, 0, skb->ifindex);
 	return CTX_ACT_DROP;
 }
@@ -64,7 +64,7 @@ int from_endpoint(struct __sk_buff *skb)
 	/* A pod may only send from the address the agent gave it on this very link. */
 	src_ep = lookup_endpoint(pkt.saddr);
 	if (!src_ep || src_ep->ifindex != skb->ifindex)
-		return drop(skb, &pkt, DROP_INVALID_SOURCE_IP, DIR_EGRESS, 0, 0, 0);
+		return drop(skb, &pkt, DROP_INVALID_SIP, DIR_EGRESS, 0, 0, 0);
 
 	/* A reply of a connection this endpoint accepted passes on its entry alone. Every other
 	 * packet, of a new or an established connection, is judged against the policy in force
@@ -125,14 +125,14 @@ int from_endpoint(struct __sk_buff *skb)
 				    src_ep->endpoint_id);
 		ct_key_forward(&key, &pkt, CT_F_EGRESS);
 		ct_create(&key, &pkt, skb->len, src_ep->sec_identity, proxy_port, CT_ENTRY_F_PROXY);
-		emit_event(EVENT_POLICY_VERDICT, VERDICT_REDIRECTED, 0, redirect_dir, &pkt, src_ep->sec_identity,
+		emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_REDIRECTED, 0, redirect_dir, &pkt, src_ep->sec_identity,
 			   dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex);
 		return forward(skb);
 	}
 
 	ct_key_forward(&key, &pkt, CT_F_EGRESS);
 	ct_create(&key, &pkt, skb->len, src_ep->sec_identity, 0, 0);
-	emit_event(EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
+	emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
 		   dst_identity, src_ep->endpoint_id, 0, skb->ifindex);
 	return forward(skb);
 }
@@ -193,14 +193,14 @@ int to_endpoint(struct __sk_buff *skb)
 	 * redirected at this hook, so it must not pass unexamined.
 	 */
 	if (verdict.action == POLICY_ACTION_REDIRECT && !(entry_flags & CT_ENTRY_F_FROM_PROXY))
-		return drop(skb, &pkt, DROP_PROXY_NOT_SUPPORTED, DIR_INGRESS, src_identity, dst_ep->sec_identity,
+		return drop(skb, &pkt, DROP_PROXY_UNKNOWN_PROTO, DIR_INGRESS, src_identity, dst_ep->sec_identity,
 			    dst_ep->endpoint_id);
 
 	if (entry)
 		return forward(skb);
 	ct_key_forward(&key, &pkt, CT_F_INGRESS);
 	ct_create(&key, &pkt, skb->len, src_identity, 0, entry_flags);
-	emit_event(EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
+	emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
 		   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
 	return forward(skb);
 }

@@ -4,10 +4,13 @@
 
 #include "common.h"
 
-#define EVENT_DROP		1
-#define EVENT_POLICY_VERDICT	2
+/* Monitor message types, Cilium's (bpf/lib/notify.h, MessageType* in pkg/monitor/api), so a
+ * flow's event_type.type is the number Hubble shows. Checked against src/codes by a unit test.
+ */
+#define CILIUM_NOTIFY_DROP		1
+#define CILIUM_NOTIFY_POLICY_VERDICT	5
 
-/* Hubble's Verdict numbers. */
+/* Hubble's Verdict numbers (flow.proto), checked against src/codes likewise. */
 #define VERDICT_FORWARDED	1
 #define VERDICT_DROPPED		2
 #define VERDICT_REDIRECTED	5
@@ -23,7 +26,7 @@ struct flow_event {
 	__u32	ifindex;
 	__u16	endpoint_id;	/* the endpoint whose policy decided */
 	__be16	proxy_port;
-	__u8	type;		/* EVENT_* */
+	__u8	type;		/* CILIUM_NOTIFY_* */
 	__u8	verdict;	/* VERDICT_* */
 	__u8	reason;		/* drop reason, 0 if none */
 	__u8	direction;	/* DIR_* of the policy that decided */

@@ -54,7 +54,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 	void *l4;
 
 	if ((void *)(eth + 1) > data_end)
-		return -DROP_INVALID_PACKET;
+		return -DROP_INVALID;
 	if (eth->h_proto == ETH_P_ARP_BE)
 		return PARSE_PASS;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
@@ -62,15 +62,15 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return -DROP_INVALID_PACKET;
+		return -DROP_INVALID;
 	if (ip->version != 4 || ip->ihl < 5)
-		return -DROP_INVALID_PACKET;
+		return -DROP_INVALID;
 	pkt->saddr = ip->saddr;
 	pkt->daddr = ip->daddr;
 	pkt->protocol = ip->protocol;
 	/* Ports live only in the first fragment; rather than track fragments, refuse them. */
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return -DROP_FRAG_NOT_SUPPORTED;
+		return -DROP_FRAG_NOSUPPORT;
 
 	ihl_len = ip->ihl * 4;
 	l4 = (void *)ip + ihl_len;
@@ -80,7 +80,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 		struct tcphdr *tcp = l4;
 
 		if ((void *)(tcp + 1) > data_end)
-			return -DROP_CT_INVALID_HEADER;
+			return -DROP_CT_INVALID_HDR;
 		pkt->sport = tcp->source;
 		pkt->dport = tcp->dest;
 		pkt->tcp_flags = ((__u8 *)tcp)[13];
@@ -90,7 +90,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 		struct udphdr *udp = l4;
 
 		if ((void *)(udp + 1) > data_end)
-			return -DROP_CT_INVALID_HEADER;
+			return -DROP_CT_INVALID_HDR;
 		pkt->sport = udp->source;
 		pkt->dport = udp->dest;
 		return PARSE_OK;
@@ -100,7 +100,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 		struct udphdr *sctp = l4;
 
 		if ((void *)(sctp + 1) > data_end)
-			return -DROP_CT_INVALID_HEADER;
+			return -DROP_CT_INVALID_HDR;
 		pkt->sport = sctp->source;
 		pkt->dport = sctp->dest;
 		return PARSE_OK;
@@ -109,7 +109,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 		struct icmp_echo_hdr *icmp = l4;
 
 		if ((void *)(icmp + 1) > data_end)
-			return -DROP_CT_INVALID_HEADER;
+			return -DROP_CT_INVALID_HDR;
 		pkt->icmp_type = icmp->type;
 		/* Echo request and reply share the identifier: use it as both ports so the
 		 * reply's reversed tuple finds the request's entry.

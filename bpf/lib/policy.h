@@ -119,7 +119,7 @@ policy_can_access(__u16 endpoint_id, __u8 egress, int enforced, __u32 identity, 
 	if (!chosen) {
 		if (enforced) {
 			verdict.action = POLICY_ACTION_DROP;
-			verdict.reason = DROP_POLICY_DENIED;
+			verdict.reason = DROP_POLICY;
 		}
 		return verdict;
 	}

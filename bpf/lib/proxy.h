@@ -15,8 +15,9 @@ static __always_inline int __assign(struct __sk_buff *skb, struct bpf_sock *sk)
 	long err = bpf_sk_assign(skb, sk, 0);
 
 	bpf_sk_release(sk);
+	/* Found but not assignable: Cilium's DROP_PROXY_SET_FAILED, still fail closed. */
 	if (err)
-		return -DROP_PROXY_LOOKUP_FAILED;
+		return -DROP_PROXY_SET_FAILED;
 	/* The fwmark rule routes it to the local table although daddr is not ours. */
 	skb->mark = MARK_TO_PROXY;
 	return 0;
@@ -28,8 +29,9 @@ static __always_inline int __assign(struct __sk_buff *skb, struct bpf_sock *sk)
  * @pkt: its parsed tuple
  * @proxy_port: port the proxy listens on, network order
  *
- * Returns 0 when assigned, or the negative drop reason when no proxy socket exists: a flow
- * that policy sends to the proxy never bypasses it.
+ * Returns 0 when assigned, or the negative drop reason (DROP_PROXY_LOOKUP_FAILED when no proxy
+ * socket exists, DROP_PROXY_SET_FAILED, DROP_PROXY_UNKNOWN_PROTO): a flow that policy sends to
+ * the proxy never bypasses it.
  */
 static __always_inline int proxy_redirect(struct __sk_buff *skb, const struct packet *pkt, __be16 proxy_port)
 {
@@ -65,5 +67,5 @@ static __always_inline int proxy_redirect(struct __sk_buff *skb, const struct pa
 			return -DROP_PROXY_LOOKUP_FAILED;
 		return __assign(skb, sk);
 	}
-	return -DROP_PROXY_NOT_SUPPORTED;
+	return -DROP_PROXY_UNKNOWN_PROTO;
 }

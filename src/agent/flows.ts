@@ -3,7 +3,8 @@
  * here, so a flow names pods and labels as `hubble observe` does.
  */
 import { dropFlow, policyVerdictFlow, type Flow, type FlowEndpoint, type Layer4 } from '../observe/index.js';
-import { EVENT_DIRECTION, EVENT_TYPE, EVENT_VERDICT, numberToIpv4, type FlowEvent } from '../datapath/index.js';
+import { EVENT_TYPE, VERDICT } from '../codes/index.js';
+import { EVENT_DIRECTION, numberToIpv4, type FlowEvent } from '../datapath/index.js';
 import { formatLabel, type Identity } from '../policy/index.js';
 import type { Endpoint } from './endpoints.js';
 
@@ -79,8 +80,8 @@ export function eventToFlow(ev: FlowEvent, ctx: FlowContextLookup): Flow {
     direction: ev.direction === EVENT_DIRECTION.ingress ? ('INGRESS' as const) : ('EGRESS' as const),
     nodeName: ctx.nodeName,
   };
-  if (ev.type === EVENT_TYPE.drop) return dropFlow({ ...input, reason: ev.reason });
-  const verdict = ev.verdict === EVENT_VERDICT.redirected ? 'REDIRECTED' : 'FORWARDED';
+  if (ev.type === EVENT_TYPE.DROP) return dropFlow({ ...input, reason: ev.reason });
+  const verdict = ev.verdict === VERDICT.REDIRECTED ? 'REDIRECTED' : 'FORWARDED';
   return policyVerdictFlow({
     ...input,
     verdict,

@@ -10,8 +10,7 @@ export { Datapath, DEFAULT_OBJECT_PATH, DEFAULT_PIN_ROOT, removePins, parseIpv4P
 export type { DatapathOptions, EndpointMapValue, CtEntryView, PolicySnapshot } from './datapath.js';
 export type { PolicyMapEntry } from './maps/policy.js';
 export type { FlowEvent } from './maps/events.js';
-export { EVENT_TYPE, EVENT_VERDICT, EVENT_DIRECTION } from './maps/events.js';
-export { DROP_REASONS, dropReasonName, dropReasonText } from './codes.js';
+export { EVENT_DIRECTION } from './maps/events.js';
 export { fromProxyMark, identityFromMark, MARK_FROM_PROXY, MARK_TO_PROXY } from './marks.js';
 export { ensureNodeNetwork, removeNodeNetwork } from './netconf.js';
 export { transparentListenFd, connectMarked } from './sockets.js';

@@ -5,9 +5,8 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { dropReasonName } from './drop-reasons.js';
+import { DROP_REASON, dropReasonName, EVENT_TYPE } from '../codes/index.js';
 import {
-  EVENT_TYPE,
   type Flow,
   type FlowEndpoint,
   type FlowIP,
@@ -152,7 +151,7 @@ export function policyVerdictFlow(
   input: L3L4EventInput & {
     verdict: 'FORWARDED' | 'DROPPED' | 'AUDIT' | 'REDIRECTED';
     matchType: number;
-    /** For DROPPED: the reason (133 default deny, 181 deny rule). */
+    /** For DROPPED: the reason (default POLICY_DENIED; POLICY_DENY for a deny rule). */
     dropReason?: number;
     proxyPort?: number;
   },
@@ -165,7 +164,7 @@ export function policyVerdictFlow(
     Summary: l3l4Summary(input.l4),
   };
   if (input.verdict === 'DROPPED') {
-    const reason = input.dropReason ?? 133;
+    const reason = input.dropReason ?? DROP_REASON.POLICY_DENIED;
     flow.drop_reason = reason;
     const name = dropReasonName(reason);
     if (name) flow.drop_reason_desc = name;

@@ -10,8 +10,8 @@
  * `FILTER_FLAGS` is the declarative table the CLI turns into options (name, value name, help).
  */
 
-import { dropReasonCode } from './drop-reasons.js';
-import { EVENT_TYPE, EVENT_TYPE_NAMES, TRACE_OBSERVATION_POINTS, VERDICTS, type Verdict } from './flow.js';
+import { dropReasonCode, EVENT_TYPE, EVENT_TYPE_NAMES, VERDICTS, type Verdict } from '../codes/index.js';
+import { TRACE_OBSERVATION_POINTS } from './flow.js';
 import { filterError } from './filters/errors.js';
 import { compileFilters } from './filters/index.js';
 import type { EventTypeFilter, FilterSet, FilterSpec } from './filters/types.js';

@@ -5,13 +5,11 @@
  * Field names are Hubble's (`api/v1/flow/flow.proto`, JSON form), so a flow printed with
  * `membrane observe -o json` reads like `hubble observe -o json`. Enumerations are string unions
  * (Hubble's JSON spelling); numeric codes that Hubble keeps numeric (event types, drop reasons,
- * policy match types) stay numbers and have tables beside them.
+ * policy match types) stay numbers. Verdicts, event types and drop reasons come from src/codes,
+ * the table the datapath shares.
  */
 
-import type { DropReasonName } from './drop-reasons.js';
-
-export const VERDICTS = ['FORWARDED', 'DROPPED', 'ERROR', 'AUDIT', 'REDIRECTED', 'TRACED', 'TRANSLATED'] as const;
-export type Verdict = (typeof VERDICTS)[number];
+import type { DropReasonName, Verdict } from '../codes/index.js';
 
 export const TRAFFIC_DIRECTIONS = ['INGRESS', 'EGRESS'] as const;
 export type TrafficDirection = (typeof TRAFFIC_DIRECTIONS)[number];
@@ -21,33 +19,6 @@ export type FlowType = (typeof FLOW_TYPES)[number];
 
 export const L7_FLOW_TYPES = ['REQUEST', 'RESPONSE', 'SAMPLE'] as const;
 export type L7FlowType = (typeof L7_FLOW_TYPES)[number];
-
-/**
- * Monitor message types carried in `event_type.type` (Cilium `pkg/monitor/api/types.go`).
- * 1–128 are datapath events, 129+ agent-level events.
- */
-export const EVENT_TYPE = {
-  DROP: 1,
-  DEBUG: 2,
-  CAPTURE: 3,
-  TRACE: 4,
-  POLICY_VERDICT: 5,
-  ACCESS_LOG: 129,
-  AGENT: 130,
-} as const;
-export type EventTypeCode = (typeof EVENT_TYPE)[keyof typeof EVENT_TYPE];
-
-/** The names `--type` accepts, each with its event type (Cilium `MessageTypeNames`). */
-export const EVENT_TYPE_NAMES = {
-  drop: EVENT_TYPE.DROP,
-  debug: EVENT_TYPE.DEBUG,
-  capture: EVENT_TYPE.CAPTURE,
-  trace: EVENT_TYPE.TRACE,
-  'policy-verdict': EVENT_TYPE.POLICY_VERDICT,
-  l7: EVENT_TYPE.ACCESS_LOG,
-  agent: EVENT_TYPE.AGENT,
-} as const;
-export type EventTypeName = keyof typeof EVENT_TYPE_NAMES;
 
 /** Trace observation points: `event_type.sub_type` of a TRACE event. */
 export const TRACE_OBSERVATION_POINTS = {
@@ -155,6 +126,7 @@ export interface Layer7 {
 }
 
 export interface CiliumEventType {
+  /** A monitor message type: `EVENT_TYPE` of src/codes. */
   type: number;
   sub_type?: number;
 }

@@ -1,12 +1,11 @@
 /**
  * observe: the flow schema, the flow ring, Hubble-style filters and printers.
- * See README.md for the data flow. Imports nothing of Membrane's but `errors`.
+ * See README.md for the data flow. Imports nothing of Membrane's but `errors`, `policy` and the
+ * shared code tables of `codes` (re-exported below, since they are part of the flow schema).
  */
 
 export {
   emptyEndpoint,
-  EVENT_TYPE,
-  EVENT_TYPE_NAMES,
   FLOW_TYPES,
   flowPorts,
   L7_FLOW_TYPES,
@@ -14,11 +13,8 @@ export {
   POLICY_MATCH_TYPE_NAMES,
   TRACE_OBSERVATION_POINTS,
   TRAFFIC_DIRECTIONS,
-  VERDICTS,
   type CiliumEventType,
   type DNSRecord,
-  type EventTypeCode,
-  type EventTypeName,
   type Flow,
   type FlowEndpoint,
   type FlowIP,
@@ -33,9 +29,14 @@ export {
   type TCPFlags,
   type TraceContext,
   type TrafficDirection,
-  type Verdict,
 } from './flow.js';
 export {
+  EVENT_TYPE,
+  EVENT_TYPE_NAMES,
+  VERDICTS,
+  type EventTypeCode,
+  type EventTypeName,
+  type Verdict,
   DROP_REASON,
   dropReasonCode,
   dropReasonMessage,
@@ -44,7 +45,7 @@ export {
   isDropReasonName,
   type DropReasonCode,
   type DropReasonName,
-} from './drop-reasons.js';
+} from '../codes/index.js';
 export { parseIdentity, RESERVED_IDENTITIES, reservedIdentityName, type ReservedIdentityName } from './identities.js';
 export {
   dropFlow,

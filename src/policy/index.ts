@@ -29,7 +29,7 @@ export { compileFullMatch } from './api/re2.js';
 export type { Identity, NamedPort } from './resolve/identity.js';
 export { RESERVED_IDENTITY, reservedIdentities, cidrIdentityLabels } from './resolve/identity.js';
 export type {
-  Verdict,
+  MapVerdict,
   RuleRef,
   HttpRule,
   HttpHeaderMatchRule,

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DROP_REASON } from '../../src/codes/index.js';
 import { Datapath, removePins } from '../../src/datapath/index.js';
 import { privilegedSkipReason } from '../privileged/harness.js';
 import { icmpQuote, ipv4Packet } from './packet.js';
@@ -78,15 +79,15 @@ describe.skipIf(skip !== null)('C policy lookup follows the shared case table' +
         dp.upsertIpcache(`${dst}/32`, probe.identity);
         const packet = ipv4Packet({ src: EP_IP, dst, protocol: probe.protocol, sport: sport++, dport: probe.port, icmpType: probe.port });
         const got = outcome(packet);
-        // No proxy listens on 15999 here: a redirect shows as the fail-closed PROXY_LOOKUP_FAILED.
+        // No proxy listens on 15999 here: a redirect fails closed with Cilium's SOCKET_LOOKUP_FAILED.
         const want =
           probe.expect === 'allow' || probe.expect === 'default-allow'
             ? { verdict: 'pass', reason: 0 }
             : probe.expect === 'redirect'
-              ? { verdict: 'drop', reason: 176 }
+              ? { verdict: 'drop', reason: DROP_REASON.SOCKET_LOOKUP_FAILED }
               : probe.expect === 'deny'
-                ? { verdict: 'drop', reason: 181 }
-                : { verdict: 'drop', reason: 133 };
+                ? { verdict: 'drop', reason: DROP_REASON.POLICY_DENY }
+                : { verdict: 'drop', reason: DROP_REASON.POLICY_DENIED };
         expect({ probe, ...got }).toEqual({ probe, ...want });
         dp.deleteIpcache(`${dst}/32`);
       }

@@ -1,9 +1,11 @@
-/** membrane_events (bpf/lib/events.h): ring buffer of drop and policy-verdict events. */
+/**
+ * membrane_events (bpf/lib/events.h): ring buffer of drop and policy-verdict events. `type` is a
+ * Cilium monitor message type, `verdict` a Hubble verdict number and `reason` a drop reason: all
+ * three are read with the tables of src/codes.
+ */
 import { defineStruct } from '../layout.js';
 
 export const EVENTS_MAP = 'membrane_events';
-export const EVENT_TYPE = { drop: 1, policyVerdict: 2 } as const;
-export const EVENT_VERDICT = { forwarded: 1, dropped: 2, redirected: 5 } as const;
 export const EVENT_DIRECTION = { ingress: 1, egress: 2 } as const;
 
 export const flowEvent = defineStruct('flow_event', {

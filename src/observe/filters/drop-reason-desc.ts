@@ -1,4 +1,4 @@
-import { isDropReasonName } from '../drop-reasons.js';
+import { isDropReasonName } from '../../codes/index.js';
 import { filterError, isSet } from './errors.js';
 import type { FilterFunc, FilterSpec } from './types.js';
 

@@ -1,4 +1,4 @@
-import { EVENT_TYPE } from '../flow.js';
+import { EVENT_TYPE } from '../../codes/index.js';
 import { filterError } from './errors.js';
 import type { FilterSpec } from './types.js';
 

@@ -1,4 +1,5 @@
-import type { Flow, TrafficDirection, Verdict } from '../flow.js';
+import type { Verdict } from '../../codes/index.js';
+import type { Flow, TrafficDirection } from '../flow.js';
 
 /** A compiled criterion: true when the flow matches. */
 export type FilterFunc = (flow: Flow) => boolean;

@@ -1,4 +1,4 @@
-import { VERDICTS, type Verdict } from '../flow.js';
+import { VERDICTS, type Verdict } from '../../codes/index.js';
 import { filterError, isSet } from './errors.js';
 import type { FilterFunc, FilterSpec } from './types.js';
 

@@ -3,8 +3,8 @@
  * timestamp, endpoint names, identities, event type and verdict.
  */
 
-import { dropReasonMessage } from '../drop-reasons.js';
-import { EVENT_TYPE, flowPorts, POLICY_MATCH_TYPE_NAMES, TRACE_OBSERVATION_POINTS, type Flow, type FlowEndpoint } from '../flow.js';
+import { dropReasonMessage, EVENT_TYPE } from '../../codes/index.js';
+import { flowPorts, POLICY_MATCH_TYPE_NAMES, TRACE_OBSERVATION_POINTS, type Flow, type FlowEndpoint } from '../flow.js';
 import { reservedIdentityName } from '../identities.js';
 
 export type TimeZone = 'UTC' | 'local';

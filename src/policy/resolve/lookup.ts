@@ -11,10 +11,10 @@
  *   3. Otherwise the L3 entry. Nothing matched: enforced → default deny (DROP 133,
  *      POLICY_DENIED); not enforced → default allow.
  */
-import type { DirectionPolicy, LookupResult, MapEntry, Verdict } from './types.js';
+import type { DirectionPolicy, LookupResult, MapEntry, MapVerdict } from './types.js';
 import { DROP_REASON } from './types.js';
 
-export const VERDICT_PRECEDENCE: Readonly<Record<Verdict, number>> = { deny: 3, redirect: 2, allow: 1 };
+export const VERDICT_PRECEDENCE: Readonly<Record<MapVerdict, number>> = { deny: 3, redirect: 2, allow: 1 };
 
 /** Prefix rank: protocol-0 entries (-1) are shorter than any protocol-specific prefix (0..16). */
 export function prefixRank(e: MapEntry): number {

@@ -18,7 +18,7 @@ import { PROTO } from '../api/types.js';
 import type { Identity, NamedPort } from './identity.js';
 import { reservedIdentities } from './identity.js';
 import { lookupPolicy } from './lookup.js';
-import type { DirectionPolicy, EndpointPolicy, HttpRule, L7Rules, MapEntry, RuleRef, Verdict } from './types.js';
+import type { DirectionPolicy, EndpointPolicy, HttpRule, L7Rules, MapEntry, MapVerdict, RuleRef } from './types.js';
 import { DROP_REASON } from './types.js';
 
 export interface EndpointInput {
@@ -77,7 +77,7 @@ interface Contribution {
 
 /** A truth value at one point of the key space. */
 interface Truth {
-  readonly verdict: Verdict;
+  readonly verdict: MapVerdict;
   readonly l7: L7Rules | undefined;
   readonly refs: readonly RuleRef[];
 }

@@ -1,9 +1,14 @@
 /**
  * Map state: what `resolve` produces for one endpoint and direction, in host byte order.
  */
+import { DROP_REASON as CODES } from '../../codes/index.js';
 import type { PolicyKind } from '../api/types.js';
 
-export type Verdict = 'allow' | 'deny' | 'redirect';
+/**
+ * What one policy map entry does with a matching packet (Cilium's policy entry: allow, `deny`,
+ * or a `proxy_port` redirect). Not a flow verdict: that is Hubble's `Verdict` in src/codes.
+ */
+export type MapVerdict = 'allow' | 'deny' | 'redirect';
 
 export interface RuleRef {
   readonly policy: string;
@@ -45,9 +50,17 @@ export type L7Rules =
   | { readonly kind: 'http'; readonly rules: readonly HttpRule[]; readonly allowAll: boolean }
   | { readonly kind: 'dns'; readonly patterns: readonly string[]; readonly allowAll: boolean };
 
-export type DropReason = 133 | 181;
-
-export const DROP_REASON = { POLICY_DENIED: 133, POLICY_DENY: 181 } as const;
+/**
+ * The drop reasons a policy decision carries, from the one table (src/codes): default deny
+ * (POLICY_DENIED, 133), a deny rule (POLICY_DENY, 181), a rule that needs mutual authentication
+ * (AUTH_REQUIRED, 189).
+ */
+export const DROP_REASON = {
+  POLICY_DENIED: CODES.POLICY_DENIED,
+  POLICY_DENY: CODES.POLICY_DENY,
+  AUTH_REQUIRED: CODES.AUTH_REQUIRED,
+} as const;
+export type DropReason = (typeof DROP_REASON)[keyof typeof DROP_REASON];
 
 export interface MapEntry {
   /** 0 = any identity (L4-only entry). */
@@ -58,7 +71,7 @@ export interface MapEntry {
   readonly port: number;
   /** 0..16; 16 = exact port. */
   readonly portPrefixLen: number;
-  readonly verdict: Verdict;
+  readonly verdict: MapVerdict;
   /** Present iff verdict === 'redirect'. */
   readonly l7?: L7Rules;
   /** For deny entries: 181 (POLICY_DENY). */
@@ -77,7 +90,7 @@ export interface EndpointPolicy {
 }
 
 export interface LookupResult {
-  readonly verdict: Verdict | 'default-deny' | 'default-allow';
+  readonly verdict: MapVerdict | 'default-deny' | 'default-allow';
   readonly entry: MapEntry | null;
   readonly dropReason: DropReason | null;
 }

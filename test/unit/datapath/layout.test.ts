@@ -1,10 +1,10 @@
 /**
  * One definition of each shared layout: the TypeScript codecs in src/datapath/maps/*.ts must
  * agree, field by field, with the C structs in bpf/lib/*.h as the compiler laid them out
- * (read back from the BTF of the built object), and the drop-reason table with its header.
+ * (read back from the BTF of the built object). The code tables are checked against their headers
+ * in test/unit/codes.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ipcacheKey, ipcacheValue } from '../../../src/datapath/maps/ipcache.js';
@@ -13,7 +13,6 @@ import { encodePolicyEntry, policyEntry, policyKey } from '../../../src/datapath
 import { ctEntry, ctKey } from '../../../src/datapath/maps/conntrack.js';
 import { flowEvent } from '../../../src/datapath/maps/events.js';
 import { metricsValue } from '../../../src/datapath/maps/metrics.js';
-import { DROP_REASON_MACROS } from '../../../src/datapath/codes.js';
 import { fieldSize, type StructLayout } from '../../../src/datapath/layout.js';
 import { fromProxyMark, identityFromMark } from '../../../src/datapath/marks.js';
 
@@ -90,15 +89,7 @@ describe('codecs', () => {
   });
 });
 
-describe('shared codes', () => {
-  it('drop reasons mirror bpf/lib/drop_reasons.h exactly', () => {
-    const header = readFileSync(`${root}bpf/lib/drop_reasons.h`, 'utf8');
-    const fromC = Object.fromEntries(
-      [...header.matchAll(/^#define\s+(DROP_\w+)\s+(\d+)/gm)].map((m) => [m[1] ?? '', Number(m[2])]),
-    );
-    expect(DROP_REASON_MACROS).toEqual(fromC);
-  });
-
+describe('shared marks', () => {
   it('the proxy mark carries a 24-bit identity and the magic the programs test for', () => {
     for (const id of [1, 256, 65535, 65536, 0x123456]) {
       const mark = fromProxyMark(id);

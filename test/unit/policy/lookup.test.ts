@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { lookupPolicy } from '../../../src/policy/index.js';
-import type { MapEntry, Verdict } from '../../../src/policy/index.js';
+import type { MapEntry, MapVerdict } from '../../../src/policy/index.js';
 
 interface Case {
   name: string;
   enforced: boolean;
-  entries: { identity: number; protocol: number; port: number; portPrefixLen: number; verdict: Verdict }[];
+  entries: { identity: number; protocol: number; port: number; portPrefixLen: number; verdict: MapVerdict }[];
   probes: { identity: number; protocol: number; port: number; expect: string; entry?: number }[];
 }
 
