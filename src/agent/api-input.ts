@@ -38,7 +38,7 @@ export function checkContentType(req: IncomingMessage, accepted: readonly string
 /**
  * Reads the whole body as UTF-8, at most `limit` bytes. Over the limit it throws
  * MEMBRANE_ERR_API_TOO_LARGE (413) and discards the rest as it arrives, without destroying the
- * socket, so the client still reads the answer (the server then closes the connection).
+ * socket, so a client still writing its body reads the answer.
  */
 export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
   const tooLarge = (): Error => membraneError('MEMBRANE_ERR_API_TOO_LARGE', `request body over ${limit} bytes`, { details: { limit } });

@@ -174,8 +174,8 @@ export class ApiServer {
     }
     const allow = e.details?.allow;
     if (Array.isArray(allow)) res.setHeader('allow', allow.join(', '));
-    // A body we did not read (too large, or refused before reading) must not hold the connection.
-    if (!req.complete) res.setHeader('connection', 'close');
+    // A body not read (too large, or refused before reading) is drained and discarded by Node
+    // after this answer, so the client still reads it; requestTimeout bounds an endless one.
     send(res, status, { error: errorToWire(e) });
   }
 
