@@ -36,6 +36,10 @@ export interface AgentConfig {
   readonly flowBuffer: number;
   readonly accessLog: string | null;
   readonly logLevel: string;
+  /** Cilium `--http-request-timeout`, seconds; 0 = unlimited. */
+  readonly httpRequestTimeout: number;
+  /** Cilium `--http-normalize-path`. */
+  readonly httpNormalizePath: boolean;
 }
 
 export const DEFAULT_AGENT_CONFIG: AgentConfig = {
@@ -50,6 +54,8 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   flowBuffer: 4096,
   accessLog: null,
   logLevel: 'info',
+  httpRequestTimeout: 3600,
+  httpNormalizePath: true,
 };
 
 export class Agent {
@@ -171,7 +177,7 @@ export class Agent {
       onFlow: (flow: Flow) => this.flows.push(flow),
       accessLog,
       nodeName: this.config.nodeName,
-    });
+    }, { httpRequestTimeoutMs: this.config.httpRequestTimeout * 1000, normalizePath: this.config.httpNormalizePath });
     await this.#proxy.listen({ fd: transparentListenFd(this.config.httpProxyPort) });
   }
 

@@ -17,6 +17,10 @@ export interface AgentCommandOptions {
   flowBuffer: string;
   logLevel: string;
   apiSocket: string;
+  /** Cilium's `--http-request-timeout` (seconds, 0 = unlimited). */
+  httpRequestTimeout: string;
+  /** Cilium's `--http-normalize-path` (true | false). */
+  httpNormalizePath: boolean;
 }
 
 const IN_NETNS = 'MEMBRANE_AGENT_NETNS';
@@ -49,6 +53,8 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     flowBuffer: Number(opts.flowBuffer),
     accessLog: opts.accessLog ?? null,
     logLevel: opts.logLevel,
+    httpRequestTimeout: Number(opts.httpRequestTimeout),
+    httpNormalizePath: opts.httpNormalizePath,
   };
   const agent = new Agent(config);
   let stopping = false;

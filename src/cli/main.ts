@@ -3,7 +3,7 @@
  * The `membrane` command. Flags are declared in one table per command (commander), output
  * goes through the observe printers or the column renderer, and errors print their code.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,18 @@ const program = new Command('membrane')
 
 const socket = (): string => program.opts<{ apiSocket: string }>().apiSocket;
 
+/** Cilium-style boolean flags: `--flag`, `--flag=true`, `--flag=false`. */
+function booleanFlag(value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new InvalidArgumentError('expected true or false');
+}
+
+function nonNegativeInt(value: string): string {
+  if (!/^[0-9]{1,9}$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds');
+  return value;
+}
+
 program
   .command('agent')
   .description('run the node agent (local mode: policies from a directory, endpoints from the lab or the API)')
@@ -39,6 +51,8 @@ program
   .option('--node-name <name>', 'node name shown in flows')
   .option('--access-log <file>', 'write proxy access logs (JSON lines) here instead of the agent log')
   .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
+  .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
+  .option('--http-normalize-path [bool]', 'normalise HTTP paths (RFC 3986, merged slashes, redirect for escaped slashes) before policy; false only with caution (Cilium)', booleanFlag, true)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => runAgent({ ...opts, apiSocket: socket() }));
 

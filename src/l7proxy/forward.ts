@@ -12,7 +12,15 @@ import type { Socket } from 'node:net';
 import { errors as undiciErrors, Pool, type buildConnector, type Dispatcher } from 'undici';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { BAD_GATEWAY, GATEWAY_TIMEOUT, UPSTREAM_UNAVAILABLE, type LocalReply } from './local-reply.js';
+import {
+  GATEWAY_TIMEOUT,
+  UPSTREAM_CONNECT_FAILURE,
+  UPSTREAM_CONNECT_TIMEOUT,
+  UPSTREAM_LOCAL_RESET,
+  UPSTREAM_PROTOCOL_ERROR,
+  UPSTREAM_RESET,
+  type LocalReply,
+} from './local-reply.js';
 import { withHost, type ParsedRequest } from './parse.js';
 import type { ConnectionInfo, FlowContext, L7ProxyDeps } from './types.js';
 
@@ -20,7 +28,6 @@ export interface UpstreamOptions {
   /** Key pools by client IP as well as identity (source-IP preservation). */
   bySourceAddress?: boolean;
   connectTimeoutMs: number;
-  upstreamTimeoutMs: number;
   maxConnections: number;
   idleMs: number;
 }
@@ -39,9 +46,18 @@ function originOf(conn: Pick<ConnectionInfo, 'dstIp' | 'dstPort'>): string {
   return `http://${host}:${conn.dstPort}`;
 }
 
+/** The connect attempt failed: the request never reached the upstream. */
+function connectError(conn: ConnectionInfo, detail: string, cause: unknown, timeout = false): Error {
+  return membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', `connect to ${originOf(conn)} failed: ${detail}`, {
+    cause,
+    details: { phase: 'connect', timeout },
+  });
+}
+
 /**
  * An undici connector that uses the injected socket factory. It hands undici the socket once it is
- * connected; errors and the connect timeout fail the attempt (undici then fails the request).
+ * connected; errors and the connect timeout fail the attempt (undici then fails the request). Every
+ * failure here carries `details.phase = 'connect'`, so it is never mistaken for a reset after connect.
  */
 export function upstreamConnector(
   connectUpstream: L7ProxyDeps['connectUpstream'],
@@ -54,7 +70,7 @@ export function upstreamConnector(
     try {
       socket = connectUpstream(ctx, conn);
     } catch (err) {
-      callback(membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', `connectUpstream threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), null);
+      callback(connectError(conn, `connectUpstream threw: ${(err as Error)?.message ?? String(err)}`, err), null);
       return;
     }
     let settled = false;
@@ -70,14 +86,11 @@ export function upstreamConnector(
       } else callback(null, socket);
     };
     const onConnect = (): void => settle(null);
-    const onError = (err: Error): void => settle(err);
-    const timer = setTimeout(
-      () => settle(membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', `connect to ${originOf(conn)} timed out after ${timeoutMs} ms`, { details: { timeout: true } })),
-      timeoutMs,
-    );
+    const onError = (err: NodeJS.ErrnoException): void => settle(connectError(conn, err.code ?? err.message, err));
+    const timer = setTimeout(() => settle(connectError(conn, `timed out after ${timeoutMs} ms`, undefined, true)), timeoutMs);
     timer.unref();
     if (socket.destroyed) {
-      settle(membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', 'upstream socket already destroyed'));
+      settle(connectError(conn, 'upstream socket already destroyed', undefined));
       return;
     }
     socket.setNoDelay(true);
@@ -126,7 +139,7 @@ export class UpstreamPools {
 
   /** The pool for this identity and destination, created on first use; release when the request ends. */
   acquire(ctx: FlowContext, conn: ConnectionInfo): PoolLease {
-    if (this.#closed) throw membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', 'proxy is closing');
+    if (this.#closed) throw membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', 'proxy is closing', { details: { phase: 'local' } });
     const key = poolKey(ctx, conn, this.#opts.bySourceAddress === true);
     let entry = this.#pools.get(key);
     if (!entry) {
@@ -134,8 +147,10 @@ export class UpstreamPools {
         connect: upstreamConnector(this.#connect, ctx, conn, this.#opts.connectTimeoutMs),
         connections: this.#opts.maxConnections,
         pipelining: 1,
-        headersTimeout: this.#opts.upstreamTimeoutMs,
-        bodyTimeout: this.#opts.upstreamTimeoutMs,
+        // No per-read timeouts: Cilium sets no idle timeout on the route (`http-idle-timeout` 0);
+        // the whole exchange is bounded by the route timeout in `relay`.
+        headersTimeout: 0,
+        bodyTimeout: 0,
         strictContentLength: true,
       });
       entry = { pool, key, inflight: 0, lastUsed: Date.now() };
@@ -186,19 +201,83 @@ export class UpstreamPools {
   }
 }
 
+/** What went wrong upstream, in Envoy's terms (its access-log response flags). */
+export type UpstreamFailureKind = 'connect-failure' | 'connect-timeout' | 'reset' | 'timeout' | 'protocol-error' | 'local-reset';
+
+export interface UpstreamFailure {
+  kind: UpstreamFailureKind;
+  /** Envoy response flag: UF, UC, UT, UPE, LR. */
+  flag: 'UF' | 'UC' | 'UT' | 'UPE' | 'LR';
+  /** The reply when nothing was sent downstream yet. */
+  reply: LocalReply;
+}
+
+function detailsOf(err: unknown): Record<string, unknown> {
+  const d = (err as { details?: unknown })?.details;
+  return d !== null && typeof d === 'object' ? (d as Record<string, unknown>) : {};
+}
+
+/**
+ * Classifies an upstream failure: connect failure (UF), connect timeout (UF), reset or close after
+ * connect (UC), route timeout (UT), unparseable or unrelayable response (UPE), the proxy's own
+ * abort (LR). Anything unrecognised after connect counts as a reset: the request may have reached
+ * the upstream, and the reply must not claim it did not.
+ */
+export function classifyUpstreamFailure(err: unknown): UpstreamFailure {
+  const code = (err as { code?: unknown })?.code;
+  const details = detailsOf(err);
+  if (isMembraneError(err, 'MEMBRANE_ERR_PROXY_UPSTREAM')) {
+    if (details.phase === 'connect') {
+      return details.timeout === true
+        ? { kind: 'connect-timeout', flag: 'UF', reply: UPSTREAM_CONNECT_TIMEOUT }
+        : { kind: 'connect-failure', flag: 'UF', reply: UPSTREAM_CONNECT_FAILURE };
+    }
+    if (details.phase === 'timeout') return { kind: 'timeout', flag: 'UT', reply: GATEWAY_TIMEOUT };
+    if (details.phase === 'local') return { kind: 'local-reset', flag: 'LR', reply: UPSTREAM_LOCAL_RESET };
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', flag: 'UT', reply: GATEWAY_TIMEOUT };
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'connect-timeout', flag: 'UF', reply: UPSTREAM_CONNECT_TIMEOUT };
+  // undici's parser errors do not always carry a code: recognise them by class too.
+  if (
+    err instanceof undiciErrors.HTTPParserError ||
+    err instanceof undiciErrors.ResponseContentLengthMismatchError ||
+    err instanceof undiciErrors.HeadersOverflowError ||
+    (typeof code === 'string' && (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW')) ||
+    isMembraneError(err, 'MEMBRANE_ERR_PROXY_RESPONSE') ||
+    // undici's "bad response" / "bad upgrade": an unsolicited 100 or 101 from the upstream.
+    (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test((err as Error).message))
+  ) {
+    return { kind: 'protocol-error', flag: 'UPE', reply: UPSTREAM_PROTOCOL_ERROR };
+  }
+  return { kind: 'reset', flag: 'UC', reply: UPSTREAM_RESET };
+}
+
 /** Which local reply an upstream failure before the response headers deserves. */
 export function replyForUpstreamError(err: unknown): LocalReply {
-  const code = (err as { code?: unknown })?.code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return GATEWAY_TIMEOUT;
-  // undici's parser errors do not always carry a code: recognise them by class too.
-  if (err instanceof undiciErrors.HTTPParserError || err instanceof undiciErrors.ResponseContentLengthMismatchError || err instanceof undiciErrors.HeadersOverflowError) {
-    return BAD_GATEWAY;
+  return classifyUpstreamFailure(err).reply;
+}
+
+/** The route timeout fired: Envoy's UT. */
+function routeTimeoutError(ms: number): Error {
+  return membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', `upstream request timeout after ${ms} ms`, { details: { phase: 'timeout' } });
+}
+
+/** RFC 9110 §6.4.1: these responses never have content, whatever their framing fields say. */
+function isBodiless(method: string, status: number): boolean {
+  return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+}
+
+/** 1xx fields for `writeEarlyHints`: one entry per name, repeated values joined (RFC 9110 §5.3). */
+function hintsOf(rawHeaders: ReadonlyArray<string | Buffer>): Record<string, string | string[]> {
+  const hints: Record<string, string[]> = {};
+  const headers = downstreamResponseHeaders(rawHeaders);
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = (headers[i] as string).toLowerCase();
+    (hints[name] ??= []).push(headers[i + 1] as string);
   }
-  if (typeof code === 'string' && (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_INFO')) {
-    return BAD_GATEWAY;
-  }
-  if (isMembraneError(err, 'MEMBRANE_ERR_PROXY_RESPONSE')) return BAD_GATEWAY;
-  return UPSTREAM_UNAVAILABLE;
+  const out: Record<string, string | string[]> = {};
+  for (const [name, values] of Object.entries(hints)) out[name] = name === 'link' ? values : values.join(', ');
+  return out;
 }
 
 export interface RelayEvents {
@@ -209,13 +288,22 @@ export interface RelayEvents {
 }
 
 export interface RelayOptions {
-  headersTimeoutMs: number;
-  bodyTimeoutMs: number;
+  /**
+   * Cilium's `--http-request-timeout` as Envoy's route timeout: from the end of the downstream
+   * request to the end of the upstream response, whole. 0 = unlimited.
+   */
+  requestTimeoutMs: number;
 }
 
 /**
  * Sends the request upstream through `dispatcher` and streams the response back into `res`.
  * Returns an abort function (used when the downstream client goes away).
+ *
+ * Framing (RFC 9110 §6.4.1, §15.2; RFC 9112 §6.3): interim responses are relayed when the client
+ * can take them (HTTP/1.1): 103 Early Hints with its fields, 102 Processing; a 100 is the proxy's
+ * own to send (it answers `Expect: 100-continue` itself and never forwards Expect). HEAD, 204 and
+ * 304 responses carry no content: a 304 or HEAD answer keeps its Content-Length (it describes the
+ * representation), a 204 loses it (RFC 9110 §8.6 forbids it there).
  */
 export function relay(
   dispatcher: Dispatcher,
@@ -228,18 +316,41 @@ export function relay(
   let controller: Dispatcher.DispatchController | null = null;
   let abortReason: Error | null = null;
   let responseStarted = false;
+  let status = 0;
+  let bodyBytes = 0;
   let finished = false;
+  let timer: NodeJS.Timeout | null = null;
+
+  const abort = (reason: Error): void => {
+    if (finished) return;
+    abortReason = reason;
+    if (controller) controller.abort(reason);
+  };
 
   const finish = (error?: Error): void => {
     if (finished) return;
     finished = true;
+    if (timer) clearTimeout(timer);
     events.done(error ? { error, responseStarted } : { responseStarted });
+  };
+
+  // Envoy's route timeout starts once the whole downstream request has been received.
+  const startRouteTimer = (): void => {
+    if (opts.requestTimeoutMs <= 0 || finished || timer) return;
+    timer = setTimeout(() => abort(routeTimeoutError(opts.requestTimeoutMs)), opts.requestTimeoutMs);
+    timer.unref();
   };
 
   const raw = parsed.host !== req.headers.host ? withHost(parsed.rawHeaders, parsed.host) : parsed.rawHeaders;
   const body = parsed.hasBody ? req : null;
-  if (body === null) req.resume();
-  else if (parsed.expectContinue) res.writeContinue();
+  if (body === null) {
+    req.resume();
+    startRouteTimer();
+  } else {
+    req.once('end', startRouteTimer);
+    if (parsed.expectContinue) res.writeContinue();
+  }
+  const interimAllowed = parsed.protocol !== 'HTTP/1.0';
 
   const handler: Dispatcher.DispatchHandler = {
     onRequestStart(c) {
@@ -247,10 +358,20 @@ export function relay(
       if (abortReason) c.abort(abortReason);
     },
     onResponseStart(c, statusCode, _headers, statusMessage) {
-      if (statusCode < 200) return; // interim responses are not relayed
       const rawHeaders = (c.rawHeaders as Buffer[] | null) ?? [];
+      if (statusCode < 200) {
+        if (!interimAllowed || res.headersSent) return;
+        try {
+          if (statusCode === 103) res.writeEarlyHints(hintsOf(rawHeaders));
+          else if (statusCode === 102) res.writeProcessing();
+        } catch {
+          // An interim response is advisory: one Node will not write (e.g. a malformed Link) is dropped.
+        }
+        return;
+      }
       try {
-        const headers = downstreamResponseHeaders(rawHeaders);
+        let headers = downstreamResponseHeaders(rawHeaders);
+        if (statusCode === 204) headers = withoutField(headers, 'content-length');
         if (statusMessage) res.writeHead(statusCode, statusMessage, headers);
         else res.writeHead(statusCode, headers);
       } catch (err) {
@@ -258,9 +379,11 @@ export function relay(
         return;
       }
       responseStarted = true;
+      status = statusCode;
       events.responseStart(statusCode, rawHeaders);
     },
     onResponseData(c, chunk) {
+      bodyBytes += chunk.length;
       if (!res.write(chunk)) {
         c.pause();
         res.once('drain', () => c.resume());
@@ -271,6 +394,14 @@ export function relay(
       finish();
     },
     onResponseError(_c, err) {
+      // undici checks Content-Length against the bytes read even for a 204 or 304, which have no
+      // content by definition (RFC 9110 §8.6 allows a 304 to state the representation's length):
+      // the exchange is complete, only undici's bookkeeping disagrees.
+      if (responseStarted && bodyBytes === 0 && isBodiless(parsed.method, status) && err instanceof undiciErrors.ResponseContentLengthMismatchError) {
+        res.end();
+        finish();
+        return;
+      }
       finish(err);
     },
   };
@@ -282,8 +413,8 @@ export function relay(
         method: parsed.method,
         headers: upstreamRequestHeaders(raw),
         body,
-        headersTimeout: opts.headersTimeoutMs,
-        bodyTimeout: opts.bodyTimeoutMs,
+        headersTimeout: 0,
+        bodyTimeout: 0,
         reset: false,
       },
       handler,
@@ -292,9 +423,13 @@ export function relay(
     finish(err instanceof Error ? err : new Error(String(err)));
   }
 
-  return (reason: Error) => {
-    if (finished) return;
-    abortReason = reason;
-    if (controller) controller.abort(reason);
-  };
+  return abort;
+}
+
+function withoutField(flat: string[], lower: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if ((flat[i] as string).toLowerCase() !== lower) out.push(flat[i] as string, flat[i + 1] as string);
+  }
+  return out;
 }

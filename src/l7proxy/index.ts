@@ -21,3 +21,4 @@ export { accessLogEntry, requestFlow, responseFlow, type AccessVerdict, type Exc
 export { downstreamResponseHeaders, flowHeaders, upstreamRequestHeaders } from './headers.js';
 export { ACCESS_DENIED_BODY } from './local-reply.js';
 export { channels as l7proxyChannels } from './diagnostics.js';
+export { mergeSlashes, normalizeRequestTarget, removeDotSegments, type NormalizedTarget } from './normalize-path.js';

@@ -11,15 +11,37 @@ export const ACCESS_DENIED_BODY = 'Access denied\r\n';
 export interface LocalReply {
   status: number;
   body: string;
+  headers?: Record<string, string>;
 }
 
 export const DENIED: LocalReply = { status: 403, body: ACCESS_DENIED_BODY };
 export const BAD_REQUEST: LocalReply = { status: 400, body: 'Bad Request\r\n' };
-export const UPSTREAM_UNAVAILABLE: LocalReply = { status: 503, body: 'upstream connect error\r\n' };
-export const BAD_GATEWAY: LocalReply = { status: 502, body: 'upstream protocol error\r\n' };
 export const REQUEST_TIMEOUT: LocalReply = { status: 408, body: 'Request Timeout\r\n' };
 export const NOT_IMPLEMENTED: LocalReply = { status: 501, body: 'Not Implemented\r\n' };
-export const GATEWAY_TIMEOUT: LocalReply = { status: 504, body: 'upstream request timeout\r\n' };
+
+/**
+ * Envoy's router local-reply texts (`source/common/router/router.cc`), so a Cilium user reads the
+ * same words: "… before headers. reset reason: <Envoy StreamResetReason>" for resets, "upstream
+ * request timeout" for the route timeout. No trailing newline, as Envoy sends them.
+ */
+const RESET_BEFORE_HEADERS = 'upstream connect error or disconnect/reset before headers. reset reason: ';
+/** Connect refused, unreachable, or the socket factory failed (Envoy response flag UF). */
+export const UPSTREAM_CONNECT_FAILURE: LocalReply = { status: 503, body: `${RESET_BEFORE_HEADERS}connection failure` };
+/** Connect did not complete in time (Envoy: UF, reset reason "connection timeout"). */
+export const UPSTREAM_CONNECT_TIMEOUT: LocalReply = { status: 503, body: `${RESET_BEFORE_HEADERS}connection timeout` };
+/** Connected, then the upstream closed or reset before answering (Envoy response flag UC). */
+export const UPSTREAM_RESET: LocalReply = { status: 503, body: `${RESET_BEFORE_HEADERS}connection termination` };
+/** The proxy itself gave up on the request (shutting down) before the upstream answered. */
+export const UPSTREAM_LOCAL_RESET: LocalReply = { status: 503, body: `${RESET_BEFORE_HEADERS}local reset` };
+/** The upstream's response could not be parsed or relayed (Envoy response flag UPE, 502). */
+export const UPSTREAM_PROTOCOL_ERROR: LocalReply = { status: 502, body: `${RESET_BEFORE_HEADERS}protocol error` };
+/** The route timeout (Cilium `--http-request-timeout`) expired before response headers (Envoy UT). */
+export const GATEWAY_TIMEOUT: LocalReply = { status: 504, body: 'upstream request timeout' };
+
+/** Envoy's answer to a path with escaped slashes under UNESCAPE_AND_REDIRECT: 307, empty body. */
+export function pathRedirect(location: string): LocalReply {
+  return { status: 307, body: '', headers: { location } };
+}
 
 /** Writes a local reply; `close` adds `Connection: close` (the request body was not read). */
 export function sendLocalReply(res: ServerResponse, reply: LocalReply, close = false): void {
@@ -28,6 +50,7 @@ export function sendLocalReply(res: ServerResponse, reply: LocalReply, close = f
     return;
   }
   const headers: Record<string, string | number> = {
+    ...reply.headers,
     'content-type': 'text/plain',
     'content-length': Buffer.byteLength(reply.body),
   };

@@ -6,11 +6,17 @@
  * Rejected (400): Content-Length together with Transfer-Encoding; a Transfer-Encoding other than
  * `chunked`; repeated single-valued fields (Host, Content-Length, Authorization, …: the policy would
  * see one value and the server another); too many header fields; a request-target that is neither
- * origin-form, absolute `http:` form, nor `*` for OPTIONS.
+ * origin-form, absolute `http:` form, nor `*` for OPTIONS; a path that cannot be normalised.
+ *
+ * Path normalisation (`normalize-path.ts`, Cilium's `http-normalize-path`, on by default): the
+ * normalised path is `ParsedRequest.path`, the one the policy matches, the flow's URL shows and the
+ * upstream receives, so the server can never be asked for another resource than the one judged.
+ * A path with escaped slashes is answered 307 to its normalised form (Envoy UNESCAPE_AND_REDIRECT).
  */
 
 import type { IncomingMessage } from 'node:http';
 import type { TraceContext } from '../observe/index.js';
+import { normalizeRequestTarget } from './normalize-path.js';
 import type { ConnectionInfo } from './types.js';
 
 /** Fields that must appear at most once (Node keeps only the first of these). */
@@ -31,8 +37,13 @@ const SINGLETON_FIELDS = new Set([
 
 export interface ParsedRequest {
   method: string;
-  /** Origin-form request-target, query included: what the policy matches and upstream receives. */
+  /**
+   * Origin-form request-target, query included, normalised when `normalizePath` is on: what the
+   * policy matches, the flow URL shows and the upstream receives.
+   */
   path: string;
+  /** The request-target's path and query as received, when normalisation changed them. */
+  originalPath?: string;
   host: string;
   /** `http://{host}{path}`, the flow's URL. */
   url: string;
@@ -49,7 +60,11 @@ export interface ParsedRequest {
   traceContext?: TraceContext;
 }
 
-export type ParseResult = { ok: true; request: ParsedRequest } | { ok: false; status: 400; reason: string };
+export type ParseResult =
+  | { ok: true; request: ParsedRequest }
+  | { ok: false; status: 400; reason: string }
+  /** Escaped slashes in the path: the client is sent to `location` (Envoy UNESCAPE_AND_REDIRECT). */
+  | { ok: false; status: 307; reason: string; location: string; method: string; path: string };
 
 function reject(reason: string): ParseResult {
   return { ok: false, status: 400, reason };
@@ -75,6 +90,17 @@ function hostForUrl(ip: string, port: number): string {
 
 export interface ParseLimits {
   maxHeadersCount: number;
+  /** Cilium `http-normalize-path`. Default true. */
+  normalizePath?: boolean;
+}
+
+/** The path (and query) of an absolute-form target, as sent: `URL` would already rewrite it. */
+function rawPathOfAbsolute(target: string): string {
+  const rest = target.slice('http://'.length);
+  const i = rest.search(/[/?]/);
+  if (i < 0) return '/';
+  const p = rest.slice(i);
+  return p.startsWith('?') ? `/${p}` : p;
 }
 
 export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits: ParseLimits): ParseResult {
@@ -112,7 +138,7 @@ export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits:
       return reject('invalid absolute request-target');
     }
     if (u.username !== '' || u.password !== '') return reject('credentials in request-target');
-    target = `${u.pathname}${u.search}`;
+    target = rawPathOfAbsolute(target);
     host = u.host; // RFC 9112 §3.2.2: the target's authority replaces Host
   } else if (target === '*' && method === 'OPTIONS') {
     // asterisk-form
@@ -120,6 +146,19 @@ export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits:
     return reject('invalid request-target');
   }
   if (target.includes('#')) return reject('fragment in request-target');
+
+  let originalPath: string | undefined;
+  if (limits.normalizePath !== false) {
+    const n = normalizeRequestTarget(target);
+    if (n.kind === 'reject') return reject(n.reason);
+    if (n.kind === 'redirect') {
+      return { ok: false, status: 307, reason: 'escaped slashes in path: redirected to the normalized path', location: n.location, method, path: target };
+    }
+    if (n.changed) {
+      originalPath = target;
+      target = n.target;
+    }
+  }
 
   if (host === undefined || host === '') {
     if (req.httpVersion !== '1.0') return reject('missing Host');
@@ -140,6 +179,7 @@ export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits:
     contentLength,
     expectContinue: typeof expect === 'string' && expect.toLowerCase() === '100-continue',
   };
+  if (originalPath !== undefined) request.originalPath = originalPath;
   const tp = req.headers.traceparent;
   const traceContext = traceContextOf(typeof tp === 'string' ? tp : undefined);
   if (traceContext) request.traceContext = traceContext;

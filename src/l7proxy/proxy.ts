@@ -15,8 +15,9 @@ import { membraneError } from '../errors/index.js';
 import type { Flow } from '../observe/index.js';
 import { acceptConnection } from './accept.js';
 import { channels } from './diagnostics.js';
-import { relay, replyForUpstreamError, UpstreamPools, type PoolLease } from './forward.js';
-import { BAD_REQUEST, DENIED, NOT_IMPLEMENTED, rawReply, REQUEST_TIMEOUT, sendLocalReply } from './local-reply.js';
+import { classifyUpstreamFailure, relay, UpstreamPools, type PoolLease, type UpstreamFailure } from './forward.js';
+import { BAD_REQUEST, DENIED, NOT_IMPLEMENTED, pathRedirect, rawReply, REQUEST_TIMEOUT, sendLocalReply, type LocalReply } from './local-reply.js';
+import { connectionTokens } from './headers.js';
 import { accessLogEntry, requestFlow, responseFlow, type Exchange, type FlowSite } from './log.js';
 import { parseRequest, type ParsedRequest } from './parse.js';
 import { evaluatePolicy } from './policy.js';
@@ -25,7 +26,8 @@ import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, ProxyS
 const DEFAULTS: Required<HttpProxyOptions> = {
   headersTimeoutMs: 30_000,
   requestTimeoutMs: 300_000,
-  upstreamTimeoutMs: 60_000,
+  httpRequestTimeoutMs: 3_600_000,
+  normalizePath: true,
   connectTimeoutMs: 10_000,
   maxHeaderSize: 16 * 1024,
   maxHeadersCount: 100,
@@ -42,6 +44,16 @@ const DRAIN_LIMIT = 64 * 1024;
 interface ConnState {
   conn: ConnectionInfo;
   ctx: FlowContext;
+  /** Requests on this connection whose response has not finished yet. */
+  inflight: number;
+  /**
+   * The connection ends after the responses already queued on it (a closing response was sent,
+   * or the client said `Connection: close`): nothing further on it is processed or answered
+   * (RFC 9112 §9.6).
+   */
+  closing: boolean;
+  /** Written once the in-flight responses are done: a reply to bytes that could not be parsed. */
+  deferred: LocalReply | null;
 }
 
 type Counters = Omit<ProxyStats, 'connections' | 'upstreamPools'>;
@@ -52,8 +64,6 @@ export class HttpProxy {
   #server: Server;
   #pools: UpstreamPools;
   #conns = new WeakMap<Socket, ConnState>();
-  /** Connections already answered with a closing 400: later parse errors on them are noise. */
-  #rejected = new WeakSet<Socket>();
   #sockets = new Set<Socket>();
   #counters: Counters = { requests: 0, denied: 0, forwarded: 0, upstreamErrors: 0, malformed: 0, unknownSource: 0, timeouts: 0 };
   #site: FlowSite;
@@ -73,7 +83,6 @@ export class HttpProxy {
     this.#pools = new UpstreamPools(deps.connectUpstream, {
       bySourceAddress: o.poolBySourceAddress,
       connectTimeoutMs: o.connectTimeoutMs,
-      upstreamTimeoutMs: o.upstreamTimeoutMs,
       maxConnections: o.maxUpstreamConnections,
       idleMs: o.upstreamIdleMs,
     });
@@ -173,7 +182,7 @@ export class HttpProxy {
       socket.destroy();
       return;
     }
-    this.#conns.set(socket, { conn: r.conn, ctx: r.ctx });
+    this.#conns.set(socket, { conn: r.conn, ctx: r.ctx, inflight: 0, closing: false, deferred: null });
   }
 
   #emit(flow: Flow): void {
@@ -184,10 +193,16 @@ export class HttpProxy {
     }
   }
 
-  #log(x: Exchange): void {
+  #log(x: Exchange, failure?: UpstreamFailure): void {
     // While closing, a connection whose last request just ended is idle: let it go now.
     if (this.#closing) setImmediate(() => this.#server.closeIdleConnections());
     const entry = accessLogEntry(x);
+    // What the client sent, when the policy judged (and the upstream got) its normalised form.
+    if (x.request.originalPath !== undefined) entry.original_path = x.request.originalPath;
+    if (failure) {
+      entry.upstream_failure = failure.kind;
+      entry.response_flags = failure.flag;
+    }
     if (x.verdict === 'Error') this.#deps.accessLog.warn(entry, 'http');
     else this.#deps.accessLog.info(entry, 'http');
     if (channels.done.hasSubscribers) channels.done.publish({ exchange: x });
@@ -199,16 +214,45 @@ export class HttpProxy {
       req.socket.destroy();
       return;
     }
+    if (state.closing) {
+      // Pipelined after a response that closes the connection: never processed, never answered;
+      // the connection ends once the earlier responses are out.
+      req.resume();
+      return;
+    }
     this.#counters.requests++;
+    this.#track(state, req.socket, res);
+    // The client's own `Connection: close` (or HTTP/1.0 without keep-alive): this is the last request.
+    const tokens = connectionTokens(req.rawHeaders);
+    if (tokens.has('close') || (req.httpVersion === '1.0' && !tokens.has('keep-alive'))) state.closing = true;
     const startedAt = new Date();
     const startNs = process.hrtime.bigint();
 
     // parse
-    const parsed = parseRequest(req, state.conn, { maxHeadersCount: this.options.maxHeadersCount });
+    const parsed = parseRequest(req, state.conn, { maxHeadersCount: this.options.maxHeadersCount, normalizePath: this.options.normalizePath });
+    if (!parsed.ok && parsed.status === 307) {
+      // Envoy's UNESCAPE_AND_REDIRECT: the request is not judged; the client asks again for the
+      // normalised path, and that request is judged and forwarded like any other.
+      this.#reply(state, res, pathRedirect(parsed.location), mustCloseUnread(req));
+      this.#deps.accessLog.info(
+        {
+          type: 'http',
+          verdict: 'Redirected',
+          status: 307,
+          reason: parsed.reason,
+          method: parsed.method,
+          original_path: parsed.path,
+          location: parsed.location,
+          source: { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity },
+          destination: { address: `${state.conn.dstIp}:${state.conn.dstPort}`, identity: state.ctx.dstIdentity },
+        },
+        'http',
+      );
+      return;
+    }
     if (!parsed.ok) {
       this.#counters.malformed++;
-      this.#rejected.add(req.socket);
-      sendLocalReply(res, BAD_REQUEST, true);
+      this.#reply(state, res, BAD_REQUEST, true);
       this.#deps.accessLog.warn(
         {
           type: 'http',
@@ -239,30 +283,49 @@ export class HttpProxy {
     if (channels.request.hasSubscribers) channels.request.publish({ exchange: x });
 
     if (!x.decision.allowed) {
-      this.#deny(x, res);
+      this.#deny(state, x, res);
       return;
     }
-    this.#forward(x, req, res);
+    this.#forward(state, x, req, res);
   }
 
-  #deny(x: Exchange, res: ServerResponse): void {
+  /** Counts the response as in flight on its connection until it is finished or abandoned. */
+  #track(state: ConnState, socket: Socket, res: ServerResponse): void {
+    state.inflight++;
+    res.once('close', () => {
+      state.inflight--;
+      if (state.inflight > 0 || !state.deferred) return;
+      const reply = state.deferred;
+      state.deferred = null;
+      if (socket.writable) socket.end(rawReply(reply));
+      else socket.destroy();
+    });
+  }
+
+  /** A local reply; one that closes marks the connection so nothing after it is processed. */
+  #reply(state: ConnState, res: ServerResponse, reply: LocalReply, close: boolean): void {
+    if (close) state.closing = true;
+    sendLocalReply(res, reply, close);
+  }
+
+  #deny(state: ConnState, x: Exchange, res: ServerResponse): void {
     this.#counters.denied++;
     x.verdict = 'Denied';
     x.status = DENIED.status;
     if (x.decision.reason !== undefined) x.reason = x.decision.reason;
-    sendLocalReply(res, DENIED, mustClose(x.request));
+    this.#reply(state, res, DENIED, mustClose(x.request));
     x.responseNs = process.hrtime.bigint();
     // Cilium: the denied request is DROPPED, the 403 that answers it is FORWARDED.
     this.#emit(responseFlow(x, this.#site, DENIED.status, [], 'FORWARDED'));
     this.#log(x);
   }
 
-  #forward(x: Exchange, req: IncomingMessage, res: ServerResponse): void {
+  #forward(state: ConnState, x: Exchange, req: IncomingMessage, res: ServerResponse): void {
     let lease: PoolLease;
     try {
       lease = this.#pools.acquire(x.ctx, x.conn);
     } catch (err) {
-      this.#upstreamFailed(x, res, err as Error);
+      this.#upstreamFailed(state, x, res, err as Error);
       return;
     }
     this.#inflight++;
@@ -272,7 +335,7 @@ export class HttpProxy {
       req,
       res,
       x.request,
-      { headersTimeoutMs: this.options.upstreamTimeoutMs, bodyTimeoutMs: this.options.upstreamTimeoutMs },
+      { requestTimeoutMs: this.options.httpRequestTimeoutMs },
       {
         responseStart: (status, rawHeaders) => {
           this.#counters.forwarded++;
@@ -296,15 +359,17 @@ export class HttpProxy {
             return;
           }
           if (!responseStarted) {
-            this.#upstreamFailed(x, res, error);
+            this.#upstreamFailed(state, x, res, error);
             return;
           }
-          // The status line is already out: all that can be done is to cut the response.
+          // The status line is already out: all that can be done is to cut the response, so the
+          // client sees a truncated answer rather than a forged complete one.
+          const failure = classifyUpstreamFailure(error);
           this.#counters.upstreamErrors++;
           x.verdict = 'Error';
-          x.reason = `upstream failed mid-response: ${error.message}`;
+          x.reason = `${MID_RESPONSE[failure.kind]}: ${error.message}`;
           res.destroy(error);
-          this.#log(x);
+          this.#log(x, failure);
         },
       },
     );
@@ -316,43 +381,63 @@ export class HttpProxy {
     });
   }
 
-  #upstreamFailed(x: Exchange, res: ServerResponse, error: Error): void {
+  #upstreamFailed(state: ConnState, x: Exchange, res: ServerResponse, error: Error): void {
     this.#counters.upstreamErrors++;
-    const reply = replyForUpstreamError(error);
+    const failure = classifyUpstreamFailure(error);
+    const reply = failure.reply;
     x.verdict = 'Error';
     x.status = reply.status;
-    x.reason = error.message;
+    x.reason = `${reply.body} (${error.message})`;
     x.responseNs = process.hrtime.bigint();
-    sendLocalReply(res, reply, x.request.hasBody);
+    // A request body may be left half-read: the connection cannot carry another request.
+    this.#reply(state, res, reply, x.request.hasBody);
     this.#emit(responseFlow(x, this.#site, reply.status, [], 'ERROR'));
-    this.#log(x);
+    this.#log(x, failure);
   }
 
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const code = err.code ?? '';
+    const state = this.#conns.get(socket);
     // Client gone (reset, or EOF in the middle of a request): nobody to answer, nothing to count.
-    if (code === 'ECONNRESET' || code === 'HPE_INVALID_EOF_STATE' || !socket.writable || !this.#conns.has(socket) || this.#rejected.has(socket)) {
+    if (code === 'ECONNRESET' || code === 'HPE_INVALID_EOF_STATE' || !socket.writable || !state) {
       socket.destroy();
       return;
     }
+    // Bytes after a request that closes the connection (the client's `Connection: close`, or a
+    // closing answer of ours): RFC 9112 §9.6, not processed; the earlier requests are answered
+    // and the connection then closes. Answering 400 here would report failure for requests that
+    // were executed. The parser stays failed, so later bytes land here too.
     if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // A request is still arriving after `requestTimeoutMs`. If it is the one in flight (its body
+      // stalled), nothing can be answered in order: cut the connection, which aborts upstream.
       this.#counters.timeouts++;
-      socket.end(rawReply(REQUEST_TIMEOUT));
+      state.closing = true;
+      if (state.inflight > 0) socket.destroy();
+      else socket.end(rawReply(REQUEST_TIMEOUT));
       return;
     }
+    if (code === 'HPE_CLOSED_CONNECTION' || state.closing) return;
+    // Unparseable bytes (e.g. a malformed pipelined request): the requests before them are
+    // answered first, in order, then the 400, then the connection closes.
+    state.closing = true;
     this.#counters.malformed++;
-    const state = this.#conns.get(socket);
     this.#deps.accessLog.warn(
       {
         type: 'http',
         verdict: 'Error',
         status: 400,
         reason: code || err.message,
-        source: state ? { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity } : undefined,
+        source: { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity },
       },
       'http',
     );
-    socket.end(rawReply(BAD_REQUEST));
+    this.#endAfterInflight(state, socket, BAD_REQUEST);
+  }
+
+  /** Answers on the raw socket and closes it, after the responses still owed on it. */
+  #endAfterInflight(state: ConnState, socket: Socket, reply: LocalReply): void {
+    if (state.inflight > 0) state.deferred = reply;
+    else socket.end(rawReply(reply));
   }
 
   /** CONNECT would tunnel bytes past HTTP policy: refused. */
@@ -371,9 +456,31 @@ export class HttpProxy {
       },
       'http',
     );
-    if (socket.writable) socket.end(rawReply(NOT_IMPLEMENTED));
-    else socket.destroy();
+    if (!socket.writable || !state) socket.destroy();
+    else {
+      state.closing = true;
+      this.#endAfterInflight(state, socket, NOT_IMPLEMENTED);
+    }
   }
+}
+
+/** How a failure after the response started is logged. */
+const MID_RESPONSE: Readonly<Record<UpstreamFailure['kind'], string>> = {
+  'connect-failure': 'upstream failed mid-response',
+  'connect-timeout': 'upstream failed mid-response',
+  reset: 'upstream reset after response started',
+  timeout: 'upstream request timeout after response started',
+  'protocol-error': 'upstream protocol error after response started',
+  'local-reset': 'request aborted by the proxy after response started',
+};
+
+/** A request answered without reading its body keeps the connection only under `mustClose`'s rules. */
+function mustCloseUnread(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  const cl = req.headers['content-length'];
+  if (te === undefined && (cl === undefined || cl === '0')) return false;
+  if (te !== undefined || req.headers.expect !== undefined) return true;
+  return !/^[0-9]{1,15}$/.test(cl ?? '') || Number(cl) > DRAIN_LIMIT;
 }
 
 /** A denied request keeps its connection only if its body is small, declared and not waiting on 100-continue. */

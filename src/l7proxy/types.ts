@@ -58,8 +58,17 @@ export interface HttpProxyOptions {
   headersTimeoutMs?: number;
   /** Time allowed to receive a whole request (Node `server.requestTimeout`). Default 300 s. */
   requestTimeoutMs?: number;
-  /** Upstream: time to first response byte and between body chunks. Default 60 s. */
-  upstreamTimeoutMs?: number;
+  /**
+   * Cilium `--http-request-timeout` (Envoy route timeout): from the end of the downstream request
+   * to the end of the upstream response, whole; 504 "upstream request timeout" if no response
+   * started, else the response is cut. 0 = unlimited. Default 3600 s, Cilium's.
+   */
+  httpRequestTimeoutMs?: number;
+  /**
+   * Cilium `--http-normalize-path`: RFC 3986 path normalisation, merged slashes, and a 307 to the
+   * normalised path for escaped slashes, before policy and forwarding. Default true.
+   */
+  normalizePath?: boolean;
   /** Upstream connect timeout. Default 10 s. */
   connectTimeoutMs?: number;
   /** Bytes of request line + headers. Default 16 KiB. */

@@ -141,7 +141,7 @@ describe('upstream failures', () => {
     const h = await startProxy(cleanups, { upstreamPort: await closedPort(), authorizeHttp: allowAll });
     const r = await rawExchange(cleanups, h.port, LANDING);
     expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
-    expect(r.text.endsWith('upstream connect error\r\n')).toBe(true);
+    expect(r.text.endsWith('upstream connect error or disconnect/reset before headers. reset reason: connection failure')).toBe(true);
     expect(h.proxy.stats()).toMatchObject({ upstreamErrors: 1, forwarded: 0 });
     await until(() => h.logs.length === 1);
     expect(h.flows.map((f) => `${f.l7?.type} ${f.verdict} ${f.l7?.http?.code ?? ''}`)).toEqual(['REQUEST FORWARDED ', 'RESPONSE ERROR 503']);
@@ -182,7 +182,7 @@ describe('upstream failures', () => {
 
   it('upstream silent past the timeout → 504', async () => {
     const up = await rawUpstream(() => undefined);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, authorizeHttp: allowAll, options: { upstreamTimeoutMs: 300 } });
+    const h = await startProxy(cleanups, { upstreamPort: up.port, authorizeHttp: allowAll, options: { httpRequestTimeoutMs: 300 } });
     const r = await rawExchange(cleanups, h.port, LANDING, { timeoutMs: 5000 });
     expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 504 Gateway Timeout');
     expect(h.proxy.stats().upstreamErrors).toBe(1);
