@@ -24,10 +24,19 @@ export const CLI = join(ROOT, 'dist/cli/main.js');
 
 export const isRoot = process.getuid?.() === 0;
 
+/**
+ * Whether a `CI` value means "running in CI": any non-empty value but false/0/no/off (CI
+ * systems set `true`, `1`, `yes` or their own name), case and spaces ignored.
+ */
+export function isCi(value: string | undefined): boolean {
+  const v = (value ?? '').trim().toLowerCase();
+  return v !== '' && !['false', '0', 'no', 'off'].includes(v);
+}
+
 /** In CI every privileged test must run: a missing privilege is a failure, not a skip. */
-export function privilegedSkipReason(): string | null {
-  if (isRoot) return null;
-  if (process.env.CI === 'true') throw new Error('privileged tests must run as root when CI=true');
+export function privilegedSkipReason(env: NodeJS.ProcessEnv = process.env, root: boolean = isRoot): string | null {
+  if (root) return null;
+  if (isCi(env.CI)) throw new Error(`privileged tests must run as root in CI (CI=${env.CI ?? ''})`);
   return 'needs root: creates network namespaces and loads BPF programs';
 }
 
