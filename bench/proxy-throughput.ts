@@ -18,11 +18,20 @@ import { pino } from 'pino';
 import httpProxy from 'http-proxy';
 import { HttpProxy } from '../src/l7proxy/index.js';
 import { FlowRing } from '../src/observe/index.js';
-import { evaluateHttp, type L7Rules } from '../src/policy/index.js';
+import { readFileSync } from 'node:fs';
+import { endpointLabels, loadPolicyText, PROTO, resolveEndpointPolicy } from '../src/policy/index.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const BODY = 'Ship landed\n';
-const RULES: L7Rules & { kind: 'http' } = { kind: 'http', allowAll: false, rules: [{ method: 'POST', path: '/v1/request-landing' }] };
+
+/** deathstar's ingress under the demo's L7 rule1, resolved as the agent does: the proxy judges with it. */
+function deathstarPolicy() {
+  const file = fileURLToPath(new URL('../../deploy/lab/starwars/sw_l3_l4_l7_policy.yaml', import.meta.url));
+  const { policies } = loadPolicyText(readFileSync(file, 'utf8'), file);
+  const pod = (id: number, cls: string) => ({ id, labels: endpointLabels({ namespace: 'default', podLabels: { org: 'empire', class: cls } }) });
+  const deathstar = pod(256, 'deathstar');
+  return resolveEndpointPolicy({ policies, endpoint: deathstar, identities: [deathstar, pod(257, 'tiefighter')] });
+}
 
 type Role = 'upstream' | 'http-proxy' | 'membrane';
 
@@ -45,6 +54,7 @@ async function serve(role: Role, upstreamPort: number): Promise<number> {
     return (server.address() as AddressInfo).port;
   }
   const ring = new FlowRing({ capacity: 4096 });
+  const dstPolicy = deathstarPolicy();
   const endpoint = (name: string, identity: number) => ({ ID: 0, identity, namespace: 'default', labels: [], pod_name: name });
   const proxy = new HttpProxy({
     resolveConnection: () => ({
@@ -54,10 +64,7 @@ async function serve(role: Role, upstreamPort: number): Promise<number> {
       destination: endpoint('deathstar', 256),
       direction: 'INGRESS',
     }),
-    authorizeHttp: (_ctx, _conn, req) => {
-      const v = evaluateHttp(RULES, { method: req.method, path: req.path, host: req.host, headers: req.headers });
-      return { allowed: v.allowed, policies: ['default/rule1'] };
-    },
+    l7Flow: () => ({ srcIdentity: 257, dstIdentity: 256, protocol: PROTO.TCP, dport: 80, dstPolicy }),
     connectUpstream: () => connect(upstreamPort, '127.0.0.1'),
     originalDestination: () => ({ ip: '127.0.0.1', port: upstreamPort }),
     onFlow: (f) => ring.push(f),

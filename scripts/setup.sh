@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang llvm libbpf-dev linux-libc-dev iproute2 iptables bpftool curl dnsutils procps util-linux make g++ python3)
+APT_PACKAGES=(clang llvm libbpf-dev linux-libc-dev iproute2 iptables bpftool curl dnsutils procps util-linux make g++ python3 libre2-dev)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -28,5 +28,8 @@ fi
 make -s -C bpf
 if [[ ! -f native/build/Release/membrane_native.node ]] || [[ -n $(find native/src native/binding.gyp -newer native/build/Release/membrane_native.node 2>/dev/null) ]]; then
   (cd native && node ../node_modules/node-gyp/bin/node-gyp.js rebuild --nodedir=/usr >/dev/null)
+fi
+if [[ ! -f native/re2/build/Release/membrane_re2.node ]] || [[ -n $(find native/re2/src native/re2/binding.gyp -newer native/re2/build/Release/membrane_re2.node 2>/dev/null) ]]; then
+  (cd native/re2 && node ../../node_modules/node-gyp/bin/node-gyp.js rebuild --nodedir=/usr >/dev/null)
 fi
 npx tsc -p tsconfig.json

@@ -4,7 +4,7 @@
  *   PolicyDirectory ──change──► Regenerator ──► Datapath maps (ipcache, policy, endpoints)
  *   API (unix socket) ──► EndpointManager ──► Regenerator
  *   Datapath events ──► eventToFlow ──► FlowRing ◄── HttpProxy (L7 flows)
- *   HttpProxy ──► decideHttp (policy state of both endpoints) ──► connectMarked upstream
+ *   HttpProxy ──► decideL7 (policy module; policy state of both endpoints) ──► connectMarked upstream
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -13,7 +13,7 @@ import { pino, type Logger } from 'pino';
 import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
 import { FlowRing, type Flow } from '../observe/index.js';
 import { HttpProxy, type FlowContext } from '../l7proxy/index.js';
-import { parseLabel, type PolicyObject, type ServiceInput } from '../policy/index.js';
+import { parseLabel, PROTO, type L7Flow, type PolicyObject, type ServiceInput } from '../policy/index.js';
 import { StateStore } from './state-store.js';
 import { IdentityAllocator } from './identity-allocator.js';
 import { EndpointManager, type Endpoint, type EndpointSpec } from './endpoints.js';
@@ -21,7 +21,6 @@ import { PolicyDirectory } from './policy-source.js';
 import { ServiceRegistry } from './services.js';
 import { Regenerator, type RegenerationResult } from './regenerate.js';
 import { eventToFlow, flowEndpoint, type FlowContextLookup } from './flows.js';
-import { decideHttp } from './proxy-policy.js';
 import { ApiServer } from './api-server.js';
 
 export interface AgentConfig {
@@ -164,15 +163,20 @@ export class Agent {
           direction: ingressRedirect ? 'INGRESS' : 'EGRESS',
         };
       },
-      authorizeHttp: (fctx, conn, req) =>
-        decideHttp(
-          this.endpoints.byIp(conn.srcIp),
-          this.endpoints.byIp(conn.dstIp),
-          fctx.srcIdentity,
-          fctx.dstIdentity,
-          conn.dstPort,
-          { method: req.method, path: req.path, host: req.host, headers: req.headers },
-        ),
+      l7Flow: (fctx, conn): L7Flow => {
+        // A local endpoint is judged by its policy (null until computed: the proxy fails closed);
+        // a peer that is not local is judged by its own node.
+        const src = this.endpoints.byIp(conn.srcIp);
+        const dst = this.endpoints.byIp(conn.dstIp);
+        return {
+          srcIdentity: fctx.srcIdentity,
+          dstIdentity: fctx.dstIdentity,
+          protocol: PROTO.TCP,
+          dport: conn.dstPort,
+          ...(src ? { srcPolicy: src.policy } : {}),
+          ...(dst ? { dstPolicy: dst.policy } : {}),
+        };
+      },
       connectUpstream: (fctx, conn) => connectMarked(conn.dstIp, conn.dstPort, fctx.srcIdentity),
       onFlow: (flow: Flow) => this.flows.push(flow),
       accessLog,

@@ -8,7 +8,6 @@ export type {
   ConnectionInfo,
   FlowContext,
   HttpProxyOptions,
-  HttpRequestFacts,
   L7ProxyDeps,
   PolicyDecision,
   ProxyStats,

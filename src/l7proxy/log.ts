@@ -49,7 +49,11 @@ function exchangeInput(x: Exchange, site: FlowSite): HttpExchangeInput {
   };
   if (site.proxyPort !== undefined) input.proxyPort = site.proxyPort;
   if (x.request.traceContext) input.traceContext = x.request.traceContext;
-  const policies: FlowPolicy[] | undefined = x.decision.policies?.map((name) => ({ name }));
+  // `namespace/name` (namespaced kinds) or `name` (clusterwide): Hubble's Policy has both fields.
+  const policies: FlowPolicy[] | undefined = x.decision.policies?.map((p) => {
+    const i = p.indexOf('/');
+    return i < 0 ? { name: p } : { name: p.slice(i + 1), namespace: p.slice(0, i) };
+  });
   if (policies && policies.length > 0) input.policies = policies;
   return input;
 }

@@ -278,7 +278,7 @@ export class HttpProxy {
       startedAt,
       startNs,
     };
-    x.decision = evaluatePolicy(this.#deps.authorizeHttp.bind(this.#deps), state.ctx, state.conn, request);
+    x.decision = evaluatePolicy(this.#deps.l7Flow.bind(this.#deps), state.ctx, state.conn, request);
     this.#emit(requestFlow(x, this.#site));
     if (channels.request.hasSubscribers) channels.request.publish({ exchange: x });
 

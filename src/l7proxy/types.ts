@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Flow, FlowEndpoint, TrafficDirection } from '../observe/index.js';
+import type { L7Flow } from '../policy/index.js';
 
 /** The accepted connection's 4-tuple. `dst` is the ORIGINAL destination (the pod the client dialled). */
 export interface ConnectionInfo {
@@ -27,18 +28,16 @@ export interface PolicyDecision {
   policies?: string[];
 }
 
-/** What the policy stage sees of a request: `path` is the request-target as sent (query included). */
-export interface HttpRequestFacts {
-  method: string;
-  path: string;
-  host: string;
-  headers: Record<string, string | string[] | undefined>;
-}
-
 export interface L7ProxyDeps {
   /** null → the source is unknown: the connection is closed before any byte is read (fail closed). */
   resolveConnection(conn: ConnectionInfo): FlowContext | null;
-  authorizeHttp(ctx: FlowContext, conn: ConnectionInfo, req: HttpRequestFacts): PolicyDecision;
+  /**
+   * The policy state a request on this connection is judged against (identities, port, and the
+   * policy of each side that is an endpoint of this node), read per request so that a policy
+   * change applies to the next request of an open connection. The verdict itself is always
+   * `decideL7` of the policy module; an exception here denies the request (fail closed).
+   */
+  l7Flow(ctx: FlowContext, conn: ConnectionInfo): L7Flow;
   /**
    * A socket already connecting to `conn.dst`. In production: an fd from the addon with SO_MARK
    * carrying `ctx.srcIdentity`, wrapped in `net.Socket`. Connections are never shared across

@@ -24,7 +24,6 @@ export type { FqdnSelectorInfo } from './api/cidrs.js';
 export { policyCidrs, policyFqdnSelectors } from './api/cidrs.js';
 export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars } from './api/fqdn.js';
 export { selectorMatches, formatSelector } from './api/selector.js';
-export { compileFullMatch } from './api/re2.js';
 
 export type { Identity, NamedPort } from './resolve/identity.js';
 export { RESERVED_IDENTITY, reservedIdentities, cidrIdentityLabels } from './resolve/identity.js';
@@ -46,5 +45,7 @@ export { resolveEndpointPolicy, selectingRules, isEnforced, rangeToPrefixes } fr
 export { lookupPolicy, VERDICT_PRECEDENCE } from './resolve/lookup.js';
 export type { HttpRequestInfo } from './resolve/l7.js';
 export { evaluateHttp, evaluateDns } from './resolve/l7.js';
+export type { L7Request, L7Flow, L7Reason, L7Decision, L7DirectionDecision } from './resolve/decide.js';
+export { decideL7, decideL7Direction } from './resolve/decide.js';
 export type { TraceInput, TraceResult, TraceDirection } from './resolve/trace.js';
 export { tracePolicy } from './resolve/trace.js';

@@ -14,8 +14,8 @@ import type { Prefix } from './cidr.js';
 import { entityPeer } from './entities.js';
 import { fqdnSelectorKey, validateMatchName, validateMatchPattern } from './fqdn.js';
 import { ICMP4_TYPES, ICMP6_TYPES, isServiceName, parseGoUint16 } from './ports.js';
-import { compileFullMatch } from './re2.js';
-import { parseSelector, scopePeerSelector, scopeSubjectSelector, selectorHasKey } from './selector.js';
+import { compileFullMatch, MAX_PROGRAM_SIZE } from '../../re2/index.js';
+import { formatSelector, parseSelector, scopePeerSelector, scopeSubjectSelector, selectorHasKey } from './selector.js';
 import type {
   DnsRuleSpec,
   HttpHeaderMatch,
@@ -722,7 +722,9 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
 function checkRegex(c: Checker, v: Json | undefined, path: string): string | undefined {
   const s = c.string(v, path);
   if (s === undefined) return undefined;
-  const r = compileFullMatch(s);
+  // Envoy compiles path, method and host with RE2 and refuses programs above its limit (Cilium
+  // would then drop the endpoint's whole L7 policy, cilium/cilium#41314): refuse them here.
+  const r = compileFullMatch(s, { maxProgramSize: MAX_PROGRAM_SIZE });
   if (!r.ok) {
     c.report(path, `invalid regex ${JSON.stringify(s)}: ${r.error}`);
     return undefined;

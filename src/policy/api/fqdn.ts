@@ -7,10 +7,20 @@
 /** Longest matchName/matchPattern accepted (twin: src/fqdn's pattern compiler). */
 export const MAX_FQDN_LENGTH = 255;
 
+import { compileSearch, fullMatcher, type Re2Matcher } from '../../re2/index.js';
+
 const NAME_CHARS = /^[-a-zA-Z0-9_.]+$/;
 const PATTERN_CHARS = /^[-a-zA-Z0-9_.*]+$/;
-const CRD_NAME = /^([-a-zA-Z0-9_]+[.]?)+$/;
-const CRD_PATTERN = /^([-a-zA-Z0-9_*]+[.]?)+$/;
+// The CRD's OpenAPI patterns. Nested quantifiers: as JavaScript RegExps they backtrack
+// exponentially on a name like "aaaa…a.." (10 s at 28 characters), so they run on RE2.
+const CRD_NAME = crdPattern('^([-a-zA-Z0-9_]+[.]?)+$');
+const CRD_PATTERN = crdPattern('^([-a-zA-Z0-9_*]+[.]?)+$');
+
+function crdPattern(source: string): { source: string; test(s: string): boolean } {
+  const r = compileSearch(source);
+  if (!r.ok) throw new RangeError(r.error);
+  return { source, test: (s) => r.matcher.test(s) };
+}
 const ALL_STARS = /^[*]+[.]?$/;
 
 /** Lower-case and add a trailing dot unless present (an escaped `\.` does not count). */
@@ -66,15 +76,22 @@ export function patternRegexBody(pattern: string): string {
   return out;
 }
 
-/** Full-match regex for a toFQDNs matchPattern. */
-export function patternRegex(pattern: string): RegExp {
-  return new RegExp(`^(?:${patternRegexBody(pattern)})$`);
+/** The RE2 full-match matcher for a body this module built (always valid RE2 syntax). */
+function matcherOf(body: string): Re2Matcher {
+  const m = fullMatcher(body);
+  if (!m) throw new RangeError(`FQDN pattern did not compile: ${body}`);
+  return m;
 }
 
-/** Full-match regex for a matchName. */
-export function nameRegex(name: string): RegExp {
+/** Full-match matcher for a toFQDNs matchPattern (RE2: linear in the name's length). */
+export function patternRegex(pattern: string): Re2Matcher {
+  return matcherOf(patternRegexBody(pattern));
+}
+
+/** Full-match matcher for a matchName. */
+export function nameRegex(name: string): Re2Matcher {
   const n = toFQDN(name.trim());
-  return new RegExp(`^${n.replace(/[.]/g, '[.]').replace(/[-]/g, '\\-')}$`);
+  return matcherOf(n.replace(/[.]/g, '[.]').replace(/[-]/g, '\\-'));
 }
 
 /** The label key the FQDN subsystem gives IPs selected by this selector (`fqdn:<key>`). */

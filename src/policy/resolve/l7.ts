@@ -2,16 +2,15 @@
  * L7 rule evaluation used by the proxies.
  *
  * HTTP: `method`, `path` (the request-target, query included) and `host` are RE2 regexes matched
- * against the FULL string; `headers` are exact ("Name: value") or presence ("Name") matches;
+ * against the FULL string, in time linear in the input (src/re2); `headers` are exact ("Name: value") or presence ("Name") matches;
  * `headerMatches` with the default mismatch action must match, other mismatch actions only have
  * side effects. Fields of one rule are AND-ed, rules are OR-ed, `allowAll` allows everything.
  *
  * DNS: names are lower-cased FQDNs; each pattern is matched with the toFQDNs rules, except that an
  * all-stars pattern in a DNS L7 rule allows every name.
  */
-import { isAllStars, patternRegex } from '../api/fqdn.js';
-import { toFQDN } from '../api/fqdn.js';
-import { fullMatchRegex } from '../api/re2.js';
+import { fullMatcher } from '../../re2/index.js';
+import { isAllStars, patternRegex, toFQDN } from '../api/fqdn.js';
 import type { HttpRule, L7Rules } from './types.js';
 
 export interface HttpRequestInfo {
@@ -34,7 +33,7 @@ function headerValues(headers: HttpRequestInfo['headers'], name: string): string
 
 function regexMatches(re: string | undefined, value: string): boolean {
   if (re === undefined) return true;
-  const r = fullMatchRegex(re);
+  const r = fullMatcher(re);
   return r !== null && r.test(value);
 }
 
@@ -67,23 +66,11 @@ export function evaluateHttp(rules: L7Rules & { kind: 'http' }, req: HttpRequest
   return { allowed: rules.allowAll, matchedRule: null };
 }
 
-const dnsCache = new Map<string, RegExp>();
-
-function dnsRegex(pattern: string): RegExp {
-  let r = dnsCache.get(pattern);
-  if (!r) {
-    r = patternRegex(pattern);
-    if (dnsCache.size >= 1024) dnsCache.delete(dnsCache.keys().next().value!);
-    dnsCache.set(pattern, r);
-  }
-  return r;
-}
-
 export function evaluateDns(rules: L7Rules & { kind: 'dns' }, qname: string): { allowed: boolean; matchedPattern: string | null } {
   const name = toFQDN(qname);
   for (const p of rules.patterns) {
     if (isAllStars(p)) return { allowed: true, matchedPattern: p };
-    if (dnsRegex(p).test(name)) return { allowed: true, matchedPattern: p };
+    if (patternRegex(p).test(name)) return { allowed: true, matchedPattern: p };
   }
   return { allowed: rules.allowAll, matchedPattern: null };
 }

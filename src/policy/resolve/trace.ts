@@ -15,10 +15,10 @@ import type { PolicyObject } from '../api/types.js';
 import { PROTO } from '../api/types.js';
 import { cidrIdentityLabels, RESERVED_IDENTITY } from './identity.js';
 import type { Identity } from './identity.js';
-import { evaluateDns, evaluateHttp } from './l7.js';
+import { decideL7Direction, type L7DirectionDecision, type L7Request } from './decide.js';
 import { lookupPolicy } from './lookup.js';
 import { resolveEndpointPolicy, selectingRules } from './resolve.js';
-import type { DirectionPolicy, LookupResult, RuleRef } from './types.js';
+import type { DirectionPolicy, L7Rules, LookupResult, RuleRef } from './types.js';
 import type { ServiceInput } from './resolve.js';
 
 export interface TraceInput {
@@ -98,6 +98,33 @@ function refText(r: RuleRef): string {
   return `${r.kind} ${ns}${r.policy} ${r.direction}${r.deny ? 'Deny' : ''}[${r.index}]`;
 }
 
+/** The request the user gave, in the port's protocol when both an HTTP request and a DNS name were given. */
+function traceRequest(input: TraceInput, kind: 'http' | 'dns'): L7Request | null {
+  const dns: L7Request | null = input.dnsName !== undefined ? { kind: 'dns', qname: input.dnsName } : null;
+  const http: L7Request | null = input.http
+    ? { kind: 'http', method: input.http.method, path: input.http.path, host: input.http.host ?? '', headers: input.http.headers ?? {} }
+    : null;
+  return kind === 'dns' ? (dns ?? http) : (http ?? dns);
+}
+
+function l7Line(req: L7Request, d: L7DirectionDecision, rules: L7Rules | undefined): string {
+  const what = req.kind === 'http' ? `HTTP ${req.method} ${req.path}` : `DNS query ${req.qname}`;
+  switch (d.reason) {
+    case 'rule-matched':
+      return req.kind === 'http' && rules?.kind === 'http' && typeof d.matched === 'number'
+        ? `${what} allowed by HTTP rule ${d.matched} ${JSON.stringify(rules.rules[d.matched])}`
+        : `${what} allowed by pattern ${String(d.matched)}`;
+    case 'allow-all':
+      return `${what} allowed (an L3/L4 rule allows all ${req.kind === 'http' ? 'HTTP' : 'names'} on this port)`;
+    case 'no-rule-matched':
+      return req.kind === 'http' ? `${what} denied: no HTTP rule matches (403 Access denied)` : `${what} denied: no DNS rule matches (REFUSED)`;
+    case 'parser-mismatch':
+      return `${what} denied: this port's L7 rules are ${rules?.kind.toUpperCase() ?? 'of another protocol'}, so its proxy cannot parse the request`;
+    default:
+      return `${what} ${d.allowed ? 'allowed' : 'denied'}: ${d.text}`;
+  }
+}
+
 export function tracePolicy(input: TraceInput): TraceResult {
   const lines: string[] = [];
   const protoName = input.protocol ?? 'TCP';
@@ -140,31 +167,23 @@ export function tracePolicy(input: TraceInput): TraceResult {
       lines.push(`  ${res.verdict === 'redirect' ? 'ALLOWED at L3/L4, redirected to the proxy' : 'ALLOWED'} by ${(res.entry?.derivedFrom ?? []).map(refText).join(', ')}`);
     }
     let l7: TraceDirection['l7'] = null;
-    if (res.verdict === 'redirect' && res.entry?.l7) {
-      const rules = res.entry.l7;
-      if (rules.kind === 'http') {
-        if (input.http) {
-          const req = { method: input.http.method, path: input.http.path, host: input.http.host ?? '', headers: input.http.headers ?? {} };
-          const r = evaluateHttp(rules, req);
-          l7 = { kind: 'http', evaluated: true, allowed: r.allowed, matched: r.matchedRule };
-          allowed = r.allowed;
-          lines.push(
-            r.allowed
-              ? `  HTTP ${req.method} ${req.path} allowed${r.matchedRule !== null ? ` by HTTP rule ${r.matchedRule} ${JSON.stringify(rules.rules[r.matchedRule])}` : ' (an L3/L4 rule allows all HTTP on this port)'}`
-              : `  HTTP ${req.method} ${req.path} denied: no HTTP rule matches (403 Access denied)`,
-          );
-        } else {
-          l7 = { kind: 'http', evaluated: false, allowed: null, matched: null };
-          lines.push(`  HTTP rules apply (${rules.allowAll ? 'all requests allowed' : `${rules.rules.length} rule(s)`}); no request given, so they were not evaluated`);
-        }
-      } else if (input.dnsName !== undefined) {
-        const r = evaluateDns(rules, input.dnsName);
-        l7 = { kind: 'dns', evaluated: true, allowed: r.allowed, matched: r.matchedPattern };
-        allowed = r.allowed;
-        lines.push(r.allowed ? `  DNS query ${input.dnsName} allowed${r.matchedPattern ? ` by pattern ${r.matchedPattern}` : ''}` : `  DNS query ${input.dnsName} denied: no DNS rule matches (REFUSED)`);
+    if (res.verdict === 'redirect') {
+      const kind = res.entry?.l7?.kind ?? 'http';
+      const req = traceRequest(input, kind);
+      if (req) {
+        // The proxies' own decision for this direction: trace never says what they would not do.
+        const d = decideL7Direction(which, dp, peer.identity.id, proto, dport, req);
+        l7 = { kind, evaluated: true, allowed: d.allowed, matched: d.matched };
+        allowed = d.allowed;
+        lines.push(`  ${l7Line(req, d, res.entry?.l7)}`);
       } else {
-        l7 = { kind: 'dns', evaluated: false, allowed: null, matched: null };
-        lines.push('  DNS rules apply; no name given, so they were not evaluated');
+        const rules = res.entry?.l7;
+        l7 = { kind, evaluated: false, allowed: null, matched: null };
+        lines.push(
+          rules?.kind === 'dns'
+            ? '  DNS rules apply; no name given, so they were not evaluated'
+            : `  HTTP rules apply (${!rules || rules.allowAll ? 'all requests allowed' : `${rules.rules.length} rule(s)`}); no request given, so they were not evaluated`,
+        );
       }
     }
     return { evaluated: true, enforced: dp.enforced, verdict: res.verdict, l7, allowed, dropReason, peerIdentity: peer.identity.id, matched };

@@ -4,13 +4,12 @@ import { Readable } from 'node:stream';
 import { Client } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FlowContext } from '../../../src/l7proxy/index.js';
-import { Cleanups, DEATHSTAR, endpoint, rawExchange, startProxy, startUpstream, until } from './harness.js';
+import { ALLOW_ALL_HTTP, Cleanups, DEATHSTAR, endpoint, rawExchange, startProxy, startUpstream, until } from './harness.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
-const allowAll = (): { allowed: boolean } => ({ allowed: true });
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('streamed bodies', () => {
@@ -48,7 +47,7 @@ describe('streamed bodies', () => {
       },
       { buffer: false },
     );
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
 
     const upload = randomBytes(SIZE);
     const CHUNK = 512 * 1024;
@@ -87,7 +86,7 @@ describe('streamed bodies', () => {
         res.end(req.method === 'HEAD' ? undefined : Buffer.concat([Buffer.from('ok:'), body]));
       }
     });
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
     const c = new Client(`http://127.0.0.1:${h.port}`);
     cleanups.add(() => c.destroy());
     const post = await c.request({ path: '/echo', method: 'POST', headers: { host: HOST, 'content-length': '5' }, body: 'hello' });
@@ -123,7 +122,7 @@ describe('headers', () => {
       ].flat());
       res.end('done');
     });
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
     const raw = await rawExchange(
       cleanups,
       h.port,
@@ -181,7 +180,7 @@ describe('upstream pools', () => {
     const identities: Record<string, number> = { '127.0.0.1': 1001, '127.0.0.2': 1002 };
     const h = await startProxy(cleanups, {
       upstreamPort: upstream.port,
-      authorizeHttp: allowAll,
+      policy: ALLOW_ALL_HTTP,
       resolveConnection: (conn): FlowContext => {
         const id = identities[conn.srcIp] ?? 0;
         return { srcIdentity: id, dstIdentity: DEATHSTAR.identity, source: endpoint(`pod-${id}`, id), destination: DEATHSTAR, direction: 'EGRESS' };
@@ -222,7 +221,7 @@ describe('upstream pools', () => {
     const a = await startUpstream(cleanups);
     const b = await startUpstream(cleanups);
     let next = a.port;
-    const h = await startProxy(cleanups, { upstreamPort: a.port, authorizeHttp: allowAll, originalDestination: () => ({ ip: '127.0.0.1', port: next }) });
+    const h = await startProxy(cleanups, { upstreamPort: a.port, policy: ALLOW_ALL_HTTP, originalDestination: () => ({ ip: '127.0.0.1', port: next }) });
     const send = (): Promise<{ text: string }> => rawExchange(cleanups, h.port, `GET /x HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
     expect((await send()).text.startsWith('HTTP/1.1 200')).toBe(true);
     next = b.port;
@@ -238,7 +237,7 @@ describe('upstream pools', () => {
     [true, 2],
   ])('poolBySourceAddress=%s: two pods of one identity share %i pool(s)', async (bySource, pools) => {
     const upstream = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll, options: { poolBySourceAddress: bySource } });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP, options: { poolBySourceAddress: bySource } });
     for (const localAddress of ['127.0.0.1', '127.0.0.3']) {
       await new Promise<void>((resolve, reject) => {
         const req = httpRequest({ host: '127.0.0.1', port: h.port, localAddress, path: '/', headers: { host: HOST } }, (res) => {

@@ -1,14 +1,18 @@
 /**
  * In-process fixtures for the proxy tests: a real upstream HTTP server on 127.0.0.1:0 that records
  * what reaches it, and an HttpProxy on port 0 whose `originalDestination` points at that server (the
- * test stands in for the datapath's redirect). Everything registers its own cleanup.
+ * test stands in for the datapath's redirect). Requests are judged by the proxy's real decision
+ * (`decideL7` of the policy module) against real CiliumNetworkPolicy YAML resolved by the policy
+ * module (../../support/policy-state.ts): the upstream's ephemeral port stands for the pod's
+ * port 80. Everything registers its own cleanup.
  */
 
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { pino } from 'pino';
-import { HttpProxy, type ConnectionInfo, type FlowContext, type HttpProxyOptions, type L7ProxyDeps, type PolicyDecision } from '../../../src/l7proxy/index.js';
+import { HttpProxy, l7proxyChannels, type ConnectionInfo, type Exchange, type FlowContext, type HttpProxyOptions, type L7ProxyDeps, type PolicyDecision } from '../../../src/l7proxy/index.js';
+import { PolicyState, starwarsPolicyYaml } from '../../support/policy-state.js';
 import type { Flow, FlowEndpoint } from '../../../src/observe/index.js';
 
 export type Cleanup = () => unknown;
@@ -93,11 +97,30 @@ export function endpoint(name: string, identity: number, labels: string[] = []):
 export const TIEFIGHTER = endpoint('tiefighter', 25698, ['k8s:class=tiefighter', 'k8s:org=empire']);
 export const DEATHSTAR = endpoint('deathstar', 6822, ['k8s:class=deathstar', 'k8s:org=empire']);
 
-/** The L7 rule of the Star Wars demo: POST /v1/request-landing only. */
-export function starWarsPolicy(_ctx: FlowContext, _conn: ConnectionInfo, req: { method: string; path: string }): PolicyDecision {
-  return req.method === 'POST' && /^\/v1\/request-landing$/.test(req.path)
-    ? { allowed: true, policies: ['rule1'] }
-    : { allowed: false, reason: 'no HTTP rule matched', policies: ['rule1'] };
+/** The Star Wars demo's L7 rule1 (deploy/lab/starwars/): empire ships may only POST /v1/request-landing. */
+export const STARWARS_L7 = starwarsPolicyYaml('sw_l3_l4_l7_policy.yaml');
+
+/** Every HTTP request from any endpoint to deathstar:80 (an empty HTTP rule matches any request). */
+export const ALLOW_ALL_HTTP = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: allow-all-http}
+spec:
+  endpointSelector: {matchLabels: {class: deathstar}}
+  ingress:
+  - fromEndpoints: [{}]
+    toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+      rules:
+        http: [{}]
+`;
+
+/** A request as the policy stage judged it. */
+export interface Judged {
+  method: string;
+  path: string;
+  host: string;
+  headers: Record<string, unknown>;
+  decision: PolicyDecision;
 }
 
 export interface ProxyHarness {
@@ -107,7 +130,8 @@ export interface ProxyHarness {
   logs: Array<Record<string, unknown>>;
   connectCalls: Array<{ ctx: FlowContext; conn: ConnectionInfo }>;
   resolveCalls: ConnectionInfo[];
-  authorizeCalls: Array<{ method: string; path: string; host: string; headers: Record<string, unknown> }>;
+  /** Every request the policy stage judged, in order. */
+  judged: Judged[];
 }
 
 export interface ProxyHarnessOptions {
@@ -115,7 +139,12 @@ export interface ProxyHarnessOptions {
   upstreamPort: number;
   upstreamHost?: string;
   resolveConnection?: L7ProxyDeps['resolveConnection'];
-  authorizeHttp?: L7ProxyDeps['authorizeHttp'];
+  /** Policy YAML the requests are judged by (default: the Star Wars L7 rule1). */
+  policy?: string | readonly string[];
+  /** Which sides of tiefighter → deathstar are endpoints of this node (default both). */
+  local?: 'both' | 'src' | 'dst' | 'none';
+  /** Replaces the policy state lookup (e.g. one that throws). */
+  l7Flow?: L7ProxyDeps['l7Flow'];
   connectUpstream?: L7ProxyDeps['connectUpstream'];
   /** Overrides the fixed upstream as the original destination. */
   originalDestination?: NonNullable<L7ProxyDeps['originalDestination']>;
@@ -129,7 +158,8 @@ export async function startProxy(cleanups: Cleanups, o: ProxyHarnessOptions): Pr
   const logs: Array<Record<string, unknown>> = [];
   const connectCalls: ProxyHarness['connectCalls'] = [];
   const resolveCalls: ConnectionInfo[] = [];
-  const authorizeCalls: ProxyHarness['authorizeCalls'] = [];
+  const judged: Judged[] = [];
+  const state = new PolicyState(o.policy ?? STARWARS_L7);
   const accessLog = pino({ level: 'info', base: null }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const upstreamHost = o.upstreamHost ?? '127.0.0.1';
   const deps: L7ProxyDeps = {
@@ -139,10 +169,7 @@ export async function startProxy(cleanups: Cleanups, o: ProxyHarnessOptions): Pr
         ? o.resolveConnection(conn)
         : { srcIdentity: TIEFIGHTER.identity, dstIdentity: DEATHSTAR.identity, source: TIEFIGHTER, destination: DEATHSTAR, direction: 'INGRESS' };
     },
-    authorizeHttp: (ctx, conn, req) => {
-      authorizeCalls.push({ method: req.method, path: req.path, host: req.host, headers: req.headers });
-      return (o.authorizeHttp ?? starWarsPolicy)(ctx, conn, req);
-    },
+    l7Flow: (ctx, conn) => (o.l7Flow ? o.l7Flow(ctx, conn) : state.flow('tiefighter', 'deathstar', 80, o.local ?? 'both')),
     connectUpstream: (ctx, conn) => {
       connectCalls.push({ ctx, conn });
       return o.connectUpstream ? o.connectUpstream(ctx, conn) : connect({ host: conn.dstIp, port: conn.dstPort });
@@ -155,8 +182,16 @@ export async function startProxy(cleanups: Cleanups, o: ProxyHarnessOptions): Pr
   else if (o.injectOriginalDestination !== false) deps.originalDestination = () => ({ ip: upstreamHost, port: o.upstreamPort });
   const proxy = new HttpProxy(deps, o.options);
   await proxy.listen({ port: 0, host: '127.0.0.1' });
+  const port = (proxy.address() as AddressInfo).port;
+  const onRequest = (msg: unknown): void => {
+    const x = (msg as { exchange: Exchange }).exchange;
+    if (x.conn.dstPort !== o.upstreamPort && !o.originalDestination) return; // another proxy's
+    judged.push({ method: x.request.method, path: x.request.path, host: x.request.host, headers: x.request.headers, decision: x.decision });
+  };
+  l7proxyChannels.request.subscribe(onRequest);
+  cleanups.add(() => l7proxyChannels.request.unsubscribe(onRequest));
   cleanups.add(() => proxy.close());
-  return { proxy, port: (proxy.address() as AddressInfo).port, flows, logs, connectCalls, resolveCalls, authorizeCalls };
+  return { proxy, port, flows, logs, connectCalls, resolveCalls, judged };
 }
 
 /** Sends raw bytes on a fresh connection and collects everything until the peer closes (or timeout). */

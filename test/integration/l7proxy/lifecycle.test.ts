@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { HttpProxy } from '../../../src/l7proxy/index.js';
 import { isMembraneError } from '../../../src/errors/index.js';
-import { Cleanups, startProxy, startUpstream } from './harness.js';
+import { ALLOW_ALL_HTTP, Cleanups, startProxy, startUpstream } from './harness.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
 const cleanups = new Cleanups();
@@ -15,7 +15,7 @@ describe('lifecycle', () => {
     const upstream = await startUpstream(cleanups, (_req, res) => {
       setTimeout(() => res.end('slow but fine'), 200);
     });
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: () => ({ allowed: true }) });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
     const c = new Client(`http://127.0.0.1:${h.port}`);
     cleanups.add(() => c.destroy());
     const pending = c.request({ path: '/slow', method: 'GET', headers: { host: HOST } });
@@ -48,7 +48,9 @@ describe('lifecycle', () => {
 
     const other = new HttpProxy({
       resolveConnection: () => null,
-      authorizeHttp: () => ({ allowed: false }),
+      l7Flow: () => {
+        throw new Error('never asked: no connection is accepted');
+      },
       connectUpstream: () => connect({ port: 1 }),
       onFlow: () => undefined,
       accessLog: pino({ level: 'silent' }),

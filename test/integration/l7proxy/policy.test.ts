@@ -25,7 +25,7 @@ describe('policy verdicts', () => {
     expect(upstream.requests).toHaveLength(1);
     expect(upstream.requests[0]).toMatchObject({ method: 'POST', url: '/v1/request-landing', body: Buffer.from('x') });
     expect(upstream.requests[0]?.headers.host).toBe(HOST);
-    expect(h.authorizeCalls[0]).toMatchObject({ method: 'POST', path: '/v1/request-landing', host: HOST });
+    expect(h.judged[0]).toMatchObject({ method: 'POST', path: '/v1/request-landing', host: HOST });
 
     await until(() => h.logs.length === 1);
     const [req, resp] = h.flows as [Flow, Flow];
@@ -42,7 +42,7 @@ describe('policy verdicts', () => {
       traffic_direction: 'INGRESS',
       node_name: 'test-node',
       proxy_port: h.port,
-      ingress_allowed_by: [{ name: 'rule1' }],
+      ingress_allowed_by: [{ name: 'rule1', namespace: 'default' }],
     });
     expect(resp).toMatchObject({ verdict: 'FORWARDED', is_reply: true, l7: { type: 'RESPONSE', http: { code: 200 } }, source: { pod_name: 'deathstar' } });
     expect(resp.l7?.latency_ns).toBeGreaterThan(0);
@@ -60,7 +60,7 @@ describe('policy verdicts', () => {
       path: '/v1/request-landing',
       source: { namespace: 'default', pod: 'tiefighter', identity: 25698 },
       destination: { pod: 'deathstar', identity: 6822, address: `127.0.0.1:${upstream.port}` },
-      policies: ['rule1'],
+      policies: ['default/rule1'],
     });
     expect(typeof h.logs[0]?.time).toBe('number');
     expect(typeof h.logs[0]?.latency_ms).toBe('number');
@@ -83,11 +83,11 @@ describe('policy verdicts', () => {
 
     await until(() => h.logs.length === 1);
     const [req, resp] = h.flows as [Flow, Flow];
-    expect(req).toMatchObject({ verdict: 'DROPPED', l7: { type: 'REQUEST', http: { method: 'PUT' } }, ingress_denied_by: [{ name: 'rule1' }] });
+    expect(req).toMatchObject({ verdict: 'DROPPED', l7: { type: 'REQUEST', http: { method: 'PUT' } }, ingress_denied_by: [{ name: 'rule1', namespace: 'default' }] });
     expect(resp).toMatchObject({ verdict: 'FORWARDED', l7: { type: 'RESPONSE', http: { code: 403 } } });
     expect(formatCompact(req)).toMatch(/http-request DROPPED \(HTTP\/1\.1 PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)$/);
     expect(formatCompact(resp)).toMatch(/http-response FORWARDED \(HTTP\/1\.1 403 \d+ms \(PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)\)$/);
-    expect(h.logs[0]).toMatchObject({ verdict: 'Denied', status: 403, method: 'PUT', path: '/v1/exhaust-port', reason: 'no HTTP rule matched' });
+    expect(h.logs[0]).toMatchObject({ verdict: 'Denied', status: 403, method: 'PUT', path: '/v1/exhaust-port', reason: 'ingress: HTTP PUT /v1/exhaust-port matches no HTTP rule' });
     expect(h.proxy.stats()).toMatchObject({ requests: 1, denied: 1, forwarded: 0 });
   });
 
@@ -147,7 +147,7 @@ describe('policy verdicts', () => {
     const upstream = await startUpstream(cleanups);
     const h = await startProxy(cleanups, {
       upstreamPort: upstream.port,
-      authorizeHttp: () => {
+      l7Flow: () => {
         throw new Error('engine exploded');
       },
     });
@@ -197,7 +197,7 @@ describe('policy verdicts', () => {
       `POST http://deathstar.example/v1/request-landing?x=1 HTTP/1.1\r\nHost: decoy.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
     );
     expect(raw.text.startsWith('HTTP/1.1 200')).toBe(false); // path with a query does not match the full-match rule
-    expect(h.authorizeCalls[0]).toMatchObject({ path: '/v1/request-landing?x=1', host: 'deathstar.example' });
+    expect(h.judged[0]).toMatchObject({ path: '/v1/request-landing?x=1', host: 'deathstar.example' });
 
     const ok = await rawExchange(cleanups, h.port, `POST http://deathstar.example/v1/request-landing HTTP/1.1\r\nHost: decoy.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
     expect(ok.text.startsWith('HTTP/1.1 200')).toBe(true);

@@ -3,16 +3,12 @@ import { connect, createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanups, rawExchange, startProxy, startUpstream, until } from './harness.js';
+import { ALLOW_ALL_HTTP, Cleanups, rawExchange, startProxy, startUpstream, until } from './harness.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
 const LANDING = `POST /v1/request-landing HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
-
-function allowAll(): { allowed: boolean } {
-  return { allowed: true };
-}
 
 describe('malformed requests are rejected, counted, and the proxy keeps serving', () => {
   const cases: Array<[string, string]> = [
@@ -30,7 +26,7 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
 
   it.each(cases)('%s → 400', async (_name, bytes) => {
     const upstream = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
     const bad = await rawExchange(cleanups, h.port, bytes);
     expect(bad.text.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
     expect(bad.closed).toBe(true);
@@ -45,7 +41,7 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
 
   it('refuses CONNECT (it would tunnel past HTTP policy)', async () => {
     const upstream = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
     const connectReq = await rawExchange(cleanups, h.port, `CONNECT deathstar:443 HTTP/1.1\r\nHost: deathstar:443\r\n\r\n`);
     expect(connectReq.text.split('\r\n')[0]).toBe('HTTP/1.1 501 Not Implemented');
     expect(upstream.requests).toHaveLength(0);
@@ -54,7 +50,7 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
 
   it('serves Upgrade requests (h2c, websocket) as plain HTTP/1.1 with the upgrade stripped', async () => {
     const upstream = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
     const r = await rawExchange(
       cleanups,
       h.port,
@@ -63,7 +59,7 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
     expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     expect(upstream.requests[0]?.headers.upgrade).toBeUndefined();
     expect(upstream.requests[0]?.headers['http2-settings']).toBeUndefined();
-    expect(h.authorizeCalls[0]).toMatchObject({ method: 'GET', path: '/v1/' });
+    expect(h.judged[0]).toMatchObject({ method: 'GET', path: '/v1/' });
   });
 
   it('answers 408 when a request does not arrive in time', async () => {
@@ -85,7 +81,7 @@ describe('connections that cannot be attributed are closed (fail closed)', () =>
     expect(r.text).toBe('');
     expect(h.proxy.stats()).toMatchObject({ unknownSource: 1, requests: 0 });
     expect(upstream.connections).toHaveLength(0);
-    expect(h.authorizeCalls).toHaveLength(0);
+    expect(h.judged).toHaveLength(0);
     expect(h.logs[0]).toMatchObject({ type: 'connection', verdict: 'Denied', reason: 'unknown-source' });
   });
 
@@ -104,7 +100,7 @@ describe('connections that cannot be attributed are closed (fail closed)', () =>
 
   it('a connection made straight to the proxy port (not redirected) is refused rather than looped', async () => {
     const upstream = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, injectOriginalDestination: false, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, injectOriginalDestination: false, policy: ALLOW_ALL_HTTP });
     const r = await rawExchange(cleanups, h.port, LANDING);
     expect(r).toMatchObject({ closed: true, text: '' });
     expect(h.proxy.stats().unknownSource).toBe(1);
@@ -138,7 +134,7 @@ describe('upstream failures', () => {
   }
 
   it('connection refused → 503, counted, ERROR response flow', async () => {
-    const h = await startProxy(cleanups, { upstreamPort: await closedPort(), authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: await closedPort(), policy: ALLOW_ALL_HTTP });
     const r = await rawExchange(cleanups, h.port, LANDING);
     expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
     expect(r.text.endsWith('upstream connect error or disconnect/reset before headers. reset reason: connection failure')).toBe(true);
@@ -152,7 +148,7 @@ describe('upstream failures', () => {
     const upstream = await startUpstream(cleanups);
     const h = await startProxy(cleanups, {
       upstreamPort: upstream.port,
-      authorizeHttp: allowAll,
+      policy: ALLOW_ALL_HTTP,
       connectUpstream: () => {
         throw new Error('no fd for you');
       },
@@ -167,7 +163,7 @@ describe('upstream failures', () => {
 
   it('an unparseable upstream response → 502', async () => {
     const up = await rawUpstream((s) => s.end('HTTP/1.1 abc nonsense\r\n\r\n'));
-    const h = await startProxy(cleanups, { upstreamPort: up.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: up.port, policy: ALLOW_ALL_HTTP });
     const r = await rawExchange(cleanups, h.port, LANDING);
     expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 502 Bad Gateway');
     expect(h.proxy.stats().upstreamErrors).toBe(1);
@@ -175,14 +171,14 @@ describe('upstream failures', () => {
 
   it('upstream resets before answering → 503', async () => {
     const up = await rawUpstream((s) => s.resetAndDestroy());
-    const h = await startProxy(cleanups, { upstreamPort: up.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: up.port, policy: ALLOW_ALL_HTTP });
     const r = await rawExchange(cleanups, h.port, LANDING);
     expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
   });
 
   it('upstream silent past the timeout → 504', async () => {
     const up = await rawUpstream(() => undefined);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, authorizeHttp: allowAll, options: { httpRequestTimeoutMs: 300 } });
+    const h = await startProxy(cleanups, { upstreamPort: up.port, policy: ALLOW_ALL_HTTP, options: { httpRequestTimeoutMs: 300 } });
     const r = await rawExchange(cleanups, h.port, LANDING, { timeoutMs: 5000 });
     expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 504 Gateway Timeout');
     expect(h.proxy.stats().upstreamErrors).toBe(1);
@@ -193,7 +189,7 @@ describe('upstream failures', () => {
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial');
       setTimeout(() => s.destroy(), 50);
     });
-    const h = await startProxy(cleanups, { upstreamPort: up.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: up.port, policy: ALLOW_ALL_HTTP });
     const c = new Client(`http://127.0.0.1:${h.port}`);
     cleanups.add(() => c.destroy());
     const res = await c.request({ path: '/v1/request-landing', method: 'POST', headers: { host: HOST } });
@@ -215,7 +211,7 @@ describe('upstream failures', () => {
       },
       { buffer: false },
     );
-    const h = await startProxy(cleanups, { upstreamPort: upstream.port, authorizeHttp: allowAll });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
     const sock = connect({ host: '127.0.0.1', port: h.port });
     cleanups.add(() => sock.destroy());
     sock.on('error', () => undefined);

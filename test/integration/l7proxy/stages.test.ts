@@ -16,6 +16,7 @@ import {
   type FlowContext,
 } from '../../../src/l7proxy/index.js';
 import { errors as undiciErrors } from 'undici';
+import { PolicyState, starwarsPolicyYaml } from '../../support/policy-state.js';
 import { DEATHSTAR, TIEFIGHTER } from './harness.js';
 
 const CONN: ConnectionInfo = { srcIp: '10.0.1.10', srcPort: 40000, dstIp: '10.0.1.20', dstPort: 80 };
@@ -95,26 +96,33 @@ describe('parse', () => {
 });
 
 describe('policy', () => {
-  it('passes the request facts and returns the decision', () => {
-    const seen: unknown[] = [];
-    const d = evaluatePolicy(
-      (ctx, conn, req) => {
-        seen.push([ctx.srcIdentity, conn.dstPort, req]);
-        return { allowed: true, policies: ['p'] };
-      },
-      CTX,
-      CONN,
-      { method: 'GET', path: '/', host: 'h', headers: { a: '1' } },
-    );
-    expect(d).toEqual({ allowed: true, policies: ['p'] });
-    expect(seen).toEqual([[25698, 80, { method: 'GET', path: '/', host: 'h', headers: { a: '1' } }]]);
+  const state = new PolicyState(starwarsPolicyYaml('sw_l3_l4_l7_policy.yaml'));
+
+  it('judges with the policy module\'s decideL7 on the flow the dependency returns', () => {
+    const flows: unknown[] = [];
+    const l7Flow = (ctx: FlowContext, conn: ConnectionInfo) => {
+      flows.push([ctx.srcIdentity, conn.dstPort]);
+      return state.flow('tiefighter', 'deathstar', conn.dstPort);
+    };
+    expect(evaluatePolicy(l7Flow, CTX, CONN, { method: 'POST', path: '/v1/request-landing', host: 'h', headers: {} })).toMatchObject({
+      allowed: true,
+      policies: ['default/rule1'],
+    });
+    expect(evaluatePolicy(l7Flow, CTX, CONN, { method: 'PUT', path: '/v1/exhaust-port', host: 'h', headers: {} })).toEqual({
+      allowed: false,
+      reason: 'ingress: HTTP PUT /v1/exhaust-port matches no HTTP rule',
+      policies: ['default/rule1'],
+    });
+    expect(flows).toEqual([
+      [25698, 80],
+      [25698, 80],
+    ]);
   });
 
-  it('denies on exceptions and on nonsense answers', () => {
-    const req = { method: 'GET', path: '/', host: 'h', headers: {} };
-    expect(evaluatePolicy(() => { throw new Error('bad regex'); }, CTX, CONN, req)).toEqual({ allowed: false, reason: 'policy error: bad regex' });
+  it('denies when the policy state cannot be read', () => {
+    const req = { method: 'POST', path: '/v1/request-landing', host: 'h', headers: {} };
+    expect(evaluatePolicy(() => { throw new Error('state gone'); }, CTX, CONN, req)).toEqual({ allowed: false, reason: 'policy error: state gone' });
     expect(evaluatePolicy(() => undefined as never, CTX, CONN, req)).toMatchObject({ allowed: false });
-    expect(evaluatePolicy(() => ({ allowed: 'yes' }) as never, CTX, CONN, req)).toMatchObject({ allowed: false });
   });
 });
 

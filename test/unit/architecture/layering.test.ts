@@ -11,18 +11,20 @@ const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
 
 /**
  * Which modules each module may import (besides itself). `codes` (drop reasons, verdicts, event
- * types shared by kernel, agent and printers) is a leaf every module may import.
+ * types shared by kernel, agent and printers) is a leaf every module may import; so is `re2` (the
+ * linear-time regex engine for every pattern matched against pod data).
  */
 const ALLOWED: Record<string, readonly string[]> = {
   codes: [],
   errors: [],
-  policy: ['codes', 'errors'],
+  re2: ['errors'],
+  policy: ['codes', 'errors', 're2'],
   datapath: ['codes', 'errors'],
-  observe: ['codes', 'errors', 'policy'],
-  l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath'],
+  observe: ['codes', 'errors', 'policy', 're2'],
+  l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2'],
   lab: ['codes', 'errors', 'datapath'],
-  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy'],
-  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab'],
+  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2'],
+  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2'],
 };
 
 function files(dir: string): string[] {
