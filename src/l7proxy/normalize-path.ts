@@ -126,6 +126,21 @@ export function mergeSlashes(path: string): string {
 }
 
 /**
+ * True when normalisation cannot change `path`: no escape, backslash or character to encode, no
+ * empty segment and no segment starting with a dot. The common case takes this one pass only.
+ */
+function isCanonical(path: string): boolean {
+  let prev = 0;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 0x25 || c === 0x5c || mustEscape(c)) return false;
+    if (prev === 0x2f && (c === 0x2f || c === 0x2e)) return false;
+    prev = c;
+  }
+  return true;
+}
+
+/**
  * Normalises an origin-form request-target (`/path?query`). `target` must start with `/`; the
  * asterisk-form and anything else is returned unchanged.
  */
@@ -134,6 +149,7 @@ export function normalizeRequestTarget(target: string): NormalizedTarget {
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? '' : target.slice(q);
+  if (isCanonical(rawPath)) return { kind: 'forward', target, changed: false };
 
   const slashes = unescapeSlashes(rawPath);
   const chars = canonicalChars(slashes.path);

@@ -130,6 +130,24 @@ describe('path normalisation (Cilium http-normalize-path: Envoy normalize_path +
     }
   });
 
+  it('every forwarded result is canonical and a fixed point (seeded random paths)', () => {
+    const pieces = ['/', '/', '.', '..', 'a', 'B', '%2e', '%2E', '%61', '%2f', '%5C', '\\', '%20', '~', ';', '%25', 'é'];
+    let seed = 42;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 5000; i++) {
+      let t = '/';
+      for (let k = next(12); k > 0; k--) t += pieces[next(pieces.length)];
+      const r = normalizeRequestTarget(t);
+      if (r.kind === 'reject') continue;
+      const out = r.kind === 'forward' ? r.target : r.location;
+      expect(out, t).not.toMatch(/\/\.\.?(\/|$)|\/\/|\\|%2e|%2f|%5c|%61/i);
+      expect(normalizeRequestTarget(out), t).toEqual({ kind: 'forward', target: out, changed: false });
+    }
+  });
+
   it('handles a long hostile path in one linear pass', () => {
     const hostile = `/${'a/../'.repeat(2000)}${'%2e%2e/'.repeat(2000)}${'/'.repeat(4000)}x`;
     expect(forwarded(hostile)).toBe('/x');
