@@ -39,7 +39,9 @@ struct policy_entry {
 	__be16	proxy_port;	/* non-zero: redirect to the proxy listening on this port */
 	__u8	flags;		/* POLICY_F_* */
 	__u8	port_prefix_len;	/* 0..16, for precedence between matches */
-	__u32	reserved_0;
+	__u8	deny_reason;	/* POLICY_F_DENY: the drop reason; 0 = DROP_POLICY_DENY */
+	__u8	reserved_0;
+	__u16	reserved_1;
 };
 
 struct {
@@ -125,8 +127,11 @@ policy_can_access(__u16 endpoint_id, __u8 egress, int enforced, __u32 identity, 
 	}
 out:
 	if (chosen->flags & POLICY_F_DENY) {
+		/* A deny rule (DROP_POLICY_DENY), or an allow that needs what Membrane cannot
+		 * give, such as mutual authentication (DROP_POLICY_AUTH_REQUIRED).
+		 */
 		verdict.action = POLICY_ACTION_DROP;
-		verdict.reason = DROP_POLICY_DENY;
+		verdict.reason = chosen->deny_reason ? chosen->deny_reason : DROP_POLICY_DENY;
 	} else if (chosen->proxy_port) {
 		verdict.action = POLICY_ACTION_REDIRECT;
 		verdict.proxy_port = chosen->proxy_port;

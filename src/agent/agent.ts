@@ -247,6 +247,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.#pending) clearTimeout(this.#pending);
     await this.#api?.close();
+      policyWarnings: this.policies.warnings(),
     await this.policies.close();
     await this.#proxy?.close();
     this.#stopEvents?.();

@@ -203,6 +203,7 @@ export class Regenerator {
         port: e.port,
         portPrefixLen: e.portPrefixLen,
         deny: e.verdict === 'deny',
+        ...(e.dropReason !== undefined ? { dropReason: e.dropReason } : {}),
         proxyPort: e.verdict === 'redirect' ? (e.l7?.kind === 'dns' ? this.#ports.dns : this.#ports.http) : 0,
       });
     };

@@ -1,29 +1,51 @@
 /** Offline policy commands: reading files and directories for `policy validate` and `trace`. */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { AgentClient } from './client.js';
 import { validatePolicyText, type DocumentResult, type PolicyObject, type PolicyProblem } from '../policy/index.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
 
-/** Files named, and the policy files inside directories named; a missing path stays in the list
- * so it is reported as a problem of its own instead of hiding the others. */
+/**
+ * Files named, and the policy files (`*.yaml`, `*.yml`, `*.json`) inside directories named and
+ * their subdirectories, in name order, as `cilium policy validate DIR` walks a tree. Entries whose
+ * name starts with `.` are skipped (editor files, the `..data` links of a mounted ConfigMap), and
+ * a directory reached twice through links is read once. A missing path stays in the list so it is
+ * reported as a problem of its own instead of hiding the others.
+ */
 export function expandPolicyPaths(paths: readonly string[]): string[] {
   const files: string[] = [];
+  const seen = new Set<string>();
   for (const p of paths) {
-    let isDir = false;
-    try {
-      isDir = statSync(p).isDirectory();
-    } catch {
-      isDir = false;
-    }
-    if (isDir) {
-      for (const f of readdirSync(p).sort()) if (POLICY_FILE.test(f)) files.push(join(p, f));
-    } else {
-      files.push(p);
-    }
+    if (isDirectory(p)) walkPolicyDir(p, files, seen);
+    else files.push(p);
   }
   return files;
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function walkPolicyDir(dir: string, files: string[], seen: Set<string>): void {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return;
+  }
+  if (seen.has(real)) return;
+  seen.add(real);
+  for (const name of readdirSync(dir).sort()) {
+    if (name.startsWith('.')) continue;
+    const p = join(dir, name);
+    if (isDirectory(p)) walkPolicyDir(p, files, seen);
+    else if (POLICY_FILE.test(name)) files.push(p);
+  }
 }
 
 export interface FileReport {
@@ -32,6 +54,8 @@ export interface FileReport {
   /** The file's policies, only when every document is valid (a file is accepted whole or not at all). */
   readonly policies: PolicyObject[];
   readonly problems: PolicyProblem[];
+  /** Of a valid file: what Membrane accepts but enforces fail-closed. */
+  readonly warnings: PolicyProblem[];
 }
 
 export function loadPolicyFiles(paths: readonly string[]): FileReport[] {
@@ -42,26 +66,44 @@ export function loadPolicyFiles(paths: readonly string[]): FileReport[] {
     } catch (err) {
       const message = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message;
       const problem: PolicyProblem = { file, name: '<unnamed>', path: '', message };
-      return { file, documents: [], policies: [], problems: [problem] };
+      return { file, documents: [], policies: [], problems: [problem], warnings: [] };
     }
     const documents = validatePolicyText(text, file);
     const problems = documents.flatMap((d) => d.problems);
     const policies = problems.length ? [] : documents.flatMap((d) => (d.policy ? [d.policy] : []));
-    return { file, documents, policies, problems };
+    const warnings = problems.length ? [] : documents.flatMap((d) => d.warnings);
+    return { file, documents, policies, problems, warnings };
   });
 }
 
+interface JsonIssue {
+  readonly path: string;
+  readonly message: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
 /** `policy validate -o json`: one record per policy document, valid ones included. */
-export function validationJson(reports: readonly FileReport[]) {
-  return reports.flatMap((r) => {
+interface JsonDocument {
+  readonly file: string;
+  readonly name: string;
+  readonly valid: boolean;
+  readonly errors: JsonIssue[];
+  readonly warnings: JsonIssue[];
+}
+
+export function validationJson(reports: readonly FileReport[]): JsonDocument[] {
+  return reports.flatMap((r): JsonDocument[] => {
     if (r.documents.length === 0) {
-      return r.problems.map((p) => ({ file: r.file, name: p.name, valid: false, errors: [{ path: p.path, message: p.message }] }));
+      return r.problems.map((p) => ({ file: r.file, name: p.name, valid: false, errors: [{ path: p.path, message: p.message }], warnings: [] }));
     }
+    const position = (p: PolicyProblem) => (p.line !== undefined ? { line: p.line, column: p.column ?? 1 } : {});
     return r.documents.map((d) => ({
       file: r.file,
       name: d.name,
       valid: d.valid,
-      errors: d.problems.map((p) => ({ path: p.path, message: p.message })),
+      errors: d.problems.map((p) => ({ path: p.path, message: p.message, ...position(p) })),
+      warnings: d.warnings.map((p) => ({ path: p.path, message: p.message })),
     }));
   });
 }

@@ -16,10 +16,11 @@ export type {
   Selector,
   Requirement,
   L7Spec,
+  CidrGroup,
 } from './api/types.js';
 export { PROTO } from './api/types.js';
 export type { LoadOptions, DocumentResult } from './api/load.js';
-export { loadPolicyText, validatePolicyText, formatProblem, MAX_POLICY_FILE_BYTES } from './api/load.js';
+export { loadPolicyText, validatePolicyText, formatProblem, formatWarning, MAX_POLICY_FILE_BYTES } from './api/load.js';
 export type { FqdnSelectorInfo } from './api/cidrs.js';
 export { policyCidrs, policyFqdnSelectors } from './api/cidrs.js';
 export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars } from './api/fqdn.js';

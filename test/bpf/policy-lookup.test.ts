@@ -18,8 +18,8 @@ const cases = JSON.parse(
   cases: {
     name: string;
     enforced: boolean;
-    entries: { identity: number; protocol: number; port: number; portPrefixLen: number; verdict: 'allow' | 'deny' | 'redirect' }[];
-    probes: { identity: number; protocol: number; port: number; expect: string }[];
+    entries: { identity: number; protocol: number; port: number; portPrefixLen: number; verdict: 'allow' | 'deny' | 'redirect'; dropReason?: number }[];
+    probes: { identity: number; protocol: number; port: number; expect: string; reason?: number }[];
   }[];
 };
 
@@ -71,6 +71,7 @@ describe.skipIf(skip !== null)('C policy lookup follows the shared case table' +
           port: e.port,
           portPrefixLen: e.portPrefixLen,
           deny: e.verdict === 'deny',
+          ...(e.dropReason !== undefined ? { dropReason: e.dropReason } : {}),
           proxyPort: e.verdict === 'redirect' ? 15999 : 0,
         })),
       );
@@ -86,7 +87,7 @@ describe.skipIf(skip !== null)('C policy lookup follows the shared case table' +
             : probe.expect === 'redirect'
               ? { verdict: 'drop', reason: DROP_REASON.SOCKET_LOOKUP_FAILED }
               : probe.expect === 'deny'
-                ? { verdict: 'drop', reason: DROP_REASON.POLICY_DENY }
+                ? { verdict: 'drop', reason: probe.reason ?? DROP_REASON.POLICY_DENY }
                 : { verdict: 'drop', reason: DROP_REASON.POLICY_DENIED };
         expect({ probe, ...got }).toEqual({ probe, ...want });
         dp.deleteIpcache(`${dst}/32`);

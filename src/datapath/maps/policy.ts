@@ -24,7 +24,9 @@ export const policyEntry = defineStruct('policy_entry', {
   proxy_port: 'be16',
   flags: 'u8',
   port_prefix_len: 'u8',
-  reserved_0: 'u32',
+  deny_reason: 'u8',
+  reserved_0: 'u8',
+  reserved_1: 'u16',
 });
 
 export interface PolicyMapEntry {
@@ -36,6 +38,11 @@ export interface PolicyMapEntry {
   readonly port: number;
   readonly portPrefixLen: number;
   readonly deny: boolean;
+  /**
+   * For deny entries: the drop reason the kernel reports (e.g. 189 AUTH_REQUIRED); absent or 0
+   * means 181 POLICY_DENY. Must fit in a u8, as every Cilium drop reason does.
+   */
+  readonly dropReason?: number;
   /** Non-zero: redirect to the proxy listening on this port. */
   readonly proxyPort: number;
 }
@@ -57,7 +64,9 @@ export function encodePolicyEntry(e: PolicyMapEntry): { key: Uint8Array; value: 
     proxy_port: e.proxyPort,
     flags: e.deny ? POLICY_FLAG_DENY : 0,
     port_prefix_len: e.protocol === 0 ? 0 : e.portPrefixLen,
+    deny_reason: e.deny ? (e.dropReason ?? 0) : 0,
     reserved_0: 0,
+    reserved_1: 0,
   });
   return { key, value };
 }

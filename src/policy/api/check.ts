@@ -13,9 +13,15 @@ export interface Issue {
 
 export class Checker {
   readonly issues: Issue[] = [];
+  /** Accepted, but enforced differently from Cilium (fail-closed); never rejects the document. */
+  readonly warnings: Issue[] = [];
 
   report(path: string, message: string): void {
     this.issues.push({ path, message });
+  }
+
+  warn(path: string, message: string): void {
+    this.warnings.push({ path, message });
   }
 
   /** An object (not array, not null), or a problem. */

@@ -1,6 +1,8 @@
 /** Every CIDR prefix the policies mention, so the agent can allocate CIDR identities for them. */
+import { expandCidrGroupPeer } from './cidr-group.js';
 import type { PolicyObject } from './types.js';
 
+/** Includes the external CIDRs of the CiliumCIDRGroups that rules reference, with their excepts. */
 export function policyCidrs(policies: readonly PolicyObject[]): string[] {
   const out = new Set<string>();
   for (const p of policies) {
@@ -8,7 +10,8 @@ export function policyCidrs(policies: readonly PolicyObject[]): string[] {
       for (const sec of [r.ingress, r.ingressDeny, r.egress, r.egressDeny]) {
         for (const pr of sec) {
           for (const peer of pr.peers ?? []) {
-            if (peer.kind === 'selector') for (const c of peer.cidrs ?? []) out.add(c);
+            const peers = peer.kind === 'cidrGroup' ? expandCidrGroupPeer(peer, policies) : [peer];
+            for (const q of peers) if (q.kind === 'selector') for (const c of q.cidrs ?? []) out.add(c);
           }
         }
       }

@@ -4,8 +4,9 @@
  *
  * Messages reuse Cilium's wording where users will search for it ("Combining X and Y is not
  * supported yet", "unsupported entity: X", ...). Features Cilium accepts but Membrane cannot
- * enforce (TLS interception, listeners, cloud groups, CIDR groups, mutual auth) are rejected with
- * "not supported by Membrane" rather than silently enforced differently.
+ * enforce (TLS interception, listeners, cloud groups) are rejected with "not supported by
+ * Membrane" rather than silently enforced differently. Those Membrane can refuse safely (Kafka
+ * and generic l7proto rules, mutual authentication) are accepted with a warning and fail closed.
  */
 import { Checker, has, join } from './check.js';
 import type { Json, JsonObject } from './check.js';
@@ -47,6 +48,8 @@ const SERVICE_FIELDS = ['k8sService', 'k8sServiceSelector'];
 const ICMP_FIELDS = ['fields'];
 const ICMP_FIELD_FIELDS = ['type', 'family'];
 const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP', 'VRRP', 'IGMP', 'ANY'];
+/** Protocols without transport ports: `port` must be empty or "0" (Cilium's PortProtocol.Validate). */
+const PORTLESS_PROTOCOLS: readonly string[] = ['VRRP', 'IGMP'];
 const MAX_PORTS = 40;
 const MAX_ICMP_FIELDS = 40;
 const MISMATCH_ACTIONS = ['LOG', 'ADD', 'DELETE', 'REPLACE'];
@@ -80,7 +83,13 @@ export function parseCiliumRule(c: Checker, v: Json | undefined, path: string, n
     const s = parseSelector(c, o.endpointSelector, join(path, 'endpointSelector'));
     if (s) subject = scopeSubjectSelector(s, namespace);
   }
-  if (hasNS) parseSelector(c, o.nodeSelector, join(path, 'nodeSelector'));
+  if (hasNS) {
+    parseSelector(c, o.nodeSelector, join(path, 'nodeSelector'));
+    // Cilium's CiliumNetworkPolicy.Parse: host policies exist only cluster-wide.
+    if (namespace !== undefined && !hasES) {
+      c.report(join(path, 'nodeSelector'), 'rule cannot have NodeSelector: a namespaced CiliumNetworkPolicy cannot select nodes (use a CiliumClusterwideNetworkPolicy)');
+    }
+  }
   const subjectMatchesInit = subject !== null && selectorHasKey(subject, 'reserved', 'init');
   const ctx: Ctx = { c, namespace, subjectMatchesInit };
 
@@ -321,6 +330,7 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
       if (peer) peers.push(peer);
     });
   }
+  let authMode: PeerRule['authMode'];
   if (has(o, 'authentication')) {
     const p = join(path, 'authentication');
     const ao = c.object(o.authentication, p);
@@ -329,7 +339,13 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
       const mode = has(ao, 'mode') ? c.string(ao.mode, join(p, 'mode')) : (c.report(join(p, 'mode'), 'required field is missing'), undefined);
       if (mode !== undefined && !['disabled', 'required', 'test-always-fail'].includes(mode)) {
         c.report(join(p, 'mode'), `unsupported value ${JSON.stringify(mode)}: must be one of disabled, required, test-always-fail`);
-      } else if (mode === 'required' || mode === 'test-always-fail') notSupported(c, join(p, 'mode'), `authentication mode ${mode}`);
+      } else if (mode === 'required' || mode === 'test-always-fail') {
+        authMode = mode;
+        c.warn(
+          join(p, 'mode'),
+          `Membrane has no mutual authentication: what this rule allows is dropped with AUTH_REQUIRED (fails closed)`,
+        );
+      }
     }
   }
 
@@ -358,13 +374,14 @@ function parsePeerRule(ctx: Ctx, v: Json, path: string, sec: Section, index: num
     }
   }
   if (c.issues.length > before) return undefined;
+  const auth = authMode !== undefined ? { authMode } : {};
   // A rule with neither peers nor ports selects nothing (but still counts for default deny).
-  if (!anyPeerField && ports === null) return { index, peers: [], ports: null };
+  if (!anyPeerField && ports === null) return { index, peers: [], ports: null, ...auth };
   // Cilium (RulesToPolicyEntries → mergeEndpointSelectors): an empty but present list of
   // endpoints, entities, CIDRs or CIDR sets makes the whole rule select no peer, whatever else it names.
   const emptyField = [epField, cidrField, setField, entField, nodesField].find((f) => Array.isArray(o[f]) && (o[f] as Json[]).length === 0);
-  if (emptyField !== undefined) return { index, peers: [{ kind: 'none', what: `${emptyField}: []` }], ports };
-  return { index, peers: anyPeerField ? peers : null, ports };
+  if (emptyField !== undefined) return { index, peers: [{ kind: 'none', what: `${emptyField}: []` }], ports, ...auth };
+  return { index, peers: anyPeerField ? peers : null, ports, ...auth };
 }
 
 export function cidrPeer(prefix: Prefix, except: readonly Prefix[], what: string): Peer {
@@ -400,22 +417,42 @@ function parseCidrRule(c: Checker, v: Json, path: string, what: string): Peer | 
   const o = c.object(v, path);
   if (!o) return undefined;
   c.fields(o, path, CIDR_RULE_FIELDS);
-  const set = ['cidr', 'cidrGroupRef', 'cidrGroupSelector'].filter((k) => has(o, k));
-  if (set.length !== 1) {
-    c.report(path, 'exactly one of cidr, cidrGroupRef or cidrGroupSelector must be set');
+  // Cilium's CIDRRule.Validate counts non-empty values.
+  const set = ['cidr', 'cidrGroupRef', 'cidrGroupSelector'].filter((k) => has(o, k) && o[k] !== '');
+  if (set.length === 0) {
+    c.report(path, 'one of cidr, cidrGroupRef, or cidrGroupSelector is required');
     return undefined;
   }
-  if (set[0] !== 'cidr') {
-    notSupported(c, join(path, set[0]!), set[0]!);
+  if (set.length > 1) {
+    c.report(path, 'more than one of cidr, cidrGroupRef, or cidrGroupSelector may not be set');
     return undefined;
   }
-  const s = c.string(o.cidr, join(path, 'cidr'));
-  if (s === undefined) return undefined;
-  const prefix = parsePrefix(s);
-  if (!prefix) {
-    c.report(join(path, 'cidr'), `Unable to parse CIDRRule ${JSON.stringify(s)}: expected an address/prefix-length`);
-    return undefined;
+  let prefix: Prefix | null = null;
+  let groupRef: string | undefined;
+  let groupSelector: Selector | undefined;
+  if (set[0] === 'cidr') {
+    const s = c.string(o.cidr, join(path, 'cidr'));
+    if (s === undefined) return undefined;
+    prefix = parsePrefix(s);
+    if (!prefix) {
+      c.report(join(path, 'cidr'), `Unable to parse CIDRRule ${JSON.stringify(s)}: expected an address/prefix-length`);
+      return undefined;
+    }
+  } else if (set[0] === 'cidrGroupRef') {
+    groupRef = c.string(o.cidrGroupRef, join(path, 'cidrGroupRef'));
+    if (groupRef === undefined) return undefined;
+  } else {
+    const sp = join(path, 'cidrGroupSelector');
+    groupSelector = parseSelector(c, o.cidrGroupSelector, sp);
+    if (!groupSelector) return undefined;
+    // Groups are selected by their Kubernetes labels: a key cannot carry a label source.
+    const sourced = groupSelector.requirements.find((r) => r.source !== 'any');
+    if (sourced) {
+      c.report(sp, `failed to sanitize cidrGroupSelector: invalid label key "${sourced.source}:${sourced.key}": a label source prefix is not allowed`);
+      return undefined;
+    }
   }
+  const s = prefix ? formatPrefix(prefix) : '';
   const except: Prefix[] = [];
   if (has(o, 'except')) {
     const arr = c.array(o.except, join(path, 'except'));
@@ -429,16 +466,24 @@ function parseCidrRule(c: Checker, v: Json, path: string, what: string): Peer | 
         return;
       }
       // Cilium checks that the parent contains the except prefix's address (and family) and that
-      // the except prefix is not shorter than the parent.
+      // the except prefix is not shorter than the parent. A group's CIDRs are checked when resolved.
       const addrOnly: Prefix = { family: ep.family, addr: ep.addr, len: ep.family === 4 ? 32 : 128 };
-      if (!prefixContains(prefix, addrOnly) || ep.len < prefix.len) {
+      if (prefix && (!prefixContains(prefix, addrOnly) || ep.len < prefix.len)) {
         c.report(p, `allow CIDR prefix ${s} does not contain exclude CIDR prefix ${es}`);
         return;
       }
       except.push(ep);
     });
   }
-  return cidrPeer(prefix, except, what);
+  if (prefix) return cidrPeer(prefix, except, what);
+  const exceptText = except.length ? ` except ${except.map(formatPrefix).join(',')}` : '';
+  return {
+    kind: 'cidrGroup',
+    what: `${what}=${groupRef !== undefined ? `group ${groupRef}` : `groups ${formatSelector(groupSelector!)}`}${exceptText}`,
+    ref: groupRef,
+    selector: groupSelector,
+    except: except.map(formatPrefix),
+  };
 }
 
 function parseService(ctx: Ctx, v: Json, path: string, what: string): Peer[] | undefined {
@@ -525,21 +570,30 @@ interface ParsedPort {
   readonly endPort: number | undefined;
 }
 
+/**
+ * One `ports[]` entry. Returns undefined when it has a problem, so that later checks (L7 on TCP
+ * only, port 0) never report a consequence of the same fault.
+ */
 function parsePortProtocol(c: Checker, v: Json, path: string): ParsedPort | undefined {
   const o = c.object(v, path);
   if (!o) return undefined;
+  const before = c.issues.length;
   c.fields(o, path, PORT_FIELDS);
   let port: number | string | undefined;
-  const portless = o.protocol === 'VRRP' || o.protocol === 'IGMP';
+  const portless = typeof o.protocol === 'string' && PORTLESS_PROTOCOLS.includes(o.protocol);
   if (!has(o, 'port')) {
     if (portless) port = 0;
     else c.report(join(path, 'port'), 'Port must be specified');
   } else if (typeof o.port !== 'string') {
     c.report(join(path, 'port'), `must be a string (quote it, e.g. "${String(o.port)}"), got ${typeof o.port}`);
   } else if (o.port === '') {
-    c.report(join(path, 'port'), 'Port must be specified');
+    if (portless) port = 0;
+    else c.report(join(path, 'port'), 'Port must be specified');
   } else if (isServiceName(o.port)) {
     port = o.port.toLowerCase();
+  } else if (portless && o.port !== '0') {
+    // Cilium's PortProtocol.Validate: these protocols have no ports.
+    c.report(join(path, 'port'), `port must be empty or 0 for protocol ${String(o.protocol)}`);
   } else {
     const r = parseGoUint16(o.port);
     if (!r.ok) c.report(join(path, 'port'), `Unable to parse port: ${r.error}`);
@@ -561,7 +615,7 @@ function parsePortProtocol(c: Checker, v: Json, path: string): ParsedPort | unde
       else protocol = p as L4Protocol;
     }
   }
-  if (port === undefined) return undefined;
+  if (port === undefined || c.issues.length > before) return undefined;
   return { protocol, port, endPort };
 }
 
@@ -615,8 +669,10 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
   if (!o) return null;
   c.fields(o, path, L7_FIELDS);
   const present = ['http', 'kafka', 'dns'].filter((k) => has(o, k));
-  if (has(o, 'l7proto')) present.push('l7proto');
-  if (has(o, 'l7') && !has(o, 'l7proto')) {
+  // An empty l7proto is no protocol (Cilium's L7Rules.Validate tests `L7Proto != ""`).
+  const hasL7Proto = has(o, 'l7proto') && o.l7proto !== '';
+  if (hasL7Proto) present.push('l7proto');
+  if (has(o, 'l7') && !hasL7Proto) {
     c.report(join(path, 'l7'), "'l7' may only be specified when a 'l7proto' is also specified");
     return null;
   }
@@ -624,9 +680,19 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
     c.report(path, 'must specify exactly one of http, kafka, dns or l7proto');
     return null;
   }
+  // Cilium's IngressRule/EgressRule.Validate (v1.19): a host policy may use DNS rules on egress
+  // only; generic l7proto rules are not counted there.
   if (pc.hostPolicy) {
-    c.report(path, 'host policies do not support L7 rules yet');
-    return null;
+    const counted = present.filter((k) => k !== 'l7proto');
+    if (pc.isIngress && counted.length > 0) {
+      c.report(path, 'L7 policy is not supported on host ingress yet');
+      return null;
+    }
+    const notOnHostEgress = counted.find((k) => k !== 'dns');
+    if (!pc.isIngress && notOnHostEgress) {
+      c.report(join(path, notOnHostEgress), `L7 protocol ${L7_NAMES[notOnHostEgress]} is not supported on host egress yet`);
+      return null;
+    }
   }
   if (present.length > 1) {
     c.report(path, 'multiple L7 protocol rule types specified in single rule');
@@ -696,27 +762,84 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
     });
     return { kind: 'dns', rules };
   }
+  const before = c.issues.length;
+  let what: string;
   if (kind === 'kafka') {
     const arr = c.array(o.kafka, join(path, 'kafka'));
-    arr?.forEach((e, i) => {
-      const p = join(join(path, 'kafka'), i);
-      const k = c.object(e, p);
-      if (!k) return;
-      c.fields(k, p, KAFKA_FIELDS);
-      for (const f of KAFKA_FIELDS) if (has(k, f)) c.string(k[f], join(p, f));
-    });
-    return { kind: 'unsupported', what: 'kafka' };
+    arr?.forEach((e, i) => parseKafkaRule(c, e, join(join(path, 'kafka'), i)));
+    what = 'Kafka';
+  } else {
+    const proto = c.string(o.l7proto, join(path, 'l7proto'));
+    if (has(o, 'l7')) {
+      const arr = c.array(o.l7, join(path, 'l7'));
+      arr?.forEach((e, i) => {
+        const p = join(join(path, 'l7'), i);
+        const m = c.object(e, p);
+        if (!m) return;
+        for (const [k, val] of Object.entries(m)) c.string(val, join(p, k));
+        // Cilium's PortRuleL7.Validate.
+        if (Object.hasOwn(m, '')) c.report(p, 'Empty key not allowed');
+      });
+    }
+    what = `L7 protocol ${JSON.stringify(proto ?? '')}`;
   }
-  const proto = c.string(o.l7proto, join(path, 'l7proto'));
-  if (has(o, 'l7')) {
-    const arr = c.array(o.l7, join(path, 'l7'));
-    arr?.forEach((e, i) => {
-      const p = join(join(path, 'l7'), i);
-      const m = c.object(e, p);
-      if (m) for (const [k, val] of Object.entries(m)) c.string(val, join(p, k));
-    });
+  if (c.issues.length > before) return null;
+  c.warn(join(path, kind), `Membrane does not parse ${what}: ${describePorts(ports)} fails closed (the connections this rule allows there are refused)`);
+  return { kind: 'unsupported', what: kind === 'kafka' ? 'kafka' : `l7proto ${String(o.l7proto)}` };
+}
+
+const L7_NAMES: Readonly<Record<string, string>> = { http: 'HTTP', kafka: 'Kafka', dns: 'DNS', l7proto: 'l7proto' };
+
+/** `9092/TCP`, `8000-8080/TCP`, `kafka/TCP`, joined with commas. */
+function describePorts(ports: readonly ParsedPort[]): string {
+  const text = ports.map((p) => `${p.port}${typeof p.port === 'number' && p.endPort !== undefined && p.endPort > p.port ? `-${p.endPort}` : ''}/${p.protocol}`);
+  return `${text.length > 1 ? 'ports' : 'port'} ${text.join(', ')}`;
+}
+
+/** Kafka API keys by lower-case name (Cilium `pkg/policy/api/kafka` APIKeyMap). */
+const KAFKA_API_KEYS: ReadonlySet<string> = new Set([
+  'produce', 'fetch', 'offsets', 'metadata', 'leaderandisr', 'stopreplica', 'updatemetadata', 'controlledshutdown',
+  'offsetcommit', 'offsetfetch', 'findcoordinator', 'joingroup', 'heartbeat', 'leavegroup', 'syncgroup',
+  'describegroups', 'listgroups', 'saslhandshake', 'apiversions', 'createtopics', 'deletetopics', 'deleterecords',
+  'initproducerid', 'offsetforleaderepoch', 'addpartitionstotxn', 'addoffsetstotxn', 'endtxn', 'writetxnmarkers',
+  'txnoffsetcommit', 'describeacls', 'createacls', 'deleteacls', 'describeconfigs', 'alterconfigs',
+]);
+const KAFKA_ROLES: ReadonlySet<string> = new Set(['produce', 'consume']);
+const KAFKA_MAX_TOPIC_LEN = 255;
+/** Cilium's TopicValidChar; its class also admits a backslash. */
+const KAFKA_TOPIC = /^[a-zA-Z0-9\\._-]+$/;
+
+/**
+ * One `kafka[]` rule, checked as Cilium's kafka.PortRule.Sanitize does (first fault only, its
+ * wording): role and apiKey exclusive, known apiKey (case-insensitive), produce/consume role,
+ * apiVersion a non-negative int16, topic at most 255 of [a-zA-Z0-9._-].
+ */
+function parseKafkaRule(c: Checker, v: Json, path: string): void {
+  const k = c.object(v, path);
+  if (!k) return;
+  const before = c.issues.length;
+  c.fields(k, path, KAFKA_FIELDS);
+  const f: Record<string, string> = {};
+  for (const name of KAFKA_FIELDS) {
+    if (!has(k, name)) continue;
+    const val = c.string(k[name], join(path, name));
+    if (val !== undefined) f[name] = val;
   }
-  return { kind: 'unsupported', what: `l7proto ${proto ?? ''}` };
+  if (c.issues.length > before) return;
+  const { role = '', apiKey = '', apiVersion = '', topic = '' } = f;
+  if (apiKey !== '' && role !== '') c.report(path, `cannot set both Role ${JSON.stringify(role)} and APIKey ${JSON.stringify(apiKey)} together`);
+  else if (apiKey !== '' && !KAFKA_API_KEYS.has(apiKey.toLowerCase())) c.report(join(path, 'apiKey'), `invalid Kafka APIKey ${JSON.stringify(apiKey)}`);
+  else if (role !== '' && !KAFKA_ROLES.has(role.toLowerCase())) c.report(join(path, 'role'), `invalid Kafka Role ${JSON.stringify(role)}`);
+  else if (apiVersion !== '' && !isKafkaApiVersion(apiVersion)) c.report(join(path, 'apiVersion'), `invalid Kafka APIVersion ${JSON.stringify(apiVersion)}`);
+  else if (topic.length > KAFKA_MAX_TOPIC_LEN) c.report(join(path, 'topic'), `kafka topic exceeds maximum len of ${KAFKA_MAX_TOPIC_LEN}`);
+  else if (topic !== '' && !KAFKA_TOPIC.test(topic)) c.report(join(path, 'topic'), `invalid Kafka Topic name ${JSON.stringify(topic)}`);
+}
+
+/** Go's `strconv.ParseInt(s, 10, 16)` with a result of at least 0. */
+function isKafkaApiVersion(s: string): boolean {
+  if (!/^[+-]?[0-9]+$/.test(s)) return false;
+  const n = Number(s);
+  return n >= 0 && n <= 32767 && !(s.startsWith('-') && n !== 0);
 }
 
 function checkRegex(c: Checker, v: Json | undefined, path: string): string | undefined {

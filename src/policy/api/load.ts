@@ -3,12 +3,14 @@
  * Never throws on bad input. A file with any problem yields no policies, so the caller keeps
  * the previous good state of that file.
  */
-import { parseAllDocuments } from 'yaml';
+import { isAlias, LineCounter, parseAllDocuments, visit } from 'yaml';
+import type { Document } from 'yaml';
 import { Checker, describe, has } from './check.js';
 import type { Json, JsonObject } from './check.js';
+import { parseCidrGroupObject } from './cidr-group.js';
 import { parseCiliumPolicyObject } from './cnp.js';
 import { parseNetworkPolicyObject } from './knp.js';
-import type { LoadResult, PolicyKind, PolicyObject, PolicyProblem } from './types.js';
+import type { CidrGroup, LoadResult, PolicyKind, PolicyObject, PolicyProblem, Rule } from './types.js';
 
 /** Largest policy file we parse (bytes of text). */
 export const MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024;
@@ -20,10 +22,12 @@ export const MAX_YAML_ALIASES = 100;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-const KINDS: Readonly<Record<string, { apiVersion: string; namespaced: boolean }>> = {
-  CiliumNetworkPolicy: { apiVersion: 'cilium.io/v2', namespaced: true },
-  CiliumClusterwideNetworkPolicy: { apiVersion: 'cilium.io/v2', namespaced: false },
-  NetworkPolicy: { apiVersion: 'networking.k8s.io/v1', namespaced: true },
+const KINDS: Readonly<Record<string, { apiVersions: readonly string[]; namespaced: boolean }>> = {
+  CiliumNetworkPolicy: { apiVersions: ['cilium.io/v2'], namespaced: true },
+  CiliumClusterwideNetworkPolicy: { apiVersions: ['cilium.io/v2'], namespaced: false },
+  NetworkPolicy: { apiVersions: ['networking.k8s.io/v1'], namespaced: true },
+  // Served as v2alpha1 since Cilium 1.13 and also as v2 since 1.18.
+  CiliumCIDRGroup: { apiVersions: ['cilium.io/v2alpha1', 'cilium.io/v2'], namespaced: false },
 };
 
 export interface LoadOptions {
@@ -39,29 +43,63 @@ export interface DocumentResult {
   readonly namespace: string | undefined;
   readonly valid: boolean;
   readonly problems: readonly PolicyProblem[];
+  /** Accepted but enforced fail-closed (see LoadResult.warnings). */
+  readonly warnings: readonly PolicyProblem[];
   readonly policy: PolicyObject | undefined;
 }
 
+/**
+ * One line: `FILE: POLICY: FIELD: message`, or `FILE:LINE:COLUMN: message` for a problem found
+ * in the YAML text itself (no policy name or field to give yet).
+ */
 export function formatProblem(p: PolicyProblem): string {
-  return `${p.file}: ${p.name}: ${p.path}: ${p.message}`;
+  const where = p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
+  const parts = [where];
+  if (p.name !== UNNAMED || p.path !== '') parts.push(p.name);
+  if (p.path !== '') parts.push(p.path);
+  return `${parts.join(': ')}: ${p.message}`;
+}
+
+/** `formatProblem` for a warning: the message starts with `warning: `. */
+export function formatWarning(p: PolicyProblem): string {
+  return formatProblem({ ...p, message: `warning: ${p.message}` });
+}
+
+const UNNAMED = '<unnamed>';
+
+/** 1-based line and column of the first node of a document that is an alias (where toJS failed). */
+function firstAliasPosition(doc: Document.Parsed, lines: LineCounter): { line: number; col: number } | undefined {
+  let at: number | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (isAlias(node) && node.range) {
+        at = node.range[0];
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return at === undefined ? undefined : lines.linePos(at);
 }
 
 /** Parses a file and reports each document separately (valid or not). */
 export function validatePolicyText(text: string, file: string, opts?: LoadOptions): DocumentResult[] {
   const defaultNamespace = opts?.defaultNamespace ?? 'default';
-  const fileProblem = (message: string, path = ''): DocumentResult => ({
+  const fileProblem = (message: string, path = '', pos?: { line: number; col: number }): DocumentResult => ({
     file,
-    name: '<unnamed>',
+    name: UNNAMED,
     kind: '',
     namespace: undefined,
     valid: false,
-    problems: [{ file, name: '<unnamed>', path, message }],
+    problems: [{ file, name: UNNAMED, path, message, ...(pos ? { line: pos.line, column: pos.col } : {}) }],
+    warnings: [],
     policy: undefined,
   });
   if (text.length > MAX_POLICY_FILE_BYTES) return [fileProblem(`file is larger than ${MAX_POLICY_FILE_BYTES} bytes`)];
+  const lines = new LineCounter();
   let docs;
   try {
-    docs = parseAllDocuments(text, { strict: true, uniqueKeys: true, prettyErrors: false, version: '1.2' });
+    docs = parseAllDocuments(text, { strict: true, uniqueKeys: true, prettyErrors: false, version: '1.2', lineCounter: lines });
   } catch (e) {
     return [fileProblem(`invalid YAML: ${e instanceof Error ? e.message : String(e)}`)];
   }
@@ -72,23 +110,25 @@ export function validatePolicyText(text: string, file: string, opts?: LoadOption
   if (docs.length > MAX_POLICY_DOCUMENTS) return [fileProblem(`more than ${MAX_POLICY_DOCUMENTS} documents`)];
   const out: DocumentResult[] = [];
   docs.forEach((doc, di) => {
-    const where = docs.length > 1 ? `document ${di + 1}` : '';
+    // A syntax error is one fault even when the parser reports its consequences too: the
+    // first error of the document, at its line and column.
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
-      const line = e.linePos?.[0];
-      out.push(fileProblem(`invalid YAML${line ? ` at line ${line.line} column ${line.col}` : ''}: ${e.message.split('\n')[0]}`, where));
+      out.push(fileProblem(`invalid YAML: ${e.message.split('\n')[0]}`, '', lines.linePos(e.pos[0])));
       return;
     }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
     } catch (e) {
-      out.push(fileProblem(`invalid YAML: ${e instanceof Error ? e.message : String(e)}`, where));
+      out.push(fileProblem(`invalid YAML: ${e instanceof Error ? e.message : String(e)}`, '', firstAliasPosition(doc, lines)));
       return;
     }
     if (value === null || value === undefined) return; // empty document
+    const start = doc.contents?.range?.[0];
+    const docPos = start === undefined ? undefined : lines.linePos(start);
     if (typeof value !== 'object' || Array.isArray(value)) {
-      out.push(fileProblem(`a policy document must be an object, got ${describe(value)}`, where));
+      out.push(fileProblem(`a policy document must be an object, got ${describe(value)}`, '', docPos));
       return;
     }
     const o = value as JsonObject;
@@ -109,6 +149,7 @@ export function validatePolicyText(text: string, file: string, opts?: LoadOption
         ...r,
         valid: false,
         policy: undefined,
+        warnings: [],
         problems: [{ file, name: r.name, path: 'metadata.name', message: `duplicate ${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name} in this file` }],
       };
     }
@@ -124,7 +165,8 @@ function checkObject(v: unknown, file: string, defaultNamespace: string, prefix:
   let kindText = '';
   const finish = (policy: PolicyObject | undefined): DocumentResult => {
     const problems = c.issues.map((i) => ({ file, name, path: prefix + i.path, message: i.message }));
-    return { file, name, kind: kindText, namespace, valid: problems.length === 0, problems, policy: problems.length === 0 ? policy : undefined };
+    const warnings = problems.length ? [] : c.warnings.map((i) => ({ file, name, path: prefix + i.path, message: i.message }));
+    return { file, name, kind: kindText, namespace, valid: problems.length === 0, problems, warnings, policy: problems.length === 0 ? policy : undefined };
   };
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     c.report('', `a policy document must be an object, got ${describe(v)}`);
@@ -153,11 +195,11 @@ function checkObject(v: unknown, file: string, defaultNamespace: string, prefix:
   kindText = kind;
   const info = KINDS[kind];
   if (!info) {
-    c.report('kind', `unsupported kind ${JSON.stringify(kind)}: expected CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy`);
+    c.report('kind', `unsupported kind ${JSON.stringify(kind)}: expected CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy or CiliumCIDRGroup`);
     return finish(undefined);
   }
-  if (apiVersion !== undefined && apiVersion !== info.apiVersion) {
-    c.report('apiVersion', `unsupported apiVersion ${JSON.stringify(apiVersion)} for ${kind}: expected ${info.apiVersion}`);
+  if (apiVersion !== undefined && !info.apiVersions.includes(apiVersion)) {
+    c.report('apiVersion', `unsupported apiVersion ${JSON.stringify(apiVersion)} for ${kind}: expected ${info.apiVersions.join(' or ')}`);
   }
   if (info.namespaced) {
     namespace = defaultNamespace;
@@ -169,11 +211,12 @@ function checkObject(v: unknown, file: string, defaultNamespace: string, prefix:
       }
     }
   }
-  const rules =
-    kind === 'NetworkPolicy'
-      ? parseNetworkPolicyObject(c, o, namespace ?? defaultNamespace)
-      : parseCiliumPolicyObject(c, o, namespace);
-  return finish({ kind: kind as PolicyKind, name, namespace, file, rules });
+  let rules: Rule[] = [];
+  let cidrGroup: CidrGroup | undefined;
+  if (kind === 'NetworkPolicy') rules = parseNetworkPolicyObject(c, o, namespace ?? defaultNamespace);
+  else if (kind === 'CiliumCIDRGroup') cidrGroup = parseCidrGroupObject(c, o);
+  else rules = parseCiliumPolicyObject(c, o, namespace);
+  return finish({ kind: kind as PolicyKind, name, namespace, file, rules, ...(cidrGroup ? { cidrGroup } : {}) });
 }
 
 /**
@@ -183,8 +226,8 @@ function checkObject(v: unknown, file: string, defaultNamespace: string, prefix:
 export function loadPolicyText(text: string, file: string, opts?: LoadOptions): LoadResult {
   const results = validatePolicyText(text, file, opts);
   const problems = results.flatMap((r) => r.problems);
-  if (problems.length > 0) return { policies: [], problems };
-  return { policies: results.flatMap((r) => (r.policy ? [r.policy] : [])), problems: [] };
+  if (problems.length > 0) return { policies: [], problems, warnings: [] };
+  return { policies: results.flatMap((r) => (r.policy ? [r.policy] : [])), problems: [], warnings: results.flatMap((r) => r.warnings) };
 }
 
 export type { Json };

@@ -4,7 +4,7 @@
  * so `resolve/` knows one form only. Namespace scoping has already been applied to selectors.
  */
 
-export type PolicyKind = 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy' | 'NetworkPolicy';
+export type PolicyKind = 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy' | 'NetworkPolicy' | 'CiliumCIDRGroup';
 
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
 
@@ -51,6 +51,19 @@ export type Peer =
       /** The key of the `fqdn:` label the FQDN subsystem gives the IPs this selector admits. */
       readonly labelKey: string;
     }
+  /**
+   * A `fromCIDRSet`/`toCIDRSet` entry naming CiliumCIDRGroups, by name (`cidrGroupRef`) or by
+   * their labels (`cidrGroupSelector`). Resolved against the CiliumCIDRGroup objects loaded with
+   * the policies; a group that does not exist selects nothing (as in Cilium).
+   */
+  | {
+      readonly kind: 'cidrGroup';
+      readonly what: string;
+      readonly ref: string | undefined;
+      readonly selector: Selector | undefined;
+      /** `except` prefixes, canonical text. */
+      readonly except: readonly string[];
+    }
   /** Selects nothing (entity `none`, unsupported peers such as cloud groups: fail closed). */
   | { readonly kind: 'none'; readonly what: string };
 
@@ -86,7 +99,7 @@ export interface DnsRuleSpec {
 export type L7Spec =
   | { readonly kind: 'http'; readonly rules: readonly HttpRuleSpec[] }
   | { readonly kind: 'dns'; readonly rules: readonly DnsRuleSpec[] }
-  /** Kafka / generic l7proto: accepted by validation but not enforced here, so they deny at L7. */
+  /** Kafka / generic l7proto: accepted by validation but not parsed here, so they deny at L7. */
   | { readonly kind: 'unsupported'; readonly what: string };
 
 /** One port (or port range, or named port, or ICMP type) with the L7 rules that apply to it. */
@@ -107,6 +120,11 @@ export interface PeerRule {
   readonly peers: readonly Peer[] | null;
   /** null = every protocol and port (L3-only rule). */
   readonly ports: readonly PortSpec[] | null;
+  /**
+   * `authentication.mode` of an allow rule when it asks for mutual authentication (`required`,
+   * `test-always-fail`). Membrane has none, so what the rule allows is dropped with AUTH_REQUIRED.
+   */
+  readonly authMode?: 'required' | 'test-always-fail';
 }
 
 export type Direction = 'ingress' | 'egress';
@@ -136,6 +154,17 @@ export interface PolicyProblem {
   readonly name: string;
   readonly path: string;
   readonly message: string;
+  /** 1-based position in the file, for problems found before the document has a structure (YAML syntax). */
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** A CiliumCIDRGroup (cluster-scoped): named set of external CIDRs with labels. */
+export interface CidrGroup {
+  /** `metadata.labels`. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** `spec.externalCIDRs`, canonical prefix text (a bare address becomes a /32 or /128). */
+  readonly externalCIDRs: readonly string[];
 }
 
 export interface PolicyObject {
@@ -143,10 +172,18 @@ export interface PolicyObject {
   readonly name: string;
   readonly namespace: string | undefined;
   readonly file: string;
+  /** Empty for a CiliumCIDRGroup. */
   readonly rules: readonly Rule[];
+  /** Present iff kind === 'CiliumCIDRGroup'. */
+  readonly cidrGroup?: CidrGroup;
 }
 
 export interface LoadResult {
   readonly policies: PolicyObject[];
   readonly problems: PolicyProblem[];
+  /**
+   * Accepted but enforced differently from Cilium (always fail-closed): L7 protocols Membrane
+   * does not parse, mutual authentication. Same shape as problems; they do not reject the file.
+   */
+  readonly warnings: PolicyProblem[];
 }

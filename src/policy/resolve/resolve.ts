@@ -11,6 +11,7 @@
  */
 import type { Label } from '../api/labels.js';
 import { LABEL_KEY } from '../api/labels.js';
+import { expandCidrGroupPeer } from '../api/cidr-group.js';
 import { fqdnSelectorKey, toFQDN } from '../api/fqdn.js';
 import { selectorMatches } from '../api/selector.js';
 import type { Direction, L7Spec, Peer, PeerRule, PolicyObject, PortSpec, Rule, Selector } from '../api/types.js';
@@ -18,7 +19,7 @@ import { PROTO } from '../api/types.js';
 import type { Identity, NamedPort } from './identity.js';
 import { reservedIdentities } from './identity.js';
 import { lookupPolicy } from './lookup.js';
-import type { DirectionPolicy, EndpointPolicy, HttpRule, L7Rules, MapEntry, MapVerdict, RuleRef } from './types.js';
+import type { DirectionPolicy, DropReason, EndpointPolicy, HttpRule, L7Rules, MapEntry, MapVerdict, RuleRef } from './types.js';
 import { DROP_REASON } from './types.js';
 
 export interface EndpointInput {
@@ -67,6 +68,8 @@ export function isEnforced(rules: readonly SelectedRule[], dir: Direction): bool
 
 interface Contribution {
   readonly deny: boolean;
+  /** An allow that needs mutual authentication, which Membrane lacks: dropped with AUTH_REQUIRED. */
+  readonly auth: boolean;
   /** 0 = every protocol (L3-only). */
   readonly proto: number;
   readonly lo: number;
@@ -79,6 +82,8 @@ interface Contribution {
 interface Truth {
   readonly verdict: MapVerdict;
   readonly l7: L7Rules | undefined;
+  /** For 'deny': POLICY_DENY, or AUTH_REQUIRED for what only auth-requiring rules allow. */
+  readonly reason?: DropReason;
   readonly refs: readonly RuleRef[];
 }
 
@@ -155,12 +160,23 @@ function serviceSelectors(peer: Peer & { kind: 'service' }, services: readonly S
   return out;
 }
 
-/** Identities a peer selects; 'all' for the wildcard. */
-export function peerIdentities(peer: Peer, identities: readonly Identity[], services: readonly ServiceInput[]): 'all' | Set<number> {
+/**
+ * Identities a peer selects; 'all' for the wildcard. `policies` supplies the CiliumCIDRGroups
+ * that `cidrGroupRef`/`cidrGroupSelector` peers name.
+ */
+export function peerIdentities(peer: Peer, identities: readonly Identity[], services: readonly ServiceInput[], policies: readonly PolicyObject[] = []): 'all' | Set<number> {
   const out = new Set<number>();
   switch (peer.kind) {
     case 'none':
       return out;
+    case 'cidrGroup': {
+      for (const p of expandCidrGroupPeer(peer, policies)) {
+        const sel = peerIdentities(p, identities, services);
+        if (sel === 'all') return 'all';
+        for (const id of sel) out.add(id);
+      }
+      return out;
+    }
     case 'selector': {
       if (peer.anyOf.some((s) => s.requirements.length === 0)) return 'all';
       for (const id of identities) if (peer.anyOf.some((s) => selectorMatches(s, id.labels))) out.add(id.id);
@@ -185,7 +201,7 @@ function l7Equal(a: L7Rules | undefined, b: L7Rules | undefined): boolean {
 
 function truthEqual(a: Truth | null, b: Truth | null): boolean {
   if (a === null || b === null) return a === b;
-  return a.verdict === b.verdict && l7Equal(a.l7, b.l7);
+  return a.verdict === b.verdict && a.reason === b.reason && l7Equal(a.l7, b.l7);
 }
 
 function httpRule(r: NonNullable<L7Spec & { kind: 'http' }>['rules'][number]): HttpRule {
@@ -252,7 +268,11 @@ function truthAt(contribs: readonly Contribution[], proto: number | null, port: 
   const hits = contribs.filter((c) => c.proto === 0 || (proto !== null && c.proto === proto && c.lo <= port && port <= c.hi));
   if (hits.length === 0) return null;
   const denies = hits.filter((c) => c.deny);
-  if (denies.length > 0) return { verdict: 'deny', l7: undefined, refs: denies.map((c) => c.ref) };
+  if (denies.length > 0) return { verdict: 'deny', l7: undefined, reason: DROP_REASON.POLICY_DENY, refs: denies.map((c) => c.ref) };
+  // Cilium: when any rule allowing this key requires authentication, the entry requires it. With
+  // no authentication to offer, the traffic is dropped as Cilium drops it before a handshake.
+  const auth = hits.filter((c) => c.auth);
+  if (auth.length > 0) return { verdict: 'deny', l7: undefined, reason: DROP_REASON.AUTH_REQUIRED, refs: auth.map((c) => c.ref) };
   return mergeAllows(hits);
 }
 
@@ -283,7 +303,7 @@ function entry(identity: number, proto: number, port: number, prefixLen: number,
     portPrefixLen: proto === 0 ? 0 : prefixLen,
     verdict: t.verdict,
     ...(t.l7 !== undefined ? { l7: t.l7 } : {}),
-    ...(t.verdict === 'deny' ? { dropReason: DROP_REASON.POLICY_DENY } : {}),
+    ...(t.verdict === 'deny' ? { dropReason: t.reason ?? DROP_REASON.POLICY_DENY } : {}),
     derivedFrom: t.refs,
   };
 }
@@ -339,6 +359,7 @@ export function resolveDirection(
   endpoint: EndpointInput,
   identities: readonly Identity[],
   services: readonly ServiceInput[],
+  policies: readonly PolicyObject[] = [],
 ): DirectionPolicy {
   const enforced = isEnforced(selected, dir);
   const ids = identities.filter((i) => i.id !== 0);
@@ -352,8 +373,9 @@ export function resolveDirection(
   const add = (pr: PeerRule, deny: boolean, ref: RuleRef, target: 'all' | number) => {
     const named = dir === 'ingress' ? endpointNamed : target === 'all' ? allNamed : (namedById.get(target) ?? new Map());
     const list: Contribution[] = [];
-    if (pr.ports === null) list.push({ deny, proto: 0, lo: 0, hi: 65535, l7: null, ref });
-    else for (const ps of pr.ports) for (const r of portRanges(ps, named)) list.push({ deny, proto: r.proto, lo: r.lo, hi: r.hi, l7: deny ? null : ps.l7, ref });
+    const auth = !deny && pr.authMode !== undefined;
+    if (pr.ports === null) list.push({ deny, auth, proto: 0, lo: 0, hi: 65535, l7: null, ref });
+    else for (const ps of pr.ports) for (const r of portRanges(ps, named)) list.push({ deny, auth, proto: r.proto, lo: r.lo, hi: r.hi, l7: deny ? null : ps.l7, ref });
     if (target === 'all') wildcard.push(...list);
     else {
       const cur = perId.get(target) ?? [];
@@ -373,7 +395,7 @@ export function resolveDirection(
         }
         let targets: 'all' | Set<number> = new Set();
         for (const peer of pr.peers) {
-          const sel = peerIdentities(peer, ids, services);
+          const sel = peerIdentities(peer, ids, services, policies);
           if (sel === 'all') {
             targets = 'all';
             break;
@@ -435,7 +457,9 @@ export function resolveDirection(
         const desired = truthAt(all, p, segs[i]!.lo);
         if (desired === null) return null;
         const got = lookupPolicy(base, id, p, segs[i]!.lo);
-        const gotTruth: Truth | null = got.entry ? { verdict: got.entry.verdict, l7: got.entry.l7, refs: got.entry.derivedFrom } : null;
+        const gotTruth: Truth | null = got.entry
+          ? { verdict: got.entry.verdict, l7: got.entry.l7, ...(got.entry.dropReason !== undefined ? { reason: got.entry.dropReason } : {}), refs: got.entry.derivedFrom }
+          : null;
         const wildcardHere = wt[i]! !== null && !truthEqual(wt[i]!, w0);
         const needed = !truthEqual(gotTruth, desired) || (wildcardHere && !truthEqual(desired, wt[i]!));
         return needed ? { truth: desired, group: groups[i]! } : null;
@@ -454,8 +478,8 @@ export function resolveEndpointPolicy(input: ResolveInput): EndpointPolicy {
   const selected = selectingRules(input.policies, input.endpoint.labels);
   const services = input.services ?? [];
   return {
-    ingress: resolveDirection(selected, 'ingress', input.endpoint, identities, services),
-    egress: resolveDirection(selected, 'egress', input.endpoint, identities, services),
+    ingress: resolveDirection(selected, 'ingress', input.endpoint, identities, services, input.policies),
+    egress: resolveDirection(selected, 'egress', input.endpoint, identities, services, input.policies),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * `membrane policy validate FILE|DIR... [-o json]` as a real process: exit 0 and a "valid" line
  * for good files; exit 1 and exactly one `FILE: <policy name>: <field path>: <message>` line per
- * problem otherwise; `-o json` prints `[{file, name, valid, errors: [{path, message}]}]`.
+ * problem otherwise; `-o json` prints `[{file, name, valid, errors: [{path, message}], warnings: [...]}]`.
  *
  * The accept/reject vectors follow Cilium v1.19's documented semantics (pkg/policy/api rule
  * validation, Documentation/security/policy, the CRD schema) and the Kubernetes NetworkPolicy API.
@@ -16,7 +16,8 @@ interface ValidationRecord {
   file: string;
   name: string;
   valid: boolean;
-  errors: { path: string; message: string }[];
+  errors: { path: string; message: string; line?: number; column?: number }[];
+  warnings: { path: string; message: string }[];
 }
 
 const VALID = join(FIXTURES, 'valid');
@@ -164,9 +165,9 @@ describe('membrane policy validate: valid files', () => {
     expect(r.status, r.stderr).toBe(0);
     const out = json<ValidationRecord[]>(r);
     expect(out).toEqual([
-      { file, name: 'api-specs', valid: true, errors: [] },
-      { file, name: 'cluster-dns', valid: true, errors: [] },
-      { file, name: 'db-from-api', valid: true, errors: [] },
+      { file, name: 'api-specs', valid: true, errors: [], warnings: [] },
+      { file, name: 'cluster-dns', valid: true, errors: [], warnings: [] },
+      { file, name: 'db-from-api', valid: true, errors: [], warnings: [] },
     ]);
   });
 
@@ -176,7 +177,7 @@ describe('membrane policy validate: valid files', () => {
     const out = json<ValidationRecord[]>(r);
     expect(out.map((x) => x.name).sort()).toEqual(['api-specs', 'backend', 'cluster-dns', 'db-from-api', 'l7-features', 'monitoring-scrape', 'rule1', 'rule1', 'rule1', 'rule2']);
     for (const rec of out) {
-      expect(Object.keys(rec).sort()).toEqual(['errors', 'file', 'name', 'valid']);
+      expect(Object.keys(rec).sort()).toEqual(['errors', 'file', 'name', 'valid', 'warnings']);
       expect(rec).toMatchObject({ valid: true, errors: [] });
       expect(typeof rec.file).toBe('string');
     }
@@ -216,7 +217,7 @@ describe('membrane policy validate: broken files (one problem each)', () => {
     for (const c of BROKEN_CASES) {
       const rec = out.find((x) => x.file === join(BROKEN, c.file));
       expect(rec, c.file).toBeDefined();
-      expect(Object.keys(rec!).sort()).toEqual(['errors', 'file', 'name', 'valid']);
+      expect(Object.keys(rec!).sort()).toEqual(['errors', 'file', 'name', 'valid', 'warnings']);
       expect(rec).toMatchObject({ name: c.name, valid: false });
       expect(rec!.errors).toHaveLength(1);
       expect(Object.keys(rec!.errors[0]!).sort()).toEqual(['message', 'path']);
@@ -271,7 +272,7 @@ describe('membrane policy validate: multi-document files with problems', () => {
     expect(byName['one-problem']).toMatchObject({ file, valid: false });
     expect(byName['one-problem']!.errors).toHaveLength(1);
     // The contract is one record per policy: the valid document must not vanish.
-    expect(byName['good-one'], `records: ${out.map((x) => x.name).join(', ')}`).toEqual({ file, name: 'good-one', valid: true, errors: [] });
+    expect(byName['good-one'], `records: ${out.map((x) => x.name).join(', ')}`).toEqual({ file, name: 'good-one', valid: true, errors: [], warnings: [] });
     expect(out).toHaveLength(3);
   });
 
@@ -280,7 +281,7 @@ describe('membrane policy validate: multi-document files with problems', () => {
     const r = membrane(['policy', 'validate', bad]);
     expect(r.status).toBe(1);
     expect(r.lines).toHaveLength(1);
-    expect(r.lines[0]!.startsWith(`${bad}: `)).toBe(true);
+    expect(r.lines[0]).toMatch(new RegExp(`^${re(bad)}:\\d+:\\d+: invalid YAML: `));
     const j = json<ValidationRecord[]>(membrane(['policy', 'validate', '-o', 'json', bad]));
     expect(j).toHaveLength(1);
     expect(j[0]).toMatchObject({ file: bad, valid: false });

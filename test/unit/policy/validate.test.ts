@@ -35,8 +35,8 @@ describe('loadPolicyText: accepted policies', () => {
     const r = cnp('a').withSpec(minimal()).withSpecs(minimal(), minimal()).load();
     expect(r.problems).toEqual([]);
     expect(r.policies[0]!.rules.map((x) => x.specIndex)).toEqual([0, 1, 2]);
-    expect(loadPolicyText('', 'empty.yaml')).toEqual({ policies: [], problems: [] });
-    expect(loadPolicyText('---\n---\n', 'empty.yaml')).toEqual({ policies: [], problems: [] });
+    expect(loadPolicyText('', 'empty.yaml')).toEqual({ policies: [], problems: [], warnings: [] });
+    expect(loadPolicyText('---\n---\n', 'empty.yaml')).toEqual({ policies: [], problems: [], warnings: [] });
   });
 
   it('accepts named ports, ranges, ANY, ICMP fields, entities, CIDR sets, FQDNs, DNS rules, HTTP headers', () => {
