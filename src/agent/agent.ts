@@ -6,8 +6,6 @@
  *   Datapath events ──► eventToFlow ──► FlowRing ◄── HttpProxy (L7 flows)
  *   HttpProxy ──► decideL7 (policy module; policy state of both endpoints) ──► connectMarked upstream
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
@@ -22,6 +20,7 @@ import { ServiceRegistry } from './services.js';
 import { Regenerator, type RegenerationResult } from './regenerate.js';
 import { eventToFlow, flowEndpoint, type FlowContextLookup } from './flows.js';
 import { ApiServer } from './api-server.js';
+import { ACCESS_LOG_DEFAULTS, AccessLogFile, accessLogger } from './access-log.js';
 
 export interface AgentConfig {
   readonly policyDir: string;
@@ -34,6 +33,10 @@ export interface AgentConfig {
   readonly netns: string | null;
   readonly flowBuffer: number;
   readonly accessLog: string | null;
+  /** Rotate the access-log file past this size, MB (Cilium's Hubble export file: 10). */
+  readonly accessLogMaxSizeMb: number;
+  /** Rotated access-log files kept, FILE.1 … FILE.N (Cilium's Hubble export file: 5). */
+  readonly accessLogMaxBackups: number;
   readonly logLevel: string;
   /** Cilium `--http-request-timeout`, seconds; 0 = unlimited. */
   readonly httpRequestTimeout: number;
@@ -52,6 +55,8 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   netns: null,
   flowBuffer: 4096,
   accessLog: null,
+  accessLogMaxSizeMb: ACCESS_LOG_DEFAULTS.maxSizeMb,
+  accessLogMaxBackups: ACCESS_LOG_DEFAULTS.maxBackups,
   logLevel: 'info',
   httpRequestTimeout: 3600,
   httpNormalizePath: true,
@@ -73,6 +78,7 @@ export class Agent {
   #pending: NodeJS.Timeout | null = null;
   #lastRegeneration: RegenerationResult | null = null;
   #malformedEvents = 0;
+  #accessLogFile: AccessLogFile | null = null;
 
   constructor(config: AgentConfig, log?: Logger) {
     this.config = config;
@@ -142,10 +148,15 @@ export class Agent {
   }
 
   async #startProxy(): Promise<void> {
-    const accessLog = this.config.accessLog
-      ? (mkdirSync(dirname(this.config.accessLog), { recursive: true }),
-        pino({ base: null }, pino.destination({ dest: this.config.accessLog, sync: false, mkdir: true })))
-      : this.log.child({ component: 'accesslog' });
+    // A file given with --access-log is rotated by size; without one, lines go to the agent log.
+    this.#accessLogFile = this.config.accessLog
+      ? new AccessLogFile({
+          path: this.config.accessLog,
+          maxSizeBytes: this.config.accessLogMaxSizeMb * 1024 * 1024,
+          maxBackups: this.config.accessLogMaxBackups,
+        })
+      : null;
+    const accessLog = this.#accessLogFile ? accessLogger(this.#accessLogFile) : this.log.child({ component: 'accesslog' });
     const ctx = this.#flowLookup();
     this.#proxy = new HttpProxy({
       resolveConnection: (conn): FlowContext | null => {
@@ -236,7 +247,9 @@ export class Agent {
       endpoints: this.endpoints.list().length,
       policies: this.policies.policies().length,
       policyProblems: this.policies.problems(),
+      policyWarnings: this.policies.warnings(),
       proxy: this.#proxy?.stats() ?? null,
+      accessLog: this.#accessLogFile ? { file: this.#accessLogFile.path, ...this.#accessLogFile.stats() } : null,
       malformedEvents: this.#malformedEvents,
       datapath: Object.fromEntries(
         [...this.datapath.readMetrics()].map(([slot, v]) => [slot === 0 ? 'forwarded' : `drop_${slot}`, Number(v.packets)]),
@@ -247,9 +260,9 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.#pending) clearTimeout(this.#pending);
     await this.#api?.close();
-      policyWarnings: this.policies.warnings(),
     await this.policies.close();
     await this.#proxy?.close();
+    await this.#accessLogFile?.close();
     this.#stopEvents?.();
     // Only our fds close: pinned programs and maps keep enforcing until the next start.
     this.#datapath?.close();

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Agent, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../agent/index.js';
 import { run } from '../datapath/index.js';
+import { membraneError } from '../errors/index.js';
 
 export interface AgentCommandOptions {
   policyDir: string;
@@ -14,6 +15,8 @@ export interface AgentCommandOptions {
   dnsProxyPort: string;
   nodeName?: string;
   accessLog?: string;
+  accessLogMaxSizeMb: string;
+  accessLogMaxBackups: string;
   flowBuffer: string;
   logLevel: string;
   apiSocket: string;
@@ -52,6 +55,8 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     netns: opts.netns ?? null,
     flowBuffer: Number(opts.flowBuffer),
     accessLog: opts.accessLog ?? null,
+    accessLogMaxSizeMb: positiveNumber('--access-log-max-size-mb', opts.accessLogMaxSizeMb, false),
+    accessLogMaxBackups: positiveNumber('--access-log-max-backups', opts.accessLogMaxBackups, true),
     logLevel: opts.logLevel,
     httpRequestTimeout: Number(opts.httpRequestTimeout),
     httpNormalizePath: opts.httpNormalizePath,
@@ -74,4 +79,12 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // Bad input must never take the agent down; anything else is a bug worth dying for loudly.
   await agent.start();
+}
+
+/** A flag's number: positive (or, with `zeroOk`, a whole number ≥ 0), else a usage error (exit 2). */
+function positiveNumber(flag: string, raw: string, zeroOk: boolean): number {
+  const n = Number(raw);
+  const ok = zeroOk ? Number.isInteger(n) && n >= 0 : Number.isFinite(n) && n > 0;
+  if (!raw.trim() || !ok) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `${flag} ${raw}: must be ${zeroOk ? 'a whole number ≥ 0' : 'a positive number'}`);
+  return n;
 }

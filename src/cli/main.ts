@@ -50,6 +50,8 @@ program
   .option('--dns-proxy-port <port>', 'transparent DNS proxy port', '15053')
   .option('--node-name <name>', 'node name shown in flows')
   .option('--access-log <file>', 'write proxy access logs (JSON lines) here instead of the agent log')
+  .option('--access-log-max-size-mb <mb>', 'rotate the access log file past this size (as cilium --hubble-export-file-max-size-mb)', '10')
+  .option('--access-log-max-backups <n>', 'rotated access log files kept: FILE.1 … FILE.N (as cilium --hubble-export-file-max-backups)', '5')
   .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
   .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
   .option('--http-normalize-path [bool]', 'normalise HTTP paths (RFC 3986, merged slashes, redirect for escaped slashes) before policy; false only with caution (Cilium)', booleanFlag, true)

@@ -1,0 +1,91 @@
+/**
+ * The access log is bounded (issue 7, item 6: 215 MB after 436k requests): the file rotates by
+ * size into FILE.1 … FILE.N, older files go, and no line is torn or reordered on the way.
+ * Real files in a temporary directory, written through the same pino logger the proxy uses.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AccessLogFile, accessLogger } from '../../../src/agent/access-log.js';
+import { CLI } from '../cli/run-cli.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'membrane-accesslog-'));
+  dirs.push(d);
+  return d;
+}
+
+/** Writes `n` access lines numbered from 0, like the proxy's, and closes the file. */
+async function writeLines(file: AccessLogFile, n: number): Promise<void> {
+  const log = accessLogger(file);
+  for (let seq = 0; seq < n; seq++) log.info({ type: 'http', seq, path: `/v1/request-landing/${'x'.repeat(40)}` }, 'http');
+  await file.close();
+}
+
+/** The sequence numbers in FILE.N … FILE.1, FILE (oldest first), each line parsed as JSON. */
+function seqs(path: string, backups: number): number[] {
+  const files = [...Array.from({ length: backups }, (_, i) => `${path}.${backups - i}`), path].filter((f) => existsSync(f));
+  return files.flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { seq: number }).seq),
+  );
+}
+
+describe('access log rotation (issue-7 the access log is bounded)', () => {
+  it('rotates past the size into FILE.1 … FILE.N and keeps no more than N old files', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'access.log');
+    const file = new AccessLogFile({ path, maxSizeBytes: 4096, maxBackups: 2 });
+    await writeLines(file, 500);
+    expect(readdirSync(dir).sort()).toEqual(['access.log', 'access.log.1', 'access.log.2']);
+    const line = readFileSync(path + '.1', 'utf8').split('\n')[0]?.length ?? 0;
+    for (const f of ['access.log', 'access.log.1', 'access.log.2']) expect(statSync(join(dir, f)).size).toBeLessThan(4096 + line + 2);
+    expect(file.stats().rotations).toBeGreaterThan(2);
+    expect(file.stats().dropped).toBe(0);
+  });
+
+  it('what is kept is the newest lines, whole and in order, up to the last one written', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'access.log');
+    await writeLines(new AccessLogFile({ path, maxSizeBytes: 4096, maxBackups: 3 }), 500);
+    const kept = seqs(path, 3);
+    expect(kept.at(-1)).toBe(499);
+    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 500 - kept.length + i));
+    expect(kept.length).toBeGreaterThan(50);
+  });
+
+  it('a file already over the limit from an earlier run is rotated before new lines', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'access.log');
+    writeFileSync(path, `${JSON.stringify({ seq: -1 })}\n`.repeat(200));
+    await writeLines(new AccessLogFile({ path, maxSizeBytes: 1024, maxBackups: 1 }), 3);
+    expect(seqs(path, 0)).toEqual([0, 1, 2]);
+    expect(readFileSync(`${path}.1`, 'utf8').startsWith('{"seq":-1}')).toBe(true);
+  });
+
+  it('with no backups the live file starts over and nothing else is left', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'access.log');
+    await writeLines(new AccessLogFile({ path, maxSizeBytes: 2048, maxBackups: 0 }), 300);
+    expect(readdirSync(dir)).toEqual(['access.log']);
+    expect(statSync(path).size).toBeLessThan(2048 + 200);
+  });
+
+  it('bad rotation flags are usage errors (exit 2) before the agent starts', () => {
+    for (const args of [['--access-log-max-size-mb', '0'], ['--access-log-max-size-mb', 'lots'], ['--access-log-max-backups', '-1'], ['--access-log-max-backups', '1.5']]) {
+      const r = spawnSync(process.execPath, [CLI, '--api-socket', join(tmpdir(), 'membrane-accesslog-none.sock'), 'agent', ...args], { encoding: 'utf8', timeout: 20_000 });
+      expect(`${args.join(' ')} → ${r.status}`).toBe(`${args.join(' ')} → 2`);
+      expect(r.stderr).toContain(`${args[0]} ${args[1]}`);
+      expect(r.stderr).toContain('[MEMBRANE_ERR_CLI_USAGE]');
+    }
+  });
+});
