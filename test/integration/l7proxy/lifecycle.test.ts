@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { HttpProxy } from '../../../src/l7proxy/index.js';
 import { isMembraneError } from '../../../src/errors/index.js';
-import { ALLOW_ALL_HTTP, Cleanups, startProxy, startUpstream } from './harness.js';
+import { ALLOW_ALL_HTTP, Cleanups, startProxy, startUpstream, until } from './harness.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
 const cleanups = new Cleanups();
@@ -20,7 +20,8 @@ describe('lifecycle', () => {
     const c = new Client(`http://127.0.0.1:${h.port}`);
     cleanups.add(() => c.destroy());
     const pending = c.request({ path: '/slow', method: 'GET', headers: { host: HOST } });
-    await new Promise((r) => setTimeout(r, 50));
+    // In flight = the upstream has it (a request still on its way to the proxy is not in flight).
+    await until(() => upstream.requests.length === 1);
     const closing = h.proxy.close();
     const res = await pending;
     expect(res.statusCode).toBe(200);
