@@ -19,6 +19,7 @@ import { decideL7Direction, type L7DirectionDecision, type L7Request } from './d
 import { lookupPolicy } from './lookup.js';
 import { resolveEndpointPolicy, selectingRules } from './resolve.js';
 import type { DirectionPolicy, L7Rules, LookupResult, RuleRef } from './types.js';
+import { DROP_REASON } from './types.js';
 import type { ServiceInput } from './resolve.js';
 
 export interface TraceInput {
@@ -45,7 +46,7 @@ export interface TraceDirection {
   /** The result after L7 (when redirected and a request was given). */
   l7: { kind: 'http' | 'dns'; evaluated: boolean; allowed: boolean | null; matched: number | string | null } | null;
   allowed: boolean;
-  dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY';
+  dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY' | 'AUTH_REQUIRED';
   peerIdentity: number;
   matched: { policy: string; namespace: string | undefined; rule: number; deny: boolean }[];
 }
@@ -53,7 +54,7 @@ export interface TraceDirection {
 export interface TraceResult {
   verdict: 'allowed' | 'denied';
   redirect: 'http' | 'dns' | null;
-  dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY';
+  dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY' | 'AUTH_REQUIRED';
   egress: TraceDirection;
   ingress: TraceDirection;
   matched: { policy: string; namespace: string | undefined; direction: 'ingress' | 'egress'; rule: number }[];
@@ -155,7 +156,10 @@ export function tracePolicy(input: TraceInput): TraceResult {
     const matched = (res.entry?.derivedFrom ?? []).map((r) => ({ policy: r.policy, namespace: r.namespace, rule: r.index, deny: r.deny === true }));
     let allowed = res.verdict === 'allow' || res.verdict === 'redirect' || res.verdict === 'default-allow';
     let dropReason: TraceDirection['dropReason'] = null;
-    if (res.verdict === 'deny') {
+    if (res.verdict === 'deny' && res.dropReason === DROP_REASON.AUTH_REQUIRED) {
+      dropReason = 'AUTH_REQUIRED';
+      lines.push(`  DENIED: ${(res.entry?.derivedFrom ?? []).map(refText).join(', ')} requires mutual authentication, which Membrane does not provide (AUTH_REQUIRED, 189)`);
+    } else if (res.verdict === 'deny') {
       dropReason = 'POLICY_DENY';
       lines.push(`  DENIED by deny rule ${(res.entry?.derivedFrom ?? []).map(refText).join(', ')} (POLICY_DENY, 181)`);
     } else if (res.verdict === 'default-deny') {
