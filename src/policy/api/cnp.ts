@@ -784,7 +784,7 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
     what = `L7 protocol ${JSON.stringify(proto ?? '')}`;
   }
   if (c.issues.length > before) return null;
-  c.warn(join(path, kind), `Membrane does not parse ${what}: ${describePorts(ports)} fails closed (the connections this rule allows there are refused)`);
+  c.warn(join(path, kind), `Membrane does not parse ${what}: ${describePorts(ports)} ${ports.length > 1 ? 'fail' : 'fails'} closed (the connections this rule allows there are refused)`);
   return { kind: 'unsupported', what: kind === 'kafka' ? 'kafka' : `l7proto ${String(o.l7proto)}` };
 }
 

@@ -7,7 +7,7 @@
  * validation, Documentation/security/policy, the CRD schema) and the Kubernetes NetworkPolicy API.
  * Fixtures: test/fixtures/cli/{valid,broken}/ and test/fixtures/cli/*.yaml.
  */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, FIXTURES, json, membrane, re, removeTempDirs, REPO, STARWARS, tempDir } from './run-cli.js';
@@ -366,5 +366,152 @@ describe('membrane policy validate: Cilium accept/reject table', () => {
     expect(problems).toHaveLength(2);
     expectProblemLine(problems.find((l) => l.includes('a.json')), join(dir, 'a.json'), 'a', /^spec\.egress\[0\]\.toEntities(\[0\])?$/, /moon/);
     expectProblemLine(problems.find((l) => l.includes('b.yml')), join(dir, 'b.yml'), 'b', /^spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port$/, /./);
+  });
+});
+
+/**
+ * Issue 7: each kind of policy Cilium treats differently than Membrane did, with the exact lines
+ * a user sees and the exit status. Inputs are written into a temporary directory.
+ */
+describe('issue-7 membrane policy validate: parity with Cilium', () => {
+  const write = (dir: string, name: string, doc: unknown): string => {
+    const file = join(dir, name);
+    writeFileSync(file, typeof doc === 'string' ? doc : JSON.stringify(doc));
+    return file;
+  };
+  const cnp = (name: string, spec: Record<string, unknown>, kind = 'CiliumNetworkPolicy') => ({
+    apiVersion: 'cilium.io/v2',
+    kind,
+    metadata: { name, ...(kind === 'CiliumNetworkPolicy' ? { namespace: 'default' } : {}) },
+    spec,
+  });
+  const web = { endpointSelector: { matchLabels: { app: 'web' } } };
+  const kafkaPort = (rules: unknown[]) => ({ ingress: [{ toPorts: [{ ports: [{ port: '9092', protocol: 'TCP' }], rules: { kafka: rules } }] }] });
+
+  it('issue-7 invalid Kafka rules are rejected with Cilium\'s Sanitize wording, one line per rule', () => {
+    const f = write(tempDir('i7'), 'kafka.json', cnp('kafka', { ...web, ...kafkaPort([{ apiKey: 'not-an-api-key' }, { role: 'bogus' }, { role: 'produce', apiKey: 'fetch' }, { apiVersion: 'x' }, { topic: 'a/b' }]) }));
+    const r = membrane(['policy', 'validate', f]);
+    expect(r.status).toBe(1);
+    const at = `${f}: kafka: spec.ingress[0].toPorts[0].rules.kafka`;
+    expect(r.lines).toEqual([
+      `${at}[0].apiKey: invalid Kafka APIKey "not-an-api-key"`,
+      `${at}[1].role: invalid Kafka Role "bogus"`,
+      `${at}[2]: cannot set both Role "produce" and APIKey "fetch" together`,
+      `${at}[3].apiVersion: invalid Kafka APIVersion "x"`,
+      `${at}[4].topic: invalid Kafka Topic name "a/b"`,
+    ]);
+  });
+
+  it('issue-7 a valid Kafka or l7proto rule is accepted with a fail-closed warning, exit 0', () => {
+    const dir = tempDir('i7');
+    const k = write(dir, 'k.json', cnp('kafka', { ...web, ...kafkaPort([{ role: 'produce', topic: 'deathstar-plans' }, { apiKey: 'APIVersions' }]) }));
+    const g = write(dir, 'g.json', cnp('generic', { ...web, egress: [{ toPorts: [{ ports: [{ port: '4000', protocol: 'TCP' }, { port: '5000', endPort: 5010, protocol: 'TCP' }], rules: { l7proto: 'r2d2', l7: [{ cmd: 'READ' }] } }] }] }));
+    const r = membrane(['policy', 'validate', k, g]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.lines).toEqual([
+      `${k}: valid (kafka)`,
+      `${k}: kafka: spec.ingress[0].toPorts[0].rules.kafka: warning: Membrane does not parse Kafka: port 9092/TCP fails closed (the connections this rule allows there are refused)`,
+      `${g}: valid (generic)`,
+      `${g}: generic: spec.egress[0].toPorts[0].rules.l7proto: warning: Membrane does not parse L7 protocol "r2d2": ports 4000/TCP, 5000-5010/TCP fail closed (the connections this rule allows there are refused)`,
+    ]);
+    const j = json<ValidationRecord[]>(membrane(['policy', 'validate', '-o', 'json', k]));
+    expect(j[0]!.warnings).toEqual([{ path: 'spec.ingress[0].toPorts[0].rules.kafka', message: 'Membrane does not parse Kafka: port 9092/TCP fails closed (the connections this rule allows there are refused)' }]);
+  });
+
+  it('issue-7 an l7 rule with an empty key is rejected; l7 without l7proto too', () => {
+    const dir = tempDir('i7');
+    const a = write(dir, 'a.json', cnp('a', { ...web, ingress: [{ toPorts: [{ ports: [{ port: '4000', protocol: 'TCP' }], rules: { l7proto: 'r2d2', l7: [{ '': 'x' }] } }] }] }));
+    const b = write(dir, 'b.json', cnp('b', { ...web, ingress: [{ toPorts: [{ ports: [{ port: '4000', protocol: 'TCP' }], rules: { l7: [{ cmd: 'x' }] } }] }] }));
+    const r = membrane(['policy', 'validate', a, b]);
+    expect(r.status).toBe(1);
+    expect(r.lines).toEqual([
+      `${a}: a: spec.ingress[0].toPorts[0].rules.l7[0]: Empty key not allowed`,
+      `${b}: b: spec.ingress[0].toPorts[0].rules.l7: 'l7' may only be specified when a 'l7proto' is also specified`,
+    ]);
+  });
+
+  it('issue-7 a namespaced CiliumNetworkPolicy cannot have a nodeSelector (spec or specs); a clusterwide one can', () => {
+    const dir = tempDir('i7');
+    const spec = { nodeSelector: {}, ingress: [{ fromEntities: ['cluster'] }] };
+    const a = write(dir, 'a.json', cnp('host', spec));
+    const b = write(dir, 'b.json', { ...cnp('hosts', {}), spec: undefined, specs: [{ ...web, ingress: [{}] }, spec] });
+    const c = write(dir, 'c.json', cnp('host', spec, 'CiliumClusterwideNetworkPolicy'));
+    const r = membrane(['policy', 'validate', a, b, c]);
+    expect(r.status).toBe(1);
+    const msg = 'rule cannot have NodeSelector: a namespaced CiliumNetworkPolicy cannot select nodes (use a CiliumClusterwideNetworkPolicy)';
+    expect(r.lines).toEqual([`${a}: host: spec.nodeSelector: ${msg}`, `${b}: hosts: specs[1].nodeSelector: ${msg}`]);
+    expect(r.stderr).toContain(`${c}: valid (host)`);
+  });
+
+  it('issue-7 protocols without ports (VRRP, IGMP) take no port but "0" or none', () => {
+    const dir = tempDir('i7');
+    const bad = write(dir, 'bad.json', cnp('p', { ...web, ingress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'VRRP' }, { port: '80', protocol: 'IGMP' }, { port: '00', protocol: 'IGMP' }] }] }] }));
+    const good = write(dir, 'good.json', cnp('q', { ...web, ingress: [{ toPorts: [{ ports: [{ port: '0', protocol: 'VRRP' }, { protocol: 'IGMP' }] }] }] }));
+    const r = membrane(['policy', 'validate', bad, good]);
+    expect(r.status).toBe(1);
+    const at = `${bad}: p: spec.ingress[0].toPorts[0].ports`;
+    expect(r.lines).toEqual([
+      `${at}[0].port: port must be empty or 0 for protocol VRRP`,
+      `${at}[1].port: port must be empty or 0 for protocol IGMP`,
+      `${at}[2].port: port must be empty or 0 for protocol IGMP`,
+    ]);
+    expect(r.stderr).toContain(`${good}: valid (q)`);
+  });
+
+  it('issue-7 a host policy may have DNS rules on egress; HTTP on host egress and any L7 on host ingress are refused', () => {
+    const dir = tempDir('i7');
+    const dns = { ports: [{ port: '53', protocol: 'ANY' }], rules: { dns: [{ matchPattern: '*' }] } };
+    const ok = write(dir, 'ok.json', cnp('host-dns', { nodeSelector: {}, egress: [{ toEndpoints: [{ matchLabels: { 'k8s-app': 'kube-dns' } }], toPorts: [dns] }] }, 'CiliumClusterwideNetworkPolicy'));
+    const http = write(dir, 'http.json', cnp('host-http', { nodeSelector: {}, egress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{}] } }] }] }, 'CiliumClusterwideNetworkPolicy'));
+    const ing = write(dir, 'ing.json', cnp('host-in', { nodeSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{}] } }] }] }, 'CiliumClusterwideNetworkPolicy'));
+    expect(membrane(['policy', 'validate', ok])).toMatchObject({ status: 0, lines: [`${ok}: valid (host-dns)`] });
+    const r = membrane(['policy', 'validate', http, ing]);
+    expect(r.status).toBe(1);
+    expect(r.lines).toEqual([
+      `${http}: host-http: spec.egress[0].toPorts[0].rules.http: L7 protocol HTTP is not supported on host egress yet`,
+      `${ing}: host-in: spec.ingress[0].toPorts[0].rules: L7 policy is not supported on host ingress yet`,
+    ]);
+  });
+
+  it('issue-7 YAML syntax errors name FILE:line:column, one line per document fault', () => {
+    const dir = tempDir('i7');
+    const unclosed = write(dir, 'unclosed.yaml', 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: x\nspec:\n  endpointSelector: {}\n  ingress:\n  - fromEntities: ["world"\n');
+    const dup = write(dir, 'dup.yaml', 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: x\n  name: y\n');
+    const tab = write(dir, 'tab.yaml', 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n\tname: x\n');
+    const second = write(dir, 'second.yaml', `${JSON.stringify(cnp('ok', { ...web, ingress: [{}] }))}\n---\nkind: 'unterminated\n`);
+    const alias = write(dir, 'alias.yaml', 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: *nope\n');
+    const r = membrane(['policy', 'validate', unclosed, dup, tab, second, alias]);
+    expect(r.status).toBe(1);
+    expect(r.lines).toHaveLength(5);
+    expect(r.lines[0]).toMatch(new RegExp(`^${re(unclosed)}:9:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a \\]$`));
+    expect(r.lines[1]).toBe(`${dup}:5:3: invalid YAML: Map keys must be unique`);
+    expect(r.lines[2]).toMatch(new RegExp(`^${re(tab)}:4:1: invalid YAML: `));
+    expect(r.lines[3]).toMatch(new RegExp(`^${re(second)}:4:1: invalid YAML: Missing closing 'quote$`));
+    expect(r.lines[4]).toMatch(new RegExp(`^${re(alias)}:4:9: invalid YAML: `));
+    for (const l of r.lines) expect(l).not.toContain('<unnamed>: :');
+  });
+
+  it('issue-7 a bad protocol value is one problem, not also an L7-on-TCP one', () => {
+    const f = write(tempDir('i7'), 'p.json', cnp('p', { ...web, ingress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'FOO' }, { port: '81', protocol: 'tcp' }], rules: { http: [{ method: 'GET' }] } }] }] }));
+    const r = membrane(['policy', 'validate', f]);
+    expect(r.status).toBe(1);
+    expect(r.lines).toEqual([
+      `${f}: p: spec.ingress[0].toPorts[0].ports[0].protocol: unsupported value "FOO": must be one of TCP, UDP, SCTP, VRRP, IGMP, ANY`,
+      `${f}: p: spec.ingress[0].toPorts[0].ports[1].protocol: unsupported value "tcp": must be one of TCP, UDP, SCTP, VRRP, IGMP, ANY`,
+    ]);
+  });
+
+  it('issue-7 a directory is walked into its subdirectories (hidden entries skipped), as cilium policy validate does', () => {
+    const dir = tempDir('i7');
+    mkdirSync(join(dir, 'team-a', 'deep'), { recursive: true });
+    mkdirSync(join(dir, '.git'));
+    const top = write(dir, 'top.json', cnp('top', { ...web, ingress: [{}] }));
+    const nested = write(join(dir, 'team-a', 'deep'), 'nested.json', cnp('nested', { ...web, egress: [{ toEntities: ['moon'] }] }));
+    write(join(dir, '.git'), 'hidden.json', cnp('hidden', { ...web, egress: [{ toEntities: ['moon'] }] }));
+    symlinkSync(dir, join(dir, 'team-a', 'loop'));
+    const r = membrane(['policy', 'validate', dir]);
+    expect(r.status).toBe(1);
+    expect(r.lines).toEqual([`${nested}: nested: spec.egress[0].toEntities[0]: unsupported entity: moon`]);
+    expect(r.stderr).toBe(`${top}: valid (top)\n`);
   });
 });
