@@ -83,6 +83,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitBpfMap(env, exports);
   InitRingbuf(env, exports);
   InitSockets(env, exports);
+  InitUdp(env, exports);
   return exports;
 }
 

@@ -32,5 +32,6 @@ void InitBpfObject(Napi::Env env, Napi::Object exports);
 void InitBpfMap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
+void InitUdp(Napi::Env env, Napi::Object exports);
 
 }  // namespace membrane

@@ -12,8 +12,19 @@ import { membraneError } from '../errors/index.js';
 
 declare const bpfObjectBrand: unique symbol;
 declare const ringbufBrand: unique symbol;
+declare const udpBrand: unique symbol;
 export type BpfObjectHandle = { readonly [bpfObjectBrand]: true };
 export type RingbufHandle = { readonly [ringbufBrand]: true };
+export type UdpHandle = { readonly [udpBrand]: true };
+
+/**
+ * One datagram from a UDP handle (native/src/udp.cc): `dst` is the original destination on a
+ * transparent listener, the socket's own address otherwise; `truncated` when it was longer than
+ * the handle keeps (4096 bytes on a listener). A receive error arrives as `{errno, error}`.
+ */
+export type UdpRecord =
+  | { data: Buffer; srcIp: string; srcPort: number; dstIp: string; dstPort: number; truncated: boolean }
+  | { errno: number; error: string };
 
 export interface NativeAddon {
   loadObject(path: string, pinRoot: string): BpfObjectHandle;
@@ -34,6 +45,12 @@ export interface NativeAddon {
   tcpListenTransparent(ip: string, port: number, backlog: number): number;
   tcpConnectMarked(ip: string, port: number, mark: number): number;
   awaitConnect(fd: number, callback: (errno: number) => void): void;
+  udpListenTransparent(ip: string, port: number, callback: (records: UdpRecord[]) => void): UdpHandle;
+  udpReplySocket(ip: string, port: number): UdpHandle;
+  udpConnectMarked(ip: string, port: number, mark: number, callback: (records: UdpRecord[]) => void): UdpHandle;
+  udpSend(handle: UdpHandle, data: Uint8Array, ip?: string, port?: number): number;
+  udpAddress(handle: UdpHandle): { ip: string; port: number };
+  udpClose(handle: UdpHandle): void;
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -1,7 +1,7 @@
-/** Transparent listener and marked upstream sockets for the proxies. */
+/** Transparent listeners and marked upstream sockets for the proxies: TCP (HTTP, DNS) and UDP (DNS). */
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { native } from './native.js';
+import { native, type UdpHandle, type UdpRecord } from './native.js';
 import { fromProxyMark } from './marks.js';
 
 /** A listening fd that accepts connections addressed to any IP (bpf_sk_assign targets it). */
@@ -37,4 +37,72 @@ export function connectMarked(ip: string, port: number, sourceIdentity: number):
 function osErrorName(errno: number): string {
   for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
   return `E${errno}`;
+}
+
+/** A datagram as a UDP socket of the addon delivers it; `dst` is the original destination on a transparent listener. */
+export interface UdpDatagram {
+  data: Buffer;
+  srcIp: string;
+  srcPort: number;
+  dstIp: string;
+  dstPort: number;
+  /** Longer than the socket keeps (4096 bytes on a transparent listener): only a prefix is in `data`. */
+  truncated: boolean;
+}
+
+/** A UDP socket of the addon. Errors thrown carry `code` (errno name), `errno`, `syscall`, `subject`. */
+export interface NativeUdpSocket {
+  /** Sends one datagram, to `ip:port` or (connected sockets) to the peer. Never blocks: a full buffer throws EAGAIN. */
+  send(data: Uint8Array, ip?: string, port?: number): void;
+  address(): { ip: string; port: number };
+  /** Idempotent. */
+  close(): void;
+}
+
+type DatagramHandler = (datagrams: UdpDatagram[]) => void;
+type ReceiveErrorHandler = (err: NodeJS.ErrnoException) => void;
+
+function receiver(onDatagrams: DatagramHandler, onError: ReceiveErrorHandler): (records: UdpRecord[]) => void {
+  return (records) => {
+    const out: UdpDatagram[] = [];
+    for (const r of records) {
+      if ('errno' in r) onError(Object.assign(new Error(`recvmmsg: ${r.error}`), { errno: r.errno, code: osErrorName(r.errno), syscall: 'recvmmsg' }));
+      else out.push(r);
+    }
+    if (out.length > 0) onDatagrams(out);
+  };
+}
+
+function wrapUdp(handle: UdpHandle): NativeUdpSocket {
+  const n = native();
+  return {
+    send: (data, ip, port) => {
+      n.udpSend(handle, data, ip, port);
+    },
+    address: () => n.udpAddress(handle),
+    close: () => n.udpClose(handle),
+  };
+}
+
+/**
+ * A transparent UDP listener (IP_TRANSPARENT + IP_RECVORIGDSTADDR): datagrams the datapath
+ * assigns to it (bpf_sk_assign) arrive with their original destination, in batches (recvmmsg).
+ */
+export function udpListenTransparent(port: number, ip: string, onDatagrams: DatagramHandler, onError: ReceiveErrorHandler): NativeUdpSocket {
+  const n = native();
+  return wrapUdp(n.udpListenTransparent(ip, port, receiver(onDatagrams, onError)));
+}
+
+/** A send-only socket bound to `ip:port` (any address), so a reply carries the original destination as its source. */
+export function udpReplySocket(ip: string, port: number): NativeUdpSocket {
+  return wrapUdp(native().udpReplySocket(ip, port));
+}
+
+/**
+ * A UDP socket connected to `ip:port` whose every datagram, the first included, carries the
+ * source identity in its mark (as `connectMarked` for TCP); the server's replies arrive through
+ * `onDatagrams`, and an ICMP error about it (ECONNREFUSED) through `onError`.
+ */
+export function udpConnectMarked(ip: string, port: number, sourceIdentity: number, onDatagrams: DatagramHandler, onError: ReceiveErrorHandler): NativeUdpSocket {
+  return wrapUdp(native().udpConnectMarked(ip, port, fromProxyMark(sourceIdentity), receiver(onDatagrams, onError)));
 }
