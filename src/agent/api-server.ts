@@ -103,7 +103,13 @@ export class ApiServer {
     this.#route('DELETE', /^\/v1\/policy$/, async (_req, url) => this.#policyDelete(url));
     this.#route('POST', /^\/v1\/policy\/trace$/, async (req) => {
       const input = traceBody(await readJson(req)) as unknown as Omit<TraceInput, 'policies'>;
-      return tracePolicy({ ...input, policies: agent.loadedPolicies(), services: agent.services.list() });
+      try {
+        return tracePolicy({ ...input, policies: agent.loadedPolicies(), services: agent.services.list() });
+      } catch (err) {
+        // Contradictory labels, an unknown label source, a bad address: the request's fault (400).
+        if (err instanceof RangeError) throw membraneError('MEMBRANE_ERR_API_REQUEST', err.message);
+        throw err;
+      }
     });
     this.#route('GET', /^\/v1\/flows$/, async (req, url, res) => this.#flows(req, url, res));
     this.#route('GET', /^\/v1\/datapath$/, async () => ({

@@ -17,7 +17,7 @@ import { importPolicyFile, loadPolicyFiles, validationJson } from './policy-file
 import { runAgent } from './agent-command.js';
 import { labCommands } from './lab-command.js';
 import { runDemo } from './demo.js';
-import { traceCommand } from './trace-command.js';
+import { registerTraceCommand } from './trace-command.js';
 
 const program = new Command('membrane')
   .description('Sidecar-less service mesh data plane: CiliumNetworkPolicy in eBPF plus a per-node L7 proxy')
@@ -144,29 +144,7 @@ policy
     }
     process.exitCode = invalid ? 1 : 0;
   });
-policy
-  .command('trace')
-  .description('explain the verdict for a flow: the source\'s egress policy, then the destination\'s ingress policy')
-  .option('--policy <paths...>', 'policy files or directories (offline); without it the running agent\'s policy is used')
-  .requiredOption('--src <labels>', 'source labels k=v,k2=v2')
-  .requiredOption('--dst <labels>', 'destination labels k=v,k2=v2')
-  .option('--src-namespace <ns>', 'source namespace', 'default')
-  .option('--dst-namespace <ns>', 'destination namespace', 'default')
-  .option('--src-namespace-labels <labels>', "labels of the source's namespace k=v,k2=v2 (for namespaceSelector)")
-  .option('--dst-namespace-labels <labels>', "labels of the destination's namespace k=v,k2=v2")
-  .option('--dport <port>', 'destination port')
-  .addOption(new Option('--proto <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'ICMP']).default('TCP'))
-  .option('--src-cidr <ip>', 'source is this address outside the cluster')
-  .option('--dst-cidr <ip>', 'destination is this address outside the cluster')
-  .option('--http-method <m>')
-  .option('--http-path <p>')
-  .option('--http-host <h>')
-  .option('--http-header <h...>', "'Name: value'")
-  .option('--dns-name <name>')
-  .addOption(new Option('-o, --output <mode>', 'output').choices(['text', 'json']).default('text'))
-  .action(async (opts) => {
-    process.exitCode = await traceCommand(opts, socket());
-  });
+registerTraceCommand(policy, socket);
 
 program
   .command('observe')

@@ -49,4 +49,6 @@ export { evaluateHttp, evaluateDns } from './resolve/l7.js';
 export type { L7Request, L7Flow, L7Reason, L7Decision, L7DirectionDecision } from './resolve/decide.js';
 export { decideL7, decideL7Direction } from './resolve/decide.js';
 export type { TraceInput, TraceResult, TraceDirection } from './resolve/trace.js';
+export type { TraceEndpointInput, TraceInputField, NamedPortProtocol, EntityPolicy } from './resolve/trace-side.js';
+export { TraceInputError, traceSide } from './resolve/trace-side.js';
 export { tracePolicy } from './resolve/trace.js';

@@ -1,9 +1,10 @@
 /**
- * Security labels: `source:key=value`, as Cilium writes them.
+ * Security labels: `source:key=value`, as Cilium writes them (cilium `pkg/labels`).
  *
- * Sources we use: `k8s` (pod and namespace labels), `reserved` (reserved identities), `cidr`
- * (CIDR identities), `fqdn` (identities of IPs learnt from DNS), `any` (a selector key that
- * matches every source), `unspec`.
+ * Sources Cilium uses: `k8s` (pod and namespace labels), `container` (container runtime),
+ * `reserved` (reserved identities), `cidr` / `cidrgroup` (CIDR identities), `fqdn` (IPs learnt
+ * from DNS), `node` (remote nodes), `cni`, `directory`, `unspec` (no source given) and `any` (a
+ * selector key that matches every source).
  */
 
 export interface Label {
@@ -15,11 +16,19 @@ export interface Label {
 export const LABEL_SOURCE = {
   any: 'any',
   k8s: 'k8s',
+  container: 'container',
   reserved: 'reserved',
   cidr: 'cidr',
+  cidrgroup: 'cidrgroup',
   fqdn: 'fqdn',
+  node: 'node',
+  cni: 'cni',
+  directory: 'directory',
   unspec: 'unspec',
 } as const;
+
+/** The sources Cilium defines (`pkg/labels` LabelSource*). */
+export const KNOWN_LABEL_SOURCES: ReadonlySet<string> = new Set(Object.values(LABEL_SOURCE));
 
 /** Well-known label keys the policy engine reads. */
 export const LABEL_KEY = {
@@ -31,23 +40,45 @@ export const LABEL_KEY = {
 } as const;
 
 /**
- * Parses `source:key=value`. Without a source the label's source is `any`; without `=` the value
- * is empty. `cidr:` keys keep every `:` after the source (IPv6 prefixes).
+ * Splits off the source as Cilium's `ParseSource` does: the text before the first `:` is the
+ * source (`k8s:app=x` → k8s, `cidr:2001-db8--0/32` keeps the rest whole), `$host` is
+ * `reserved:host` and `reserved.host` (no `:`) is `reserved:host`. A `:` after the first `=` is
+ * part of the value (label values cannot hold one, so `a=b:c` is never meant as source `a=b`).
+ * Returns source '' when none is given.
  */
-export function parseLabel(s: string): Label {
-  let source: string = LABEL_SOURCE.any;
-  let rest = s;
+export function splitLabelSource(s: string): { source: string; rest: string } {
+  if (s.startsWith('$')) return { source: LABEL_SOURCE.reserved, rest: s.slice(1) };
   const colon = s.indexOf(':');
   const eq = s.indexOf('=');
-  if (colon > 0 && (eq < 0 || colon < eq)) {
-    source = s.slice(0, colon);
-    rest = s.slice(colon + 1);
-  } else if (colon === 0) {
-    rest = s.slice(1);
-  }
+  if (colon >= 0 && (eq < 0 || colon < eq)) return { source: s.slice(0, colon), rest: s.slice(colon + 1) };
+  if (s.startsWith(`${LABEL_SOURCE.reserved}.`)) return { source: LABEL_SOURCE.reserved, rest: s.slice(LABEL_SOURCE.reserved.length + 1) };
+  return { source: '', rest: s };
+}
+
+function splitKeyValue(source: string, rest: string): Label {
   const e = rest.indexOf('=');
   if (e < 0) return { source, key: rest, value: '' };
+  // Cilium: `reserved:=host` is the key `host`.
+  if (e === 0 && source === LABEL_SOURCE.reserved) return { source, key: rest.slice(1), value: '' };
   return { source, key: rest.slice(0, e), value: rest.slice(e + 1) };
+}
+
+/**
+ * Cilium's `ParseLabel`: `[source:]key[=value]`; without a source the label's source is
+ * `unspec`; without `=` the value is empty. An empty source (`:key`) is `unspec` too.
+ */
+export function parseLabel(s: string): Label {
+  const { source, rest } = splitLabelSource(s);
+  return splitKeyValue(source === '' ? LABEL_SOURCE.unspec : source, rest);
+}
+
+/**
+ * Cilium's `ParseSelectLabel`: as parseLabel, but a label without a source selects every source
+ * (`any`), as a key in a policy selector does.
+ */
+export function parseSelectLabel(s: string): Label {
+  const l = parseLabel(s);
+  return l.source === LABEL_SOURCE.unspec ? { ...l, source: LABEL_SOURCE.any } : l;
 }
 
 export function formatLabel(l: Label): string {
@@ -64,6 +95,8 @@ export interface EndpointLabelInput {
   readonly namespaceLabels?: Readonly<Record<string, string>>;
   readonly serviceAccount?: string;
   readonly cluster?: string;
+  /** Labels of other sources than k8s (e.g. `container:`), kept as they are. */
+  readonly otherLabels?: readonly Label[];
 }
 
 /**
@@ -81,6 +114,7 @@ export function endpointLabels(input: EndpointLabelInput): Label[] {
   for (const [k, v] of Object.entries(nsLabels)) {
     out.push(label('k8s', `${LABEL_KEY.namespaceLabelPrefix}${k}`, v));
   }
+  out.push(...(input.otherLabels ?? []));
   return dedupeLabels(out);
 }
 

@@ -8,25 +8,32 @@
  *     → redirect? evaluate HTTP / DNS rules of each redirecting direction
  *     → Final verdict
  */
-import { endpointLabels, formatLabel } from '../api/labels.js';
+import { formatLabel } from '../api/labels.js';
 import type { Label } from '../api/labels.js';
 import { parseIP } from '../api/cidr.js';
 import type { PolicyObject } from '../api/types.js';
 import { PROTO } from '../api/types.js';
-import { cidrIdentityLabels, RESERVED_IDENTITY } from './identity.js';
+import { cidrIdentityLabels, RESERVED_IDENTITY, reservedIdentities } from './identity.js';
 import type { Identity } from './identity.js';
+import { TraceInputError, traceSide } from './trace-side.js';
+import type { EntityPolicy, TraceEndpointInput } from './trace-side.js';
 import { decideL7Direction, type L7DirectionDecision, type L7Request } from './decide.js';
 import { lookupPolicy } from './lookup.js';
-import { resolveEndpointPolicy, selectingRules } from './resolve.js';
+import { resolveDirection, resolveEndpointPolicy, selectingRules } from './resolve.js';
+import type { SelectedRule } from './resolve.js';
 import type { DirectionPolicy, L7Rules, LookupResult, RuleRef } from './types.js';
 import { DROP_REASON } from './types.js';
 import type { ServiceInput } from './resolve.js';
 
 export interface TraceInput {
   policies: readonly PolicyObject[];
-  /** `namespaceLabels` (optional) are the namespace's labels besides kubernetes.io/metadata.name. */
-  src: { labels: Record<string, string>; namespace: string; namespaceLabels?: Record<string, string> };
-  dst: { labels: Record<string, string>; namespace: string; namespaceLabels?: Record<string, string> };
+  /**
+   * The source: a pod (labels, namespace, namespace labels, named ports) or an entity (a
+   * `reserved:` label); see TraceEndpointInput. Optional when `srcCidr` is given.
+   */
+  src?: TraceEndpointInput;
+  /** The destination, as `src`. Its `namedPorts` resolve named ports of both directions' rules. */
+  dst?: TraceEndpointInput;
   dport?: number;
   protocol?: 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
   srcCidr?: string;
@@ -69,25 +76,73 @@ const TRACE_CIDR_ID = 1 << 24;
 
 interface Side {
   readonly identity: Identity;
-  readonly isEndpoint: boolean;
+  /** Whose policy applies to this side: a pod's (endpoint), host policies, or none (outside). */
+  readonly policy: EntityPolicy;
+  /** 'cidr' and reserved identities keep their id whatever the other side is. */
+  readonly kind: 'endpoint' | 'entity' | 'cidr';
   readonly describe: string;
 }
 
+function isGiven(ep: TraceEndpointInput | undefined): boolean {
+  return ep !== undefined && (Object.keys(ep.labels ?? {}).length > 0 || ep.entity !== undefined);
+}
+
+/** Throws TraceInputError on a malformed CIDR, on labels and a CIDR together, or on neither. */
 function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
   const cidr = which === 'src' ? input.srcCidr : input.dstCidr;
-  if (cidr !== undefined) {
-    const ip = parseIP(cidr.includes('/') ? cidr.slice(0, cidr.indexOf('/')) : cidr);
-    if (!ip) throw new RangeError(`invalid IP address ${JSON.stringify(cidr)}`);
-    const text = cidr.includes('/') ? cidr : `${cidr}/${ip.family === 4 ? 32 : 128}`;
-    return {
-      identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels: cidrIdentityLabels(text) },
-      isEndpoint: false,
-      describe: `${cidr} (outside the cluster)`,
-    };
-  }
   const ep = which === 'src' ? input.src : input.dst;
-  const labels = endpointLabels({ namespace: ep.namespace, podLabels: ep.labels, ...(ep.namespaceLabels ? { namespaceLabels: ep.namespaceLabels } : {}) });
-  return { identity: { id: nextId, labels }, isEndpoint: true, describe: `${ep.namespace}/{${Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',')}}` };
+  if (cidr !== undefined) {
+    if (isGiven(ep)) throw new TraceInputError(which, 'cidr', `${which}: give labels or a CIDR, not both`);
+    const ip = parseIP(cidr.includes('/') ? cidr.slice(0, cidr.indexOf('/')) : cidr);
+    if (!ip) throw new TraceInputError(which, 'cidr', `invalid IP address ${JSON.stringify(cidr)}`);
+    const text = cidr.includes('/') ? cidr : `${cidr}/${ip.family === 4 ? 32 : 128}`;
+    let labels: Label[];
+    try {
+      labels = cidrIdentityLabels(text);
+    } catch (err) {
+      throw new TraceInputError(which, 'cidr', (err as Error).message);
+    }
+    return { identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels }, policy: 'none', kind: 'cidr', describe: `${cidr} (outside the cluster)` };
+  }
+  if (!isGiven(ep)) throw new TraceInputError(which, 'labels', `${which}: give its labels, an entity (reserved:host, …) or a CIDR`);
+  const s = traceSide(which, ep!);
+  if (s.kind === 'entity') {
+    return { identity: { id: s.id, labels: s.labels }, policy: s.policy, kind: 'entity', describe: `${s.labels.map(formatLabel).join(',')} (identity ${s.id})` };
+  }
+  const shown = s.given.map((l) => (l.source === 'k8s' ? '' : `${l.source}:`) + (l.value === '' ? l.key : `${l.key}=${l.value}`));
+  return {
+    identity: { id: nextId, labels: s.labels, ...(Object.keys(s.namedPorts).length ? { namedPorts: s.namedPorts } : {}) },
+    policy: 'endpoint',
+    kind: 'endpoint',
+    describe: `${s.namespace}/{${shown.join(',')}}`,
+  };
+}
+
+/**
+ * Named ports of the rules of `selected` in direction `dir` that the destination's named ports do
+ * not define: such a port matches nothing, which may not be what the real pod would see.
+ */
+function unresolvedNamedPorts(selected: readonly SelectedRule[], dir: 'ingress' | 'egress', dst: Side): string[] {
+  const known = new Set(Object.keys(dst.identity.namedPorts ?? {}).map((n) => n.toLowerCase()));
+  const out: string[] = [];
+  for (const { policy, rule } of selected) {
+    for (const deny of [false, true]) {
+      const section = dir === 'ingress' ? (deny ? rule.ingressDeny : rule.ingress) : deny ? rule.egressDeny : rule.egress;
+      for (const pr of section) {
+        for (const ps of pr.ports ?? []) {
+          if (typeof ps.port !== 'string' || known.has(ps.port.toLowerCase())) continue;
+          const ref = refText({ policy: policy.name, namespace: policy.namespace, kind: policy.kind, direction: dir, index: pr.index, ...(deny ? { deny: true } : {}), specIndex: rule.specIndex });
+          out.push(`${ps.port} (${ref})`);
+        }
+      }
+    }
+  }
+  return [...new Set(out)];
+}
+
+/** Host policies: rules with a nodeSelector. The trace knows no node labels, so each is taken to select the node. */
+function hostRules(policies: readonly PolicyObject[]): SelectedRule[] {
+  return policies.flatMap((policy) => policy.rules.filter((rule) => rule.hostPolicy).map((rule) => ({ policy, rule })));
 }
 
 function sameLabels(a: readonly Label[], b: readonly Label[]): boolean {
@@ -133,25 +188,50 @@ export function tracePolicy(input: TraceInput): TraceResult {
   const dport = input.dport ?? (protoName === 'ICMP' ? 8 : 0);
   const src = side('src', input, FIRST_TRACE_ID);
   let dst = side('dst', input, FIRST_TRACE_ID + 1);
-  if (src.isEndpoint && dst.isEndpoint && sameLabels(src.identity.labels, dst.identity.labels)) {
-    dst = { ...dst, identity: { ...dst.identity, id: src.identity.id } };
+  if (src.kind === 'endpoint' && dst.kind === 'endpoint' && sameLabels(src.identity.labels, dst.identity.labels)) {
+    // One identity: the pods share it, and so do their named ports (Cilium keys them by identity).
+    const namedPorts = { ...(src.identity.namedPorts ?? {}), ...(dst.identity.namedPorts ?? {}) };
+    dst = { ...dst, identity: { ...dst.identity, id: src.identity.id, ...(Object.keys(namedPorts).length ? { namedPorts } : {}) } };
   }
-  const identities: Identity[] = [src.identity, dst.identity];
+  const identities: Identity[] = src.identity.id === dst.identity.id ? [dst.identity] : [src.identity, dst.identity];
   lines.push(`Tracing ${protoName} ${protoName === 'ICMP' ? `type ${dport}` : `port ${input.dport ?? 'any'}`} from ${src.describe} to ${dst.describe}`);
   lines.push(`  source identity ${src.identity.id}: ${src.identity.labels.map(formatLabel).join(' ')}`);
   lines.push(`  destination identity ${dst.identity.id}: ${dst.identity.labels.map(formatLabel).join(' ')}`);
 
   const evalDir = (which: 'egress' | 'ingress', subject: Side, peer: Side): TraceDirection => {
     const title = which === 'egress' ? 'Egress (source policy)' : 'Ingress (destination policy)';
-    if (!subject.isEndpoint) {
-      lines.push(`${title}: not evaluated: ${which === 'egress' ? 'the source' : 'the destination'} is outside the cluster`);
+    const whose = which === 'egress' ? 'the source' : 'the destination';
+    if (subject.policy === 'none') {
+      lines.push(
+        subject.kind === 'cidr'
+          ? `${title}: not evaluated: ${whose} is outside the cluster`
+          : `${title}: not evaluated: ${whose} is ${subject.identity.labels.map(formatLabel).join(',')}, which has no endpoint policy of its own`,
+      );
       return { evaluated: false, enforced: false, verdict: 'not-evaluated', l7: null, allowed: true, dropReason: null, peerIdentity: peer.identity.id, matched: [] };
     }
-    const selected = selectingRules(input.policies, subject.identity.labels);
+    const endpoint = { labels: subject.identity.labels, ...(subject.identity.namedPorts ? { namedPorts: subject.identity.namedPorts } : {}) };
+    const selected = subject.policy === 'host' ? hostRules(input.policies) : selectingRules(input.policies, subject.identity.labels);
     const names = [...new Set(selected.map((s) => `${s.policy.kind} ${s.policy.namespace ? `${s.policy.namespace}/` : ''}${s.policy.name}`))];
-    const pol = resolveEndpointPolicy({ policies: input.policies, endpoint: { labels: subject.identity.labels }, identities, ...(input.services ? { services: input.services } : {}) });
-    const dp: DirectionPolicy = which === 'egress' ? pol.egress : pol.ingress;
-    lines.push(`${title}: ${names.length ? `selected by ${names.join(', ')}` : 'no policy selects this endpoint'}; ${dp.enforced ? 'default deny' : 'default allow'}`);
+    let dp: DirectionPolicy;
+    if (subject.policy === 'host') {
+      // Cilium's host firewall: only host policies (nodeSelector) apply to reserved:host.
+      const all = new Map<number, Identity>();
+      for (const r of reservedIdentities()) all.set(r.id, r);
+      for (const i of identities) all.set(i.id, i);
+      dp = resolveDirection(selected, which, endpoint, [...all.values()], input.services ?? [], input.policies);
+      lines.push(
+        `${title}: ${names.length ? `host policies ${names.join(', ')} (each taken to select this node: the trace knows no node labels; Membrane does not enforce host policies yet)` : 'no host policy (nodeSelector) applies to the host'}; ${dp.enforced ? 'default deny' : 'default allow'}`,
+      );
+    } else {
+      const pol = resolveEndpointPolicy({ policies: input.policies, endpoint, identities, ...(input.services ? { services: input.services } : {}) });
+      dp = which === 'egress' ? pol.egress : pol.ingress;
+      lines.push(`${title}: ${names.length ? `selected by ${names.join(', ')}` : 'no policy selects this endpoint'}; ${dp.enforced ? 'default deny' : 'default allow'}`);
+    }
+    const dstSide = which === 'ingress' ? subject : peer;
+    if (dstSide.kind !== 'cidr') {
+      const missing = unresolvedNamedPorts(selected, which, dstSide);
+      if (missing.length) lines.push(`  note: named port ${missing.join(', ')} is not among the destination's named ports given to the trace, so it matches nothing here`);
+    }
     const res = lookupPolicy(dp, peer.identity.id, proto, dport);
     const matched = (res.entry?.derivedFrom ?? []).map((r) => ({ policy: r.policy, namespace: r.namespace, rule: r.index, deny: r.deny === true }));
     let allowed = res.verdict === 'allow' || res.verdict === 'redirect' || res.verdict === 'default-allow';

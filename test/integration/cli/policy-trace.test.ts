@@ -285,7 +285,7 @@ describe('membrane policy trace: namespace labels (NetworkPolicy namespaceSelect
 
 describe('membrane policy trace: CIDR peers', () => {
   const p = [T('cidr.yaml')];
-  const crawlerTo = (ip: string, port: string) => ['--src', 'role=crawler', '--dst', 'ext=true', '--dst-cidr', ip, '--dport', port];
+  const crawlerTo = (ip: string, port: string) => ['--src', 'role=crawler', '--dst-cidr', ip, '--dport', port];
 
   it('toCIDRSet allows inside the prefix', () => {
     const j = expectAllowed(p, crawlerTo('192.0.2.10', '443'));
@@ -307,7 +307,7 @@ describe('membrane policy trace: CIDR peers', () => {
   });
 
   it('fromCIDR on ingress with --src-cidr', () => {
-    const src = (ip: string) => ['--src', 'ext=true', '--src-cidr', ip, '--dst', 'app=web', '--dport', '8080'];
+    const src = (ip: string) => ['--src-cidr', ip, '--dst', 'app=web', '--dport', '8080'];
     expectAllowed(p, src('203.0.113.9'));
     expectDenied(p, src('198.51.100.9'), 'POLICY_DENIED');
     expectDenied(p, src('2001:db8::1'), 'POLICY_DENIED');
@@ -386,8 +386,9 @@ describe('membrane policy trace: -o json shape', () => {
 describe('membrane policy trace: bad input exits 2', () => {
   const ok = ['--policy', L3L4, ...TIEFIGHTER, ...DEATHSTAR];
   it('malformed labels', () => {
-    expectBadInput(['--policy', L3L4, '--src', 'org', ...DEATHSTAR, '--dport', '80']);
+    expectBadInput(['--policy', L3L4, '--src', 'k8ss:org=empire', ...DEATHSTAR, '--dport', '80']);
     expectBadInput(['--policy', L3L4, ...TIEFIGHTER, '--dst', '=empire', '--dport', '80']);
+    expectBadInput(['--policy', L3L4, ...TIEFIGHTER, '--dst', 'org=empire,org=alliance', '--dport', '80']);
   });
 
   it('bad ports', () => {
@@ -403,9 +404,9 @@ describe('membrane policy trace: bad input exits 2', () => {
   });
 
   it('malformed CIDRs', () => {
-    expectBadInput([...ok, '--dport', '80', '--dst-cidr', '10.0.0.300']);
-    expectBadInput([...ok, '--dport', '80', '--src-cidr', 'not-an-ip']);
-    expectBadInput([...ok, '--dport', '80', '--dst-cidr', '10.0.0.0/33']);
+    expectBadInput(['--policy', L3L4, ...TIEFIGHTER, '--dport', '80', '--dst-cidr', '10.0.0.300']);
+    expectBadInput(['--policy', L3L4, '--src-cidr', 'not-an-ip', ...DEATHSTAR, '--dport', '80']);
+    expectBadInput(['--policy', L3L4, ...TIEFIGHTER, '--dport', '80', '--dst-cidr', '10.0.0.0/33']);
   });
 
   it('a malformed header', () => {
@@ -437,5 +438,97 @@ describe('membrane policy trace: bad input exits 2', () => {
 
   it('an unknown option', () => {
     expectBadInput([...ok, '--dport', '80', '--dst-port', '80']);
+  });
+});
+
+describe('issue-7: policy trace never answers ALLOWED for a flow the policy denies', () => {
+  const SA = T('service-account.yaml');
+  const XC = T('cross-cluster.yaml');
+  const NP = T('named-port.yaml');
+  const HOST = T('host.yaml');
+
+  it('issue-7 label sources: k8s:org=alliance,k8s:class=xwing → deathstar TCP 80 is denied by rule1 (exit 1)', () => {
+    const args = ['--src', 'k8s:org=alliance,k8s:class=xwing', '--dst', 'k8s:org=empire,k8s:class=deathstar', '--dport', '80'];
+    const j = expectDenied([L3L4], args, 'POLICY_DENIED');
+    expect(j.ingress).toMatchObject({ evaluated: true, enforced: true, verdict: 'default-deny' });
+    const text = trace([L3L4], args);
+    expect(text.stdout).toContain('source identity 256: k8s:class=xwing ');
+    expect(text.stdout).not.toContain('k8s:k8s:');
+    expect(text.stdout).toContain('selected by CiliumNetworkPolicy default/rule1; default deny');
+    expectAllowed([L3L4], ['--src', 'k8s:org=empire,k8s:class=tiefighter', '--dst', 'k8s:org=empire,k8s:class=deathstar', '--dport', '80']);
+  });
+
+  it('issue-7 label sources: an unknown source is bad input and says which label', () => {
+    const r = trace([L3L4], ['--src', 'k8:org=empire', ...DEATHSTAR, '--dport', '80']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--src: k8:org=empire: unknown label source "k8"');
+  });
+
+  it('issue-7 service account label: vader → leia is denied, luke → leia allowed', () => {
+    const vader = ['--src', 'io.cilium.k8s.policy.serviceaccount=vader', '--dst', 'io.cilium.k8s.policy.serviceaccount=leia', '--dport', '80'];
+    expectDenied([SA], vader, 'POLICY_DENIED');
+    expect(trace([SA], vader).stdout).toContain('k8s:io.cilium.k8s.policy.serviceaccount=vader');
+    expectAllowed([SA], ['--src', 'k8s:io.cilium.k8s.policy.serviceaccount=luke', '--dst', 'io.cilium.k8s.policy.serviceaccount=leia', '--dport', '80']);
+  });
+
+  it('issue-7 cluster label: x-wing in cluster1 → rebel-base in cluster3 is denied on egress, cluster2 allowed', () => {
+    const src = ['--src', 'name=x-wing,io.cilium.k8s.policy.cluster=cluster1'];
+    const j = expectDenied([XC], [...src, '--dst', 'name=rebel-base,io.cilium.k8s.policy.cluster=cluster3', '--dport', '80'], 'POLICY_DENIED');
+    expect(j.egress).toMatchObject({ verdict: 'default-deny' });
+    expectAllowed([XC], [...src, '--dst', 'name=rebel-base,io.cilium.k8s.policy.cluster=cluster2', '--dport', '80']);
+  });
+
+  it('issue-7 a flag and a label that disagree: exit 2 naming both', () => {
+    const r = trace([L3L4], ['--src', 'org=empire,io.kubernetes.pod.namespace=foo', '--src-namespace', 'bar', ...DEATHSTAR, '--dport', '80']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe('Error: --src-namespace: the namespace bar disagrees with the label io.kubernetes.pod.namespace=foo');
+    const l = trace([L3L4], [...TIEFIGHTER, '--dst', 'org=empire,class=deathstar,io.cilium.k8s.namespace.labels.team=a', '--dst-namespace-labels', 'team=b', '--dport', '80']);
+    expect(l.status).toBe(2);
+    expect(l.stderr).toContain('--dst-namespace-labels: the namespace label team=b disagrees with the label io.cilium.k8s.namespace.labels.team=a');
+    // Agreeing flag and label are fine, and the label alone places the pod.
+    expectDenied([L3L4], [...XWING, '--dst', 'org=empire,class=deathstar,io.kubernetes.pod.namespace=default', '--dst-namespace', 'default', '--dport', '80']);
+    expectAllowed([L3L4], [...XWING, '--dst', 'org=empire,class=deathstar,io.kubernetes.pod.namespace=other', '--dport', '80']);
+  });
+
+  it('issue-7 named ports: --dst-named-port resolves ingress named ports (allow) and egress ones (deny)', () => {
+    const args = ['--src', 'kind=client', '--dst', 'kind=echo', '--dst-named-port', 'http-8080=8080', '--dst-named-port', 'dns-53=53/UDP'];
+    expect(expectAllowed([NP], [...args, '--dport', '8080']).ingress).toMatchObject({ verdict: 'allow' });
+    expectDenied([NP], [...args, '--dport', '8081'], 'POLICY_DENIED');
+    expect(expectDenied([NP], [...args, '--dport', '53', '--proto', 'UDP'], 'POLICY_DENY').egress).toMatchObject({ verdict: 'deny' });
+    // Without them the rule matches nothing, and the output says why.
+    const blind = trace([NP], ['--src', 'kind=client', '--dst', 'kind=echo', '--dport', '8080']);
+    expect(blind.status).toBe(1);
+    expect(blind.stdout).toContain("note: named port http-8080 (CiliumNetworkPolicy default/echo-named-port ingress[0]) is not among the destination's named ports");
+    for (const bad of ['http', 'HTTP=80', 'http=99999', 'http=80/ICMP']) expectBadInput(['--policy', NP, '--src', 'kind=client', '--dst', 'kind=echo', '--dst-named-port', bad, '--dport', '80']);
+  });
+
+  it('issue-7 entities: the node (reserved:host, --dst-entity host) and remote nodes', () => {
+    const echo = ['--dst', 'kind=echo', '--dport', '8080'];
+    const j = expectAllowed([HOST], ['--src', 'reserved:host', ...echo]);
+    expect(j.ingress).toMatchObject({ verdict: 'allow', peerIdentity: 1 });
+    expect(expectDenied([HOST], ['--src-entity', 'remote-node', ...echo], 'POLICY_DENIED').egress).toMatchObject({ evaluated: false });
+    // Host policies apply to the node itself: only TCP 22 from the world.
+    const toHost = expectDenied([HOST], ['--src-entity', 'world', '--dst-entity', 'host', '--dport', '80'], 'POLICY_DENIED');
+    expect(toHost.ingress).toMatchObject({ evaluated: true, enforced: true, verdict: 'default-deny' });
+    expectAllowed([HOST], ['--src-cidr', '192.0.2.1', '--dst', 'reserved:host', '--dport', '22']);
+    expect(trace([HOST], ['--src-entity', 'world', '--dst', 'reserved:host', '--dport', '22']).stdout).toContain('host policies CiliumClusterwideNetworkPolicy node-ssh-only');
+  });
+
+  it('issue-7 entities: a group, an unknown name or an entity with pod labels is bad input', () => {
+    for (const src of [['--src', 'reserved:cluster'], ['--src-entity', 'all'], ['--src', 'reserved:nope'], ['--src', 'reserved:host,org=empire'], ['--src-entity', 'host', '--src-namespace', 'default']]) {
+      expectBadInput(['--policy', HOST, ...src, '--dst', 'kind=echo', '--dport', '8080']);
+    }
+  });
+
+  it('issue-7 --dst is not required with --dst-cidr, nor --src with --src-cidr; labels and a CIDR together are bad input', () => {
+    const cidr = T('cidr.yaml');
+    expectAllowed([cidr], ['--src', 'role=crawler', '--dst-cidr', '192.0.2.10', '--dport', '443']);
+    expectDenied([cidr], ['--src', 'role=crawler', '--dst-cidr', '192.0.2.200', '--dport', '443'], 'POLICY_DENIED');
+    // The conformance runner's form: an empty --dst beside --dst-cidr.
+    expectAllowed([cidr], ['--src', 'role=crawler', '--dst', '', '--dst-cidr', '192.0.2.10', '--dport', '443']);
+    const b = trace([L3L4], ['--src-cidr', '192.0.2.1', ...DEATHSTAR, '--dport', '80']);
+    expect(b.status).toBe(1);
+    expectBadInput(['--policy', L3L4, '--src', 'org=alliance', '--src-cidr', '192.0.2.1', ...DEATHSTAR, '--dport', '80']);
+    expectBadInput(['--policy', L3L4, ...TIEFIGHTER, '--dport', '80']);
   });
 });
