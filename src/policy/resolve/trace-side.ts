@@ -180,6 +180,9 @@ export function traceSide(which: 'src' | 'dst', input: TraceEndpointInput): Trac
           : `${which}: ${shown}: unknown label source ${JSON.stringify(source)} (Cilium's endpoint label sources: ${known.join(', ')})`,
       );
     }
+    // `org`, `k8s:org` and `any:org` are one pod label: two values for it would lose one.
+    const seen = rest === LABEL_KEY.podNamespace ? nsFromLabel : rest === LABEL_KEY.serviceAccount ? serviceAccount : rest === LABEL_KEY.cluster ? cluster : podLabels[rest];
+    if (seen !== undefined && seen !== value) throw new TraceInputError(which, 'labels', `${which}: the label ${rest} is given twice (${seen} and ${value})`);
     if (rest === LABEL_KEY.podNamespace) nsFromLabel = value;
     else if (rest === LABEL_KEY.serviceAccount) serviceAccount = value;
     else if (rest === LABEL_KEY.cluster) cluster = value;

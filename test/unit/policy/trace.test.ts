@@ -152,7 +152,7 @@ spec:
   });
 
   it('issue-7 label sources: unknown sources, cidr: labels and sources no endpoint has are bad input', () => {
-    for (const labels of [{ 'k8ss:org': 'empire' }, { 'cidr:10.0.0.0/8': '' }, { 'fqdn:x': '' }, { 'container:io.kubernetes.pod.namespace': 'x' }]) {
+    for (const labels of [{ 'k8ss:org': 'empire' }, { 'cidr:10.0.0.0/8': '' }, { 'fqdn:x': '' }, { 'container:io.kubernetes.pod.namespace': 'x' }, { org: 'empire', 'k8s:org': 'alliance' }]) {
       const e = inputError(() => tracePolicy({ policies: rule1(), src: { labels }, dst: deathstar, dport: 80 }));
       expect(e).toMatchObject({ side: 'src', field: 'labels' });
     }
