@@ -23,7 +23,7 @@ export type { LoadOptions, DocumentResult } from './api/load.js';
 export { loadPolicyText, validatePolicyText, formatProblem, formatWarning, MAX_POLICY_FILE_BYTES } from './api/load.js';
 export type { FqdnSelectorInfo } from './api/cidrs.js';
 export { policyCidrs, policyFqdnSelectors } from './api/cidrs.js';
-export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars } from './api/fqdn.js';
+export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars, validateMatchName, validateMatchPattern } from './api/fqdn.js';
 export { selectorMatches, formatSelector } from './api/selector.js';
 
 export type { Identity, NamedPort } from './resolve/identity.js';

@@ -40,7 +40,8 @@ export function validateMatchName(s: string): string | null {
 
 export function validateMatchPattern(s: string): string | null {
   const t = s.trim();
-  if (t.length > MAX_FQDN_LENGTH) return `must be at most ${MAX_FQDN_LENGTH} characters`;
+  // Cilium's text (pkg/fqdn/matchpattern prevalidate).
+  if (t.length > MAX_FQDN_LENGTH) return `Invalid MatchPattern: ${JSON.stringify(s)}. Must be <= ${MAX_FQDN_LENGTH} characters long.`;
   if (!PATTERN_CHARS.test(t)) return `Invalid characters in MatchPattern: ${JSON.stringify(s)}. Only 0-9, a-z, A-Z and ., -, _ and * characters are allowed`;
   if (!CRD_PATTERN.test(s)) return `invalid matchPattern ${JSON.stringify(s)}: must match ${CRD_PATTERN.source}`;
   return null;

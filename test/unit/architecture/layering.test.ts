@@ -19,12 +19,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
   re2: ['errors'],
   policy: ['codes', 'errors', 're2'],
+  fqdn: ['codes', 'errors', 're2', 'policy'],
   datapath: ['codes', 'errors'],
   observe: ['codes', 'errors', 'policy', 're2'],
   l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2'],
   lab: ['codes', 'errors', 'datapath'],
-  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2'],
-  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2'],
+  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn'],
+  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn'],
 };
 
 function files(dir: string): string[] {

@@ -1,0 +1,276 @@
+/**
+ * The name manager: turns allowed DNS answers into fqdn labels of IPs, and holds each answer
+ * until the datapath has them ("FQDN ordering" in ../shared/DESIGN.md; Cilium
+ * `pkg/fqdn/namemanager/manager.go` UpdateGenerateDNS, `pkg/fqdn/messagehandler`).
+ *
+ * Per answer: update the endpoint's and the global cache (TTL = max(answer TTL, min-ttl)) →
+ * for each IP whose names changed, the union of the label keys of the selectors matching its
+ * names → push only the IPs whose keys changed (O(change), one `setIpSelectors` call) → resolve
+ * when every IP of the answer is acknowledged by the datapath, or after `maxDelayMs` (then a
+ * warning with Cilium's text and `stats().timeouts` + 1; the push goes on).
+ *
+ * Cilium serialises answers per name with a lock; here cache updates are synchronous, and an
+ * answer whose IPs are still being pushed by an earlier answer waits for that push, so no answer
+ * is released before the datapath holds its IPs (or the delay passed).
+ */
+import type { Logger } from 'pino';
+import type { FqdnSelectorInfo } from '../policy/index.js';
+import { membraneError } from '../errors/index.js';
+import { DnsCache, type CacheEntry, type DnsCacheSnapshot } from './cache.js';
+import { DEFAULT_PROXY_RESPONSE_MAX_DELAY_MS } from './defaults.js';
+import { canonicalIp } from './ip.js';
+import { SelectorIndex } from './selectors.js';
+
+/** The datapath as the name manager sees it (the agent implements it with ipcache + policy maps). */
+export interface FqdnDatapath {
+  /**
+   * Set the fqdn labels of these IPs (their identity becomes: reserved:world + cidr:IP/32 +
+   * fqdn:<key> per selector). Resolves when ipcache and policy maps hold them. `labelKeys` empty =
+   * the IP is no longer selected. Calls must take effect in the order they are made.
+   */
+  setIpSelectors(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): Promise<void>;
+}
+
+/** One allowed DNS answer, as the DNS proxy hands it over. */
+export interface DnsAnswer {
+  readonly endpointId: number;
+  /** The question's name, as asked (any case, dot optional). */
+  readonly qname: string;
+  /** Only IPs on the question's own answer/CNAME chain: the DNS proxy filters. */
+  readonly ips: readonly string[];
+  /** Seconds, the minimum over the chain. */
+  readonly ttl: number;
+}
+
+export interface NameManagerOptions {
+  readonly datapath: FqdnDatapath;
+  /** `--tofqdns-min-ttl`, seconds (default 0). */
+  readonly minTtlSeconds?: number;
+  /** `--tofqdns-endpoint-max-ip-per-hostname` (default 1000). */
+  readonly maxIpsPerHostname?: number;
+  /** `--tofqdns-proxy-response-max-delay`, ms (default 100). */
+  readonly maxDelayMs?: number;
+  /** `--tofqdns-max-deferred-connection-deletes` (default 10000). */
+  readonly maxDeferredConnectionDeletes?: number;
+  /** `--tofqdns-idle-connection-grace-period`, ms (default 0). */
+  readonly idleConnectionGracePeriodMs?: number;
+  /** Names kept per endpoint (default 50000). */
+  readonly maxNamesPerEndpoint?: number;
+  /** Clock, ms since the epoch (default `Date.now`). */
+  readonly now?: () => number;
+  readonly log?: Logger;
+  /** Whether a connection to `ip` is alive (conntrack); default: none is. */
+  readonly isAlive?: (ip: string) => boolean;
+}
+
+/** Snapshot of the name manager: the cache and the labels the datapath was given. */
+export interface NameManagerSnapshot {
+  readonly version: 1;
+  readonly cache: DnsCacheSnapshot;
+  readonly selected: ReadonlyArray<{ ip: string; labelKeys: string[] }>;
+}
+
+/** Cilium's warning (`pkg/fqdn/messagehandler`), so users find the same advice. */
+export const DATAPATH_TIMEOUT_WARNING =
+  'Timed out waiting for datapath updates of FQDN IP information; returning response. Consider increasing --tofqdns-proxy-response-max-delay';
+
+type Change = { ip: string; labelKeys: readonly string[] };
+
+export class NameManager {
+  private readonly datapath: FqdnDatapath;
+  private readonly cache: DnsCache;
+  private readonly maxDelayMs: number;
+  private readonly log: Logger | undefined;
+  private readonly isAlive: (ip: string) => boolean;
+  private index = new SelectorIndex();
+  /** ip → label keys the datapath was given (or is being given); `null`: unknown after a failed push. */
+  private selected = new Map<string, readonly string[] | null>();
+  /** ip → settles when every push so far that included the IP has settled. */
+  private readonly pending = new Map<string, Promise<void>>();
+  private timeouts = 0;
+  private failures = 0;
+
+  constructor(opts: NameManagerOptions) {
+    this.datapath = opts.datapath;
+    this.cache = new DnsCache({
+      ...(opts.minTtlSeconds !== undefined ? { minTtlSeconds: opts.minTtlSeconds } : {}),
+      ...(opts.maxIpsPerHostname !== undefined ? { maxIpsPerHostname: opts.maxIpsPerHostname } : {}),
+      ...(opts.maxDeferredConnectionDeletes !== undefined ? { maxDeferredConnectionDeletes: opts.maxDeferredConnectionDeletes } : {}),
+      ...(opts.idleConnectionGracePeriodMs !== undefined ? { idleConnectionGracePeriodMs: opts.idleConnectionGracePeriodMs } : {}),
+      ...(opts.maxNamesPerEndpoint !== undefined ? { maxNamesPerEndpoint: opts.maxNamesPerEndpoint } : {}),
+      ...(opts.now !== undefined ? { now: opts.now } : {}),
+    });
+    const d = opts.maxDelayMs;
+    this.maxDelayMs = d !== undefined && Number.isFinite(d) && d >= 0 ? d : DEFAULT_PROXY_RESPONSE_MAX_DELAY_MS;
+    this.log = opts.log;
+    this.isAlive = opts.isAlive ?? (() => false);
+  }
+
+  /**
+   * The policy's toFQDNs selectors changed (`policyFqdnSelectors(policies)`): recomputes the labels
+   * of every cached IP and pushes only the IPs whose labels changed. Resolves when the datapath
+   * has them (a failed push is logged and retried on the IP's next change).
+   */
+  async setSelectors(selectors: readonly FqdnSelectorInfo[]): Promise<void> {
+    this.index = new SelectorIndex(selectors);
+    const ips = new Set<string>(this.cache.ips());
+    for (const ip of this.selected.keys()) ips.add(ip);
+    await this.push(ips);
+  }
+
+  /**
+   * An allowed answer: learn it, and resolve when the datapath holds its IPs or `maxDelayMs`
+   * passed (`timedOut`). `newIps`: IPs of the answer whose labels this answer changed. An answer
+   * with an invalid endpoint id, name or no valid IP teaches nothing and resolves at once.
+   */
+  async onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean }> {
+    if (!Number.isSafeInteger(a.endpointId) || a.endpointId < 0) {
+      this.log?.warn({ endpointId: a.endpointId, qname: a.qname }, 'FQDN answer for an invalid endpoint id ignored');
+      return { newIps: 0, timedOut: false };
+    }
+    const answerIps = [...new Set(a.ips.map(canonicalIp).filter((ip): ip is string => ip !== null))];
+    const { changedIps } = this.cache.update(a.endpointId, a.qname, answerIps, a.ttl);
+    const changes = this.diff(changedIps);
+    void this.start(changes);
+    const mine = new Set(answerIps);
+    const newIps = changes.filter((c) => mine.has(c.ip) && c.labelKeys.length > 0).length;
+    const waits = answerIps.map((ip) => this.pending.get(ip)).filter((p): p is Promise<void> => p !== undefined);
+    if (waits.length === 0) return { newIps, timedOut: false };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      Promise.all(waits).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.maxDelayMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.timeouts++;
+      this.log?.warn({ endpointId: a.endpointId, qname: a.qname, ips: answerIps, maxDelayMs: this.maxDelayMs }, DATAPATH_TIMEOUT_WARNING);
+    }
+    return { newIps, timedOut };
+  }
+
+  /**
+   * Expires names (Cilium's DNS GC, every minute): expired IPs become zombies, zombies without a
+   * live connection (`isAlive`) go, and IPs no longer selected by any remaining name get
+   * `labelKeys: []`. Resolves when the datapath has the changes.
+   */
+  async gc(): Promise<void> {
+    const { changedIps } = this.cache.gc(this.isAlive);
+    await this.push(changedIps);
+  }
+
+  /** Rows for `membrane fqdn cache list [--endpoint ID] [--name N]`. */
+  cacheList(filter?: { endpointId?: number; name?: string }): CacheEntry[] {
+    return this.cache.entries(filter ?? {});
+  }
+
+  /** The names that keep `ip` selected (lookups and zombies) and its labels in the datapath. */
+  selectionOf(ip: string): { names: string[]; labelKeys: readonly string[] } {
+    const addr = canonicalIp(ip);
+    return { names: this.cache.namesOfIp(ip), labelKeys: (addr !== null ? this.selected.get(addr) : undefined) ?? [] };
+  }
+
+  /**
+   * `names`: names cached (summed over endpoints); `ips`: distinct IPs in the cache; `timeouts`:
+   * answers released after `maxDelayMs`; `zombies`: IPs kept for connections; `selectedIps`: IPs
+   * with fqdn labels; `datapathFailures`: rejected `setIpSelectors` calls.
+   */
+  stats(): { names: number; ips: number; timeouts: number; zombies: number; selectedIps: number; datapathFailures: number } {
+    const c = this.cache.counts();
+    let selectedIps = 0;
+    for (const k of this.selected.values()) if (k && k.length > 0) selectedIps++;
+    return { names: c.names, ips: c.ips, timeouts: this.timeouts, zombies: c.zombies, selectedIps, datapathFailures: this.failures };
+  }
+
+  /** JSON-safe state for the state directory; expiry times are absolute. */
+  snapshot(): NameManagerSnapshot {
+    const selected = [...this.selected]
+      .filter((e): e is [string, readonly string[]] => e[1] !== null && e[1].length > 0)
+      .map(([ip, keys]) => ({ ip, labelKeys: [...keys] }))
+      .sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+    return { version: 1, cache: this.cache.snapshot(), selected };
+  }
+
+  /**
+   * Restores a {@link snapshot}: the cache (lookups already expired become zombies) and the labels
+   * the datapath was given before the restart (its pinned maps still hold them). Then call
+   * `setSelectors` with the policy in force: it pushes only what changed meanwhile. A malformed
+   * snapshot throws `MEMBRANE_ERR_STATE` naming the field and changes nothing.
+   */
+  restore(s: unknown): void {
+    const fail = (path: string, what: string): never => {
+      throw membraneError('MEMBRANE_ERR_STATE', `FQDN name manager snapshot: ${path}: ${what}`, { details: { path } });
+    };
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) fail('$', 'expected an object');
+    const o = s as Record<string, unknown>;
+    if (o.version !== 1) fail('version', `unsupported version ${JSON.stringify(o.version)} (expected 1)`);
+    if (!Array.isArray(o.selected)) fail('selected', 'expected an array');
+    const selected = new Map<string, readonly string[]>();
+    (o.selected as unknown[]).forEach((e, i) => {
+      const r = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
+      const ip = typeof r.ip === 'string' ? canonicalIp(r.ip) : null;
+      if (ip === null) fail(`selected[${i}].ip`, 'expected an IP address');
+      const keys = r.labelKeys;
+      if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string' && k.length > 0)) fail(`selected[${i}].labelKeys`, 'expected label keys');
+      selected.set(ip as string, [...new Set(keys as string[])].sort());
+    });
+    this.cache.restore(o.cache);
+    this.selected = selected;
+  }
+
+  /** Computes the new label keys of `ips` and pushes the changed ones; settles when they are applied. */
+  private async push(ips: Iterable<string>): Promise<void> {
+    const changes = this.diff(ips);
+    await this.start(changes);
+  }
+
+  /** The label keys of an IP: the union over the names that select it. */
+  private keysOf(ip: string): readonly string[] {
+    const names = this.cache.namesOfIp(ip);
+    if (names.length === 1) return this.index.selectorsFor(names[0]!);
+    const keys = new Set<string>();
+    for (const n of names) for (const k of this.index.selectorsFor(n)) keys.add(k);
+    return [...keys].sort();
+  }
+
+  /** Changes against what the datapath was given; records the new state as given. */
+  private diff(ips: Iterable<string>): Change[] {
+    const changes: Change[] = [];
+    for (const ip of ips) {
+      const keys = this.keysOf(ip);
+      const prev = this.selected.get(ip);
+      if (prev === undefined ? keys.length === 0 : prev !== null && sameKeys(prev, keys)) continue;
+      changes.push({ ip, labelKeys: keys });
+      if (keys.length === 0) this.selected.delete(ip);
+      else this.selected.set(ip, keys);
+    }
+    return changes;
+  }
+
+  /** One datapath call for the changes; every IP's pending promise includes it. Never rejects. */
+  private start(changes: Change[]): Promise<void> {
+    if (changes.length === 0) return Promise.resolve();
+    const call = Promise.resolve()
+      .then(() => this.datapath.setIpSelectors(changes))
+      .catch((err: unknown) => {
+        this.failures++;
+        this.log?.error({ err, ips: changes.length }, 'FQDN datapath update failed; the IPs are pushed again on their next change');
+        // The datapath's state is unknown: make the next computation push these IPs whatever it finds.
+        for (const c of changes) if (this.selected.get(c.ip) === undefined || this.selected.get(c.ip) === c.labelKeys) this.selected.set(c.ip, null);
+      });
+    for (const c of changes) {
+      const prev = this.pending.get(c.ip);
+      const done: Promise<void> = (prev ? Promise.all([prev, call]).then(() => undefined) : call).finally(() => {
+        if (this.pending.get(c.ip) === done) this.pending.delete(c.ip);
+      });
+      this.pending.set(c.ip, done);
+    }
+    return call;
+  }
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i]);
+}
