@@ -4,6 +4,8 @@
  */
 import { parse } from 'yaml';
 import { membraneError } from '../errors/index.js';
+import { parseDns, type LabDns } from './spec-dns.js';
+import { parseWorld, WORLD_FIRST_OCTET, type LabWorld } from './spec-world.js';
 
 export interface LabPod {
   readonly name: string;
@@ -11,7 +13,8 @@ export interface LabPod {
   readonly labels: Readonly<Record<string, string>>;
   /** Index of the pod's /24 inside the lab subnet: pod = x.y.N.2, host side = x.y.N.1. */
   readonly index: number;
-  readonly serve?: { readonly app: string; readonly ports: readonly number[] };
+  /** `app: dns` runs dnsmasq with `dns` (spec-dns.ts); other apps run src/lab/apps/main.ts. */
+  readonly serve?: { readonly app: string; readonly ports: readonly number[]; readonly dns?: LabDns };
   /** Container port names, as a pod spec's `ports[].name` (for named ports in policies). */
   readonly namedPorts: Readonly<Record<string, { readonly port: number; readonly protocol: number }>>;
 }
@@ -21,12 +24,14 @@ export interface LabSpec {
   /** First two octets of the lab's 10.x range, e.g. "10.77". Only inside our namespaces. */
   readonly subnet: string;
   readonly pods: readonly LabPod[];
-  /** Extra /etc/hosts names visible in every pod (the lab has no DNS yet): name → pod. */
+  /** Extra /etc/hosts names visible in every pod (read before DNS, as in a pod): name → pod. */
   readonly hosts: Readonly<Record<string, string>>;
   /** Labels of each Kubernetes namespace (kubernetes.io/metadata.name is always added). */
   readonly namespaces: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** Services, for `toServices` policies (no load balancing: only their selectors matter). */
   readonly services: readonly LabService[];
+  /** A network outside the cluster (identity reserved:world), see spec-world.ts. */
+  readonly world?: LabWorld;
 }
 
 export interface LabService {
@@ -53,6 +58,8 @@ export function parseLabSpec(text: string, file: string): LabSpec {
     bad('spec.subnet', 'must be "10.N": labs only use 10.x addresses inside their own namespaces');
   }
   if (!Array.isArray(spec.pods) || spec.pods.length === 0) bad('spec.pods', 'must list at least one pod');
+  // Pod /24s are <subnet>.1 up to <subnet>.<count>; the world's start at WORLD_FIRST_OCTET.
+  if ((spec.pods as unknown[]).length >= WORLD_FIRST_OCTET) bad('spec.pods', `at most ${WORLD_FIRST_OCTET - 1} pods`);
   const pods: LabPod[] = (spec.pods as unknown[]).map((raw, i) => {
     const p = raw as Record<string, unknown>;
     const at = `spec.pods[${i}]`;
@@ -66,6 +73,8 @@ export function parseLabSpec(text: string, file: string): LabSpec {
     if (serve && (typeof serve.app !== 'string' || servePorts.length === 0 || servePorts.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))) {
       bad(`${at}.serve`, 'needs app and port (or ports)');
     }
+    if (serve && (serve.app === 'dns') !== (serve.dns !== undefined)) bad(`${at}.serve.dns`, 'goes with app: dns, and app: dns needs it');
+    if (serve?.app === 'dns' && servePorts.length !== 1) bad(`${at}.serve.ports`, 'app: dns serves one port (53 for a kube-dns pod)');
     const namedPorts: Record<string, { port: number; protocol: number }> = {};
     for (const [j, np] of (Array.isArray(p.ports) ? (p.ports as Record<string, unknown>[]) : []).entries()) {
       const protocol = PROTOCOLS[typeof np.protocol === 'string' ? np.protocol : 'TCP'];
@@ -106,7 +115,33 @@ export function parseLabSpec(text: string, file: string): LabSpec {
     }
     return { name: svc.name as string, namespace: typeof svc.namespace === 'string' ? svc.namespace : 'default', selector: selector as Record<string, string> };
   });
-  return { name: meta.name as string, subnet: subnet as string, pods, hosts, namespaces, services };
+  const podNames = pods.map((p) => p.name);
+  const dupPod = podNames.find((n, i) => podNames.indexOf(n) !== i);
+  if (dupPod) bad('spec.pods', `${dupPod} is listed twice`);
+  const world = spec.world === undefined ? undefined : parseWorld(spec.world, subnet as string, podNames, bad);
+  const labAddresses = new Set([...pods.map((p) => `${subnet as string}.${p.index}.2`), ...(world?.addresses ?? [])]);
+  const rawPods = spec.pods as Record<string, unknown>[];
+  const withDns = pods.map((pod, i) => {
+    const rawDns = (rawPods[i]?.serve as Record<string, unknown> | undefined)?.dns;
+    if (!pod.serve || rawDns === undefined) return pod;
+    return { ...pod, serve: { ...pod.serve, dns: parseDns(rawDns, `spec.pods[${i}].serve.dns`, labAddresses, bad) } };
+  });
+  const dnsPods = withDns.filter((p) => p.serve?.dns);
+  if (dnsPods.length > 1) bad('spec.pods', `one DNS server per lab (${dnsPods.map((p) => p.name).join(', ')})`);
+  return {
+    name: meta.name as string,
+    subnet: subnet as string,
+    pods: withDns,
+    hosts,
+    namespaces,
+    services,
+    ...(world ? { world } : {}),
+  };
+}
+
+/** The pod whose server is the lab's DNS (every pod's resolver), if any. */
+export function dnsPod(spec: LabSpec): LabPod | undefined {
+  return spec.pods.find((p) => p.serve?.dns);
 }
 
 export function podAddress(spec: LabSpec, pod: LabPod): { pod: string; host: string } {

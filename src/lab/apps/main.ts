@@ -1,16 +1,19 @@
 /**
- * Servers that lab pods run: `starwars` (the deathstar API of the Cilium demo) and `echo`
- * (answers every HTTP request with who asked; also TCP/UDP echo for probes).
+ * Servers that lab pods run: `starwars` (the deathstar API of the Cilium demo), `echo`
+ * (answers every HTTP request with who asked; also TCP/UDP echo for probes) and `world` (the
+ * public sites of the lab's world namespace, world.ts; `--config FILE` gives them).
  * Each request is logged as one JSON line on stdout, so tests can see what reached the pod.
  */
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { serveWorld, type WorldConfig } from './world.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { port: { type: 'string', multiple: true }, name: { type: 'string', default: 'pod' } },
+  options: { port: { type: 'string', multiple: true }, name: { type: 'string', default: 'pod' }, config: { type: 'string' } },
 });
 const app = positionals[0] ?? 'echo';
 const ports = (values.port ?? ['80']).map(Number);
@@ -20,7 +23,9 @@ function log(entry: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), pod: name, ...entry })}\n`);
 }
 
-if (app === 'starwars') {
+if (app === 'world') {
+  serveWorld(JSON.parse(readFileSync(values.config ?? '', 'utf8')) as WorldConfig, log);
+} else if (app === 'starwars') {
   const server = createServer((req, res) => {
     log({ method: req.method, path: req.url, from: req.socket.remoteAddress });
     req.resume();
