@@ -130,7 +130,8 @@ export class NameManager {
     }
     const answerIps = [...new Set(a.ips.map(canonicalIp).filter((ip): ip is string => ip !== null))];
     const { changedIps } = this.cache.update(a.endpointId, a.qname, answerIps, a.ttl);
-    const changes = this.diff(changedIps);
+    // The answer's own IPs too: one whose earlier push failed is pushed again.
+    const changes = this.diff(new Set([...changedIps, ...answerIps]));
     void this.start(changes);
     const mine = new Set(answerIps);
     const newIps = changes.filter((c) => mine.has(c.ip) && c.labelKeys.length > 0).length;
