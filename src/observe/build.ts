@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { DROP_REASON, dropReasonName, EVENT_TYPE } from '../codes/index.js';
 import {
+  type DNSRecord,
   type Flow,
   type FlowEndpoint,
   type FlowIP,
@@ -266,5 +267,123 @@ export function httpResponseFlow(
   };
   if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
   if (input.traceContext) flow.trace_context = input.traceContext;
+  return flow;
+}
+
+/** Hubble's names for DNS response codes (gopacket `layers.DNSResponseCode.String()`). */
+const DNS_RCODE_NAMES: Readonly<Record<number, string>> = {
+  0: 'No Error',
+  1: 'Format Error',
+  2: 'Server Failure',
+  3: 'Non-Existent Domain',
+  4: 'Not Implemented',
+  5: 'Query Refused',
+  6: 'Name Exists when it should not',
+  7: 'RR Set Exists when it should not',
+  8: 'RR Set that should exist does not',
+  9: 'Server Not Authoritative for zone',
+  10: 'Name not contained in zone',
+};
+
+export function dnsRcodeName(rcode: number): string {
+  return DNS_RCODE_NAMES[rcode] ?? 'Unknown';
+}
+
+/** `DNS Query api.github.com. A` (Hubble `pkg/hubble/parser/seven/dns.go` dnsSummary). */
+export function dnsRequestSummary(dns: Pick<DNSRecord, 'query' | 'qtypes'>): string {
+  return `DNS Query ${dns.query} ${(dns.qtypes ?? []).join(',')}`;
+}
+
+/**
+ * `DNS Answer "1.2.3.4,5.6.7.8" CNAMEs: "a.example." TTL: 3600 (Proxy api.github.com. A)`, or
+ * `DNS Answer RCode: Query Refused TTL: 0 (…)` for an error code (Hubble dnsSummary).
+ */
+export function dnsResponseSummary(dns: DNSRecord): string {
+  const rcode = dns.rcode ?? 0;
+  let answer: string;
+  if (rcode !== 0) answer = `RCode: ${dnsRcodeName(rcode)}`;
+  else {
+    const parts: string[] = [];
+    if (dns.ips && dns.ips.length > 0) parts.push(JSON.stringify(dns.ips.join(',')));
+    if (dns.cnames && dns.cnames.length > 0) parts.push(`CNAMEs: ${JSON.stringify(dns.cnames.join(','))}`);
+    answer = parts.join(' ');
+  }
+  const source = dns.observation_source === 'proxy' ? 'Proxy' : 'Query';
+  return `DNS Answer ${answer} TTL: ${dns.ttl ?? 0} (${source} ${dns.query} ${(dns.qtypes ?? []).join(',')})`;
+}
+
+/** What a DNS exchange seen by the DNS proxy carries, from the client's side. */
+export interface DnsExchangeInput extends HttpExchangeInput {
+  /** The transport the client used. */
+  transport: 'UDP' | 'TCP';
+}
+
+function dnsL4(input: DnsExchangeInput, reply: boolean): Layer4 {
+  const ports = reply
+    ? { source_port: input.destinationPort, destination_port: input.sourcePort }
+    : { source_port: input.sourcePort, destination_port: input.destinationPort };
+  return input.transport === 'UDP' ? { UDP: ports } : { TCP: ports };
+}
+
+/**
+ * A query the DNS proxy judged: FORWARDED, or DROPPED when policy denied it (Cilium's Denied →
+ * DROPPED). Only `query`, `qtypes` and `observation_source` are set, as Hubble does for requests.
+ */
+export function dnsRequestFlow(
+  input: DnsExchangeInput & { dns: Pick<DNSRecord, 'query' | 'qtypes'>; verdict: 'FORWARDED' | 'DROPPED' | 'ERROR' },
+): Flow {
+  const dns: DNSRecord = { query: input.dns.query, observation_source: 'proxy', qtypes: input.dns.qtypes ?? [] };
+  const flow: Flow = {
+    time: flowTime(input.time),
+    uuid: input.uuid ?? randomUUID(),
+    verdict: input.verdict,
+    IP: { ipVersion: ipVersionOf(input.ip.source), ...input.ip },
+    l4: dnsL4(input, false),
+    source: input.source,
+    destination: input.destination,
+    Type: 'L7',
+    l7: { type: 'REQUEST', dns },
+    traffic_direction: input.direction,
+    is_reply: false,
+    event_type: { type: EVENT_TYPE.ACCESS_LOG },
+    Summary: dnsRequestSummary(dns),
+    node_name: input.nodeName,
+  };
+  if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  l7Policies(flow, input, input.verdict !== 'DROPPED');
+  return flow;
+}
+
+/** The answer relayed (FORWARDED) or made up on failure (ERROR), as a reply from the server to the client. */
+export function dnsResponseFlow(
+  input: DnsExchangeInput & { dns: Omit<DNSRecord, 'observation_source'>; latencyNs: number; verdict: 'FORWARDED' | 'ERROR' },
+): Flow {
+  const dns: DNSRecord = {
+    query: input.dns.query,
+    ips: input.dns.ips ?? [],
+    ttl: input.dns.ttl ?? 0,
+    cnames: input.dns.cnames ?? [],
+    observation_source: 'proxy',
+    rcode: input.dns.rcode ?? 0,
+    qtypes: input.dns.qtypes ?? [],
+    rrtypes: input.dns.rrtypes ?? [],
+  };
+  const flow: Flow = {
+    time: flowTime(input.time),
+    uuid: input.uuid ?? randomUUID(),
+    verdict: input.verdict,
+    IP: { ipVersion: ipVersionOf(input.ip.destination), source: input.ip.destination, destination: input.ip.source },
+    l4: dnsL4(input, true),
+    source: input.destination,
+    destination: input.source,
+    Type: 'L7',
+    l7: { type: 'RESPONSE', latency_ns: Math.max(0, Math.round(input.latencyNs)), dns },
+    traffic_direction: input.direction,
+    is_reply: true,
+    event_type: { type: EVENT_TYPE.ACCESS_LOG },
+    Summary: dnsResponseSummary(dns),
+    node_name: input.nodeName,
+  };
+  if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
   return flow;
 }

@@ -48,6 +48,11 @@ export {
 } from '../codes/index.js';
 export { parseIdentity, RESERVED_IDENTITIES, reservedIdentityName, type ReservedIdentityName } from './identities.js';
 export {
+  dnsRcodeName,
+  dnsRequestFlow,
+  dnsRequestSummary,
+  dnsResponseFlow,
+  dnsResponseSummary,
   dropFlow,
   flowTime,
   httpRequestFlow,
@@ -59,6 +64,7 @@ export {
   policyVerdictFlow,
   tcpFlagsSummary,
   traceFlow,
+  type DnsExchangeInput,
   type FlowTimeInput,
   type HttpExchangeInput,
   type L3L4EventInput,

@@ -23,6 +23,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   datapath: ['codes', 'errors'],
   observe: ['codes', 'errors', 'policy', 're2'],
   l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2'],
+  dnsproxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'fqdn'],
   lab: ['codes', 'errors', 'datapath'],
   agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn'],
   cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn'],

@@ -1,0 +1,126 @@
+/**
+ * Stage 5, log: what one DNS exchange leaves behind — Hubble flows (`dns-request proxy` FORWARDED
+ * or DROPPED; `dns-response proxy` FORWARDED for a relayed answer, ERROR for a SERVFAIL of ours;
+ * a denied query has no response flow, as in Cilium, where only the request is logged) and one
+ * JSON access-log line.
+ */
+
+import { dnsRequestFlow, dnsResponseFlow, type DnsExchangeInput, type Flow, type FlowEndpoint, type FlowPolicy } from '../observe/index.js';
+import type { AnswerDetails } from './answer.js';
+import type { DnsDecision } from './policy.js';
+import type { DnsSource, DnsTransport, HostPort } from './types.js';
+import { rcodeMnemonic, typeName } from './wire.js';
+
+export type DnsAccessVerdict = 'Forwarded' | 'Denied' | 'Error';
+
+/** Everything known about one query, filled in as the pipeline runs. */
+export interface DnsExchange {
+  protocol: DnsTransport;
+  client: HostPort;
+  /** The original destination: the server the client asked. */
+  server: HostPort;
+  source: DnsSource;
+  destination: FlowEndpoint;
+  id: number;
+  /** The question's name, lower-case, trailing dot (escaped bytes as `\DDD`). */
+  qname: string;
+  qtype: number;
+  decision: DnsDecision;
+  startedAt: Date;
+  startNs: bigint;
+  verdict?: DnsAccessVerdict;
+  /** The RCODE the client got. */
+  rcode?: number;
+  answer?: AnswerDetails;
+  /** Time the answer was held waiting for `onAnswer` (the learned IPs reaching the datapath). */
+  releaseDelayNs?: bigint;
+  reason?: string;
+}
+
+export interface DnsFlowSite {
+  nodeName: string;
+  proxyPort?: number;
+}
+
+function policies(d: DnsDecision): FlowPolicy[] {
+  return d.policies.map((p) => {
+    const i = p.indexOf('/');
+    return i < 0 ? { name: p } : { name: p.slice(i + 1), namespace: p.slice(0, i) };
+  });
+}
+
+function input(x: DnsExchange, site: DnsFlowSite): DnsExchangeInput {
+  const i: DnsExchangeInput = {
+    source: x.source.flowEndpoint,
+    destination: x.destination,
+    ip: { source: x.client.ip, destination: x.server.ip },
+    sourcePort: x.client.port,
+    destinationPort: x.server.port,
+    direction: 'EGRESS',
+    nodeName: site.nodeName,
+    transport: x.protocol === 17 ? 'UDP' : 'TCP',
+    time: x.startedAt,
+  };
+  if (site.proxyPort !== undefined) i.proxyPort = site.proxyPort;
+  const p = policies(x.decision);
+  if (p.length > 0) i.policies = p;
+  return i;
+}
+
+export function requestFlow(x: DnsExchange, site: DnsFlowSite): Flow {
+  return dnsRequestFlow({
+    ...input(x, site),
+    verdict: x.decision.allowed ? 'FORWARDED' : 'DROPPED',
+    dns: { query: x.qname, qtypes: [typeName(x.qtype)] },
+  });
+}
+
+export function responseFlow(x: DnsExchange, site: DnsFlowSite, verdict: 'FORWARDED' | 'ERROR'): Flow {
+  const a = x.answer;
+  return dnsResponseFlow({
+    ...input(x, site),
+    time: new Date(),
+    verdict,
+    latencyNs: Number(process.hrtime.bigint() - x.startNs),
+    dns: {
+      query: x.qname,
+      ips: a?.ips ?? [],
+      ttl: a?.ttl ?? 0,
+      cnames: a?.cnames ?? [],
+      rcode: x.rcode ?? 0,
+      qtypes: [typeName(x.qtype)],
+      rrtypes: (a?.rrtypes ?? []).map(typeName),
+    },
+  });
+}
+
+function ms(ns: bigint): number {
+  return Math.round(Number(ns) / 1000) / 1000;
+}
+
+/** One JSON access-log record (the logger adds `time`). */
+export function accessLogEntry(x: DnsExchange): Record<string, unknown> {
+  const ep = x.source.flowEndpoint;
+  const entry: Record<string, unknown> = {
+    type: 'dns',
+    verdict: x.verdict ?? 'Error',
+    rcode: rcodeMnemonic(x.rcode ?? 2),
+    query: x.qname,
+    qtype: typeName(x.qtype),
+    protocol: x.protocol === 17 ? 'udp' : 'tcp',
+    id: x.id,
+    latency_ms: ms(process.hrtime.bigint() - x.startNs),
+    source: { namespace: ep.namespace, pod: ep.pod_name, endpoint: x.source.endpointId, identity: x.source.identity, address: `${x.client.ip}:${x.client.port}` },
+    destination: { namespace: x.destination.namespace, pod: x.destination.pod_name, identity: x.decision.dstIdentity, address: `${x.server.ip}:${x.server.port}` },
+    policies: x.decision.policies,
+    request_time: x.startedAt.toISOString(),
+  };
+  if (x.answer) {
+    entry.ips = x.answer.ips;
+    entry.ttl = x.answer.ttl;
+    if (x.answer.cnames.length > 0) entry.cnames = x.answer.cnames;
+  }
+  if (x.releaseDelayNs !== undefined) entry.answer_release_ms = ms(x.releaseDelayNs);
+  if (x.reason !== undefined) entry.reason = x.reason;
+  return entry;
+}
