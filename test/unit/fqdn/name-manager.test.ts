@@ -17,7 +17,10 @@ class RecordingDatapath implements FqdnDatapath {
   /** ip → label keys the datapath holds (after acknowledgement). */
   readonly state = new Map<string, readonly string[]>();
   private waiting: { call: Call; resolve(): void; reject(e: Error): void }[] = [];
-  constructor(private readonly auto = true) {}
+  private readonly auto: boolean;
+  constructor(auto = true) {
+    this.auto = auto;
+  }
   setIpSelectors(changes: Call): Promise<void> {
     const call = changes.map((c) => ({ ip: c.ip, labelKeys: [...c.labelKeys] }));
     this.calls.push(call);
