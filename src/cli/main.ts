@@ -18,6 +18,7 @@ import { runAgent } from './agent-command.js';
 import { labCommands } from './lab-command.js';
 import { runDemo } from './demo.js';
 import { registerTraceCommand } from './trace-command.js';
+import { registerFqdnCommand } from './fqdn-command.js';
 
 const program = new Command('membrane')
   .description('Sidecar-less service mesh data plane: CiliumNetworkPolicy in eBPF plus a per-node L7 proxy')
@@ -145,6 +146,8 @@ policy
     process.exitCode = invalid ? 1 : 0;
   });
 registerTraceCommand(policy, socket);
+
+registerFqdnCommand(program);
 
 program
   .command('observe')

@@ -18,7 +18,7 @@
  * clock (ms since the epoch); nothing here does I/O.
  */
 import { membraneError } from '../errors/index.js';
-import { canonicalIp } from './ip.js';
+import { canonicalIp, compareIps } from './ip.js';
 import { MAX_NAME_LENGTH, normalizeName } from './match.js';
 import {
   DEFAULT_IDLE_CONNECTION_GRACE_PERIOD_MS,
@@ -145,7 +145,7 @@ export class DnsCache {
       if (endpointId !== undefined && id !== endpointId) continue;
       for (const [ip, r] of st.names.get(fqdn) ?? []) if (now <= r.expiry) out.add(ip);
     }
-    return [...out].sort(byText);
+    return [...out].sort(compareIps);
   }
 
   /** Names whose unexpired lookups, on any endpoint, returned `ip` (Cilium's `LookupIP`). Sorted. */
@@ -220,7 +220,7 @@ export class DnsCache {
           groups.set(k, g);
         }
         for (const { r, ips: list } of groups.values()) {
-          out.push({ endpointId: id, source: 'lookup', fqdn: name, ttl: r.ttl, lookupTime: r.lookupTime, expirationTime: r.expiry, ips: list.sort(byText) });
+          out.push({ endpointId: id, source: 'lookup', fqdn: name, ttl: r.ttl, lookupTime: r.lookupTime, expirationTime: r.expiry, ips: list.sort(compareIps) });
         }
       }
       for (const z of st.zombies.values()) {
@@ -236,7 +236,7 @@ export class DnsCache {
         byText(a.fqdn, b.fqdn) ||
         byText(a.source, b.source) ||
         a.expirationTime - b.expirationTime ||
-        byText(a.ips[0] ?? '', b.ips[0] ?? ''),
+        compareIps(a.ips[0] ?? '', b.ips[0] ?? ''),
     );
   }
 

@@ -266,3 +266,11 @@ describe('DnsCache: snapshot and restore', () => {
     expect(() => cache.restore(null)).toThrow(/\$: expected an object/);
   });
 });
+
+describe('DnsCache: IP order', () => {
+  it('lists IPs numerically, IPv4 before IPv6', () => {
+    const cache = new DnsCache({ now: clock().now });
+    cache.update(1, 'a.example', ['2001:db8::10', '10.0.0.10', '2001:db8::9', '10.0.0.9', '9.0.0.1', '::1'], 60);
+    expect(cache.lookupName('a.example')).toEqual(['9.0.0.1', '10.0.0.9', '10.0.0.10', '::1', '2001:db8::9', '2001:db8::10']);
+  });
+});

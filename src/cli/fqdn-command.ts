@@ -1,0 +1,69 @@
+/**
+ * `membrane fqdn …`: the toFQDNs matcher from the command line, and the printer of the DNS cache.
+ *
+ * `fqdn match PATTERN NAME… [-o json]` judges each NAME with the one matcher of src/fqdn (the one
+ * the DNS proxy, the name manager and `policy trace` use): exit 0 only if every name matched, 1
+ * otherwise, 2 for bad input (an invalid PATTERN gets Cilium's validation text).
+ */
+import { Option, type Command } from 'commander';
+import { membraneError } from '../errors/index.js';
+import { selectorMatches, validatePattern, type CacheEntry } from '../fqdn/index.js';
+import { renderTable } from './table.js';
+
+/** One judged name, as `-o json` prints it. */
+export interface MatchResult {
+  readonly pattern: string;
+  readonly name: string;
+  readonly match: boolean;
+}
+
+/**
+ * Judges `names` against the matchPattern `pattern` (a matchName is a pattern without `*`).
+ * Throws `MEMBRANE_ERR_CLI_USAGE` with Cilium's text for an invalid pattern, or for an empty name.
+ */
+export function matchNames(pattern: string, names: readonly string[]): MatchResult[] {
+  const invalid = validatePattern(pattern);
+  if (invalid !== null) throw membraneError('MEMBRANE_ERR_CLI_USAGE', invalid);
+  const empty = names.findIndex((n) => n.trim() === '');
+  if (empty >= 0) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `NAME ${empty + 1} is empty`);
+  return names.map((name) => ({ pattern, name, match: selectorMatches({ matchName: undefined, matchPattern: pattern }, name) }));
+}
+
+/** `NAME match` / `NAME no match`, one line per name. */
+export function formatMatches(results: readonly MatchResult[]): string {
+  return results.map((r) => `${r.name} ${r.match ? 'match' : 'no match'}\n`).join('');
+}
+
+/**
+ * The table of `membrane fqdn cache list`, with the columns of `cilium-dbg fqdn cache list`:
+ * Endpoint, Source (`lookup` or `connection`), FQDN, TTL (seconds left at `now`; 0 once expired
+ * and for connections kept past their TTL), ExpirationTime (RFC 3339, UTC), IPs (comma-separated).
+ */
+export function formatCacheList(entries: readonly CacheEntry[], now: number = Date.now()): string {
+  const rows = entries.map((e) => [
+    String(e.endpointId),
+    e.source,
+    e.fqdn,
+    String(e.source === 'lookup' ? Math.max(0, Math.ceil((e.expirationTime - now) / 1000)) : 0),
+    new Date(e.expirationTime).toISOString(),
+    e.ips.join(','),
+  ]);
+  return renderTable([['Endpoint', 'Source', 'FQDN', 'TTL', 'ExpirationTime', 'IPs']], rows);
+}
+
+/** Adds the `fqdn` command group to `program`; returns it so the agent-backed subcommands can join it. */
+export function registerFqdnCommand(program: Command): Command {
+  const fqdn = program.command('fqdn').description('toFQDNs names: test patterns, inspect the DNS cache');
+  fqdn
+    .command('match')
+    .description('judge DNS names against a toFQDNs matchPattern (or matchName) as the DNS proxy does; exit 0 only if every name matched')
+    .argument('<pattern>', 'a matchPattern such as "*.github.com" or "**.example.com"; a matchName is a pattern without *')
+    .argument('<names...>', 'DNS names (any case, trailing dot optional)')
+    .addOption(new Option('-o, --output <mode>', 'output').choices(['text', 'json']).default('text'))
+    .action((pattern: string, names: string[], opts: { output: string }) => {
+      const results = matchNames(pattern, names);
+      process.stdout.write(opts.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : formatMatches(results));
+      process.exitCode = results.every((r) => r.match) ? 0 : 1;
+    });
+  return fqdn;
+}
