@@ -12,6 +12,7 @@ import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
 import { importPolicyFile } from './policy-files.js';
+import { runMediabotDemo } from './demo-mediabot.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -108,8 +109,9 @@ function curl(pod: string, method: string, path: string): Outcome {
 }
 
 export async function runDemo(name: string, opts: { keep: boolean }): Promise<number> {
+  if (name === 'mediabot') return runMediabotDemo(opts);
   if (name !== 'starwars') {
-    process.stderr.write(`unknown demo ${name}; available: starwars\n`);
+    process.stderr.write(`unknown demo ${name}; available: starwars, mediabot\n`);
     return 2;
   }
   if (process.getuid?.() !== 0) {
