@@ -9,17 +9,25 @@
  * reduced to what the old and new policy agree on, so nothing both allow is dropped while
  * entries change; then entries are synced (adds before deletes); then the new enforcement
  * flags are set. A new endpoint is enforced from its first write, so it starts closed.
+ *
+ * toFQDNs: IPs the FQDN subsystem learned carry `fqdn:<selector>` labels; each gets a local
+ * identity (cidr:IP/32 + reserved:world + its fqdn labels). `applyFqdn` is the incremental path a
+ * DNS answer takes: O(changed IPs) ipcache writes, and for the endpoints whose rules have toFQDNs
+ * peers only the policy entries that differ, diffed against what was last written (no map read,
+ * no child process, no pass over other endpoints).
  */
 import type { Logger } from 'pino';
 import {
   cidrIdentityLabels,
   endpointLabels,
+  selectingRules,
   policyCidrs,
   reservedIdentities,
   resolveEndpointPolicy,
   RESERVED_IDENTITY,
   type EndpointPolicy,
   type Identity,
+  type Label,
   type MapEntry,
   type PolicyObject,
   type ServiceInput,
@@ -53,6 +61,16 @@ export class Regenerator {
   /** CIDR prefix → its local identity, for the prefixes the current policies name. */
   #cidrIdentities = new Map<string, number>();
   #ipcache: { base: number; mask: number; bits: number; id: number }[] = [];
+  /** Learned IP → the toFQDNs selector keys that select it (never empty: unselected IPs are removed). */
+  #fqdnIps = new Map<string, readonly string[]>();
+  /** Learned IP → its identity, as in the ipcache. */
+  #fqdnIdentities = new Map<string, number>();
+  /** What was last written to the policy map, per endpoint id. */
+  #written = new Map<number, PolicyMapEntry[]>();
+  /** Endpoint ids selected by a rule with a toFQDNs peer: the only ones a learned IP can change. */
+  #fqdnEndpoints = new Set<number>();
+  #policies: readonly PolicyObject[] = [];
+  #services: readonly ServiceInput[] = [];
 
   constructor(datapath: Datapath, endpoints: EndpointManager, identities: IdentityAllocator, ports: ProxyPorts, log: Logger) {
     this.#datapath = datapath;
@@ -88,6 +106,8 @@ export class Regenerator {
   regenerate(policies: readonly PolicyObject[], services: readonly ServiceInput[] = []): RegenerationResult {
     const started = performance.now();
     const endpoints = this.#endpoints.list();
+    this.#policies = policies;
+    this.#services = services;
 
     for (const ep of endpoints) {
       ep.labels = endpointLabels({
@@ -103,6 +123,7 @@ export class Regenerator {
     const ipcache = new Map<string, number>();
     for (const addr of nodeAddresses()) ipcache.set(`${addr}/32`, RESERVED_IDENTITY.host);
     for (const [prefix, id] of this.#cidrIdentities) ipcache.set(prefix, id);
+    for (const [ip, id] of this.#fqdnIdentities) ipcache.set(`${ip}/32`, id);
     for (const ep of endpoints) ipcache.set(`${ep.ip}/32`, ep.identity);
     const ipcacheResult = this.#datapath.syncIpcache(ipcache);
     this.#ipcache = [...ipcache].map(([prefix, id]) => ({ ...parseIpv4Prefix(prefix), id })).sort((a, b) => b.bits - a.bits);
@@ -111,7 +132,9 @@ export class Regenerator {
     const current = this.#datapath.dumpEndpoints();
     const policyNow = this.#datapath.policySnapshot();
     const links = linkIndexes();
+    this.#fqdnEndpoints.clear();
     for (const ep of endpoints) {
+      if (hasFqdnPeers(policies, ep.labels)) this.#fqdnEndpoints.add(ep.id);
       ep.state = 'regenerating';
       try {
         const ifindex = links.get(ep.ifname) ?? 0;
@@ -135,7 +158,9 @@ export class Regenerator {
           ingressEnforced: old ? old.ingressEnforced && policy.ingress.enforced : policy.ingress.enforced,
           egressEnforced: old ? old.egressEnforced && policy.egress.enforced : policy.egress.enforced,
         });
-        const r = this.#datapath.syncEndpointPolicy(ep.id, this.#mapEntries(policy), policyNow);
+        const entries = this.#mapEntries(policy);
+        const r = this.#datapath.syncEndpointPolicy(ep.id, entries, policyNow);
+        this.#written.set(ep.id, entries);
         totals.upserted += r.upserted;
         totals.deleted += r.deleted;
         this.#datapath.upsertEndpoint(ep.ip, {
@@ -166,8 +191,92 @@ export class Regenerator {
     return result;
   }
 
+  /**
+   * The incremental path of a DNS answer (or a policy change) for learned IPs: each change sets the
+   * selector keys of one IP (empty: no toFQDNs selector selects it any more). Writes the ipcache
+   * entries of the changed IPs and, for the endpoints with toFQDNs rules, the policy entries that
+   * differ. Before the first regeneration it only records them (the first pass writes everything).
+   */
+  applyFqdn(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): { ipcache: number; policyEntries: number } {
+    let ipcacheWrites = 0;
+    const changed: string[] = [];
+    for (const { ip, labelKeys } of changes) {
+      const keys = [...new Set(labelKeys)].sort();
+      const before = this.#fqdnIps.get(ip);
+      if (before && before.length === keys.length && before.every((k, i) => k === keys[i])) continue;
+      if (keys.length === 0) this.#fqdnIps.delete(ip);
+      else this.#fqdnIps.set(ip, keys);
+      changed.push(ip);
+    }
+    if (changed.length === 0 || this.#revision === 0) {
+      for (const ip of changed) this.#refreshFqdnIdentity(ip);
+      return { ipcache: 0, policyEntries: 0 };
+    }
+    for (const ip of changed) {
+      const id = this.#refreshFqdnIdentity(ip);
+      // An IP no longer selected falls back to what the rest of the ipcache says about it.
+      if (id !== undefined) this.#datapath.upsertIpcache(`${ip}/32`, id);
+      else if (this.#cidrIdentities.has(`${ip}/32`)) this.#datapath.upsertIpcache(`${ip}/32`, this.#cidrIdentities.get(`${ip}/32`)!);
+      else this.#datapath.deleteIpcache(`${ip}/32`);
+      ipcacheWrites++;
+    }
+    this.#identityList = this.#withFqdnIdentities(this.#identityList);
+    this.#ipcache = this.#ipcacheCopyWith(changed);
+    let policyWrites = 0;
+    for (const ep of this.#endpoints.list()) {
+      if (!this.#fqdnEndpoints.has(ep.id) || ep.state !== 'ready') continue;
+      const policy = resolveEndpointPolicy({
+        policies: this.#policies,
+        endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
+        identities: this.#identityList,
+        services: this.#services,
+      });
+      const entries = this.#mapEntries(policy);
+      const before = this.#written.get(ep.id) ?? [];
+      const r = this.#datapath.syncEndpointPolicy(ep.id, entries, this.#datapath.snapshotOf(ep.id, before));
+      this.#written.set(ep.id, entries);
+      ep.policy = policy;
+      policyWrites += r.upserted + r.deleted;
+    }
+    return { ipcache: ipcacheWrites, policyEntries: policyWrites };
+  }
+
+  /** Learned IPs and their selector keys, for the API and tests. */
+  fqdnIps(): ReadonlyMap<string, readonly string[]> {
+    return this.#fqdnIps;
+  }
+
+  /** Allocates (or drops) the identity of a learned IP from its current selector keys. */
+  #refreshFqdnIdentity(ip: string): number | undefined {
+    const keys = this.#fqdnIps.get(ip);
+    if (!keys) {
+      this.#fqdnIdentities.delete(ip);
+      return undefined;
+    }
+    const id = this.#identities.allocate(fqdnIdentityLabels(ip, keys), 'local');
+    this.#fqdnIdentities.set(ip, id);
+    return id;
+  }
+
+  #withFqdnIdentities(list: readonly Identity[]): Identity[] {
+    const byId = new Map(list.filter((i) => !i.labels.some((l) => l.source === 'fqdn')).map((i) => [i.id, i]));
+    for (const [ip, id] of this.#fqdnIdentities) byId.set(id, { id, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip) ?? []) });
+    return [...byId.values()].sort((a, b) => a.id - b.id);
+  }
+
+  #ipcacheCopyWith(changed: readonly string[]): { base: number; mask: number; bits: number; id: number }[] {
+    const gone = new Set(changed.map((ip) => ipv4ToNumber(ip)));
+    const rest = this.#ipcache.filter((e) => !(e.bits === 32 && gone.has(e.base)));
+    for (const ip of changed) {
+      const id = this.#fqdnIdentities.get(ip) ?? this.#cidrIdentities.get(`${ip}/32`);
+      if (id !== undefined) rest.push({ ...parseIpv4Prefix(`${ip}/32`), id });
+    }
+    return rest.sort((a, b) => b.bits - a.bits);
+  }
+
   /** Removes an endpoint's map state (its links are gone or going). */
   forget(ep: Endpoint): void {
+    this.#written.delete(ep.id);
     this.#datapath.syncEndpointPolicy(ep.id, []);
     this.#datapath.deleteEndpoint(ep.ip);
     this.#datapath.deleteIpcache(`${ep.ip}/32`);
@@ -188,6 +297,10 @@ export class Regenerator {
       const id = this.#identities.allocate(labels, 'local');
       byId.set(id, { id, labels });
       this.#cidrIdentities.set(prefix, id);
+    }
+    for (const ip of this.#fqdnIps.keys()) {
+      const id = this.#refreshFqdnIdentity(ip)!;
+      byId.set(id, { id, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip)!) });
     }
     return [...byId.values()].sort((a, b) => a.id - b.id);
   }
@@ -213,3 +326,15 @@ export class Regenerator {
   }
 }
 
+
+/** The labels of a learned IP's identity, as Cilium gives FQDN-selected IPs: its CIDR labels and one `fqdn:` label per selector. */
+export function fqdnIdentityLabels(ip: string, labelKeys: readonly string[]): Label[] {
+  return [...cidrIdentityLabels(`${ip}/32`), ...labelKeys.map((key) => ({ source: 'fqdn', key, value: '' }))];
+}
+
+/** Whether a rule selecting these labels has a toFQDNs peer (so learned IPs can change its map state). */
+function hasFqdnPeers(policies: readonly PolicyObject[], labels: readonly Label[]): boolean {
+  return selectingRules(policies, labels).some(({ rule }) =>
+    [...rule.egress, ...rule.egressDeny].some((pr) => pr.peers?.some((p) => p.kind === 'fqdn')),
+  );
+}

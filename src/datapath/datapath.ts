@@ -227,6 +227,20 @@ export class Datapath {
   }
 
   /**
+   * The snapshot `syncEndpointPolicy` would read for an endpoint whose map entries are known to be
+   * exactly `entries` (what the agent last wrote), built without reading the map: an incremental
+   * update then costs only the writes that differ.
+   */
+  snapshotOf(endpointId: number, entries: readonly PolicyMapEntry[]): PolicySnapshot {
+    const mine = new Map<string, { key: Uint8Array; valueHex: string }>();
+    for (const entry of entries) {
+      const { key, value } = encodePolicyEntry({ ...entry, endpointId });
+      mine.set(hex(key), { key, valueHex: hex(value) });
+    }
+    return new Map([[endpointId, mine]]);
+  }
+
+  /**
    * Makes the policy entries of one endpoint equal to `desired`. Additions and changes are
    * written before stale entries are removed, so a flow allowed by both the old and the new
    * policy is never dropped in between. `snapshot` is the map as read before (policySnapshot).
