@@ -274,3 +274,27 @@ describe('DnsCache: IP order', () => {
     expect(cache.lookupName('a.example')).toEqual(['9.0.0.1', '10.0.0.9', '10.0.0.10', '::1', '2001:db8::9', '2001:db8::10']);
   });
 });
+
+describe('DnsCache: hostile answers stay within the bounds', () => {
+  it('one answer with 5000 IPs: 1000 kept as lookups (the cap), the rest pending deletion within twice the zombie cap', () => {
+    const c = clock();
+    const cache = new DnsCache({ now: c.now, maxDeferredConnectionDeletes: 1000 });
+    const ips = Array.from({ length: 5000 }, (_, i) => `10.9.${i >> 8}.${i & 255}`);
+    cache.update(1, 'poison.example', ips, 60);
+    expect(cache.lookupName('poison.example')).toHaveLength(1000);
+    expect(cache.counts().zombies).toBeLessThanOrEqual(2000);
+    c.advance(1000);
+    cache.gc(none);
+    expect(cache.counts()).toEqual({ names: 1, ips: 1000, zombies: 0 });
+  });
+
+  it('a name at the length limit is learned, a longer one is not', () => {
+    const cache = new DnsCache({ now: clock().now });
+    const label = 'a'.repeat(63);
+    const atLimit = `${label}.${label}.${label}.${'b'.repeat(61)}`; // 253 characters, 254 with the dot
+    cache.update(1, atLimit, ['10.0.0.1'], 60);
+    cache.update(1, `c${atLimit}`, ['10.0.0.2'], 60);
+    expect(cache.lookupIp('10.0.0.1')).toEqual([`${atLimit}.`]);
+    expect(cache.lookupIp('10.0.0.2')).toEqual([]);
+  });
+});
