@@ -41,6 +41,7 @@ constexpr unsigned kRounds = 4;
 // instead of parsing a prefix. An upstream socket expects one answer of any size UDP can carry.
 constexpr unsigned kListenBatch = 32;
 constexpr size_t kListenDatagram = 4096;
+constexpr int kListenReceiveBuffer = 4 << 20;
 constexpr unsigned kUpstreamBatch = 2;
 constexpr size_t kUpstreamDatagram = 65536;
 
@@ -292,6 +293,11 @@ Napi::Value UdpListenTransparent(const Napi::CallbackInfo &info) {
   if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(IP_TRANSPARENT)", subject);
   if (setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(IP_RECVORIGDSTADDR)", subject);
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(SO_REUSEADDR)", subject);
+  // Every pod's queries share this one socket: the default buffer (net.core.rmem_default, ~208
+  // KiB, about 256 small datagrams) overflows in a burst. As root the limit rmem_max is lifted
+  // (SO_RCVBUFFORCE); otherwise the kernel caps SO_RCVBUF at it, which is still no worse.
+  int rcvbuf = kListenReceiveBuffer;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf)) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr)) return FailClosing(env, fd, "bind", subject);
   return MakeHandle(env, fd, subject, info[2], kListenBatch, kListenDatagram);
 }

@@ -179,7 +179,8 @@ export class DnsProxy {
     this.#tcpServer = server;
     server.on('connection', (s) => this.#onTcpConnection(s, () => originalDestination({ ip: normalizeIp(s.remoteAddress ?? ''), port: s.remotePort ?? 0 }, 6)));
     this.#port = await this.#listenTcp(server, { port, host });
-    const udp = createSocket('udp4');
+    // As the transparent listener's 4 MiB; the kernel caps it at net.core.rmem_max here.
+    const udp = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
     this.#udpPlain = udp;
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
