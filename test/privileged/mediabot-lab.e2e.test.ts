@@ -11,8 +11,11 @@ import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { TestNode, privilegedSkipReason, ROOT } from './harness.js';
+import { TestNode, privilegedSkipReason, starwarsLab, ROOT } from './harness.js';
 import { labDown, labUp, parseLabSpec, readLabState, worldIfname, type EndpointRegistrar, type LabState } from '../../src/lab/index.js';
+import { registrarFor } from '../../src/cli/lab-command.js';
+
+const registrar = (node: TestNode): EndpointRegistrar => registrarFor(node.client);
 
 const skip = privilegedSkipReason();
 const ID = 'mediabotlab';
@@ -80,7 +83,7 @@ describe.skipIf(skip !== null)('mediabot lab: real DNS server, world namespace, 
   let node: TestNode;
 
   beforeAll(async () => {
-    TestNode.sweep(ID, [BOT, DNS, WORLD, 'mbf-bot', 'mbf-dns', 'mbf-world']);
+    TestNode.sweep(ID, [BOT, DNS, WORLD, 'mbf-bot', 'mbf-dns', 'mbf-world', 'mbs-ds', 'mbs-tie', 'mbs-xw']);
     node = new TestNode(ID);
     await node.startAgent();
     await node.labUp(labSpec());
@@ -180,5 +183,22 @@ describe.skipIf(skip !== null)('mediabot lab: real DNS server, world namespace, 
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a lab without a DNS pod or world is built as before: hosts file only, the machine\'s resolver and CA store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'membrane-mbs-'));
+    let state: LabState | null = null;
+    try {
+      state = await labUp(parseLabSpec(starwarsLab('mbs', '10.218'), 'sw.yaml'), node.netns, registrar(node), dir);
+      expect(existsSync('/etc/netns/mbs-tie/hosts')).toBe(true);
+      expect(existsSync('/etc/netns/mbs-tie/resolv.conf')).toBe(false);
+      expect(existsSync('/etc/netns/mbs-tie/ssl')).toBe(false);
+      expect(state.world).toBeNull();
+      expect(node.curl('mbs-tie', 'POST', 'http://deathstar.default.svc.cluster.local/v1/request-landing').body).toBe('Ship landed\n');
+    } finally {
+      if (state) await labDown(state, registrar(node), dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(existsSync('/etc/netns/mbs-tie')).toBe(false);
   });
 });
