@@ -11,6 +11,14 @@ import { pino, type Logger } from 'pino';
 import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
 import { FlowRing, type Flow } from '../observe/index.js';
 import { HttpProxy, type FlowContext } from '../l7proxy/index.js';
+import { DnsProxy, markedUpstream, type RejectResponseCode } from '../dnsproxy/index.js';
+import {
+  DEFAULT_MAX_IPS_PER_HOSTNAME,
+  DEFAULT_MIN_TTL_SECONDS,
+  DEFAULT_PROXY_RESPONSE_MAX_DELAY_MS,
+  type NameManager,
+} from '../fqdn/index.js';
+import { AgentFqdn } from './fqdn.js';
 import { parseLabel, PROTO, type L7Flow, type PolicyObject, type ServiceInput } from '../policy/index.js';
 import { StateStore } from './state-store.js';
 import { IdentityAllocator } from './identity-allocator.js';
@@ -42,6 +50,14 @@ export interface AgentConfig {
   readonly httpRequestTimeout: number;
   /** Cilium `--http-normalize-path`. */
   readonly httpNormalizePath: boolean;
+  /** Cilium `--tofqdns-dns-reject-response-code`: what a denied DNS query is answered with. */
+  readonly dnsRejectResponseCode: RejectResponseCode;
+  /** Cilium `--tofqdns-min-ttl`, seconds. */
+  readonly tofqdnsMinTtl: number;
+  /** Cilium `--tofqdns-endpoint-max-ip-per-hostname`. */
+  readonly tofqdnsMaxIpPerHostname: number;
+  /** Cilium `--tofqdns-proxy-response-max-delay`, ms. */
+  readonly tofqdnsProxyResponseMaxDelayMs: number;
 }
 
 export const DEFAULT_AGENT_CONFIG: AgentConfig = {
@@ -60,6 +76,10 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   logLevel: 'info',
   httpRequestTimeout: 3600,
   httpNormalizePath: true,
+  dnsRejectResponseCode: 'refused',
+  tofqdnsMinTtl: DEFAULT_MIN_TTL_SECONDS,
+  tofqdnsMaxIpPerHostname: DEFAULT_MAX_IPS_PER_HOSTNAME,
+  tofqdnsProxyResponseMaxDelayMs: DEFAULT_PROXY_RESPONSE_MAX_DELAY_MS,
 };
 
 export class Agent {
@@ -73,12 +93,16 @@ export class Agent {
   #regenerator: Regenerator | null = null;
   #identities: IdentityAllocator;
   #proxy: HttpProxy | null = null;
+  #dnsProxy: DnsProxy | null = null;
+  #fqdn: AgentFqdn | null = null;
   #api: ApiServer | null = null;
   #stopEvents: (() => void) | null = null;
   #pending: NodeJS.Timeout | null = null;
   #lastRegeneration: RegenerationResult | null = null;
   #malformedEvents = 0;
   #accessLogFile: AccessLogFile | null = null;
+  #store: StateStore;
+  #accessLogger: Logger | null = null;
 
   constructor(config: AgentConfig, log?: Logger) {
     this.config = config;
@@ -86,6 +110,7 @@ export class Agent {
     // --access-log is given, and must not wait on stdout for each. stop() flushes it.
     this.log = log ?? pino({ level: config.logLevel, base: { node: config.nodeName } }, pino.destination({ dest: 1, sync: false }));
     const store = new StateStore(config.stateDir);
+    this.#store = store;
     this.#identities = new IdentityAllocator(store, parseLabel);
     this.endpoints = new EndpointManager(store);
     this.services = new ServiceRegistry(store);
@@ -124,11 +149,27 @@ export class Agent {
       () => this.#malformedEvents++,
     );
 
+    this.#fqdn = new AgentFqdn(
+      this.#store,
+      () => this.regenerator,
+      () => this.datapath,
+      {
+        minTtlSeconds: this.config.tofqdnsMinTtl,
+        maxIpsPerHostname: this.config.tofqdnsMaxIpPerHostname,
+        maxDelayMs: this.config.tofqdnsProxyResponseMaxDelayMs,
+      },
+      this.log.child({ component: 'fqdn' }),
+    );
+    // Before the first pass, so it writes the learned IPs back instead of removing them.
+    this.#fqdn.restore(this.#regenerator);
+
     await this.#startProxy();
+    await this.#startDnsProxy();
 
     this.policies.loadAll();
     this.regenerateNow();
     await this.policies.watch();
+    this.#fqdn.start();
 
     this.#api = new ApiServer(this, this.log.child({ component: 'api' }));
     await this.#api.listen(this.config.apiSocket);
@@ -156,7 +197,7 @@ export class Agent {
           maxBackups: this.config.accessLogMaxBackups,
         })
       : null;
-    const accessLog = this.#accessLogFile ? accessLogger(this.#accessLogFile) : this.log.child({ component: 'accesslog' });
+    const accessLog = this.#accessLog();
     const ctx = this.#flowLookup();
     this.#proxy = new HttpProxy({
       resolveConnection: (conn): FlowContext | null => {
@@ -196,6 +237,50 @@ export class Agent {
     await this.#proxy.listen({ fd: transparentListenFd(this.config.httpProxyPort) });
   }
 
+  /** One access log for both proxies: the rotated file, or the agent's log. */
+  #accessLog(): Logger {
+    this.#accessLogger ??= this.#accessLogFile ? accessLogger(this.#accessLogFile) : this.log.child({ component: 'accesslog' });
+    return this.#accessLogger;
+  }
+
+  async #startDnsProxy(): Promise<void> {
+    const ctx = this.#flowLookup();
+    const fqdn = this.#fqdn!;
+    this.#dnsProxy = new DnsProxy(
+      {
+        resolveSource: (srcIp) => {
+          const ep = this.endpoints.byIp(srcIp);
+          return ep ? { endpointId: ep.id, identity: ep.identity, flowEndpoint: flowEndpoint(srcIp, ep.identity, ctx) } : null;
+        },
+        l7Flow: (src, dst, protocol): L7Flow => {
+          const srcEp = this.endpoints.byIp(src.ip);
+          const dstEp = this.endpoints.byIp(dst.ip);
+          return {
+            srcIdentity: src.identity,
+            dstIdentity: dstEp?.identity ?? this.regenerator.identityOfIp(dst.ip),
+            protocol,
+            dport: dst.port,
+            ...(srcEp ? { srcPolicy: srcEp.policy } : {}),
+            ...(dstEp ? { dstPolicy: dstEp.policy } : {}),
+          };
+        },
+        onAnswer: (a) => fqdn.onAnswer(a),
+        upstream: markedUpstream(),
+        resolveDestination: (ip) => flowEndpoint(ip, this.endpoints.byIp(ip)?.identity ?? this.regenerator.identityOfIp(ip), ctx),
+        onFlow: (flow: Flow) => this.flows.push(flow),
+        accessLog: this.#accessLog(),
+        nodeName: this.config.nodeName,
+      },
+      { rejectResponseCode: this.config.dnsRejectResponseCode },
+    );
+    await this.#dnsProxy.listen({ transparent: true, port: this.config.dnsProxyPort });
+  }
+
+  /** Learned names, for `membrane fqdn cache list`. */
+  fqdnCache(filter?: { endpointId?: number; name?: string }): ReturnType<NameManager['cacheList']> {
+    return this.#fqdn?.names.cacheList(filter) ?? [];
+  }
+
   scheduleRegeneration(): void {
     if (this.#pending) return;
     // Coalesce bursts (an editor saving, several files copied at once) into one pass.
@@ -206,8 +291,11 @@ export class Agent {
   }
 
   regenerateNow(): RegenerationResult {
-    const result = this.regenerator.regenerate(this.policies.policies(), this.services.list());
+    const policies = this.policies.policies();
+    const result = this.regenerator.regenerate(policies, this.services.list());
     this.#lastRegeneration = result;
+    // Which learned IPs the new policy's toFQDNs selectors select: pushed incrementally.
+    this.#fqdn?.setPolicies(policies).catch((err: unknown) => this.log.error({ err }, 'FQDN selectors not applied'));
     return result;
   }
 
@@ -249,6 +337,8 @@ export class Agent {
       policyProblems: this.policies.problems(),
       policyWarnings: this.policies.warnings(),
       proxy: this.#proxy?.stats() ?? null,
+      dnsProxy: this.#dnsProxy?.stats() ?? null,
+      fqdn: this.#fqdn?.names.stats() ?? null,
       accessLog: this.#accessLogFile ? { file: this.#accessLogFile.path, ...this.#accessLogFile.stats() } : null,
       malformedEvents: this.#malformedEvents,
       datapath: Object.fromEntries(
@@ -262,6 +352,8 @@ export class Agent {
     await this.#api?.close();
     await this.policies.close();
     await this.#proxy?.close();
+    await this.#dnsProxy?.close();
+    this.#fqdn?.stop();
     await this.#accessLogFile?.close();
     this.#stopEvents?.();
     // Only our fds close: pinned programs and maps keep enforcing until the next start.

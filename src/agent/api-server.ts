@@ -111,6 +111,12 @@ export class ApiServer {
         throw err;
       }
     });
+    this.#route('GET', /^\/v1\/fqdn\/cache$/, async (_req, url) => {
+      const endpoint = url.searchParams.get('endpoint');
+      const name = url.searchParams.get('name');
+      if (endpoint !== null && !/^[0-9]{1,9}$/.test(endpoint)) throw membraneError('MEMBRANE_ERR_API_REQUEST', `endpoint ${JSON.stringify(endpoint)} is not an endpoint id`);
+      return agent.fqdnCache({ ...(endpoint !== null ? { endpointId: Number(endpoint) } : {}), ...(name !== null ? { name } : {}) });
+    });
     this.#route('GET', /^\/v1\/flows$/, async (req, url, res) => this.#flows(req, url, res));
     this.#route('GET', /^\/v1\/datapath$/, async () => ({
       ipcache: Object.fromEntries(agent.datapath.dumpIpcache()),

@@ -24,6 +24,14 @@ export interface AgentCommandOptions {
   httpRequestTimeout: string;
   /** Cilium's `--http-normalize-path` (true | false). */
   httpNormalizePath: boolean;
+  /** Cilium's `--tofqdns-dns-reject-response-code`. */
+  tofqdnsDnsRejectResponseCode: 'refused' | 'nameError';
+  /** Cilium's `--tofqdns-min-ttl`, seconds. */
+  tofqdnsMinTtl: string;
+  /** Cilium's `--tofqdns-endpoint-max-ip-per-hostname`. */
+  tofqdnsEndpointMaxIpPerHostname: string;
+  /** Cilium's `--tofqdns-proxy-response-max-delay`, ms. */
+  tofqdnsProxyResponseMaxDelay: string;
 }
 
 const IN_NETNS = 'MEMBRANE_AGENT_NETNS';
@@ -60,6 +68,10 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     logLevel: opts.logLevel,
     httpRequestTimeout: Number(opts.httpRequestTimeout),
     httpNormalizePath: opts.httpNormalizePath,
+    dnsRejectResponseCode: opts.tofqdnsDnsRejectResponseCode,
+    tofqdnsMinTtl: Number(opts.tofqdnsMinTtl),
+    tofqdnsMaxIpPerHostname: Number(opts.tofqdnsEndpointMaxIpPerHostname),
+    tofqdnsProxyResponseMaxDelayMs: Number(opts.tofqdnsProxyResponseMaxDelay),
   };
   const agent = new Agent(config);
   let stopping = false;

@@ -8,6 +8,7 @@
 import { Option, type Command } from 'commander';
 import { membraneError } from '../errors/index.js';
 import { selectorMatches, validatePattern, type CacheEntry } from '../fqdn/index.js';
+import { withAgent } from './client.js';
 import { renderTable } from './table.js';
 
 /** One judged name, as `-o json` prints it. */
@@ -64,6 +65,21 @@ export function registerFqdnCommand(program: Command): Command {
       const results = matchNames(pattern, names);
       process.stdout.write(opts.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : formatMatches(results));
       process.exitCode = results.every((r) => r.match) ? 0 : 1;
+    });
+  const cache = fqdn.command('cache').description('the names the DNS proxy learned (the running agent)');
+  cache
+    .command('list')
+    .description('learned names with their IPs, TTL and source endpoint, as `cilium-dbg fqdn cache list`')
+    .option('--endpoint <id>', 'only this endpoint')
+    .option('--name <name>', 'only this name')
+    .addOption(new Option('-o, --output <mode>', 'output').choices(['table', 'json']).default('table'))
+    .action(async (opts: { endpoint?: string; name?: string; output: string }) => {
+      const q = new URLSearchParams();
+      if (opts.endpoint !== undefined) q.set('endpoint', opts.endpoint);
+      if (opts.name !== undefined) q.set('name', opts.name);
+      const apiSocket = program.opts<{ apiSocket: string }>().apiSocket;
+      const entries = await withAgent(apiSocket, (c) => c.request<CacheEntry[]>('GET', `/v1/fqdn/cache${q.size ? `?${q}` : ''}`));
+      process.stdout.write(opts.output === 'json' ? `${JSON.stringify(entries, null, 2)}\n` : formatCacheList(entries));
     });
   return fqdn;
 }

@@ -56,6 +56,12 @@ program
   .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
   .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
   .option('--http-normalize-path [bool]', 'normalise HTTP paths (RFC 3986, merged slashes, redirect for escaped slashes) before policy; false only with caution (Cilium)', booleanFlag, true)
+  .addOption(
+    new Option('--tofqdns-dns-reject-response-code <code>', 'answer to a DNS query policy denies (Cilium)').choices(['refused', 'nameError']).default('refused'),
+  )
+  .option('--tofqdns-min-ttl <seconds>', 'minimum TTL of a learned DNS name (Cilium)', nonNegativeInt, '0')
+  .option('--tofqdns-endpoint-max-ip-per-hostname <n>', 'IPs kept per name and endpoint (Cilium)', nonNegativeInt, '1000')
+  .option('--tofqdns-proxy-response-max-delay <ms>', 'longest a DNS answer waits for its IPs to reach the datapath, ms (Cilium: 100ms)', nonNegativeInt, '100')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => runAgent({ ...opts, apiSocket: socket() }));
 
