@@ -76,6 +76,9 @@ export const DATAPATH_TIMEOUT_WARNING =
 
 type Change = { ip: string; labelKeys: readonly string[] };
 
+/** IPs relabelled per turn of the event loop by `setSelectors` and `gc`. */
+const RELABEL_CHUNK = 1024;
+
 export class NameManager {
   private readonly datapath: FqdnDatapath;
   private readonly cache: DnsCache;
@@ -89,6 +92,8 @@ export class NameManager {
   private readonly pending = new Map<string, Promise<void>>();
   private timeouts = 0;
   private failures = 0;
+  /** Bumped by every `setSelectors`, so an older relabel still in progress stops. */
+  private generation = 0;
 
   constructor(opts: NameManagerOptions) {
     this.datapath = opts.datapath;
@@ -108,14 +113,16 @@ export class NameManager {
 
   /**
    * The policy's toFQDNs selectors changed (`policyFqdnSelectors(policies)`): recomputes the labels
-   * of every cached IP and pushes only the IPs whose labels changed. Resolves when the datapath
-   * has them (a failed push is logged and retried on the IP's next change).
+   * of every cached IP and pushes only the IPs whose labels changed, in chunks that leave the
+   * event loop free in between. Resolves when the datapath has them (a failed push is logged and
+   * retried on the IP's next change); a newer call takes over the IPs an older one has not reached.
    */
   async setSelectors(selectors: readonly FqdnSelectorInfo[]): Promise<void> {
     this.index = new SelectorIndex(selectors);
+    const generation = ++this.generation;
     const ips = new Set<string>(this.cache.ips());
     for (const ip of this.selected.keys()) ips.add(ip);
-    await this.push(ips);
+    await this.push(ips, () => generation !== this.generation);
   }
 
   /**
@@ -221,10 +228,23 @@ export class NameManager {
     this.selected = selected;
   }
 
-  /** Computes the new label keys of `ips` and pushes the changed ones; settles when they are applied. */
-  private async push(ips: Iterable<string>): Promise<void> {
-    const changes = this.diff(ips);
-    await this.start(changes);
+  /**
+   * Computes the new label keys of `ips` and pushes the changed ones; settles when they are
+   * applied. Large sets go in chunks of {@link RELABEL_CHUNK} with the event loop free in between
+   * (a relabel of the whole cache must not stall the proxies); `superseded` stops early when a
+   * newer relabel covers every IP anyway.
+   */
+  private async push(ips: Iterable<string>, superseded: () => boolean = () => false): Promise<void> {
+    const all = [...ips];
+    const pushes: Promise<void>[] = [];
+    for (let i = 0; i < all.length; i += RELABEL_CHUNK) {
+      if (i > 0) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (superseded()) break;
+      }
+      pushes.push(this.start(this.diff(all.slice(i, i + RELABEL_CHUNK))));
+    }
+    await Promise.all(pushes);
   }
 
   /** The label keys of an IP: the union over the names that select it. */

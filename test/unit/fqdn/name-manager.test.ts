@@ -217,6 +217,21 @@ describe('NameManager: labels', () => {
     expect(dp.state.size).toBe(0);
   });
 
+  it('relabelling a large cache leaves the event loop free between chunks of 1024 IPs', async () => {
+    vi.useRealTimers();
+    const dp = new RecordingDatapath();
+    const nm = new NameManager({ datapath: dp });
+    for (let i = 0; i < 3000; i++) await nm.onAnswer({ endpointId: 7, qname: `n${i}.example.com`, ips: [`10.5.${i >> 8}.${i & 255}`], ttl: 600 });
+    expect(dp.calls).toEqual([]);
+    const done = nm.setSelectors(selectorsOf(MEDIABOT('    - matchPattern: "*.example.com"')));
+    const callsSeenByOtherWork = await new Promise<number>((resolve) => setImmediate(() => resolve(dp.calls.length)));
+    await done;
+    expect(callsSeenByOtherWork).toBeGreaterThanOrEqual(1);
+    expect(callsSeenByOtherWork).toBeLessThan(3);
+    expect(dp.calls.map((c) => c.length)).toEqual([1024, 1024, 952]);
+    expect(dp.state.size).toBe(3000);
+  });
+
   it('an answer costs O(new IPs): one call with only the new IPs, whatever the cache holds', async () => {
     const dp = new RecordingDatapath();
     const nm = new NameManager({ datapath: dp, now: Date.now });
