@@ -20,7 +20,7 @@ export function dnsmasqConfig(dns: LabDns, port: number): string {
     'no-hosts', // … nor the machine's /etc/hosts: only the spec's records
     `port=${port}`,
     'user=nobody', // exists on every Debian; the dnsmasq user only with the full package
-    'log-queries',
+    ...(dns.logQueries ? ['log-queries'] : []),
     'log-facility=-', // stderr: the pod's server log
     'cache-size=0', // nothing to cache without an upstream
     ...dns.zones.map((z) => `local=/${z}/`),

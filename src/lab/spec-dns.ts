@@ -8,6 +8,7 @@
  *     dns:
  *       ttl: 60                                  # default TTL of every record, seconds
  *       zones: [github.com, cluster.local]       # unknown names here answer NXDOMAIN
+ *       logQueries: true                         # one log line per query (off for benchmarks)
  *       records:
  *         - {name: api.github.com, a: ["10.78.200.11", "10.78.200.12"]}
  *         - {name: support.github.com, cname: github-support.edge.example.net, ttl: 30}
@@ -30,6 +31,8 @@ export interface DnsRecord {
 
 export interface LabDns {
   readonly zones: readonly string[];
+  /** dnsmasq's log-queries: every query in the pod's server log (default true). */
+  readonly logQueries: boolean;
   readonly records: readonly DnsRecord[];
 }
 
@@ -58,6 +61,7 @@ export function parseDns(raw: unknown, at: string, labAddresses: ReadonlySet<str
   (zones as unknown[]).forEach((z, i) => {
     if (!isDnsName(z)) bad(`${at}.zones[${i}]`, 'must be a lower-case DNS name');
   });
+  if (d.logQueries !== undefined && typeof d.logQueries !== 'boolean') bad(`${at}.logQueries`, 'must be true or false');
   if (!Array.isArray(d.records) || d.records.length === 0) bad(`${at}.records`, 'must list at least one record');
   const records = (d.records as unknown[]).map((r, i): DnsRecord => {
     const rat = `${at}.records[${i}]`;
@@ -96,5 +100,5 @@ export function parseDns(raw: unknown, at: string, labAddresses: ReadonlySet<str
       hop = byName.get(hop.cname);
     }
   });
-  return { zones: zones as string[], records };
+  return { zones: zones as string[], logQueries: d.logQueries !== false, records };
 }

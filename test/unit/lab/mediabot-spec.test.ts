@@ -40,6 +40,8 @@ describe('mediabot lab spec', () => {
     expect(conf).toContain('host-record=api.github.com,10.78.200.20,60');
     expect(conf).toContain('host-record=api.github.com,10.78.200.21,60');
     expect(conf).toContain('cname=github-support.edge.example.net,edge-a.example.net,30');
+    expect(conf).toContain('log-queries');
+    expect(dnsmasqConfig({ ...dns, logQueries: false }, 53).split('\n')).not.toContain('log-queries');
   });
 });
 
@@ -69,6 +71,7 @@ describe('lab spec: dns and world errors name the field', () => {
     [base('{records: [{name: a.example.com, a: ["10.9.1.2"]}, {name: a.example.com, a: ["10.9.2.2"]}]}'), /records\[1\]\.name: a\.example\.com has two records/],
     [base('{records: [{name: a.example.com, a: ["10.9.1.2"], ttl: -1}]}'), /records\[0\]\.ttl: must be whole seconds/],
     [base('{records: []}'), /serve\.dns\.records: must list at least one record/],
+    [base('{logQueries: "yes", records: [{name: a.example.com, a: ["10.9.1.2"]}]}'), /serve\.dns\.logQueries: must be true or false/],
     [base('{zones: ["-bad"], records: [{name: a.example.com, a: ["10.9.1.2"]}]}'), /serve\.dns\.zones\[0\]/],
     [base('{records: [{name: a.example.com, a: ["10.9.1.2"]}]}', '  world: {name: w, addresses: ["10.9.1.7"], sites: [{host: a.example.com}]}'), /spec\.world\.addresses\[0\]: 10\.9\.1\.7 is not a world address/],
     [base('{records: [{name: a.example.com, a: ["10.9.1.2"]}]}', '  world: {name: w, addresses: ["10.9.255.2"], sites: [{host: a.example.com}]}'), /spec\.world\.addresses\[0\]/],
