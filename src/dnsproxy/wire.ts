@@ -5,7 +5,8 @@
  * Two readers check every message, and it is used only if both accept it:
  * - `scanMessage` walks the raw bytes itself: header, every question and record (all four
  *   sections) by its RDLENGTH, names label by label. Compression pointers may only point backward
- *   (RFC 1035 §4.1.4: "a prior occurrence"), so a pointer loop is impossible; a name is at most
+ *   (RFC 1035 §4.1.4: "a prior occurrence"), so a pointer loop is impossible, and never into the
+ *   header; a name is at most
  *   255 bytes on the wire; A is 4 bytes and AAAA 16; a CNAME's target fills its RDATA exactly; the
  *   message ends where its last record ends. Names come out in presentation form with every byte
  *   that is not a plain printable character escaped as `\.` or `\DDD` (as miekg/dns, Cilium's
@@ -139,6 +140,8 @@ export function readName(buf: Uint8Array, offset: number, end = buf.length): { n
       if (pos + 1 >= limit) throw new DnsWireError(`compression pointer at ${pos} runs past its bounds`);
       const target = ((len & 0x3f) << 8) | buf[pos + 1]!;
       if (target >= floor) throw new DnsWireError(`compression pointer at ${pos} to ${target} does not point backward`);
+      // Names live after the header; a pointer into it would read flags and counts as labels.
+      if (target < HEADER_LENGTH) throw new DnsWireError(`compression pointer at ${pos} points into the header`);
       if (next < 0) next = pos + 2;
       floor = target;
       pos = target;
