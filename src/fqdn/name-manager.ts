@@ -154,7 +154,7 @@ export class NameManager {
     clearTimeout(timer);
     if (timedOut) {
       this.timeouts++;
-      this.log?.warn({ endpointId: a.endpointId, qname: a.qname, ips: answerIps, maxDelayMs: this.maxDelayMs }, DATAPATH_TIMEOUT_WARNING);
+      this.log?.warn({ endpointId: a.endpointId, qname: a.qname, ips: answerIps.length, maxDelayMs: this.maxDelayMs }, DATAPATH_TIMEOUT_WARNING);
     }
     return { newIps, timedOut };
   }
