@@ -28,6 +28,7 @@ export async function labUpCommand(file: string, socket: string): Promise<void> 
     const config = await client.request<{ netns: string | null }>('GET', '/v1/config');
     const state = await labUp(spec, config.netns, registrarFor(client));
     for (const p of state.pods) process.stdout.write(`pod ${p.namespace}/${p.name}\t${p.ip}\t${p.ifname}\n`);
+    if (state.world) process.stdout.write(`world ${state.world.netns}\t${state.world.addresses.join(',')}\t${state.world.ifname}\n`);
   } finally {
     await client.close();
   }
