@@ -189,8 +189,9 @@ export async function runMediabotDemo(opts: { keep: boolean }): Promise<number> 
     out(`   ${ok ? '✔' : '✘'} ${what}`);
   };
 
-  // The demo owns /sys/fs/bpf/membrane while it runs: never start it beside another agent using it.
-  for (const socket of [DEFAULT_API_SOCKET, STARWARS_SOCKET]) {
+  // The demo owns /sys/fs/bpf/membrane while it runs: never start it beside another agent using
+  // it (a resident agent, a kept Star Wars demo, or another mediabot demo still running).
+  for (const socket of [DEFAULT_API_SOCKET, STARWARS_SOCKET, SOCKET]) {
     const other = new AgentClient(socket);
     const up = await other.request('GET', '/v1/healthz').then(() => true, () => false);
     await other.close();
