@@ -10,7 +10,9 @@ export class AgentClient {
 
   constructor(socketPath = DEFAULT_API_SOCKET) {
     this.socketPath = socketPath;
-    this.#client = new Client('http://agent', { socketPath, connect: { timeout: 2000 } });
+    // An idle connection is dropped by the client well before the agent's 5 s idle limit, so a
+    // call after a pause never writes into a socket the agent is closing (EPIPE).
+    this.#client = new Client('http://agent', { socketPath, connect: { timeout: 2000 }, keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000 });
   }
 
   /**
