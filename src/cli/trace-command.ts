@@ -116,6 +116,7 @@ export async function traceCommand(opts: Opts, socket: string): Promise<number> 
     if (dportText !== undefined && (!/^\d{1,5}$/.test(dportText) || (dport ?? 0) > 65535)) {
       throw usage(`--dport ${String(opts.dport)} is not a port`);
     }
+    if (opts.dstFqdn !== undefined && !opts.dstCidr) throw usage('--dst-fqdn needs --dst-cidr: the address the name resolved to');
     const src = side('src', opts);
     const dst = side('dst', opts);
     input = {
@@ -125,6 +126,7 @@ export async function traceCommand(opts: Opts, socket: string): Promise<number> 
       protocol: String(opts.proto) as 'TCP',
       ...(opts.srcCidr ? { srcCidr: String(opts.srcCidr) } : {}),
       ...(opts.dstCidr ? { dstCidr: String(opts.dstCidr) } : {}),
+      ...(opts.dstFqdn !== undefined ? { dstFqdn: String(opts.dstFqdn) } : {}),
       ...(opts.httpMethod || opts.httpPath
         ? {
             http: {
@@ -205,6 +207,7 @@ export function registerTraceCommand(policy: Command, socket: () => string): voi
     .addOption(new Option('--proto <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'ICMP']).default('TCP'))
     .option('--src-cidr <ip>', 'source is this address outside the cluster (instead of --src)')
     .option('--dst-cidr <ip>', 'destination is this address outside the cluster (instead of --dst)')
+    .option('--dst-fqdn <name>', 'with --dst-cidr IP: IP was learned from an allowed DNS lookup of this name (judges toFQDNs rules offline)')
     .option('--http-method <m>')
     .option('--http-path <p>')
     .option('--http-host <h>')

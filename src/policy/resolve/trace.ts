@@ -11,6 +11,8 @@
 import { formatLabel } from '../api/labels.js';
 import type { Label } from '../api/labels.js';
 import { parseIP } from '../api/cidr.js';
+import { policyFqdnSelectors } from '../api/cidrs.js';
+import { isAllStars, nameRegex, patternRegex, toFQDN } from '../api/fqdn.js';
 import type { PolicyObject } from '../api/types.js';
 import { PROTO } from '../api/types.js';
 import { cidrIdentityLabels, RESERVED_IDENTITY, reservedIdentities } from './identity.js';
@@ -38,8 +40,15 @@ export interface TraceInput {
   protocol?: 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
   srcCidr?: string;
   dstCidr?: string;
+  /**
+   * With `dstCidr` (one address): the destination was learned from an allowed DNS lookup of this
+   * name, so it carries the fqdn labels of every toFQDNs selector that matches the name.
+   */
+  dstFqdn?: string;
   http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
   dnsName?: string;
+  /** The ClientHello's SNI for serverNames rules; `null` = a ClientHello without SNI. */
+  tlsSni?: string | null;
   /** Services for toServices rules (optional). */
   services?: readonly ServiceInput[];
 }
@@ -102,7 +111,19 @@ function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
     } catch (err) {
       throw new TraceInputError(which, 'cidr', (err as Error).message);
     }
-    return { identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels }, policy: 'none', kind: 'cidr', describe: `${cidr} (outside the cluster)` };
+    const fqdn = which === 'dst' ? input.dstFqdn : undefined;
+    if (fqdn !== undefined) {
+      if (cidr.includes('/') && !/\/(32|128)$/.test(cidr)) throw new TraceInputError(which, 'cidr', `--dst-fqdn needs one address in --dst-cidr, not the prefix ${cidr}`);
+      // As if `fqdn` had resolved to this address through an allowed lookup: the FQDN subsystem
+      // would give it the fqdn label of every toFQDNs selector matching the name.
+      labels = [...labels, ...fqdnSelectorsMatching(input.policies, fqdn).map((key) => ({ source: 'fqdn', key, value: '' }))];
+    }
+    return {
+      identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels },
+      policy: 'none',
+      kind: 'cidr',
+      describe: fqdn !== undefined ? `${cidr} (outside the cluster, learned as ${toFQDN(fqdn.trim())})` : `${cidr} (outside the cluster)`,
+    };
   }
   if (!isGiven(ep)) throw new TraceInputError(which, 'labels', `${which}: give its labels, an entity (reserved:host, …) or a CIDR`);
   const s = traceSide(which, ep!);
@@ -179,6 +200,14 @@ function l7Line(req: L7Request, d: L7DirectionDecision, rules: L7Rules | undefin
     default:
       return `${what} ${d.allowed ? 'allowed' : 'denied'}: ${d.text}`;
   }
+}
+
+/** The label keys of the toFQDNs selectors of `policies` that match `name` (the one matcher of api/fqdn.ts). */
+function fqdnSelectorsMatching(policies: readonly PolicyObject[], name: string): string[] {
+  const fqdn = toFQDN(name.trim());
+  return policyFqdnSelectors(policies)
+    .filter((s) => (s.matchName !== undefined ? nameRegex(s.matchName).test(fqdn) : s.matchPattern !== undefined && (isAllStars(s.matchPattern) || patternRegex(s.matchPattern).test(fqdn))))
+    .map((s) => s.labelKey);
 }
 
 export function tracePolicy(input: TraceInput): TraceResult {
