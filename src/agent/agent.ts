@@ -276,6 +276,11 @@ export class Agent {
     await this.#dnsProxy.listen({ transparent: true, port: this.config.dnsProxyPort });
   }
 
+  /** The names through which the DNS proxy learned `ip` (lookups and connections still alive). */
+  fqdnNamesOf(ip: string): string[] {
+    return this.#fqdn?.names.selectionOf(ip.replace(/\/32$/, '')).names ?? [];
+  }
+
   /** Learned names, for `membrane fqdn cache list`. */
   fqdnCache(filter?: { endpointId?: number; name?: string }): ReturnType<NameManager['cacheList']> {
     return this.#fqdn?.names.cacheList(filter) ?? [];

@@ -104,7 +104,14 @@ export class ApiServer {
     this.#route('POST', /^\/v1\/policy\/trace$/, async (req) => {
       const input = traceBody(await readJson(req)) as unknown as Omit<TraceInput, 'policies'>;
       try {
-        return tracePolicy({ ...input, policies: agent.loadedPolicies(), services: agent.services.list() });
+        // A destination address the DNS proxy learned is traced as what it is in the ipcache now:
+        // selected by the toFQDNs rules matching the names it was learned through.
+        const learned = input.dstCidr !== undefined && input.dstFqdn === undefined ? agent.fqdnNamesOf(input.dstCidr) : [];
+        const result = tracePolicy({ ...input, ...(learned.length ? { dstFqdn: learned } : {}), policies: agent.loadedPolicies(), services: agent.services.list() });
+        if (input.dstCidr !== undefined && input.dstFqdn === undefined) {
+          result.lines.splice(1, 0, learned.length ? `  ${input.dstCidr} was learned from DNS answers for ${learned.join(', ')}` : `  ${input.dstCidr} was not learned from any DNS answer`);
+        }
+        return result;
       } catch (err) {
         // Contradictory labels, an unknown label source, a bad address: the request's fault (400).
         if (err instanceof RangeError) throw membraneError('MEMBRANE_ERR_API_REQUEST', err.message);

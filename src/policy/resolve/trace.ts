@@ -42,9 +42,9 @@ export interface TraceInput {
   dstCidr?: string;
   /**
    * With `dstCidr` (one address): the destination was learned from an allowed DNS lookup of this
-   * name, so it carries the fqdn labels of every toFQDNs selector that matches the name.
+   * name (or names), so it carries the fqdn labels of every toFQDNs selector that matches one.
    */
-  dstFqdn?: string;
+  dstFqdn?: string | readonly string[];
   http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
   dnsName?: string;
   /** The ClientHello's SNI for serverNames rules; `null` = a ClientHello without SNI. */
@@ -111,18 +111,20 @@ function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
     } catch (err) {
       throw new TraceInputError(which, 'cidr', (err as Error).message);
     }
-    const fqdn = which === 'dst' ? input.dstFqdn : undefined;
-    if (fqdn !== undefined) {
+    const given = which === 'dst' ? input.dstFqdn : undefined;
+    const names = given === undefined ? [] : typeof given === 'string' ? [given] : [...given];
+    if (names.length > 0) {
       if (cidr.includes('/') && !/\/(32|128)$/.test(cidr)) throw new TraceInputError(which, 'cidr', `--dst-fqdn needs one address in --dst-cidr, not the prefix ${cidr}`);
       // As if `fqdn` had resolved to this address through an allowed lookup: the FQDN subsystem
       // would give it the fqdn label of every toFQDNs selector matching the name.
-      labels = [...labels, ...fqdnSelectorsMatching(input.policies, fqdn).map((key) => ({ source: 'fqdn', key, value: '' }))];
+      const keys = new Set(names.flatMap((n) => fqdnSelectorsMatching(input.policies, n)));
+      labels = [...labels, ...[...keys].sort().map((key) => ({ source: 'fqdn', key, value: '' }))];
     }
     return {
       identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels },
       policy: 'none',
       kind: 'cidr',
-      describe: fqdn !== undefined ? `${cidr} (outside the cluster, learned as ${toFQDN(fqdn.trim())})` : `${cidr} (outside the cluster)`,
+      describe: names.length > 0 ? `${cidr} (outside the cluster, learned as ${names.map((n) => toFQDN(n.trim())).join(', ')})` : `${cidr} (outside the cluster)`,
     };
   }
   if (!isGiven(ep)) throw new TraceInputError(which, 'labels', `${which}: give its labels, an entity (reserved:host, …) or a CIDR`);
