@@ -173,6 +173,7 @@ export function traceBody(body: unknown): Record<string, unknown> {
   checkOptional(body, 'dport', (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535, 'an integer from 0 to 65535');
   checkOptional(body, 'protocol', (v) => typeof v === 'string' && ['TCP', 'UDP', 'SCTP', 'ICMP'].includes(v), 'one of TCP, UDP, SCTP, ICMP');
   for (const f of ['srcCidr', 'dstCidr', 'dnsName']) checkOptional(body, f, (v) => typeof v === 'string', 'a string');
+  checkOptional(body, 'tlsSni', (v) => typeof v === 'string' || v === null, 'a string (null: a ClientHello without SNI)');
   checkOptional(
     body,
     'http',

@@ -138,6 +138,8 @@ export async function traceCommand(opts: Opts, socket: string): Promise<number> 
           }
         : {}),
       ...(opts.dnsName ? { dnsName: String(opts.dnsName) } : {}),
+      // An empty --tls-sni is a ClientHello without SNI, which no serverNames entry matches.
+      ...(opts.tlsSni !== undefined ? { tlsSni: String(opts.tlsSni) === '' ? null : String(opts.tlsSni) } : {}),
     };
   } catch (err) {
     process.stderr.write(`Error: ${(err as Error).message}\n`);
@@ -213,6 +215,7 @@ export function registerTraceCommand(policy: Command, socket: () => string): voi
     .option('--http-host <h>')
     .option('--http-header <h...>', "'Name: value'")
     .option('--dns-name <name>')
+    .option('--tls-sni <name>', "the TLS ClientHello's server name, for serverNames rules ('' = a ClientHello without SNI)")
     .addOption(new Option('-o, --output <mode>', 'output').choices(['text', 'json']).default('text'))
     .action(async (opts: Opts) => {
       process.exitCode = await traceCommand(opts, socket());

@@ -25,6 +25,7 @@ export type { FqdnSelectorInfo } from './api/cidrs.js';
 export { policyCidrs, policyFqdnSelectors } from './api/cidrs.js';
 export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars, validateMatchName, validateMatchPattern } from './api/fqdn.js';
 export { selectorMatches, formatSelector } from './api/selector.js';
+export { validateServerName, serverNameMatches } from './api/server-name.js';
 
 export type { Identity, NamedPort } from './resolve/identity.js';
 export { RESERVED_IDENTITY, reservedIdentities, cidrIdentityLabels } from './resolve/identity.js';
@@ -45,9 +46,9 @@ export type { EndpointInput, ServiceInput, ResolveInput, SelectedRule } from './
 export { resolveEndpointPolicy, selectingRules, isEnforced, rangeToPrefixes } from './resolve/resolve.js';
 export { lookupPolicy, VERDICT_PRECEDENCE } from './resolve/lookup.js';
 export type { HttpRequestInfo } from './resolve/l7.js';
-export { evaluateHttp, evaluateDns } from './resolve/l7.js';
+export { evaluateHttp, evaluateDns, evaluateTls } from './resolve/l7.js';
 export type { L7Request, L7Flow, L7Reason, L7Decision, L7DirectionDecision } from './resolve/decide.js';
-export { decideL7, decideL7Direction } from './resolve/decide.js';
+export { decideL7, decideL7Direction, requestText } from './resolve/decide.js';
 export type { TraceInput, TraceResult, TraceDirection } from './resolve/trace.js';
 export type { TraceEndpointInput, TraceInputField, NamedPortProtocol, EntityPolicy } from './resolve/trace-side.js';
 export { TraceInputError, traceSide } from './resolve/trace-side.js';

@@ -14,6 +14,7 @@ import { parseAddressOrPrefix, parsePrefix, prefixContains, cidrLabelKey, format
 import type { Prefix } from './cidr.js';
 import { entityPeer } from './entities.js';
 import { fqdnSelectorKey, validateMatchName, validateMatchPattern } from './fqdn.js';
+import { validateServerName } from './server-name.js';
 import { ICMP4_TYPES, ICMP6_TYPES, isServiceName, parseGoUint16 } from './ports.js';
 import { compileFullMatch, MAX_PROGRAM_SIZE } from '../../re2/index.js';
 import { formatSelector, parseSelector, scopePeerSelector, scopeSubjectSelector, selectorHasKey } from './selector.js';
@@ -640,15 +641,21 @@ function parsePortRule(c: Checker, v: Json, path: string, pc: PortCtx): PortSpec
   if (has(o, 'rules')) {
     l7 = parseL7Rules(c, o.rules, rulesPath, pc, parsed, has(o, 'ports') ? listLength(o.ports) : 0);
   }
+  // serverNames without TLS termination: the port is redirected to the TLS passthrough proxy,
+  // which allows a connection only if its ClientHello's SNI is listed (Cilium PortRule.sanitize).
+  const serverNames: string[] = [];
   if (has(o, 'serverNames')) {
     const arr = c.array(o.serverNames, join(path, 'serverNames'));
     arr?.forEach((s, i) => {
       const str = c.string(s, join(join(path, 'serverNames'), i));
-      if (str === '') c.report(join(join(path, 'serverNames'), i), 'Empty server name is not allowed');
+      if (str === undefined) return;
+      const err = validateServerName(str);
+      if (err) c.report(join(join(path, 'serverNames'), i), err);
+      else serverNames.push(str);
     });
     if (arr && arr.length > 0 && l7 !== null && !has(o, 'terminatingTLS')) {
       c.report(join(path, 'serverNames'), 'ServerNames are not allowed with L7 rules without TLS termination');
-    } else if (arr && arr.length > 0) notSupported(c, join(path, 'serverNames'), 'serverNames (TLS SNI matching)');
+    }
   }
   for (const tls of ['terminatingTLS', 'originatingTLS']) {
     if (has(o, tls)) notSupported(c, join(path, tls), `${tls} (TLS interception)`);
@@ -659,6 +666,7 @@ function parsePortRule(c: Checker, v: Json, path: string, pc: PortCtx): PortSpec
     else notSupported(c, join(path, 'listener'), 'listener (custom Envoy listeners)');
   }
   if (c.issues.length > before) return undefined;
+  if (serverNames.length > 0 && l7 === null) l7 = { kind: 'tls', serverNames };
   // An empty `ports` list means every port of every protocol.
   if (parsed.length === 0) return [{ protocol: 'ANY', port: 0, l7 }];
   return parsed.map((p) => ({ protocol: p.protocol, port: p.port, ...(p.endPort !== undefined ? { endPort: p.endPort } : {}), l7 }));

@@ -100,7 +100,9 @@ export type L7Spec =
   | { readonly kind: 'http'; readonly rules: readonly HttpRuleSpec[] }
   | { readonly kind: 'dns'; readonly rules: readonly DnsRuleSpec[] }
   /** Kafka / generic l7proto: accepted by validation but not parsed here, so they deny at L7. */
-  | { readonly kind: 'unsupported'; readonly what: string };
+  | { readonly kind: 'unsupported'; readonly what: string }
+  /** `serverNames` without TLS termination: the ClientHello's SNI must be one of them (./server-name.ts). */
+  | { readonly kind: 'tls'; readonly serverNames: readonly string[] };
 
 /** One port (or port range, or named port, or ICMP type) with the L7 rules that apply to it. */
 export interface PortSpec {

@@ -16,13 +16,22 @@
  * - A request of another protocol than the port's L7 parser is denied: Cilium hands the flow to
  *   that parser's proxy (DNS rules → DNS proxy), which cannot parse it.
  * - HTTP rules are OR-ed, the fields of one rule AND-ed (./l7.ts); DNS patterns as toFQDNs.
+ * - TLS (serverNames without termination): the ClientHello's SNI must match one of the names;
+ *   no SNI matches none. An HTTP request on such a port is a parser mismatch (denied); a
+ *   ClientHello on an HTTP-rule port never becomes a request: the HTTP proxy answers 400.
  */
-import { evaluateDns, evaluateHttp, type HttpRequestInfo } from './l7.js';
+import { evaluateDns, evaluateHttp, evaluateTls, type HttpRequestInfo } from './l7.js';
 import { lookupPolicy } from './lookup.js';
 import type { DirectionPolicy, EndpointPolicy, LookupResult, RuleRef } from './types.js';
 
-/** One request as the proxy parsed it. `path` is the normalised request-target, query included. */
-export type L7Request = ({ readonly kind: 'http' } & HttpRequestInfo) | { readonly kind: 'dns'; readonly qname: string };
+/**
+ * One request as the proxy parsed it. `path` is the normalised request-target, query included.
+ * `tls`: a ClientHello, with its server_name (host_name) or null when it has none.
+ */
+export type L7Request =
+  | ({ readonly kind: 'http' } & HttpRequestInfo)
+  | { readonly kind: 'dns'; readonly qname: string }
+  | { readonly kind: 'tls'; readonly sni: string | null };
 
 /**
  * The flow a request travels on. A side's `policy` is present when that side is an endpoint of
@@ -45,7 +54,7 @@ export type L7Reason =
   | 'l3l4-denied' // the L3/L4 entry denies the connection (deny rule or default deny)
   | 'not-redirected' // allowed at L3/L4 without L7 rules in this direction
   | 'allow-all' // redirected, but an L4-only rule (or an empty rule set) allows every request
-  | 'rule-matched' // an HTTP rule or DNS pattern matched
+  | 'rule-matched' // an HTTP rule, DNS pattern or server name matched
   | 'no-rule-matched' // redirected and no rule matched
   | 'parser-mismatch' // the port's L7 rules are for another protocol than this request
   | 'no-policy-state'; // the endpoint is local but its policy is not computed yet
@@ -56,7 +65,7 @@ export interface L7DirectionDecision {
   readonly reason: L7Reason;
   /** The map lookup this direction's L7 verdict rests on (null without policy state). */
   readonly lookup: LookupResult | null;
-  /** Index of the HTTP rule that matched, or the DNS pattern; null if none (or allow-all). */
+  /** Index of the HTTP rule that matched, or the DNS pattern or server name; null if none (or allow-all). */
   readonly matched: number | string | null;
   /** Rules the entry was derived from (the policies that decided). */
   readonly derivedFrom: readonly RuleRef[];
@@ -76,8 +85,11 @@ export interface L7Decision {
   readonly policies: readonly string[];
 }
 
-function requestText(req: L7Request): string {
-  return req.kind === 'http' ? `HTTP ${req.method} ${req.path}` : `DNS query ${req.qname}`;
+/** `HTTP GET /x`, `DNS query a.b.`, `TLS ClientHello with SNI a.b` / `TLS ClientHello without SNI`. */
+export function requestText(req: L7Request): string {
+  if (req.kind === 'http') return `HTTP ${req.method} ${req.path}`;
+  if (req.kind === 'dns') return `DNS query ${req.qname}`;
+  return req.sni === null ? 'TLS ClientHello without SNI' : `TLS ClientHello with SNI ${req.sni}`;
 }
 
 /** Judges one direction of the flow: `dir` is the subject endpoint's policy, `peer` the other side's identity. */
@@ -126,6 +138,13 @@ export function decideL7Direction(
     return r.matchedPattern === null
       ? { ...common, allowed: true, reason: 'allow-all', text: `${direction}: every DNS name allowed on this port` }
       : { ...common, allowed: true, reason: 'rule-matched', matched: r.matchedPattern, text: `${direction}: DNS pattern ${r.matchedPattern} matched` };
+  }
+  if (l7.kind === 'tls' && req.kind === 'tls') {
+    const r = evaluateTls(l7, req.sni);
+    if (!r.allowed) return { ...common, allowed: false, reason: 'no-rule-matched', text: `${direction}: ${requestText(req)} matches no serverNames entry` };
+    return r.matchedName === null
+      ? { ...common, allowed: true, reason: 'allow-all', text: `${direction}: every TLS server name allowed on this port` }
+      : { ...common, allowed: true, reason: 'rule-matched', matched: r.matchedName, text: `${direction}: server name ${r.matchedName} matched` };
   }
   /* c8 ignore next */
   return { ...common, allowed: false, reason: 'parser-mismatch', text: `${direction}: unknown L7 protocol` };

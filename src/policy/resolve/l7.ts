@@ -8,9 +8,14 @@
  *
  * DNS: names are lower-cased FQDNs; each pattern is matched with the toFQDNs rules, except that an
  * all-stars pattern in a DNS L7 rule allows every name.
+ *
+ * TLS (serverNames): the ClientHello's SNI, any case, against each name with toFQDNs wildcards;
+ * a ClientHello without SNI matches no name (cilium/proxy: "TLS must be present and one of the
+ * provided SNIs must be indicated in the TLS handshake").
  */
 import { fullMatcher } from '../../re2/index.js';
 import { isAllStars, patternRegex, toFQDN } from '../api/fqdn.js';
+import { serverNameMatches } from '../api/server-name.js';
 import type { HttpRule, L7Rules } from './types.js';
 
 export interface HttpRequestInfo {
@@ -73,4 +78,11 @@ export function evaluateDns(rules: L7Rules & { kind: 'dns' }, qname: string): { 
     if (patternRegex(p).test(name)) return { allowed: true, matchedPattern: p };
   }
   return { allowed: rules.allowAll, matchedPattern: null };
+}
+
+export function evaluateTls(rules: L7Rules & { kind: 'tls' }, sni: string | null): { allowed: boolean; matchedName: string | null } {
+  if (sni !== null) {
+    for (const n of rules.serverNames) if (serverNameMatches(n, sni)) return { allowed: true, matchedName: n };
+  }
+  return { allowed: rules.allowAll, matchedName: null };
 }

@@ -251,7 +251,18 @@ function mergeAllows(allows: readonly Contribution[]): Truth {
     }
     return { verdict: 'redirect', l7: { kind: 'dns', patterns: dedupe(patterns), allowAll: all }, refs };
   }
+  // Only serverNames rules: the TLS passthrough proxy checks the ClientHello's SNI against the
+  // union of their names.
+  if (withL7.every((c) => c.l7!.kind === 'tls')) {
+    const names: string[] = [];
+    for (const c of withL7) if (c.l7!.kind === 'tls') names.push(...c.l7!.serverNames);
+    return { verdict: 'redirect', l7: { kind: 'tls', serverNames: dedupe(names), allowAll }, refs };
+  }
   // HTTP (and unsupported L7 protocols, which allow nothing at L7 unless an L4 allow covers them).
+  // serverNames rules merged with HTTP rules (from other rules on this peer and port) allow no
+  // HTTP request: Cilium merges the TLS parser into the HTTP one, and a plain HTTP request has no
+  // SNI to match, while TLS cannot be parsed as HTTP without termination (pkg/policy/l4.go
+  // rejects SNI with L7 rules without terminatingTLS).
   const rules: HttpRule[] = [];
   let all = allowAll;
   for (const c of withL7) {

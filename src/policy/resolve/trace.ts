@@ -5,7 +5,7 @@
  *   src/dst labels (or --src-cidr/--dst-cidr) → identities
  *     → resolveEndpointPolicy(src).egress  → lookupPolicy(dst identity, proto, dport)
  *     → resolveEndpointPolicy(dst).ingress → lookupPolicy(src identity, proto, dport)
- *     → redirect? evaluate HTTP / DNS rules of each redirecting direction
+ *     → redirect? evaluate HTTP / DNS rules / TLS serverNames of each redirecting direction
  *     → Final verdict
  */
 import { formatLabel } from '../api/labels.js';
@@ -19,7 +19,7 @@ import { cidrIdentityLabels, RESERVED_IDENTITY, reservedIdentities } from './ide
 import type { Identity } from './identity.js';
 import { TraceInputError, traceSide } from './trace-side.js';
 import type { EntityPolicy, TraceEndpointInput } from './trace-side.js';
-import { decideL7Direction, type L7DirectionDecision, type L7Request } from './decide.js';
+import { decideL7Direction, requestText, type L7DirectionDecision, type L7Request } from './decide.js';
 import { lookupPolicy } from './lookup.js';
 import { resolveDirection, resolveEndpointPolicy, selectingRules } from './resolve.js';
 import type { SelectedRule } from './resolve.js';
@@ -60,7 +60,7 @@ export interface TraceDirection {
   /** The map lookup: allow | deny | redirect | default-deny | default-allow | not-evaluated. */
   verdict: LookupResult['verdict'] | 'not-evaluated';
   /** The result after L7 (when redirected and a request was given). */
-  l7: { kind: 'http' | 'dns'; evaluated: boolean; allowed: boolean | null; matched: number | string | null } | null;
+  l7: { kind: 'http' | 'dns' | 'tls'; evaluated: boolean; allowed: boolean | null; matched: number | string | null } | null;
   allowed: boolean;
   dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY' | 'AUTH_REQUIRED';
   peerIdentity: number;
@@ -69,7 +69,7 @@ export interface TraceDirection {
 
 export interface TraceResult {
   verdict: 'allowed' | 'denied';
-  redirect: 'http' | 'dns' | null;
+  redirect: 'http' | 'dns' | 'tls' | null;
   dropReason: null | 'POLICY_DENIED' | 'POLICY_DENY' | 'AUTH_REQUIRED';
   egress: TraceDirection;
   ingress: TraceDirection;
@@ -177,25 +177,33 @@ function refText(r: RuleRef): string {
   return `${r.kind} ${ns}${r.policy} ${r.direction}${r.deny ? 'Deny' : ''}[${r.index}]`;
 }
 
-/** The request the user gave, in the port's protocol when both an HTTP request and a DNS name were given. */
-function traceRequest(input: TraceInput, kind: 'http' | 'dns'): L7Request | null {
+/**
+ * The request the user gave, in the port's protocol when several were given; another protocol's
+ * request is judged too (the proxy denies it: parser mismatch). Without any, the step is not
+ * evaluated.
+ */
+function traceRequest(input: TraceInput, kind: 'http' | 'dns' | 'tls'): L7Request | null {
   const dns: L7Request | null = input.dnsName !== undefined ? { kind: 'dns', qname: input.dnsName } : null;
   const http: L7Request | null = input.http
     ? { kind: 'http', method: input.http.method, path: input.http.path, host: input.http.host ?? '', headers: input.http.headers ?? {} }
     : null;
-  return kind === 'dns' ? (dns ?? http) : (http ?? dns);
+  const tls: L7Request | null = input.tlsSni !== undefined ? { kind: 'tls', sni: input.tlsSni } : null;
+  if (kind === 'tls') return tls ?? http ?? dns;
+  return kind === 'dns' ? (dns ?? http ?? tls) : (http ?? dns ?? tls);
 }
 
 function l7Line(req: L7Request, d: L7DirectionDecision, rules: L7Rules | undefined): string {
-  const what = req.kind === 'http' ? `HTTP ${req.method} ${req.path}` : `DNS query ${req.qname}`;
+  const what = requestText(req);
   switch (d.reason) {
     case 'rule-matched':
+      if (req.kind === 'tls') return `${what} allowed by serverNames entry ${String(d.matched)}`;
       return req.kind === 'http' && rules?.kind === 'http' && typeof d.matched === 'number'
         ? `${what} allowed by HTTP rule ${d.matched} ${JSON.stringify(rules.rules[d.matched])}`
         : `${what} allowed by pattern ${String(d.matched)}`;
     case 'allow-all':
-      return `${what} allowed (an L3/L4 rule allows all ${req.kind === 'http' ? 'HTTP' : 'names'} on this port)`;
+      return `${what} allowed (an L3/L4 rule allows all ${req.kind === 'http' ? 'HTTP' : req.kind === 'tls' ? 'server names' : 'names'} on this port)`;
     case 'no-rule-matched':
+      if (req.kind === 'tls') return `${what} denied: no serverNames entry matches (connection reset)`;
       return req.kind === 'http' ? `${what} denied: no HTTP rule matches (403 Access denied)` : `${what} denied: no DNS rule matches (REFUSED)`;
     case 'parser-mismatch':
       return `${what} denied: this port's L7 rules are ${rules?.kind.toUpperCase() ?? 'of another protocol'}, so its proxy cannot parse the request`;
@@ -297,7 +305,9 @@ export function tracePolicy(input: TraceInput): TraceResult {
         lines.push(
           rules?.kind === 'dns'
             ? '  DNS rules apply; no name given, so they were not evaluated'
-            : `  HTTP rules apply (${!rules || rules.allowAll ? 'all requests allowed' : `${rules.rules.length} rule(s)`}); no request given, so they were not evaluated`,
+            : rules?.kind === 'tls'
+              ? `  TLS serverNames apply (${rules.allowAll ? 'every server name allowed' : rules.serverNames.join(', ')}); no ClientHello given (--tls-sni), so they were not evaluated`
+              : `  HTTP rules apply (${!rules || rules.allowAll ? 'all requests allowed' : `${rules.rules.length} rule(s)`}); no request given, so they were not evaluated`,
         );
       }
     }

@@ -48,7 +48,14 @@ export interface HttpRule {
 
 export type L7Rules =
   | { readonly kind: 'http'; readonly rules: readonly HttpRule[]; readonly allowAll: boolean }
-  | { readonly kind: 'dns'; readonly patterns: readonly string[]; readonly allowAll: boolean };
+  | { readonly kind: 'dns'; readonly patterns: readonly string[]; readonly allowAll: boolean }
+  /**
+   * `serverNames` without TLS termination: the connection is handed to the TLS passthrough proxy,
+   * which reads the ClientHello and allows it only if its SNI matches one of `serverNames`
+   * (toFQDNs wildcards, src/policy/api/server-name.ts); `allowAll` when a rule without
+   * serverNames also allows this peer and port (cilium/proxy ORs the port's rules).
+   */
+  | { readonly kind: 'tls'; readonly serverNames: readonly string[]; readonly allowAll: boolean };
 
 /**
  * The drop reasons a policy decision carries, from the one table (src/codes): default deny
