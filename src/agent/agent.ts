@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
 import { FlowRing, type Flow } from '../observe/index.js';
-import { HttpProxy, type FlowContext } from '../l7proxy/index.js';
+import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
 import { DnsProxy, markedUpstream, type RejectResponseCode } from '../dnsproxy/index.js';
 import {
   DEFAULT_MAX_IPS_PER_HOSTNAME,
@@ -37,6 +37,8 @@ export interface AgentConfig {
   readonly apiSocket: string;
   readonly httpProxyPort: number;
   readonly dnsProxyPort: number;
+  /** The TLS passthrough listener for serverNames rules. */
+  readonly tlsProxyPort: number;
   readonly nodeName: string;
   readonly netns: string | null;
   readonly flowBuffer: number;
@@ -67,6 +69,7 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   apiSocket: '/run/membrane/agent.sock',
   httpProxyPort: 15001,
   dnsProxyPort: 15053,
+  tlsProxyPort: 15443,
   nodeName: hostname(),
   netns: null,
   flowBuffer: 4096,
@@ -94,6 +97,7 @@ export class Agent {
   #identities: IdentityAllocator;
   #proxy: HttpProxy | null = null;
   #dnsProxy: DnsProxy | null = null;
+  #tlsProxy: TlsPassthrough | null = null;
   #fqdn: AgentFqdn | null = null;
   #api: ApiServer | null = null;
   #stopEvents: (() => void) | null = null;
@@ -140,7 +144,7 @@ export class Agent {
       this.#datapath,
       this.endpoints,
       this.#identities,
-      { http: this.config.httpProxyPort, dns: this.config.dnsProxyPort },
+      { http: this.config.httpProxyPort, dns: this.config.dnsProxyPort, tls: this.config.tlsProxyPort },
       this.log.child({ component: 'regeneration' }),
     );
     const ctx = this.#flowLookup();
@@ -199,7 +203,7 @@ export class Agent {
       : null;
     const accessLog = this.#accessLog();
     const ctx = this.#flowLookup();
-    this.#proxy = new HttpProxy({
+    const deps: L7ProxyDeps = {
       resolveConnection: (conn): FlowContext | null => {
         const src = this.endpoints.byIp(conn.srcIp);
         // Only pods are redirected to the proxy; a connection from anything else is not ours.
@@ -233,8 +237,12 @@ export class Agent {
       onFlow: (flow: Flow) => this.flows.push(flow),
       accessLog,
       nodeName: this.config.nodeName,
-    }, { httpRequestTimeoutMs: this.config.httpRequestTimeout * 1000, normalizePath: this.config.httpNormalizePath });
+    };
+    this.#proxy = new HttpProxy(deps, { httpRequestTimeoutMs: this.config.httpRequestTimeout * 1000, normalizePath: this.config.httpNormalizePath });
     await this.#proxy.listen({ fd: transparentListenFd(this.config.httpProxyPort) });
+    // serverNames ports: the same dependencies, judged by decideL7 on the ClientHello's SNI.
+    this.#tlsProxy = new TlsPassthrough(deps);
+    await this.#tlsProxy.listen({ fd: transparentListenFd(this.config.tlsProxyPort) });
   }
 
   /** One access log for both proxies: the rotated file, or the agent's log. */
@@ -343,6 +351,7 @@ export class Agent {
       policyWarnings: this.policies.warnings(),
       proxy: this.#proxy?.stats() ?? null,
       dnsProxy: this.#dnsProxy?.stats() ?? null,
+      tlsProxy: this.#tlsProxy ? { ...this.#tlsProxy.stats } : null,
       fqdn: this.#fqdn?.names.stats() ?? null,
       accessLog: this.#accessLogFile ? { file: this.#accessLogFile.path, ...this.#accessLogFile.stats() } : null,
       malformedEvents: this.#malformedEvents,
@@ -358,6 +367,7 @@ export class Agent {
     await this.policies.close();
     await this.#proxy?.close();
     await this.#dnsProxy?.close();
+    await this.#tlsProxy?.close();
     this.#fqdn?.stop();
     await this.#accessLogFile?.close();
     this.#stopEvents?.();

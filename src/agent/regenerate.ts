@@ -39,6 +39,8 @@ import { linkIndexes, nodeAddresses, type Endpoint, type EndpointManager } from 
 export interface ProxyPorts {
   readonly http: number;
   readonly dns: number;
+  /** The TLS passthrough listener (serverNames without termination). */
+  readonly tls: number;
 }
 
 export interface RegenerationResult {
@@ -317,7 +319,7 @@ export class Regenerator {
         portPrefixLen: e.portPrefixLen,
         deny: e.verdict === 'deny',
         ...(e.dropReason !== undefined ? { dropReason: e.dropReason } : {}),
-        proxyPort: e.verdict === 'redirect' ? (e.l7?.kind === 'dns' ? this.#ports.dns : this.#ports.http) : 0,
+        proxyPort: e.verdict === 'redirect' ? (e.l7?.kind === 'dns' ? this.#ports.dns : e.l7?.kind === 'tls' ? this.#ports.tls : this.#ports.http) : 0,
       });
     };
     for (const e of policy.ingress.entries) add(false, e);

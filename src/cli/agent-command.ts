@@ -13,6 +13,7 @@ export interface AgentCommandOptions {
   netns?: string;
   httpProxyPort: string;
   dnsProxyPort: string;
+  tlsProxyPort: string;
   nodeName?: string;
   accessLog?: string;
   accessLogMaxSizeMb: string;
@@ -59,6 +60,7 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     apiSocket: opts.apiSocket,
     httpProxyPort: Number(opts.httpProxyPort),
     dnsProxyPort: Number(opts.dnsProxyPort),
+    tlsProxyPort: Number(opts.tlsProxyPort),
     nodeName: opts.nodeName ?? opts.netns ?? hostname(),
     netns: opts.netns ?? null,
     flowBuffer: Number(opts.flowBuffer),

@@ -49,6 +49,7 @@ program
   .option('--netns <name>', 'run in this network namespace (created if missing), e.g. the lab node')
   .option('--http-proxy-port <port>', 'transparent HTTP proxy port', '15001')
   .option('--dns-proxy-port <port>', 'transparent DNS proxy port', '15053')
+  .option('--tls-proxy-port <port>', 'transparent TLS passthrough port (serverNames rules: SNI check, no termination)', '15443')
   .option('--node-name <name>', 'node name shown in flows')
   .option('--access-log <file>', 'write proxy access logs (JSON lines) here instead of the agent log')
   .option('--access-log-max-size-mb <mb>', 'rotate the access log file past this size (as cilium --hubble-export-file-max-size-mb)', '10')
