@@ -369,6 +369,7 @@ export class Agent {
     await this.#dnsProxy?.close();
     await this.#tlsProxy?.close();
     this.#fqdn?.stop();
+    this.#identities.flush();
     await this.#accessLogFile?.close();
     this.#stopEvents?.();
     // Only our fds close: pinned programs and maps keep enforcing until the next start.

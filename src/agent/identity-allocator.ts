@@ -27,6 +27,8 @@ export class IdentityAllocator {
   #byId = new Map<number, readonly Label[]>();
   #store: StateStore;
   #file = 'identities.json';
+  #next: Record<'cluster' | 'local', number> = { cluster: FIRST_CLUSTER_IDENTITY, local: LOCAL_IDENTITY_SCOPE + 1 };
+  #timer: NodeJS.Timeout | null = null;
 
   constructor(store: StateStore, parse: (s: string) => Label) {
     this.#store = store;
@@ -38,20 +40,40 @@ export class IdentityAllocator {
     }
   }
 
-  /** The identity of a label set, allocating the next free one in its scope when new. */
+  /**
+   * The identity of a label set, allocating the next free one in its scope when new. Cluster
+   * identities are saved at once (endpoints and their pinned policy entries refer to them); local
+   * ones (CIDR and FQDN-learned addresses, up to one per DNS answer) are saved within a second, or
+   * by `flush()`, so a burst of answers costs one write, not one per address. A local identity lost
+   * in a crash is allocated again by the next regeneration, which rewrites the maps that use it.
+   */
   allocate(labels: readonly Label[], scope: 'cluster' | 'local' = 'cluster'): number {
     const key = labelKey(labels);
     const known = this.#byKey.get(key);
     if (known !== undefined) return known;
     const [first, last] =
       scope === 'cluster' ? [FIRST_CLUSTER_IDENTITY, MAX_CLUSTER_IDENTITY] : [LOCAL_IDENTITY_SCOPE + 1, LOCAL_IDENTITY_SCOPE + 0xffffff - 1];
-    let id = first;
-    while (this.#byId.has(id)) id++;
-    if (id > last) throw membraneError('MEMBRANE_ERR_IDENTITY_EXHAUSTED', `${scope} scope is full`);
+    // Next free id after the last one handed out in this scope (wrapping once): O(1) in practice.
+    let id = Math.max(first, this.#next[scope]);
+    let scanned = 0;
+    while (this.#byId.has(id) && scanned <= last - first) {
+      id = id >= last ? first : id + 1;
+      scanned++;
+    }
+    if (this.#byId.has(id)) throw membraneError('MEMBRANE_ERR_IDENTITY_EXHAUSTED', `${scope} scope is full`);
+    this.#next[scope] = id >= last ? first : id + 1;
     this.#byKey.set(key, id);
     this.#byId.set(id, labels);
-    this.#persist();
+    if (scope === 'cluster') this.#persist();
+    else this.#persistSoon();
     return id;
+  }
+
+  /** Writes pending allocations now (agent stop). */
+  flush(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#persist();
   }
 
   labelsOf(id: number): readonly Label[] | undefined {
@@ -62,7 +84,20 @@ export class IdentityAllocator {
     return [...this.#byId].map(([id, labels]) => ({ id, labels })).sort((a, b) => a.id - b.id);
   }
 
+  #persistSoon(): void {
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#persist();
+    }, 1000);
+    this.#timer.unref();
+  }
+
   #persist(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
     this.#store.write(this.#file, {
       identities: this.entries().map(({ id, labels }) => ({ id, labels: labels.map(formatLabel) })),
     } satisfies Persisted);

@@ -25,6 +25,7 @@ import {
   reservedIdentities,
   resolveEndpointPolicy,
   RESERVED_IDENTITY,
+  type DirectionPolicy,
   type EndpointPolicy,
   type Identity,
   type Label,
@@ -59,10 +60,14 @@ export class Regenerator {
   #ports: ProxyPorts;
   #log: Logger;
   #revision = 0;
-  #identityList: Identity[] = [];
+  /** Every identity the datapath may see, by id (flows and the proxies look them up per event). */
+  #identityById = new Map<number, Identity>();
+  #identityList: Identity[] | null = [];
   /** CIDR prefix → its local identity, for the prefixes the current policies name. */
   #cidrIdentities = new Map<string, number>();
-  #ipcache: { base: number; mask: number; bits: number; id: number }[] = [];
+  /** The ipcache as last written: exact /32 entries by address, other prefixes longest first. */
+  #hostEntries = new Map<number, number>();
+  #prefixEntries: { base: number; mask: number; bits: number; id: number }[] = [];
   /** Learned IP → the toFQDNs selector keys that select it (never empty: unselected IPs are removed). */
   #fqdnIps = new Map<string, readonly string[]>();
   /** Learned IP → its identity, as in the ipcache. */
@@ -92,17 +97,20 @@ export class Regenerator {
    */
   identityOfIp(ip: string): number {
     const n = ipv4ToNumber(ip);
-    for (const e of this.#ipcache) if (((n & e.mask) >>> 0) === e.base) return e.id;
+    const host = this.#hostEntries.get(n);
+    if (host !== undefined) return host;
+    for (const e of this.#prefixEntries) if (((n & e.mask) >>> 0) === e.base) return e.id;
     return RESERVED_IDENTITY.world;
   }
 
-  /** Every identity the last regeneration knew, for flows and the API. */
+  /** Every identity the datapath may see, for the API (sorted by id). */
   identities(): readonly Identity[] {
+    this.#identityList ??= [...this.#identityById.values()].sort((a, b) => a.id - b.id);
     return this.#identityList;
   }
 
   identity(id: number): Identity | undefined {
-    return this.#identityList.find((i) => i.id === id);
+    return this.#identityById.get(id);
   }
 
   regenerate(policies: readonly PolicyObject[], services: readonly ServiceInput[] = []): RegenerationResult {
@@ -120,6 +128,7 @@ export class Regenerator {
       ep.identity = this.#identities.allocate(ep.labels);
     }
     const identities = this.#collectIdentities(endpoints, policies);
+    this.#identityById = new Map(identities.map((i) => [i.id, i]));
     this.#identityList = identities;
 
     const ipcache = new Map<string, number>();
@@ -128,7 +137,14 @@ export class Regenerator {
     for (const [ip, id] of this.#fqdnIdentities) ipcache.set(`${ip}/32`, id);
     for (const ep of endpoints) ipcache.set(`${ep.ip}/32`, ep.identity);
     const ipcacheResult = this.#datapath.syncIpcache(ipcache);
-    this.#ipcache = [...ipcache].map(([prefix, id]) => ({ ...parseIpv4Prefix(prefix), id })).sort((a, b) => b.bits - a.bits);
+    this.#hostEntries.clear();
+    const prefixes: { base: number; mask: number; bits: number; id: number }[] = [];
+    for (const [prefix, id] of ipcache) {
+      const p = parseIpv4Prefix(prefix);
+      if (p.bits === 32) this.#hostEntries.set(p.base, id);
+      else prefixes.push({ ...p, id });
+    }
+    this.#prefixEntries = prefixes.sort((a, b) => b.bits - a.bits);
 
     const totals = { upserted: 0, deleted: 0 };
     const current = this.#datapath.dumpEndpoints();
@@ -195,52 +211,82 @@ export class Regenerator {
 
   /**
    * The incremental path of a DNS answer (or a policy change) for learned IPs: each change sets the
-   * selector keys of one IP (empty: no toFQDNs selector selects it any more). Writes the ipcache
-   * entries of the changed IPs and, for the endpoints with toFQDNs rules, the policy entries that
-   * differ. Before the first regeneration it only records them (the first pass writes everything).
+   * selector keys of one IP (empty: no toFQDNs selector selects it any more). Costs O(changed IPs):
+   * their identities, their ipcache entries, and for each endpoint with toFQDNs rules the policy
+   * entries of those identities only (resolved against just those identities: an entry depends on
+   * its own identity's labels alone). Before the first regeneration it only records them.
    */
   applyFqdn(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): { ipcache: number; policyEntries: number } {
-    let ipcacheWrites = 0;
-    const changed: string[] = [];
+    const changed: { ip: string; oldId: number | undefined; newId: number | undefined }[] = [];
     for (const { ip, labelKeys } of changes) {
       const keys = [...new Set(labelKeys)].sort();
       const before = this.#fqdnIps.get(ip);
-      if (before && before.length === keys.length && before.every((k, i) => k === keys[i])) continue;
+      if (before ? before.length === keys.length && before.every((k, i) => k === keys[i]) : keys.length === 0) continue;
       if (keys.length === 0) this.#fqdnIps.delete(ip);
       else this.#fqdnIps.set(ip, keys);
-      changed.push(ip);
+      const oldId = this.#fqdnIdentities.get(ip);
+      changed.push({ ip, oldId, newId: this.#refreshFqdnIdentity(ip) });
     }
-    if (changed.length === 0 || this.#revision === 0) {
-      for (const ip of changed) this.#refreshFqdnIdentity(ip);
-      return { ipcache: 0, policyEntries: 0 };
+    if (changed.length === 0 || this.#revision === 0) return { ipcache: 0, policyEntries: 0 };
+
+    const stale = new Set<number>();
+    const fresh: Identity[] = [];
+    for (const { ip, oldId, newId } of changed) {
+      if (oldId !== undefined && oldId !== newId) {
+        this.#identityById.delete(oldId);
+        stale.add(oldId);
+      }
+      const n = ipv4ToNumber(ip);
+      if (newId !== undefined) {
+        const identity = { id: newId, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip)!) };
+        this.#identityById.set(newId, identity);
+        fresh.push(identity);
+        stale.add(newId);
+        this.#datapath.upsertIpcache(`${ip}/32`, newId);
+        this.#hostEntries.set(n, newId);
+      } else {
+        // An IP no longer selected falls back to what the rest of the ipcache says about it.
+        const cidrId = this.#cidrIdentities.get(`${ip}/32`);
+        if (cidrId !== undefined) {
+          this.#datapath.upsertIpcache(`${ip}/32`, cidrId);
+          this.#hostEntries.set(n, cidrId);
+        } else {
+          this.#datapath.deleteIpcache(`${ip}/32`);
+          this.#hostEntries.delete(n);
+        }
+      }
     }
-    for (const ip of changed) {
-      const id = this.#refreshFqdnIdentity(ip);
-      // An IP no longer selected falls back to what the rest of the ipcache says about it.
-      if (id !== undefined) this.#datapath.upsertIpcache(`${ip}/32`, id);
-      else if (this.#cidrIdentities.has(`${ip}/32`)) this.#datapath.upsertIpcache(`${ip}/32`, this.#cidrIdentities.get(`${ip}/32`)!);
-      else this.#datapath.deleteIpcache(`${ip}/32`);
-      ipcacheWrites++;
-    }
-    this.#identityList = this.#withFqdnIdentities(this.#identityList);
-    this.#ipcache = this.#ipcacheCopyWith(changed);
+    this.#identityList = null;
+
     let policyWrites = 0;
+    const freshIds = new Set(fresh.map((i) => i.id));
     for (const ep of this.#endpoints.list()) {
-      if (!this.#fqdnEndpoints.has(ep.id) || ep.state !== 'ready') continue;
-      const policy = resolveEndpointPolicy({
-        policies: this.#policies,
-        endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
-        identities: this.#identityList,
-        services: this.#services,
+      if (!this.#fqdnEndpoints.has(ep.id) || ep.state !== 'ready' || !ep.policy) continue;
+      const partial =
+        fresh.length === 0
+          ? null
+          : resolveEndpointPolicy({
+              policies: this.#policies,
+              endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
+              identities: fresh,
+              services: this.#services,
+            });
+      const merge = (now: DirectionPolicy, add: DirectionPolicy | undefined): DirectionPolicy => ({
+        enforced: now.enforced,
+        entries: [...now.entries.filter((e) => !stale.has(e.identity)), ...(add?.entries.filter((e) => freshIds.has(e.identity)) ?? [])],
       });
-      const entries = this.#mapEntries(policy);
-      const before = this.#written.get(ep.id) ?? [];
-      const r = this.#datapath.syncEndpointPolicy(ep.id, entries, this.#datapath.snapshotOf(ep.id, before));
-      this.#written.set(ep.id, entries);
+      const policy: EndpointPolicy = { ingress: merge(ep.policy.ingress, partial?.ingress), egress: merge(ep.policy.egress, partial?.egress) };
+      const before = (this.#written.get(ep.id) ?? []).filter((e) => stale.has(e.identity));
+      const after = this.#mapEntries({
+        ingress: { enforced: policy.ingress.enforced, entries: policy.ingress.entries.filter((e) => stale.has(e.identity)) },
+        egress: { enforced: policy.egress.enforced, entries: policy.egress.entries.filter((e) => stale.has(e.identity)) },
+      });
+      const r = this.#datapath.syncEndpointPolicy(ep.id, after, this.#datapath.snapshotOf(ep.id, before));
+      this.#written.set(ep.id, [...(this.#written.get(ep.id) ?? []).filter((e) => !stale.has(e.identity)), ...after]);
       ep.policy = policy;
       policyWrites += r.upserted + r.deleted;
     }
-    return { ipcache: ipcacheWrites, policyEntries: policyWrites };
+    return { ipcache: changed.length, policyEntries: policyWrites };
   }
 
   /** Learned IPs and their selector keys, for the API and tests. */
@@ -258,22 +304,6 @@ export class Regenerator {
     const id = this.#identities.allocate(fqdnIdentityLabels(ip, keys), 'local');
     this.#fqdnIdentities.set(ip, id);
     return id;
-  }
-
-  #withFqdnIdentities(list: readonly Identity[]): Identity[] {
-    const byId = new Map(list.filter((i) => !i.labels.some((l) => l.source === 'fqdn')).map((i) => [i.id, i]));
-    for (const [ip, id] of this.#fqdnIdentities) byId.set(id, { id, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip) ?? []) });
-    return [...byId.values()].sort((a, b) => a.id - b.id);
-  }
-
-  #ipcacheCopyWith(changed: readonly string[]): { base: number; mask: number; bits: number; id: number }[] {
-    const gone = new Set(changed.map((ip) => ipv4ToNumber(ip)));
-    const rest = this.#ipcache.filter((e) => !(e.bits === 32 && gone.has(e.base)));
-    for (const ip of changed) {
-      const id = this.#fqdnIdentities.get(ip) ?? this.#cidrIdentities.get(`${ip}/32`);
-      if (id !== undefined) rest.push({ ...parseIpv4Prefix(`${ip}/32`), id });
-    }
-    return rest.sort((a, b) => b.bits - a.bits);
   }
 
   /** Removes an endpoint's map state (its links are gone or going). */
