@@ -12,23 +12,22 @@
  * resolves (the DNS rule `matchPattern: "*"` allows every lookup) and the connection to the
  * learned address is dropped in the kernel (a DROPPED flow from mediabot to that address:port).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, rmSync, closeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FlowPrinter, flowPorts, output, withWriter, type Flow } from '../observe/index.js';
 import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
+import { DEMO_NODE_NETNS, DEMO_PIN_ROOT, startDemoAgent } from './demo-agent.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 const WORK = '/run/membrane/demo/mediabot';
-const NODE_NETNS = 'membrane-lab';
 const SOCKET = join(WORK, 'agent.sock');
 /** The Star Wars demo's socket: a kept (`--keep`) Star Wars agent owns the same pins. */
 const STARWARS_SOCKET = '/run/membrane/demo/agent.sock';
-const PIN_ROOT = '/sys/fs/bpf/membrane';
 const LAB = 'mediabot';
 const POD = 'mediabot';
 /** Seconds, as the reference's `--max-time 5`. */
@@ -196,7 +195,7 @@ export async function runMediabotDemo(opts: { keep: boolean }): Promise<number> 
     const up = await other.request('GET', '/v1/healthz').then(() => true, () => false);
     await other.close();
     if (up) {
-      process.stderr.write(`an agent is already serving ${socket}; stop it before running the demo, which uses ${PIN_ROOT}\n`);
+      process.stderr.write(`an agent is already serving ${socket}; stop it before running the demo, which uses ${DEMO_PIN_ROOT}\n`);
       return 2;
     }
   }
@@ -205,22 +204,8 @@ export async function runMediabotDemo(opts: { keep: boolean }): Promise<number> 
   mkdirSync(join(WORK, 'policies'), { recursive: true, mode: 0o700 });
   if (readLabState(LAB)) await labDownCommand(LAB, SOCKET).catch(() => undefined);
 
-  out('== Starting the agent (node namespace membrane-lab, pins under /sys/fs/bpf/membrane) ==');
-  const agentLog = openSync(join(WORK, 'agent.log'), 'w');
-  const agent: ChildProcess = spawn(
-    process.execPath,
-    [
-      CLI, '--api-socket', SOCKET, 'agent', '--netns', NODE_NETNS, '--policy-dir', join(WORK, 'policies'),
-      '--state-dir', join(WORK, 'state'), '--pin-root', PIN_ROOT, '--access-log', join(WORK, 'access.log'),
-      '--node-name', 'membrane-lab',
-    ],
-    { stdio: ['ignore', agentLog, agentLog] },
-  );
-  closeSync(agentLog);
-  const client = new AgentClient(SOCKET);
+  const { agent, client } = await startDemoAgent(WORK, SOCKET, out);
   try {
-    await waitForAgent(client, agent);
-    out(`   agent running (pid ${agent.pid}); log: ${join(WORK, 'agent.log')}`);
     out();
     out('== Creating the lab from deploy/lab/mediabot.yaml (mediabot, kube-dns running dnsmasq, the world) ==');
     await labUpCommand(join(ROOT, 'deploy/lab/mediabot.yaml'), SOCKET);
@@ -295,7 +280,7 @@ export async function runMediabotDemo(opts: { keep: boolean }): Promise<number> 
       await client.close();
       agent.kill('SIGTERM');
       await new Promise((res) => (agent.exitCode !== null ? res(null) : agent.once('exit', res)));
-      spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'uninstall', '--pin-root', PIN_ROOT, '--netns', NODE_NETNS], { stdio: 'ignore' });
+      spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'uninstall', '--pin-root', DEMO_PIN_ROOT, '--netns', DEMO_NODE_NETNS], { stdio: 'ignore' });
       out('   lab, agent, pins and node namespace removed');
     } else {
       await client.close();
@@ -304,14 +289,4 @@ export async function runMediabotDemo(opts: { keep: boolean }): Promise<number> 
   }
   out(failures === 0 ? 'Demo passed: every outcome matches Cilium.' : `Demo FAILED: ${failures} outcome(s) differ.`);
   return failures === 0 ? 0 : 1;
-}
-
-async function waitForAgent(client: AgentClient, agent: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (agent.exitCode !== null) throw new Error(`agent exited with ${agent.exitCode}`);
-    if (await client.request('GET', '/v1/healthz').then(() => true, () => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('agent did not become ready in 20s');
 }

@@ -3,23 +3,22 @@
  * in its own node namespace, builds the lab, runs each step with curl inside the pods,
  * checks every outcome against what Cilium gives, prints the flows, and tears down.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, rmSync, readFileSync, existsSync, closeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FlowPrinter, output, withWriter, type Flow } from '../observe/index.js';
 import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
+import { DEMO_NODE_NETNS, DEMO_PIN_ROOT, startDemoAgent } from './demo-agent.js';
 import { importPolicyFile } from './policy-files.js';
 import { runMediabotDemo } from './demo-mediabot.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 const WORK = '/run/membrane/demo';
-const NODE_NETNS = 'membrane-lab';
 const SOCKET = join(WORK, 'agent.sock');
-const PIN_ROOT = '/sys/fs/bpf/membrane';
 const SERVICE = 'deathstar.default.svc.cluster.local';
 
 type Expectation = 'lands' | 'times out' | 'access denied';
@@ -130,7 +129,7 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
   const residentUp = await resident.request('GET', '/v1/healthz').then(() => true, () => false);
   await resident.close();
   if (residentUp) {
-    process.stderr.write(`an agent is already serving ${DEFAULT_API_SOCKET}; stop it before running the demo, which uses ${PIN_ROOT}\n`);
+    process.stderr.write(`an agent is already serving ${DEFAULT_API_SOCKET}; stop it before running the demo, which uses ${DEMO_PIN_ROOT}\n`);
     return 2;
   }
 
@@ -139,22 +138,8 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
   const stale = readLabState('starwars');
   if (stale) await labDownCommand('starwars', SOCKET).catch(() => undefined);
 
-  out('== Starting the agent (node namespace membrane-lab, pins under /sys/fs/bpf/membrane) ==');
-  const agentLog = openSync(join(WORK, 'agent.log'), 'w');
-  const agent: ChildProcess = spawn(
-    process.execPath,
-    [
-      CLI, '--api-socket', SOCKET, 'agent', '--netns', NODE_NETNS, '--policy-dir', join(WORK, 'policies'),
-      '--state-dir', join(WORK, 'state'), '--pin-root', PIN_ROOT, '--access-log', join(WORK, 'access.log'),
-      '--node-name', 'membrane-lab',
-    ],
-    { stdio: ['ignore', agentLog, agentLog] },
-  );
-  closeSync(agentLog);
-  const client = new AgentClient(SOCKET);
+  const { agent, client } = await startDemoAgent(WORK, SOCKET, out);
   try {
-    await waitForAgent(client, agent);
-    out(`   agent running (pid ${agent.pid}); log: ${join(WORK, 'agent.log')}`);
     out();
     out('== Creating the lab from deploy/lab/starwars.yaml ==');
     await labUpCommand(join(ROOT, 'deploy/lab/starwars.yaml'), SOCKET);
@@ -203,7 +188,7 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
       await client.close();
       agent.kill('SIGTERM');
       await new Promise((res) => (agent.exitCode !== null ? res(null) : agent.once('exit', res)));
-      spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'uninstall', '--pin-root', PIN_ROOT, '--netns', NODE_NETNS], { stdio: 'ignore' });
+      spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'uninstall', '--pin-root', DEMO_PIN_ROOT, '--netns', DEMO_NODE_NETNS], { stdio: 'ignore' });
       out('   lab, agent, pins and node namespace removed');
     } else {
       await client.close();
@@ -212,14 +197,4 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
   }
   out(failures === 0 ? 'Demo passed: every outcome matches Cilium.' : `Demo FAILED: ${failures} outcome(s) differ.`);
   return failures === 0 ? 0 : 1;
-}
-
-async function waitForAgent(client: AgentClient, agent: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (agent.exitCode !== null) throw new Error(`agent exited with ${agent.exitCode}`);
-    if (await client.request('GET', '/v1/healthz').then(() => true, () => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('agent did not become ready in 20s');
 }

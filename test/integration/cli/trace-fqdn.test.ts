@@ -14,7 +14,7 @@ const PORT = 'deploy/lab/mediabot/dns-port.yaml';
 
 function trace(policy: string, name: string, dport: number): { verdict: string; status: number } {
   const r = membrane(['policy', 'trace', '--policy', policy, '--src', 'org=empire,class=mediabot', '--dst-cidr', '10.78.200.20', '--dst-fqdn', name, '--dport', String(dport), '-o', 'json']);
-  return { verdict: (json(r) as { verdict: string }).verdict, status: r.status };
+  return { verdict: (json(r) as { verdict: string }).verdict, status: r.status ?? -1 };
 }
 
 describe('issue-8 policy trace --dst-fqdn', () => {

@@ -20,25 +20,9 @@ import { PROTO, type L7Flow } from '../../../src/policy/index.js';
 import type { Flow } from '../../../src/observe/index.js';
 import { PolicyState, type Pod } from '../../support/policy-state.js';
 
-export type Cleanup = () => unknown;
+import { Cleanups } from '../../support/cleanups.js';
 
-export class Cleanups {
-  #fns: Cleanup[] = [];
-  add(fn: Cleanup): void {
-    this.#fns.push(fn);
-  }
-  async run(): Promise<void> {
-    const fns = this.#fns.reverse();
-    this.#fns = [];
-    for (const fn of fns) {
-      try {
-        await fn();
-      } catch {
-        // cleanup keeps going
-      }
-    }
-  }
-}
+export { Cleanups, type Cleanup } from '../../support/cleanups.js';
 
 export const MEDIABOT: Pod = { name: 'mediabot', labels: { org: 'empire', class: 'mediabot' }, identity: 41000 };
 export const KUBE_DNS: Pod = { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' }, identity: 41001 };

@@ -15,25 +15,9 @@ import { HttpProxy, l7proxyChannels, type ConnectionInfo, type Exchange, type Fl
 import { PolicyState, starwarsPolicyYaml } from '../../support/policy-state.js';
 import type { Flow, FlowEndpoint } from '../../../src/observe/index.js';
 
-export type Cleanup = () => unknown;
+import { Cleanups } from '../../support/cleanups.js';
 
-export class Cleanups {
-  #fns: Cleanup[] = [];
-  add(fn: Cleanup): void {
-    this.#fns.push(fn);
-  }
-  async run(): Promise<void> {
-    const fns = this.#fns.reverse();
-    this.#fns = [];
-    for (const fn of fns) {
-      try {
-        await fn();
-      } catch {
-        // cleanup keeps going
-      }
-    }
-  }
-}
+export { Cleanups, type Cleanup } from '../../support/cleanups.js';
 
 export interface SeenRequest {
   method: string;
