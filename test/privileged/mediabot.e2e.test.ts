@@ -294,11 +294,14 @@ describe.skipIf(skip !== null)('issue 8: mediabot toFQDNs end to end (real dnsma
     expect(dig('raw.githubusercontent.com').status).toBe('REFUSED');
     expect(dig('github.com').status).toBe('REFUSED');
     expect(dig('api.github.com')).toEqual({ status: 'NOERROR', ips: apiIps() });
+    // Case and the trailing dot do not matter, as in Cilium (names are compared lower-cased, fully qualified).
+    expect(dig('API.GitHub.COM.')).toEqual({ status: 'NOERROR', ips: apiIps() });
+    expect(dig('GitHub.com.').status).toBe('REFUSED');
     expect(curlHead('https://api.github.com', ALLOWED_TIME).line).toBe('HTTP/2 200');
     const denied = (await flows(node)).filter(
       (f) => f.l7?.dns && f.l7.type === 'REQUEST' && f.verdict === 'DROPPED' && f.source.pod_name === BOT && flowMs(f) >= since - 5,
     );
-    const queries = new Set(denied.map((f) => f.l7?.dns?.query ?? ''));
+    const queries = new Set(denied.map((f) => (f.l7?.dns?.query ?? '').toLowerCase()));
     // curl's glibc resolver also tries the pod's search list first: those names are not
     // *.github.com either, and are refused the same way.
     const searchList = /\.(default\.svc\.|svc\.)?cluster\.local\.$/;
