@@ -69,6 +69,19 @@ export class IdentityAllocator {
     return id;
   }
 
+  /**
+   * Gives back a local identity nothing uses any more (an address no toFQDNs selector selects, or
+   * one relabelled). Cluster identities are never released here: pinned state may refer to them.
+   */
+  release(id: number): void {
+    if (id <= LOCAL_IDENTITY_SCOPE) return;
+    const labels = this.#byId.get(id);
+    if (!labels) return;
+    this.#byId.delete(id);
+    this.#byKey.delete(labelKey(labels));
+    this.#persistSoon();
+  }
+
   /** Writes pending allocations now (agent stop). */
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);

@@ -12,15 +12,15 @@
  *
  * toFQDNs: IPs the FQDN subsystem learned carry `fqdn:<selector>` labels; each gets a local
  * identity (cidr:IP/32 + reserved:world + its fqdn labels). `applyFqdn` is the incremental path a
- * DNS answer takes: O(changed IPs) ipcache writes, and for the endpoints whose rules have toFQDNs
- * peers only the policy entries that differ, diffed against what was last written (no map read,
- * no child process, no pass over other endpoints).
+ * DNS answer takes: for every endpoint, the policy entries of the changed IPs' identities only
+ * (resolved against just those identities), then their ipcache entries, then the retired
+ * identities' entries go: O(endpoints × changed IPs), no map read, no child process.
  */
+import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import {
   cidrIdentityLabels,
   endpointLabels,
-  selectingRules,
   policyCidrs,
   reservedIdentities,
   resolveEndpointPolicy,
@@ -74,8 +74,6 @@ export class Regenerator {
   #fqdnIdentities = new Map<string, number>();
   /** What was last written to the policy map, per endpoint id. */
   #written = new Map<number, PolicyMapEntry[]>();
-  /** Endpoint ids selected by a rule with a toFQDNs peer: the only ones a learned IP can change. */
-  #fqdnEndpoints = new Set<number>();
   #policies: readonly PolicyObject[] = [];
   #services: readonly ServiceInput[] = [];
 
@@ -150,9 +148,7 @@ export class Regenerator {
     const current = this.#datapath.dumpEndpoints();
     const policyNow = this.#datapath.policySnapshot();
     const links = linkIndexes();
-    this.#fqdnEndpoints.clear();
     for (const ep of endpoints) {
-      if (hasFqdnPeers(policies, ep.labels)) this.#fqdnEndpoints.add(ep.id);
       ep.state = 'regenerating';
       try {
         const ifindex = links.get(ep.ifname) ?? 0;
@@ -219,6 +215,8 @@ export class Regenerator {
   applyFqdn(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): { ipcache: number; policyEntries: number } {
     const changed: { ip: string; oldId: number | undefined; newId: number | undefined }[] = [];
     for (const { ip, labelKeys } of changes) {
+      // The datapath is IPv4-only: an AAAA answer's addresses have no ipcache to go to.
+      if (!isIPv4(ip)) continue;
       const keys = [...new Set(labelKeys)].sort();
       const before = this.#fqdnIps.get(ip);
       if (before ? before.length === keys.length && before.every((k, i) => k === keys[i]) : keys.length === 0) continue;
@@ -229,62 +227,71 @@ export class Regenerator {
     }
     if (changed.length === 0 || this.#revision === 0) return { ipcache: 0, policyEntries: 0 };
 
-    const stale = new Set<number>();
     const fresh: Identity[] = [];
+    const retired = new Set<number>();
     for (const { ip, oldId, newId } of changed) {
-      if (oldId !== undefined && oldId !== newId) {
-        this.#identityById.delete(oldId);
-        stale.add(oldId);
-      }
-      const n = ipv4ToNumber(ip);
-      if (newId !== undefined) {
-        const identity = { id: newId, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip)!) };
-        this.#identityById.set(newId, identity);
-        fresh.push(identity);
-        stale.add(newId);
-        this.#datapath.upsertIpcache(`${ip}/32`, newId);
-        this.#hostEntries.set(n, newId);
-      } else {
-        // An IP no longer selected falls back to what the rest of the ipcache says about it.
-        const cidrId = this.#cidrIdentities.get(`${ip}/32`);
-        if (cidrId !== undefined) {
-          this.#datapath.upsertIpcache(`${ip}/32`, cidrId);
-          this.#hostEntries.set(n, cidrId);
-        } else {
-          this.#datapath.deleteIpcache(`${ip}/32`);
-          this.#hostEntries.delete(n);
-        }
-      }
+      if (oldId !== undefined && oldId !== newId) retired.add(oldId);
+      if (newId !== undefined) fresh.push({ id: newId, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip)!) });
     }
+    const freshIds = new Set(fresh.map((i) => i.id));
+    for (const id of freshIds) retired.delete(id);
+    for (const i of fresh) this.#identityById.set(i.id, i);
     this.#identityList = null;
 
+    // Order of Cilium's (and DESIGN.md's) FQDN update: policy entries for the new identities
+    // first, then the ipcache switches the addresses to them, then the retired identities'
+    // entries go. A packet in between is judged by complete state, old or new. Every endpoint
+    // is resolved against the new identities: CIDR, entity and wildcard rules select them too.
     let policyWrites = 0;
-    const freshIds = new Set(fresh.map((i) => i.id));
-    for (const ep of this.#endpoints.list()) {
-      if (!this.#fqdnEndpoints.has(ep.id) || ep.state !== 'ready' || !ep.policy) continue;
-      const partial =
-        fresh.length === 0
-          ? null
-          : resolveEndpointPolicy({
-              policies: this.#policies,
-              endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
-              identities: fresh,
-              services: this.#services,
-            });
-      const merge = (now: DirectionPolicy, add: DirectionPolicy | undefined): DirectionPolicy => ({
-        enforced: now.enforced,
-        entries: [...now.entries.filter((e) => !stale.has(e.identity)), ...(add?.entries.filter((e) => freshIds.has(e.identity)) ?? [])],
+    const ready = this.#endpoints.list().filter((ep) => ep.state === 'ready' && ep.policy);
+    const resolved = new Map<number, EndpointPolicy>();
+    for (const ep of ready) {
+      const partial = resolveEndpointPolicy({
+        policies: this.#policies,
+        endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
+        identities: fresh,
+        services: this.#services,
       });
-      const policy: EndpointPolicy = { ingress: merge(ep.policy.ingress, partial?.ingress), egress: merge(ep.policy.egress, partial?.egress) };
-      const before = (this.#written.get(ep.id) ?? []).filter((e) => stale.has(e.identity));
-      const after = this.#mapEntries({
-        ingress: { enforced: policy.ingress.enforced, entries: policy.ingress.entries.filter((e) => stale.has(e.identity)) },
-        egress: { enforced: policy.egress.enforced, entries: policy.egress.entries.filter((e) => stale.has(e.identity)) },
-      });
+      resolved.set(ep.id, partial);
+      const only = (d: DirectionPolicy): DirectionPolicy => ({ enforced: d.enforced, entries: d.entries.filter((e) => freshIds.has(e.identity)) });
+      const written = this.#written.get(ep.id) ?? [];
+      const after = this.#mapEntries({ ingress: only(partial.ingress), egress: only(partial.egress) });
+      const before = written.filter((e) => freshIds.has(e.identity));
       const r = this.#datapath.syncEndpointPolicy(ep.id, after, this.#datapath.snapshotOf(ep.id, before));
-      this.#written.set(ep.id, [...(this.#written.get(ep.id) ?? []).filter((e) => !stale.has(e.identity)), ...after]);
-      ep.policy = policy;
+      this.#written.set(ep.id, [...written.filter((e) => !freshIds.has(e.identity)), ...after]);
       policyWrites += r.upserted + r.deleted;
+    }
+
+    for (const { ip, newId } of changed) {
+      const n = ipv4ToNumber(ip);
+      // An address no longer selected falls back to what the rest of the ipcache says about it.
+      const id = newId ?? this.#cidrIdentities.get(`${ip}/32`);
+      if (id !== undefined) {
+        this.#datapath.upsertIpcache(`${ip}/32`, id);
+        this.#hostEntries.set(n, id);
+      } else {
+        this.#datapath.deleteIpcache(`${ip}/32`);
+        this.#hostEntries.delete(n);
+      }
+    }
+
+    for (const ep of ready) {
+      const written = this.#written.get(ep.id) ?? [];
+      if (retired.size > 0) {
+        const r = this.#datapath.syncEndpointPolicy(ep.id, [], this.#datapath.snapshotOf(ep.id, written.filter((e) => retired.has(e.identity))));
+        this.#written.set(ep.id, written.filter((e) => !retired.has(e.identity)));
+        policyWrites += r.deleted;
+      }
+      const partial = resolved.get(ep.id)!;
+      const merge = (now: DirectionPolicy, add: DirectionPolicy): DirectionPolicy => ({
+        enforced: now.enforced,
+        entries: [...now.entries.filter((e) => !retired.has(e.identity) && !freshIds.has(e.identity)), ...add.entries.filter((e) => freshIds.has(e.identity))],
+      });
+      ep.policy = { ingress: merge(ep.policy!.ingress, partial.ingress), egress: merge(ep.policy!.egress, partial.egress) };
+    }
+    for (const id of retired) {
+      this.#identityById.delete(id);
+      this.#identities.release(id);
     }
     return { ipcache: changed.length, policyEntries: policyWrites };
   }
@@ -362,11 +369,4 @@ export class Regenerator {
 /** The labels of a learned IP's identity, as Cilium gives FQDN-selected IPs: its CIDR labels and one `fqdn:` label per selector. */
 export function fqdnIdentityLabels(ip: string, labelKeys: readonly string[]): Label[] {
   return [...cidrIdentityLabels(`${ip}/32`), ...labelKeys.map((key) => ({ source: 'fqdn', key, value: '' }))];
-}
-
-/** Whether a rule selecting these labels has a toFQDNs peer (so learned IPs can change its map state). */
-function hasFqdnPeers(policies: readonly PolicyObject[], labels: readonly Label[]): boolean {
-  return selectingRules(policies, labels).some(({ rule }) =>
-    [...rule.egress, ...rule.egressDeny].some((pr) => pr.peers?.some((p) => p.kind === 'fqdn')),
-  );
 }
