@@ -107,7 +107,13 @@ export class ApiServer {
         // A destination address the DNS proxy learned is traced as what it is in the ipcache now:
         // selected by the toFQDNs rules matching the names it was learned through.
         const learned = input.dstCidr !== undefined && input.dstFqdn === undefined ? agent.fqdnNamesOf(input.dstCidr) : [];
-        const result = tracePolicy({ ...input, ...(learned.length ? { dstFqdn: learned } : {}), policies: agent.loadedPolicies(), services: agent.services.list() });
+        const result = tracePolicy({
+          ...input,
+          ...(learned.length ? { dstFqdn: learned } : {}),
+          normalizePath: agent.config.httpNormalizePath,
+          policies: agent.loadedPolicies(),
+          services: agent.services.list(),
+        });
         if (input.dstCidr !== undefined && input.dstFqdn === undefined) {
           result.lines.splice(1, 0, learned.length ? `  ${input.dstCidr} was learned from DNS answers for ${learned.join(', ')}` : `  ${input.dstCidr} was not learned from any DNS answer`);
         }

@@ -16,7 +16,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { TraceContext } from '../observe/index.js';
-import { normalizeRequestTarget } from './normalize-path.js';
+import { normalizeRequestTarget } from '../policy/index.js';
 import type { ConnectionInfo } from './types.js';
 
 /** Fields that must appear at most once (Node keeps only the first of these). */

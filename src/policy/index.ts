@@ -49,6 +49,7 @@ export type { HttpRequestInfo } from './resolve/l7.js';
 export { evaluateHttp, evaluateDns, evaluateTls } from './resolve/l7.js';
 export type { L7Request, L7Flow, L7Reason, L7Decision, L7DirectionDecision } from './resolve/decide.js';
 export { decideL7, decideL7Direction, requestText } from './resolve/decide.js';
+export { mergeSlashes, normalizeRequestTarget, removeDotSegments, type NormalizedTarget } from './resolve/normalize-path.js';
 export type { TraceInput, TraceResult, TraceDirection } from './resolve/trace.js';
 export type { TraceEndpointInput, TraceInputField, NamedPortProtocol, EntityPolicy } from './resolve/trace-side.js';
 export { TraceInputError, traceSide } from './resolve/trace-side.js';

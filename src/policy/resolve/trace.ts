@@ -20,6 +20,7 @@ import type { Identity } from './identity.js';
 import { TraceInputError, traceSide } from './trace-side.js';
 import type { EntityPolicy, TraceEndpointInput } from './trace-side.js';
 import { decideL7Direction, requestText, type L7DirectionDecision, type L7Request } from './decide.js';
+import { normalizeRequestTarget, type NormalizedTarget } from './normalize-path.js';
 import { lookupPolicy } from './lookup.js';
 import { resolveDirection, resolveEndpointPolicy, selectingRules } from './resolve.js';
 import type { SelectedRule } from './resolve.js';
@@ -47,6 +48,8 @@ export interface TraceInput {
   dstFqdn?: string | readonly string[];
   http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
   dnsName?: string;
+  /** Cilium `http-normalize-path` (default true): the HTTP path is judged normalised, as the proxy does. */
+  normalizePath?: boolean;
   /** The ClientHello's SNI for serverNames rules; `null` = a ClientHello without SNI. */
   tlsSni?: string | null;
   /** Services for toServices rules (optional). */
@@ -182,10 +185,12 @@ function refText(r: RuleRef): string {
  * request is judged too (the proxy denies it: parser mismatch). Without any, the step is not
  * evaluated.
  */
-function traceRequest(input: TraceInput, kind: 'http' | 'dns' | 'tls'): L7Request | null {
+function traceRequest(input: TraceInput, kind: 'http' | 'dns' | 'tls', norm: NormalizedTarget | null): L7Request | null {
   const dns: L7Request | null = input.dnsName !== undefined ? { kind: 'dns', qname: input.dnsName } : null;
+  // The path the proxy judges: normalised (the follow-up request's after a 307).
+  const path = norm?.kind === 'forward' ? norm.target : norm?.kind === 'redirect' ? norm.location : (input.http?.path ?? '');
   const http: L7Request | null = input.http
-    ? { kind: 'http', method: input.http.method, path: input.http.path, host: input.http.host ?? '', headers: input.http.headers ?? {} }
+    ? { kind: 'http', method: input.http.method, path, host: input.http.host ?? '', headers: input.http.headers ?? {} }
     : null;
   const tls: L7Request | null = input.tlsSni !== undefined ? { kind: 'tls', sni: input.tlsSni } : null;
   if (kind === 'tls') return tls ?? http ?? dns;
@@ -221,6 +226,8 @@ function fqdnSelectorsMatching(policies: readonly PolicyObject[], name: string):
 }
 
 export function tracePolicy(input: TraceInput): TraceResult {
+  // As the HTTP proxy's parse stage does, unless the trace says the agent runs without it.
+  const norm = input.http && input.normalizePath !== false ? normalizeRequestTarget(input.http.path) : null;
   const lines: string[] = [];
   const protoName = input.protocol ?? 'TCP';
   const proto = PROTO_NUM[protoName];
@@ -292,8 +299,17 @@ export function tracePolicy(input: TraceInput): TraceResult {
     let l7: TraceDirection['l7'] = null;
     if (res.verdict === 'redirect') {
       const kind = res.entry?.l7?.kind ?? 'http';
-      const req = traceRequest(input, kind);
-      if (req) {
+      const req = traceRequest(input, kind, norm);
+      if (req?.kind === 'http' && norm?.kind === 'reject') {
+        // The proxy's parse stage answers before any rule is looked at.
+        l7 = { kind, evaluated: true, allowed: false, matched: null };
+        allowed = false;
+        lines.push(`  HTTP ${req.method} ${input.http!.path} denied: the proxy answers 400 Bad Request (${norm.reason})`);
+      } else if (req) {
+        if (req.kind === 'http' && norm?.kind === 'forward' && norm.changed) lines.push(`  HTTP path ${input.http!.path} is judged and forwarded as ${norm.target} (normalised as the proxy does: Cilium http-normalize-path)`);
+        if (req.kind === 'http' && norm?.kind === 'redirect') {
+          lines.push(`  HTTP path ${input.http!.path} has an escaped slash: the proxy answers 307 to ${norm.location}; the client's next request, for ${norm.location}, is judged:`);
+        }
         // The proxies' own decision for this direction: trace never says what they would not do.
         const d = decideL7Direction(which, dp, peer.identity.id, proto, dport, req);
         l7 = { kind, evaluated: true, allowed: d.allowed, matched: d.matched };

@@ -1,5 +1,6 @@
 /**
- * Request-target path normalisation, as Cilium configures Envoy when `http-normalize-path` is on
+ * Request-target path normalisation (the path the HTTP policy judges, for the proxy and `policy
+ * trace` alike), as Cilium configures Envoy when `http-normalize-path` is on
  * (the default): Cilium `pkg/envoy/server.go` sets the HttpConnectionManager's `normalize_path`,
  * `merge_slashes` and `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT`. Envoy applies them
  * in this order (`ConnectionManagerUtility::maybeNormalizePath`), and so does this module:
@@ -59,11 +60,12 @@ function hexValue(c: number): number {
 }
 
 const HEX = '0123456789ABCDEF';
+const UTF8 = new TextEncoder();
 
 function percentEncode(ch: string): string {
   const code = ch.charCodeAt(0);
   // Node hands the request-target over as latin1, one char per byte; anything wider is UTF-8.
-  const bytes = code <= 0xff ? [code] : [...Buffer.from(ch, 'utf8')];
+  const bytes = code <= 0xff ? [code] : [...UTF8.encode(ch)];
   return bytes.map((b) => `%${HEX[b >> 4]}${HEX[b & 15]}`).join('');
 }
 
