@@ -30,11 +30,20 @@ export interface TlsPassthroughOptions {
   maxClientHelloBytes?: number;
   /** Upstream connect timeout, ms. Default 10 s. */
   connectTimeoutMs?: number;
+  /** Open connections at most (Cilium's Envoy: `global_downstream_max_connections` 50000). */
+  maxConnections?: number;
+  /**
+   * Connections still sending their ClientHello at most (each may hold `maxClientHelloBytes`
+   * for `clientHelloTimeoutMs`); beyond it a new connection is reset at once. Default 1024.
+   */
+  maxPendingHandshakes?: number;
 }
 
 export interface TlsPassthroughStats {
   /** Connections accepted and attributed to a source. */
   connections: number;
+  /** Connections reset because `maxPendingHandshakes` were still sending their ClientHello. */
+  overloaded: number;
   /** Connections spliced through (SNI allowed). */
   allowed: number;
   /** Connections reset by policy (SNI unlisted or missing). */
@@ -61,15 +70,19 @@ export class TlsPassthrough {
   readonly #connectTimeout: number;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
-  readonly stats: TlsPassthroughStats = { connections: 0, allowed: 0, denied: 0, malformed: 0, timeouts: 0, unknownSource: 0, upstreamErrors: 0, active: 0 };
+  readonly stats: TlsPassthroughStats = { connections: 0, allowed: 0, denied: 0, malformed: 0, timeouts: 0, unknownSource: 0, upstreamErrors: 0, overloaded: 0, active: 0 };
   #port = 0;
+  readonly #maxPending: number;
+  #pending = 0;
 
   constructor(deps: TlsPassthroughDeps, options: TlsPassthroughOptions = {}) {
     this.#deps = deps;
     this.#helloTimeout = options.clientHelloTimeoutMs ?? 15_000;
     this.#maxHello = options.maxClientHelloBytes ?? DEFAULT_MAX_CLIENT_HELLO_BYTES;
     this.#connectTimeout = options.connectTimeoutMs ?? 10_000;
+    this.#maxPending = options.maxPendingHandshakes ?? 1024;
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.#onConnection(s));
+    this.#server.maxConnections = options.maxConnections ?? 50_000;
   }
 
   /** Listens on `port` (loopback tests) or an fd (the agent's transparent socket). Resolves the bound port. */
@@ -108,6 +121,13 @@ export class TlsPassthrough {
       return;
     }
     const { conn, ctx } = accepted;
+    if (this.#pending >= this.#maxPending) {
+      // Bounded memory whatever clients do: a flood of slow handshakes cannot queue more.
+      this.stats.overloaded++;
+      reset(client);
+      return;
+    }
+    this.#pending++;
     this.stats.connections++;
     this.stats.active++;
     client.once('close', () => this.stats.active--);
@@ -117,6 +137,7 @@ export class TlsPassthrough {
     const settle = (): boolean => {
       if (settled) return false;
       settled = true;
+      this.#pending--;
       clearTimeout(timer);
       client.off('data', onData);
       client.off('end', onEnd);
@@ -159,6 +180,8 @@ export class TlsPassthrough {
     };
     client.on('data', onData);
     client.on('end', onEnd);
+    // Reset by the client before its ClientHello: no longer pending.
+    client.once('close', () => void settle());
   }
 
   #refuse(client: Socket, conn: ConnectionInfo, ctx: FlowContext, startedAt: Date, o: Outcome): void {

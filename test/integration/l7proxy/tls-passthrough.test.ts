@@ -221,6 +221,21 @@ describe('issue-8 TLS passthrough: serverNames without termination', () => {
     expect(h.proxy.stats.malformed).toBe(1);
   });
 
+  it('handshakes still pending are bounded: beyond the cap a new connection is reset at once, the others still pass', async () => {
+    const h = await startListener({ maxPendingHandshakes: 2 });
+    const silent = [connect({ host: '127.0.0.1', port: h.port }), connect({ host: '127.0.0.1', port: h.port })];
+    for (const s of silent) cleanups.add(() => s.destroy());
+    await Promise.all(silent.map((s) => new Promise((r) => s.once('connect', r))));
+    while (h.proxy.stats.connections < 2) await new Promise((r) => setTimeout(r, 5));
+    const third = connect({ host: '127.0.0.1', port: h.port });
+    expect(await closed(third)).toBe('reset');
+    expect(h.proxy.stats.overloaded).toBe(1);
+    for (const s of silent) s.destroy();
+    // Once they are gone, a real client passes again.
+    while (h.proxy.stats.active > 0) await new Promise((r) => setTimeout(r, 5));
+    expect(await curl(h.port, 'api.github.com')).toMatchObject({ code: 0 });
+  });
+
   it('a connection that ends before its ClientHello is complete is refused', async () => {
     const h = await startListener();
     const c = connect({ host: '127.0.0.1', port: h.port });
