@@ -1,3 +1,4 @@
+import { compileFullMatch } from '../../re2/index.js';
 import { filterError, isSet } from './errors.js';
 import type { FilterFunc, FilterSpec } from './types.js';
 
@@ -7,7 +8,10 @@ export function nodeNameFilters(spec: FilterSpec): FilterFunc[] {
   const patterns = spec.node_name.map((p) => {
     if (p === '') throw filterError('node-name', 'empty pattern');
     const body = p.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*');
-    return new RegExp(`^${body}$`);
+    // RE2, as every pattern Membrane matches: `a*a*a*…b` never backtracks.
+    const r = compileFullMatch(body);
+    if (!r.ok) throw filterError('node-name', `${JSON.stringify(p)}: ${r.error}`);
+    return r.matcher;
   });
   return [(flow) => patterns.some((re) => re.test(flow.node_name))];
 }

@@ -41,7 +41,7 @@ function adversarial(n: number): string[] {
     `GET /v1/${a}! HTTP/1.1`,
     `GET /a/${a}! HTTP/1.1`,
     `GET /x/${a} HTTP/1.1`,
-    `GET /w/${'ab%20'.repeat(Math.ceil(n / 4))}! HTTP/1.1`,
+    `GET /w/${a}! HTTP/1.1`,
     `GET /n/${a}c HTTP/1.1`,
   ];
 }
