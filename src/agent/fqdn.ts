@@ -18,8 +18,8 @@ import type { Regenerator } from './regenerate.js';
 import type { StateStore } from './state-store.js';
 
 const SNAPSHOT_FILE = 'fqdn-cache.json';
-/** A changed cache is written at most this often (and at stop). */
-const PERSIST_INTERVAL_MS = 1000;
+/** A changed cache is written at most this often (and at stop): a crash loses at most the names learned since, which the next lookups teach again. */
+const PERSIST_INTERVAL_MS = 5000;
 
 export interface FqdnOptions {
   /** `--tofqdns-min-ttl`, seconds. */
@@ -39,6 +39,7 @@ export class AgentFqdn {
   #dirty = false;
   #persistTimer: NodeJS.Timeout | null = null;
   #gcTimer: NodeJS.Timeout | null = null;
+  #queue: { changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
   constructor(store: StateStore, regenerator: () => Regenerator, datapath: () => Datapath, opts: FqdnOptions, log: Logger) {
     this.#store = store;
@@ -46,11 +47,14 @@ export class AgentFqdn {
     this.#datapath = datapath;
     this.names = new NameManager({
       datapath: {
-        // Synchronous map writes: the promise is settled once the maps hold the change.
-        setIpSelectors: async (changes) => {
-          regenerator().applyFqdn(changes);
-          this.#dirty = true;
-        },
+        // Answers that arrive in the same turn of the event loop (a recvmmsg batch) are applied
+        // together: one resolution per endpoint for all their new addresses. The promise settles
+        // once the maps hold the change; calls take effect in the order they were made.
+        setIpSelectors: (changes) =>
+          new Promise<void>((resolve, reject) => {
+            this.#queue.push({ changes, resolve, reject });
+            if (this.#queue.length === 1) setImmediate(() => this.#flush(regenerator()));
+          }),
       },
       minTtlSeconds: opts.minTtlSeconds,
       maxIpsPerHostname: opts.maxIpsPerHostname,
@@ -58,6 +62,21 @@ export class AgentFqdn {
       isAlive: (ip) => this.#live.has(ip),
       log,
     });
+  }
+
+  #flush(regenerator: Regenerator): void {
+    const batch = this.#queue;
+    this.#queue = [];
+    // The last change of an address wins, as if the calls had been applied one by one.
+    const last = new Map<string, readonly string[]>();
+    for (const { changes } of batch) for (const c of changes) last.set(c.ip, c.labelKeys);
+    try {
+      regenerator.applyFqdn([...last].map(([ip, labelKeys]) => ({ ip, labelKeys })));
+      this.#dirty = true;
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
   }
 
   /**

@@ -6,7 +6,7 @@
  * Cluster-scoped identities start at 256, below which the reserved identities live; CIDR
  * identities are node-local and live in the 1<<24 range, as in Cilium.
  */
-import { formatLabel, type Label } from '../policy/index.js';
+import { cidrIdentityLabels, formatLabel, type Label } from '../policy/index.js';
 import { membraneError } from '../errors/index.js';
 import type { StateStore } from './state-store.js';
 
@@ -15,7 +15,28 @@ export const MAX_CLUSTER_IDENTITY = 65535;
 export const LOCAL_IDENTITY_SCOPE = 1 << 24;
 
 interface Persisted {
-  identities: { id: number; labels: string[] }[];
+  /**
+   * `cidr`: the identity's labels are those of this prefix (every containing `cidr:` prefix and
+   * `reserved:world`, as `cidrIdentityLabels` derives them) plus `labels`: a learned address's
+   * identity is stored in a line, not in its 36 labels.
+   */
+  identities: { id: number; labels: string[]; cidr?: string }[];
+}
+
+/** The longest `cidr:` prefix of a CIDR identity, when its labels are exactly that prefix's plus others. */
+function cidrOf(labels: readonly Label[]): { cidr: string; rest: Label[] } | null {
+  const cidrs = labels.filter((l) => l.source === 'cidr');
+  if (cidrs.length === 0) return null;
+  const longest = cidrs.reduce((a, b) => (Number(b.key.split('/')[1]) > Number(a.key.split('/')[1]) ? b : a));
+  let derived: Set<string>;
+  try {
+    derived = new Set(cidrIdentityLabels(longest.key).map(formatLabel));
+  } catch {
+    return null; // a prefix spelling this cannot re-derive: stored label by label
+  }
+  const rest = labels.filter((l) => !derived.has(formatLabel(l)));
+  // Only when re-deriving gives the same set back.
+  return derived.size + rest.length === labels.length ? { cidr: longest.key, rest } : null;
 }
 
 export function labelKey(labels: readonly Label[]): string {
@@ -33,8 +54,8 @@ export class IdentityAllocator {
   constructor(store: StateStore, parse: (s: string) => Label) {
     this.#store = store;
     const saved = store.read<Persisted>(this.#file, { identities: [] });
-    for (const { id, labels } of saved.identities) {
-      const parsed = labels.map(parse);
+    for (const { id, labels, cidr } of saved.identities) {
+      const parsed = [...(cidr !== undefined ? cidrIdentityLabels(cidr) : []), ...labels.map(parse)];
       this.#byKey.set(labelKey(parsed), id);
       this.#byId.set(id, parsed);
     }
@@ -43,7 +64,7 @@ export class IdentityAllocator {
   /**
    * The identity of a label set, allocating the next free one in its scope when new. Cluster
    * identities are saved at once (endpoints and their pinned policy entries refer to them); local
-   * ones (CIDR and FQDN-learned addresses, up to one per DNS answer) are saved within a second, or
+   * ones (CIDR and FQDN-learned addresses, up to one per DNS answer) are saved within 5 s, or
    * by `flush()`, so a burst of answers costs one write, not one per address. A local identity lost
    * in a crash is allocated again by the next regeneration, which rewrites the maps that use it.
    */
@@ -102,7 +123,7 @@ export class IdentityAllocator {
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#persist();
-    }, 1000);
+    }, 5000);
     this.#timer.unref();
   }
 
@@ -112,7 +133,10 @@ export class IdentityAllocator {
       this.#timer = null;
     }
     this.#store.write(this.#file, {
-      identities: this.entries().map(({ id, labels }) => ({ id, labels: labels.map(formatLabel) })),
+      identities: this.entries().map(({ id, labels }) => {
+        const c = cidrOf(labels);
+        return c ? { id, cidr: c.cidr, labels: c.rest.map(formatLabel) } : { id, labels: labels.map(formatLabel) };
+      }),
     } satisfies Persisted);
   }
 }

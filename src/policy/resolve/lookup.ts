@@ -28,10 +28,31 @@ export function entryMatches(e: MapEntry, protocol: number, port: number): boole
   return port >>> shift === e.port >>> shift;
 }
 
+/**
+ * Entries by identity, built once per entries array (map state is never changed in place: a
+ * new policy is a new array), so a lookup costs the peer's own entries, not the endpoint's all
+ * (an endpoint with toFQDNs rules holds entries for every learned address).
+ */
+const byIdentity = new WeakMap<readonly MapEntry[], Map<number, MapEntry[]>>();
+
+function entriesOf(entries: readonly MapEntry[], identity: number): readonly MapEntry[] {
+  let index = byIdentity.get(entries);
+  if (!index) {
+    index = new Map();
+    for (const e of entries) {
+      const list = index.get(e.identity);
+      if (list) list.push(e);
+      else index.set(e.identity, [e]);
+    }
+    byIdentity.set(entries, index);
+  }
+  return index.get(identity) ?? [];
+}
+
 function best(entries: readonly MapEntry[], identity: number, protocol: number, port: number): MapEntry | null {
   let b: MapEntry | null = null;
-  for (const e of entries) {
-    if (e.identity !== identity || !entryMatches(e, protocol, port)) continue;
+  for (const e of entriesOf(entries, identity)) {
+    if (!entryMatches(e, protocol, port)) continue;
     if (b === null || prefixRank(e) > prefixRank(b)) b = e;
   }
   return b;
