@@ -2,11 +2,12 @@
  * The agent a demo runs against: in its own node namespace (`membrane-lab`), pins under
  * /sys/fs/bpf/membrane, policies, state, API socket and logs under the demo's work directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentClient } from './client.js';
+import { labDownCommand } from './lab-command.js';
 
 export const DEMO_NODE_NETNS = 'membrane-lab';
 export const DEMO_PIN_ROOT = '/sys/fs/bpf/membrane';
@@ -39,4 +40,28 @@ export async function startDemoAgent(work: string, socket: string, out: (line?: 
   }
   out(`   agent running (pid ${agent.pid}); log: ${join(work, 'agent.log')}`);
   return { agent, client };
+}
+
+/**
+ * The end of a demo: unless `keep`, the lab, the agent (by its handle), its pins and node
+ * namespace are removed; then the verdict line. Returns the exit status.
+ */
+export async function finishDemo(
+  o: { lab: string; socket: string; keep: boolean; agent: ChildProcess; client: AgentClient; failures: number },
+  out: (line?: string) => void,
+): Promise<number> {
+  if (!o.keep) {
+    out('== Tearing down ==');
+    await labDownCommand(o.lab, o.socket).catch((err: Error) => out(`lab down: ${err.message}`));
+    await o.client.close();
+    o.agent.kill('SIGTERM');
+    await new Promise((res) => (o.agent.exitCode !== null ? res(null) : o.agent.once('exit', res)));
+    spawnSync(process.execPath, [CLI, '--api-socket', o.socket, 'uninstall', '--pin-root', DEMO_PIN_ROOT, '--netns', DEMO_NODE_NETNS], { stdio: 'ignore' });
+    out('   lab, agent, pins and node namespace removed');
+  } else {
+    await o.client.close();
+    out(`== Kept running: agent pid ${o.agent.pid}, socket ${o.socket} ==`);
+  }
+  out(o.failures === 0 ? 'Demo passed: every outcome matches Cilium.' : `Demo FAILED: ${o.failures} outcome(s) differ.`);
+  return o.failures === 0 ? 0 : 1;
 }

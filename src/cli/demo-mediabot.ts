@@ -20,7 +20,7 @@ import { FlowPrinter, flowPorts, output, withWriter, type Flow } from '../observ
 import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
-import { DEMO_NODE_NETNS, DEMO_PIN_ROOT, startDemoAgent } from './demo-agent.js';
+import { DEMO_PIN_ROOT, finishDemo, startDemoAgent } from './demo-agent.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -273,20 +273,6 @@ export async function runMediabotDemo(opts: { keep: boolean }): Promise<number> 
     failures++;
     out(`demo failed: ${(err as Error).message}`);
     out(`agent log: ${join(WORK, 'agent.log')}`);
-  } finally {
-    if (!opts.keep) {
-      out('== Tearing down ==');
-      await labDownCommand(LAB, SOCKET).catch((err: Error) => out(`lab down: ${err.message}`));
-      await client.close();
-      agent.kill('SIGTERM');
-      await new Promise((res) => (agent.exitCode !== null ? res(null) : agent.once('exit', res)));
-      spawnSync(process.execPath, [CLI, '--api-socket', SOCKET, 'uninstall', '--pin-root', DEMO_PIN_ROOT, '--netns', DEMO_NODE_NETNS], { stdio: 'ignore' });
-      out('   lab, agent, pins and node namespace removed');
-    } else {
-      await client.close();
-      out(`== Kept running: agent pid ${agent.pid}, socket ${SOCKET} ==`);
-    }
   }
-  out(failures === 0 ? 'Demo passed: every outcome matches Cilium.' : `Demo FAILED: ${failures} outcome(s) differ.`);
-  return failures === 0 ? 0 : 1;
+  return finishDemo({ lab: LAB, socket: SOCKET, keep: opts.keep, agent, client, failures }, out);
 }
