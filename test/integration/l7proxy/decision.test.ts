@@ -5,69 +5,22 @@
  * upstream and what the access log says are asserted.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { denyIngressFrom, dnsRulesOn80, L4_FOLDED_INTO_L7, tiefighterEgressHttp } from '../../support/policies.js';
 import { Cleanups, rawExchange, startProxy, startUpstream, STARWARS_L7, until } from './harness.js';
+
+const EGRESS_GET_ONLY = tiefighterEgressHttp('tiefighter-egress', '{method: GET, path: "/v1/.*"}');
+const DENY_TIEFIGHTER = denyIngressFrom('deny-tiefighter', 'tiefighter');
+const DNS_RULES_ON_80 = dnsRulesOn80('*');
+const L4_FOLDED = L4_FOLDED_INTO_L7;
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
 const HOST = 'deathstar.default.svc.cluster.local';
 
-const EGRESS_GET_ONLY = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: tiefighter-egress}
-spec:
-  endpointSelector: {matchLabels: {class: tiefighter}}
-  egress:
-  - toEndpoints: [{matchLabels: {class: deathstar}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        http: [{method: GET, path: "/v1/.*"}]
-`;
 
-const DENY_TIEFIGHTER = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: deny-tiefighter}
-spec:
-  endpointSelector: {matchLabels: {class: deathstar}}
-  ingress:
-  - fromEndpoints: [{}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        http: [{}]
-  ingressDeny:
-  - fromEndpoints: [{matchLabels: {class: tiefighter}}]
-`;
 
-const DNS_RULES_ON_80 = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: dns-on-80}
-spec:
-  endpointSelector: {matchLabels: {class: tiefighter}}
-  egress:
-  - toEndpoints: [{matchLabels: {class: deathstar}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        dns: [{matchPattern: "*"}]
-`;
 
-const L4_FOLDED = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: l4-folded}
-spec:
-  endpointSelector: {matchLabels: {class: deathstar}}
-  ingress:
-  - fromEndpoints: [{matchLabels: {org: empire}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        http: [{method: POST, path: /v1/request-landing}]
-  - fromEndpoints: [{matchLabels: {class: tiefighter}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-`;
 
 async function send(port: number, method: string, path: string): Promise<number> {
   const r = await rawExchange(cleanups, port, `${method} ${path} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);

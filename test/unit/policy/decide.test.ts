@@ -6,67 +6,18 @@
 import { describe, expect, it } from 'vitest';
 import { decideL7, tracePolicy, type L7Request } from '../../../src/policy/index.js';
 import { PolicyState, starwarsPolicyYaml } from '../../support/policy-state.js';
+import { denyIngressFrom, dnsRulesOn80, L4_FOLDED_INTO_L7, tiefighterEgressHttp } from '../../support/policies.js';
+
+const EGRESS_TIEFIGHTER = tiefighterEgressHttp('tiefighter-egress', '{method: GET, path: "/v1/.*"}, {method: POST, path: "/v1/request-landing"}');
+const DENY_XWING = denyIngressFrom('no-xwing', 'xwing');
+const DNS_RULES_ON_80 = dnsRulesOn80('*.empire.local');
+const L4_AND_L7 = L4_FOLDED_INTO_L7;
 
 const http = (method: string, path: string, host = 'deathstar.default.svc.cluster.local'): L7Request => ({ kind: 'http', method, path, host, headers: {} });
 
-const EGRESS_TIEFIGHTER = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: tiefighter-egress}
-spec:
-  endpointSelector: {matchLabels: {class: tiefighter}}
-  egress:
-  - toEndpoints: [{matchLabels: {class: deathstar}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        http: [{method: GET, path: "/v1/.*"}, {method: POST, path: "/v1/request-landing"}]
-`;
 
-const DENY_XWING = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: no-xwing}
-spec:
-  endpointSelector: {matchLabels: {class: deathstar}}
-  ingress:
-  - fromEndpoints: [{}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        http: [{}]
-  ingressDeny:
-  - fromEndpoints: [{matchLabels: {class: xwing}}]
-`;
 
-/** DNS rules on the port an HTTP client uses: Cilium hands that port to its DNS proxy. */
-const DNS_RULES_ON_80 = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: dns-on-80}
-spec:
-  endpointSelector: {matchLabels: {class: tiefighter}}
-  egress:
-  - toEndpoints: [{matchLabels: {class: deathstar}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        dns: [{matchPattern: "*.empire.local"}]
-`;
 
-/** An L4-only allow on the same port as an L7 rule: Cilium folds it in, every request passes. */
-const L4_AND_L7 = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: l4-and-l7}
-spec:
-  endpointSelector: {matchLabels: {class: deathstar}}
-  ingress:
-  - fromEndpoints: [{matchLabels: {org: empire}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        http: [{method: POST, path: "/v1/request-landing"}]
-  - fromEndpoints: [{matchLabels: {class: tiefighter}}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-`;
 
 describe('issue-6 decideL7: one L7 decision for proxies and trace', () => {
   it('ingress HTTP rules of the destination (the Star Wars rule1)', () => {
