@@ -18,10 +18,6 @@ afterEach(() => cleanups.run());
 
 const HOST = 'deathstar.default.svc.cluster.local';
 
-
-
-
-
 async function send(port: number, method: string, path: string): Promise<number> {
   const r = await rawExchange(cleanups, port, `${method} ${path} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
   return Number(/^HTTP\/1\.1 (\d{3})/.exec(r.text)?.[1] ?? 0);

@@ -15,10 +15,6 @@ const L4_AND_L7 = L4_FOLDED_INTO_L7;
 
 const http = (method: string, path: string, host = 'deathstar.default.svc.cluster.local'): L7Request => ({ kind: 'http', method, path, host, headers: {} });
 
-
-
-
-
 describe('issue-6 decideL7: one L7 decision for proxies and trace', () => {
   it('ingress HTTP rules of the destination (the Star Wars rule1)', () => {
     const s = new PolicyState(starwarsPolicyYaml('sw_l3_l4_l7_policy.yaml'));
