@@ -86,6 +86,8 @@ export class DnsProxy {
   #udpNative: NativeUdpSocket | null = null;
   #udpPlain: DgramSocket | null = null;
   #replySockets: LRUCache<string, NativeUdpSocket>;
+  /** No new query is taken (close() began); `#closed`: no answer is sent any more. */
+  #stopping = false;
   #closed = false;
   #dropLog = { second: 0, lines: 0, suppressed: 0 };
 
@@ -125,20 +127,28 @@ export class DnsProxy {
     return { ...this.#counters, inflight: this.#inflight, tcpConnections: this.#tcpSockets.size };
   }
 
-  /** Stops listening and closes every socket; answers still owed are dropped. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#udpNative?.close();
+  /**
+   * Stops taking queries, lets those in flight be answered (up to `graceMs`, default 2 s: a
+   * restarting agent should not make its pods wait for a resolver retry), then closes every
+   * socket; answers still owed after the grace are dropped.
+   */
+  async close(graceMs = 2000): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#udpNative?.close(); // the listener only: answers go out through the reply sockets
     this.#udpNative = null;
+    const server = this.#tcpServer;
+    this.#tcpServer = null;
+    const stopped = server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    const deadline = Date.now() + graceMs;
+    while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.#closed = true;
     const plain = this.#udpPlain;
     this.#udpPlain = null;
     if (plain) await new Promise<void>((resolve) => plain.close(() => resolve()));
     this.#replySockets.clear();
     for (const s of this.#tcpSockets) s.destroy();
-    const server = this.#tcpServer;
-    this.#tcpServer = null;
-    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await stopped;
   }
 
   async #listenTcp(server: Server, target: { fd: number } | { port: number; host: string }): Promise<number> {
@@ -222,7 +232,7 @@ export class DnsProxy {
   }
 
   #onTcpConnection(socket: Socket, serverOf: () => HostPort): void {
-    if (this.#closed || this.#tcpSockets.size >= this.options.maxTcpConnections) {
+    if (this.#stopping || this.#tcpSockets.size >= this.options.maxTcpConnections) {
       socket.destroy();
       return;
     }
@@ -314,7 +324,7 @@ export class DnsProxy {
   }
 
   async #handle(q: Incoming): Promise<void> {
-    if (this.#closed) return;
+    if (this.#stopping) return;
     if (q.truncated === true) {
       this.#dropped('malformed', q.client, q.server, q.protocol, 'datagram longer than 4096 bytes');
       return;

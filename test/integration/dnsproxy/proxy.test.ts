@@ -151,6 +151,30 @@ describe('ordering', () => {
     expect(p.proxy.stats().forwarded).toBe(1);
   });
 
+  it('issue-8 restart: close() answers the queries already in flight, and takes no new one', async () => {
+    const s = await server();
+    const p = await startProxy(cleanups, s);
+    let release!: () => void;
+    const learned = new Promise<void>((resolve) => (release = resolve));
+    let called!: () => void;
+    const onAnswerCalled = new Promise<void>((resolve) => (called = resolve));
+    p.setOnAnswer(() => {
+      called();
+      return learned;
+    });
+    const answer = dig(p.address, ['api.github.com', 'A', '+time=5', '+tries=1']);
+    await onAnswerCalled;
+    const closing = p.proxy.close();
+    // A query sent after close() began is not taken.
+    const late = await dig(p.address, ['api.github.com', 'A', '+time=1', '+tries=1']);
+    expect(late.status).not.toBe('NOERROR');
+    release();
+    const r = await answer;
+    await closing;
+    expect(r.answers).toEqual(['api.github.com. 300 IN A 10.9.0.1']);
+    expect(p.proxy.stats()).toMatchObject({ forwarded: 1, inflight: 0 });
+  });
+
   it('still releases the answer when onAnswer rejects, and counts it', async () => {
     const s = await server();
     const p = await startProxy(cleanups, s);
