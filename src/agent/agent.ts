@@ -219,20 +219,7 @@ export class Agent {
           direction: ingressRedirect ? 'INGRESS' : 'EGRESS',
         };
       },
-      l7Flow: (fctx, conn): L7Flow => {
-        // A local endpoint is judged by its policy (null until computed: the proxy fails closed);
-        // a peer that is not local is judged by its own node.
-        const src = this.endpoints.byIp(conn.srcIp);
-        const dst = this.endpoints.byIp(conn.dstIp);
-        return {
-          srcIdentity: fctx.srcIdentity,
-          dstIdentity: fctx.dstIdentity,
-          protocol: PROTO.TCP,
-          dport: conn.dstPort,
-          ...(src ? { srcPolicy: src.policy } : {}),
-          ...(dst ? { dstPolicy: dst.policy } : {}),
-        };
-      },
+      l7Flow: (fctx, conn) => this.#l7Flow(conn.srcIp, fctx.srcIdentity, conn.dstIp, conn.dstPort, PROTO.TCP, fctx.dstIdentity),
       connectUpstream: (fctx, conn) => connectMarked(conn.dstIp, conn.dstPort, fctx.srcIdentity),
       onFlow: (flow: Flow) => this.flows.push(flow),
       accessLog,
@@ -251,6 +238,24 @@ export class Agent {
     return this.#accessLogger;
   }
 
+  /**
+   * The policy state a proxied request is judged against (`decideL7`): a side that is an endpoint
+   * of this node by its policy (null until computed: the proxy fails closed), a side that is not
+   * by its own node. `dstIdentity` defaults to what the endpoints and the ipcache say now.
+   */
+  #l7Flow(srcIp: string, srcIdentity: number, dstIp: string, dport: number, protocol: number, dstIdentity?: number): L7Flow {
+    const src = this.endpoints.byIp(srcIp);
+    const dst = this.endpoints.byIp(dstIp);
+    return {
+      srcIdentity,
+      dstIdentity: dstIdentity ?? dst?.identity ?? this.regenerator.identityOfIp(dstIp),
+      protocol,
+      dport,
+      ...(src ? { srcPolicy: src.policy } : {}),
+      ...(dst ? { dstPolicy: dst.policy } : {}),
+    };
+  }
+
   async #startDnsProxy(): Promise<void> {
     const ctx = this.#flowLookup();
     const fqdn = this.#fqdn!;
@@ -260,18 +265,7 @@ export class Agent {
           const ep = this.endpoints.byIp(srcIp);
           return ep ? { endpointId: ep.id, identity: ep.identity, flowEndpoint: flowEndpoint(srcIp, ep.identity, ctx) } : null;
         },
-        l7Flow: (src, dst, protocol): L7Flow => {
-          const srcEp = this.endpoints.byIp(src.ip);
-          const dstEp = this.endpoints.byIp(dst.ip);
-          return {
-            srcIdentity: src.identity,
-            dstIdentity: dstEp?.identity ?? this.regenerator.identityOfIp(dst.ip),
-            protocol,
-            dport: dst.port,
-            ...(srcEp ? { srcPolicy: srcEp.policy } : {}),
-            ...(dstEp ? { dstPolicy: dstEp.policy } : {}),
-          };
-        },
+        l7Flow: (src, dst, protocol) => this.#l7Flow(src.ip, src.identity, dst.ip, dst.port, protocol),
         onAnswer: (a) => fqdn.onAnswer(a),
         upstream: markedUpstream(),
         resolveDestination: (ip) => flowEndpoint(ip, this.endpoints.byIp(ip)?.identity ?? this.regenerator.identityOfIp(ip), ctx),
