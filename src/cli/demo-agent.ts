@@ -13,6 +13,20 @@ export const DEMO_NODE_NETNS = 'membrane-lab';
 export const DEMO_PIN_ROOT = '/sys/fs/bpf/membrane';
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
+/**
+ * The demos own /sys/fs/bpf/membrane while they run: never beside another agent using it. Returns
+ * the socket of an agent already serving, if any.
+ */
+export async function agentServing(sockets: readonly string[]): Promise<string | null> {
+  for (const socket of sockets) {
+    const other = new AgentClient(socket);
+    const up = await other.request('GET', '/v1/healthz').then(() => true, () => false);
+    await other.close();
+    if (up) return socket;
+  }
+  return null;
+}
+
 /** Starts the agent and waits (up to 20 s) until its API answers; the agent's log is `WORK/agent.log`. */
 export async function startDemoAgent(work: string, socket: string, out: (line?: string) => void): Promise<{ agent: ChildProcess; client: AgentClient }> {
   out(`== Starting the agent (node namespace ${DEMO_NODE_NETNS}, pins under ${DEMO_PIN_ROOT}) ==`);

@@ -20,7 +20,7 @@ import { FlowPrinter, flowPorts, output, withWriter, type Flow } from '../observ
 import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
-import { DEMO_PIN_ROOT, finishDemo, startDemoAgent } from './demo-agent.js';
+import { agentServing, DEMO_PIN_ROOT, finishDemo, startDemoAgent } from './demo-agent.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -188,16 +188,11 @@ export async function runMediabotDemo(opts: { keep: boolean }): Promise<number> 
     out(`   ${ok ? '✔' : '✘'} ${what}`);
   };
 
-  // The demo owns /sys/fs/bpf/membrane while it runs: never start it beside another agent using
-  // it (a resident agent, a kept Star Wars demo, or another mediabot demo still running).
-  for (const socket of [DEFAULT_API_SOCKET, STARWARS_SOCKET, SOCKET]) {
-    const other = new AgentClient(socket);
-    const up = await other.request('GET', '/v1/healthz').then(() => true, () => false);
-    await other.close();
-    if (up) {
-      process.stderr.write(`an agent is already serving ${socket}; stop it before running the demo, which uses ${DEMO_PIN_ROOT}\n`);
-      return 2;
-    }
+  // A resident agent, a kept Star Wars demo, or another mediabot demo still running.
+  const busy = await agentServing([DEFAULT_API_SOCKET, STARWARS_SOCKET, SOCKET]);
+  if (busy) {
+    process.stderr.write(`an agent is already serving ${busy}; stop it before running the demo, which uses ${DEMO_PIN_ROOT}\n`);
+    return 2;
   }
 
   rmSync(WORK, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { FlowPrinter, output, withWriter, type Flow } from '../observe/index.js'
 import { readLabState } from '../lab/index.js';
 import { AgentClient, DEFAULT_API_SOCKET } from './client.js';
 import { labDownCommand, labUpCommand } from './lab-command.js';
-import { DEMO_PIN_ROOT, finishDemo, startDemoAgent } from './demo-agent.js';
+import { agentServing, DEMO_PIN_ROOT, finishDemo, startDemoAgent } from './demo-agent.js';
 import { importPolicyFile } from './policy-files.js';
 import { runMediabotDemo } from './demo-mediabot.js';
 
@@ -124,12 +124,9 @@ export async function runDemo(name: string, opts: { keep: boolean }): Promise<nu
     out(`   ${ok ? '✔' : '✘'} ${what}`);
   };
 
-  // The demo owns /sys/fs/bpf/membrane while it runs: never start it beside a real agent.
-  const resident = new AgentClient(DEFAULT_API_SOCKET);
-  const residentUp = await resident.request('GET', '/v1/healthz').then(() => true, () => false);
-  await resident.close();
-  if (residentUp) {
-    process.stderr.write(`an agent is already serving ${DEFAULT_API_SOCKET}; stop it before running the demo, which uses ${DEMO_PIN_ROOT}\n`);
+  const busy = await agentServing([DEFAULT_API_SOCKET]);
+  if (busy) {
+    process.stderr.write(`an agent is already serving ${busy}; stop it before running the demo, which uses ${DEMO_PIN_ROOT}\n`);
     return 2;
   }
 
