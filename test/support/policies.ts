@@ -19,8 +19,8 @@ spec:
 `;
 }
 
-/** deathstar takes every HTTP request on 80 from anyone, but denies pods of class `cls` outright. */
-export function denyIngressFrom(name: string, cls: string): string {
+/** deathstar takes every HTTP request on 80 from anyone (an empty HTTP rule matches any request). */
+function deathstarAllowAllHttp(name: string): string {
   return `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: ${name}}
@@ -32,7 +32,12 @@ spec:
     - ports: [{port: "80", protocol: TCP}]
       rules:
         http: [{}]
-  ingressDeny:
+`;
+}
+
+/** As ALLOW_ALL_HTTP, but pods of class `cls` are denied outright. */
+export function denyIngressFrom(name: string, cls: string): string {
+  return `${deathstarAllowAllHttp(name)}  ingressDeny:
   - fromEndpoints: [{matchLabels: {class: ${cls}}}]
 `;
 }
@@ -69,3 +74,6 @@ spec:
     toPorts:
     - ports: [{port: "80", protocol: TCP}]
 `;
+
+/** Every HTTP request from any endpoint to deathstar:80. */
+export const ALLOW_ALL_HTTP = deathstarAllowAllHttp('allow-all-http');

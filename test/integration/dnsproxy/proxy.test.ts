@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { compactFlow } from './print.js';
-import { Cleanups, dig, rawUdp, startDnsmasq, startProxy, type DnsServer } from './harness.js';
+import { Cleanups, dig, rawUdp, startDnsmasq, startProxy, type DnsServer, type ProxyFixture } from './harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -20,6 +20,19 @@ const ZONE = {
   cname: { 'support.github.com': 'edge.cdn.test' },
   ttl: 300,
 };
+
+/** onAnswer does not settle until `release()`: the proxy holds the answer meanwhile. */
+function holdAnswers(p: ProxyFixture): { onAnswerCalled: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const learned = new Promise<void>((resolve) => (release = resolve));
+  let called!: () => void;
+  const onAnswerCalled = new Promise<void>((resolve) => (called = resolve));
+  p.setOnAnswer(() => {
+    called();
+    return learned;
+  });
+  return { onAnswerCalled, release };
+}
 
 async function server(): Promise<DnsServer> {
   return startDnsmasq(cleanups, ZONE);
@@ -130,14 +143,7 @@ describe('ordering', () => {
   it('does not release the answer before onAnswer resolves (the learned IPs are in the datapath first)', async () => {
     const s = await server();
     const p = await startProxy(cleanups, s);
-    let release!: () => void;
-    const learned = new Promise<void>((resolve) => (release = resolve));
-    let called!: () => void;
-    const onAnswerCalled = new Promise<void>((resolve) => (called = resolve));
-    p.setOnAnswer(() => {
-      called();
-      return learned;
-    });
+    const { onAnswerCalled, release } = holdAnswers(p);
     let exited = false;
     const answer = dig(p.address, ['api.github.com', 'A', '+time=5'], { child: (c) => c.once('exit', () => (exited = true)) });
     await onAnswerCalled;
@@ -154,14 +160,7 @@ describe('ordering', () => {
   it('issue-8 restart: close() answers the queries already in flight, and takes no new one', async () => {
     const s = await server();
     const p = await startProxy(cleanups, s);
-    let release!: () => void;
-    const learned = new Promise<void>((resolve) => (release = resolve));
-    let called!: () => void;
-    const onAnswerCalled = new Promise<void>((resolve) => (called = resolve));
-    p.setOnAnswer(() => {
-      called();
-      return learned;
-    });
+    const { onAnswerCalled, release } = holdAnswers(p);
     const answer = dig(p.address, ['api.github.com', 'A', '+time=5', '+tries=1']);
     await onAnswerCalled;
     const closing = p.proxy.close();

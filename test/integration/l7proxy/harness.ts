@@ -85,18 +85,7 @@ export const DEATHSTAR = endpoint('deathstar', 6822, ['k8s:class=deathstar', 'k8
 export const STARWARS_L7 = starwarsPolicyYaml('sw_l3_l4_l7_policy.yaml');
 
 /** Every HTTP request from any endpoint to deathstar:80 (an empty HTTP rule matches any request). */
-export const ALLOW_ALL_HTTP = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: allow-all-http}
-spec:
-  endpointSelector: {matchLabels: {class: deathstar}}
-  ingress:
-  - fromEndpoints: [{}]
-    toPorts:
-    - ports: [{port: "80", protocol: TCP}]
-      rules:
-        http: [{}]
-`;
+export { ALLOW_ALL_HTTP } from '../../support/policies.js';
 
 /** A request as the policy stage judged it. */
 export interface Judged {
