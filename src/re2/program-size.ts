@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { membraneError } from '../errors/index.js';
 
@@ -12,7 +13,15 @@ interface Re2Addon {
   programSize(pattern: string): { size: number } | { error: string };
 }
 
-const ADDON_PATH = fileURLToPath(new URL('../../native/re2/build/Release/membrane_re2.node', import.meta.url));
+const ADDON = 'native/re2/build/Release/membrane_re2.node';
+
+/** The addon under the checkout this module belongs to, whether it runs from dist/ or dist-bench/src/. */
+function addonPath(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'native', 're2', 'binding.gyp'))) return join(dir, ADDON);
+    if (dirname(dir) === dir) return fileURLToPath(new URL(`../../${ADDON}`, import.meta.url));
+  }
+}
 
 let addon: Re2Addon | undefined;
 
@@ -22,8 +31,9 @@ let addon: Re2Addon | undefined;
  */
 export function re2ProgramSize(pattern: string): { size: number } | { error: string } {
   if (!addon) {
-    if (!existsSync(ADDON_PATH)) throw membraneError('MEMBRANE_ERR_REGEX_NATIVE', `${ADDON_PATH} is missing; run scripts/setup.sh`);
-    addon = createRequire(import.meta.url)(ADDON_PATH) as Re2Addon;
+    const path = addonPath();
+    if (!existsSync(path)) throw membraneError('MEMBRANE_ERR_REGEX_NATIVE', `${path} is missing; run scripts/setup.sh`);
+    addon = createRequire(import.meta.url)(path) as Re2Addon;
   }
   return addon.programSize(pattern);
 }
