@@ -170,7 +170,7 @@ export class ApiServer {
       if (res.headersSent) return;
       send(res, 200, body);
     } catch (err) {
-      this.#fail(req, res, err, path);
+      await this.#fail(req, res, err, path);
     }
   }
 
@@ -188,7 +188,7 @@ export class ApiServer {
   }
 
   /** Answers an error with its code; only a fault of the agent itself (500) is logged as an error. */
-  #fail(req: IncomingMessage, res: ServerResponse, err: unknown, path: string): void {
+  async #fail(req: IncomingMessage, res: ServerResponse, err: unknown, path: string): Promise<void> {
     const e = isMembraneError(err) ? err : membraneError('MEMBRANE_ERR_AGENT_API', (err as Error)?.message ?? String(err), { cause: err });
     const status = apiStatus(e);
     if (status >= 500) this.#log.error({ err, method: req.method, url: path }, 'api request failed');
@@ -199,8 +199,7 @@ export class ApiServer {
     }
     const allow = e.details?.allow;
     if (Array.isArray(allow)) res.setHeader('allow', allow.join(', '));
-    // A body not read (too large, or refused before reading) is drained and discarded by Node
-    // after this answer, so the client still reads it; requestTimeout bounds an endless one.
+    await drainRefusedBody(req);
     send(res, status, { error: errorToWire(e) });
   }
 
@@ -339,6 +338,40 @@ export class ApiServer {
     unsubscribe();
     return undefined;
   }
+}
+
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 2_000;
+
+/**
+ * Reads and discards what is left of a refused request body (at most 16 MiB or 2 s) before the
+ * answer goes out. Closing a socket with unread data resets it, and a client still writing its
+ * body (`connection: close`, or Node's server ending the exchange) then loses the answer with
+ * the connection: the 413 arrives as a bare EPIPE.
+ */
+function drainRefusedBody(req: IncomingMessage): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      req.off('data', count);
+      req.off('end', done);
+      req.off('close', done);
+      req.off('error', done);
+      resolve();
+    };
+    const count = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > LINGER_BYTES) done();
+    };
+    const timer = setTimeout(done, LINGER_MS);
+    req.on('data', count);
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
+  });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
