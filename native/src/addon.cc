@@ -84,6 +84,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRingbuf(env, exports);
   InitSockets(env, exports);
   InitUdp(env, exports);
+  InitLinks(env, exports);
   return exports;
 }
 

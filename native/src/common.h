@@ -33,5 +33,6 @@ void InitBpfMap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
+void InitLinks(Napi::Env env, Napi::Object exports);
 
 }  // namespace membrane

@@ -3,7 +3,6 @@
  * mode), persisted in the state directory, restored on start.
  */
 import { membraneError } from '../errors/index.js';
-import { ipJson } from '../datapath/index.js';
 import type { EndpointPolicy, Label } from '../policy/index.js';
 import type { StateStore } from './state-store.js';
 
@@ -168,16 +167,4 @@ export class EndpointManager {
 
 function key(namespace: string, name: string): string {
   return `${namespace}/${name}`;
-}
-
-/** The ifindex of every link in the agent's namespace, by name, read in one call. */
-export function linkIndexes(): Map<string, number> {
-  const links = ipJson<{ ifname: string; ifindex: number }[]>(['link', 'show']);
-  return new Map(links.map((l) => [l.ifname, l.ifindex]));
-}
-
-/** IPv4 addresses of the node itself (its own namespace): these are reserved:host. */
-export function nodeAddresses(): string[] {
-  const links = ipJson<{ addr_info?: { family: string; local: string }[] }[]>(['-4', 'addr', 'show']);
-  return links.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local));
 }

@@ -33,9 +33,9 @@ import {
   type PolicyObject,
   type ServiceInput,
 } from '../policy/index.js';
-import { ipv4ToNumber, parseIpv4Prefix, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
+import { ipv4ToNumber, linkIndex, nodeAddresses, parseIpv4Prefix, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
 import type { IdentityAllocator } from './identity-allocator.js';
-import { linkIndexes, nodeAddresses, type Endpoint, type EndpointManager } from './endpoints.js';
+import type { Endpoint, EndpointManager } from './endpoints.js';
 
 export interface ProxyPorts {
   readonly http: number;
@@ -147,11 +147,12 @@ export class Regenerator {
     const totals = { upserted: 0, deleted: 0 };
     const current = this.#datapath.dumpEndpoints();
     const policyNow = this.#datapath.policySnapshot();
-    const links = linkIndexes();
     for (const ep of endpoints) {
       ep.state = 'regenerating';
       try {
-        const ifindex = links.get(ep.ifname) ?? 0;
+        // if_nametoindex per endpoint (a syscall, no child process): a link deleted and created
+        // again under the same name gets a new ifindex and is attached again.
+        const ifindex = linkIndex(ep.ifname);
         if (!ifindex) throw new Error(`link ${ep.ifname} does not exist`);
         if (ifindex !== ep.ifindex) {
           this.#datapath.attachEndpoint(ep.ifname, ifindex);

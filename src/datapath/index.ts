@@ -18,3 +18,4 @@ export { transparentListenFd, connectMarked } from './sockets.js';
 export { udpListenTransparent, udpReplySocket, udpConnectMarked, type UdpDatagram, type NativeUdpSocket } from './sockets.js';
 export { ipv4ToNumber, numberToIpv4 } from './layout.js';
 export { run, ipJson } from './system.js';
+export { linkIndex, nodeAddresses } from './links.js';

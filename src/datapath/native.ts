@@ -31,6 +31,10 @@ export interface NativeAddon {
   programFd(obj: BpfObjectHandle, name: string): number;
   closeObject(obj: BpfObjectHandle): void;
   attachTcx(progFd: number, ifindex: number, direction: 'ingress' | 'egress', linkPinPath: string): 'created' | 'replaced';
+  /** if_nametoindex in the calling thread's network namespace; 0 when there is no such link. */
+  linkIndex(ifname: string): number;
+  /** Every IPv4 address of every link (up or down), getifaddrs, as `ip -4 addr show` lists them. */
+  ipv4Addresses(): string[];
   numPossibleCpus(): number;
   progTestRun(progFd: number, packet: Uint8Array, ctx?: { ifindex?: number; mark?: number }): { retval: number; mark: number };
   objGet(path: string): number;
@@ -39,13 +43,18 @@ export interface NativeAddon {
   mapDelete(fd: number, key: Uint8Array): boolean;
   mapDump(fd: number, keySize: number, valueSize: number): { keys: Uint8Array; values: Uint8Array; count: number };
   mapUpdateBatch(fd: number, keys: Uint8Array, values: Uint8Array, count: number): void;
+  /** The whole map by BPF_MAP_LOOKUP_BATCH (one syscall for an array read whole); `valueSize` per entry as the kernel copies it (per-CPU: round_up(size, 8) × CPUs). */
+  mapLookupBatch(fd: number, keySize: number, valueSize: number, maxEntries: number): { keys: Uint8Array; values: Uint8Array; count: number };
+  /** BPF_OBJ_GET_INFO_BY_FD: the map's type (bpf_map_type), key and value sizes and capacity. */
+  mapInfo(fd: number): { type: number; keySize: number; valueSize: number; maxEntries: number };
   closeFd(fd: number): void;
   ringbufOpen(mapFd: number, callback: (records: Uint8Array[]) => void): RingbufHandle;
   ringbufClose(handle: RingbufHandle): void;
-  tcpListenTransparent(ip: string, port: number, backlog: number): number;
+  /** `reusePort`: join the SO_REUSEPORT group on ip:port (proxy workers). Default false. */
+  tcpListenTransparent(ip: string, port: number, backlog: number, reusePort?: boolean): number;
   tcpConnectMarked(ip: string, port: number, mark: number): number;
   awaitConnect(fd: number, callback: (errno: number) => void): void;
-  udpListenTransparent(ip: string, port: number, callback: (records: UdpRecord[]) => void): UdpHandle;
+  udpListenTransparent(ip: string, port: number, callback: (records: UdpRecord[]) => void, reusePort?: boolean): UdpHandle;
   udpReplySocket(ip: string, port: number): UdpHandle;
   udpConnectMarked(ip: string, port: number, mark: number, callback: (records: UdpRecord[]) => void): UdpHandle;
   udpSend(handle: UdpHandle, data: Uint8Array, ip?: string, port?: number): number;
@@ -67,7 +76,7 @@ interface NativeSystemError extends Error {
 }
 
 /** The addon calls that work on a map: their failures become MEMBRANE_ERR_DATAPATH_MAP. */
-const MAP_CALLS = ['objGet', 'mapUpdate', 'mapLookup', 'mapDelete', 'mapDump', 'mapUpdateBatch', 'ringbufOpen'] as const;
+const MAP_CALLS = ['objGet', 'mapUpdate', 'mapLookup', 'mapDelete', 'mapDump', 'mapUpdateBatch', 'mapLookupBatch', 'mapInfo', 'ringbufOpen'] as const;
 
 /**
  * A failed map call as MEMBRANE_ERR_DATAPATH_MAP: message `<syscall> map <name>: <strerror>
