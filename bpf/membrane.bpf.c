@@ -24,15 +24,18 @@
 static __always_inline int drop(struct __sk_buff *skb, const struct packet *pkt, __u8 reason, __u8 direction,
 				__u32 src_identity, __u32 dst_identity, __u16 endpoint_id)
 {
-	metrics_count(reason, skb->len);
+	metrics_count(reason, direction, skb->len);
 	emit_event(CILIUM_NOTIFY_DROP, VERDICT_DROPPED, reason, direction, pkt, src_identity, dst_identity,
 		   endpoint_id, 0, skb->ifindex);
 	return CTX_ACT_DROP;
 }
 
-static __always_inline int forward(struct __sk_buff *skb)
+/* direction: DIR_EGRESS in from_endpoint, DIR_INGRESS in to_endpoint (Cilium counts a
+ * forward by the program that passed it: METRIC_EGRESS from the container, METRIC_INGRESS to it).
+ */
+static __always_inline int forward(struct __sk_buff *skb, __u8 direction)
 {
-	metrics_count(METRIC_FORWARDED, skb->len);
+	metrics_count(METRIC_FORWARDED, direction, skb->len);
 	return CTX_ACT_OK;
 }
 
@@ -75,10 +78,10 @@ int from_endpoint(struct __sk_buff *skb)
 	if (!entry) {
 		ct_key_reverse(&key, &pkt, CT_F_INGRESS);
 		if (ct_lookup(&key, &pkt, skb->len))
-			return forward(skb);
+			return forward(skb, DIR_EGRESS);
 		/* An ICMP error about a packet of a connection this endpoint accepted. */
 		if (ct_related(&pkt, CT_F_INGRESS))
-			return forward(skb);
+			return forward(skb, DIR_EGRESS);
 	}
 
 	dst_identity = ipcache_identity(pkt.daddr);
@@ -111,11 +114,11 @@ int from_endpoint(struct __sk_buff *skb)
 		 * keeps going there; one that did not cannot move into it mid-stream.
 		 */
 		if (!(entry->flags & CT_ENTRY_F_PROXY))
-			return forward(skb);
+			return forward(skb, DIR_EGRESS);
 		ret = proxy_redirect(skb, &pkt, entry->proxy_port);
 		if (ret < 0)
 			return drop(skb, &pkt, -ret, DIR_EGRESS, src_ep->sec_identity, dst_identity, src_ep->endpoint_id);
-		return forward(skb);
+		return forward(skb, DIR_EGRESS);
 	}
 
 	if (proxy_port) {
@@ -127,14 +130,14 @@ int from_endpoint(struct __sk_buff *skb)
 		ct_create(&key, &pkt, skb->len, src_ep->sec_identity, proxy_port, CT_ENTRY_F_PROXY);
 		emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_REDIRECTED, 0, redirect_dir, &pkt, src_ep->sec_identity,
 			   dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex);
-		return forward(skb);
+		return forward(skb, DIR_EGRESS);
 	}
 
 	ct_key_forward(&key, &pkt, CT_F_EGRESS);
 	ct_create(&key, &pkt, skb->len, src_ep->sec_identity, 0, 0);
 	emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
 		   dst_identity, src_ep->endpoint_id, 0, skb->ifindex);
-	return forward(skb);
+	return forward(skb, DIR_EGRESS);
 }
 
 SEC("tc")
@@ -165,10 +168,10 @@ int to_endpoint(struct __sk_buff *skb)
 		/* A reply of a connection this endpoint opened (or that the proxy answers for). */
 		ct_key_reverse(&key, &pkt, CT_F_EGRESS);
 		if (ct_lookup(&key, &pkt, skb->len))
-			return forward(skb);
+			return forward(skb, DIR_INGRESS);
 		/* An ICMP error about a packet this endpoint sent on one of its connections. */
 		if (ct_related(&pkt, CT_F_EGRESS))
-			return forward(skb);
+			return forward(skb, DIR_INGRESS);
 	}
 
 	if (entry && (entry->flags & CT_ENTRY_F_FROM_PROXY)) {
@@ -197,12 +200,12 @@ int to_endpoint(struct __sk_buff *skb)
 			    dst_ep->endpoint_id);
 
 	if (entry)
-		return forward(skb);
+		return forward(skb, DIR_INGRESS);
 	ct_key_forward(&key, &pkt, CT_F_INGRESS);
 	ct_create(&key, &pkt, skb->len, src_identity, 0, entry_flags);
 	emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
 		   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
-	return forward(skb);
+	return forward(skb, DIR_INGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,4 +1,4 @@
-// Map access on pinned maps: get, update, lookup, delete, iterate, and batched updates.
+// Map access on pinned maps: get, update, lookup, delete, iterate, batched lookups and updates.
 // Keys and values are raw bytes; their layout is the business of src/datapath.
 #include "common.h"
 
@@ -150,6 +150,75 @@ Napi::Value MapDump(const Napi::CallbackInfo &info) {
   return result;
 }
 
+// mapInfo(fd) -> { type, keySize, valueSize, maxEntries }: BPF_OBJ_GET_INFO_BY_FD, so callers read
+// a map's capacity from the kernel instead of repeating the C definition.
+Napi::Value MapInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd, "fd")) return env.Null();
+  struct bpf_map_info mi = {};
+  __u32 len = sizeof(mi);
+  if (bpf_obj_get_info_by_fd(static_cast<int>(fd), &mi, &len)) {
+    ThrowMapError(env, "bpf_obj_get_info_by_fd", errno, static_cast<int>(fd));
+    return env.Null();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("type", Napi::Number::New(env, mi.type));
+  result.Set("keySize", Napi::Number::New(env, mi.key_size));
+  result.Set("valueSize", Napi::Number::New(env, mi.value_size));
+  result.Set("maxEntries", Napi::Number::New(env, mi.max_entries));
+  return result;
+}
+
+// mapLookupBatch(fd, keySize, valueSize, maxEntries) -> { keys, values, count }: the whole map in
+// BPF_MAP_LOOKUP_BATCH calls of up to maxEntries entries (one call for an array read whole).
+// valueSize is what one entry occupies in the output: for a per-CPU map, the value rounded up to
+// 8 bytes times the possible CPUs. ENOENT ends the walk (the kernel's "no more entries").
+Napi::Value MapLookupBatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t fd, key_size, value_size, max_entries;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &key_size, "keySize") ||
+      !ArgInt(info, 2, &value_size, "valueSize") || !ArgInt(info, 3, &max_entries, "maxEntries"))
+    return env.Null();
+  if (key_size <= 0 || value_size <= 0 || max_entries <= 0) {
+    ThrowTypeError(env, "keySize, valueSize and maxEntries must be positive");
+    return env.Null();
+  }
+  const size_t ks = static_cast<size_t>(key_size), vs = static_cast<size_t>(value_size);
+  const size_t cap = static_cast<size_t>(max_entries);
+  std::vector<uint8_t> keys(ks * cap), values(vs * cap);
+  // The kernel's batch cursor for array and hash maps is a u32 index/bucket.
+  uint32_t in_batch = 0, out_batch = 0;
+  size_t total = 0;
+  bool first = true;
+  while (total < cap) {
+    __u32 n = static_cast<__u32>(cap - total);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_lookup_batch(static_cast<int>(fd), first ? nullptr : &in_batch, &out_batch,
+                                  keys.data() + total * ks, values.data() + total * vs, &n, &opts);
+    int err = rc ? errno : 0;
+    if (rc && err != ENOENT) {
+      ThrowMapError(env, "bpf_map_lookup_batch", err, static_cast<int>(fd));
+      return env.Null();
+    }
+    total += n;
+    if (err == ENOENT || n == 0) break;
+    in_batch = out_batch;
+    first = false;
+  }
+  Napi::Object result = Napi::Object::New(env);
+  Napi::Uint8Array k = Napi::Uint8Array::New(env, total * ks);
+  Napi::Uint8Array v = Napi::Uint8Array::New(env, total * vs);
+  if (total) {
+    std::memcpy(k.Data(), keys.data(), total * ks);
+    std::memcpy(v.Data(), values.data(), total * vs);
+  }
+  result.Set("keys", k);
+  result.Set("values", v);
+  result.Set("count", Napi::Number::New(env, static_cast<double>(total)));
+  return result;
+}
+
 // mapUpdateBatch(fd, keys, values, count): one BPF_MAP_UPDATE_BATCH syscall. Maps that do not
 // support batching (LPM tries on older kernels) fall back to one update per entry.
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
@@ -199,6 +268,8 @@ void InitBpfMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapLookup", Napi::Function::New(env, MapLookup));
   exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
   exports.Set("mapDump", Napi::Function::New(env, MapDump));
+  exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
+  exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
 }

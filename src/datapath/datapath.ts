@@ -19,8 +19,8 @@ import { ipcacheKey, ipcacheValue, IPCACHE_MAP } from './maps/ipcache.js';
 import { endpointInfo, endpointKey, ENDPOINTS_MAP } from './maps/endpoints.js';
 import { encodePolicyEntry, policyEntry, policyKey, POLICY_MAP, type PolicyMapEntry } from './maps/policy.js';
 import { ctEntry, ctKey, CT_MAP } from './maps/conntrack.js';
-import { metricsValue, METRICS_MAP, METRICS_SLOTS } from './maps/metrics.js';
-import { flowEvent, EVENTS_MAP, type FlowEvent } from './maps/events.js';
+import { metricsValue, METRICS_ENTRIES, METRICS_MAP, METRICS_REASON_MAX } from './maps/metrics.js';
+import { flowEvent, EVENT_DIRECTION, EVENTS_MAP, type FlowEvent } from './maps/events.js';
 import { ipv4ToNumber, numberToIpv4 } from './layout.js';
 
 export const DEFAULT_OBJECT_PATH = join(REPO_ROOT, 'bpf/build/membrane.bpf.o');
@@ -53,6 +53,22 @@ export interface CtEntryView {
 }
 
 /** Policy map contents by endpoint id: key (hex) → the key bytes and the value (hex). */
+/** One counter of membrane_metrics, summed over CPUs (Cilium's metricsmap entry). */
+export interface MetricsCounter {
+  /** 0 forwarded, otherwise the drop reason (src/codes drop-reasons). */
+  readonly reason: number;
+  readonly direction: 'INGRESS' | 'EGRESS' | 'UNKNOWN';
+  readonly packets: bigint;
+  readonly bytes: bigint;
+}
+
+/** A map's fill: entries now and its capacity (max_entries). */
+export interface MapPressure {
+  readonly mapName: string;
+  readonly entries: number;
+  readonly maxEntries: number;
+}
+
 export type PolicySnapshot = Map<number, Map<string, { key: Uint8Array; valueHex: string }>>;
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
@@ -313,26 +329,68 @@ export class Datapath {
     return out;
   }
 
-  /** Packet counters summed over CPUs: slot 0 forwarded, other slots by drop reason. */
-  readMetrics(): Map<number, { packets: bigint; bytes: bigint }> {
+  /**
+   * Every non-zero packet counter, summed over CPUs: reason 0 forwarded, otherwise the drop
+   * reason (src/codes), by direction. One BPF_MAP_LOOKUP_BATCH of the whole per-CPU array: a
+   * scrape costs one syscall, not one lookup per slot.
+   */
+  readCounters(): MetricsCounter[] {
     const cpus = native().numPossibleCpus();
-    const out = new Map<number, { packets: bigint; bytes: bigint }>();
-    const fd = this.#fd(METRICS_MAP);
-    for (let slot = 0; slot < METRICS_SLOTS; slot++) {
-      const key = new Uint8Array(4);
-      new DataView(key.buffer).setUint32(0, slot, true);
-      const raw = native().mapLookup(fd, key, metricsValue.size * cpus);
-      if (!raw) continue;
+    // The kernel copies each CPU's value rounded up to 8 bytes (bpf_long_memcpy).
+    const stride = Math.ceil(metricsValue.size / 8) * 8;
+    const { keys, values, count } = native().mapLookupBatch(this.#fd(METRICS_MAP), 4, stride * cpus, METRICS_ENTRIES);
+    const keyView = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
+    const out: MetricsCounter[] = [];
+    for (let i = 0; i < count; i++) {
       let packets = 0n;
       let bytes = 0n;
       for (let cpu = 0; cpu < cpus; cpu++) {
-        const v = metricsValue.decode(raw, cpu * metricsValue.size);
+        const v = metricsValue.decode(values, (i * cpus + cpu) * stride);
         packets += v.packets;
         bytes += v.bytes;
       }
-      if (packets > 0n) out.set(slot, { packets, bytes });
+      if (packets === 0n) continue;
+      const index = keyView.getUint32(i * 4, true);
+      const dir = Math.floor(index / METRICS_REASON_MAX);
+      out.push({
+        reason: index % METRICS_REASON_MAX,
+        direction: dir === EVENT_DIRECTION.ingress ? 'INGRESS' : dir === EVENT_DIRECTION.egress ? 'EGRESS' : 'UNKNOWN',
+        packets,
+        bytes,
+      });
     }
     return out;
+  }
+
+  /** Packet counters summed over CPUs and directions: slot 0 forwarded, other slots by drop reason. */
+  readMetrics(): Map<number, { packets: bigint; bytes: bigint }> {
+    const out = new Map<number, { packets: bigint; bytes: bigint }>();
+    for (const c of this.readCounters()) {
+      const sum = out.get(c.reason);
+      out.set(c.reason, { packets: (sum?.packets ?? 0n) + c.packets, bytes: (sum?.bytes ?? 0n) + c.bytes });
+    }
+    return out;
+  }
+
+  /**
+   * Entries and capacity of the maps that fill up (ipcache, endpoints, policy, conntrack): what
+   * Cilium's `cilium_bpf_map_pressure{map_name}` is the ratio of. Hash maps are counted by batch
+   * lookups; the LPM ipcache, which has no batch operations, by walking its keys. A full read:
+   * callers cache it (src/metrics refreshes it at most every 10 s).
+   */
+  mapPressure(): MapPressure[] {
+    const n = native();
+    return [IPCACHE_MAP, ENDPOINTS_MAP, POLICY_MAP, CT_MAP].map((name) => {
+      const fd = this.#fd(name);
+      const info = n.mapInfo(fd);
+      let entries: number;
+      try {
+        entries = n.mapLookupBatch(fd, info.keySize, info.valueSize, info.maxEntries).count;
+      } catch {
+        entries = n.mapDump(fd, info.keySize, info.valueSize).count;
+      }
+      return { mapName: name, entries, maxEntries: info.maxEntries };
+    });
   }
 
   /** Delivers every event the programs emit until the returned function is called. */
