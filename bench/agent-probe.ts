@@ -54,5 +54,5 @@ if (process.send) {
   process.channel?.unref();
 }
 
-// dist-bench/bench/dns-agent.js → the agent the README's commands run.
+// dist-bench/bench/agent-probe.js → the agent the README's commands run.
 await import(pathToFileURL(fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))).href);
