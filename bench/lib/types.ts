@@ -62,6 +62,8 @@ export interface BenchContext {
 export interface Benchmark {
   readonly name: string;
   readonly title: string;
+  /** Debian packages it runs (wrk, haproxy, …): the runner installs those missing before it starts. */
+  readonly packages?: readonly string[];
   run(ctx: BenchContext): Promise<BenchResult>;
 }
 
