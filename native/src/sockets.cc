@@ -53,18 +53,23 @@ Napi::Value FailClosing(Napi::Env env, int fd, const char *step, const std::stri
   return env.Null();
 }
 
-// tcpListenTransparent(ip, port, backlog) -> fd (non-blocking, for net.Server.listen({fd}))
+// tcpListenTransparent(ip, port, backlog, reusePort = false) -> fd (non-blocking, for
+// net.Server.listen({fd})). With reusePort, every listener on ip:port made so (by this process:
+// the kernel also requires the same effective UID) is one SO_REUSEPORT group: a connection
+// bpf_sk_assign'ed to any of them is placed on one member by the tuple's hash (Linux >= 6.5).
 Napi::Value TcpListenTransparent(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   sockaddr_in addr;
   std::string subject;
   int64_t backlog;
   if (!ArgInt(info, 2, &backlog, "backlog")) return env.Null();
+  bool reuse_port = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   int fd = OpenTcp(info, &addr, &subject);
   if (fd < 0) return env.Null();
   int one = 1;
   if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(IP_TRANSPARENT)", subject);
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(SO_REUSEADDR)", subject);
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(SO_REUSEPORT)", subject);
   if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr)) return FailClosing(env, fd, "bind", subject);
   if (listen(fd, static_cast<int>(backlog))) return FailClosing(env, fd, "listen", subject);
   return Napi::Number::New(env, fd);
@@ -98,6 +103,19 @@ struct ConnectWatch {
   napi_env env;
 };
 
+void OnConnectClosed(uv_handle_t *h);
+
+// The env is going (its worker thread ends) with the connect still pending: never call back,
+// drop the JS references while the env can take it, and let the loop finish closing the poll.
+void OnConnectEnvCleanup(void *arg) {
+  auto *w = static_cast<ConnectWatch *>(arg);
+  uv_poll_stop(&w->poll);
+  delete w->context;
+  w->context = nullptr;
+  w->callback.Reset();
+  uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), OnConnectClosed);
+}
+
 void OnConnectClosed(uv_handle_t *h) {
   auto *w = static_cast<ConnectWatch *>(h->data);
   close(w->fd);
@@ -113,6 +131,7 @@ void OnConnectReady(uv_poll_t *poll, int status, int events) {
   if (status < 0) err = -status;
   else if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len)) err = errno;
   uv_poll_stop(poll);
+  napi_remove_env_cleanup_hook(w->env, OnConnectEnvCleanup, w);
   Napi::Env env(w->env);
   Napi::HandleScope scope(env);
   w->callback.MakeCallback(env.Global(), {Napi::Number::New(env, err)}, *w->context);
@@ -149,6 +168,7 @@ Napi::Value AwaitConnect(const Napi::CallbackInfo &info) {
   w->callback = Napi::Persistent(info[1].As<Napi::Function>());
   w->context = new Napi::AsyncContext(env, "membrane:connect");
   uv_poll_start(&w->poll, UV_WRITABLE | UV_DISCONNECT, OnConnectReady);
+  napi_add_env_cleanup_hook(env, OnConnectEnvCleanup, w);
   return env.Undefined();
 }
 

@@ -54,6 +54,9 @@ struct UdpHandle {
   bool closed = false;
   bool uvClosed = false;
   bool externalGone = false;
+  // Registered with napi_add_env_cleanup_hook until the handle is freed: a worker thread that
+  // ends (or is terminated) closes its sockets before its loop and env go.
+  bool cleanupHook = false;
   // The socket's own address: the destination of datagrams without IP_ORIGDSTADDR.
   sockaddr_in local{};
   Napi::FunctionReference callback;
@@ -187,8 +190,11 @@ void Drain(UdpHandle *h) {
   }
 }
 
+void OnEnvCleanup(void *arg);
+
 void FreeIfDone(UdpHandle *h) {
   if (!h->externalGone || (h->polling && !h->uvClosed)) return;
+  if (h->cleanupHook) napi_remove_env_cleanup_hook(h->env, OnEnvCleanup, h);
   delete h->context;
   h->callback.Reset();
   delete h;
@@ -211,6 +217,17 @@ void CloseHandle(UdpHandle *h) {
   // The callback and its async context stay until the handle is freed: udpClose may be called
   // from inside that very callback.
   close(h->fd);
+}
+
+// The env is going (its worker thread ends): close the socket and drop what refers to JS now,
+// while the env can still take it; the poll handle finishes closing on the loop's last turns.
+void OnEnvCleanup(void *arg) {
+  auto *h = static_cast<UdpHandle *>(arg);
+  h->cleanupHook = false;
+  CloseHandle(h);
+  delete h->context;
+  h->context = nullptr;
+  h->callback.Reset();
 }
 
 void OnExternalGone(Napi::Env env, UdpHandle *h) {
@@ -255,6 +272,7 @@ Napi::Value MakeHandle(Napi::Env env, int fd, const std::string &subject, Napi::
     h->polling = true;
     uv_poll_start(&h->poll, UV_READABLE, OnReadable);
   }
+  if (napi_add_env_cleanup_hook(env, OnEnvCleanup, h) == napi_ok) h->cleanupHook = true;
   auto external = Napi::External<UdpHandle>::New(env, h, OnExternalGone);
   external.TypeTag(&kUdpTag);
   return external;
@@ -274,8 +292,9 @@ int OpenUdp(Napi::Env env, const std::string &subject) {
   return fd;
 }
 
-// udpListenTransparent(ip, port, callback(records)) -> handle. Each record:
+// udpListenTransparent(ip, port, callback(records), reusePort = false) -> handle. Each record:
 // {data, srcIp, srcPort, dstIp, dstPort (the original destination), truncated}, or {errno, error}.
+// With reusePort the listener joins the SO_REUSEPORT group on ip:port (as tcpListenTransparent).
 Napi::Value UdpListenTransparent(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string ip;
@@ -293,6 +312,8 @@ Napi::Value UdpListenTransparent(const Napi::CallbackInfo &info) {
   if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(IP_TRANSPARENT)", subject);
   if (setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(IP_RECVORIGDSTADDR)", subject);
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(SO_REUSEADDR)", subject);
+  bool reuse_port = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(SO_REUSEPORT)", subject);
   // Every pod's queries share this one socket: the default buffer (net.core.rmem_default, ~208
   // KiB, about 256 small datagrams) overflows in a burst. As root the limit rmem_max is lifted
   // (SO_RCVBUFFORCE); otherwise the kernel caps SO_RCVBUF at it, which is still no worse.

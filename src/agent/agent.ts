@@ -12,6 +12,8 @@ import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from 
 import { FlowRing, type Flow } from '../observe/index.js';
 import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
 import { DnsProxy, markedUpstream, type RejectResponseCode } from '../dnsproxy/index.js';
+import { ProxyWorkerPool, defaultProxyWorkers } from '../proxyworker/index.js';
+import { membraneError } from '../errors/index.js';
 import {
   DEFAULT_MAX_IPS_PER_HOSTNAME,
   DEFAULT_MIN_TTL_SECONDS,
@@ -60,6 +62,12 @@ export interface AgentConfig {
   readonly tofqdnsMaxIpPerHostname: number;
   /** Cilium `--tofqdns-proxy-response-max-delay`, ms. */
   readonly tofqdnsProxyResponseMaxDelayMs: number;
+  /**
+   * `--proxy-workers`: worker threads running the HTTP, TLS and DNS proxies, each on its own
+   * listeners in one SO_REUSEPORT group per port (src/proxyworker). 0 runs them on the agent's
+   * own event loop (the in-process mode, for tests and comparison).
+   */
+  readonly proxyWorkers: number;
 }
 
 export const DEFAULT_AGENT_CONFIG: AgentConfig = {
@@ -83,6 +91,7 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   tofqdnsMinTtl: DEFAULT_MIN_TTL_SECONDS,
   tofqdnsMaxIpPerHostname: DEFAULT_MAX_IPS_PER_HOSTNAME,
   tofqdnsProxyResponseMaxDelayMs: DEFAULT_PROXY_RESPONSE_MAX_DELAY_MS,
+  proxyWorkers: defaultProxyWorkers(),
 };
 
 export class Agent {
@@ -98,6 +107,7 @@ export class Agent {
   #proxy: HttpProxy | null = null;
   #dnsProxy: DnsProxy | null = null;
   #tlsProxy: TlsPassthrough | null = null;
+  #proxyWorkers: ProxyWorkerPool | null = null;
   #fqdn: AgentFqdn | null = null;
   #api: ApiServer | null = null;
   #stopEvents: (() => void) | null = null;
@@ -203,6 +213,10 @@ export class Agent {
       : null;
     const accessLog = this.#accessLog();
     const ctx = this.#flowLookup();
+    if (this.config.proxyWorkers > 0) {
+      await this.#startProxyWorkers();
+      return;
+    }
     const deps: L7ProxyDeps = {
       resolveConnection: (conn): FlowContext | null => {
         const src = this.endpoints.byIp(conn.srcIp);
@@ -232,6 +246,48 @@ export class Agent {
     await this.#tlsProxy.listen({ fd: transparentListenFd(this.config.tlsProxyPort) });
   }
 
+  /**
+   * The proxies in worker threads: they get endpoints and identities as deltas (regenerateNow →
+   * sync), send flows and access-log lines back in batches, and hand DNS answers to AgentFqdn.
+   */
+  async #startProxyWorkers(): Promise<void> {
+    const ctx = this.#flowLookup();
+    const fqdn = this.#fqdn!;
+    const file = this.#accessLogFile;
+    // Lines arrive serialised; without --access-log they go to the agent log's own stream.
+    const agentStream = (this.log as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
+    const writeLine = file ? (line: string) => file.write(line) : (line: string) => agentStream?.write(line);
+    this.#proxyWorkers = new ProxyWorkerPool({
+      workers: this.config.proxyWorkers,
+      init: {
+        nodeName: this.config.nodeName,
+        pinRoot: this.config.pinRoot,
+        httpProxyPort: this.config.httpProxyPort,
+        tlsProxyPort: this.config.tlsProxyPort,
+        dnsProxyPort: this.config.dnsProxyPort,
+        httpRequestTimeoutMs: this.config.httpRequestTimeout * 1000,
+        httpNormalizePath: this.config.httpNormalizePath,
+        dnsRejectResponseCode: this.config.dnsRejectResponseCode,
+        answerMaxDelayMs: this.config.tofqdnsProxyResponseMaxDelayMs,
+        accessLogFormat: file ? 'file' : 'agent',
+        logLevel: this.config.logLevel,
+        maxQueued: Math.max(1024, this.config.flowBuffer),
+      },
+      endpoints: () => this.endpoints.list(),
+      identities: () => this.#regenerator?.identities() ?? [],
+      flowEndpoint: (ip, identity) => flowEndpoint(ip, identity, ctx),
+      onFlows: (flows) => {
+        for (const f of flows) this.flows.push(f);
+      },
+      onLines: (lines) => {
+        for (const l of lines) writeLine(l);
+      },
+      onAnswer: (a) => fqdn.onAnswer(a),
+      log: this.log.child({ component: 'proxy-workers' }),
+    });
+    await this.#proxyWorkers.start();
+  }
+
   /** One access log for both proxies: the rotated file, or the agent's log. */
   #accessLog(): Logger {
     this.#accessLogger ??= this.#accessLogFile ? accessLogger(this.#accessLogFile) : this.log.child({ component: 'accesslog' });
@@ -257,6 +313,8 @@ export class Agent {
   }
 
   async #startDnsProxy(): Promise<void> {
+    // The workers run their own DNS proxies.
+    if (this.#proxyWorkers) return;
     const ctx = this.#flowLookup();
     const fqdn = this.#fqdn!;
     this.#dnsProxy = new DnsProxy(
@@ -301,6 +359,8 @@ export class Agent {
     const policies = this.policies.policies();
     const result = this.regenerator.regenerate(policies, this.services.list());
     this.#lastRegeneration = result;
+    // What changed (policies, endpoints, identities) goes to the proxy workers, and only that.
+    this.#proxyWorkers?.sync();
     // Which learned IPs the new policy's toFQDNs selectors select: pushed incrementally.
     this.#fqdn?.setPolicies(policies).catch((err: unknown) => this.log.error({ err }, 'FQDN selectors not applied'));
     return result;
@@ -333,7 +393,16 @@ export class Agent {
     return this.policies.policies();
   }
 
-  status(): Record<string, unknown> {
+  /** Ends proxy worker `index` as a crash would; the agent restarts it (see ProxyWorkerPool.kill). */
+  killProxyWorker(index: number): { killed: number } {
+    if (!this.#proxyWorkers) throw membraneError('MEMBRANE_ERR_API_REQUEST', 'the proxies run in-process (--proxy-workers 0): no worker to kill');
+    this.#proxyWorkers.kill(index);
+    return { killed: index };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const workers = (await this.#proxyWorkers?.status()) ?? null;
+    const totals = workers ? ProxyWorkerPool.totals(workers) : null;
     return {
       nodeName: this.config.nodeName,
       netns: this.config.netns,
@@ -343,9 +412,11 @@ export class Agent {
       policies: this.policies.policies().length,
       policyProblems: this.policies.problems(),
       policyWarnings: this.policies.warnings(),
-      proxy: this.#proxy?.stats() ?? null,
-      dnsProxy: this.#dnsProxy?.stats() ?? null,
-      tlsProxy: this.#tlsProxy ? { ...this.#tlsProxy.stats } : null,
+      // With workers: their counters summed, and each worker's below.
+      proxy: totals ? totals.http : (this.#proxy?.stats() ?? null),
+      dnsProxy: totals ? totals.dns : (this.#dnsProxy?.stats() ?? null),
+      tlsProxy: totals ? totals.tls : this.#tlsProxy ? { ...this.#tlsProxy.stats } : null,
+      proxyWorkers: workers,
       fqdn: this.#fqdn?.names.stats() ?? null,
       accessLog: this.#accessLogFile ? { file: this.#accessLogFile.path, ...this.#accessLogFile.stats() } : null,
       malformedEvents: this.#malformedEvents,
@@ -362,6 +433,7 @@ export class Agent {
     await this.#proxy?.close();
     await this.#dnsProxy?.close();
     await this.#tlsProxy?.close();
+    await this.#proxyWorkers?.close();
     this.#fqdn?.stop();
     this.#identities.flush();
     await this.#accessLogFile?.close();

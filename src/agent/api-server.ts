@@ -73,6 +73,8 @@ export class ApiServer {
     this.#route('GET', /^\/v1\/healthz$/, async () => ({ ok: true }));
     this.#route('GET', /^\/v1\/status$/, async () => agent.status());
     this.#route('GET', /^\/v1\/config$/, async () => agent.config);
+    // A worker ended as a crash would (tests, or a wedged worker): the agent starts it again.
+    this.#route('POST', /^\/v1\/proxy-workers\/(\d{1,3})\/kill$/, async (_req, _url, _res, [index = '']) => agent.killProxyWorker(Number(index)));
     this.#route('GET', /^\/v1\/endpoints$/, async () => this.#endpointList());
     this.#route('PUT', /^\/v1\/endpoints$/, async (req) => {
       const ep = agent.upsertEndpoint(validateEndpointSpec(await readJson(req)));

@@ -33,6 +33,8 @@ export interface AgentCommandOptions {
   tofqdnsEndpointMaxIpPerHostname: string;
   /** Cilium's `--tofqdns-proxy-response-max-delay`, ms. */
   tofqdnsProxyResponseMaxDelay: string;
+  /** `--proxy-workers`: absent = the default (CPUs, at most 8); 0 = in-process proxies. */
+  proxyWorkers?: string;
 }
 
 const IN_NETNS = 'MEMBRANE_AGENT_NETNS';
@@ -74,6 +76,7 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     tofqdnsMinTtl: Number(opts.tofqdnsMinTtl),
     tofqdnsMaxIpPerHostname: Number(opts.tofqdnsEndpointMaxIpPerHostname),
     tofqdnsProxyResponseMaxDelayMs: Number(opts.tofqdnsProxyResponseMaxDelay),
+    proxyWorkers: opts.proxyWorkers === undefined ? DEFAULT_AGENT_CONFIG.proxyWorkers : Number(opts.proxyWorkers),
   };
   const agent = new Agent(config);
   let stopping = false;

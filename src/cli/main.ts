@@ -63,6 +63,11 @@ program
   .option('--tofqdns-min-ttl <seconds>', 'minimum TTL of a learned DNS name (Cilium)', nonNegativeInt, '0')
   .option('--tofqdns-endpoint-max-ip-per-hostname <n>', 'IPs kept per name and endpoint (Cilium)', nonNegativeInt, '1000')
   .option('--tofqdns-proxy-response-max-delay <ms>', 'longest a DNS answer waits for its IPs to reach the datapath, ms (Cilium: 100ms)', nonNegativeInt, '100')
+  .option(
+    '--proxy-workers <n>',
+    'worker threads running the HTTP/TLS/DNS proxies (one SO_REUSEPORT listener each); 0 = on the agent\'s own event loop (default: CPUs, at most 8, as Envoy\'s --concurrency)',
+    nonNegativeInt,
+  )
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => runAgent({ ...opts, apiSocket: socket() }));
 

@@ -4,9 +4,15 @@ import { constants as osConstants } from 'node:os';
 import { native, type UdpHandle, type UdpRecord } from './native.js';
 import { fromProxyMark } from './marks.js';
 
-/** A listening fd that accepts connections addressed to any IP (bpf_sk_assign targets it). */
-export function transparentListenFd(port: number, ip = '0.0.0.0', backlog = 1024): number {
-  return native().tcpListenTransparent(ip, port, backlog);
+/**
+ * A listening fd that accepts connections addressed to any IP (bpf_sk_assign targets it).
+ * `reusePort`: the listener joins the SO_REUSEPORT group on ip:port, so several proxy workers
+ * each hold one and the kernel spreads connections over them by the tuple's hash (bpf_sk_assign
+ * to a reuseport member selects within its group since Linux 6.5). Without it a second listener
+ * on the port fails with EADDRINUSE, which is what catches a stale agent still running.
+ */
+export function transparentListenFd(port: number, ip = '0.0.0.0', backlog = 1024, reusePort = false): number {
+  return native().tcpListenTransparent(ip, port, backlog, reusePort);
 }
 
 /**
@@ -87,10 +93,11 @@ function wrapUdp(handle: UdpHandle): NativeUdpSocket {
 /**
  * A transparent UDP listener (IP_TRANSPARENT + IP_RECVORIGDSTADDR): datagrams the datapath
  * assigns to it (bpf_sk_assign) arrive with their original destination, in batches (recvmmsg).
+ * `reusePort`: join the SO_REUSEPORT group on ip:port, as `transparentListenFd`.
  */
-export function udpListenTransparent(port: number, ip: string, onDatagrams: DatagramHandler, onError: ReceiveErrorHandler): NativeUdpSocket {
+export function udpListenTransparent(port: number, ip: string, onDatagrams: DatagramHandler, onError: ReceiveErrorHandler, reusePort = false): NativeUdpSocket {
   const n = native();
-  return wrapUdp(n.udpListenTransparent(ip, port, receiver(onDatagrams, onError)));
+  return wrapUdp(n.udpListenTransparent(ip, port, receiver(onDatagrams, onError), reusePort));
 }
 
 /** A send-only socket bound to `ip:port` (any address), so a reply carries the original destination as its source. */

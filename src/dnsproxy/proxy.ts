@@ -46,7 +46,7 @@ export const REJECT_RCODE: Readonly<Record<RejectResponseCode, number>> = { refu
  * loopback port, and `originalDestination` says which server each client meant.
  */
 export type DnsListenTarget =
-  | { transparent: true; port: number; ip?: string }
+  | { transparent: true; port: number; ip?: string; /** Join the port's SO_REUSEPORT group (proxy workers). */ reusePort?: boolean }
   | { transparent?: false; port: number; host?: string; originalDestination: (client: HostPort, protocol: DnsTransport) => HostPort };
 
 /** One message as a transport delivers it. */
@@ -108,7 +108,7 @@ export class DnsProxy {
   /** Listens on UDP and TCP on the same port. Rejects with MEMBRANE_ERR_PROXY_LISTEN. */
   async listen(target: DnsListenTarget): Promise<void> {
     try {
-      if (target.transparent === true) await this.#listenTransparent(target.port, target.ip ?? '0.0.0.0');
+      if (target.transparent === true) await this.#listenTransparent(target.port, target.ip ?? '0.0.0.0', target.reusePort ?? false);
       else await this.#listenPlain(target.port, target.host ?? '127.0.0.1', target.originalDestination);
     } catch (err) {
       await this.close();
@@ -165,11 +165,11 @@ export class DnsProxy {
     return addr !== null && typeof addr === 'object' ? addr.port : 0;
   }
 
-  async #listenTransparent(port: number, ip: string): Promise<void> {
+  async #listenTransparent(port: number, ip: string, reusePort: boolean): Promise<void> {
     const server = createServer({ noDelay: true });
     this.#tcpServer = server;
     server.on('connection', (s) => this.#onTcpConnection(s, () => ({ ip: normalizeIp(s.localAddress ?? ''), port: s.localPort ?? 0 })));
-    this.#port = await this.#listenTcp(server, { fd: transparentListenFd(port, ip) });
+    this.#port = await this.#listenTcp(server, { fd: transparentListenFd(port, ip, 1024, reusePort) });
     this.#udpNative = udpListenTransparent(
       this.#port,
       ip,
@@ -181,6 +181,7 @@ export class DnsProxy {
         }
       },
       (err) => this.#deps.accessLog.warn({ type: 'dns-proxy', err }, 'DNS proxy UDP receive error'),
+      reusePort,
     );
   }
 

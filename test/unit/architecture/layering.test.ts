@@ -25,7 +25,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2'],
   dnsproxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'fqdn'],
   lab: ['codes', 'errors', 'datapath'],
-  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy'],
+  proxyworker: ['codes', 'errors', 'observe', 'policy', 'datapath', 'l7proxy', 'dnsproxy', 're2'],
+  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy', 'proxyworker'],
   cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn', 'dnsproxy'],
 };
 

@@ -1,0 +1,332 @@
+/**
+ * The agent's side of the proxy workers: starts N worker threads (worker.ts), feeds them the
+ * endpoints and identities (a snapshot at each start, then only what changed), takes their
+ * flow / access-log batches and DNS answers, restarts one that dies (the others keep serving:
+ * its listeners leave the SO_REUSEPORT groups with it), and drains them all on close.
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { membraneError } from '../errors/index.js';
+import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
+import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
+import type { Flow, FlowEndpoint } from '../observe/index.js';
+import { formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
+import type { Delta, EndpointState, FromWorker, IdentityState, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
+
+/**
+ * Default `--proxy-workers`: one per CPU, as Envoy's `--concurrency` defaults to the hardware
+ * threads (Cilium starts cilium-envoy without `--concurrency`), capped at 8 because each worker
+ * is a whole V8 isolate (~15–30 MB) rather than an Envoy thread.
+ */
+export function defaultProxyWorkers(): number {
+  return Math.max(1, Math.min(availableParallelism(), 8));
+}
+
+/** A local endpoint as the agent holds it (src/agent/endpoints.ts `Endpoint`, structurally). */
+export interface EndpointSource {
+  readonly ip: string;
+  readonly id: number;
+  readonly identity: number;
+  readonly labels: readonly unknown[];
+  readonly policy: EndpointPolicy | null;
+}
+
+export interface ProxyWorkerPoolOptions {
+  readonly workers: number;
+  readonly init: Omit<WorkerInit, 'index'>;
+  /** The agent's endpoints and identities now (read at each `sync`). */
+  readonly endpoints: () => Iterable<EndpointSource>;
+  readonly identities: () => readonly Identity[];
+  /** The flow endpoint of a local endpoint (src/agent/flows.ts `flowEndpoint`). */
+  readonly flowEndpoint: (ip: string, identity: number) => FlowEndpoint;
+  readonly onFlows: (flows: readonly Flow[]) => void;
+  readonly onLines: (lines: readonly string[]) => void;
+  /** AgentFqdn.onAnswer: resolves when the answer's IPs are in the datapath. */
+  readonly onAnswer: (a: DnsAnswer) => Promise<unknown>;
+  readonly log: Logger;
+  /** Wait before restarting a dead worker, ms; doubles while it keeps dying (≤ 5 s). Default 100. */
+  readonly restartDelayMs?: number;
+}
+
+/** One worker in `membrane status`. */
+export interface WorkerStatus {
+  readonly index: number;
+  readonly threadId: number | null;
+  readonly state: 'starting' | 'ready' | 'restarting' | 'stopped';
+  /** Times this slot's worker died and was started again. */
+  readonly restarts: number;
+  /** Counters as of the last report (a dead worker's die with it; `restarts` says so). */
+  readonly counters: WorkerCounters | null;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | null;
+  state: WorkerStatus['state'];
+  restarts: number;
+  /** Consecutive deaths before becoming ready: the restart back-off. */
+  failures: number;
+  counters: WorkerCounters | null;
+  ready: Promise<void>;
+  statsWaiters: Map<number, () => void>;
+}
+
+/** Where the compiled worker entry is: next to this file in dist/, or dist/ when run from src/ (tests). */
+function workerEntry(): string {
+  const here = new URL('./worker.js', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return fileURLToPath(here);
+  const dist = fileURLToPath(new URL('../../dist/proxyworker/worker.js', import.meta.url));
+  if (!existsSync(dist)) throw membraneError('MEMBRANE_ERR_PROXY_LISTEN', `${dist} is missing: build with npx tsc -p tsconfig.json`);
+  return dist;
+}
+
+const sameDirection = (a: DirectionPolicy, b: DirectionPolicy): boolean =>
+  a.enforced === b.enforced && a.entries.length === b.entries.length && a.entries.every((e, i) => e === b.entries[i]);
+
+/** Same entries (by reference): an FQDN update rebuilds every endpoint's policy object, most unchanged. */
+function samePolicy(a: EndpointPolicy | null, b: EndpointPolicy | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  return sameDirection(a.ingress, b.ingress) && sameDirection(a.egress, b.egress);
+}
+
+interface SentEndpoint {
+  readonly source: { identity: number; id: number; labels: readonly unknown[]; policy: EndpointPolicy | null };
+  readonly state: EndpointState;
+}
+
+export class ProxyWorkerPool {
+  readonly #o: ProxyWorkerPoolOptions;
+  readonly #slots: Slot[] = [];
+  readonly #entry: string;
+  /** What every worker has been sent: the base of the next delta and of a new worker's snapshot. */
+  readonly #endpoints = new Map<string, SentEndpoint>();
+  readonly #identities = new Map<number, { labels: readonly unknown[]; state: IdentityState }>();
+  #stopping = false;
+  #statsSeq = 0;
+  #deltas = 0;
+
+  constructor(options: ProxyWorkerPoolOptions) {
+    if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError(`workers must be ≥ 1, got ${options.workers}`);
+    this.#o = options;
+    this.#entry = workerEntry();
+  }
+
+  /** Starts every worker; resolves when all have joined their listener groups. */
+  async start(): Promise<void> {
+    this.#diff();
+    for (let i = 0; i < this.#o.workers; i++) {
+      const slot: Slot = { index: i, worker: null, state: 'starting', restarts: 0, failures: 0, counters: null, ready: Promise.resolve(), statsWaiters: new Map() };
+      this.#slots.push(slot);
+      this.#spawn(slot);
+    }
+    await Promise.all(this.#slots.map((s) => s.ready));
+  }
+
+  /** Sends the changes since the last sync (after a regeneration, an endpoint or identity change). */
+  sync(): void {
+    const delta = this.#diff();
+    if (!delta) return;
+    this.#deltas++;
+    for (const s of this.#slots) s.worker?.postMessage({ t: 'delta', delta } satisfies ToWorker);
+  }
+
+  /** Deltas sent so far (for status). */
+  get deltas(): number {
+    return this.#deltas;
+  }
+
+  /** Per-worker state and counters, fresh (each worker asked, ≤ 500 ms). */
+  async status(): Promise<WorkerStatus[]> {
+    await Promise.all(this.#slots.map((s) => this.#askStats(s)));
+    return this.#slots.map((s) => ({ index: s.index, threadId: s.worker?.threadId ?? null, state: s.state, restarts: s.restarts, counters: s.counters }));
+  }
+
+  /** Every worker's HTTP, TLS and DNS counters summed: the in-process proxy's `status` shape. */
+  static totals(workers: readonly WorkerStatus[]): { http: ProxyStats | null; tls: TlsPassthroughStats | null; dns: DnsProxyStats | null } {
+    const sum = <T extends object>(pick: (c: WorkerCounters) => T): T | null => {
+      const all = workers.flatMap((w) => (w.counters ? [pick(w.counters)] : []));
+      if (all.length === 0) return null;
+      const out: Record<string, number> = {};
+      for (const c of all) for (const [k, v] of Object.entries(c)) if (typeof v === 'number') out[k] = (out[k] ?? 0) + v;
+      return out as T;
+    };
+    return { http: sum((c) => c.http), tls: sum((c) => c.tls), dns: sum((c) => c.dns) };
+  }
+
+  /**
+   * Ends worker `index` at once, as if it crashed (in-flight connections on it are cut), so that
+   * it is restarted like one that died. Throws MEMBRANE_ERR_API_REQUEST for an index out of range.
+   */
+  kill(index: number): void {
+    const slot = this.#slots[index];
+    if (!slot) throw membraneError('MEMBRANE_ERR_API_REQUEST', `no proxy worker ${index}: there are ${this.#slots.length} (0…${this.#slots.length - 1})`);
+    void slot.worker?.terminate();
+  }
+
+  /** Drains every worker (each proxy's close(): in-flight requests get their grace), then ends them. */
+  async close(graceMs = 2000): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        const w = s.worker;
+        s.state = 'stopped';
+        if (!w) return;
+        const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+        w.postMessage({ t: 'stop', graceMs } satisfies ToWorker);
+        // HttpProxy's own close grace is 5 s; past that and a margin the thread is ended.
+        const timer = setTimeout(() => void w.terminate(), Math.max(graceMs, 5000) + 2000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  #spawn(slot: Slot): void {
+    const w = new Worker(this.#entry, { workerData: { ...this.#o.init, index: slot.index } satisfies WorkerInit });
+    slot.worker = w;
+    slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
+    let markReady!: () => void;
+    let fail!: (err: Error) => void;
+    slot.ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      fail = reject;
+    });
+    // A restart's readiness is not awaited by anyone: its failure is logged, not thrown.
+    if (slot.restarts > 0) slot.ready.catch(() => undefined);
+    w.on('message', (m: FromWorker) => this.#onMessage(slot, w, m, markReady, fail));
+    w.on('error', (err) => this.#o.log.error({ err, worker: slot.index }, 'proxy worker failed'));
+    w.on('exit', (code) => {
+      if (slot.worker !== w) return;
+      slot.worker = null;
+      for (const done of slot.statsWaiters.values()) done();
+      slot.statsWaiters.clear();
+      if (this.#stopping) {
+        slot.state = 'stopped';
+        return;
+      }
+      fail(membraneError('MEMBRANE_ERR_PROXY_LISTEN', `proxy worker ${slot.index} exited (${code}) before listening`));
+      slot.restarts++;
+      slot.failures++;
+      slot.state = 'restarting';
+      const delay = Math.min(5000, (this.#o.restartDelayMs ?? 100) * 2 ** Math.min(slot.failures - 1, 6));
+      this.#o.log.error({ worker: slot.index, exitCode: code, restarts: slot.restarts, restartInMs: delay }, 'proxy worker exited; restarting it (the other workers keep serving)');
+      setTimeout(() => {
+        if (!this.#stopping) this.#spawn(slot);
+      }, delay).unref();
+    });
+    w.postMessage({ t: 'snapshot', delta: this.#snapshot() } satisfies ToWorker);
+  }
+
+  #onMessage(slot: Slot, w: Worker, m: FromWorker, markReady: () => void, fail: (err: Error) => void): void {
+    switch (m.t) {
+      case 'ready':
+        slot.state = 'ready';
+        slot.failures = 0;
+        if (slot.restarts > 0) this.#o.log.info({ worker: slot.index, restarts: slot.restarts }, 'proxy worker restarted and serving');
+        markReady();
+        break;
+      case 'batch':
+        if (m.flows.length > 0) this.#o.onFlows(m.flows);
+        if (m.lines.length > 0) this.#o.onLines(m.lines);
+        w.postMessage({ t: 'ack', flows: m.flows.length, lines: m.lines.length } satisfies ToWorker);
+        break;
+      case 'answer':
+        this.#o
+          .onAnswer(m.answer)
+          .then(
+            () => undefined,
+            (err: unknown) => (err as Error).message ?? String(err),
+          )
+          .then((error) => {
+            // The identities and policies the answer produced reach the worker before its release.
+            this.sync();
+            if (slot.worker === w) w.postMessage({ t: 'answered', id: m.id, ...(error !== undefined ? { error } : {}) } satisfies ToWorker);
+          });
+        break;
+      case 'stats':
+        slot.counters = m.counters;
+        slot.statsWaiters.get(m.seq)?.();
+        slot.statsWaiters.delete(m.seq);
+        break;
+      case 'fatal':
+        this.#o.log.error({ worker: slot.index, error: m.message }, 'proxy worker could not listen');
+        fail(membraneError('MEMBRANE_ERR_PROXY_LISTEN', `proxy worker ${slot.index}: ${m.message}`));
+        break;
+    }
+  }
+
+  #askStats(slot: Slot): Promise<void> {
+    const w = slot.worker;
+    if (!w) return Promise.resolve();
+    const seq = ++this.#statsSeq;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        slot.statsWaiters.delete(seq);
+        resolve();
+      }, 500);
+      slot.statsWaiters.set(seq, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      w.postMessage({ t: 'stats?', seq } satisfies ToWorker);
+    });
+  }
+
+  #snapshot(): Delta {
+    return {
+      endpoints: [...this.#endpoints.values()].map((e) => e.state),
+      removedEndpoints: [],
+      identities: [...this.#identities.values()].map((i) => i.state),
+      removedIdentities: [],
+    };
+  }
+
+  /** Updates what was sent to what the agent holds now; null when nothing changed. */
+  #diff(): Delta | null {
+    const endpoints: EndpointState[] = [];
+    const removedEndpoints: string[] = [];
+    const seen = new Set<string>();
+    for (const ep of this.#o.endpoints()) {
+      seen.add(ep.ip);
+      const prev = this.#endpoints.get(ep.ip);
+      const p = prev?.source;
+      if (p && p.id === ep.id && p.identity === ep.identity && p.labels === ep.labels && samePolicy(p.policy, ep.policy)) continue;
+      const state: EndpointState = { ip: ep.ip, id: ep.id, identity: ep.identity, policy: ep.policy, flowEndpoint: this.#o.flowEndpoint(ep.ip, ep.identity) };
+      this.#endpoints.set(ep.ip, { source: { id: ep.id, identity: ep.identity, labels: ep.labels, policy: ep.policy }, state });
+      endpoints.push(state);
+    }
+    for (const ip of this.#endpoints.keys()) {
+      if (!seen.has(ip)) {
+        this.#endpoints.delete(ip);
+        removedEndpoints.push(ip);
+      }
+    }
+    const identities: IdentityState[] = [];
+    const removedIdentities: number[] = [];
+    const ids = new Set<number>();
+    for (const i of this.#o.identities()) {
+      ids.add(i.id);
+      const prev = this.#identities.get(i.id);
+      if (prev && prev.labels === i.labels) continue;
+      const state: IdentityState = { id: i.id, labels: i.labels.map(formatLabel).sort() };
+      if (prev && prev.state.labels.join('\n') === state.labels.join('\n')) {
+        this.#identities.set(i.id, { labels: i.labels, state: prev.state });
+        continue;
+      }
+      this.#identities.set(i.id, { labels: i.labels, state });
+      identities.push(state);
+    }
+    for (const id of this.#identities.keys()) {
+      if (!ids.has(id)) {
+        this.#identities.delete(id);
+        removedIdentities.push(id);
+      }
+    }
+    if (endpoints.length + removedEndpoints.length + identities.length + removedIdentities.length === 0) return null;
+    return { endpoints, removedEndpoints, identities, removedIdentities };
+  }
+}

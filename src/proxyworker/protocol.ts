@@ -1,0 +1,97 @@
+/**
+ * The messages between the agent and its proxy workers (worker_threads, structured clone).
+ *
+ *   agent ──init (workerData)──► worker        ports, options, pin root, access-log format
+ *   agent ──snapshot──────────► worker        every local endpoint and identity, once per start
+ *   agent ──delta─────────────► worker        after a regeneration / endpoint / identity change:
+ *                                              only what changed (upserts and removals)
+ *   worker ──ready────────────► agent         its listeners are in the SO_REUSEPORT groups
+ *   worker ──batch────────────► agent         flows + access-log lines, every ≤5 ms or 256 items
+ *   agent ──ack───────────────► worker        a batch was taken (bounds what is in flight)
+ *   worker ──answer───────────► agent         a DNS answer's learned IPs (AgentFqdn.onAnswer)
+ *   agent ──answered──────────► worker        the datapath has them: release the answer
+ *   agent ──stats?  / worker ──stats           per-worker counters for `membrane status`
+ *   agent ──stop──────────────► worker        close() the proxies (grace as in-process), then exit
+ *
+ * Everything is plain data: policies are `EndpointPolicy` (regexes are compiled lazily by the
+ * worker's own src/re2 cache), flow endpoints are Hubble's `FlowEndpoint` already formatted.
+ */
+import type { Flow, FlowEndpoint } from '../observe/index.js';
+import type { EndpointPolicy } from '../policy/index.js';
+import type { DnsAnswer, DnsProxyStats, RejectResponseCode } from '../dnsproxy/index.js';
+import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
+
+/** A local endpoint as the proxies need it: who it is (for flows) and its resolved policy. */
+export interface EndpointState {
+  readonly ip: string;
+  readonly id: number;
+  readonly identity: number;
+  /** null until the endpoint's policy is computed: requests from or to it are denied (fail closed). */
+  readonly policy: EndpointPolicy | null;
+  /** As `flowEndpoint` of src/agent/flows.ts builds it for a local endpoint. */
+  readonly flowEndpoint: FlowEndpoint;
+}
+
+/** A security identity's labels, `source:key=value`, sorted (flows of non-local peers). */
+export interface IdentityState {
+  readonly id: number;
+  readonly labels: readonly string[];
+}
+
+/** What a worker is started with (workerData). */
+export interface WorkerInit {
+  readonly index: number;
+  readonly nodeName: string;
+  readonly pinRoot: string;
+  readonly httpProxyPort: number;
+  readonly tlsProxyPort: number;
+  readonly dnsProxyPort: number;
+  readonly httpRequestTimeoutMs: number;
+  readonly httpNormalizePath: boolean;
+  readonly dnsRejectResponseCode: RejectResponseCode;
+  /** How long an answer waits for `answered` before it is released anyway (`--tofqdns-proxy-response-max-delay`). */
+  readonly answerMaxDelayMs: number;
+  /** 'file': lines as `accessLogger(file)` writes them (no base); 'agent': as the agent log's `accesslog` child. */
+  readonly accessLogFormat: 'file' | 'agent';
+  readonly logLevel: string;
+  /** Bounds of the outgoing queues (flows, lines): beyond them items are dropped and counted. */
+  readonly maxQueued: number;
+}
+
+export interface Delta {
+  readonly endpoints: readonly EndpointState[];
+  readonly removedEndpoints: readonly string[];
+  readonly identities: readonly IdentityState[];
+  readonly removedIdentities: readonly number[];
+}
+
+export type ToWorker =
+  | { readonly t: 'snapshot'; readonly delta: Delta }
+  | { readonly t: 'delta'; readonly delta: Delta }
+  | { readonly t: 'ack'; readonly flows: number; readonly lines: number }
+  /** `error`: AgentFqdn.onAnswer failed; the answer is released anyway and counted (`answerErrors`). */
+  | { readonly t: 'answered'; readonly id: number; readonly error?: string }
+  | { readonly t: 'stats?'; readonly seq: number }
+  | { readonly t: 'stop'; readonly graceMs: number };
+
+/** One worker's counters. */
+export interface WorkerCounters {
+  readonly http: ProxyStats;
+  readonly tls: TlsPassthroughStats;
+  readonly dns: DnsProxyStats;
+  /** Flows and access-log lines dropped because the queue to the agent was full. */
+  readonly droppedFlows: number;
+  readonly droppedLines: number;
+  /** Answers released at the max delay because the agent had not confirmed their IPs. */
+  readonly answersReleasedAtMaxDelay: number;
+  /** Endpoints and identities the worker holds now. */
+  readonly endpoints: number;
+  readonly identities: number;
+}
+
+export type FromWorker =
+  | { readonly t: 'ready' }
+  | { readonly t: 'batch'; readonly flows: readonly Flow[]; readonly lines: readonly string[] }
+  | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer }
+  | { readonly t: 'stats'; readonly seq: number; readonly counters: WorkerCounters }
+  | { readonly t: 'fatal'; readonly message: string };

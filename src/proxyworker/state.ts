@@ -1,0 +1,92 @@
+/**
+ * What one proxy worker knows of the agent's state: local endpoints by IP (identity, resolved
+ * policy, flow endpoint) and identity labels, applied from the agent's snapshot and deltas.
+ * Until the first snapshot it knows nothing, so every connection is refused (fail closed).
+ */
+import type { FlowEndpoint } from '../observe/index.js';
+import type { L7Flow } from '../policy/index.js';
+import type { Delta, EndpointState } from './protocol.js';
+
+export class WorkerState {
+  readonly #endpoints = new Map<string, EndpointState>();
+  readonly #identityLabels = new Map<number, readonly string[]>();
+  /** Flow endpoints of non-local identities, built once per identity (shared by every flow). */
+  readonly #identityEndpoints = new Map<number, FlowEndpoint>();
+  readonly #ipcache: (ip: string) => number;
+  #ready = false;
+
+  /** `ipcache(ip)`: the identity of a non-local address (the datapath's ipcache map in production). */
+  constructor(ipcache: (ip: string) => number) {
+    this.#ipcache = ipcache;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get endpointCount(): number {
+    return this.#endpoints.size;
+  }
+
+  get identityCount(): number {
+    return this.#identityLabels.size;
+  }
+
+  /** Replaces everything (`snapshot`) or applies changes (`delta`). */
+  apply(delta: Delta, replace: boolean): void {
+    if (replace) {
+      this.#endpoints.clear();
+      this.#identityLabels.clear();
+      this.#identityEndpoints.clear();
+    }
+    for (const ip of delta.removedEndpoints) this.#endpoints.delete(ip);
+    for (const ep of delta.endpoints) this.#endpoints.set(ep.ip, ep);
+    for (const id of delta.removedIdentities) {
+      this.#identityLabels.delete(id);
+      this.#identityEndpoints.delete(id);
+    }
+    for (const i of delta.identities) {
+      this.#identityLabels.set(i.id, i.labels);
+      this.#identityEndpoints.delete(i.id);
+    }
+    if (replace) this.#ready = true;
+  }
+
+  endpoint(ip: string): EndpointState | undefined {
+    return this.#endpoints.get(ip);
+  }
+
+  /** The identity of `ip`: a local endpoint's, else what the ipcache says. */
+  identityOf(ip: string): number {
+    return this.#endpoints.get(ip)?.identity ?? this.#ipcache(ip);
+  }
+
+  /** As src/agent/flows.ts `flowEndpoint`: the local endpoint at `ip`, else the identity's labels. */
+  flowEndpoint(ip: string, identity: number): FlowEndpoint {
+    const ep = this.#endpoints.get(ip);
+    if (ep) return ep.flowEndpoint;
+    let fe = this.#identityEndpoints.get(identity);
+    if (!fe) {
+      fe = { ID: 0, identity, namespace: '', labels: [...(this.#identityLabels.get(identity) ?? [])], pod_name: '' };
+      this.#identityEndpoints.set(identity, fe);
+    }
+    return fe;
+  }
+
+  /**
+   * The policy state a request is judged against (the agent's `#l7Flow`): each side that is a
+   * local endpoint contributes its policy (null until computed: decideL7 denies).
+   */
+  l7Flow(srcIp: string, srcIdentity: number, dstIp: string, dport: number, protocol: number, dstIdentity?: number): L7Flow {
+    const src = this.#endpoints.get(srcIp);
+    const dst = this.#endpoints.get(dstIp);
+    return {
+      srcIdentity,
+      dstIdentity: dstIdentity ?? dst?.identity ?? this.#ipcache(dstIp),
+      protocol,
+      dport,
+      ...(src ? { srcPolicy: src.policy } : {}),
+      ...(dst ? { dstPolicy: dst.policy } : {}),
+    };
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * A proxy worker (worker_threads entry; runs from dist/proxyworker/worker.js): its own HttpProxy,
+ * TlsPassthrough and DnsProxy on transparent listeners that join each port's SO_REUSEPORT group,
+ * judged against the state the agent feeds it (state.ts), reporting flows, access-log lines and
+ * counters back in batches (protocol.ts). Nothing here waits for the agent on the request path
+ * but a DNS answer's release, which is bounded by `answerMaxDelayMs`.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import { connectMarked, IpcacheReader, transparentListenFd } from '../datapath/index.js';
+import { DnsProxy, markedUpstream, type DnsAnswer } from '../dnsproxy/index.js';
+import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
+import type { Flow } from '../observe/index.js';
+import { PROTO } from '../policy/index.js';
+import { Outbox } from './outbox.js';
+import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import { WorkerState } from './state.js';
+
+const port = parentPort;
+if (!port) throw new Error('proxyworker/worker.js runs only as a worker thread');
+const init = workerData as WorkerInit;
+const post = (m: FromWorker): void => port.postMessage(m);
+
+const ipcache = new IpcacheReader(init.pinRoot);
+const state = new WorkerState((ip) => ipcache.identityOf(ip));
+const outbox = new Outbox(init.maxQueued, (flows, lines) => post({ t: 'batch', flows, lines }));
+
+// The access-log lines are serialised here exactly as the agent's logger would (same pino
+// options), and written by the agent to its file or log stream as they are.
+const sink = { write: (line: string) => outbox.line(line) };
+const accessLog =
+  init.accessLogFormat === 'file'
+    ? pino({ base: null }, sink)
+    : pino({ level: init.logLevel, base: { node: init.nodeName } }, sink).child({ component: 'accesslog' });
+
+const onFlow = (flow: Flow): void => outbox.flow(flow);
+
+const deps: L7ProxyDeps = {
+  resolveConnection: (conn): FlowContext | null => {
+    const src = state.endpoint(conn.srcIp);
+    // Only pods are redirected to the proxy; before the first snapshot nothing is known: refused.
+    if (!src) return null;
+    const dst = state.endpoint(conn.dstIp);
+    const dstIdentity = dst?.identity ?? ipcache.identityOf(conn.dstIp);
+    const ingressRedirect = dst?.policy?.ingress.entries.some((e) => e.verdict === 'redirect') ?? false;
+    return {
+      srcIdentity: src.identity,
+      dstIdentity,
+      source: src.flowEndpoint,
+      destination: state.flowEndpoint(conn.dstIp, dstIdentity),
+      direction: ingressRedirect ? 'INGRESS' : 'EGRESS',
+    };
+  },
+  l7Flow: (fctx, conn) => state.l7Flow(conn.srcIp, fctx.srcIdentity, conn.dstIp, conn.dstPort, PROTO.TCP, fctx.dstIdentity),
+  connectUpstream: (fctx, conn) => connectMarked(conn.dstIp, conn.dstPort, fctx.srcIdentity),
+  onFlow,
+  accessLog,
+  nodeName: init.nodeName,
+};
+
+/** Answers waiting for the agent's `answered`: id → release. */
+const pendingAnswers = new Map<number, (error?: string) => void>();
+let nextAnswer = 1;
+let releasedAtMaxDelay = 0;
+
+function onAnswer(answer: DnsAnswer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const id = nextAnswer++;
+    // As NameManager's own bound: past the max delay the answer goes out anyway (Cilium
+    // --tofqdns-proxy-response-max-delay), so a busy or restarting agent never holds DNS.
+    const timer = setTimeout(() => {
+      if (pendingAnswers.delete(id)) {
+        releasedAtMaxDelay++;
+        resolve();
+      }
+    }, init.answerMaxDelayMs);
+    pendingAnswers.set(id, (error) => {
+      clearTimeout(timer);
+      if (error === undefined) resolve();
+      else reject(new Error(error));
+    });
+    post({ t: 'answer', id, answer });
+  });
+}
+
+const http = new HttpProxy(deps, { httpRequestTimeoutMs: init.httpRequestTimeoutMs, normalizePath: init.httpNormalizePath });
+const tls = new TlsPassthrough(deps);
+const dns = new DnsProxy(
+  {
+    resolveSource: (srcIp) => {
+      const ep = state.endpoint(srcIp);
+      return ep ? { endpointId: ep.id, identity: ep.identity, flowEndpoint: ep.flowEndpoint } : null;
+    },
+    l7Flow: (src, dst, protocol) => state.l7Flow(src.ip, src.identity, dst.ip, dst.port, protocol),
+    onAnswer,
+    upstream: markedUpstream(),
+    resolveDestination: (ip) => state.flowEndpoint(ip, state.identityOf(ip)),
+    onFlow,
+    accessLog,
+    nodeName: init.nodeName,
+  },
+  { rejectResponseCode: init.dnsRejectResponseCode },
+);
+
+let listening: Promise<void> | null = null;
+
+/** Joins the three SO_REUSEPORT groups; only once state is there, so no connection meets an empty worker. */
+async function listen(): Promise<void> {
+  await http.listen({ fd: transparentListenFd(init.httpProxyPort, '0.0.0.0', 1024, true) });
+  await tls.listen({ fd: transparentListenFd(init.tlsProxyPort, '0.0.0.0', 1024, true) });
+  await dns.listen({ transparent: true, port: init.dnsProxyPort, reusePort: true });
+  post({ t: 'ready' });
+}
+
+async function stop(graceMs: number): Promise<void> {
+  await Promise.all([http.close(), tls.close(), dns.close(graceMs)]);
+  for (const release of pendingAnswers.values()) release();
+  pendingAnswers.clear();
+  outbox.flush();
+  ipcache.close();
+  port!.close();
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.t) {
+    case 'snapshot':
+    case 'delta':
+      state.apply(m.delta, m.t === 'snapshot');
+      if (m.t === 'snapshot' && !listening) {
+        listening = listen().catch((err: unknown) => {
+          post({ t: 'fatal', message: (err as Error).message });
+          process.exit(1);
+        });
+      }
+      break;
+    case 'ack':
+      outbox.ack(m.flows, m.lines);
+      break;
+    case 'answered':
+      pendingAnswers.get(m.id)?.(m.error);
+      pendingAnswers.delete(m.id);
+      break;
+    case 'stats?':
+      outbox.flush();
+      post({
+        t: 'stats',
+        seq: m.seq,
+        counters: {
+          http: http.stats(),
+          tls: { ...tls.stats },
+          dns: dns.stats(),
+          droppedFlows: outbox.droppedFlows,
+          droppedLines: outbox.droppedLines,
+          answersReleasedAtMaxDelay: releasedAtMaxDelay,
+          endpoints: state.endpointCount,
+          identities: state.identityCount,
+        },
+      });
+      break;
+    case 'stop':
+      void stop(m.graceMs);
+      break;
+  }
+});
