@@ -25,8 +25,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2'],
   dnsproxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'fqdn'],
   lab: ['codes', 'errors', 'datapath'],
-  proxyworker: ['codes', 'errors', 'observe', 'policy', 'datapath', 'l7proxy', 'dnsproxy', 're2'],
-  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy', 'proxyworker'],
+  metrics: ['codes', 'errors', 'observe', 'datapath'],
+  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy'],
   cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn', 'dnsproxy'],
 };
 

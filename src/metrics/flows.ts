@@ -1,0 +1,184 @@
+/**
+ * Flow → metrics, counted as each flow is pushed (the agent subscribes this to its FlowRing, so
+ * flows of the proxies in the agent and of proxy workers are counted at the same sink). Pure
+ * label derivation from the flow, as Hubble's metric handlers do it:
+ *
+ *   hubble_flows_processed_total{type,subtype,verdict}   pkg/hubble/metrics/flow/handler.go
+ *   hubble_drop_total{reason,protocol}                    pkg/hubble/metrics/drop/handler.go
+ *   hubble_policy_verdicts_total{direction,match,action}  pkg/hubble/metrics/policy/handler.go
+ *   hubble_dns_queries_total / hubble_dns_responses_total{rcode,qtypes,ips_returned},
+ *   hubble_dns_response_types_total{type,qtypes}          pkg/hubble/metrics/dns/handler.go
+ *   hubble_http_requests_total{method,protocol,status,reporter},
+ *   hubble_http_request_duration_seconds{method,reporter} pkg/hubble/metrics/http/handler.go (httpV2)
+ *
+ * and Cilium's proxy counters, which Cilium keeps in the proxy rather than from flows:
+ *
+ *   cilium_policy_l7_total{rule,proxy_type}               pkg/proxy/logger (received / forwarded / denied / parse_errors)
+ *   cilium_proxy_upstream_reply_seconds{error,protocol_l7,scope="upstreamTime"}
+ */
+import { dnsRcodeName, POLICY_MATCH_TYPE_NAMES, type Flow } from '../observe/index.js';
+import { EVENT_TYPE } from '../codes/index.js';
+import type { Counter, Histogram } from 'prom-client';
+
+/** The metric handles flow counting writes to (created in registry.ts). */
+export interface FlowMetrics {
+  readonly flowsProcessed: Counter<'type' | 'subtype' | 'verdict'>;
+  readonly hubbleDrops: Counter<'reason' | 'protocol'>;
+  readonly policyVerdicts: Counter<'direction' | 'match' | 'action'>;
+  readonly dnsQueries: Counter<'rcode' | 'qtypes' | 'ips_returned'>;
+  readonly dnsResponses: Counter<'rcode' | 'qtypes' | 'ips_returned'>;
+  readonly dnsResponseTypes: Counter<'type' | 'qtypes'>;
+  readonly httpRequests: Counter<'method' | 'protocol' | 'status' | 'reporter'>;
+  readonly httpDuration: Histogram<'method' | 'reporter'>;
+  readonly policyL7: Counter<'rule' | 'proxy_type'>;
+  readonly upstreamReply: Histogram<'error' | 'protocol_l7' | 'scope'>;
+}
+
+/** Hubble's trace observation point names (monitorAPI.TraceObservationPoints), by sub_type. */
+const TRACE_POINTS: Readonly<Record<number, string>> = {
+  0: 'to-endpoint',
+  1: 'to-proxy',
+  2: 'to-host',
+  3: 'to-stack',
+  4: 'to-overlay',
+  5: 'from-endpoint',
+  6: 'from-proxy',
+  7: 'from-host',
+  8: 'from-stack',
+  9: 'from-overlay',
+  10: 'from-network',
+  11: 'to-network',
+};
+
+function l7Protocol(flow: Flow): 'DNS' | 'HTTP' | '' {
+  if (flow.l7?.dns) return 'DNS';
+  if (flow.l7?.http) return 'HTTP';
+  return '';
+}
+
+/** Hubble `v1.FlowProtocol`: the L7 protocol, else the L4 one. */
+function flowProtocol(flow: Flow): string {
+  const l7 = l7Protocol(flow);
+  if (l7) return l7;
+  const l4 = flow.l4;
+  if (!l4) return 'Unknown flow';
+  if ('TCP' in l4) return 'TCP';
+  if ('UDP' in l4) return 'UDP';
+  if ('SCTP' in l4) return 'SCTP';
+  if ('ICMPv4' in l4) return 'ICMPv4';
+  return 'ICMPv6';
+}
+
+/** Hubble's flow handler: (type, subtype) of the event. */
+function typeAndSubtype(flow: Flow): [string, string] {
+  switch (flow.event_type.type) {
+    case EVENT_TYPE.ACCESS_LOG:
+      return ['L7', l7Protocol(flow) || ''];
+    case EVENT_TYPE.DROP:
+      return ['Drop', ''];
+    case EVENT_TYPE.CAPTURE:
+      return ['Capture', ''];
+    case EVENT_TYPE.TRACE:
+      return ['Trace', TRACE_POINTS[flow.event_type.sub_type ?? 0] ?? ''];
+    case EVENT_TYPE.POLICY_VERDICT:
+      return ['PolicyVerdict', ''];
+    default:
+      return ['Unknown', String(flow.event_type.type)];
+  }
+}
+
+const RESERVED_HOST_IDENTITY = 1;
+/** Bound on connections whose denied request still awaits its local-reply response flow. */
+const MAX_PENDING_LOCAL_REPLIES = 4096;
+
+/** The client's address and port: the source of a request, the destination of its reply. */
+function clientKey(flow: Flow): string {
+  const tcp = flow.l4 && 'TCP' in flow.l4 ? flow.l4.TCP : undefined;
+  return flow.is_reply ? `${flow.IP?.destination ?? ''}:${tcp?.destination_port ?? 0}` : `${flow.IP?.source ?? ''}:${tcp?.source_port ?? 0}`;
+}
+
+/**
+ * Counts flows into `m`. Cheap: a handful of label lookups per flow. Keeps one bounded set: the
+ * connections whose last request the proxy denied, so the 403 it answered itself is not taken
+ * for an upstream reply time (the response flow of a local reply is FORWARDED like any other).
+ */
+export class FlowCounter {
+  readonly #m: FlowMetrics;
+  readonly #localReplies = new Set<string>();
+
+  constructor(metrics: FlowMetrics) {
+    this.#m = metrics;
+  }
+
+  count(flow: Flow): void {
+    const l7 = flow.l7;
+    let localReply = false;
+    if (l7?.http) {
+      if (l7.type === 'REQUEST' && flow.verdict !== 'FORWARDED') {
+        if (this.#localReplies.size >= MAX_PENDING_LOCAL_REPLIES) this.#localReplies.clear();
+        this.#localReplies.add(clientKey(flow));
+      } else if (l7.type === 'RESPONSE') {
+        localReply = this.#localReplies.delete(clientKey(flow));
+      }
+    }
+    countFlow(this.#m, flow, localReply);
+  }
+}
+
+/** Counts one flow; `localReply`: an HTTP response the proxy answered itself (no upstream time). */
+export function countFlow(m: FlowMetrics, flow: Flow, localReply = false): void {
+  const [type, subtype] = typeAndSubtype(flow);
+  const verdict = flow.verdict;
+  m.flowsProcessed.inc({ type, subtype, verdict });
+
+  if (verdict === 'DROPPED') {
+    m.hubbleDrops.inc({ reason: flow.drop_reason_desc ?? (flow.event_type.type === EVENT_TYPE.ACCESS_LOG ? 'POLICY_DENIED' : 'DROP_REASON_UNKNOWN'), protocol: flowProtocol(flow) });
+  }
+
+  const direction = flow.traffic_direction.toLowerCase();
+  const action = verdict.toLowerCase();
+  if (flow.event_type.type === EVENT_TYPE.POLICY_VERDICT) {
+    // Hubble ignores verdicts of the host's own connections: the host may reach every local endpoint.
+    if (flow.source.identity !== RESERVED_HOST_IDENTITY) {
+      m.policyVerdicts.inc({ direction, match: (POLICY_MATCH_TYPE_NAMES[flow.policy_match_type ?? 0] ?? 'none').toLowerCase(), action });
+    }
+    return;
+  }
+  if (flow.event_type.type !== EVENT_TYPE.ACCESS_LOG || !flow.l7) return;
+
+  const l7 = flow.l7;
+  const proto = l7Protocol(flow).toLowerCase();
+  if (proto) m.policyVerdicts.inc({ direction, match: `l7/${proto}`, action });
+
+  if (l7.type === 'REQUEST') {
+    m.policyL7.inc({ rule: 'received', proxy_type: proto });
+    const rule = verdict === 'FORWARDED' ? 'forwarded' : verdict === 'DROPPED' ? 'denied' : 'parse_errors';
+    m.policyL7.inc({ rule, proxy_type: proto });
+  }
+
+  if (l7.dns) {
+    const qtypes = (l7.dns.qtypes ?? []).join(',');
+    if (l7.type === 'REQUEST') {
+      m.dnsQueries.inc({ rcode: '', qtypes, ips_returned: '' });
+    } else if (l7.type === 'RESPONSE') {
+      m.dnsResponses.inc({ rcode: dnsRcodeName(l7.dns.rcode ?? 0), qtypes, ips_returned: String(l7.dns.ips?.length ?? 0) });
+      for (const rr of l7.dns.rrtypes ?? []) m.dnsResponseTypes.inc({ type: rr, qtypes });
+    }
+    return;
+  }
+
+  if (l7.http && l7.type === 'RESPONSE') {
+    // httpV2: requests are counted from the response, which carries the status and latency.
+    const reporter = flow.traffic_direction === 'EGRESS' ? 'client' : flow.traffic_direction === 'INGRESS' ? 'server' : 'unknown';
+    const method = l7.http.method;
+    m.httpRequests.inc({ method, protocol: l7.http.protocol, status: String(l7.http.code ?? 0), reporter });
+    if (l7.latency_ns !== undefined) {
+      const seconds = l7.latency_ns / 1e9;
+      m.httpDuration.observe({ method, reporter }, seconds);
+      // A local reply (403, 400) never went upstream; only an upstream answer has a reply time.
+      if (verdict === 'FORWARDED' && !localReply) {
+        m.upstreamReply.observe({ error: 'allow', protocol_l7: 'http', scope: 'upstreamTime' }, seconds);
+      }
+    }
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * src/metrics: the agent's Prometheus endpoint (`--prometheus-serve-addr`), Cilium's and Hubble's
+ * metric names and labels.
+ *
+ *   datapath membrane_metrics ──one batch read per scrape──► cilium_drop_* / cilium_forward_*
+ *   FlowRing.push ──subscribe──► countFlow ──► hubble_* , cilium_policy_l7_total, upstream reply times
+ *   agent state (endpoints, identities, policies, FQDN cache, proxies) ──at scrape──► gauges
+ *   MetricsServer GET /metrics ──► MembraneMetrics.scrape()
+ */
+export { MembraneMetrics, MAP_PRESSURE_INTERVAL_MS, type MetricsSources, type ProxyGauges } from './registry.js';
+export { MetricsServer, parseServeAddr, DEFAULT_PROMETHEUS_PORT, type ServeAddr, type MetricsEndpoint } from './server.js';
+export { countFlow, FlowCounter, type FlowMetrics } from './flows.js';
