@@ -22,6 +22,9 @@ import { accessLogEntry, requestFlow, responseFlow, type Exchange, type FlowSite
 import { parseRequest, type ParsedRequest } from './parse.js';
 import { evaluatePolicy } from './policy.js';
 import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, ProxyStats } from './types.js';
+import { H2Proxy, type H2Host } from './h2.js';
+import { sniffPreface } from './h2-preface.js';
+import { UpgradeRelay } from './upgrade.js';
 
 const DEFAULTS: Required<HttpProxyOptions> = {
   headersTimeoutMs: 30_000,
@@ -71,6 +74,11 @@ export class HttpProxy {
   #localAddresses = new Set<string>();
   #inflight = 0;
   #closing: Promise<void> | null = null;
+  /** HTTP/2 prior knowledge (h2.ts) and HTTP/1.1 Upgrade (upgrade.ts) on the same listener. */
+  #h2: H2Proxy;
+  #upgrades: UpgradeRelay;
+  /** Node's own HTTP/1.1 connection listener, run once a connection is known not to be HTTP/2. */
+  #http1: (socket: Socket) => void;
 
   constructor(deps: L7ProxyDeps, opts: HttpProxyOptions = {}) {
     const o = { ...DEFAULTS };
@@ -99,12 +107,31 @@ export class HttpProxy {
     });
     // One more than the bound, so an over-long header list is seen (Node truncates silently).
     this.#server.maxHeadersCount = o.maxHeadersCount + 1;
+    // HTTP/2 with prior knowledge shares the port: Node's connection listener (the HTTP/1.1
+    // parser) is taken off and run by #onConnection only for connections that did not open with
+    // the HTTP/2 preface; those that did go to the HTTP/2 server (h2.ts).
+    const nodeListeners = this.#server.listeners('connection');
+    if (nodeListeners.length !== 1) throw membraneError('MEMBRANE_ERR_UNEXPECTED', `http.Server has ${nodeListeners.length} connection listeners, expected Node's one`);
+    const http1 = nodeListeners[0] as (socket: Socket) => void;
+    this.#http1 = (socket) => http1.call(this.#server, socket);
+    this.#server.removeAllListeners('connection');
     this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    const host: H2Host = {
+      deps,
+      options: o,
+      site: () => this.#site,
+      count: (c) => void this.#counters[c]++,
+      emit: (f) => this.#emit(f),
+      log: (x, failure) => this.#log(x, failure),
+    };
+    this.#h2 = new H2Proxy(host);
+    this.#upgrades = new UpgradeRelay(host);
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
-    // CONNECT would open a tunnel past HTTP policy: refused. Upgrade requests (h2c, websocket) are
-    // served as plain HTTP/1.1 with the Upgrade header stripped: no 'upgrade' listener on purpose.
+    // CONNECT would open a tunnel past HTTP policy: refused. Upgrade requests are judged, then
+    // spliced on 101 (upgrade.ts); h2c is never offered upstream.
     this.#server.on('connect', (req: IncomingMessage, socket: Socket) => this.#refuseTunnel(req, socket, 'CONNECT'));
   }
 
@@ -137,7 +164,7 @@ export class HttpProxy {
   }
 
   stats(): ProxyStats {
-    return { ...this.#counters, connections: this.#sockets.size, upstreamPools: this.#pools.size };
+    return { ...this.#counters, connections: this.#sockets.size, upstreamPools: this.#pools.size + this.#h2.upstreamSessions };
   }
 
   /** Stops accepting, lets in-flight requests finish (up to `closeGraceMs`), then closes everything. */
@@ -147,15 +174,18 @@ export class HttpProxy {
         this.#server.close(() => resolve());
       });
       this.#server.closeIdleConnections();
+      const h2Closed = this.#h2.close(this.options.closeGraceMs);
+      this.#upgrades.close();
       let cut = false;
       const timer = setTimeout(() => {
         cut = true;
         this.#server.closeAllConnections();
         for (const s of this.#sockets) s.destroy();
-      }, this.#inflight > 0 ? this.options.closeGraceMs : 0);
+      }, this.#inflight > 0 || this.#h2.busy ? this.options.closeGraceMs : 0);
       timer.unref();
       await closed;
       clearTimeout(timer);
+      await h2Closed;
       await (cut ? this.#pools.destroy() : this.#pools.close());
     })();
     return this.#closing;
@@ -183,6 +213,24 @@ export class HttpProxy {
       return;
     }
     this.#conns.set(socket, { conn: r.conn, ctx: r.ctx, inflight: 0, closing: false, deferred: null });
+    sniffPreface(socket, this.options.headersTimeoutMs, (kind) => {
+      if (kind === 'h2') this.#h2.serve(socket, r.conn, r.ctx);
+      else if (kind === 'http1') {
+        this.#http1(socket);
+        socket.resume();
+      }
+    });
+  }
+
+  /** An HTTP/1.1 Upgrade request (WebSocket, …): judged and relayed by upgrade.ts. */
+  #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const state = this.#conns.get(socket);
+    // Pipelined behind a request still being answered, a 101 could not be written in order.
+    if (!state || state.closing || state.inflight > 0) {
+      socket.destroy();
+      return;
+    }
+    this.#upgrades.handle(req, socket, head, state.conn, state.ctx);
   }
 
   #emit(flow: Flow): void {

@@ -1,5 +1,6 @@
 /**
- * Servers that lab pods run: `starwars` (the deathstar API of the Cilium demo), `echo`
+ * Servers that lab pods run: `starwars` (the deathstar API of the Cilium demo), `door-manager`
+ * (the gRPC door service of Cilium's gRPC guide), `websocket-echo`, `echo`
  * (answers every HTTP request with who asked; also TCP/UDP echo for probes) and `world` (the
  * public sites of the lab's world namespace, world.ts; `--config FILE` gives them).
  * Each request is logged as one JSON line on stdout, so tests can see what reached the pod.
@@ -10,6 +11,8 @@ import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { serveWorld, type WorldConfig } from './world.js';
+import { serveDoorManager } from './door-manager.js';
+import { serveWebSocketEcho } from './websocket-echo.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -23,7 +26,14 @@ function log(entry: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), pod: name, ...entry })}\n`);
 }
 
-if (app === 'world') {
+if (app === 'door-manager') {
+  serveDoorManager(ports[0] ?? 50051, log).catch((err: Error) => {
+    log({ error: err.message });
+    process.exit(1);
+  });
+} else if (app === 'websocket-echo') {
+  void serveWebSocketEcho(ports[0] ?? 80, name, log);
+} else if (app === 'world') {
   serveWorld(JSON.parse(readFileSync(values.config ?? '', 'utf8')) as WorldConfig, log);
 } else if (app === 'starwars') {
   const server = createServer((req, res) => {
