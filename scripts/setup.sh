@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang llvm libbpf-dev linux-libc-dev iproute2 iptables bpftool curl dnsutils procps util-linux make g++ python3 libre2-dev dnsmasq-base openssl dnsperf dnsdist)
+APT_PACKAGES=(clang llvm libbpf-dev linux-libc-dev iproute2 iptables bpftool curl dnsutils procps util-linux make g++ python3 libre2-dev dnsmasq-base openssl dnsperf dnsdist prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -31,6 +31,7 @@ import { Regenerator, type RegenerationResult } from './regenerate.js';
 import { eventToFlow, flowEndpoint, type FlowContextLookup } from './flows.js';
 import { ApiServer } from './api-server.js';
 import { ACCESS_LOG_DEFAULTS, AccessLogFile, accessLogger } from './access-log.js';
+import { MembraneMetrics, MetricsServer, parseServeAddr, type MetricsSources, type ProxyGauges } from '../metrics/index.js';
 
 export interface AgentConfig {
   readonly policyDir: string;
@@ -62,6 +63,11 @@ export interface AgentConfig {
   readonly tofqdnsMaxIpPerHostname: number;
   /** Cilium `--tofqdns-proxy-response-max-delay`, ms. */
   readonly tofqdnsProxyResponseMaxDelayMs: number;
+  /**
+   * Cilium `--prometheus-serve-addr` (`IP:Port`, `:Port` for every interface; Cilium's port is
+   * 9962): serve Prometheus metrics at /metrics. Absent or null: no metrics listener.
+   */
+  readonly prometheusServeAddr?: string | null;
   /**
    * `--proxy-workers`: worker threads running the HTTP, TLS and DNS proxies, each on its own
    * listeners in one SO_REUSEPORT group per port (src/proxyworker). 0 runs them on the agent's
@@ -110,6 +116,8 @@ export class Agent {
   #proxyWorkers: ProxyWorkerPool | null = null;
   #fqdn: AgentFqdn | null = null;
   #api: ApiServer | null = null;
+  #metrics: MembraneMetrics | null = null;
+  #metricsServer: MetricsServer | null = null;
   #stopEvents: (() => void) | null = null;
   #pending: NodeJS.Timeout | null = null;
   #lastRegeneration: RegenerationResult | null = null;
@@ -185,12 +193,54 @@ export class Agent {
     await this.policies.watch();
     this.#fqdn.start();
 
+    await this.#startMetrics();
     this.#api = new ApiServer(this, this.log.child({ component: 'api' }));
     await this.#api.listen(this.config.apiSocket);
     this.log.info(
       { restoredEndpoints: restored.length, policies: this.policies.policies().length, socket: this.config.apiSocket },
       'agent ready',
     );
+  }
+
+  /**
+   * The Prometheus endpoint, when --prometheus-serve-addr is given: flows are counted at the
+   * FlowRing (every producer, in-process proxies and workers alike), the rest is read per scrape.
+   */
+  async #startMetrics(): Promise<void> {
+    if (!this.config.prometheusServeAddr) return;
+    const addr = parseServeAddr(this.config.prometheusServeAddr);
+    const sources: MetricsSources = {
+      readCounters: () => this.datapath.readCounters(),
+      mapPressure: () => this.datapath.mapPressure(),
+      endpoints: () => this.endpoints.list().length,
+      identities: () => (this.#regenerator?.identities() ?? []).map((i) => i.id),
+      policy: () => ({ policies: this.policies.policies().length, revision: this.policies.revision }),
+      fqdn: () => this.#fqdn?.names.stats() ?? null,
+      proxies: () => this.#proxyGauges(),
+    };
+    const metrics = new MembraneMetrics(sources, { log: this.log.child({ component: 'metrics' }) });
+    this.flows.subscribe((flow) => metrics.countFlow(flow));
+    this.#fqdn?.observeRelease((seconds, timedOut) => metrics.observeAnswerRelease(seconds, timedOut));
+    if (this.#lastRegeneration) metrics.observeRegeneration(this.#lastRegeneration.durationMs / 1000, 'success');
+    this.#metrics = metrics;
+    this.#metricsServer = new MetricsServer(metrics, this.log.child({ component: 'metrics' }));
+    const bound = await this.#metricsServer.listen(addr);
+    this.log.info({ address: `${bound.host}:${bound.port}` }, 'serving Prometheus metrics at /metrics');
+  }
+
+  /** Open connections and in-flight requests per proxy, summed over the workers when they run the proxies. */
+  async #proxyGauges(): Promise<ProxyGauges> {
+    const workers = (await this.#proxyWorkers?.status()) ?? null;
+    const totals = workers ? ProxyWorkerPool.totals(workers) : null;
+    const http = totals ? totals.http : (this.#proxy?.stats() ?? null);
+    const dns = totals ? totals.dns : (this.#dnsProxy?.stats() ?? null);
+    const tls = totals ? totals.tls : (this.#tlsProxy?.stats ?? null);
+    const httpInflight = (http as { inflight?: number } | null)?.inflight;
+    return {
+      http: http ? { connections: http.connections, ...(httpInflight !== undefined ? { inflight: httpInflight } : {}) } : null,
+      dns: dns ? { connections: dns.tcpConnections, inflight: dns.inflight } : null,
+      tls: tls ? { connections: tls.active } : null,
+    };
   }
 
   /** How flows name the pods and identities behind addresses. */
@@ -359,6 +409,7 @@ export class Agent {
     const policies = this.policies.policies();
     const result = this.regenerator.regenerate(policies, this.services.list());
     this.#lastRegeneration = result;
+    this.#metrics?.observeRegeneration(result.durationMs / 1000, 'success');
     // What changed (policies, endpoints, identities) goes to the proxy workers, and only that.
     this.#proxyWorkers?.sync();
     // Which learned IPs the new policy's toFQDNs selectors select: pushed incrementally.
@@ -429,6 +480,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.#pending) clearTimeout(this.#pending);
     await this.#api?.close();
+    await this.#metricsServer?.close();
     await this.policies.close();
     await this.#proxy?.close();
     await this.#dnsProxy?.close();

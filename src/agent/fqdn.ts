@@ -37,6 +37,7 @@ export class AgentFqdn {
   #datapath: () => Datapath;
   #live = new Set<string>();
   #dirty = false;
+  #observeRelease: ((seconds: number, timedOut: boolean) => void) | null = null;
   #persistTimer: NodeJS.Timeout | null = null;
   #gcTimer: NodeJS.Timeout | null = null;
   #queue: { changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>; resolve: () => void; reject: (err: unknown) => void }[] = [];
@@ -101,7 +102,19 @@ export class AgentFqdn {
   /** An allowed DNS answer from the DNS proxy: resolves when the datapath has its new IPs. */
   onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean }> {
     this.#dirty = true; // TTLs move even when no IP changes
-    return this.names.onAnswer(a);
+    const released = this.names.onAnswer(a);
+    const observe = this.#observeRelease;
+    if (!observe) return released;
+    const started = performance.now();
+    return released.then((r) => {
+      observe((performance.now() - started) / 1000, r.timedOut);
+      return r;
+    });
+  }
+
+  /** Called with how long each answer was held for the datapath (seconds) and whether the delay ran out. */
+  observeRelease(listener: (seconds: number, timedOut: boolean) => void): void {
+    this.#observeRelease = listener;
   }
 
   /** The policy in force changed: which IPs its toFQDNs selectors select. */

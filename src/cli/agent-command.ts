@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { Agent, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../agent/index.js';
 import { run } from '../datapath/index.js';
 import { membraneError } from '../errors/index.js';
+import { parseServeAddr } from '../metrics/index.js';
 
 export interface AgentCommandOptions {
   policyDir: string;
@@ -33,6 +34,8 @@ export interface AgentCommandOptions {
   tofqdnsEndpointMaxIpPerHostname: string;
   /** Cilium's `--tofqdns-proxy-response-max-delay`, ms. */
   tofqdnsProxyResponseMaxDelay: string;
+  /** Cilium's `--prometheus-serve-addr` (`IP:Port`); absent: no metrics listener. */
+  prometheusServeAddr?: string;
   /** `--proxy-workers`: absent = the default (CPUs, at most 8); 0 = in-process proxies. */
   proxyWorkers?: string;
 }
@@ -76,6 +79,8 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     tofqdnsMinTtl: Number(opts.tofqdnsMinTtl),
     tofqdnsMaxIpPerHostname: Number(opts.tofqdnsEndpointMaxIpPerHostname),
     tofqdnsProxyResponseMaxDelayMs: Number(opts.tofqdnsProxyResponseMaxDelay),
+    // Checked here so a bad address is a usage error (exit 2) before anything starts.
+    prometheusServeAddr: opts.prometheusServeAddr === undefined ? null : (parseServeAddr(opts.prometheusServeAddr), opts.prometheusServeAddr),
     proxyWorkers: opts.proxyWorkers === undefined ? DEFAULT_AGENT_CONFIG.proxyWorkers : Number(opts.proxyWorkers),
   };
   const agent = new Agent(config);

@@ -27,8 +27,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   lab: ['codes', 'errors', 'datapath'],
   metrics: ['codes', 'errors', 'observe', 'datapath'],
   proxyworker: ['codes', 'errors', 'observe', 'policy', 'datapath', 'l7proxy', 'dnsproxy', 're2'],
-  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy', 'proxyworker'],
-  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn', 'dnsproxy'],
+  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy', 'proxyworker', 'metrics'],
+  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn', 'dnsproxy', 'metrics'],
 };
 
 function files(dir: string): string[] {
