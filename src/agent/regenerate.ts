@@ -10,6 +10,13 @@
  * entries change; then entries are synced (adds before deletes); then the new enforcement
  * flags are set. A new endpoint is enforced from its first write, so it starts closed.
  *
+ * Incremental: a PolicyEngine (src/policy) keeps every endpoint's resolution and the selector
+ * cache across passes, so a pass resolves again only the endpoints a change can affect (a changed
+ * policy's subjects, the readers of a selector an added/removed identity matches), and an endpoint
+ * whose policy, identity, link and enforcement are as last written costs no map access. The
+ * policy map is read only for endpoints not written since the agent started. No child process:
+ * links by if_nametoindex, node addresses by getifaddrs (src/datapath/links.ts).
+ *
  * toFQDNs: IPs the FQDN subsystem learned carry `fqdn:<selector>` labels; each gets a local
  * identity (cidr:IP/32 + reserved:world + its fqdn labels). `applyFqdn` is the incremental path a
  * DNS answer takes: for every endpoint, the policy entries of the changed IPs' identities only
@@ -22,6 +29,7 @@ import {
   cidrIdentityLabels,
   endpointLabels,
   policyCidrs,
+  PolicyEngine,
   reservedIdentities,
   resolveEndpointPolicy,
   RESERVED_IDENTITY,
@@ -47,6 +55,8 @@ export interface ProxyPorts {
 export interface RegenerationResult {
   readonly revision: number;
   readonly endpoints: number;
+  /** Endpoints whose policy or map state changed and were written; the others were left as they were. */
+  readonly resolved: number;
   readonly identities: number;
   readonly ipcache: { upserted: number; deleted: number };
   readonly policyEntries: { upserted: number; deleted: number };
@@ -76,6 +86,10 @@ export class Regenerator {
   #written = new Map<number, PolicyMapEntry[]>();
   #policies: readonly PolicyObject[] = [];
   #services: readonly ServiceInput[] = [];
+  /** Resolution kept across passes: an endpoint nothing it depends on changed is not resolved again. */
+  #engine = new PolicyEngine();
+  /** The endpoints-map value last written per endpoint id, with the address it was written for. */
+  #endpointWritten = new Map<number, { ip: string; ifindex: number; identity: number; ingress: boolean; egress: boolean }>();
 
   constructor(datapath: Datapath, endpoints: EndpointManager, identities: IdentityAllocator, ports: ProxyPorts, log: Logger) {
     this.#datapath = datapath;
@@ -145,9 +159,15 @@ export class Regenerator {
     this.#prefixEntries = prefixes.sort((a, b) => b.bits - a.bits);
 
     const totals = { upserted: 0, deleted: 0 };
-    const current = this.#datapath.dumpEndpoints();
-    const policyNow = this.#datapath.policySnapshot();
+    this.#engine.setPolicies(policies);
+    this.#engine.setServices(services);
+    this.#engine.setIdentities(identities);
+    let current: Map<string, { ingressEnforced: boolean; egressEnforced: boolean }> | null = null;
+    // The policy map is read only for endpoints this agent has not written since it started.
+    let policyNow: ReturnType<Datapath['policySnapshot']> | null = null;
+    let resolved = 0;
     for (const ep of endpoints) {
+      const prevState = ep.state;
       ep.state = 'regenerating';
       try {
         // if_nametoindex per endpoint (a syscall, no child process): a link deleted and created
@@ -158,12 +178,19 @@ export class Regenerator {
           this.#datapath.attachEndpoint(ep.ifname, ifindex);
           ep.ifindex = ifindex;
         }
-        const policy = resolveEndpointPolicy({
-          policies,
-          endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
-          identities,
-          services,
-        });
+        const { policy, changed } = this.#engine.resolve(ep.id, { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) });
+        const was = this.#endpointWritten.get(ep.id);
+        const upToDate =
+          !changed && prevState === 'ready' && this.#written.has(ep.id) && was !== undefined && was.ip === ep.ip && was.ifindex === ifindex &&
+          was.identity === ep.identity && was.ingress === policy.ingress.enforced && was.egress === policy.egress.enforced;
+        if (upToDate) {
+          // Nothing this endpoint's policy depends on changed: its map state is what it was.
+          ep.policy = policy;
+          ep.state = 'ready';
+          continue;
+        }
+        resolved++;
+        current ??= this.#datapath.dumpEndpoints();
         const old = current.get(ep.ip);
         const base = { ifindex, identity: ep.identity, endpointId: ep.id };
         // A known endpoint keeps only the enforcement both policies agree on while its entries
@@ -174,7 +201,12 @@ export class Regenerator {
           egressEnforced: old ? old.egressEnforced && policy.egress.enforced : policy.egress.enforced,
         });
         const entries = this.#mapEntries(policy);
-        const r = this.#datapath.syncEndpointPolicy(ep.id, entries, policyNow);
+        const written = this.#written.get(ep.id);
+        const snapshot = written ? this.#datapath.snapshotOf(ep.id, written) : (policyNow ??= this.#datapath.policySnapshot());
+        // Until the sync succeeds the map holds an unknown mix: read it again next time.
+        this.#written.delete(ep.id);
+        this.#endpointWritten.delete(ep.id);
+        const r = this.#datapath.syncEndpointPolicy(ep.id, entries, snapshot);
         this.#written.set(ep.id, entries);
         totals.upserted += r.upserted;
         totals.deleted += r.deleted;
@@ -183,6 +215,7 @@ export class Regenerator {
           ingressEnforced: policy.ingress.enforced,
           egressEnforced: policy.egress.enforced,
         });
+        this.#endpointWritten.set(ep.id, { ip: ep.ip, ifindex, identity: ep.identity, ingress: policy.ingress.enforced, egress: policy.egress.enforced });
         ep.policy = policy;
         ep.state = 'ready';
         delete ep.lastError;
@@ -197,6 +230,7 @@ export class Regenerator {
     const result: RegenerationResult = {
       revision: this.#revision,
       endpoints: endpoints.length,
+      resolved,
       identities: identities.length,
       ipcache: ipcacheResult,
       policyEntries: totals,
@@ -317,6 +351,8 @@ export class Regenerator {
   /** Removes an endpoint's map state (its links are gone or going). */
   forget(ep: Endpoint): void {
     this.#written.delete(ep.id);
+    this.#endpointWritten.delete(ep.id);
+    this.#engine.forget(ep.id);
     this.#datapath.syncEndpointPolicy(ep.id, []);
     this.#datapath.deleteEndpoint(ep.ip);
     this.#datapath.deleteIpcache(`${ep.ip}/32`);

@@ -45,6 +45,7 @@ export { DROP_REASON } from './resolve/types.js';
 export type { EndpointInput, ServiceInput, ResolveInput, SelectedRule } from './resolve/resolve.js';
 export { resolveEndpointPolicy, selectingRules, isEnforced, rangeToPrefixes } from './resolve/resolve.js';
 export { lookupPolicy, VERDICT_PRECEDENCE } from './resolve/lookup.js';
+export { PolicyEngine, type EngineResolution } from './resolve/engine.js';
 export type { HttpRequestInfo } from './resolve/l7.js';
 export { evaluateHttp, evaluateDns, evaluateTls } from './resolve/l7.js';
 export type { L7Request, L7Flow, L7Reason, L7Decision, L7DirectionDecision } from './resolve/decide.js';

@@ -19,6 +19,7 @@ import { PROTO } from '../api/types.js';
 import type { Identity, NamedPort } from './identity.js';
 import { reservedIdentities } from './identity.js';
 import { lookupPolicy } from './lookup.js';
+import { arrayView, namedPortMap, type IdentityView, type NamedPorts } from './selector-cache.js';
 import type { DirectionPolicy, DropReason, EndpointPolicy, HttpRule, L7Rules, MapEntry, MapVerdict, RuleRef } from './types.js';
 import { DROP_REASON } from './types.js';
 
@@ -76,7 +77,11 @@ interface Contribution {
   readonly hi: number;
   readonly l7: L7Spec | null;
   readonly ref: RuleRef;
+  /** Unique per contribution object: identities with the same contributions share their entries. */
+  readonly seq: number;
 }
+
+let contributionSeq = 0;
 
 /** A truth value at one point of the key space. */
 interface Truth {
@@ -127,19 +132,6 @@ export function portRanges(ps: PortSpec, named: ReadonlyMap<string, readonly Nam
   return protos.map((proto) => ({ proto, lo, hi }));
 }
 
-function namedPortMap(...sources: (Readonly<Record<string, NamedPort>> | undefined)[]): Map<string, NamedPort[]> {
-  const m = new Map<string, NamedPort[]>();
-  for (const s of sources) {
-    if (!s) continue;
-    for (const [name, np] of Object.entries(s)) {
-      const list = m.get(name.toLowerCase()) ?? [];
-      if (!list.some((x) => x.port === np.port && x.protocol === np.protocol)) list.push(np);
-      m.set(name.toLowerCase(), list);
-    }
-  }
-  return m;
-}
-
 function serviceSelectors(peer: Peer & { kind: 'service' }, services: readonly ServiceInput[]): Selector[] {
   const out: Selector[] = [];
   for (const svc of services) {
@@ -164,14 +156,20 @@ function serviceSelectors(peer: Peer & { kind: 'service' }, services: readonly S
  * Identities a peer selects; 'all' for the wildcard. `policies` supplies the CiliumCIDRGroups
  * that `cidrGroupRef`/`cidrGroupSelector` peers name.
  */
-export function peerIdentities(peer: Peer, identities: readonly Identity[], services: readonly ServiceInput[], policies: readonly PolicyObject[] = []): 'all' | Set<number> {
+export function peerIdentities(
+  peer: Peer,
+  identities: readonly Identity[] | IdentityView,
+  services: readonly ServiceInput[],
+  policies: readonly PolicyObject[] = [],
+): 'all' | Set<number> {
+  const view = viewOf(identities);
   const out = new Set<number>();
   switch (peer.kind) {
     case 'none':
       return out;
     case 'cidrGroup': {
       for (const p of expandCidrGroupPeer(peer, policies)) {
-        const sel = peerIdentities(p, identities, services);
+        const sel = peerIdentities(p, view, services);
         if (sel === 'all') return 'all';
         for (const id of sel) out.add(id);
       }
@@ -179,19 +177,34 @@ export function peerIdentities(peer: Peer, identities: readonly Identity[], serv
     }
     case 'selector': {
       if (peer.anyOf.some((s) => s.requirements.length === 0)) return 'all';
-      for (const id of identities) if (peer.anyOf.some((s) => selectorMatches(s, id.labels))) out.add(id.id);
+      for (const s of peer.anyOf) for (const id of view.select(s)) out.add(id);
       return out;
     }
     case 'service': {
-      const sels = serviceSelectors(peer, services);
-      for (const id of identities) if (sels.some((s) => selectorMatches(s, id.labels))) out.add(id.id);
+      for (const s of serviceSelectors(peer, services)) for (const id of view.select(s)) out.add(id);
       return out;
     }
     case 'fqdn': {
-      for (const id of identities) if (id.labels.some((l) => l.source === 'fqdn' && l.key === peer.labelKey)) out.add(id.id);
+      // The `fqdn:` label the FQDN subsystem gives the addresses this selector admits.
+      for (const id of view.select(fqdnSelector(peer.labelKey))) out.add(id);
       return out;
     }
   }
+}
+
+const fqdnSelectors = new Map<string, Selector>();
+
+function fqdnSelector(labelKey: string): Selector {
+  let s = fqdnSelectors.get(labelKey);
+  if (!s) {
+    if (fqdnSelectors.size >= 65536) fqdnSelectors.clear();
+    fqdnSelectors.set(labelKey, (s = { requirements: [{ source: 'fqdn', key: labelKey, operator: 'Exists', values: [] }] }));
+  }
+  return s;
+}
+
+function viewOf(identities: readonly Identity[] | IdentityView): IdentityView {
+  return Array.isArray(identities) ? arrayView(identities as readonly Identity[]) : (identities as IdentityView);
 }
 
 function l7Equal(a: L7Rules | undefined, b: L7Rules | undefined): boolean {
@@ -368,31 +381,28 @@ export function resolveDirection(
   selected: readonly SelectedRule[],
   dir: Direction,
   endpoint: EndpointInput,
-  identities: readonly Identity[],
+  identities: readonly Identity[] | IdentityView,
   services: readonly ServiceInput[],
   policies: readonly PolicyObject[] = [],
 ): DirectionPolicy {
   const enforced = isEnforced(selected, dir);
-  const ids = identities.filter((i) => i.id !== 0);
-  const allNamed = namedPortMap(...ids.map((i) => i.namedPorts));
+  const view = viewOf(identities);
   const endpointNamed = namedPortMap(endpoint.namedPorts);
-  const namedById = new Map(ids.map((i) => [i.id, namedPortMap(i.namedPorts)]));
 
   const wildcard: Contribution[] = [];
   const perId = new Map<number, Contribution[]>();
 
-  const add = (pr: PeerRule, deny: boolean, ref: RuleRef, target: 'all' | number) => {
-    const named = dir === 'ingress' ? endpointNamed : target === 'all' ? allNamed : (namedById.get(target) ?? new Map());
+  const contributions = (pr: PeerRule, deny: boolean, ref: RuleRef, named: NamedPorts): Contribution[] => {
     const list: Contribution[] = [];
     const auth = !deny && pr.authMode !== undefined;
-    if (pr.ports === null) list.push({ deny, auth, proto: 0, lo: 0, hi: 65535, l7: null, ref });
-    else for (const ps of pr.ports) for (const r of portRanges(ps, named)) list.push({ deny, auth, proto: r.proto, lo: r.lo, hi: r.hi, l7: deny ? null : ps.l7, ref });
-    if (target === 'all') wildcard.push(...list);
-    else {
-      const cur = perId.get(target) ?? [];
-      cur.push(...list);
-      perId.set(target, cur);
-    }
+    if (pr.ports === null) list.push({ deny, auth, proto: 0, lo: 0, hi: 65535, l7: null, ref, seq: contributionSeq++ });
+    else for (const ps of pr.ports) for (const r of portRanges(ps, named)) list.push({ deny, auth, proto: r.proto, lo: r.lo, hi: r.hi, l7: deny ? null : ps.l7, ref, seq: contributionSeq++ });
+    return list;
+  };
+  const addTo = (target: number, list: readonly Contribution[]): void => {
+    const cur = perId.get(target);
+    if (cur) cur.push(...list);
+    else perId.set(target, [...list]);
   };
 
   for (const { policy, rule } of selected) {
@@ -401,20 +411,26 @@ export function resolveDirection(
       for (const pr of section) {
         const ref: RuleRef = { policy: policy.name, namespace: policy.namespace, kind: policy.kind, direction: dir, index: pr.index, ...(deny ? { deny: true } : {}), specIndex: rule.specIndex };
         if (pr.peers === null) {
-          add(pr, deny, ref, 'all');
+          wildcard.push(...contributions(pr, deny, ref, dir === 'ingress' ? endpointNamed : view.allNamed()));
           continue;
         }
         let targets: 'all' | Set<number> = new Set();
         for (const peer of pr.peers) {
-          const sel = peerIdentities(peer, ids, services, policies);
+          const sel = peerIdentities(peer, view, services, policies);
           if (sel === 'all') {
             targets = 'all';
             break;
           }
           for (const id of sel) targets.add(id);
         }
-        if (targets === 'all') add(pr, deny, ref, 'all');
-        else for (const id of [...targets].sort((a, b) => a - b)) add(pr, deny, ref, id);
+        if (targets === 'all') {
+          wildcard.push(...contributions(pr, deny, ref, dir === 'ingress' ? endpointNamed : view.allNamed()));
+          continue;
+        }
+        // Egress named ports resolve per peer; anything else is the same for every target.
+        const perTarget = dir === 'egress' && pr.ports !== null && pr.ports.some((ps) => typeof ps.port === 'string');
+        const shared = perTarget ? null : contributions(pr, deny, ref, endpointNamed);
+        for (const id of [...targets].sort((a, b) => a - b)) addTo(id, shared ?? contributions(pr, deny, ref, view.namedOf(id)));
       }
     }
   }
@@ -424,19 +440,16 @@ export function resolveDirection(
   for (const c of wildcard) if (c.proto !== 0) protos.add(c.proto);
   for (const list of perId.values()) for (const c of list) if (c.proto !== 0) protos.add(c.proto);
   const protoList = [...protos].sort((a, b) => a - b);
-  const everything = [...wildcard, ...[...perId.values()].flat()];
-  const segsByProto = new Map(protoList.map((p) => [p, segmentsFor(everything, p)]));
+  // The wildcard's own cuts: within one of its segments its truth is constant.
+  const segsByProto = new Map(protoList.map((p) => [p, segmentsFor(wildcard, p)]));
 
   const entries: MapEntry[] = [];
   // Identity 0: the wildcard truth.
   const w0 = truthAt(wildcard, null, 0);
   if (w0) entries.push(entry(0, 0, 0, 0, w0));
-  const wTruth = new Map<number, (Truth | null)[]>();
-  const wGroup = new Map<number, number[]>();
   for (const p of protoList) {
     const segs = segsByProto.get(p)!;
     const truths = segs.map((s) => truthAt(wildcard, p, s.lo));
-    wTruth.set(p, truths);
     // Group ids: runs of equal wildcard truth (so identity runs never cross a wildcard run).
     const groups: number[] = [];
     let g = 0;
@@ -444,7 +457,6 @@ export function resolveDirection(
       if (i > 0 && !truthEqual(t, truths[i - 1]!)) g++;
       groups.push(g);
     });
-    wGroup.set(p, groups);
     emitRuns(0, p, segs, (i) => {
       const t = truths[i]!;
       if (t === null || truthEqual(t, w0)) return null;
@@ -453,17 +465,35 @@ export function resolveDirection(
   }
   const wildcardEntries = entries.slice();
 
-  // Each identity selected by a non-wildcard rule.
+  // Each identity selected by a non-wildcard rule. Its segments are cut by its own and the
+  // wildcard contributions only: within one, its truth, the wildcard's and what the lookup finds
+  // are constant, so runs (and entries) are what the segments of every contribution would give,
+  // at the cost of this identity's rules rather than the endpoint's.
+  // Identities with the same contributions get the same entries but for the identity: computed
+  // once (for the first of them), copied for the others.
+  const byContributions = new Map<string, { id: number; entries: readonly MapEntry[] }>();
   for (const [id, own] of [...perId.entries()].sort((a, b) => a[0] - b[0])) {
+    const sig = own.map((c) => c.seq).join(',');
+    const same = byContributions.get(sig);
+    if (same) {
+      for (const e of same.entries) entries.push({ ...e, identity: id });
+      continue;
+    }
     const all = [...wildcard, ...own];
     const idEntries: MapEntry[] = [];
     const t0 = truthAt(all, null, 0);
     if (t0 && !truthEqual(t0, w0)) idEntries.push(entry(id, 0, 0, 0, t0));
+    // Entries of one protocol never match a lookup of another: one base serves every protocol.
+    const base: DirectionPolicy = { enforced, entries: [...wildcardEntries, ...idEntries] };
     for (const p of protoList) {
-      const segs = segsByProto.get(p)!;
-      const wt = wTruth.get(p)!;
-      const groups = wGroup.get(p)!;
-      const base: DirectionPolicy = { enforced, entries: [...wildcardEntries, ...idEntries] };
+      const segs = segmentsFor(all, p);
+      const wt = segs.map((seg) => truthAt(wildcard, p, seg.lo));
+      const groups: number[] = [];
+      let g = 0;
+      wt.forEach((t, i) => {
+        if (i > 0 && !truthEqual(t, wt[i - 1]!)) g++;
+        groups.push(g);
+      });
       emitRuns(id, p, segs, (i) => {
         const desired = truthAt(all, p, segs[i]!.lo);
         if (desired === null) return null;
@@ -476,22 +506,38 @@ export function resolveDirection(
         return needed ? { truth: desired, group: groups[i]! } : null;
       }, idEntries);
     }
+    byContributions.set(sig, { id, entries: idEntries });
     entries.push(...idEntries);
   }
   return { enforced, entries };
 }
 
 export function resolveEndpointPolicy(input: ResolveInput): EndpointPolicy {
-  const byId = new Map<number, Identity>();
-  for (const r of reservedIdentities()) byId.set(r.id, r);
-  for (const i of input.identities) byId.set(i.id, i);
-  const identities = [...byId.values()];
+  const identities = withReserved(input.identities);
   const selected = selectingRules(input.policies, input.endpoint.labels);
   const services = input.services ?? [];
   return {
     ingress: resolveDirection(selected, 'ingress', input.endpoint, identities, services, input.policies),
     egress: resolveDirection(selected, 'egress', input.endpoint, identities, services, input.policies),
   };
+}
+
+const withReservedMemo = new WeakMap<readonly Identity[], Identity[]>();
+
+/**
+ * The reserved identities, then `identities` (which may replace them by id), once per array: the
+ * agent resolves every endpoint against the same array, which then shares one IdentityView.
+ */
+function withReserved(identities: readonly Identity[]): Identity[] {
+  let out = withReservedMemo.get(identities);
+  if (!out) {
+    const byId = new Map<number, Identity>();
+    for (const r of reservedIdentities()) byId.set(r.id, r);
+    for (const i of identities) byId.set(i.id, i);
+    out = [...byId.values()];
+    withReservedMemo.set(identities, out);
+  }
+  return out;
 }
 
 export { toFQDN };
