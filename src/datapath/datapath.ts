@@ -340,8 +340,16 @@ export class Datapath {
     const stride = Math.ceil(metricsValue.size / 8) * 8;
     const { keys, values, count } = native().mapLookupBatch(this.#fd(METRICS_MAP), 4, stride * cpus, METRICS_ENTRIES);
     const keyView = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
+    const view = new DataView(values.buffer, values.byteOffset, values.byteLength);
     const out: MetricsCounter[] = [];
     for (let i = 0; i < count; i++) {
+      // Most slots are zero on every CPU: test the words before paying for BigInt sums.
+      let any = false;
+      for (let cpu = 0; cpu < cpus && !any; cpu++) {
+        const at = (i * cpus + cpu) * stride;
+        any = view.getUint32(at, true) !== 0 || view.getUint32(at + 4, true) !== 0;
+      }
+      if (!any) continue;
       let packets = 0n;
       let bytes = 0n;
       for (let cpu = 0; cpu < cpus; cpu++) {
@@ -349,7 +357,6 @@ export class Datapath {
         packets += v.packets;
         bytes += v.bytes;
       }
-      if (packets === 0n) continue;
       const index = keyView.getUint32(i * 4, true);
       const dir = Math.floor(index / METRICS_REASON_MAX);
       out.push({
