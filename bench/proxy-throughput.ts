@@ -14,10 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { pino } from 'pino';
 import httpProxy from 'http-proxy';
 import { HttpProxy } from '../src/l7proxy/index.js';
 import { FlowRing } from '../src/observe/index.js';
+import { AccessLogFile, accessLogger } from '../src/agent/access-log.js';
 import { readFileSync } from 'node:fs';
 import { endpointLabels, loadPolicyText, PROTO, resolveEndpointPolicy } from '../src/policy/index.js';
 
@@ -65,10 +65,13 @@ async function serve(role: Role, upstreamPort: number): Promise<number> {
       direction: 'INGRESS',
     }),
     l7Flow: () => ({ srcIdentity: 257, dstIdentity: 256, protocol: PROTO.TCP, dport: 80, dstPolicy }),
+    // The policy never changes during the run: the proxy reads it once per connection.
+    policyRevision: () => 0,
     connectUpstream: () => connect(upstreamPort, '127.0.0.1'),
     originalDestination: () => ({ ip: '127.0.0.1', port: upstreamPort }),
     onFlow: (f) => ring.push(f),
-    accessLog: pino({ base: null }, pino.destination({ dest: join(tmpdir(), `membrane-bench-access-${process.pid}.log`), sync: false })),
+    // The agent's access log: the rotated, batched file (--access-log).
+    accessLog: accessLogger(new AccessLogFile({ path: join(tmpdir(), `membrane-bench-access-${process.pid}.log`), maxSizeBytes: 10 * 1024 * 1024, maxBackups: 1 })),
   });
   await proxy.listen({ port: 0, host: '127.0.0.1' });
   return (proxy.address() as AddressInfo).port;

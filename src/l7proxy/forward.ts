@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { errors as undiciErrors, Pool, type buildConnector, type Dispatcher } from 'undici';
 import { isMembraneError, membraneError } from '../errors/index.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { downstreamResponseHeaders, textHeaders, upstreamRequestHeaders } from './headers.js';
 import {
   GATEWAY_TIMEOUT,
   UPSTREAM_CONNECT_FAILURE,
@@ -109,10 +109,27 @@ interface PoolEntry {
   lastUsed: number;
 }
 
-export interface PoolLease {
-  dispatcher: Dispatcher;
-  key: string;
-  release(): void;
+/** One request's hold on a pool: `release()` once the exchange ended (idempotent). */
+export class PoolLease {
+  readonly dispatcher: Dispatcher;
+  readonly key: string;
+  #entry: PoolEntry;
+  #released = false;
+
+  constructor(entry: PoolEntry) {
+    this.dispatcher = entry.pool;
+    this.key = entry.key;
+    this.#entry = entry;
+    entry.inflight++;
+    entry.lastUsed = Date.now();
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#entry.inflight--;
+    this.#entry.lastUsed = Date.now();
+  }
 }
 
 export class UpstreamPools {
@@ -133,14 +150,21 @@ export class UpstreamPools {
     return this.#pools.size;
   }
 
+  /** The pool a connection's requests go to (one per source identity and destination). */
+  keyOf(ctx: FlowContext, conn: ConnectionInfo): string {
+    return poolKey(ctx, conn, this.#opts.bySourceAddress === true);
+  }
+
   keys(): string[] {
     return [...this.#pools.keys()];
   }
 
-  /** The pool for this identity and destination, created on first use; release when the request ends. */
-  acquire(ctx: FlowContext, conn: ConnectionInfo): PoolLease {
+  /**
+   * The pool for this identity and destination, created on first use; release when the request
+   * ends. `key` is `keyOf(ctx, conn)`, passed when the caller keeps it per connection.
+   */
+  acquire(ctx: FlowContext, conn: ConnectionInfo, key = this.keyOf(ctx, conn)): PoolLease {
     if (this.#closed) throw membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', 'proxy is closing', { details: { phase: 'local' } });
-    const key = poolKey(ctx, conn, this.#opts.bySourceAddress === true);
     let entry = this.#pools.get(key);
     if (!entry) {
       const pool = new Pool(originOf(conn), {
@@ -156,20 +180,7 @@ export class UpstreamPools {
       entry = { pool, key, inflight: 0, lastUsed: Date.now() };
       this.#pools.set(key, entry);
     }
-    const e = entry;
-    e.inflight++;
-    e.lastUsed = Date.now();
-    let released = false;
-    return {
-      dispatcher: e.pool,
-      key,
-      release: () => {
-        if (released) return;
-        released = true;
-        e.inflight--;
-        e.lastUsed = Date.now();
-      },
-    };
+    return new PoolLease(entry);
   }
 
   /** Closes pools with nothing in flight for `idleMs`. */
@@ -268,7 +279,7 @@ function isBodiless(method: string, status: number): boolean {
 }
 
 /** 1xx fields for `writeEarlyHints`: one entry per name, repeated values joined (RFC 9110 §5.3). */
-function hintsOf(rawHeaders: ReadonlyArray<string | Buffer>): Record<string, string | string[]> {
+function hintsOf(rawHeaders: readonly string[]): Record<string, string | string[]> {
   const hints: Record<string, string[]> = {};
   const headers = downstreamResponseHeaders(rawHeaders);
   for (let i = 0; i + 1 < headers.length; i += 2) {
@@ -281,10 +292,13 @@ function hintsOf(rawHeaders: ReadonlyArray<string | Buffer>): Record<string, str
 }
 
 export interface RelayEvents {
-  /** Upstream answered and its status line and headers were written downstream. */
-  responseStart(status: number, rawHeaders: ReadonlyArray<string | Buffer>): void;
-  /** The exchange ended: `error` unset when the response was relayed in full. */
-  done(outcome: { error?: Error; responseStarted: boolean }): void;
+  /**
+   * Upstream answered and its status line and headers were written downstream. `rawHeaders` is
+   * the upstream's flat list as strings, hop-by-hop fields included (the flow shows what came).
+   */
+  responseStart(status: number, rawHeaders: readonly string[]): void;
+  /** The exchange ended: `error` null when the response was relayed in full. */
+  done(error: Error | null, responseStarted: boolean): void;
 }
 
 export interface RelayOptions {
@@ -293,6 +307,161 @@ export interface RelayOptions {
    * request to the end of the upstream response, whole. 0 = unlimited.
    */
   requestTimeoutMs: number;
+}
+
+function onRouteTimeout(r: Relay): void {
+  r.abort(routeTimeoutError(r.timeoutMs));
+}
+
+function startRouteTimerOf(this: IncomingMessage, r: Relay): void {
+  r.startRouteTimer();
+}
+
+/**
+ * One request relayed through undici: the dispatch handler (undici's `onConnect`/`onHeaders`/
+ * `onData`/`onComplete`/`onError` interface, which undici calls directly; the newer controller
+ * interface costs a wrapper and a parsed header object per response) and the route timer.
+ * A class with every field set in the constructor: one object per request, no closures.
+ */
+export class Relay {
+  readonly timeoutMs: number;
+  #res: ServerResponse;
+  #method: string;
+  #interimAllowed: boolean;
+  #events: RelayEvents;
+  #upstreamAbort: ((reason: Error) => void) | null = null;
+  #abortReason: Error | null = null;
+  #responseStarted = false;
+  #status = 0;
+  #bodyBytes = 0;
+  #finished = false;
+  #timer: NodeJS.Timeout | null = null;
+  /** undici's resume of the upstream read, after back-pressure. */
+  #resume: (() => void) | null = null;
+
+  constructor(res: ServerResponse, parsed: ParsedRequest, opts: RelayOptions, events: RelayEvents) {
+    this.timeoutMs = opts.requestTimeoutMs;
+    this.#res = res;
+    this.#method = parsed.method;
+    this.#interimAllowed = parsed.protocol !== 'HTTP/1.0';
+    this.#events = events;
+  }
+
+  /** Sends the request upstream through `dispatcher`; the response streams into `res`. */
+  start(dispatcher: Dispatcher, req: IncomingMessage, parsed: ParsedRequest): void {
+    const raw = parsed.host !== req.headers.host ? withHost(parsed.rawHeaders, parsed.host) : parsed.rawHeaders;
+    const body = parsed.hasBody ? req : null;
+    if (body === null) {
+      req.resume();
+      this.startRouteTimer();
+    } else {
+      req.once('end', startRouteTimerOf.bind(req, this));
+      if (parsed.expectContinue) this.#res.writeContinue();
+    }
+    try {
+      dispatcher.dispatch(
+        {
+          path: parsed.path,
+          method: parsed.method,
+          headers: upstreamRequestHeaders(raw),
+          body,
+          headersTimeout: 0,
+          bodyTimeout: 0,
+          reset: false,
+        },
+        this as unknown as Dispatcher.DispatchHandler,
+      );
+    } catch (err) {
+      this.#finish(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** Aborts the upstream request (the downstream client went away, or the route timeout). */
+  abort(reason: Error): void {
+    if (this.#finished) return;
+    this.#abortReason = reason;
+    if (this.#upstreamAbort) this.#upstreamAbort(reason);
+  }
+
+  /** Envoy's route timeout starts once the whole downstream request has been received. */
+  startRouteTimer(): void {
+    if (this.timeoutMs <= 0 || this.#finished || this.#timer) return;
+    this.#timer = setTimeout(onRouteTimeout, this.timeoutMs, this);
+    this.#timer.unref();
+  }
+
+  #finish(error: Error | null): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#events.done(error, this.#responseStarted);
+  }
+
+  // undici's dispatch handler.
+
+  onConnect(abort: (reason: Error) => void): void {
+    this.#upstreamAbort = abort;
+    if (this.#abortReason) abort(this.#abortReason);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[] | null, resume: () => void, statusMessage: string): boolean {
+    const res = this.#res;
+    const headers = textHeaders(rawHeaders ?? []);
+    if (statusCode < 200) {
+      if (!this.#interimAllowed || res.headersSent) return true;
+      try {
+        if (statusCode === 103) res.writeEarlyHints(hintsOf(headers));
+        else if (statusCode === 102) res.writeProcessing();
+      } catch {
+        // An interim response is advisory: one Node will not write (e.g. a malformed Link) is dropped.
+      }
+      return true;
+    }
+    try {
+      let out = downstreamResponseHeaders(headers);
+      if (statusCode === 204) out = withoutField(out, 'content-length');
+      if (statusMessage) res.writeHead(statusCode, statusMessage, out);
+      else res.writeHead(statusCode, out);
+    } catch (err) {
+      this.abort(membraneError('MEMBRANE_ERR_PROXY_RESPONSE', `unrelayable response head: ${(err as Error).message}`, { cause: err }));
+      return false;
+    }
+    this.#responseStarted = true;
+    this.#status = statusCode;
+    this.#resume = resume;
+    this.#events.responseStart(statusCode, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#bodyBytes += chunk.length;
+    if (this.#res.write(chunk)) return true;
+    // Back-pressure: undici stops reading the upstream until the client has taken what we have.
+    if (this.#resume) this.#res.once('drain', this.#resume);
+    return false;
+  }
+
+  onComplete(): void {
+    this.#res.end();
+    this.#finish(null);
+  }
+
+  onError(err: Error): void {
+    // undici checks Content-Length against the bytes read even for a 204 or 304, which have no
+    // content by definition (RFC 9110 §8.6 allows a 304 to state the representation's length):
+    // the exchange is complete, only undici's bookkeeping disagrees.
+    if (this.#responseStarted && this.#bodyBytes === 0 && isBodiless(this.#method, this.#status) && err instanceof undiciErrors.ResponseContentLengthMismatchError) {
+      this.#res.end();
+      this.#finish(null);
+      return;
+    }
+    this.#finish(err);
+  }
+
+  /** A 101 cannot happen (no Upgrade is forwarded); undici requires the member. */
+  onUpgrade(): void {
+    this.#finish(membraneError('MEMBRANE_ERR_PROXY_RESPONSE', 'unexpected upgrade response'));
+  }
 }
 
 /**
@@ -313,117 +482,9 @@ export function relay(
   opts: RelayOptions,
   events: RelayEvents,
 ): (reason: Error) => void {
-  let controller: Dispatcher.DispatchController | null = null;
-  let abortReason: Error | null = null;
-  let responseStarted = false;
-  let status = 0;
-  let bodyBytes = 0;
-  let finished = false;
-  let timer: NodeJS.Timeout | null = null;
-
-  const abort = (reason: Error): void => {
-    if (finished) return;
-    abortReason = reason;
-    if (controller) controller.abort(reason);
-  };
-
-  const finish = (error?: Error): void => {
-    if (finished) return;
-    finished = true;
-    if (timer) clearTimeout(timer);
-    events.done(error ? { error, responseStarted } : { responseStarted });
-  };
-
-  // Envoy's route timeout starts once the whole downstream request has been received.
-  const startRouteTimer = (): void => {
-    if (opts.requestTimeoutMs <= 0 || finished || timer) return;
-    timer = setTimeout(() => abort(routeTimeoutError(opts.requestTimeoutMs)), opts.requestTimeoutMs);
-    timer.unref();
-  };
-
-  const raw = parsed.host !== req.headers.host ? withHost(parsed.rawHeaders, parsed.host) : parsed.rawHeaders;
-  const body = parsed.hasBody ? req : null;
-  if (body === null) {
-    req.resume();
-    startRouteTimer();
-  } else {
-    req.once('end', startRouteTimer);
-    if (parsed.expectContinue) res.writeContinue();
-  }
-  const interimAllowed = parsed.protocol !== 'HTTP/1.0';
-
-  const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(c) {
-      controller = c;
-      if (abortReason) c.abort(abortReason);
-    },
-    onResponseStart(c, statusCode, _headers, statusMessage) {
-      const rawHeaders = (c.rawHeaders as Buffer[] | null) ?? [];
-      if (statusCode < 200) {
-        if (!interimAllowed || res.headersSent) return;
-        try {
-          if (statusCode === 103) res.writeEarlyHints(hintsOf(rawHeaders));
-          else if (statusCode === 102) res.writeProcessing();
-        } catch {
-          // An interim response is advisory: one Node will not write (e.g. a malformed Link) is dropped.
-        }
-        return;
-      }
-      try {
-        let headers = downstreamResponseHeaders(rawHeaders);
-        if (statusCode === 204) headers = withoutField(headers, 'content-length');
-        if (statusMessage) res.writeHead(statusCode, statusMessage, headers);
-        else res.writeHead(statusCode, headers);
-      } catch (err) {
-        c.abort(membraneError('MEMBRANE_ERR_PROXY_RESPONSE', `unrelayable response head: ${(err as Error).message}`, { cause: err }));
-        return;
-      }
-      responseStarted = true;
-      status = statusCode;
-      events.responseStart(statusCode, rawHeaders);
-    },
-    onResponseData(c, chunk) {
-      bodyBytes += chunk.length;
-      if (!res.write(chunk)) {
-        c.pause();
-        res.once('drain', () => c.resume());
-      }
-    },
-    onResponseEnd() {
-      res.end();
-      finish();
-    },
-    onResponseError(_c, err) {
-      // undici checks Content-Length against the bytes read even for a 204 or 304, which have no
-      // content by definition (RFC 9110 §8.6 allows a 304 to state the representation's length):
-      // the exchange is complete, only undici's bookkeeping disagrees.
-      if (responseStarted && bodyBytes === 0 && isBodiless(parsed.method, status) && err instanceof undiciErrors.ResponseContentLengthMismatchError) {
-        res.end();
-        finish();
-        return;
-      }
-      finish(err);
-    },
-  };
-
-  try {
-    dispatcher.dispatch(
-      {
-        path: parsed.path,
-        method: parsed.method,
-        headers: upstreamRequestHeaders(raw),
-        body,
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        reset: false,
-      },
-      handler,
-    );
-  } catch (err) {
-    finish(err instanceof Error ? err : new Error(String(err)));
-  }
-
-  return abort;
+  const r = new Relay(res, parsed, opts, events);
+  r.start(dispatcher, req, parsed);
+  return (reason) => r.abort(reason);
 }
 
 function withoutField(flat: string[], lower: string): string[] {

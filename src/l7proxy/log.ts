@@ -2,20 +2,47 @@
  * Stage 5, log/trace: what one HTTP exchange leaves behind — two Hubble flows (the request, then
  * the response; a denied request is a DROPPED request flow and a FORWARDED 403 response flow, as
  * Cilium maps Envoy's log) and one access-log line.
+ *
+ * Everything that is the same for every request of a connection (addresses, endpoints, the
+ * access log's source and destination) is built once per connection (`ConnectionFacts`); a
+ * request adds only what is its own.
  */
 
 import {
   httpRequestFlow,
   httpResponseFlow,
   type Flow,
+  type FlowIP,
   type FlowPolicy,
   type HttpExchangeInput,
 } from '../observe/index.js';
+import { isoAt } from './clock.js';
 import { flowHeaders } from './headers.js';
 import type { ParsedRequest } from './parse.js';
 import type { ConnectionInfo, FlowContext, PolicyDecision } from './types.js';
 
 export type AccessVerdict = 'Forwarded' | 'Denied' | 'Error';
+
+/** The access log's view of one side of the connection. */
+export interface AccessLogEndpoint {
+  namespace: string;
+  pod: string;
+  identity: number;
+  address: string;
+}
+
+/** What every flow and access-log line of one connection repeats: made once, at accept. */
+export class ConnectionFacts {
+  readonly ip: FlowIP;
+  readonly logSource: AccessLogEndpoint;
+  readonly logDestination: AccessLogEndpoint;
+
+  constructor(conn: ConnectionInfo, ctx: FlowContext) {
+    this.ip = { source: conn.srcIp, destination: conn.dstIp };
+    this.logSource = endpointEntry(ctx.source, ctx.srcIdentity, conn.srcIp, conn.srcPort);
+    this.logDestination = endpointEntry(ctx.destination, ctx.dstIdentity, conn.dstIp, conn.dstPort);
+  }
+}
 
 /** Everything known about one request, filled in as the pipeline runs. */
 export interface Exchange {
@@ -25,11 +52,15 @@ export interface Exchange {
   decision: PolicyDecision;
   startedAt: Date;
   startNs: bigint;
-  verdict?: AccessVerdict;
-  status?: number;
-  responseNs?: bigint;
+  /** `startedAt` as RFC 3339 text, when already made. */
+  startedIso?: string | undefined;
+  /** The connection's constant parts, when the caller keeps them. */
+  facts?: ConnectionFacts | undefined;
+  verdict?: AccessVerdict | undefined;
+  status?: number | undefined;
+  responseNs?: bigint | undefined;
   /** Why it was denied or failed. */
-  reason?: string;
+  reason?: string | undefined;
 }
 
 export interface FlowSite {
@@ -37,34 +68,57 @@ export interface FlowSite {
   proxyPort?: number;
 }
 
-function exchangeInput(x: Exchange, site: FlowSite): HttpExchangeInput {
-  const input: HttpExchangeInput = {
-    source: x.ctx.source,
-    destination: x.ctx.destination,
-    ip: { source: x.conn.srcIp, destination: x.conn.dstIp },
-    sourcePort: x.conn.srcPort,
-    destinationPort: x.conn.dstPort,
-    direction: x.ctx.direction,
-    nodeName: site.nodeName,
-  };
+/** `namespace/name` (namespaced kinds) or `name` (clusterwide): Hubble's Policy has both fields. */
+const POLICY_REFS = new Map<string, FlowPolicy>();
+const MAX_POLICY_REFS = 4096;
+
+function policyRef(p: string): FlowPolicy {
+  let ref = POLICY_REFS.get(p);
+  if (ref === undefined) {
+    const i = p.indexOf('/');
+    ref = i < 0 ? { name: p } : { name: p.slice(i + 1), namespace: p.slice(0, i) };
+    // Bounded: policies come and go; a full cache starts over rather than growing.
+    if (POLICY_REFS.size >= MAX_POLICY_REFS) POLICY_REFS.clear();
+    POLICY_REFS.set(p, ref);
+  }
+  return ref;
+}
+
+type FlowInput<T> = HttpExchangeInput & T;
+
+function flowInput<T extends object>(x: Exchange, site: FlowSite, extra: T): FlowInput<T> {
+  const input = extra as FlowInput<T>;
+  input.source = x.ctx.source;
+  input.destination = x.ctx.destination;
+  input.ip = x.facts?.ip ?? { source: x.conn.srcIp, destination: x.conn.dstIp };
+  input.sourcePort = x.conn.srcPort;
+  input.destinationPort = x.conn.dstPort;
+  input.direction = x.ctx.direction;
+  input.nodeName = site.nodeName;
   if (site.proxyPort !== undefined) input.proxyPort = site.proxyPort;
   if (x.request.traceContext) input.traceContext = x.request.traceContext;
-  // `namespace/name` (namespaced kinds) or `name` (clusterwide): Hubble's Policy has both fields.
-  const policies: FlowPolicy[] | undefined = x.decision.policies?.map((p) => {
-    const i = p.indexOf('/');
-    return i < 0 ? { name: p } : { name: p.slice(i + 1), namespace: p.slice(0, i) };
-  });
-  if (policies && policies.length > 0) input.policies = policies;
+  const names = x.decision.policies;
+  if (names !== undefined && names.length > 0) {
+    const policies = new Array<FlowPolicy>(names.length);
+    for (let i = 0; i < names.length; i++) policies[i] = policyRef(names[i] as string);
+    input.policies = policies;
+  }
   return input;
 }
 
+function startedIsoOf(x: Exchange): string {
+  return x.startedIso ?? x.startedAt.toISOString();
+}
+
 export function requestFlow(x: Exchange, site: FlowSite): Flow {
-  return httpRequestFlow({
-    ...exchangeInput(x, site),
-    time: x.startedAt,
-    verdict: x.decision.allowed ? 'FORWARDED' : 'DROPPED',
-    http: { method: x.request.method, url: x.request.url, protocol: x.request.protocol, headers: flowHeaders(x.request.rawHeaders) },
-  });
+  const r = x.request;
+  return httpRequestFlow(
+    flowInput(x, site, {
+      time: startedIsoOf(x),
+      verdict: x.decision.allowed ? ('FORWARDED' as const) : ('DROPPED' as const),
+      http: { method: r.method, url: r.url, protocol: r.protocol, headers: flowHeaders(r.rawHeaders) },
+    }),
+  );
 }
 
 export function latencyNs(x: Exchange): number {
@@ -73,38 +127,55 @@ export function latencyNs(x: Exchange): number {
 
 /** The response flow: FORWARDED for relayed and policy (403) answers, ERROR for upstream failures. */
 export function responseFlow(x: Exchange, site: FlowSite, status: number, rawHeaders: ReadonlyArray<string | Buffer>, verdict: 'FORWARDED' | 'ERROR'): Flow {
-  const http = { code: status, method: x.request.method, url: x.request.url, protocol: x.request.protocol };
-  return httpResponseFlow({
-    ...exchangeInput(x, site),
-    time: new Date(),
-    verdict,
-    latencyNs: latencyNs(x),
-    http: rawHeaders.length > 0 ? { ...http, headers: flowHeaders(rawHeaders) } : http,
-  });
+  const r = x.request;
+  const http =
+    rawHeaders.length > 0
+      ? { code: status, method: r.method, url: r.url, protocol: r.protocol, headers: flowHeaders(rawHeaders) }
+      : { code: status, method: r.method, url: r.url, protocol: r.protocol };
+  return httpResponseFlow(flowInput(x, site, { time: isoAt(Date.now()), verdict, latencyNs: latencyNs(x), http }));
 }
 
-function endpointEntry(ep: FlowContext['source'], identity: number, ip: string, port: number): Record<string, unknown> {
+function endpointEntry(ep: FlowContext['source'], identity: number, ip: string, port: number): AccessLogEndpoint {
   const host = ip.includes(':') ? `[${ip}]` : ip;
   return { namespace: ep.namespace, pod: ep.pod_name, identity, address: `${host}:${port}` };
 }
 
+/** One access-log record (the logger adds `time`): a class, so every record has one shape. */
+class AccessLogRecord {
+  type = 'http';
+  verdict: AccessVerdict;
+  status: number;
+  method: string;
+  host: string;
+  path: string;
+  protocol: string;
+  direction: string;
+  latency_ms: number;
+  source: AccessLogEndpoint;
+  destination: AccessLogEndpoint;
+  policies: readonly string[];
+  request_time: string;
+
+  constructor(x: Exchange) {
+    const r = x.request;
+    this.verdict = x.verdict ?? 'Error';
+    this.status = x.status ?? 0;
+    this.method = r.method;
+    this.host = r.host;
+    this.path = r.path;
+    this.protocol = r.protocol;
+    this.direction = x.ctx.direction;
+    this.latency_ms = Math.round((Number(process.hrtime.bigint() - x.startNs) / 1e6) * 1000) / 1000;
+    this.source = x.facts?.logSource ?? endpointEntry(x.ctx.source, x.ctx.srcIdentity, x.conn.srcIp, x.conn.srcPort);
+    this.destination = x.facts?.logDestination ?? endpointEntry(x.ctx.destination, x.ctx.dstIdentity, x.conn.dstIp, x.conn.dstPort);
+    this.policies = x.decision.policies ?? [];
+    this.request_time = startedIsoOf(x);
+  }
+}
+
 /** One JSON access-log record (the logger adds `time`). */
 export function accessLogEntry(x: Exchange): Record<string, unknown> {
-  const entry: Record<string, unknown> = {
-    type: 'http',
-    verdict: x.verdict ?? 'Error',
-    status: x.status ?? 0,
-    method: x.request.method,
-    host: x.request.host,
-    path: x.request.path,
-    protocol: x.request.protocol,
-    direction: x.ctx.direction,
-    latency_ms: Math.round((Number(process.hrtime.bigint() - x.startNs) / 1e6) * 1000) / 1000,
-    source: endpointEntry(x.ctx.source, x.ctx.srcIdentity, x.conn.srcIp, x.conn.srcPort),
-    destination: endpointEntry(x.ctx.destination, x.ctx.dstIdentity, x.conn.dstIp, x.conn.dstPort),
-    policies: x.decision.policies ?? [],
-    request_time: x.startedAt.toISOString(),
-  };
+  const entry = new AccessLogRecord(x) as unknown as Record<string, unknown>;
   if (x.reason !== undefined) entry.reason = x.reason;
   if (x.request.traceContext) entry.trace_id = x.request.traceContext.parent.trace_id;
   return entry;

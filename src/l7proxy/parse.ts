@@ -19,21 +19,23 @@ import type { TraceContext } from '../observe/index.js';
 import { normalizeRequestTarget } from '../policy/index.js';
 import type { ConnectionInfo } from './types.js';
 
-/** Fields that must appear at most once (Node keeps only the first of these). */
-const SINGLETON_FIELDS = new Set([
-  'host',
-  'content-length',
-  'content-type',
-  'transfer-encoding',
-  'authorization',
-  'proxy-authorization',
-  'user-agent',
-  'referer',
-  'from',
-  'max-forwards',
-  'if-modified-since',
-  'if-unmodified-since',
-]);
+/** Fields that must appear at most once (Node keeps only the first of these), each with its bit. */
+const SINGLETON_FIELDS: ReadonlyMap<string, number> = new Map(
+  [
+    'host',
+    'content-length',
+    'content-type',
+    'transfer-encoding',
+    'authorization',
+    'proxy-authorization',
+    'user-agent',
+    'referer',
+    'from',
+    'max-forwards',
+    'if-modified-since',
+    'if-unmodified-since',
+  ].map((name, i) => [name, 1 << i]),
+);
 
 export interface ParsedRequest {
   method: string;
@@ -107,12 +109,14 @@ export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits:
   const raw = req.rawHeaders;
   if (raw.length / 2 > limits.maxHeadersCount) return reject(`more than ${limits.maxHeadersCount} header fields`);
 
-  const seen = new Map<string, number>();
+  // A repeated singleton is found with one bit per field: no per-request map.
+  let seen = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    const n = (seen.get(name) ?? 0) + 1;
-    seen.set(name, n);
-    if (n > 1 && SINGLETON_FIELDS.has(name)) return reject(`repeated ${name} header`);
+    const bit = SINGLETON_FIELDS.get(name);
+    if (bit === undefined) continue;
+    if ((seen & bit) !== 0) return reject(`repeated ${name} header`);
+    seen |= bit;
   }
 
   const te = req.headers['transfer-encoding'];
@@ -165,14 +169,15 @@ export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits:
     host = hostForUrl(conn.dstIp, conn.dstPort);
   }
 
-  const headers = { ...req.headers, host };
+  // Node's header object as it is, unless the Host the policy must see is another one.
+  const headers = host === req.headers.host ? req.headers : { ...req.headers, host };
   const expect = req.headers.expect;
   const request: ParsedRequest = {
     method,
     path: target,
     host,
     url: `http://${host}${target === '*' ? '' : target}`,
-    protocol: `HTTP/${req.httpVersion}`,
+    protocol: req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`,
     headers,
     rawHeaders: raw,
     hasBody: te !== undefined || (contentLength !== null && contentLength > 0),

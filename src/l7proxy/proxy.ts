@@ -15,13 +15,15 @@ import { membraneError } from '../errors/index.js';
 import type { Flow } from '../observe/index.js';
 import { acceptConnection } from './accept.js';
 import { channels } from './diagnostics.js';
-import { classifyUpstreamFailure, relay, UpstreamPools, type PoolLease, type UpstreamFailure } from './forward.js';
+import { classifyUpstreamFailure, Relay, UpstreamPools, type PoolLease, type RelayEvents, type UpstreamFailure } from './forward.js';
 import { BAD_REQUEST, DENIED, NOT_IMPLEMENTED, pathRedirect, rawReply, REQUEST_TIMEOUT, sendLocalReply, type LocalReply } from './local-reply.js';
 import { connectionTokens } from './headers.js';
-import { accessLogEntry, requestFlow, responseFlow, type Exchange, type FlowSite } from './log.js';
+import { isoAt } from './clock.js';
+import { accessLogEntry, ConnectionFacts, requestFlow, responseFlow, type AccessVerdict, type Exchange, type FlowSite } from './log.js';
 import { parseRequest, type ParsedRequest } from './parse.js';
-import { evaluatePolicy } from './policy.js';
-import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, ProxyStats } from './types.js';
+import { decide, policyError } from './policy.js';
+import type { L7Flow } from '../policy/index.js';
+import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, PolicyDecision, ProxyStats } from './types.js';
 import { H2Proxy, type H2Host } from './h2.js';
 import { sniffPreface } from './h2-preface.js';
 import { UpgradeRelay } from './upgrade.js';
@@ -39,24 +41,97 @@ const DEFAULTS: Required<HttpProxyOptions> = {
   upstreamIdleMs: 60_000,
   closeGraceMs: 5_000,
   poolBySourceAddress: false,
+  accessLogSampleRate: 1,
 };
 
 /** A denied request whose body is small and declared is drained to keep the connection; else closed. */
 const DRAIN_LIMIT = 64 * 1024;
 
-interface ConnState {
-  conn: ConnectionInfo;
-  ctx: FlowContext;
+/** One downstream connection: made at accept, every field set here (one shape for all). */
+class ConnState {
+  readonly socket: Socket;
+  readonly conn: ConnectionInfo;
+  readonly ctx: FlowContext;
+  /** What every flow and log line of this connection repeats. */
+  readonly facts: ConnectionFacts;
+  /** The upstream pool its requests go to. */
+  readonly poolKey: string;
   /** Requests on this connection whose response has not finished yet. */
-  inflight: number;
+  inflight = 0;
   /**
    * The connection ends after the responses already queued on it (a closing response was sent,
    * or the client said `Connection: close`): nothing further on it is processed or answered
    * (RFC 9112 §9.6).
    */
-  closing: boolean;
+  closing = false;
   /** Written once the in-flight responses are done: a reply to bytes that could not be parsed. */
-  deferred: LocalReply | null;
+  deferred: LocalReply | null = null;
+  /** The policy state last read for this connection, and the `policyRevision` it was read at. */
+  l7Flow: L7Flow | null = null;
+  l7Revision = -1;
+
+  constructor(socket: Socket, conn: ConnectionInfo, ctx: FlowContext, poolKey: string) {
+    this.socket = socket;
+    this.conn = conn;
+    this.ctx = ctx;
+    this.facts = new ConnectionFacts(conn, ctx);
+    this.poolKey = poolKey;
+  }
+}
+
+/**
+ * One request through the proxy: the exchange the flows and the log are made of, and the
+ * relay's events. A class with every field set in the constructor, so the request path sees one
+ * object shape and allocates no closures per request.
+ */
+class ProxiedExchange implements Exchange, RelayEvents {
+  readonly conn: ConnectionInfo;
+  readonly ctx: FlowContext;
+  readonly request: ParsedRequest;
+  decision: PolicyDecision = DENY_PENDING;
+  readonly startedAt: Date;
+  readonly startNs: bigint;
+  readonly startedIso: string;
+  readonly facts: ConnectionFacts;
+  verdict: AccessVerdict | undefined = undefined;
+  status: number | undefined = undefined;
+  responseNs: bigint | undefined = undefined;
+  reason: string | undefined = undefined;
+  readonly proxy: HttpProxy;
+  readonly state: ConnState;
+  readonly res: ServerResponse;
+  lease: PoolLease | null = null;
+  relay: Relay | null = null;
+  downstreamGone = false;
+
+  constructor(proxy: HttpProxy, state: ConnState, request: ParsedRequest, res: ServerResponse, startMs: number, startNs: bigint) {
+    this.conn = state.conn;
+    this.ctx = state.ctx;
+    this.request = request;
+    this.startedAt = new Date(startMs);
+    this.startNs = startNs;
+    this.startedIso = isoAt(startMs);
+    this.facts = state.facts;
+    this.proxy = proxy;
+    this.state = state;
+    this.res = res;
+  }
+
+  responseStart(status: number, rawHeaders: readonly string[]): void {
+    this.proxy.responseStarted(this, status, rawHeaders);
+  }
+
+  done(error: Error | null, responseStarted: boolean): void {
+    this.proxy.relayDone(this, error, responseStarted);
+  }
+}
+
+/** Placeholder until the policy has judged: a denial, so nothing can slip through unjudged. */
+const DENY_PENDING: PolicyDecision = Object.freeze({ allowed: false, reason: 'not judged yet' }) as PolicyDecision;
+
+/** The 'close' of a response: its connection's in-flight count, and an abandoned forward. */
+function onResponseClose(this: ServerResponse, proxy: HttpProxy, state: ConnState, x: ProxiedExchange | null): void {
+  proxy.responseClosed(this, state, x);
 }
 
 type Counters = Omit<ProxyStats, 'connections' | 'upstreamPools'>;
@@ -67,8 +142,10 @@ export class HttpProxy {
   #server: Server;
   #pools: UpstreamPools;
   #conns = new WeakMap<Socket, ConnState>();
+  /** Access-log sampling: a line is written each time this passes 1 (exact rate, no randomness). */
+  #sampleCredit = 1;
   #sockets = new Set<Socket>();
-  #counters: Counters = { requests: 0, denied: 0, forwarded: 0, upstreamErrors: 0, malformed: 0, unknownSource: 0, timeouts: 0 };
+  #counters: Counters = { requests: 0, denied: 0, forwarded: 0, upstreamErrors: 0, malformed: 0, unknownSource: 0, timeouts: 0, accessLogSampledOut: 0 };
   #site: FlowSite;
   #port = 0;
   #localAddresses = new Set<string>();
@@ -84,6 +161,9 @@ export class HttpProxy {
     const o = { ...DEFAULTS };
     for (const [k, v] of Object.entries(opts) as Array<[keyof HttpProxyOptions, unknown]>) {
       if (v !== undefined) (o as Record<string, unknown>)[k] = v;
+    }
+    if (!(o.accessLogSampleRate > 0 && o.accessLogSampleRate <= 1)) {
+      throw new RangeError(`accessLogSampleRate must be in (0, 1], got ${o.accessLogSampleRate}`);
     }
     this.options = o;
     this.#deps = deps;
@@ -212,7 +292,7 @@ export class HttpProxy {
       socket.destroy();
       return;
     }
-    this.#conns.set(socket, { conn: r.conn, ctx: r.ctx, inflight: 0, closing: false, deferred: null });
+    this.#conns.set(socket, new ConnState(socket, r.conn, r.ctx, this.#pools.keyOf(r.ctx, r.conn)));
     sniffPreface(socket, this.options.headersTimeoutMs, (kind) => {
       if (kind === 'h2') this.#h2.serve(socket, r.conn, r.ctx);
       else if (kind === 'http1') {
@@ -244,6 +324,16 @@ export class HttpProxy {
   #log(x: Exchange, failure?: UpstreamFailure): void {
     // While closing, a connection whose last request just ended is idle: let it go now.
     if (this.#closing) setImmediate(() => this.#server.closeIdleConnections());
+    if (channels.done.hasSubscribers) channels.done.publish({ exchange: x });
+    // Sampling leaves out only requests that went through: a denial or failure is always written.
+    if (x.verdict === 'Forwarded' && this.options.accessLogSampleRate < 1) {
+      this.#sampleCredit += this.options.accessLogSampleRate;
+      if (this.#sampleCredit < 1) {
+        this.#counters.accessLogSampledOut++;
+        return;
+      }
+      this.#sampleCredit -= 1;
+    }
     const entry = accessLogEntry(x);
     // What the client sent, when the policy judged (and the upstream got) its normalised form.
     if (x.request.originalPath !== undefined) entry.original_path = x.request.originalPath;
@@ -253,7 +343,31 @@ export class HttpProxy {
     }
     if (x.verdict === 'Error') this.#deps.accessLog.warn(entry, 'http');
     else this.#deps.accessLog.info(entry, 'http');
-    if (channels.done.hasSubscribers) channels.done.publish({ exchange: x });
+  }
+
+  /**
+   * The policy state for a request on this connection: read once per connection and kept while
+   * `policyRevision` says nothing changed; read per request when the deps give no revision.
+   */
+  #l7FlowOf(state: ConnState): L7Flow {
+    const revisionOf = this.#deps.policyRevision;
+    if (revisionOf === undefined) return this.#deps.l7Flow(state.ctx, state.conn);
+    const revision = revisionOf.call(this.#deps);
+    if (state.l7Flow === null || state.l7Revision !== revision) {
+      state.l7Flow = this.#deps.l7Flow(state.ctx, state.conn);
+      state.l7Revision = revision;
+    }
+    return state.l7Flow;
+  }
+
+  #judge(state: ConnState, request: ParsedRequest): PolicyDecision {
+    let flow: L7Flow;
+    try {
+      flow = this.#l7FlowOf(state);
+    } catch (err) {
+      return policyError(err);
+    }
+    return decide(flow, request);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -269,16 +383,38 @@ export class HttpProxy {
       return;
     }
     this.#counters.requests++;
-    this.#track(state, req.socket, res);
+    state.inflight++;
     // The client's own `Connection: close` (or HTTP/1.0 without keep-alive): this is the last request.
     const tokens = connectionTokens(req.rawHeaders);
     if (tokens.has('close') || (req.httpVersion === '1.0' && !tokens.has('keep-alive'))) state.closing = true;
-    const startedAt = new Date();
+    const startMs = Date.now();
     const startNs = process.hrtime.bigint();
 
     // parse
     const parsed = parseRequest(req, state.conn, { maxHeadersCount: this.options.maxHeadersCount, normalizePath: this.options.normalizePath });
-    if (!parsed.ok && parsed.status === 307) {
+    if (!parsed.ok) {
+      res.once('close', onResponseClose.bind(res, this, state, null));
+      this.#refuseRequest(state, req, res, parsed);
+      return;
+    }
+
+    // policy
+    const x = new ProxiedExchange(this, state, parsed.request, res, startMs, startNs);
+    res.once('close', onResponseClose.bind(res, this, state, x));
+    x.decision = this.#judge(state, x.request);
+    this.#emit(requestFlow(x, this.#site));
+    if (channels.request.hasSubscribers) channels.request.publish({ exchange: x });
+
+    if (!x.decision.allowed) {
+      this.#deny(state, x, res);
+      return;
+    }
+    this.#forward(state, x, req, res);
+  }
+
+  /** A request the parse stage refused: 400, or the 307 to its normalised path. */
+  #refuseRequest(state: ConnState, req: IncomingMessage, res: ServerResponse, parsed: Exclude<ReturnType<typeof parseRequest>, { ok: true }>): void {
+    if (parsed.status === 307) {
       // Envoy's UNESCAPE_AND_REDIRECT: the request is not judged; the client asks again for the
       // normalised path, and that request is judged and forwarded like any other.
       this.#reply(state, res, pathRedirect(parsed.location), mustCloseUnread(req));
@@ -298,56 +434,39 @@ export class HttpProxy {
       );
       return;
     }
-    if (!parsed.ok) {
-      this.#counters.malformed++;
-      this.#reply(state, res, BAD_REQUEST, true);
-      this.#deps.accessLog.warn(
-        {
-          type: 'http',
-          verdict: 'Error',
-          status: 400,
-          reason: parsed.reason,
-          method: req.method,
-          source: { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity },
-          destination: { address: `${state.conn.dstIp}:${state.conn.dstPort}`, identity: state.ctx.dstIdentity },
-        },
-        'http',
-      );
-      return;
-    }
-    const request = parsed.request;
-
-    // policy
-    const x: Exchange = {
-      conn: state.conn,
-      ctx: state.ctx,
-      request,
-      decision: { allowed: false },
-      startedAt,
-      startNs,
-    };
-    x.decision = evaluatePolicy(this.#deps.l7Flow.bind(this.#deps), state.ctx, state.conn, request);
-    this.#emit(requestFlow(x, this.#site));
-    if (channels.request.hasSubscribers) channels.request.publish({ exchange: x });
-
-    if (!x.decision.allowed) {
-      this.#deny(state, x, res);
-      return;
-    }
-    this.#forward(state, x, req, res);
+    this.#counters.malformed++;
+    this.#reply(state, res, BAD_REQUEST, true);
+    this.#deps.accessLog.warn(
+      {
+        type: 'http',
+        verdict: 'Error',
+        status: 400,
+        reason: parsed.reason,
+        method: req.method,
+        source: { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity },
+        destination: { address: `${state.conn.dstIp}:${state.conn.dstPort}`, identity: state.ctx.dstIdentity },
+      },
+      'http',
+    );
   }
 
-  /** Counts the response as in flight on its connection until it is finished or abandoned. */
-  #track(state: ConnState, socket: Socket, res: ServerResponse): void {
-    state.inflight++;
-    res.once('close', () => {
-      state.inflight--;
-      if (state.inflight > 0 || !state.deferred) return;
+  /**
+   * A response closed (finished or abandoned): one fewer in flight on its connection, the reply
+   * deferred behind it written, and a forward whose client went away aborted upstream.
+   * @internal called by the response's 'close' listener.
+   */
+  responseClosed(res: ServerResponse, state: ConnState, x: ProxiedExchange | null): void {
+    state.inflight--;
+    if (state.inflight === 0 && state.deferred) {
       const reply = state.deferred;
       state.deferred = null;
-      if (socket.writable) socket.end(rawReply(reply));
-      else socket.destroy();
-    });
+      if (state.socket.writable) state.socket.end(rawReply(reply));
+      else state.socket.destroy();
+    }
+    if (x !== null && x.relay !== null && !res.writableFinished) {
+      x.downstreamGone = true;
+      x.relay.abort(membraneError('MEMBRANE_ERR_PROXY_REQUEST', 'downstream connection closed'));
+    }
   }
 
   /** A local reply; one that closes marks the connection so nothing after it is processed. */
@@ -368,65 +487,54 @@ export class HttpProxy {
     this.#log(x);
   }
 
-  #forward(state: ConnState, x: Exchange, req: IncomingMessage, res: ServerResponse): void {
-    let lease: PoolLease;
+  #forward(state: ConnState, x: ProxiedExchange, req: IncomingMessage, res: ServerResponse): void {
     try {
-      lease = this.#pools.acquire(x.ctx, x.conn);
+      x.lease = this.#pools.acquire(x.ctx, x.conn, state.poolKey);
     } catch (err) {
       this.#upstreamFailed(state, x, res, err as Error);
       return;
     }
     this.#inflight++;
-    let downstreamGone = false;
-    const abort = relay(
-      lease.dispatcher,
-      req,
-      res,
-      x.request,
-      { requestTimeoutMs: this.options.httpRequestTimeoutMs },
-      {
-        responseStart: (status, rawHeaders) => {
-          this.#counters.forwarded++;
-          x.verdict = 'Forwarded';
-          x.status = status;
-          x.responseNs = process.hrtime.bigint();
-          this.#emit(responseFlow(x, this.#site, status, rawHeaders, 'FORWARDED'));
-        },
-        done: ({ error, responseStarted }) => {
-          lease.release();
-          this.#inflight--;
-          if (!error) {
-            this.#log(x);
-            return;
-          }
-          if (downstreamGone) {
-            x.verdict = 'Error';
-            x.reason = 'downstream connection closed';
-            if (!responseStarted) x.status = 0;
-            this.#log(x);
-            return;
-          }
-          if (!responseStarted) {
-            this.#upstreamFailed(state, x, res, error);
-            return;
-          }
-          // The status line is already out: all that can be done is to cut the response, so the
-          // client sees a truncated answer rather than a forged complete one.
-          const failure = classifyUpstreamFailure(error);
-          this.#counters.upstreamErrors++;
-          x.verdict = 'Error';
-          x.reason = `${MID_RESPONSE[failure.kind]}: ${error.message}`;
-          res.destroy(error);
-          this.#log(x, failure);
-        },
-      },
-    );
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        downstreamGone = true;
-        abort(membraneError('MEMBRANE_ERR_PROXY_REQUEST', 'downstream connection closed'));
-      }
-    });
+    x.relay = new Relay(res, x.request, { requestTimeoutMs: this.options.httpRequestTimeoutMs }, x);
+    x.relay.start(x.lease.dispatcher, req, x.request);
+  }
+
+  /** @internal the relay wrote the upstream's status line and headers downstream. */
+  responseStarted(x: ProxiedExchange, status: number, rawHeaders: readonly string[]): void {
+    this.#counters.forwarded++;
+    x.verdict = 'Forwarded';
+    x.status = status;
+    x.responseNs = process.hrtime.bigint();
+    this.#emit(responseFlow(x, this.#site, status, rawHeaders, 'FORWARDED'));
+  }
+
+  /** @internal the relay ended: in full (`error` null), cut, or failed. */
+  relayDone(x: ProxiedExchange, error: Error | null, responseStarted: boolean): void {
+    x.lease?.release();
+    this.#inflight--;
+    if (!error) {
+      this.#log(x);
+      return;
+    }
+    if (x.downstreamGone) {
+      x.verdict = 'Error';
+      x.reason = 'downstream connection closed';
+      if (!responseStarted) x.status = 0;
+      this.#log(x);
+      return;
+    }
+    if (!responseStarted) {
+      this.#upstreamFailed(x.state, x, x.res, error);
+      return;
+    }
+    // The status line is already out: all that can be done is to cut the response, so the
+    // client sees a truncated answer rather than a forged complete one.
+    const failure = classifyUpstreamFailure(error);
+    this.#counters.upstreamErrors++;
+    x.verdict = 'Error';
+    x.reason = `${MID_RESPONSE[failure.kind]}: ${error.message}`;
+    x.res.destroy(error);
+    this.#log(x, failure);
   }
 
   #upstreamFailed(state: ConnState, x: Exchange, res: ServerResponse, error: Error): void {

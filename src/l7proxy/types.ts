@@ -39,6 +39,13 @@ export interface L7ProxyDeps {
    */
   l7Flow(ctx: FlowContext, conn: ConnectionInfo): L7Flow;
   /**
+   * A number that changes whenever anything `l7Flow` reads may have changed (policy, endpoints,
+   * identities). When given, the proxy reads `l7Flow` once per connection and again only after
+   * the number changed, so a request costs one rule evaluation; without it, `l7Flow` is read for
+   * every request.
+   */
+  policyRevision?(): number;
+  /**
    * A socket already connecting to `conn.dst`. In production: an fd from the addon with SO_MARK
    * carrying `ctx.srcIdentity`, wrapped in `net.Socket`. Connections are never shared across
    * source identities.
@@ -88,6 +95,11 @@ export interface HttpProxyOptions {
   upstreamIdleMs?: number;
   /** How long `close()` waits for in-flight requests before cutting them. Default 5 s. */
   closeGraceMs?: number;
+  /**
+   * Share of forwarded requests written to the access log, in (0, 1]: 0.1 logs one in ten.
+   * Denied and failed requests are always logged; flows are not sampled. Default 1 (every request).
+   */
+  accessLogSampleRate?: number;
 }
 
 export interface ProxyStats {
@@ -105,6 +117,8 @@ export interface ProxyStats {
   unknownSource: number;
   /** Downstream requests that timed out (408). */
   timeouts: number;
+  /** Forwarded requests left out of the access log by `accessLogSampleRate`. */
+  accessLogSampledOut: number;
   /** Open downstream connections. */
   connections: number;
   /** Live upstream pools (one per destination and source identity). */
