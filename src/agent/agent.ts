@@ -7,6 +7,7 @@
  *   HttpProxy ──► decideL7 (policy module; policy state of both endpoints) ──► connectMarked upstream
  */
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
 import { FlowRing, type Flow } from '../observe/index.js';
@@ -30,6 +31,7 @@ import { ServiceRegistry } from './services.js';
 import { Regenerator, type RegenerationResult } from './regenerate.js';
 import { eventToFlow, flowEndpoint, type FlowContextLookup } from './flows.js';
 import { ApiServer } from './api-server.js';
+import { HubbleServer, HUBBLE_SOCKET_NAME, serverVersion } from '../hubble/index.js';
 import { ACCESS_LOG_DEFAULTS, AccessLogFile, accessLogger } from './access-log.js';
 import { MembraneMetrics, MetricsServer, parseServeAddr, type MetricsSources, type ProxyGauges } from '../metrics/index.js';
 
@@ -68,6 +70,16 @@ export interface AgentConfig {
    * 9962): serve Prometheus metrics at /metrics. Absent or null: no metrics listener.
    */
   readonly prometheusServeAddr?: string | null;
+  /**
+   * Cilium `--hubble-socket-path`: the Hubble observer's unix socket (root only). Default: hubble.sock
+   * beside the API socket (/run/membrane/hubble.sock, as /var/run/cilium/hubble.sock); null: none.
+   */
+  readonly hubbleSocketPath?: string | null;
+  /** Cilium `--hubble-listen-address` (`host:port`): the observer on TCP too, TLS required. */
+  readonly hubbleListenAddress?: string | null;
+  /** Cilium `--hubble-tls-cert-file` / `--hubble-tls-key-file`: the TCP listener's certificate. */
+  readonly hubbleTlsCertFile?: string | null;
+  readonly hubbleTlsKeyFile?: string | null;
   /**
    * `--proxy-workers`: worker threads running the HTTP, TLS and DNS proxies, each on its own
    * listeners in one SO_REUSEPORT group per port (src/proxyworker). 0 runs them on the agent's
@@ -118,6 +130,7 @@ export class Agent {
   #api: ApiServer | null = null;
   #metrics: MembraneMetrics | null = null;
   #metricsServer: MetricsServer | null = null;
+  #hubble: HubbleServer | null = null;
   #stopEvents: (() => void) | null = null;
   #pending: NodeJS.Timeout | null = null;
   #lastRegeneration: RegenerationResult | null = null;
@@ -196,6 +209,13 @@ export class Agent {
     await this.#startMetrics();
     this.#api = new ApiServer(this, this.log.child({ component: 'api' }));
     await this.#api.listen(this.config.apiSocket);
+    this.#hubble = new HubbleServer({ flows: this.flows, nodeName: this.config.nodeName, version: serverVersion() }, this.log.child({ component: 'hubble' }));
+    await this.#hubble.listen({
+      socketPath: this.config.hubbleSocketPath === undefined ? join(dirname(this.config.apiSocket), HUBBLE_SOCKET_NAME) : this.config.hubbleSocketPath,
+      listenAddress: this.config.hubbleListenAddress ?? null,
+      tlsCertFile: this.config.hubbleTlsCertFile ?? null,
+      tlsKeyFile: this.config.hubbleTlsKeyFile ?? null,
+    });
     this.log.info(
       { restoredEndpoints: restored.length, policies: this.policies.policies().length, socket: this.config.apiSocket },
       'agent ready',
@@ -479,6 +499,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.#pending) clearTimeout(this.#pending);
+    await this.#hubble?.close();
     await this.#api?.close();
     await this.#metricsServer?.close();
     await this.policies.close();

@@ -20,6 +20,11 @@ export interface AgentCommandOptions {
   accessLogMaxSizeMb: string;
   accessLogMaxBackups: string;
   flowBuffer: string;
+  /** Cilium's `--hubble-socket-path`, `--hubble-listen-address`, `--hubble-tls-cert-file`, `--hubble-tls-key-file`. */
+  hubbleSocketPath?: string;
+  hubbleListenAddress?: string;
+  hubbleTlsCertFile?: string;
+  hubbleTlsKeyFile?: string;
   logLevel: string;
   apiSocket: string;
   /** Cilium's `--http-request-timeout` (seconds, 0 = unlimited). */
@@ -69,6 +74,10 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     nodeName: opts.nodeName ?? opts.netns ?? hostname(),
     netns: opts.netns ?? null,
     flowBuffer: Number(opts.flowBuffer),
+    ...(opts.hubbleSocketPath ? { hubbleSocketPath: opts.hubbleSocketPath } : {}),
+    hubbleListenAddress: opts.hubbleListenAddress ?? null,
+    hubbleTlsCertFile: opts.hubbleTlsCertFile ?? null,
+    hubbleTlsKeyFile: opts.hubbleTlsKeyFile ?? null,
     accessLog: opts.accessLog ?? null,
     accessLogMaxSizeMb: positiveNumber('--access-log-max-size-mb', opts.accessLogMaxSizeMb, false),
     accessLogMaxBackups: positiveNumber('--access-log-max-backups', opts.accessLogMaxBackups, true),

@@ -5,12 +5,15 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { formatProblem, formatWarning } from '../policy/index.js';
 import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
 import { withAgent } from './client.js';
+import { lastFlows, observeFlows } from './observe-command.js';
+import { HUBBLE_SOCKET_NAME } from '../hubble/index.js';
 import { removeNodeNetwork, removePins, run } from '../datapath/index.js';
 import { renderTable } from './table.js';
 import { importPolicyFile, loadPolicyFiles, validationJson } from './policy-files.js';
@@ -55,6 +58,10 @@ program
   .option('--access-log-max-size-mb <mb>', 'rotate the access log file past this size (as cilium --hubble-export-file-max-size-mb)', '10')
   .option('--access-log-max-backups <n>', 'rotated access log files kept: FILE.1 … FILE.N (as cilium --hubble-export-file-max-backups)', '5')
   .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
+  .option('--hubble-socket-path <path>', 'unix socket of the Hubble observer API (default: hubble.sock beside --api-socket; Cilium)')
+  .option('--hubble-listen-address <host:port>', 'also serve the Hubble observer API on TCP, with TLS (Cilium)')
+  .option('--hubble-tls-cert-file <file>', 'certificate of the TCP Hubble listener (Cilium)')
+  .option('--hubble-tls-key-file <file>', 'private key of the TCP Hubble listener (Cilium)')
   .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
   .option('--http-normalize-path [bool]', 'normalise HTTP paths (RFC 3986, merged slashes, redirect for escaped slashes) before policy; false only with caution (Cilium)', booleanFlag, true)
   .addOption(
@@ -167,25 +174,20 @@ program
   .description('show recent flows (drops, policy verdicts, L7 requests) like `hubble observe`')
   .option('--last <n>', 'number of recent flows', '20')
   .option('-f, --follow', 'keep printing new flows')
+  .option('--server <address>', 'Hubble observer API of the agent: unix:///path or host:port (default: hubble.sock beside --api-socket)')
   .addOption(new Option('-o, --output <mode>', 'output').choices(['compact', 'json', 'dict']).default('compact'))
   .allowUnknownOption(true)
   .allowExcessArguments(true)
   .helpOption('-h, --help', `filters (as hubble): ${Object.keys(FILTER_FLAGS).map((f) => `--${f}`).join(' ')}`)
-  .action(async (opts: { last: string; follow?: boolean; output: string }, cmd: Command) => {
+  .action(async (opts: { last: string; follow?: boolean; output: string; server?: string }, cmd: Command) => {
     const filters = filtersFromFlags(filterArgs(cmd.args));
     const mode = isOutputMode(opts.output) ? opts.output : 'compact';
     const printer = new FlowPrinter(output(mode), withWriter(process.stdout));
-    const q = `last=${Number(opts.last)}&filters=${encodeURIComponent(JSON.stringify(filters))}`;
-    await withAgent(socket(), async (c) => {
-      if (opts.follow) {
-        const ac = new AbortController();
-        process.once('SIGINT', () => ac.abort());
-        await c.stream(`/v1/flows?${q}&follow=1`, (f) => printer.write(f as Flow), ac.signal).catch((err: Error) => {
-          if (err.name !== 'AbortError') throw err;
-        });
-        return;
-      }
-      for (const f of await c.request<Flow[]>('GET', `/v1/flows?${q}`)) printer.write(f);
+    await observeFlows(opts.server ?? `unix://${join(dirname(socket()), HUBBLE_SOCKET_NAME)}`, {
+      last: lastFlows(opts.last),
+      follow: opts.follow ?? false,
+      filters,
+      print: (f) => printer.write(f),
     });
   });
 
