@@ -219,6 +219,12 @@ export class HubbleServer {
       unsubscribe?.();
       call.end();
     };
+    /** Tells the reader how many flows it missed by falling behind, before anything newer. */
+    const reportLost = (): void => {
+      if (lost === 0 || done) return;
+      call.write({ lost_events: { source: 'HUBBLE_RING_BUFFER', num_events_lost: lost }, node_name: this.#source.nodeName, time: nsToTimestamp(BigInt(Date.now()) * 1_000_000n) });
+      lost = 0;
+    };
     /** Sends a flow if it passes; false once the stream has ended. */
     const offer = (f: Flow): boolean => {
       if (done) return false;
@@ -239,10 +245,7 @@ export class HubbleServer {
         lost++;
         return true;
       }
-      if (lost > 0) {
-        call.write({ lost_events: { source: 'HUBBLE_RING_BUFFER', num_events_lost: lost }, node_name: this.#source.nodeName, time: nsToTimestamp(BigInt(Date.now()) * 1_000_000n) });
-        lost = 0;
-      }
+      reportLost();
       const pb = flowToProto(f);
       call.write({ flow: pb, node_name: f.node_name, time: pb.time });
       sent++;
@@ -260,6 +263,8 @@ export class HubbleServer {
       done = true;
       unsubscribe?.();
     };
+    // A reader that caught up hears of its loss at once, not only with the next flow.
+    call.on('drain', reportLost);
     call.on('cancelled', stop);
     call.on('close', stop);
     call.on('error', stop);

@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlowRing, formatCompact, policyVerdictFlow, dropFlow, type Flow } from '../../../src/observe/index.js';
-import { HubbleServer, ObserverClient, protoRoot } from '../../../src/hubble/index.js';
+import { HubbleServer, MAX_PENDING_PER_STREAM, ObserverClient, protoRoot } from '../../../src/hubble/index.js';
 import { deathstarW, IPS, REFERENCE_LINES, starWarsFlows, tiefighter, xwing } from '../../unit/observe/fixtures.js';
 
 type Obj = Record<string, unknown>;
@@ -163,6 +163,48 @@ describe('Hubble observer API on a unix socket', () => {
     } finally {
       client.close();
       await s2.close();
+    }
+  });
+});
+
+describe('a follower that falls behind', () => {
+  it('issue-11 bounded follow queue: flows past MAX_PENDING_PER_STREAM are counted in a LostEvent, none silently', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'membrane-hubble-slow-'));
+    const ring = new FlowRing({ capacity: 64 });
+    const server = new HubbleServer({ flows: ring, nodeName: 'node-1', version: 'v' }, { info: () => {}, warn: () => {} });
+    await server.listen({ socketPath: join(dir, 'hubble.sock') });
+    const Stub = stubConstructor();
+    const stub = new Stub(`unix://${join(dir, 'hubble.sock')}`, grpc.credentials.createInsecure());
+    try {
+      const call = stub.GetFlows({ follow: true });
+      let flowsSeen = 0;
+      let lostReported = 0;
+      call.on('data', (m: Obj) => {
+        if (m.flow) flowsSeen++;
+        if (m.lost_events) {
+          expect(m.lost_events).toMatchObject({ source: 'HUBBLE_RING_BUFFER' });
+          lostReported += (m.lost_events as Obj).num_events_lost as number;
+        }
+      });
+      call.on('error', () => {});
+      call.pause();
+      await new Promise((r) => setTimeout(r, 100));
+      // The reader does not read: the socket and HTTP/2 windows fill, then the stream's queue.
+      const pushed = 3 * MAX_PENDING_PER_STREAM;
+      const flow = tenFlows()[0] as Flow;
+      for (let i = 0; i < pushed; i++) {
+        ring.push({ ...flow, uuid: `slow-${i}` });
+        if (i % 512 === 0) await new Promise((r) => setImmediate(r));
+      }
+      call.resume();
+      await until(() => flowsSeen + lostReported === pushed, 20_000);
+      expect(lostReported).toBeGreaterThan(0);
+      expect(flowsSeen).toBeGreaterThanOrEqual(MAX_PENDING_PER_STREAM);
+      call.cancel();
+    } finally {
+      stub.close();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
