@@ -142,8 +142,11 @@ export class HttpProxy {
   #server: Server;
   #pools: UpstreamPools;
   #conns = new WeakMap<Socket, ConnState>();
-  /** Access-log sampling: a line is written each time this passes 1 (exact rate, no randomness). */
-  #sampleCredit = 1;
+  /**
+   * Access-log sampling: a line is written each time this reaches 1 (an exact rate, no
+   * randomness); it starts so that the first forwarded request is logged.
+   */
+  #sampleCredit: number;
   #sockets = new Set<Socket>();
   #counters: Counters = { requests: 0, denied: 0, forwarded: 0, upstreamErrors: 0, malformed: 0, unknownSource: 0, timeouts: 0, accessLogSampledOut: 0 };
   #site: FlowSite;
@@ -166,6 +169,7 @@ export class HttpProxy {
       throw new RangeError(`accessLogSampleRate must be in (0, 1], got ${o.accessLogSampleRate}`);
     }
     this.options = o;
+    this.#sampleCredit = 1 - o.accessLogSampleRate;
     this.#deps = deps;
     this.#site = { nodeName: deps.nodeName ?? hostname() };
     this.#pools = new UpstreamPools(deps.connectUpstream, {

@@ -80,6 +80,30 @@ describe('access log rotation (issue-7 the access log is bounded)', () => {
     expect(statSync(path).size).toBeLessThan(2048 + 200);
   });
 
+  it('issue-9 a line is never written on the caller\'s turn; it reaches the file within the flush interval, without close', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'access.log');
+    const file = new AccessLogFile({ path, maxSizeBytes: 1 << 20, maxBackups: 1, flushIntervalMs: 20 });
+    const log = accessLogger(file);
+    for (let seq = 0; seq < 3; seq++) log.info({ type: 'http', seq }, 'http');
+    expect(readFileSync(path, 'utf8')).toBe('');
+    const deadline = Date.now() + 2000;
+    while (seqs(path, 0).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(seqs(path, 0)).toEqual([0, 1, 2]);
+    await file.close();
+  });
+
+  it('issue-9 past maxBufferBytes waiting, lines are dropped and counted; those kept are whole and in order', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'access.log');
+    const file = new AccessLogFile({ path, maxSizeBytes: 1 << 20, maxBackups: 1, maxBufferBytes: 2048 });
+    await writeLines(file, 200);
+    const kept = seqs(path, 0);
+    expect(file.stats().dropped).toBe(200 - kept.length);
+    expect(file.stats().dropped).toBeGreaterThan(150);
+    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => i));
+  });
+
   it('bad rotation flags are usage errors (exit 2) before the agent starts', () => {
     for (const args of [['--access-log-max-size-mb', '0'], ['--access-log-max-size-mb', 'lots'], ['--access-log-max-backups', '-1'], ['--access-log-max-backups', '1.5']]) {
       const r = spawnSync(process.execPath, [CLI, '--api-socket', join(tmpdir(), 'membrane-accesslog-none.sock'), 'agent', ...args], { encoding: 'utf8', timeout: 20_000 });

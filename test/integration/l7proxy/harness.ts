@@ -118,6 +118,8 @@ export interface ProxyHarnessOptions {
   local?: 'both' | 'src' | 'dst' | 'none';
   /** Replaces the policy state lookup (e.g. one that throws). */
   l7Flow?: L7ProxyDeps['l7Flow'];
+  /** The revision the proxy keeps a connection's policy state under (default: none, read per request). */
+  policyRevision?: NonNullable<L7ProxyDeps['policyRevision']>;
   connectUpstream?: L7ProxyDeps['connectUpstream'];
   /** Overrides the fixed upstream as the original destination. */
   originalDestination?: NonNullable<L7ProxyDeps['originalDestination']>;
@@ -151,6 +153,7 @@ export async function startProxy(cleanups: Cleanups, o: ProxyHarnessOptions): Pr
     accessLog,
     nodeName: 'test-node',
   };
+  if (o.policyRevision) deps.policyRevision = o.policyRevision;
   if (o.originalDestination) deps.originalDestination = o.originalDestination;
   else if (o.injectOriginalDestination !== false) deps.originalDestination = () => ({ ip: upstreamHost, port: o.upstreamPort });
   const proxy = new HttpProxy(deps, o.options);

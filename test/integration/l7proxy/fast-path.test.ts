@@ -1,0 +1,126 @@
+/**
+ * Issue 9, the fast data path: what the per-request savings must not change for a user. The
+ * policy state is kept per connection only while its revision says nothing changed; access-log
+ * sampling leaves out forwarded requests only, never a denial, and never a flow.
+ */
+import { pino } from 'pino';
+import { Client } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HttpProxy, type L7ProxyDeps } from '../../../src/l7proxy/index.js';
+import { PolicyState } from '../../support/policy-state.js';
+import { ALLOW_ALL_HTTP, Cleanups, STARWARS_L7, startProxy, startUpstream, until } from './harness.js';
+
+const HOST = 'deathstar.default.svc.cluster.local';
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+function client(port: number): Client {
+  const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 10_000 });
+  cleanups.add(() => c.destroy());
+  return c;
+}
+
+async function send(c: Client, method: string, path: string): Promise<number> {
+  const res = await c.request({ method, path, headers: { host: HOST } });
+  await res.body.text();
+  return res.statusCode;
+}
+
+describe('issue-9 per-connection policy state', () => {
+  it('issue-9 a connection reads its policy state once, and again (with the new verdict) after the revision changes', async () => {
+    const upstream = await startUpstream(cleanups);
+    const allowAll = new PolicyState(ALLOW_ALL_HTTP);
+    const rule1 = new PolicyState(STARWARS_L7);
+    let current = allowAll;
+    let revision = 1;
+    let reads = 0;
+    const h = await startProxy(cleanups, {
+      upstreamPort: upstream.port,
+      l7Flow: () => {
+        reads++;
+        return current.flow('tiefighter', 'deathstar');
+      },
+      policyRevision: () => revision,
+    });
+    const c = client(h.port);
+    expect([await send(c, 'PUT', '/v1/exhaust-port'), await send(c, 'PUT', '/v1/exhaust-port'), await send(c, 'GET', '/v1')]).toEqual([200, 200, 200]);
+    expect(reads).toBe(1);
+
+    current = rule1;
+    revision++;
+    expect(await send(c, 'PUT', '/v1/exhaust-port')).toBe(403);
+    expect(await send(c, 'POST', '/v1/request-landing')).toBe(200);
+    expect(reads).toBe(2);
+    expect(upstream.connections).toHaveLength(1);
+  });
+
+  it('issue-9 without a revision the policy state is read for every request (a change applies to the next one)', async () => {
+    const upstream = await startUpstream(cleanups);
+    const allowAll = new PolicyState(ALLOW_ALL_HTTP);
+    const rule1 = new PolicyState(STARWARS_L7);
+    let current = allowAll;
+    let reads = 0;
+    const h = await startProxy(cleanups, {
+      upstreamPort: upstream.port,
+      l7Flow: () => {
+        reads++;
+        return current.flow('tiefighter', 'deathstar');
+      },
+    });
+    const c = client(h.port);
+    expect(await send(c, 'PUT', '/v1/exhaust-port')).toBe(200);
+    current = rule1;
+    expect(await send(c, 'PUT', '/v1/exhaust-port')).toBe(403);
+    expect(reads).toBe(2);
+  });
+
+  it('issue-9 a policy state that throws denies the request, and is read again for the next one', async () => {
+    const upstream = await startUpstream(cleanups);
+    const rule1 = new PolicyState(STARWARS_L7);
+    let fail = true;
+    const h = await startProxy(cleanups, {
+      upstreamPort: upstream.port,
+      l7Flow: () => {
+        if (fail) throw new Error('endpoint regenerating');
+        return rule1.flow('tiefighter', 'deathstar');
+      },
+      policyRevision: () => 7,
+    });
+    const c = client(h.port);
+    expect(await send(c, 'POST', '/v1/request-landing')).toBe(403);
+    fail = false;
+    expect(await send(c, 'POST', '/v1/request-landing')).toBe(200);
+    await until(() => h.logs.length === 2);
+    expect(h.logs[0]).toMatchObject({ verdict: 'Denied', reason: 'policy error: endpoint regenerating' });
+    expect(upstream.requests).toHaveLength(1);
+  });
+});
+
+describe('issue-9 access-log sampling (accessLogSampleRate)', () => {
+  it('issue-9 a rate of 0.25 logs one forwarded request in four; every denial is logged; every request has its flows', async () => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, options: { accessLogSampleRate: 0.25 } });
+    const c = client(h.port);
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push(await send(c, 'POST', '/v1/request-landing'));
+    for (let i = 0; i < 2; i++) statuses.push(await send(c, 'PUT', '/v1/exhaust-port'));
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 403, 403]);
+    await until(() => h.flows.length === 20 && h.logs.length === 4);
+    expect(h.logs.map((l) => `${l.verdict} ${l.status}`)).toEqual(['Forwarded 200', 'Forwarded 200', 'Denied 403', 'Denied 403']);
+    expect(h.proxy.stats()).toMatchObject({ requests: 10, forwarded: 8, denied: 2, accessLogSampledOut: 6 });
+  });
+
+  it('issue-9 the default logs every request; a rate outside (0, 1] is refused', async () => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port });
+    const c = client(h.port);
+    for (let i = 0; i < 3; i++) await send(c, 'POST', '/v1/request-landing');
+    await until(() => h.logs.length === 3);
+    expect(h.proxy.stats().accessLogSampledOut).toBe(0);
+    const unused = (): never => {
+      throw new Error('not reached');
+    };
+    const deps: L7ProxyDeps = { resolveConnection: () => null, l7Flow: unused, connectUpstream: unused, onFlow: () => undefined, accessLog: pino({ level: 'silent' }) };
+    for (const rate of [0, -1, 1.5, Number.NaN]) expect(() => new HttpProxy(deps, { accessLogSampleRate: rate })).toThrow(RangeError);
+  });
+});
