@@ -18,9 +18,9 @@ import type { PolicyObject, Rule } from '../api/types.js';
 import type { Identity } from './identity.js';
 import { reservedIdentities } from './identity.js';
 import { resolveDirection, selectingRules, type EndpointInput, type SelectedRule, type ServiceInput } from './resolve.js';
-import { SelectorCache } from './selector-cache.js';
+import { SelectorCache, type IdentityView } from './selector-cache.js';
 import { selectorMatches } from '../api/selector.js';
-import type { EndpointPolicy } from './types.js';
+import type { EndpointPolicy, MapEntry } from './types.js';
 
 export interface EngineResolution {
   readonly policy: EndpointPolicy;
@@ -39,6 +39,30 @@ interface Memo {
   readonly servicesStamp: number;
   /** Uses cidrGroup peers: resolved against the policy list's CiliumCIDRGroups. */
   readonly usesPolicies: boolean;
+  /** The selector cache's clock when resolved. */
+  readonly clock: number;
+}
+
+/** Up to this many identities changed since an endpoint's resolution, only their entries are computed again. */
+const PARTIAL_MAX = 64;
+
+/**
+ * Replaces the entries of `changed` identities in `old` by those of `fresh` (which holds entries of
+ * those identities and identity 0), keeping the order a full resolution gives: identity 0 first,
+ * then by identity.
+ */
+function spliceEntries(old: readonly MapEntry[], fresh: readonly MapEntry[], changed: ReadonlySet<number>): MapEntry[] {
+  const keep = old.filter((e) => !changed.has(e.identity));
+  const add = fresh.filter((e) => e.identity !== 0 && changed.has(e.identity));
+  if (add.length === 0) return keep;
+  const out: MapEntry[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < keep.length || j < add.length) {
+    if (j >= add.length || (i < keep.length && keep[i]!.identity < add[j]!.identity)) out.push(keep[i++]!);
+    else out.push(add[j++]!);
+  }
+  return out;
 }
 
 function labelText(labels: readonly Label[]): string {
@@ -124,21 +148,44 @@ export class PolicyEngine {
     return this.#cache.setIdentities([...byId.values()]);
   }
 
+  /** One identity added or changed (an endpoint of another node, a learned address): costs the cached selectors it matches. */
+  upsertIdentity(identity: Identity): void {
+    this.#cache.upsert(identity);
+  }
+
+  /** One identity gone. Reserved identities stay. */
+  removeIdentity(id: number): void {
+    if (reservedIdentities().some((r) => r.id === id)) return;
+    this.#cache.delete(id);
+  }
+
   /** The map state of one endpoint (`key`: its id), recomputed only when something it depends on changed. */
   resolve(key: number | string, endpoint: EndpointInput): EngineResolution {
     const inputKey = `${labelText(endpoint.labels)}|${JSON.stringify(endpoint.namedPorts ?? {})}`;
     const memo = this.#memos.get(key);
     if (memo && memo.inputKey === inputKey && this.#current(memo)) return { policy: memo.policy, changed: false };
-    const selected = memo && memo.inputKey === inputKey ? memo.selected : selectingRules(this.#policies, endpoint.labels);
+    const same = memo !== undefined && memo.inputKey === inputKey;
+    const selected = same ? memo.selected : selectingRules(this.#policies, endpoint.labels);
     const deps = ruleDeps(selected);
+    const clock = this.#cache.clock;
+    // Only identities changed since (the rules and whatever else it reads are as they were): an
+    // identity's entries depend on its own contributions and the wildcard's alone, so only the
+    // changed identities' entries are computed and spliced in.
+    const partial = same && this.#onlyIdentitiesChanged(memo) ? this.#cache.changedSince(memo.clock) : null;
+    const view: IdentityView = partial && partial.size <= PARTIAL_MAX ? this.#restricted(partial) : this.#cache;
     const recording = new Map<string, number>();
     this.#cache.recording = recording;
     let policy: EndpointPolicy;
     try {
-      policy = {
-        ingress: resolveDirection(selected, 'ingress', endpoint, this.#cache, this.#services, this.#policies),
-        egress: resolveDirection(selected, 'egress', endpoint, this.#cache, this.#services, this.#policies),
-      };
+      const ingress = resolveDirection(selected, 'ingress', endpoint, view, this.#services, this.#policies);
+      const egress = resolveDirection(selected, 'egress', endpoint, view, this.#services, this.#policies);
+      policy =
+        view === this.#cache
+          ? { ingress, egress }
+          : {
+              ingress: { enforced: ingress.enforced, entries: spliceEntries(memo!.policy.ingress.entries, ingress.entries, partial!) },
+              egress: { enforced: egress.enforced, entries: spliceEntries(memo!.policy.egress.entries, egress.entries, partial!) },
+            };
     } finally {
       this.#cache.recording = null;
     }
@@ -151,8 +198,31 @@ export class PolicyEngine {
       namedStamp: deps.named ? this.#cache.namedStamp : -1,
       servicesStamp: deps.services ? this.#servicesStamp : -1,
       usesPolicies: deps.policies,
+      clock,
     });
     return { policy, changed: true };
+  }
+
+  /** The cache seen through the identities in `ids` only. */
+  #restricted(ids: ReadonlySet<number>): IdentityView {
+    const cache = this.#cache;
+    return {
+      get ids() {
+        return cache.ids.filter((i) => ids.has(i.id));
+      },
+      allNamed: () => cache.allNamed(),
+      namedOf: (id) => cache.namedOf(id),
+      select: (s) => {
+        const all = cache.select(s);
+        const out = new Set<number>();
+        for (const id of ids) if (all.has(id)) out.add(id);
+        return out;
+      },
+    };
+  }
+
+  #onlyIdentitiesChanged(m: Memo): boolean {
+    return (m.namedStamp === -1 || m.namedStamp === this.#cache.namedStamp) && (m.servicesStamp === -1 || m.servicesStamp === this.#servicesStamp);
   }
 
   /** Drops what the engine kept for an endpoint that is gone. */

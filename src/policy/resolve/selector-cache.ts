@@ -180,6 +180,7 @@ interface CacheEntry {
 
 /** Above this many identity changes in one `setIdentities`, cached selectors are dropped and recomputed when next asked. */
 const BULK_CHANGE = 256;
+const LOG_SIZE = 4096;
 
 /**
  * Identities kept across changes, with each selector's result cached and stamped. `stamp(key)`
@@ -194,6 +195,9 @@ export class SelectorCache implements IdentityView {
   #named = new Map<number, NamedPorts>();
   #allNamed: NamedPorts | null = null;
   #namedStamp = 0;
+  /** Identity changes (added, removed, relabelled) by clock tick, the last LOG_SIZE of them. */
+  #log: { tick: number; id: number }[] = [];
+  #logFloor = 0;
 
   /** Where `select` records (selector key, stamp) while a resolution runs. */
   recording: Map<string, number> | null = null;
@@ -209,6 +213,19 @@ export class SelectorCache implements IdentityView {
 
   get size(): number {
     return this.#byId.size;
+  }
+
+  /** Advances with every change; a resolution remembers it to ask `changedSince` later. */
+  get clock(): number {
+    return this.#clock;
+  }
+
+  /** Ids added, removed or relabelled after `tick`; null when the log no longer reaches back that far. */
+  changedSince(tick: number): Set<number> | null {
+    if (tick < this.#logFloor) return null;
+    const out = new Set<number>();
+    for (let i = this.#log.length - 1; i >= 0 && this.#log[i]!.tick > tick; i--) out.add(this.#log[i]!.id);
+    return out;
   }
 
   /** The current stamp of a cached selector; undefined when it is no longer cached. */
@@ -244,6 +261,27 @@ export class SelectorCache implements IdentityView {
     return changes.length;
   }
 
+  /** Adds or replaces one identity (identity 0 is ignored): O(cached selectors). */
+  upsert(i: Identity): void {
+    if (i.id === 0) return;
+    const cur = this.#byId.get(i.id);
+    if (cur === i) return;
+    if (cur && sameLabels(cur.labels, i.labels)) {
+      this.#byId.set(i.id, i);
+      this.#ids = null;
+      if (!sameNamed(cur.namedPorts, i.namedPorts)) this.#namedChanged(i.id);
+      return;
+    }
+    if (cur) this.#remove(cur);
+    this.#add(i);
+  }
+
+  /** Removes one identity, if known: O(cached selectors). */
+  delete(id: number): void {
+    const cur = this.#byId.get(id);
+    if (cur) this.#remove(cur);
+  }
+
   allNamed(): NamedPorts {
     this.#allNamed ??= namedPortMap(...this.ids.map((i) => i.namedPorts));
     return this.#allNamed;
@@ -269,7 +307,16 @@ export class SelectorCache implements IdentityView {
     return e.ids;
   }
 
+  #logChange(id: number): void {
+    this.#log.push({ tick: ++this.#clock, id });
+    if (this.#log.length > LOG_SIZE) {
+      const dropped = this.#log.splice(0, LOG_SIZE / 2);
+      this.#logFloor = dropped[dropped.length - 1]!.tick;
+    }
+  }
+
   #add(i: Identity): void {
+    this.#logChange(i.id);
     this.#byId.set(i.id, i);
     this.#ids = null;
     this.#index.add(i.id, i.labels);
@@ -283,6 +330,7 @@ export class SelectorCache implements IdentityView {
   }
 
   #remove(i: Identity): void {
+    this.#logChange(i.id);
     this.#byId.delete(i.id);
     this.#ids = null;
     this.#index.remove(i.id, i.labels);
