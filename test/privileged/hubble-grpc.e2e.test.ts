@@ -1,12 +1,13 @@
 /**
  * issue-11 Hubble-compatible observer: the running agent serves Hubble's observer API on its
- * root-only hubble.sock, and a gRPC client generated at run time by @grpc/proto-loader from the
- * api/v1 observer.proto (plain grpc-js, as any Hubble client; nothing of src/hubble) sees what a
+ * root-only hubble.sock, and a gRPC client generated at run time by @grpc/proto-loader (plain
+ * grpc-js, as any Hubble client; nothing of src/hubble) from Hubble's published observer.proto
+ * when test/fixtures/hubble-api holds it, else from api/v1's, sees what a
  * user would see after the Star Wars scenario: the kernel drop of xwing with its drop reason, the
  * denied PUT and the allowed POST as HTTP L7 flows. `membrane observe` shows the same over gRPC.
  */
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -27,8 +28,11 @@ interface ObserverStub extends grpc.Client {
   GetNodes(req: Obj, cb: (err: grpc.ServiceError | null, res: Obj) => void): void;
 }
 
+/** Hubble's published protos when test/fixtures/hubble-api holds them (see its README), else ours. */
+const PROTO_ROOT = existsSync(join(ROOT, 'test/fixtures/hubble-api/observer/observer.proto')) ? join(ROOT, 'test/fixtures/hubble-api') : join(ROOT, 'api', 'v1');
+
 function observerStub(address: string): ObserverStub {
-  const root = join(ROOT, 'api', 'v1');
+  const root = PROTO_ROOT;
   const def = protoLoader.loadSync(join(root, 'observer', 'observer.proto'), { includeDirs: [root], keepCase: true, enums: String, longs: Number });
   const Observer = (grpc.loadPackageDefinition(def) as unknown as { observer: { Observer: new (a: string, c: grpc.ChannelCredentials) => ObserverStub } }).observer.Observer;
   return new Observer(address, grpc.credentials.createInsecure());
