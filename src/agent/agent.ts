@@ -85,6 +85,8 @@ export interface AgentConfig {
    * listeners in one SO_REUSEPORT group per port (src/proxyworker). 0 runs them on the agent's
    * own event loop (the in-process mode, for tests and comparison).
    */
+  /** Cilium `--hubble-tls-client-ca-files`: CAs a client certificate must chain to (required for TCP). */
+  readonly hubbleTlsClientCaFiles?: readonly string[];
   readonly proxyWorkers: number;
 }
 
@@ -221,6 +223,7 @@ export class Agent {
       'agent ready',
     );
   }
+      tlsClientCaFiles: this.config.hubbleTlsClientCaFiles ?? [],
 
   /**
    * The Prometheus endpoint, when --prometheus-serve-addr is given: flows are counted at the

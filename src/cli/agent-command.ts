@@ -27,6 +27,7 @@ export interface AgentCommandOptions {
   hubbleTlsKeyFile?: string;
   logLevel: string;
   apiSocket: string;
+  hubbleTlsClientCaFiles?: string;
   /** Cilium's `--http-request-timeout` (seconds, 0 = unlimited). */
   httpRequestTimeout: string;
   /** Cilium's `--http-normalize-path` (true | false). */
@@ -80,6 +81,7 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     hubbleTlsKeyFile: opts.hubbleTlsKeyFile ?? null,
     accessLog: opts.accessLog ?? null,
     accessLogMaxSizeMb: positiveNumber('--access-log-max-size-mb', opts.accessLogMaxSizeMb, false),
+    hubbleTlsClientCaFiles: opts.hubbleTlsClientCaFiles ? opts.hubbleTlsClientCaFiles.split(',').filter(Boolean) : [],
     accessLogMaxBackups: positiveNumber('--access-log-max-backups', opts.accessLogMaxBackups, true),
     logLevel: opts.logLevel,
     httpRequestTimeout: Number(opts.httpRequestTimeout),

@@ -63,6 +63,7 @@ program
   .option('--hubble-tls-cert-file <file>', 'certificate of the TCP Hubble listener (Cilium)')
   .option('--hubble-tls-key-file <file>', 'private key of the TCP Hubble listener (Cilium)')
   .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
+  .option('--hubble-tls-client-ca-files <files>', 'comma-separated CA files a client certificate of the TCP Hubble listener must chain to; required with --hubble-listen-address (Cilium)')
   .option('--http-normalize-path [bool]', 'normalise HTTP paths (RFC 3986, merged slashes, redirect for escaped slashes) before policy; false only with caution (Cilium)', booleanFlag, true)
   .addOption(
     new Option('--tofqdns-dns-reject-response-code <code>', 'answer to a DNS query policy denies (Cilium)').choices(['refused', 'nameError']).default('refused'),

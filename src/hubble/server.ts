@@ -1,7 +1,9 @@
 /**
  * The Hubble observer (`observer.Observer`, Hubble's gRPC API) over the agent's flow ring, on a
- * root-only unix socket and, opt-in, on TCP with TLS (Cilium: `--hubble-socket-path`,
- * `--hubble-listen-address`, `--hubble-tls-cert-file`, `--hubble-tls-key-file`).
+ * root-only unix socket and, opt-in, on TCP with mutual TLS (Cilium: `--hubble-socket-path`,
+ * `--hubble-listen-address`, `--hubble-tls-cert-file`, `--hubble-tls-key-file`,
+ * `--hubble-tls-client-ca-files`). Unlike Cilium, the client CA is required: flows are never
+ * readable over the network by an unauthenticated client.
  *
  * GetFlows follows Hubble's LocalObserverServer (cilium `pkg/hubble/observer/local_observer.go`):
  * `first` with `follow` is INVALID_ARGUMENT; `first` reads from the oldest flow; `follow` with
@@ -40,10 +42,12 @@ export interface ObserverSource {
 export interface HubbleListenOptions {
   /** Unix socket path (mode 0600, directory created 0700); null for none. */
   socketPath: string | null;
-  /** `host:port` for a TCP listener; requires `tlsCertFile` and `tlsKeyFile`. */
+  /** `host:port` for a TCP listener; requires `tlsCertFile`, `tlsKeyFile` and `tlsClientCaFiles`. */
   listenAddress?: string | null;
   tlsCertFile?: string | null;
   tlsKeyFile?: string | null;
+  /** PEM files of the CAs a client certificate must chain to (mutual TLS). */
+  tlsClientCaFiles?: readonly string[];
 }
 
 interface Log {
@@ -103,7 +107,7 @@ export class HubbleServer {
 
   /**
    * Binds the listeners. Errors: MEMBRANE_ERR_HUBBLE_LISTEN naming the address (in use, TLS files
-   * unreadable, TCP without TLS).
+   * unreadable, TCP without a certificate, key or client CA).
    */
   async listen(opts: HubbleListenOptions): Promise<void> {
     if (opts.socketPath) {
@@ -115,12 +119,17 @@ export class HubbleServer {
       this.#socketPath = path;
     }
     if (opts.listenAddress) {
-      if (!opts.tlsCertFile || !opts.tlsKeyFile) {
-        throw membraneError('MEMBRANE_ERR_HUBBLE_LISTEN', `${opts.listenAddress}: a TCP listener requires --hubble-tls-cert-file and --hubble-tls-key-file`);
+      const cas = opts.tlsClientCaFiles ?? [];
+      if (!opts.tlsCertFile || !opts.tlsKeyFile || cas.length === 0) {
+        throw membraneError(
+          'MEMBRANE_ERR_HUBBLE_LISTEN',
+          `${opts.listenAddress}: a TCP listener requires --hubble-tls-cert-file, --hubble-tls-key-file and --hubble-tls-client-ca-files (clients must present a certificate)`,
+        );
       }
       let creds: grpc.ServerCredentials;
       try {
-        creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(opts.tlsCertFile), private_key: readFileSync(opts.tlsKeyFile) }], false);
+        const clientCas = Buffer.concat(cas.map((f) => readFileSync(f)));
+        creds = grpc.ServerCredentials.createSsl(clientCas, [{ cert_chain: readFileSync(opts.tlsCertFile), private_key: readFileSync(opts.tlsKeyFile) }], true);
       } catch (err) {
         throw membraneError('MEMBRANE_ERR_HUBBLE_LISTEN', `${opts.listenAddress}: TLS: ${(err as Error).message}`, { cause: err });
       }

@@ -209,27 +209,43 @@ describe('a follower that falls behind', () => {
   });
 });
 
-describe('Hubble observer API on TCP with TLS', () => {
+describe('Hubble observer API on TCP with mutual TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'membrane-hubble-tls-'));
   const ring = new FlowRing({ capacity: 4 });
   const server = new HubbleServer({ flows: ring, nodeName: 'node-2', version: 'v' }, { info: () => {}, warn: () => {} });
 
   beforeAll(async () => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=node-2.hubble-grpc.cilium.io',
-      '-addext', 'subjectAltName=DNS:node-2.hubble-grpc.cilium.io', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const selfSigned = (name: string, cn: string): void =>
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${cn}`,
+        '-addext', `subjectAltName=DNS:${cn}`, '-keyout', join(dir, `${name}-key.pem`), '-out', join(dir, `${name}.pem`)], { stdio: 'ignore' });
+    selfSigned('server', 'node-2.hubble-grpc.cilium.io');
+    selfSigned('client', 'hubble-relay-client.hubble-grpc.cilium.io');
+    selfSigned('stranger', 'stranger.example');
     ring.push(dropFlow({ source: tiefighter, destination: deathstarW, ip: { source: IPS.tiefighter, destination: IPS.deathstarW }, direction: 'INGRESS', nodeName: 'node-2', reason: 181 }));
-    await server.listen({ socketPath: null, listenAddress: '127.0.0.1:0', tlsCertFile: join(dir, 'cert.pem'), tlsKeyFile: join(dir, 'key.pem') });
+    await server.listen({
+      socketPath: null,
+      listenAddress: '127.0.0.1:0',
+      tlsCertFile: join(dir, 'server.pem'),
+      tlsKeyFile: join(dir, 'server-key.pem'),
+      tlsClientCaFiles: [join(dir, 'client.pem')],
+    });
   });
   afterAll(async () => {
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('serves a client that verifies the certificate, and only over TLS', async () => {
+  const tlsCreds = (client: string | null): grpc.ChannelCredentials =>
+    client
+      ? grpc.credentials.createSsl(readFileSync(join(dir, 'server.pem')), readFileSync(join(dir, `${client}-key.pem`)), readFileSync(join(dir, `${client}.pem`)))
+      : grpc.credentials.createSsl(readFileSync(join(dir, 'server.pem')));
+  const NAME = { 'grpc.ssl_target_name_override': 'node-2.hubble-grpc.cilium.io' };
+
+  it('serves a client whose certificate chains to the client CA, verifying the server\'s', async () => {
     const address = server.addresses[0] as string;
     expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
     const Stub = stubConstructor();
-    const tls = new Stub(address, grpc.credentials.createSsl(readFileSync(join(dir, 'cert.pem'))), { 'grpc.ssl_target_name_override': 'node-2.hubble-grpc.cilium.io' });
+    const tls = new Stub(address, tlsCreds('client'), NAME);
     try {
       const [m] = await collect(tls.GetFlows({ number: 1 }));
       expect(m?.flow).toMatchObject({ verdict: 'DROPPED', drop_reason_desc: 'POLICY_DENY' });
@@ -238,17 +254,31 @@ describe('Hubble observer API on TCP with TLS', () => {
     } finally {
       tls.close();
     }
-    const plain = new Stub(address, grpc.credentials.createInsecure());
-    try {
-      await expect(unary(plain, 'ServerStatus')).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
-    } finally {
-      plain.close();
+  });
+
+  it('refuses clients without TLS, without a certificate, or with one from another CA', async () => {
+    const address = server.addresses[0] as string;
+    const Stub = stubConstructor();
+    for (const creds of [grpc.credentials.createInsecure(), tlsCreds(null), tlsCreds('stranger')]) {
+      const c = new Stub(address, creds, NAME);
+      try {
+        await expect(unary(c, 'ServerStatus')).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+      } finally {
+        c.close();
+      }
     }
   });
 
-  it('a TCP listener without TLS files is refused', async () => {
+  it('a TCP listener without its certificate, key or client CA is refused', async () => {
     const s = new HubbleServer({ flows: ring, nodeName: 'x', version: 'v' }, { info: () => {}, warn: () => {} });
+    const files = { tlsCertFile: join(dir, 'server.pem'), tlsKeyFile: join(dir, 'server-key.pem') };
     await expect(s.listen({ socketPath: null, listenAddress: '127.0.0.1:0' })).rejects.toMatchObject({ code: 'MEMBRANE_ERR_HUBBLE_LISTEN' });
+    await expect(s.listen({ socketPath: null, listenAddress: '127.0.0.1:0', ...files })).rejects.toThrow(/--hubble-tls-client-ca-files/);
+    await expect(s.listen({ socketPath: null, listenAddress: '127.0.0.1:0', ...files, tlsClientCaFiles: [join(dir, 'missing.pem')] })).rejects.toMatchObject({
+      code: 'MEMBRANE_ERR_HUBBLE_LISTEN',
+      message: expect.stringContaining('missing.pem'),
+    });
+    expect(s.addresses).toEqual([]);
     await s.close();
   });
 });
