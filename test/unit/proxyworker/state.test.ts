@@ -1,0 +1,108 @@
+/**
+ * issue-9 proxy workers: what a worker judges requests against is exactly what the agent sent
+ * (snapshot, then deltas), and nothing before the first snapshot (fail closed); its outgoing
+ * queue is bounded and counts what it drops.
+ */
+import { describe, expect, it } from 'vitest';
+import { Outbox, WorkerState, FLUSH_ITEMS, type Delta, type EndpointState } from '../../../src/proxyworker/index.js';
+import { decideL7, type EndpointPolicy } from '../../../src/policy/index.js';
+import type { Flow } from '../../../src/observe/index.js';
+
+const ALLOW_GET_PUBLIC: EndpointPolicy = {
+  ingress: {
+    enforced: true,
+    entries: [
+      {
+        identity: 0,
+        protocol: 6,
+        port: 80,
+        portPrefixLen: 16,
+        verdict: 'redirect',
+        l7: { kind: 'http', rules: [{ method: 'GET', path: '/public' }], allowAll: false },
+        derivedFrom: [{ policy: 'p', namespace: 'default', kind: 'CiliumNetworkPolicy', direction: 'ingress', index: 0 }],
+      },
+    ],
+  },
+  egress: { enforced: false, entries: [] },
+};
+
+const OPEN: EndpointPolicy = { ingress: { enforced: false, entries: [] }, egress: { enforced: false, entries: [] } };
+
+function endpoint(ip: string, id: number, identity: number, policy: EndpointPolicy | null): EndpointState {
+  return { ip, id, identity, policy, flowEndpoint: { ID: id, identity, namespace: 'default', labels: [`k8s:app=${id}`], pod_name: `pod-${id}` } };
+}
+
+const delta = (d: Partial<Delta>): Delta => ({ endpoints: [], removedEndpoints: [], identities: [], removedIdentities: [], ...d });
+
+describe('issue-9 WorkerState', () => {
+  it('knows nothing before the first snapshot: no source, so the proxies refuse the connection', () => {
+    const s = new WorkerState(() => 2);
+    expect(s.ready).toBe(false);
+    expect(s.endpoint('10.0.0.1')).toBeUndefined();
+    s.apply(delta({ endpoints: [endpoint('10.0.0.1', 1, 100, null)] }), true);
+    expect(s.ready).toBe(true);
+    expect(s.endpoint('10.0.0.1')?.identity).toBe(100);
+  });
+
+  it('a delta changes only what it names; a snapshot replaces everything', () => {
+    const s = new WorkerState(() => 2);
+    s.apply(delta({ endpoints: [endpoint('10.0.0.1', 1, 100, null), endpoint('10.0.0.2', 2, 200, null)] }), true);
+    s.apply(delta({ endpoints: [endpoint('10.0.0.2', 2, 201, ALLOW_GET_PUBLIC)], removedEndpoints: ['10.0.0.1'] }), false);
+    expect(s.endpoint('10.0.0.1')).toBeUndefined();
+    expect(s.endpoint('10.0.0.2')?.identity).toBe(201);
+    s.apply(delta({ endpoints: [endpoint('10.0.0.3', 3, 300, null)] }), true);
+    expect([s.endpoint('10.0.0.2'), s.endpoint('10.0.0.3')?.id]).toEqual([undefined, 3]);
+  });
+
+  it('judges with the policy of the latest delta: a path newly allowed is allowed, a null policy denies', () => {
+    const s = new WorkerState(() => 2);
+    s.apply(delta({ endpoints: [endpoint('10.0.0.1', 1, 100, OPEN), endpoint('10.0.0.2', 2, 200, null)] }), true);
+    const req = { kind: 'http' as const, method: 'GET', path: '/public', host: 'x', headers: {} };
+    const before = decideL7(s.l7Flow('10.0.0.1', 100, '10.0.0.2', 80, 6, 200), req);
+    expect(before.allowed).toBe(false);
+    s.apply(delta({ endpoints: [endpoint('10.0.0.2', 2, 200, ALLOW_GET_PUBLIC)] }), false);
+    expect(decideL7(s.l7Flow('10.0.0.1', 100, '10.0.0.2', 80, 6, 200), req).allowed).toBe(true);
+    expect(decideL7(s.l7Flow('10.0.0.1', 100, '10.0.0.2', 80, 6, 200), { ...req, path: '/private' }).allowed).toBe(false);
+  });
+
+  it('a non-local address takes its identity from the ipcache and its labels from the identity deltas', () => {
+    const ipcache = new Map([['192.0.2.7', 16777217]]);
+    const s = new WorkerState((ip) => ipcache.get(ip) ?? 2);
+    s.apply(delta({}), true);
+    expect(s.identityOf('192.0.2.7')).toBe(16777217);
+    expect(s.flowEndpoint('192.0.2.7', 16777217).labels).toEqual([]);
+    s.apply(delta({ identities: [{ id: 16777217, labels: ['cidr:192.0.2.7/32', 'reserved:world'] }] }), false);
+    expect(s.flowEndpoint('192.0.2.7', 16777217)).toEqual({ ID: 0, identity: 16777217, namespace: '', labels: ['cidr:192.0.2.7/32', 'reserved:world'], pod_name: '' });
+    expect(s.l7Flow('10.0.0.9', 5, '192.0.2.7', 443, 6).dstIdentity).toBe(16777217);
+  });
+});
+
+describe('issue-9 Outbox', () => {
+  const flow = { verdict: 'FORWARDED' } as unknown as Flow;
+
+  it('sends a batch at FLUSH_ITEMS items at once, and what is left on flush', () => {
+    const sent: [number, number][] = [];
+    const o = new Outbox(10_000, (f, l) => sent.push([f.length, l.length]));
+    for (let i = 0; i < FLUSH_ITEMS; i++) o.line(`line ${i}\n`);
+    expect(sent).toEqual([[0, FLUSH_ITEMS]]);
+    o.flow(flow);
+    o.line('x\n');
+    o.flush();
+    expect(sent).toEqual([[0, FLUSH_ITEMS], [1, 1]]);
+  });
+
+  it('is bounded by what is queued and unacknowledged: past it items are dropped and counted', () => {
+    const sent: number[] = [];
+    const o = new Outbox(3, (f) => sent.push(f.length));
+    for (let i = 0; i < 5; i++) o.flow(flow);
+    o.flush();
+    expect([sent, o.droppedFlows]).toEqual([[3], 2]);
+    // The agent has not taken them yet: still full.
+    o.flow(flow);
+    expect(o.droppedFlows).toBe(3);
+    o.ack(3, 0);
+    o.flow(flow);
+    o.flush();
+    expect([sent, o.droppedFlows]).toEqual([[3, 1], 3]);
+  });
+});
