@@ -53,6 +53,8 @@ export interface WorkerInit {
   readonly answerMaxDelayMs: number;
   /** 'file': lines as `accessLogger(file)` writes them (no base); 'agent': as the agent log's `accesslog` child. */
   readonly accessLogFormat: 'file' | 'agent';
+  /** `--access-log-sample-rate` (HttpProxyOptions.accessLogSampleRate); absent: 1. */
+  readonly accessLogSampleRate?: number;
   readonly logLevel: string;
   /** Bounds of the outgoing queues (flows, lines): beyond them items are dropped and counted. */
   readonly maxQueued: number;

@@ -14,10 +14,16 @@ export class WorkerState {
   readonly #identityEndpoints = new Map<number, FlowEndpoint>();
   readonly #ipcache: (ip: string) => number;
   #ready = false;
+  #revision = 0;
 
   /** `ipcache(ip)`: the identity of a non-local address (the datapath's ipcache map in production). */
   constructor(ipcache: (ip: string) => number) {
     this.#ipcache = ipcache;
+  }
+
+  /** Changes with every snapshot or delta applied: what `l7Flow` answers may have changed. */
+  get revision(): number {
+    return this.#revision;
   }
 
   get ready(): boolean {
@@ -50,6 +56,7 @@ export class WorkerState {
       this.#identityEndpoints.delete(i.id);
     }
     if (replace) this.#ready = true;
+    this.#revision++;
   }
 
   endpoint(ip: string): EndpointState | undefined {

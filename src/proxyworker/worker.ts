@@ -52,6 +52,8 @@ const deps: L7ProxyDeps = {
     };
   },
   l7Flow: (fctx, conn) => state.l7Flow(conn.srcIp, fctx.srcIdentity, conn.dstIp, conn.dstPort, PROTO.TCP, fctx.dstIdentity),
+  // The HTTP proxy keeps a connection's policy state until the agent's next snapshot or delta.
+  policyRevision: () => state.revision,
   connectUpstream: (fctx, conn) => connectMarked(conn.dstIp, conn.dstPort, fctx.srcIdentity),
   onFlow,
   accessLog,
@@ -83,7 +85,11 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
   });
 }
 
-const http = new HttpProxy(deps, { httpRequestTimeoutMs: init.httpRequestTimeoutMs, normalizePath: init.httpNormalizePath });
+const http = new HttpProxy(deps, {
+  httpRequestTimeoutMs: init.httpRequestTimeoutMs,
+  normalizePath: init.httpNormalizePath,
+  accessLogSampleRate: init.accessLogSampleRate ?? 1,
+});
 const tls = new TlsPassthrough(deps);
 const dns = new DnsProxy(
   {

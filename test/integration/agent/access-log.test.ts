@@ -104,8 +104,17 @@ describe('access log rotation (issue-7 the access log is bounded)', () => {
     expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => i));
   });
 
-  it('bad rotation flags are usage errors (exit 2) before the agent starts', () => {
-    for (const args of [['--access-log-max-size-mb', '0'], ['--access-log-max-size-mb', 'lots'], ['--access-log-max-backups', '-1'], ['--access-log-max-backups', '1.5']]) {
+  it('bad rotation and sampling flags are usage errors (exit 2) before the agent starts', () => {
+    const bad = [
+      ['--access-log-max-size-mb', '0'],
+      ['--access-log-max-size-mb', 'lots'],
+      ['--access-log-max-backups', '-1'],
+      ['--access-log-max-backups', '1.5'],
+      ['--access-log-sample-rate', '0'],
+      ['--access-log-sample-rate', '1.5'],
+      ['--access-log-sample-rate', 'half'],
+    ];
+    for (const args of bad) {
       const r = spawnSync(process.execPath, [CLI, '--api-socket', join(tmpdir(), 'membrane-accesslog-none.sock'), 'agent', ...args], { encoding: 'utf8', timeout: 20_000 });
       expect(`${args.join(' ')} → ${r.status}`).toBe(`${args.join(' ')} → 2`);
       expect(r.stderr).toContain(`${args[0]} ${args[1]}`);
