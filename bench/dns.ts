@@ -16,7 +16,7 @@
  *              proxy workers included) over the saturation run
  *   release    Membrane only: dnsperf -Q 1000 over names never asked before (each answer a new IP:
  *              new identity, ipcache + policy-map writes before release); the delays are the
- *              proxy's own (`releaseDelayNs`, read through its diagnostics channel by agent-probe.ts)
+ *              proxy's own (`answer_release_ms` of its access-log lines, from any proxy worker)
  *
  * Rounds are interleaved (every peer once per round); rows carry every round. When the agent has
  * `--proxy-workers`, Membrane is measured with 1 and 2 workers (one node each).
@@ -229,6 +229,17 @@ interface Release {
   cacheNames: number;
 }
 
+/**
+ * The answer-release delays (ms, sorted) of the access log's DNS lines: `answer_release_ms`, the
+ * time the proxy held an answer for the FQDN path (NameManager → map writes), measured by the
+ * proxy itself (`DnsExchange.releaseDelayNs`, src/dnsproxy/log.ts), in whichever thread it runs.
+ */
+function releaseDelaysMs(lines: readonly Record<string, unknown>[]): number[] {
+  const out: number[] = [];
+  for (const l of lines) if (l.type === 'dns' && typeof l.answer_release_ms === 'number') out.push(l.answer_release_ms);
+  return out.sort((a, b) => a - b);
+}
+
 /** Whether this build's agent has `--proxy-workers` (added by the proxy-workers work). */
 function agentHasWorkers(): boolean {
   return spawnSync(process.execPath, [CLI, 'agent', '--help'], { encoding: 'utf8' }).stdout.includes('--proxy-workers');
@@ -247,7 +258,7 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
   const node = new ProbedNode(opts);
   ctx.onCleanup(() => node.cleanup());
   try {
-    ctx.log(`dns: agent${workers === null ? '' : ` with ${workers} proxy worker(s)`} under ${nodeVersion(AGENT_NODE)}, lab, dnsmasq, dnsdist`);
+    ctx.log(`agent${workers === null ? '' : ` with ${workers} proxy worker(s)`} under ${nodeVersion(AGENT_NODE)}, lab, dnsmasq, dnsdist`);
     await node.startAgent(workers === null ? [] : ['--proxy-workers', String(workers)]);
     await node.labUp();
     const dnsIp = node.podIp(POD.dns);
@@ -282,11 +293,10 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
       }
       await dnsperf(t.pod, t.server, steady, ['-l', '1', '-c', String(s.clients), '-q', String(s.outstanding)], false);
     }
-    await node.releaseDelays(); // the warm-up's learning is not measured
 
     for (let round = 0; round < s.rounds; round++) {
       for (const peer of names) {
-        ctx.log(`dns: round ${round + 1}/${s.rounds} ${peer}`);
+        ctx.log(`round ${round + 1}/${s.rounds} ${peer}`);
         const t = target[peer]!;
         const out = peers[peer]!;
         const pid = t.pid();
@@ -314,18 +324,19 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
     if (workers === null || workers === 1) {
       let nextNewIp = s.names + 1;
       for (let run = 0; run < s.rounds; run++) {
-        ctx.log(`dns: release ${run + 1}/${s.rounds} at ${s.newIpQps} new-IP answers/s`);
+        ctx.log(`release ${run + 1}/${s.rounds} at ${s.newIpQps} new-IP answers/s`);
         const count = s.newIpQps * s.seconds;
         if (nextNewIp + count > 65_000) throw new Error('out of fresh addresses in the answer range: fewer rounds or seconds');
         const fresh = queryFile(node.dir, `fresh-${run}.txt`, nextNewIp, count);
         nextNewIp += count;
-        await node.releaseDelays();
+        const mark = node.accessLogMark();
         if (PROFILE_DIR) node.profileStart();
         const r = await dnsperf(POD.client, dnsIp, fresh, ['-n', '1', '-l', String(s.seconds), '-Q', String(s.newIpQps), '-c', String(s.clients), '-q', String(s.outstanding)], false);
         if (PROFILE_DIR) await node.profileStop(join(PROFILE_DIR, `membrane-new-ips-${run}.cpuprofile`));
-        const delays = (await node.releaseDelays()).sort((a, b) => a - b);
-        release.p50.push(quantile(delays, 0.5) / 1000);
-        release.p99.push(quantile(delays, 0.99) / 1000);
+        await new Promise((r) => setTimeout(r, 500)); // the workers' last batch of access-log lines
+        const delays = releaseDelaysMs(node.accessLogSince(mark));
+        release.p50.push(quantile(delays, 0.5));
+        release.p99.push(quantile(delays, 0.99));
         release.rate.push(delays.length / s.seconds);
         release.sent += r.sent;
         release.lost += r.lost;
@@ -341,6 +352,7 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
 
 export const benchmark: Benchmark = {
   name: 'dns',
+  packages: ['dnsperf', 'dnsdist', 'dnsmasq-base'],
   title: 'DNS: dnsperf through the DNS proxy + FQDN path vs direct vs dnsdist',
   async run(ctx: BenchContext): Promise<BenchResult> {
     if (process.getuid?.() !== 0) throw new Error('dns benchmark needs root: it creates network namespaces and loads BPF programs');
@@ -356,7 +368,8 @@ export const benchmark: Benchmark = {
       clients: 8,
       outstanding: 200,
     };
-    const workerCounts: (number | null)[] = agentHasWorkers() ? [1, 2] : [null];
+    // --quick: one worker only (the whole quick run stays under 3 minutes).
+    const workerCounts: (number | null)[] = agentHasWorkers() ? (ctx.quick ? [1] : [1, 2]) : [null];
     const peers: Record<string, Series> = {};
     const release: Release = { p50: [], p99: [], rate: [], sent: 0, lost: 0, timeouts: 0, cacheNames: 0 };
     for (const w of workerCounts) await measureNode(ctx, s, w, peers, release);

@@ -11,7 +11,7 @@
  *   agent and deregistered again (`registerPods`/`deregisterPods`): the same links measured with
  *   and without Membrane's programs.
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -268,7 +268,44 @@ export class ProbedNode {
     for (const ep of this.#registrations) await this.registrar.deregister(ep.namespace, ep.name);
   }
 
-  /** Release delays (µs) the agent's DNS proxy measured since the last call (agent-probe.ts). */
+  /** Where the access log ends now: `accessLogSince(mark)` reads what comes after. */
+  accessLogMark(): number {
+    try {
+      return statSync(join(this.dir, 'access.log')).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * The access-log lines written since `mark` (parsed JSON). The proxies write them from any
+   * thread (proxy workers send theirs to the agent in batches); a rotation in between
+   * (--access-log-max-size-mb) is followed into FILE.1.
+   */
+  accessLogSince(mark: number): Record<string, unknown>[] {
+    const file = join(this.dir, 'access.log');
+    const read = (f: string, from: number): string => {
+      try {
+        return readFileSync(f).subarray(from).toString('utf8');
+      } catch {
+        return '';
+      }
+    };
+    const size = this.accessLogMark();
+    const text = size >= mark ? read(file, mark) : read(`${file}.1`, mark) + read(file, 0);
+    const out: Record<string, unknown>[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a line cut by the end of the read: not ours to judge
+      }
+    }
+    return out;
+  }
+
+  /** Release delays (µs) the agent's DNS proxy measured since the last call (agent-probe.ts; the agent's own thread only). */
   releaseDelays(): Promise<number[]> {
     const agent = this.agent;
     if (!agent) return Promise.resolve([]);

@@ -9,12 +9,26 @@
  * Sources: Envoy `source/common/common/regex.cc` (CompiledGoogleReMatcher: full match, program
  * size check, error text); `re2.max_program_size.error_level` defaults to 100.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { re2ProgramSize } from './program-size.js';
 
-// `re2` is CommonJS (`export =`): load it the way Node does for an ES module.
-const RE2 = createRequire(import.meta.url)('re2') as typeof import('re2');
+/**
+ * The `re2` binding is a NAN addon: its build serves one Node.js ABI (NODE_MODULE_VERSION). For
+ * the other supported Node.js lines, scripts/node-matrix.sh builds a copy of the package per ABI
+ * in node_modules/.cache/membrane-re2/abi-N/re2; the one matching this process is taken when it
+ * exists, else the installed package (as `require('re2')`; CommonJS, loaded the way Node does
+ * for an ES module). Our own addons (native/) use N-API and load on every version.
+ */
+function loadRe2(): typeof import('re2') {
+  const require = createRequire(import.meta.url);
+  const installed = dirname(require.resolve('re2/package.json'));
+  const perAbi = join(dirname(installed), '.cache', 'membrane-re2', `abi-${process.versions.modules}`, 're2');
+  return require(existsSync(join(perAbi, 'build', 'Release', 're2.node')) ? perAbi : 're2') as typeof import('re2');
+}
+const RE2 = loadRe2();
 type RE2 = InstanceType<typeof RE2>;
 
 /** Envoy's default `re2.max_program_size.error_level`: a larger program is rejected. */
