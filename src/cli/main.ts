@@ -57,14 +57,13 @@ program
   .option('--access-log <file>', 'write proxy access logs (JSON lines) here instead of the agent log')
   .option('--access-log-max-size-mb <mb>', 'rotate the access log file past this size (as cilium --hubble-export-file-max-size-mb)', '10')
   .option('--access-log-max-backups <n>', 'rotated access log files kept: FILE.1 … FILE.N (as cilium --hubble-export-file-max-backups)', '5')
-  .option('--access-log-sample-rate <rate>', 'share of forwarded HTTP requests written to the access log, in (0, 1]; denied and failed requests are always logged, flows are never sampled', '1')
   .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
   .option('--hubble-socket-path <path>', 'unix socket of the Hubble observer API (default: hubble.sock beside --api-socket; Cilium)')
   .option('--hubble-listen-address <host:port>', 'also serve the Hubble observer API on TCP, with TLS (Cilium)')
   .option('--hubble-tls-cert-file <file>', 'certificate of the TCP Hubble listener (Cilium)')
   .option('--hubble-tls-key-file <file>', 'private key of the TCP Hubble listener (Cilium)')
-  .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
   .option('--hubble-tls-client-ca-files <files>', 'comma-separated CA files a client certificate of the TCP Hubble listener must chain to; required with --hubble-listen-address (Cilium)')
+  .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
   .option('--http-normalize-path [bool]', 'normalise HTTP paths (RFC 3986, merged slashes, redirect for escaped slashes) before policy; false only with caution (Cilium)', booleanFlag, true)
   .addOption(
     new Option('--tofqdns-dns-reject-response-code <code>', 'answer to a DNS query policy denies (Cilium)').choices(['refused', 'nameError']).default('refused'),

@@ -215,9 +215,10 @@ describe('Hubble observer API on TCP with mutual TLS', () => {
   const server = new HubbleServer({ flows: ring, nodeName: 'node-2', version: 'v' }, { info: () => {}, warn: () => {} });
 
   beforeAll(async () => {
-    const selfSigned = (name: string, cn: string): void =>
+    const selfSigned = (name: string, cn: string): void => {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${cn}`,
         '-addext', `subjectAltName=DNS:${cn}`, '-keyout', join(dir, `${name}-key.pem`), '-out', join(dir, `${name}.pem`)], { stdio: 'ignore' });
+    };
     selfSigned('server', 'node-2.hubble-grpc.cilium.io');
     selfSigned('client', 'hubble-relay-client.hubble-grpc.cilium.io');
     selfSigned('stranger', 'stranger.example');
