@@ -52,6 +52,11 @@ export interface AgentConfig {
   readonly accessLogMaxSizeMb: number;
   /** Rotated access-log files kept, FILE.1 … FILE.N (Cilium's Hubble export file: 5). */
   readonly accessLogMaxBackups: number;
+  /**
+   * `--access-log-sample-rate`: share of forwarded HTTP requests written to the access log, in
+   * (0, 1]; denials and failures are always written, flows are not sampled. Default 1.
+   */
+  readonly accessLogSampleRate?: number;
   readonly logLevel: string;
   /** Cilium `--http-request-timeout`, seconds; 0 = unlimited. */
   readonly httpRequestTimeout: number;
@@ -104,6 +109,7 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   accessLog: null,
   accessLogMaxSizeMb: ACCESS_LOG_DEFAULTS.maxSizeMb,
   accessLogMaxBackups: ACCESS_LOG_DEFAULTS.maxBackups,
+  accessLogSampleRate: 1,
   logLevel: 'info',
   httpRequestTimeout: 3600,
   httpNormalizePath: true,
@@ -312,7 +318,11 @@ export class Agent {
       accessLog,
       nodeName: this.config.nodeName,
     };
-    this.#proxy = new HttpProxy(deps, { httpRequestTimeoutMs: this.config.httpRequestTimeout * 1000, normalizePath: this.config.httpNormalizePath });
+    this.#proxy = new HttpProxy(deps, {
+      httpRequestTimeoutMs: this.config.httpRequestTimeout * 1000,
+      normalizePath: this.config.httpNormalizePath,
+      accessLogSampleRate: this.config.accessLogSampleRate ?? 1,
+    });
     await this.#proxy.listen({ fd: transparentListenFd(this.config.httpProxyPort) });
     // serverNames ports: the same dependencies, judged by decideL7 on the ClientHello's SNI.
     this.#tlsProxy = new TlsPassthrough(deps);
@@ -343,6 +353,7 @@ export class Agent {
         dnsRejectResponseCode: this.config.dnsRejectResponseCode,
         answerMaxDelayMs: this.config.tofqdnsProxyResponseMaxDelayMs,
         accessLogFormat: file ? 'file' : 'agent',
+        accessLogSampleRate: this.config.accessLogSampleRate ?? 1,
         logLevel: this.config.logLevel,
         maxQueued: Math.max(1024, this.config.flowBuffer),
       },

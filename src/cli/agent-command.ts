@@ -19,6 +19,8 @@ export interface AgentCommandOptions {
   accessLog?: string;
   accessLogMaxSizeMb: string;
   accessLogMaxBackups: string;
+  /** `--access-log-sample-rate`: share of forwarded requests logged, (0, 1]. */
+  accessLogSampleRate: string;
   flowBuffer: string;
   /** Cilium's `--hubble-socket-path`, `--hubble-listen-address`, `--hubble-tls-cert-file`, `--hubble-tls-key-file`. */
   hubbleSocketPath?: string;
@@ -83,6 +85,7 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     accessLog: opts.accessLog ?? null,
     accessLogMaxSizeMb: positiveNumber('--access-log-max-size-mb', opts.accessLogMaxSizeMb, false),
     accessLogMaxBackups: positiveNumber('--access-log-max-backups', opts.accessLogMaxBackups, true),
+    accessLogSampleRate: sampleRate('--access-log-sample-rate', opts.accessLogSampleRate),
     logLevel: opts.logLevel,
     httpRequestTimeout: Number(opts.httpRequestTimeout),
     httpNormalizePath: opts.httpNormalizePath,
@@ -112,6 +115,13 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // Bad input must never take the agent down; anything else is a bug worth dying for loudly.
   await agent.start();
+}
+
+/** A share in (0, 1], else a usage error (exit 2). */
+function sampleRate(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (!raw.trim() || !(n > 0 && n <= 1)) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `${flag} ${raw}: must be a number in (0, 1]`);
+  return n;
 }
 
 /** A flag's number: positive (or, with `zeroOk`, a whole number ≥ 0), else a usage error (exit 2). */

@@ -57,6 +57,7 @@ program
   .option('--access-log <file>', 'write proxy access logs (JSON lines) here instead of the agent log')
   .option('--access-log-max-size-mb <mb>', 'rotate the access log file past this size (as cilium --hubble-export-file-max-size-mb)', '10')
   .option('--access-log-max-backups <n>', 'rotated access log files kept: FILE.1 … FILE.N (as cilium --hubble-export-file-max-backups)', '5')
+  .option('--access-log-sample-rate <rate>', 'share of forwarded HTTP requests written to the access log, in (0, 1]; denied and failed requests are always logged, flows are never sampled', '1')
   .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
   .option('--hubble-socket-path <path>', 'unix socket of the Hubble observer API (default: hubble.sock beside --api-socket; Cilium)')
   .option('--hubble-listen-address <host:port>', 'also serve the Hubble observer API on TCP, with TLS (Cilium)')
