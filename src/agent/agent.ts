@@ -85,13 +85,13 @@ export interface AgentConfig {
   /** Cilium `--hubble-tls-cert-file` / `--hubble-tls-key-file`: the TCP listener's certificate. */
   readonly hubbleTlsCertFile?: string | null;
   readonly hubbleTlsKeyFile?: string | null;
+  /** Cilium `--hubble-tls-client-ca-files`: CAs a client certificate must chain to (required for TCP). */
+  readonly hubbleTlsClientCaFiles?: readonly string[];
   /**
    * `--proxy-workers`: worker threads running the HTTP, TLS and DNS proxies, each on its own
    * listeners in one SO_REUSEPORT group per port (src/proxyworker). 0 runs them on the agent's
    * own event loop (the in-process mode, for tests and comparison).
    */
-  /** Cilium `--hubble-tls-client-ca-files`: CAs a client certificate must chain to (required for TCP). */
-  readonly hubbleTlsClientCaFiles?: readonly string[];
   readonly proxyWorkers: number;
 }
 
