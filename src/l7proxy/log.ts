@@ -84,6 +84,19 @@ function policyRef(p: string): FlowPolicy {
   return ref;
 }
 
+/** A decision's policy names as Hubble's list: one list per decision (a repeated verdict shares it). */
+const FLOW_POLICIES = new WeakMap<readonly string[], FlowPolicy[]>();
+
+function flowPolicies(names: readonly string[]): FlowPolicy[] {
+  let out = FLOW_POLICIES.get(names);
+  if (out === undefined) {
+    out = new Array<FlowPolicy>(names.length);
+    for (let i = 0; i < names.length; i++) out[i] = policyRef(names[i] as string);
+    FLOW_POLICIES.set(names, out);
+  }
+  return out;
+}
+
 type FlowInput<T> = HttpExchangeInput & T;
 
 function flowInput<T extends object>(x: Exchange, site: FlowSite, extra: T): FlowInput<T> {
@@ -98,11 +111,7 @@ function flowInput<T extends object>(x: Exchange, site: FlowSite, extra: T): Flo
   if (site.proxyPort !== undefined) input.proxyPort = site.proxyPort;
   if (x.request.traceContext) input.traceContext = x.request.traceContext;
   const names = x.decision.policies;
-  if (names !== undefined && names.length > 0) {
-    const policies = new Array<FlowPolicy>(names.length);
-    for (let i = 0; i < names.length; i++) policies[i] = policyRef(names[i] as string);
-    input.policies = policies;
-  }
+  if (names !== undefined && names.length > 0) input.policies = flowPolicies(names);
   return input;
 }
 

@@ -4,7 +4,7 @@
  * unexpected there (a missing state, an exception) denies the request rather than letting it through.
  */
 
-import { decideL7, type L7Flow } from '../policy/index.js';
+import { decideL7, type DirectionPolicy, type L7Flow } from '../policy/index.js';
 import type { ParsedRequest } from './parse.js';
 import type { ConnectionInfo, FlowContext, L7ProxyDeps, PolicyDecision } from './types.js';
 
@@ -30,6 +30,24 @@ export function decide(flow: L7Flow, req: Judged): PolicyDecision {
   } catch (err) {
     return policyError(err);
   }
+}
+
+/**
+ * Whether a verdict on this policy state can depend on request headers: some HTTP rule of the
+ * source's egress or the destination's ingress has `headers` or `headerMatches`. When none has,
+ * the verdict is a function of method, host and path alone (l7.ts `httpRuleMatches`).
+ */
+export function readsHeaders(flow: L7Flow): boolean {
+  return directionReadsHeaders(flow.srcPolicy?.egress) || directionReadsHeaders(flow.dstPolicy?.ingress);
+}
+
+function directionReadsHeaders(dir: DirectionPolicy | undefined): boolean {
+  if (dir === undefined) return false;
+  for (const e of dir.entries) {
+    if (e.l7?.kind !== 'http') continue;
+    for (const r of e.l7.rules) if ((r.headers?.length ?? 0) > 0 || (r.headerMatches?.length ?? 0) > 0) return true;
+  }
+  return false;
 }
 
 /** The denial for a policy state that could not be read or judged (fail closed). */

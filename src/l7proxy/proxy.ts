@@ -21,7 +21,7 @@ import { connectionTokens } from './headers.js';
 import { isoAt } from './clock.js';
 import { accessLogEntry, ConnectionFacts, requestFlow, responseFlow, type AccessVerdict, type Exchange, type FlowSite } from './log.js';
 import { parseRequest, type ParsedRequest } from './parse.js';
-import { decide, policyError } from './policy.js';
+import { decide, policyError, readsHeaders } from './policy.js';
 import type { L7Flow } from '../policy/index.js';
 import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, PolicyDecision, ProxyStats } from './types.js';
 import { H2Proxy, type H2Host } from './h2.js';
@@ -69,6 +69,16 @@ class ConnState {
   /** The policy state last read for this connection, and the `policyRevision` it was read at. */
   l7Flow: L7Flow | null = null;
   l7Revision = -1;
+  /**
+   * The last verdict on this connection, for `memoFlow` (a policy state kept under a revision,
+   * whose rules read no headers): a request with the same method, host and path gets it again.
+   */
+  memoFlow: L7Flow | null = null;
+  memoUsable = false;
+  memoMethod = '';
+  memoHost = '';
+  memoPath = '';
+  memoDecision: PolicyDecision | null = null;
 
   constructor(socket: Socket, conn: ConnectionInfo, ctx: FlowContext, poolKey: string) {
     this.socket = socket;
@@ -371,7 +381,26 @@ export class HttpProxy {
     } catch (err) {
       return policyError(err);
     }
-    return decide(flow, request);
+    // A keep-alive client repeating its request (the common case under load) is judged once:
+    // decideL7 is pure, and on a state kept under a revision whose rules read no headers its
+    // verdict depends on method, host and path alone.
+    if (state.memoFlow === flow) {
+      if (state.memoDecision !== null && state.memoMethod === request.method && state.memoPath === request.path && state.memoHost === request.host) {
+        return state.memoDecision;
+      }
+    } else if (this.#deps.policyRevision !== undefined) {
+      state.memoFlow = flow;
+      state.memoUsable = !readsHeaders(flow);
+      state.memoDecision = null;
+    }
+    const d = decide(flow, request);
+    if (state.memoFlow === flow && state.memoUsable) {
+      state.memoMethod = request.method;
+      state.memoHost = request.host;
+      state.memoPath = request.path;
+      state.memoDecision = d;
+    }
+    return d;
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {

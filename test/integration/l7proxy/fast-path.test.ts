@@ -96,6 +96,53 @@ describe('issue-9 per-connection policy state', () => {
   });
 });
 
+/** deathstar lands ships only with `X-Has-Force: true` (a header rule: verdicts depend on headers). */
+const FORCE_HEADER = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: force-header
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels: { org: empire, class: deathstar }
+  ingress:
+  - fromEndpoints:
+    - matchLabels: { org: empire }
+    toPorts:
+    - ports: [{ port: "80", protocol: TCP }]
+      rules:
+        http:
+        - method: POST
+          path: /v1/request-landing
+          headers: ['X-Has-Force: true']
+`;
+
+describe('issue-9 a repeated request on a kept policy state', () => {
+  it('issue-9 the same method, host and path get the same verdict; another one is judged anew', async () => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policyRevision: () => 1 });
+    const c = client(h.port);
+    const statuses = [];
+    for (const [method, path] of [['POST', '/v1/request-landing'], ['POST', '/v1/request-landing'], ['PUT', '/v1/exhaust-port'], ['PUT', '/v1/exhaust-port'], ['POST', '/v1/request-landing']] as const) {
+      statuses.push(await send(c, method, path));
+    }
+    expect(statuses).toEqual([200, 200, 403, 403, 200]);
+    expect(upstream.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /v1/request-landing', 'POST /v1/request-landing', 'POST /v1/request-landing']);
+  });
+
+  it('issue-9 under a header rule every request is judged on its own headers', async () => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: FORCE_HEADER, policyRevision: () => 1 });
+    const c = client(h.port);
+    const land = async (force: boolean): Promise<number> => {
+      const res = await c.request({ method: 'POST', path: '/v1/request-landing', headers: force ? { host: HOST, 'x-has-force': 'true' } : { host: HOST } });
+      await res.body.text();
+      return res.statusCode;
+    };
+    expect([await land(false), await land(true), await land(true), await land(false)]).toEqual([403, 200, 200, 403]);
+  });
+});
+
 describe('issue-9 access-log sampling (accessLogSampleRate)', () => {
   it('issue-9 a rate of 0.25 logs one forwarded request in four; every denial is logged; every request has its flows', async () => {
     const upstream = await startUpstream(cleanups);
