@@ -20,8 +20,8 @@
  *                     (/proc/PID/stat; Membrane: the agent, all threads and child processes)
  *
  * Isolation: Membrane's p99 at 2000 req/s quiet vs while 200 policy files change (written,
- * changed, removed in the agent's policy directory) and 1,000 endpoints (dummy links in the node
- * namespace) are registered and deregistered through the agent API.
+ * changed, removed in the agent's policy directory) and 1,000 endpoints (links in the node
+ * namespace, veth pairs) are registered and deregistered through the agent API.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -256,11 +256,16 @@ class Churn {
     this.#node = node;
   }
 
-  static links(node: BenchNode, up: boolean): void {
+  /** The churn endpoints' links in the node namespace (they go with it). */
+  static links(): void {
     const lines: string[] = [];
-    for (let i = 0; i < CHURN_ENDPOINTS; i++) lines.push(up ? `link add bhc${i} type dummy` : `link del bhc${i}`);
-    if (up) for (let i = 0; i < CHURN_ENDPOINTS; i++) lines.push(`link set bhc${i} up`);
+    // veth pairs (both ends in the node namespace): the dummy driver is not on every kernel.
+    for (let i = 0; i < CHURN_ENDPOINTS; i++) lines.push(`link add bhc${i} type veth peer name bhq${i}`);
+    for (let i = 0; i < CHURN_ENDPOINTS; i++) lines.push(`link set bhc${i} up`);
     spawnSync('ip', ['-n', NETNS, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', stdio: ['pipe', 'ignore', 'ignore'] });
+    if (spawnSync('ip', ['-n', NETNS, 'link', 'show', `bhc${CHURN_ENDPOINTS - 1}`], { stdio: 'ignore' }).status !== 0) {
+      throw new Error(`could not create the churn endpoints' links (bhc0…bhc${CHURN_ENDPOINTS - 1}) in ${NETNS}`);
+    }
   }
 
   start(): void {
@@ -321,10 +326,11 @@ class Churn {
     this.endpointOps++;
   }
 
-  /** Stops the churn, removes its policy files and endpoints. */
-  async stop(): Promise<void> {
+  /** Stops the churn; with `tidy`, also removes its policy files and endpoints. */
+  async stop(tidy: boolean): Promise<void> {
     this.#running = false;
     await Promise.all(this.#loops);
+    if (!tidy) return;
     for (let i = 0; i < CHURN_POLICIES; i++) rmSync(join(this.#node.policyDir, `churn-${i}.yaml`), { force: true });
     for (const i of [...this.#registered]) await this.#deregister(i);
   }
@@ -339,13 +345,20 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   const b = new HttpBench(ctx);
   ctx.onCleanup(async () => {
     stopWrk();
+    const t = Date.now();
+    await b.node.stopAgent();
+    const t1 = Date.now();
     await b.node.cleanup();
+    ctx.log(`agent stopped in ${((t1 - t) / 1000).toFixed(1)} s, node removed in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
   });
   const workerCounts = hasProxyWorkers() ? [1, 2] : [];
   const membrane: Variant[] = workerCounts.length ? workerCounts.map((n) => `membrane-w${n}` as Variant) : ['membrane-l7'];
   ctx.log(`setting up node ${NETNS} (agent, pods, nginx backend, HAProxy, nginx proxy)`);
+  if (workerCounts.length) {
+    b.agentArgs.push('--proxy-workers', String(workerCounts[0]));
+    b.workersNow = workerCounts[0]!;
+  }
   await b.setup();
-  if (workerCounts.length) await b.workers(workerCounts[0]!);
 
   const peers: Variant[] = ['kernel', 'haproxy', 'nginx'];
   const all: Variant[] = [...peers, ...membrane];
@@ -361,8 +374,10 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   for (let round = 0; round < ctx.runs; round++) {
     // Interleaved: every variant once per round, the peers' order rotating; the Membrane
     // variants together (a worker-count change restarts the agent), their order alternating.
+    // The Membrane variant the agent runs now goes first: one restart per round, not two.
     const rot = peers.map((_, i) => peers[(i + round) % peers.length]!);
-    const mem = round % 2 ? [...membrane].reverse() : membrane;
+    const current = membrane.findIndex((v) => v === `membrane-w${b.workersNow}`);
+    const mem = current > 0 ? [...membrane.slice(current), ...membrane.slice(0, current)] : membrane;
     const order = round % 2 ? [...mem, ...rot] : [...rot, ...mem];
     for (const v of order) {
       if (v.startsWith('membrane-w')) await b.workers(Number(v.slice('membrane-w'.length)));
@@ -378,34 +393,11 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
     }
   }
 
-  // Isolation: Membrane (1 worker, or the agent's default) quiet vs under control-plane churn.
   const iso: Variant = membrane[0]!;
   if (iso.startsWith('membrane-w')) await b.workers(Number(iso.slice('membrane-w'.length)));
-  Churn.links(b.node, true);
-  ctx.onCleanup(() => Churn.links(b.node, false));
-  const quiet: WrkResult[] = [];
-  const busy: WrkResult[] = [];
-  const churnOps: { policy: number; endpoint: number; errors: number }[] = [];
-  const underChurn = async (): Promise<void> => {
-    const churn = new Churn(b.node);
-    churn.start();
-    await new Promise((r) => setTimeout(r, 500)); // the churn under way before the load starts
-    busy.push((await b.paced(iso, S.paced)).r);
-    churnOps.push({ policy: churn.policyOps, endpoint: churn.endpointOps, errors: churn.endpointErrors });
-    await churn.stop();
-    await b.ready(iso);
-  };
-  for (let round = 0; round < ctx.runs; round++) {
-    // Interleaved, the order alternating: quiet then churn, churn then quiet, …
-    if (round % 2) await underChurn();
-    quiet.push((await b.paced(iso, S.paced)).r);
-    if (!(round % 2)) await underChurn();
-    const o = churnOps.at(-1)!;
-    ctx.log(`isolation round ${round + 1}: p99 quiet ${ms(quiet.at(-1)!.p99Ms)} ms, churn ${ms(busy.at(-1)!.p99Ms)} ms (${o.policy} policy-file ops, ${o.endpoint} endpoint ops during the run)`);
-  }
-  Churn.links(b.node, false);
 
-  // A CPU profile of the agent's main thread at saturation, for what limits Membrane (not measured).
+  // A CPU profile of the agent's main thread at saturation, for what limits Membrane (a run of its
+  // own: profiling slows the agent, so its figures are not kept).
   let profile: string | null = null;
   try {
     const file = join(b.node.dir, 'agent-saturated.cpuprofile');
@@ -426,6 +418,33 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   } catch (err) {
     ctx.log(`profile failed: ${(err as Error).message}`);
   }
+
+  // Isolation: Membrane (1 worker, or the agent's default) quiet vs under control-plane churn.
+  Churn.links();
+  // The churn links go with the node namespace (removed at cleanup, after the agent has stopped:
+  // deleting 1,000 links one by one under a running agent took 20 s).
+  const quiet: WrkResult[] = [];
+  const busy: WrkResult[] = [];
+  const churnOps: { policy: number; endpoint: number; errors: number }[] = [];
+  const underChurn = async (): Promise<void> => {
+    const churn = new Churn(b.node);
+    churn.start();
+    await new Promise((r) => setTimeout(r, 500)); // the churn under way before the load starts
+    busy.push((await b.paced(iso, S.paced)).r);
+    churnOps.push({ policy: churn.policyOps, endpoint: churn.endpointOps, errors: churn.endpointErrors });
+    // After the last churn run nothing is measured: the node goes, its endpoints with it.
+    await churn.stop(busy.length + quiet.length < 2 * ctx.runs);
+    if (busy.length + quiet.length < 2 * ctx.runs) await b.ready(iso);
+  };
+  for (let round = 0; round < ctx.runs; round++) {
+    // Interleaved, the order alternating: quiet then churn, churn then quiet, …
+    if (round % 2) await underChurn();
+    quiet.push((await b.paced(iso, S.paced)).r);
+    if (!(round % 2)) await underChurn();
+    const o = churnOps.at(-1)!;
+    ctx.log(`isolation round ${round + 1}: p99 quiet ${ms(quiet.at(-1)!.p99Ms)} ms, churn ${ms(busy.at(-1)!.p99Ms)} ms (${o.policy} policy-file ops, ${o.endpoint} endpoint ops during the run)`);
+  }
+
   const agentPid = b.node.agent?.pid;
   const threads = agentPid ? readdirSync(`/proc/${agentPid}/task`).length : NaN;
 

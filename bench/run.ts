@@ -113,7 +113,8 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', fatal);
   const benchmarks = await loadBenchmarks(opts.only);
   if (!benchmarks.length) throw new Error('no benchmark modules found');
-  const log = (m: string): void => void process.stderr.write(`bench: ${m}\n`);
+  const t0 = Date.now();
+  const log = (m: string): void => void process.stderr.write(`bench [${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${m}\n`);
   ensurePackages([...BASE_PACKAGES, ...benchmarks.flatMap((b) => b.packages ?? [])], log);
 
   const runs = opts.runs ?? (opts.quick ? 1 : 3);
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
         cleanups.push(fn);
       },
     };
-    const t0 = Date.now();
+    const began = Date.now();
     log(`${b.name}: ${b.title}${opts.quick ? ' (quick)' : ''}, ${runs} run(s) per variant`);
     try {
       const result = await b.run(ctx);
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
       log(`${b.name} failed: ${(err as Error).stack ?? String(err)}`);
     } finally {
       // This benchmark's cleanups, newest first, before the next one starts.
+      log(`${b.name}: cleaning up`);
       for (const fn of mine.reverse()) {
         const i = cleanups.lastIndexOf(fn);
         if (i >= 0) cleanups.splice(i, 1);
@@ -156,7 +158,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    log(`${b.name}: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    log(`${b.name}: ${((Date.now() - began) / 1000).toFixed(0)} s`);
   }
 
   if (results.length) {
