@@ -34,6 +34,8 @@ import { ApiServer } from './api-server.js';
 import { HubbleServer, HUBBLE_SOCKET_NAME, serverVersion } from '../hubble/index.js';
 import { ACCESS_LOG_DEFAULTS, AccessLogFile, accessLogger } from './access-log.js';
 import { MembraneMetrics, MetricsServer, parseServeAddr, type MetricsSources, type ProxyGauges } from '../metrics/index.js';
+import { startTracing, tracingConfig, type Tracing } from '../tracing/index.js';
+import { traceHttpProxy } from '../l7proxy/index.js';
 
 export interface AgentConfig {
   readonly policyDir: string;
@@ -75,6 +77,12 @@ export interface AgentConfig {
    * 9962): serve Prometheus metrics at /metrics. Absent or null: no metrics listener.
    */
   readonly prometheusServeAddr?: string | null;
+  /**
+   * `--otlp-endpoint`: the OpenTelemetry collector's OTLP/HTTP base URL (`/v1/traces` appended);
+   * with it, or the standard OTEL_EXPORTER_OTLP_* variables, the HTTP proxy traces each request.
+   * Absent or null and no variable: tracing off.
+   */
+  readonly otlpEndpoint?: string | null;
   /**
    * Cilium `--hubble-socket-path`: the Hubble observer's unix socket (root only). Default: hubble.sock
    * beside the API socket (/run/membrane/hubble.sock, as /var/run/cilium/hubble.sock); null: none.
@@ -138,6 +146,8 @@ export class Agent {
   #api: ApiServer | null = null;
   #metrics: MembraneMetrics | null = null;
   #metricsServer: MetricsServer | null = null;
+  #tracing: Tracing | null = null;
+  #untrace: (() => void) | null = null;
   #hubble: HubbleServer | null = null;
   #stopEvents: (() => void) | null = null;
   #pending: NodeJS.Timeout | null = null;
@@ -206,6 +216,7 @@ export class Agent {
     // Before the first pass, so it writes the learned IPs back instead of removing them.
     this.#fqdn.restore(this.#regenerator);
 
+    this.#startTracing();
     await this.#startProxy();
     await this.#startDnsProxy();
 
@@ -246,6 +257,7 @@ export class Agent {
       policy: () => ({ policies: this.policies.policies().length, revision: this.policies.revision }),
       fqdn: () => this.#fqdn?.names.stats() ?? null,
       proxies: () => this.#proxyGauges(),
+      tracing: () => (this.#tracing ? this.#tracing.stats() : null),
     };
     const metrics = new MembraneMetrics(sources, { log: this.log.child({ component: 'metrics' }) });
     this.flows.subscribe((flow) => metrics.countFlow(flow));
@@ -255,6 +267,18 @@ export class Agent {
     this.#metricsServer = new MetricsServer(metrics, this.log.child({ component: 'metrics' }));
     const bound = await this.#metricsServer.listen(addr);
     this.log.info({ address: `${bound.host}:${bound.port}` }, 'serving Prometheus metrics at /metrics');
+  }
+
+  /**
+   * Tracing, when configured: the proxies of this thread are traced through their diagnostics
+   * channels (l7proxy/trace.ts); proxy workers get the same configuration and trace their own.
+   */
+  #startTracing(): void {
+    const config = tracingConfig(this.config.otlpEndpoint, this.config.nodeName);
+    if (!config) return;
+    this.#tracing = startTracing(config);
+    this.#untrace = traceHttpProxy(this.#tracing.tracer);
+    this.log.info({ otlp: config.tracesUrl, sampler: config.sampler, ratio: config.samplerRatio }, 'tracing the HTTP proxy (OTLP/HTTP)');
   }
 
   /** Open connections and in-flight requests per proxy, summed over the workers when they run the proxies. */
@@ -356,6 +380,7 @@ export class Agent {
         accessLogSampleRate: this.config.accessLogSampleRate ?? 1,
         logLevel: this.config.logLevel,
         maxQueued: Math.max(1024, this.config.flowBuffer),
+        tracing: this.#tracing?.config ?? null,
       },
       endpoints: () => this.endpoints.list(),
       identities: () => this.#regenerator?.identities() ?? [],
@@ -521,6 +546,8 @@ export class Agent {
     await this.#dnsProxy?.close();
     await this.#tlsProxy?.close();
     await this.#proxyWorkers?.close();
+    this.#untrace?.();
+    await this.#tracing?.shutdown();
     this.#fqdn?.stop();
     this.#identities.flush();
     await this.#accessLogFile?.close();

@@ -6,6 +6,7 @@ import { Agent, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../agent/index.js
 import { run } from '../datapath/index.js';
 import { membraneError } from '../errors/index.js';
 import { parseServeAddr } from '../metrics/index.js';
+import { tracingConfig } from '../tracing/index.js';
 
 export interface AgentCommandOptions {
   policyDir: string;
@@ -44,6 +45,8 @@ export interface AgentCommandOptions {
   tofqdnsProxyResponseMaxDelay: string;
   /** Cilium's `--prometheus-serve-addr` (`IP:Port`); absent: no metrics listener. */
   prometheusServeAddr?: string;
+  /** `--otlp-endpoint` (OTLP/HTTP base URL); absent: the OTEL_EXPORTER_OTLP_* variables decide. */
+  otlpEndpoint?: string;
   /** `--proxy-workers`: absent = the default (CPUs, at most 8); 0 = in-process proxies. */
   proxyWorkers?: string;
 }
@@ -95,6 +98,8 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     tofqdnsProxyResponseMaxDelayMs: Number(opts.tofqdnsProxyResponseMaxDelay),
     // Checked here so a bad address is a usage error (exit 2) before anything starts.
     prometheusServeAddr: opts.prometheusServeAddr === undefined ? null : (parseServeAddr(opts.prometheusServeAddr), opts.prometheusServeAddr),
+    // Checked here too (flag and OTEL_* variables), so a bad value exits 2 before anything starts.
+    otlpEndpoint: (tracingConfig(opts.otlpEndpoint ?? null, 'check'), opts.otlpEndpoint ?? null),
     proxyWorkers: opts.proxyWorkers === undefined ? DEFAULT_AGENT_CONFIG.proxyWorkers : Number(opts.proxyWorkers),
   };
   const agent = new Agent(config);

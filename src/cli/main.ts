@@ -71,6 +71,7 @@ program
   )
   .option('--tofqdns-min-ttl <seconds>', 'minimum TTL of a learned DNS name (Cilium)', nonNegativeInt, '0')
   .option('--tofqdns-endpoint-max-ip-per-hostname <n>', 'IPs kept per name and endpoint (Cilium)', nonNegativeInt, '1000')
+  .option('--otlp-endpoint <URL>', 'trace HTTP proxy requests to this OpenTelemetry collector (OTLP/HTTP base URL, e.g. http://127.0.0.1:4318); the OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER* variables work too. Default: off')
   .option('--prometheus-serve-addr <IP:Port>', 'serve Prometheus metrics at /metrics on this address; :Port for every interface (Cilium; its port is 9962). Default: off')
   .option('--tofqdns-proxy-response-max-delay <ms>', 'longest a DNS answer waits for its IPs to reach the datapath, ms (Cilium: 100ms)', nonNegativeInt, '100')
   .option(

@@ -348,8 +348,9 @@ export class H2Proxy {
     }
     const x: Exchange = { conn: state.conn, ctx: state.ctx, request: parsed.request, decision: { allowed: false }, startedAt, startNs };
     x.decision = evaluatePolicy(this.#host.deps.l7Flow.bind(this.#host.deps), state.ctx, state.conn, parsed.request);
-    this.#host.emit(requestFlow(x, site));
+    // Before the flow: a tracer (trace.ts) sets the trace context the flow carries.
     if (channels.request.hasSubscribers) channels.request.publish({ exchange: x });
+    this.#host.emit(requestFlow(x, site));
     if (!x.decision.allowed) {
       this.#host.count('denied');
       x.verdict = 'Denied';

@@ -20,6 +20,7 @@ export { accessLogEntry, requestFlow, responseFlow, type AccessVerdict, type Exc
 export { downstreamResponseHeaders, flowHeaders, upstreamRequestHeaders } from './headers.js';
 export { ACCESS_DENIED_BODY } from './local-reply.js';
 export { channels as l7proxyChannels } from './diagnostics.js';
+export { traceHttpProxy } from './trace.js';
 export { mergeSlashes, normalizeRequestTarget, removeDotSegments, type NormalizedTarget } from '../policy/index.js';
 export { TlsPassthrough, tlsFlow, tlsSummary, type TlsPassthroughDeps, type TlsPassthroughOptions, type TlsPassthroughStats } from './tls-passthrough.js';
 export { ClientHelloReader, parseClientHelloBody, DEFAULT_MAX_CLIENT_HELLO_BYTES, type ClientHelloState } from './tls-client-hello.js';

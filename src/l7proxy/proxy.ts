@@ -435,8 +435,9 @@ export class HttpProxy {
     const x = new ProxiedExchange(this, state, parsed.request, res, startMs, startNs);
     res.once('close', onResponseClose.bind(res, this, state, x));
     x.decision = this.#judge(state, x.request);
-    this.#emit(requestFlow(x, this.#site));
+    // Before the flow: a tracer (trace.ts) sets the trace context the flow carries.
     if (channels.request.hasSubscribers) channels.request.publish({ exchange: x });
+    this.#emit(requestFlow(x, this.#site));
 
     if (!x.decision.allowed) {
       this.#deny(state, x, res);

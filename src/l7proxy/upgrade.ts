@@ -93,8 +93,9 @@ export class UpgradeRelay {
     }
     const x: Exchange = { conn, ctx, request, decision: { allowed: false }, startedAt, startNs };
     x.decision = evaluatePolicy(host.deps.l7Flow.bind(host.deps), ctx, conn, request);
-    host.emit(requestFlow(x, host.site()));
+    // Before the flow: a tracer (trace.ts) sets the trace context the flow carries.
     if (channels.request.hasSubscribers) channels.request.publish({ exchange: x });
+    host.emit(requestFlow(x, host.site()));
     if (!x.decision.allowed) {
       host.count('denied');
       x.verdict = 'Denied';

@@ -31,6 +31,8 @@ export interface MetricsSources {
   fqdn(): { names: number; ips: number; zombies: number } | null;
   /** Per-proxy open connections and requests (or queries) in flight; null when a proxy is not running. */
   proxies(): ProxyGauges | Promise<ProxyGauges>;
+  /** The agent's span exporter (src/tracing), null or absent when tracing is off. */
+  tracing?(): { exported: number; droppedQueueFull: number; droppedExportFailed: number } | null;
 }
 
 /** Per proxy: open downstream connections, and requests (queries) in flight where the proxy counts them. */
@@ -72,6 +74,8 @@ export class MembraneMetrics {
   readonly #connections: Gauge<'proxy_type'>;
   readonly #inflight: Gauge<'proxy_type'>;
   readonly #scrapeErrors: Counter<'source'>;
+  readonly #otlpExported: Counter;
+  readonly #otlpDropped: Counter<'reason'>;
 
   constructor(sources: MetricsSources, options: { log?: Logger; processMetrics?: boolean } = {}) {
     this.#sources = sources;
@@ -109,6 +113,8 @@ export class MembraneMetrics {
     this.#upstreamReply = histogram('cilium_proxy_upstream_reply_seconds', 'Seconds waited for upstream server to reply to a request', ['error', 'protocol_l7', 'scope']);
     this.#connections = gauge('membrane_proxy_connections', 'Open downstream connections of a proxy', ['proxy_type']);
     this.#inflight = gauge('membrane_proxy_requests_in_flight', 'Requests (DNS: queries) a proxy is handling now', ['proxy_type']);
+    this.#otlpExported = counter('membrane_otlp_spans_exported_total', 'Spans the agent exported to the OTLP collector');
+    this.#otlpDropped = counter('membrane_otlp_spans_dropped_total', 'Spans dropped instead of blocking a request: queue_full (the bounded export queue) or export_failed (the collector failed or timed out)', ['reason']);
     this.#scrapeErrors = counter('membrane_metrics_scrape_errors_total', 'Sources that failed during a scrape (their metrics keep their last values)', ['source']);
 
     const flowMetrics: FlowMetrics = {
@@ -212,6 +218,14 @@ export class MembraneMetrics {
     const p = s.policy();
     this.#policy.set(p.policies);
     this.#policyMaxRevision.set(p.revision);
+    const t = s.tracing?.() ?? null;
+    if (t) {
+      this.#otlpExported.reset();
+      this.#otlpExported.inc(t.exported);
+      this.#otlpDropped.reset();
+      this.#otlpDropped.inc({ reason: 'queue_full' }, t.droppedQueueFull);
+      this.#otlpDropped.inc({ reason: 'export_failed' }, t.droppedExportFailed);
+    }
     const f = s.fqdn();
     if (f) {
       this.#fqdnNames.set(f.names);

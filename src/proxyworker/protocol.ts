@@ -19,7 +19,8 @@
 import type { Flow, FlowEndpoint } from '../observe/index.js';
 import type { EndpointPolicy } from '../policy/index.js';
 import type { DnsAnswer, DnsProxyStats, RejectResponseCode } from '../dnsproxy/index.js';
-import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
+import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';import type { TracingConfig } from '../tracing/index.js';
+
 
 /** A local endpoint as the proxies need it: who it is (for flows) and its resolved policy. */
 export interface EndpointState {
@@ -58,6 +59,8 @@ export interface WorkerInit {
   readonly logLevel: string;
   /** Bounds of the outgoing queues (flows, lines): beyond them items are dropped and counted. */
   readonly maxQueued: number;
+  /** The agent's tracing configuration (src/tracing); absent or null: this worker does not trace. */
+  readonly tracing?: TracingConfig | null;
 }
 
 export interface Delta {

@@ -15,6 +15,8 @@ import { PROTO } from '../policy/index.js';
 import { Outbox } from './outbox.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { WorkerState } from './state.js';
+import { startTracing } from '../tracing/index.js';
+import { traceHttpProxy } from '../l7proxy/index.js';
 
 const port = parentPort;
 if (!port) throw new Error('proxyworker/worker.js runs only as a worker thread');
@@ -85,6 +87,10 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
   });
 }
 
+// Diagnostics channels are per thread: this worker's proxy is traced by this worker's tracer.
+const tracing = init.tracing ? startTracing(init.tracing) : null;
+if (tracing) traceHttpProxy(tracing.tracer);
+
 const http = new HttpProxy(deps, {
   httpRequestTimeoutMs: init.httpRequestTimeoutMs,
   normalizePath: init.httpNormalizePath,
@@ -120,6 +126,7 @@ async function listen(): Promise<void> {
 
 async function stop(graceMs: number): Promise<void> {
   await Promise.all([http.close(), tls.close(), dns.close(graceMs)]);
+  await tracing?.shutdown();
   for (const release of pendingAnswers.values()) release();
   pendingAnswers.clear();
   outbox.flush();

@@ -26,10 +26,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   dnsproxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'fqdn'],
   lab: ['codes', 'errors', 'datapath'],
   metrics: ['codes', 'errors', 'observe', 'datapath'],
+  tracing: ['errors'],
   hubble: ['codes', 'errors', 'observe', 'policy', 're2'],
-  proxyworker: ['codes', 'errors', 'observe', 'policy', 'datapath', 'l7proxy', 'dnsproxy', 're2'],
-  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy', 'hubble', 'proxyworker', 'metrics'],
-  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn', 'dnsproxy', 'hubble', 'metrics'],
+  proxyworker: ['codes', 'errors', 'observe', 'policy', 'datapath', 'l7proxy', 'dnsproxy', 're2', 'tracing'],
+  agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy', 'hubble', 'proxyworker', 'metrics', 'tracing'],
+  cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn', 'dnsproxy', 'hubble', 'metrics', 'tracing'],
 };
 
 function files(dir: string): string[] {

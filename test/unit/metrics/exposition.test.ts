@@ -40,6 +40,7 @@ function sources(): MetricsSources & { counters: MetricsCounter[]; pressure: Map
     policy: () => ({ policies: 2, revision: 7 }),
     fqdn: () => ({ names: 4, ips: 6, zombies: 1 }),
     proxies: () => ({ http: { connections: 5, inflight: 2 }, dns: { connections: 1, inflight: 0 }, tls: null }),
+    tracing: () => ({ exported: 40, droppedQueueFull: 3, droppedExportFailed: 1 }),
   };
   return s;
 }
@@ -101,6 +102,9 @@ describe('metrics exposition', () => {
     expect(s.get('membrane_proxy_connections{proxy_type="http"}')).toBe(5);
     expect(s.get('membrane_proxy_requests_in_flight{proxy_type="http"}')).toBe(2);
     expect(s.has('membrane_proxy_connections{proxy_type="tls"}')).toBe(false);
+    expect(s.get('membrane_otlp_spans_exported_total{}')).toBe(40);
+    expect(s.get('membrane_otlp_spans_dropped_total{reason="queue_full"}')).toBe(3);
+    expect(s.get('membrane_otlp_spans_dropped_total{reason="export_failed"}')).toBe(1);
   });
 
   it('cilium_bpf_map_pressure{map_name} is entries / max_entries, re-read at most every 10 s', async () => {

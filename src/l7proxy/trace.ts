@@ -1,0 +1,139 @@
+/**
+ * OpenTelemetry spans for the HTTP proxy, hooked on its diagnostics channels (diagnostics.ts):
+ * with tracing off nobody subscribes and the proxy pays the one `hasSubscribers` branch it
+ * already had. With a Tracer:
+ *
+ *   membrane:l7proxy:request (after the policy decision, before the request flow and the forward)
+ *     → continue the client's W3C `traceparent` (or start a trace), one span per request, the
+ *       request's `traceparent`/`tracestate` rewritten so the upstream sees this span as parent,
+ *       and `traceContext` set so the flows and the access log carry the trace id
+ *   membrane:l7proxy:done (relayed, denied, failed or aborted)
+ *     → status code, `membrane.policy.verdict` (the access log's Forwarded / Denied / Error), the
+ *       reason of a denial or failure, then the span ends
+ *
+ * Attributes follow the stable HTTP semantic conventions (http.request.method, url.path,
+ * server.address, http.response.status_code, …) plus the identities and pods Membrane knows from
+ * the kernel. Span status follows the conventions too: 5xx is an error; 4xx (a 403 denial
+ * included) is an error on a CLIENT span (egress policy) and unset on a SERVER span (ingress).
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { channels } from './diagnostics.js';
+import type { Exchange } from './log.js';
+import type { ParsedRequest } from './parse.js';
+
+type Headers = ParsedRequest['headers'];
+
+const propagator = new W3CTraceContextPropagator();
+const getter: TextMapGetter<Headers> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => carrier[key],
+};
+const setter: TextMapSetter<Record<string, string>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+
+function podOf(ep: { namespace: string; pod_name: string }): string {
+  return ep.pod_name ? `${ep.namespace}/${ep.pod_name}` : '';
+}
+
+function hostName(host: string): string {
+  // `[v6]:port`, `name:port` or a bare name.
+  if (host.startsWith('[')) return host.slice(1, host.indexOf(']'));
+  const i = host.lastIndexOf(':');
+  return i < 0 ? host : host.slice(0, i);
+}
+
+function startAttributes(x: Exchange): Attributes {
+  const r = x.request;
+  const q = r.path.indexOf('?');
+  const attrs: Attributes = {
+    'http.request.method': r.method,
+    'url.scheme': 'http',
+    'url.path': q < 0 ? r.path : r.path.slice(0, q),
+    'server.address': hostName(r.host) || x.conn.dstIp,
+    'server.port': x.conn.dstPort,
+    'client.address': x.conn.srcIp,
+    'client.port': x.conn.srcPort,
+    'network.protocol.name': 'http',
+    'network.protocol.version': r.protocol.replace(/^HTTP\//, ''),
+    'membrane.traffic_direction': x.ctx.direction,
+    'membrane.source.identity': x.ctx.srcIdentity,
+    'membrane.destination.identity': x.ctx.dstIdentity,
+    'membrane.source.pod': podOf(x.ctx.source),
+    'membrane.destination.pod': podOf(x.ctx.destination),
+  };
+  if (q >= 0) attrs['url.query'] = r.path.slice(q + 1);
+  const ua = r.headers['user-agent'];
+  if (typeof ua === 'string') attrs['user_agent.original'] = ua;
+  return attrs;
+}
+
+/** Replaces the request's trace headers (every copy) with `values`, in both header views. */
+function setTraceHeaders(r: ParsedRequest, values: Record<string, string>): void {
+  const raw = r.rawHeaders;
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (name === 'traceparent' || name === 'tracestate') continue;
+    kept.push(raw[i] as string, raw[i + 1] as string);
+  }
+  delete r.headers.traceparent;
+  delete r.headers.tracestate;
+  for (const [k, v] of Object.entries(values)) {
+    kept.push(k, v);
+    r.headers[k] = v;
+  }
+  r.rawHeaders = kept;
+}
+
+/**
+ * Traces every request of every HttpProxy in this thread (diagnostics channels are per thread:
+ * a proxy worker calls this with its own Tracer). Returns the unsubscribe.
+ */
+export function traceHttpProxy(tracer: Tracer): () => void {
+  const spans = new WeakMap<Exchange, Span>();
+
+  const onRequest = (message: unknown): void => {
+    const x = (message as { exchange: Exchange }).exchange;
+    const parent = propagator.extract(ROOT_CONTEXT, x.request.headers, getter);
+    const span = tracer.startSpan(
+      x.request.method,
+      { kind: x.ctx.direction === 'INGRESS' ? SpanKind.SERVER : SpanKind.CLIENT, startTime: x.startedAt, attributes: startAttributes(x) },
+      parent,
+    );
+    spans.set(x, span);
+    const carrier: Record<string, string> = {};
+    propagator.inject(trace.setSpan(parent, span), carrier, setter);
+    setTraceHeaders(x.request, carrier);
+    x.request.traceContext = { parent: { trace_id: span.spanContext().traceId } };
+  };
+
+  const onDone = (message: unknown): void => {
+    const x = (message as { exchange: Exchange }).exchange;
+    const span = spans.get(x);
+    if (span === undefined) return;
+    spans.delete(x);
+    const status = x.status ?? 0;
+    if (status > 0) span.setAttribute('http.response.status_code', status);
+    if (x.verdict !== undefined) span.setAttribute('membrane.policy.verdict', x.verdict);
+    if (x.reason !== undefined) span.setAttribute('membrane.policy.reason', x.reason);
+    const policies = x.decision.policies;
+    if (policies !== undefined && policies.length > 0) span.setAttribute('membrane.policy.names', policies);
+    const clientSpan = x.ctx.direction !== 'INGRESS';
+    if (x.verdict === 'Error' || status >= 500 || (clientSpan && status >= 400)) {
+      span.setAttribute('error.type', status > 0 ? String(status) : 'aborted');
+      span.setStatus({ code: SpanStatusCode.ERROR, ...(x.reason !== undefined ? { message: x.reason } : {}) });
+    }
+    span.end();
+  };
+
+  channels.request.subscribe(onRequest);
+  channels.done.subscribe(onDone);
+  return () => {
+    channels.request.unsubscribe(onRequest);
+    channels.done.unsubscribe(onDone);
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * issue-11 OpenTelemetry through the HTTP proxy: curl (the client, with its own W3C traceparent)
+ * → the real proxy, traced by the SDK and exporting OTLP/HTTP protobuf → a real upstream; a local
+ * OTLP/HTTP receiver decodes the exports with the OTLP protobuf definitions
+ * (test/fixtures/otlp/trace.proto). Asserted: the parent chain client span → proxy span → the
+ * traceparent the server received, the trace id in the flows, the denied request's span, a trace
+ * the proxy starts itself, and that tracing off leaves the request untouched.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import protobuf from 'protobufjs';
+import { traceHttpProxy } from '../../../src/l7proxy/index.js';
+import { startTracing, tracingConfig, type Tracing } from '../../../src/tracing/index.js';
+import { Cleanups, startProxy, startUpstream, until, type Upstream } from './harness.js';
+
+const run = promisify(execFile);
+const HOST = 'deathstar.default.svc.cluster.local';
+const PROTO = fileURLToPath(new URL('../../fixtures/otlp/trace.proto', import.meta.url));
+
+interface DecodedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: string;
+  attributes: Record<string, unknown>;
+  status: { code?: string; message?: string };
+}
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+/** An OTLP/HTTP traces receiver on loopback: decodes each ExportTraceServiceRequest. */
+async function startReceiver(opts: { stall?: boolean } = {}): Promise<{ url: string; spans: DecodedSpan[]; requests: number; server: Server }> {
+  const root = await protobuf.load(PROTO);
+  const Request = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+  const hex = (b: unknown): string => Buffer.from((b as Uint8Array | undefined) ?? []).toString('hex');
+  const state = { spans: [] as DecodedSpan[], requests: 0 };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      state.requests++;
+      if (opts.stall) return; // a collector that never answers
+      expect(req.url).toBe('/v1/traces');
+      expect(req.headers['content-type']).toBe('application/x-protobuf');
+      const msg = Request.toObject(Request.decode(Buffer.concat(chunks)), { enums: String, longs: String, bytes: Array }) as {
+        resourceSpans?: { scopeSpans?: { spans?: Record<string, unknown>[] }[] }[];
+      };
+      for (const rs of msg.resourceSpans ?? []) {
+        for (const ss of rs.scopeSpans ?? []) {
+          for (const s of ss.spans ?? []) {
+            const attributes: Record<string, unknown> = {};
+            for (const kv of (s.attributes as { key: string; value: Record<string, unknown> }[] | undefined) ?? []) {
+              const v = kv.value;
+              attributes[kv.key] = v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.boolValue ?? v.doubleValue ??
+                ((v.arrayValue as { values?: { stringValue?: string }[] } | undefined)?.values ?? []).map((x) => x.stringValue);
+            }
+            state.spans.push({
+              traceId: hex(s.traceId),
+              spanId: hex(s.spanId),
+              parentSpanId: hex(s.parentSpanId),
+              name: s.name as string,
+              kind: s.kind as string,
+              attributes,
+              status: (s.status as DecodedSpan['status'] | undefined) ?? {},
+            });
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.add(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get spans() {
+      return state.spans;
+    },
+    get requests() {
+      return state.requests;
+    },
+    server,
+  };
+}
+
+function tracingTo(endpoint: string, env: NodeJS.ProcessEnv = {}): Tracing {
+  const config = tracingConfig(endpoint, 'test-node', { OTEL_BSP_SCHEDULE_DELAY: '20', ...env });
+  if (!config) throw new Error('tracing should be on');
+  const tracing = startTracing(config);
+  cleanups.add(() => tracing.shutdown());
+  return tracing;
+}
+
+async function curl(port: number, method: string, path: string, traceparent?: string): Promise<number> {
+  const args = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', method, '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}${path}`];
+  if (traceparent) args.push('-H', `traceparent: ${traceparent}`);
+  const { stdout } = await run('curl', args);
+  return Number(stdout);
+}
+
+function receivedTraceparent(up: Upstream, i: number): string | undefined {
+  const v = up.requests[i]?.headers.traceparent;
+  return typeof v === 'string' ? v : undefined;
+}
+
+describe('issue-11 tracing through the HTTP proxy', () => {
+  it('continues the client trace: client span → proxy span → the server sees the proxy span as parent; the flows carry the trace id', async () => {
+    const otlp = await startReceiver();
+    const tracing = tracingTo(otlp.url);
+    cleanups.add(traceHttpProxy(tracing.tracer));
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const clientSpan = '00f067aa0ba902b7';
+    expect(await curl(h.port, 'POST', '/v1/request-landing', `00-${traceId}-${clientSpan}-01`)).toBe(200);
+    await until(() => otlp.spans.length === 1, 5000);
+
+    const [span] = otlp.spans;
+    expect(span).toMatchObject({ traceId, parentSpanId: clientSpan, name: 'POST', kind: 'SPAN_KIND_SERVER' });
+    expect(span?.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'url.path': '/v1/request-landing',
+      'server.address': HOST,
+      'server.port': up.port,
+      'http.response.status_code': 200,
+      'membrane.policy.verdict': 'Forwarded',
+      'membrane.source.identity': 25698,
+      'membrane.destination.identity': 6822,
+      'membrane.source.pod': 'default/tiefighter',
+      'membrane.destination.pod': 'default/deathstar',
+      'membrane.traffic_direction': 'INGRESS',
+    });
+    // The server's parent is the proxy's span, in the client's trace.
+    expect(receivedTraceparent(up, 0)).toBe(`00-${traceId}-${span?.spanId}-01`);
+    expect(span?.spanId).not.toBe(clientSpan);
+    // Both flows of the exchange carry the trace id (`membrane observe --trace-id`).
+    await until(() => h.flows.length === 2);
+    expect(h.flows.map((f) => f.trace_context?.parent.trace_id)).toEqual([traceId, traceId]);
+    // The receiver's 200 reaches the exporter a moment after the spans reached the receiver.
+    await until(() => tracing.stats().exported === 1, 5000);
+    expect(tracing.stats()).toMatchObject({ exported: 1, droppedQueueFull: 0, droppedExportFailed: 0, queued: 0 });
+  });
+
+  it('a denied request gets a span with the 403 and the reason, and never reaches the server', async () => {
+    const otlp = await startReceiver();
+    const tracing = tracingTo(otlp.url);
+    cleanups.add(traceHttpProxy(tracing.tracer));
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    expect(await curl(h.port, 'PUT', '/v1/exhaust-port', `00-${traceId}-b7ad6b7169203331-01`)).toBe(403);
+    await until(() => otlp.spans.length === 1, 5000);
+    expect(up.requests).toHaveLength(0);
+    expect(otlp.spans[0]).toMatchObject({ traceId, parentSpanId: 'b7ad6b7169203331', name: 'PUT' });
+    expect(otlp.spans[0]?.attributes).toMatchObject({
+      'http.response.status_code': 403,
+      'membrane.policy.verdict': 'Denied',
+      'membrane.policy.reason': 'ingress: HTTP PUT /v1/exhaust-port matches no HTTP rule',
+      'membrane.policy.names': ['default/rule1'],
+    });
+    // A SERVER span: a 4xx is the client's fault, not the span's (HTTP semantic conventions).
+    expect(otlp.spans[0]?.status.code ?? 'STATUS_CODE_UNSET').toBe('STATUS_CODE_UNSET');
+    await until(() => h.flows.length === 2);
+    expect(h.flows[0]).toMatchObject({ verdict: 'DROPPED', trace_context: { parent: { trace_id: traceId } } });
+  });
+
+  it('without a traceparent the proxy starts the trace: a root span, propagated upstream, its id in the request flow', async () => {
+    const otlp = await startReceiver();
+    const tracing = tracingTo(otlp.url);
+    cleanups.add(traceHttpProxy(tracing.tracer));
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+
+    expect(await curl(h.port, 'POST', '/v1/request-landing')).toBe(200);
+    await until(() => otlp.spans.length === 1, 5000);
+    const span = otlp.spans[0];
+    expect(span?.parentSpanId).toBe('');
+    expect(span?.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(receivedTraceparent(up, 0)).toBe(`00-${span?.traceId}-${span?.spanId}-01`);
+    expect(h.flows[0]?.trace_context?.parent.trace_id).toBe(span?.traceId);
+  });
+
+  it('sampled out (traceidratio 0): nothing is exported, the trace context is still propagated', async () => {
+    const otlp = await startReceiver();
+    const tracing = tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
+    cleanups.add(traceHttpProxy(tracing.tracer));
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4736';
+    expect(await curl(h.port, 'POST', '/v1/request-landing', `00-${traceId}-00f067aa0ba902b7-01`)).toBe(200);
+    await tracing.shutdown();
+    expect(otlp.requests).toBe(0);
+    expect(receivedTraceparent(up, 0)).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+  });
+
+  it('tracing off: the client traceparent reaches the server untouched', async () => {
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    expect(await curl(h.port, 'POST', '/v1/request-landing', tp)).toBe(200);
+    expect(receivedTraceparent(up, 0)).toBe(tp);
+    expect(await curl(h.port, 'POST', '/v1/request-landing')).toBe(200);
+    expect(up.requests[1]?.headers.traceparent).toBeUndefined();
+  });
+
+  it('a collector that never answers: requests still succeed, spans beyond the queue are dropped and counted', async () => {
+    const otlp = await startReceiver({ stall: true });
+    const tracing = tracingTo(otlp.url, { OTEL_BSP_MAX_QUEUE_SIZE: '2', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1', OTEL_BSP_EXPORT_TIMEOUT: '60000' });
+    // Cleanups run last-added first: the collector goes away before the tracer shuts down.
+    cleanups.add(() => otlp.server.closeAllConnections());
+    cleanups.add(traceHttpProxy(tracing.tracer));
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+
+    for (let i = 0; i < 6; i++) expect(await curl(h.port, 'POST', '/v1/request-landing')).toBe(200);
+    // One batch of one is stuck in the export, two wait in the queue, three were dropped.
+    await until(() => otlp.requests === 1, 5000);
+    expect(tracing.stats()).toMatchObject({ exported: 0, queued: 2, droppedQueueFull: 3 });
+  });
+});
+
+describe('tracing configuration', () => {
+  it('off unless an endpoint is given; the flag is a base URL, the traces variable is used as given; OTEL_SDK_DISABLED wins', () => {
+    expect(tracingConfig(null, 'n', {})).toBeNull();
+    expect(tracingConfig('http://127.0.0.1:4318', 'n', {})?.tracesUrl).toBe('http://127.0.0.1:4318/v1/traces');
+    expect(tracingConfig(null, 'n', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318/' })?.tracesUrl).toBe('http://c:4318/v1/traces');
+    expect(tracingConfig(null, 'n', { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/custom' })?.tracesUrl).toBe('http://c:4318/custom');
+    expect(tracingConfig('http://127.0.0.1:4318', 'n', { OTEL_SDK_DISABLED: 'true' })).toBeNull();
+    expect(tracingConfig('http://127.0.0.1:4318', 'n', { OTEL_TRACES_EXPORTER: 'none' })).toBeNull();
+    expect(tracingConfig('http://127.0.0.1:4318', 'n', {})).toMatchObject({ sampler: 'parentbased_always_on', samplerRatio: 1, serviceName: 'membrane-agent' });
+  });
+
+  it('bad values are usage errors naming the flag or variable', () => {
+    expect(() => tracingConfig('grpc://c:4317', 'n', {})).toThrow(/--otlp-endpoint .*http:\/\/ or https:\/\//);
+    expect(() => tracingConfig('not a url', 'n', {})).toThrow(/--otlp-endpoint "not a url": not a URL/);
+    expect(() => tracingConfig('http://c', 'n', { OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(/OTEL_TRACES_SAMPLER "sometimes"/);
+    expect(() => tracingConfig('http://c', 'n', { OTEL_TRACES_SAMPLER_ARG: '1.5' })).toThrow(/OTEL_TRACES_SAMPLER_ARG "1.5"/);
+    expect(() => tracingConfig('http://c', 'n', { OTEL_BSP_MAX_QUEUE_SIZE: '-1' })).toThrow(/OTEL_BSP_MAX_QUEUE_SIZE "-1"/);
+  });
+});
