@@ -4,7 +4,7 @@
  * pairs; processes recorded and killed by PID (lib/proc.ts), a crashed run's leftovers swept. And:
  *
  * - the agent runs through bench/agent-probe.ts (same argv as `membrane …`) with an IPC channel:
- *   the DNS proxy's answer-release delays and CPU profiles of the agent on request;
+ *   CPU profiles of the agent on request; the proxies' access log read from a mark (`accessLogSince`);
  * - MEMBRANE_BENCH_NODE=/path/to/node runs the agent under that Node.js binary (e.g. Node 22 or
  *   24 from the npm registry's `node` package: scripts/node-matrix.sh); the bench keeps its own;
  * - a lab without the agent's programs (`labUp(false)`), whose pods can be registered with the
@@ -303,22 +303,6 @@ export class ProbedNode {
       }
     }
     return out;
-  }
-
-  /** Release delays (µs) the agent's DNS proxy measured since the last call (agent-probe.ts; the agent's own thread only). */
-  releaseDelays(): Promise<number[]> {
-    const agent = this.agent;
-    if (!agent) return Promise.resolve([]);
-    return new Promise((resolve) => {
-      const on = (m: unknown): void => {
-        const release = (m as { release?: number[] }).release;
-        if (!release) return;
-        agent.off('message', on);
-        resolve(release);
-      };
-      agent.on('message', on);
-      agent.send('release');
-    });
   }
 
   /** Starts a CPU profile of the agent (agent-probe.ts). */
