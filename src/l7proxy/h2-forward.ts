@@ -24,19 +24,27 @@ export interface H2UpstreamOptions {
 }
 
 interface Entry {
-  session: ClientHttp2Session;
+  /** Settles once the socket connected and the session was set up on it. */
+  ready: Promise<ClientHttp2Session>;
+  session: ClientHttp2Session | null;
+  dead: boolean;
   streams: number;
   lastUsed: number;
 }
 
 export interface H2Lease {
-  session: ClientHttp2Session;
+  /** The session, once connected; rejects with MEMBRANE_ERR_PROXY_UPSTREAM (phase `connect`). */
+  ready: Promise<ClientHttp2Session>;
   release(): void;
 }
 
 function authorityOf(conn: Pick<ConnectionInfo, 'dstIp' | 'dstPort'>): string {
   const host = conn.dstIp.includes(':') ? `[${conn.dstIp}]` : conn.dstIp;
   return `http://${host}:${conn.dstPort}`;
+}
+
+function connectFailed(conn: ConnectionInfo, detail: string, cause: unknown, timeout = false): Error {
+  return membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', `connect to ${authorityOf(conn)} failed: ${detail}`, { cause, details: { phase: 'connect', timeout } });
 }
 
 export class H2Upstreams {
@@ -59,19 +67,18 @@ export class H2Upstreams {
 
   /**
    * The session for this identity and destination, opened on first use. Throws
-   * MEMBRANE_ERR_PROXY_UPSTREAM (phase `local`) when closing, (phase `connect`) when the socket
-   * factory throws. Connect errors after that arrive on the streams (see `classifyH2Failure`).
+   * MEMBRANE_ERR_PROXY_UPSTREAM (phase `local`) when closing; connect failures reject `ready`.
    */
   acquire(ctx: FlowContext, conn: ConnectionInfo): H2Lease {
     if (this.#closed) throw membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', 'proxy is closing', { details: { phase: 'local' } });
     const key = poolKey(ctx, conn, this.#opts.bySourceAddress);
     let entry = this.#sessions.get(key);
-    if (entry && (entry.session.closed || entry.session.destroyed)) {
+    if (entry && (entry.dead || (entry.session !== null && (entry.session.closed || entry.session.destroyed)))) {
       this.#sessions.delete(key);
       entry = undefined;
     }
     if (!entry) {
-      entry = { session: this.#open(key, ctx, conn), streams: 0, lastUsed: Date.now() };
+      entry = this.#open(key, ctx, conn);
       this.#sessions.set(key, entry);
     }
     const e = entry;
@@ -79,7 +86,7 @@ export class H2Upstreams {
     e.lastUsed = Date.now();
     let released = false;
     return {
-      session: e.session,
+      ready: e.ready,
       release: () => {
         if (released) return;
         released = true;
@@ -89,45 +96,66 @@ export class H2Upstreams {
     };
   }
 
-  #open(key: string, ctx: FlowContext, conn: ConnectionInfo): ClientHttp2Session {
-    let socket: ReturnType<L7ProxyDeps['connectUpstream']>;
-    try {
-      socket = this.#connect(ctx, conn);
-    } catch (err) {
-      throw membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', `connect to ${authorityOf(conn)} failed: connectUpstream threw: ${(err as Error)?.message ?? String(err)}`, {
-        cause: err,
-        details: { phase: 'connect', timeout: false },
-      });
-    }
-    socket.setNoDelay(true);
-    const options: SecureClientSessionOptions = {
-      createConnection: () => socket,
-      maxSessionMemory: this.#opts.maxSessionMemoryMiB,
-      maxHeaderListPairs: 256,
-      settings: { enablePush: false, maxHeaderListSize: this.#opts.maxHeaderListSize },
-    };
-    const session = http2Connect(authorityOf(conn), options);
+  /**
+   * Connects first, then sets the session up: Node's http2 client consumes the socket's handle at
+   * 'connect', and bytes the socket read before that (the server's SETTINGS, which a server sends
+   * at once) would be lost to the session; on a connected socket Node feeds them in first.
+   */
+  #open(key: string, ctx: FlowContext, conn: ConnectionInfo): Entry {
+    const entry: Entry = { ready: Promise.resolve(null as unknown as ClientHttp2Session), session: null, dead: false, streams: 0, lastUsed: Date.now() };
     const forget = (): void => {
-      if (this.#sessions.get(key)?.session === session) this.#sessions.delete(key);
+      entry.dead = true;
+      if (this.#sessions.get(key) === entry) this.#sessions.delete(key);
     };
-    // A connect that does not complete in time fails every stream waiting on it (UF).
-    const timer = setTimeout(() => {
-      forget();
-      session.destroy(membraneError('MEMBRANE_ERR_PROXY_UPSTREAM', `connect to ${authorityOf(conn)} failed: timed out after ${this.#opts.connectTimeoutMs} ms`, { details: { phase: 'connect', timeout: true } }));
-    }, this.#opts.connectTimeoutMs);
-    timer.unref();
-    session.once('connect', () => clearTimeout(timer));
-    // The streams on the session carry the error to their clients (h2.ts classifies it).
-    session.on('error', () => {
-      clearTimeout(timer);
-      forget();
+    entry.ready = new Promise<ClientHttp2Session>((resolve, reject) => {
+      let socket: ReturnType<L7ProxyDeps['connectUpstream']>;
+      try {
+        socket = this.#connect(ctx, conn);
+      } catch (err) {
+        forget();
+        reject(connectFailed(conn, `connectUpstream threw: ${(err as Error)?.message ?? String(err)}`, err));
+        return;
+      }
+      let settled = false;
+      const fail = (err: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        forget();
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(connectFailed(conn, `timed out after ${this.#opts.connectTimeoutMs} ms`, undefined, true)), this.#opts.connectTimeoutMs);
+      timer.unref();
+      const onError = (err: NodeJS.ErrnoException): void => fail(connectFailed(conn, err.code ?? err.message, err));
+      const onConnect = (): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.off('error', onError);
+        socket.setNoDelay(true);
+        const options: SecureClientSessionOptions = {
+          createConnection: () => socket,
+          maxSessionMemory: this.#opts.maxSessionMemoryMiB,
+          maxHeaderListPairs: 256,
+          settings: { enablePush: false, maxHeaderListSize: this.#opts.maxHeaderListSize },
+        };
+        const session = http2Connect(authorityOf(conn), options);
+        entry.session = session;
+        // The streams on the session carry its errors to their clients (h2.ts classifies them).
+        session.on('error', forget);
+        session.once('goaway', forget);
+        session.once('close', forget);
+        resolve(session);
+      };
+      socket.once('error', onError);
+      if (socket.destroyed) fail(connectFailed(conn, 'upstream socket already destroyed', undefined));
+      else if (!socket.connecting && socket.remoteAddress !== undefined) onConnect();
+      else socket.once('connect', onConnect);
     });
-    session.once('goaway', forget);
-    session.once('close', () => {
-      clearTimeout(timer);
-      forget();
-    });
-    return session;
+    // A rejection is handled by each lease's user; this one only keeps Node from reporting it.
+    entry.ready.catch(() => undefined);
+    return entry;
   }
 
   /** Closes sessions with no stream for `idleMs`. */
@@ -135,7 +163,8 @@ export class H2Upstreams {
     for (const [key, e] of this.#sessions) {
       if (e.streams === 0 && now - e.lastUsed >= this.#opts.idleMs) {
         this.#sessions.delete(key);
-        e.session.close();
+        e.dead = true;
+        e.session?.close();
       }
     }
   }
@@ -144,8 +173,10 @@ export class H2Upstreams {
   async close(immediate = false): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweeper);
-    const sessions = [...this.#sessions.values()].map((e) => e.session);
+    const entries = [...this.#sessions.values()];
     this.#sessions.clear();
+    for (const e of entries) e.dead = true;
+    const sessions = entries.map((e) => e.session).filter((s): s is ClientHttp2Session => s !== null);
     await Promise.all(
       sessions.map(
         (s) =>

@@ -25,6 +25,7 @@ import {
   constants as h2c,
   createServer as createH2Server,
   sensitiveHeaders,
+  type ClientHttp2Session,
   type ClientHttp2Stream,
   type Http2Server,
   type Http2Session,
@@ -89,9 +90,11 @@ export function httpToGrpcStatus(status: number): number {
   }
 }
 
-/** gRPC's percent-encoding of `grpc-message` (printable ASCII except `%` kept). */
+/** gRPC's percent-encoding of `grpc-message`: bytes outside printable ASCII, and `%`, as %XX (PROTOCOL-HTTP2.md). */
 function grpcMessage(text: string): string {
-  return encodeURIComponent(text).replace(/%20/g, ' ');
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
 }
 
 /** Connection-specific fields never cross HTTP/2 (RFC 9113 §8.2.2); `te: trailers` is the exception. */
@@ -366,7 +369,6 @@ export class H2Proxy {
   }
 
   #forward(down: ServerHttp2Stream, headers: IncomingHttpHeaders, x: Exchange, grpc: boolean): void {
-    const site = this.#host.site();
     let lease: H2Lease;
     try {
       lease = this.#upstreams.acquire(x.ctx, x.conn);
@@ -374,9 +376,30 @@ export class H2Proxy {
       this.#failed(down, x, grpc, err, false);
       return;
     }
+    lease.ready.then(
+      (session) => {
+        if (down.closed || down.destroyed) {
+          lease.release();
+          x.verdict = 'Error';
+          x.status = 0;
+          x.reason = 'stream reset by the client';
+          this.#host.log(x);
+          return;
+        }
+        this.#relay(down, headers, x, grpc, lease, session);
+      },
+      (err: unknown) => {
+        lease.release();
+        this.#failed(down, x, grpc, err, false);
+      },
+    );
+  }
+
+  #relay(down: ServerHttp2Stream, headers: IncomingHttpHeaders, x: Exchange, grpc: boolean, lease: H2Lease, session: ClientHttp2Session): void {
+    const site = this.#host.site();
     let up: ClientHttp2Stream;
     try {
-      up = lease.session.request(upstreamHeaders(headers, x.request), { endStream: !x.request.hasBody, waitForTrailers: x.request.hasBody });
+      up = session.request(upstreamHeaders(headers, x.request), { endStream: !x.request.hasBody, waitForTrailers: x.request.hasBody });
     } catch (err) {
       lease.release();
       this.#failed(down, x, grpc, err, false);

@@ -20,7 +20,11 @@ if (!target || !method) {
   process.exit(2);
 }
 const Ctor = doorManagerService();
-const client = new Ctor(target, credentials.createInsecure(), { 'grpc.max_send_message_length': 8 * 1024 * 1024 }) as Client & Record<string, Unary>;
+// No service-config TXT lookup: a lab without a DNS server would hold the process until it timed out.
+const client = new Ctor(target, credentials.createInsecure(), {
+  'grpc.max_send_message_length': 8 * 1024 * 1024,
+  'grpc.service_config_disable_resolution': 1,
+}) as Client & Record<string, Unary>;
 const doorId = Number(a1);
 
 function fail(err: ServiceError): never {

@@ -153,6 +153,19 @@ describe('issue-10 gRPC through the proxy (HTTP/2 prior knowledge)', () => {
     expect(h.connectCalls).toHaveLength(1);
   });
 
+  it('the lab door client prints the guide\'s answers and exits when done', async () => {
+    cleanups = new Cleanups();
+    const h = await grpcProxy();
+    const client = new URL('../../../dist/lab/apps/door-client.js', import.meta.url).pathname;
+    const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      execFileP(process.execPath, [client, `127.0.0.1:${h.port}`, ...args], { encoding: 'utf8', timeout: 10_000 }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+      );
+    expect(await run(['GetName', '1'])).toEqual({ code: 0, stdout: 'Door name is: Spaceport Door #1\n', stderr: '' });
+    expect(await run(['SetAccessCode', '1', '999'])).toEqual({ code: 1, stdout: '', stderr: 'Error: PERMISSION_DENIED (7): Access denied\n' });
+  });
+
   it('a server-streaming call outlives --http-request-timeout (it bounds the wait for headers only)', async () => {
     cleanups = new Cleanups();
     const h = await grpcProxy({ httpRequestTimeoutMs: 300 });
