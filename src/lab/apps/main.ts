@@ -37,7 +37,9 @@ if (app === 'door-manager') {
   serveWorld(JSON.parse(readFileSync(values.config ?? '', 'utf8')) as WorldConfig, log);
 } else if (app === 'starwars') {
   const server = createServer((req, res) => {
-    log({ method: req.method, path: req.url, from: req.socket.remoteAddress });
+    // The traceparent it received: tests check the proxy's span is the parent.
+    const traceparent = req.headers.traceparent;
+    log({ method: req.method, path: req.url, from: req.socket.remoteAddress, ...(traceparent ? { traceparent } : {}) });
     req.resume();
     if (req.method === 'POST' && req.url === '/v1/request-landing') {
       res.end('Ship landed\n');
