@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { doorManagerService } from '../../../src/lab/apps/cloudcity.js';
 import { serveDoorManager } from '../../../src/lab/apps/door-manager.js';
 import { serveWebSocketEcho } from '../../../src/lab/apps/websocket-echo.js';
-import { Cleanups, startProxy, startUpstream, type ProxyHarness } from './harness.js';
+import { Cleanups, rawExchange, startProxy, startUpstream, type ProxyHarness } from './harness.js';
 
 /** deathstar:80 (the harness's destination) takes these gRPC methods and the /ws path only. */
 const GRPC_POLICY = `apiVersion: cilium.io/v2
@@ -291,6 +291,34 @@ describe('issue-10 WebSocket through the proxy', () => {
 });
 
 describe('issue-10 HTTP/2 hostile inputs', () => {
+  /** A raw client: the preface, then `frame` repeated; resolves when the proxy closes the connection. */
+  async function flood(port: number, frame: Buffer, count: number): Promise<{ closed: boolean; goaway: boolean }> {
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const settings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    const r = await rawExchange(cleanups, port, Buffer.concat([preface, settings, ...Array.from({ length: count }, () => frame)]), { timeoutMs: 5000 });
+    // GOAWAY: type 7 on stream 0.
+    const bytes = Buffer.from(r.text, 'latin1');
+    let goaway = false;
+    for (let i = 0; i + 9 <= bytes.length; ) {
+      const len = bytes.readUIntBE(i, 3);
+      if (bytes[i + 3] === 7) goaway = true;
+      i += 9 + len;
+    }
+    return { closed: r.closed, goaway };
+  }
+
+  it('a SETTINGS flood and a PING flood get the flooding connection closed; other clients are served', async () => {
+    cleanups = new Cleanups();
+    const up = await h2Upstream();
+    const h = await startProxy(cleanups, { upstreamPort: up.port, policy: GRPC_POLICY });
+    const settingsFlood = await flood(h.port, Buffer.from([0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]), 20_000);
+    expect(settingsFlood).toEqual({ closed: true, goaway: true });
+    const ping = Buffer.concat([Buffer.from([0, 0, 8, 6, 0, 0, 0, 0, 0]), Buffer.alloc(8)]);
+    const pingFlood = await flood(h.port, ping, 20_000);
+    expect(pingFlood.closed).toBe(true);
+    expect(await h2Get(h2Session(h.port), '/public/after')).toMatchObject({ status: 200, body: 'ok GET /public/after\n' });
+  });
+
   it('a client resetting streams as fast as it opens them does not stop the proxy serving others', async () => {
     cleanups = new Cleanups();
     const up = await h2Upstream();
