@@ -117,6 +117,7 @@ export class ProxyWorkerPool {
 
   /** Starts every worker; resolves when all have joined their listener groups. */
   async start(): Promise<void> {
+    const t0 = performance.now();
     this.#diff();
     for (let i = 0; i < this.#o.workers; i++) {
       const slot: Slot = { index: i, worker: null, state: 'starting', restarts: 0, failures: 0, counters: null, ready: Promise.resolve(), statsWaiters: new Map() };
@@ -124,6 +125,7 @@ export class ProxyWorkerPool {
       this.#spawn(slot);
     }
     await Promise.all(this.#slots.map((s) => s.ready));
+    this.#o.log.info({ workers: this.#o.workers, startMs: Math.round(performance.now() - t0) }, 'proxy workers serving');
   }
 
   /** Sends the changes since the last sync (after a regeneration, an endpoint or identity change). */

@@ -15,7 +15,6 @@ import { PROTO } from '../policy/index.js';
 import { Outbox } from './outbox.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { WorkerState } from './state.js';
-import { startTracing } from '../tracing/index.js';
 import { traceHttpProxy } from '../l7proxy/index.js';
 
 const port = parentPort;
@@ -88,7 +87,9 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
 }
 
 // Diagnostics channels are per thread: this worker's proxy is traced by this worker's tracer.
-const tracing = init.tracing ? startTracing(init.tracing) : null;
+// Loaded only when tracing is on: the OpenTelemetry SDK is most of a worker's start-up time
+// (~0.9 s of module loading on a busy 2-core node), and a restart's DNS gap waits for it.
+const tracing = init.tracing ? (await import('../tracing/index.js')).startTracing(init.tracing) : null;
 if (tracing) traceHttpProxy(tracing.tracer);
 
 const http = new HttpProxy(deps, {
