@@ -7,6 +7,6 @@
  *   agent state (endpoints, identities, policies, FQDN cache, proxies) ──at scrape──► gauges
  *   MetricsServer GET /metrics ──► MembraneMetrics.scrape()
  */
-export { MembraneMetrics, MAP_PRESSURE_INTERVAL_MS, type MetricsSources, type ProxyGauges } from './registry.js';
+export { MembraneMetrics, MAP_PRESSURE_INTERVAL_MS, type MetricsSources, type OtlpCounters, type ProxyGauges } from './registry.js';
 export { MetricsServer, parseServeAddr, DEFAULT_PROMETHEUS_PORT, type ServeAddr, type MetricsEndpoint } from './server.js';
 export { countFlow, FlowCounter, type FlowMetrics } from './flows.js';

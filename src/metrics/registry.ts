@@ -32,7 +32,14 @@ export interface MetricsSources {
   /** Per-proxy open connections and requests (or queries) in flight; null when a proxy is not running. */
   proxies(): ProxyGauges | Promise<ProxyGauges>;
   /** The agent's span exporter (src/tracing), null or absent when tracing is off. */
-  tracing?(): { exported: number; droppedQueueFull: number; droppedExportFailed: number } | null;
+  tracing?(): OtlpCounters | null | Promise<OtlpCounters | null>;
+}
+
+/** Spans the agent's exporters (its own thread's and the proxy workers') sent and dropped. */
+export interface OtlpCounters {
+  readonly exported: number;
+  readonly droppedQueueFull: number;
+  readonly droppedExportFailed: number;
 }
 
 /** Per proxy: open downstream connections, and requests (queries) in flight where the proxy counts them. */
@@ -164,6 +171,19 @@ export class MembraneMetrics {
     this.#refresh('datapath', () => this.#refreshCounters());
     this.#refresh('agent', () => this.#refreshAgent());
     try {
+      const t = (await this.#sources.tracing?.()) ?? null;
+      if (t) {
+        this.#otlpExported.reset();
+        this.#otlpExported.inc(t.exported);
+        this.#otlpDropped.reset();
+        this.#otlpDropped.inc({ reason: 'queue_full' }, t.droppedQueueFull);
+        this.#otlpDropped.inc({ reason: 'export_failed' }, t.droppedExportFailed);
+      }
+    } catch (err) {
+      this.#scrapeErrors.inc({ source: 'tracing' });
+      this.#log?.warn({ err, source: 'tracing' }, 'metrics source failed during a scrape');
+    }
+    try {
       this.#refreshProxies(await this.#sources.proxies());
     } catch (err) {
       this.#scrapeErrors.inc({ source: 'proxies' });
@@ -218,14 +238,6 @@ export class MembraneMetrics {
     const p = s.policy();
     this.#policy.set(p.policies);
     this.#policyMaxRevision.set(p.revision);
-    const t = s.tracing?.() ?? null;
-    if (t) {
-      this.#otlpExported.reset();
-      this.#otlpExported.inc(t.exported);
-      this.#otlpDropped.reset();
-      this.#otlpDropped.inc({ reason: 'queue_full' }, t.droppedQueueFull);
-      this.#otlpDropped.inc({ reason: 'export_failed' }, t.droppedExportFailed);
-    }
     const f = s.fqdn();
     if (f) {
       this.#fqdnNames.set(f.names);

@@ -148,15 +148,23 @@ export class ProxyWorkerPool {
   }
 
   /** Every worker's HTTP, TLS and DNS counters summed: the in-process proxy's `status` shape. */
-  static totals(workers: readonly WorkerStatus[]): { http: ProxyStats | null; tls: TlsPassthroughStats | null; dns: DnsProxyStats | null } {
-    const sum = <T extends object>(pick: (c: WorkerCounters) => T): T | null => {
-      const all = workers.flatMap((w) => (w.counters ? [pick(w.counters)] : []));
+  static totals(workers: readonly WorkerStatus[]): {
+    http: ProxyStats | null;
+    tls: TlsPassthroughStats | null;
+    dns: DnsProxyStats | null;
+    otlp: NonNullable<WorkerCounters['otlp']> | null;
+  } {
+    const sum = <T extends object>(pick: (c: WorkerCounters) => T | null | undefined): T | null => {
+      const all = workers.flatMap((w) => {
+        const picked = w.counters ? pick(w.counters) : null;
+        return picked ? [picked] : [];
+      });
       if (all.length === 0) return null;
       const out: Record<string, number> = {};
       for (const c of all) for (const [k, v] of Object.entries(c)) if (typeof v === 'number') out[k] = (out[k] ?? 0) + v;
       return out as T;
     };
-    return { http: sum((c) => c.http), tls: sum((c) => c.tls), dns: sum((c) => c.dns) };
+    return { http: sum((c) => c.http), tls: sum((c) => c.tls), dns: sum((c) => c.dns), otlp: sum((c) => c.otlp) };
   }
 
   /**

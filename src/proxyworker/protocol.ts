@@ -92,6 +92,8 @@ export interface WorkerCounters {
   /** Endpoints and identities the worker holds now. */
   readonly endpoints: number;
   readonly identities: number;
+  /** This worker's span export (src/tracing), null when it does not trace. */
+  readonly otlp?: { readonly exported: number; readonly droppedQueueFull: number; readonly droppedExportFailed: number } | null;
 }
 
 export type FromWorker =

@@ -168,6 +168,7 @@ port.on('message', (m: ToWorker) => {
           answersReleasedAtMaxDelay: releasedAtMaxDelay,
           endpoints: state.endpointCount,
           identities: state.identityCount,
+          otlp: tracing ? tracing.stats() : null,
         },
       });
       break;

@@ -16,6 +16,7 @@ const ID = 'tracing';
 const P = 'tr';
 const SUBNET = '10.227';
 const OTLP_PORT = 4318;
+const METRICS_ADDR = '127.0.0.1:9962';
 const URL_LAND = 'http://deathstar.default.svc.cluster.local/v1/request-landing';
 const URL_EXHAUST = 'http://deathstar.default.svc.cluster.local/v1/exhaust-port';
 
@@ -59,7 +60,7 @@ describe.skipIf(skip !== null)('issue-11 the agent traces its HTTP proxy to an O
     // A short batch delay so the test does not wait the default 5 s for each export.
     process.env.OTEL_BSP_SCHEDULE_DELAY = '100';
     try {
-      await node.startAgent(['--otlp-endpoint', `http://127.0.0.1:${OTLP_PORT}`]);
+      await node.startAgent(['--otlp-endpoint', `http://127.0.0.1:${OTLP_PORT}`, '--prometheus-serve-addr', METRICS_ADDR]);
     } finally {
       delete process.env.OTEL_BSP_SCHEDULE_DELAY;
     }
@@ -116,5 +117,16 @@ describe.skipIf(skip !== null)('issue-11 the agent traces its HTTP proxy to an O
       'membrane.policy.reason': 'ingress: HTTP PUT /v1/exhaust-port matches no HTTP rule',
     });
     expect(node.serverLog(`${P}-ds`)).not.toContain('exhaust-port');
+  });
+
+  it('the metrics count the spans the proxy workers exported, and none dropped', async () => {
+    const sample = (name: string): number => {
+      const r = spawnSync('ip', ['netns', 'exec', node.netns, 'curl', '-s', `http://${METRICS_ADDR}/metrics`], { encoding: 'utf8' });
+      const line = r.stdout.split('\n').find((l) => l.startsWith(`${name} `));
+      return line ? Number(line.split(' ')[1]) : -1;
+    };
+    expect(await eventually(() => sample('membrane_otlp_spans_exported_total') >= 2, 10_000, 200)).toBe(true);
+    expect(sample('membrane_otlp_spans_dropped_total{reason="queue_full"}')).toBe(0);
+    expect(sample('membrane_otlp_spans_dropped_total{reason="export_failed"}')).toBe(0);
   });
 });

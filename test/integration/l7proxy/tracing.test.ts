@@ -222,7 +222,10 @@ describe('issue-11 tracing through the HTTP proxy', () => {
     const otlp = await startReceiver({ stall: true });
     const tracing = tracingTo(otlp.url, { OTEL_BSP_MAX_QUEUE_SIZE: '2', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1', OTEL_BSP_EXPORT_TIMEOUT: '60000' });
     // Cleanups run last-added first: the collector goes away before the tracer shuts down.
-    cleanups.add(() => otlp.server.closeAllConnections());
+    cleanups.add(() => {
+      otlp.server.close();
+      otlp.server.closeAllConnections();
+    });
     cleanups.add(traceHttpProxy(tracing.tracer));
     const up = await startUpstream(cleanups);
     const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
