@@ -75,6 +75,8 @@ export class Regenerator {
   #identityList: Identity[] | null = [];
   /** CIDR prefix → its local identity, for the prefixes the current policies name. */
   #cidrIdentities = new Map<string, number>();
+  /** CIDR prefix → its identity and the allocator's labels for it, from the last pass. */
+  #cidrKnown = new Map<string, { id: number; labels: readonly Label[] }>();
   /** The ipcache as last written: exact /32 entries by address, other prefixes longest first. */
   #hostEntries = new Map<number, number>();
   #prefixEntries: { base: number; mask: number; bits: number; id: number }[] = [];
@@ -82,7 +84,9 @@ export class Regenerator {
   #fqdnIps = new Map<string, readonly string[]>();
   /** Learned IP → its identity, as in the ipcache. */
   #fqdnIdentities = new Map<string, number>();
-  /** What was last written to the policy map, per endpoint id. */
+  /** The policy whose entries the policy map holds, per endpoint id (what the next pass diffs against). */
+  #writtenPolicy = new Map<number, EndpointPolicy>();
+  /** Its map entries, derived when applyFqdn needs them. */
   #written = new Map<number, PolicyMapEntry[]>();
   #policies: readonly PolicyObject[] = [];
   #services: readonly ServiceInput[] = [];
@@ -132,6 +136,9 @@ export class Regenerator {
     this.#services = services;
 
     for (const ep of endpoints) {
+      // An endpoint's spec does not change in place (an upsert makes a new Endpoint with
+      // identity 0), and cluster identities are never released: labels and identity are computed once.
+      if (ep.identity !== 0 && ep.labels.length > 0) continue;
       ep.labels = endpointLabels({
         namespace: ep.namespace,
         podLabels: { ...ep.podLabels },
@@ -181,11 +188,16 @@ export class Regenerator {
         const { policy, changed } = this.#engine.resolve(ep.id, { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) });
         const was = this.#endpointWritten.get(ep.id);
         const upToDate =
-          !changed && prevState === 'ready' && this.#written.has(ep.id) && was !== undefined && was.ip === ep.ip && was.ifindex === ifindex &&
+          !changed && prevState === 'ready' && this.#writtenPolicy.has(ep.id) && was !== undefined && was.ip === ep.ip && was.ifindex === ifindex &&
           was.identity === ep.identity && was.ingress === policy.ingress.enforced && was.egress === policy.egress.enforced;
         if (upToDate) {
           // Nothing this endpoint's policy depends on changed: its map state is what it was.
           ep.policy = policy;
+          if (this.#writtenPolicy.get(ep.id) !== policy) {
+            // An applyFqdn merge in between wrote the same entries as other objects.
+            this.#writtenPolicy.set(ep.id, policy);
+            this.#written.delete(ep.id);
+          }
           ep.state = 'ready';
           continue;
         }
@@ -200,14 +212,17 @@ export class Regenerator {
           ingressEnforced: old ? old.ingressEnforced && policy.ingress.enforced : policy.ingress.enforced,
           egressEnforced: old ? old.egressEnforced && policy.egress.enforced : policy.egress.enforced,
         });
-        const entries = this.#mapEntries(policy);
-        const written = this.#written.get(ep.id);
-        const snapshot = written ? this.#datapath.snapshotOf(ep.id, written) : (policyNow ??= this.#datapath.policySnapshot());
-        // Until the sync succeeds the map holds an unknown mix: read it again next time.
+        const prev = this.#writtenPolicy.get(ep.id);
+        // Until the write succeeds the map holds an unknown mix: read it again next time.
+        this.#writtenPolicy.delete(ep.id);
         this.#written.delete(ep.id);
         this.#endpointWritten.delete(ep.id);
-        const r = this.#datapath.syncEndpointPolicy(ep.id, entries, snapshot);
-        this.#written.set(ep.id, entries);
+        // Entries are compared as objects: the engine keeps an unchanged identity's entries, so
+        // only what changed is encoded and written.
+        const r = prev
+          ? this.#datapath.writeEndpointPolicy(ep.id, ...this.#entryDiff(prev, policy))
+          : this.#datapath.syncEndpointPolicy(ep.id, this.#mapEntries(policy), (policyNow ??= this.#datapath.policySnapshot()));
+        this.#writtenPolicy.set(ep.id, policy);
         totals.upserted += r.upserted;
         totals.deleted += r.deleted;
         this.#datapath.upsertEndpoint(ep.ip, {
@@ -289,7 +304,7 @@ export class Regenerator {
       });
       resolved.set(ep.id, partial);
       const only = (d: DirectionPolicy): DirectionPolicy => ({ enforced: d.enforced, entries: d.entries.filter((e) => freshIds.has(e.identity)) });
-      const written = this.#written.get(ep.id) ?? [];
+      const written = this.#writtenEntries(ep.id);
       const after = this.#mapEntries({ ingress: only(partial.ingress), egress: only(partial.egress) });
       const before = written.filter((e) => freshIds.has(e.identity));
       const r = this.#datapath.syncEndpointPolicy(ep.id, after, this.#datapath.snapshotOf(ep.id, before));
@@ -311,7 +326,7 @@ export class Regenerator {
     }
 
     for (const ep of ready) {
-      const written = this.#written.get(ep.id) ?? [];
+      const written = this.#writtenEntries(ep.id);
       if (retired.size > 0) {
         const r = this.#datapath.syncEndpointPolicy(ep.id, [], this.#datapath.snapshotOf(ep.id, written.filter((e) => retired.has(e.identity))));
         this.#written.set(ep.id, written.filter((e) => !retired.has(e.identity)));
@@ -323,6 +338,7 @@ export class Regenerator {
         entries: [...now.entries.filter((e) => !retired.has(e.identity) && !freshIds.has(e.identity)), ...add.entries.filter((e) => freshIds.has(e.identity))],
       });
       ep.policy = { ingress: merge(ep.policy!.ingress, partial.ingress), egress: merge(ep.policy!.egress, partial.egress) };
+      this.#writtenPolicy.set(ep.id, ep.policy);
     }
     for (const id of retired) {
       this.#identityById.delete(id);
@@ -351,6 +367,7 @@ export class Regenerator {
   /** Removes an endpoint's map state (its links are gone or going). */
   forget(ep: Endpoint): void {
     this.#written.delete(ep.id);
+    this.#writtenPolicy.delete(ep.id);
     this.#endpointWritten.delete(ep.id);
     this.#engine.forget(ep.id);
     this.#datapath.syncEndpointPolicy(ep.id, []);
@@ -368,11 +385,18 @@ export class Regenerator {
       byId.set(ep.identity, { id: ep.identity, labels: ep.labels, namedPorts });
     }
     this.#cidrIdentities.clear();
+    const cidrKnown = this.#cidrKnown;
+    this.#cidrKnown = new Map();
     for (const prefix of policyCidrs(policies)) {
-      const labels = cidrIdentityLabels(prefix);
-      const id = this.#identities.allocate(labels, 'local');
-      byId.set(id, { id, labels });
-      this.#cidrIdentities.set(prefix, id);
+      // A prefix's identity as the last pass allocated it, while the allocator still holds it.
+      let known = cidrKnown.get(prefix);
+      if (!known || this.#identities.labelsOf(known.id) !== known.labels) {
+        const id = this.#identities.allocate(cidrIdentityLabels(prefix), 'local');
+        known = { id, labels: this.#identities.labelsOf(id)! };
+      }
+      this.#cidrKnown.set(prefix, known);
+      byId.set(known.id, { id: known.id, labels: known.labels });
+      this.#cidrIdentities.set(prefix, known.id);
     }
     for (const ip of this.#fqdnIps.keys()) {
       const id = this.#refreshFqdnIdentity(ip)!;
@@ -381,27 +405,54 @@ export class Regenerator {
     return [...byId.values()].sort((a, b) => a.id - b.id);
   }
 
+  /** The map entries last written for an endpoint (empty when none are known). */
+  #writtenEntries(id: number): PolicyMapEntry[] {
+    let w = this.#written.get(id);
+    if (!w) {
+      const p = this.#writtenPolicy.get(id);
+      w = p ? this.#mapEntries(p) : [];
+      this.#written.set(id, w);
+    }
+    return w;
+  }
+
+  /** Entries of `next` that `prev` does not hold (as objects), and entries of `prev` that `next` does not. */
+  #entryDiff(prev: EndpointPolicy, next: EndpointPolicy): [PolicyMapEntry[], PolicyMapEntry[]] {
+    const upserts: PolicyMapEntry[] = [];
+    const deletes: PolicyMapEntry[] = [];
+    for (const egress of [false, true]) {
+      const a = (egress ? prev.egress : prev.ingress).entries;
+      const b = (egress ? next.egress : next.ingress).entries;
+      if (a === b) continue;
+      const before = new Set(a);
+      const after = new Set(b);
+      for (const e of b) if (!before.has(e)) upserts.push(this.#mapEntry(egress, e));
+      for (const e of a) if (!after.has(e)) deletes.push(this.#mapEntry(egress, e));
+    }
+    return [upserts, deletes];
+  }
+
+  #mapEntry(egress: boolean, e: MapEntry): PolicyMapEntry {
+    return {
+      endpointId: 0,
+      egress,
+      identity: e.identity,
+      protocol: e.protocol,
+      port: e.port,
+      portPrefixLen: e.portPrefixLen,
+      deny: e.verdict === 'deny',
+      ...(e.dropReason !== undefined ? { dropReason: e.dropReason } : {}),
+      proxyPort: e.verdict === 'redirect' ? (e.l7?.kind === 'dns' ? this.#ports.dns : e.l7?.kind === 'tls' ? this.#ports.tls : this.#ports.http) : 0,
+    };
+  }
+
   #mapEntries(policy: EndpointPolicy): PolicyMapEntry[] {
     const out: PolicyMapEntry[] = [];
-    const add = (egress: boolean, e: MapEntry): void => {
-      out.push({
-        endpointId: 0,
-        egress,
-        identity: e.identity,
-        protocol: e.protocol,
-        port: e.port,
-        portPrefixLen: e.portPrefixLen,
-        deny: e.verdict === 'deny',
-        ...(e.dropReason !== undefined ? { dropReason: e.dropReason } : {}),
-        proxyPort: e.verdict === 'redirect' ? (e.l7?.kind === 'dns' ? this.#ports.dns : e.l7?.kind === 'tls' ? this.#ports.tls : this.#ports.http) : 0,
-      });
-    };
-    for (const e of policy.ingress.entries) add(false, e);
-    for (const e of policy.egress.entries) add(true, e);
+    for (const e of policy.ingress.entries) out.push(this.#mapEntry(false, e));
+    for (const e of policy.egress.entries) out.push(this.#mapEntry(true, e));
     return out;
   }
 }
-
 
 /** The labels of a learned IP's identity, as Cilium gives FQDN-selected IPs: its CIDR labels and one `fqdn:` label per selector. */
 export function fqdnIdentityLabels(ip: string, labelKeys: readonly string[]): Label[] {

@@ -287,6 +287,32 @@ export class Datapath {
     return { upserted: keys.length, deleted };
   }
 
+  /**
+   * Writes what changed in one endpoint's policy entries when the caller knows it exactly (the
+   * entries it last wrote): `upserts` in one batch first, then the keys of `deletes` that no upsert
+   * rewrote. Costs the change, not the endpoint's entries.
+   */
+  writeEndpointPolicy(endpointId: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[]): { upserted: number; deleted: number } {
+    const fd = this.#fd(POLICY_MAP);
+    const written = new Set<string>();
+    const keys: Uint8Array[] = [];
+    const values: Uint8Array[] = [];
+    for (const entry of upserts) {
+      const { key, value } = encodePolicyEntry({ ...entry, endpointId });
+      written.add(hex(key));
+      keys.push(key);
+      values.push(value);
+    }
+    if (keys.length) native().mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(values), keys.length);
+    let deleted = 0;
+    for (const entry of deletes) {
+      const { key } = encodePolicyEntry({ ...entry, endpointId });
+      if (written.has(hex(key))) continue;
+      if (native().mapDelete(fd, key)) deleted++;
+    }
+    return { upserted: keys.length, deleted };
+  }
+
   dumpPolicy(): { endpointId: number; egress: boolean; identity: number; protocol: number; port: number; prefixLen: number; deny: boolean; proxyPort: number }[] {
     const out: ReturnType<Datapath['dumpPolicy']> = [];
     this.#dump(POLICY_MAP, policyKey.size, policyEntry.size, (k, v) => {

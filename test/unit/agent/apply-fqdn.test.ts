@@ -49,6 +49,16 @@ class MemoryDatapath {
   snapshotOf(id: number, entries: readonly PolicyMapEntry[]): PolicySnapshot {
     return new Map([[id, new Map(entries.map((e) => [key(e), { key: new Uint8Array(), valueHex: JSON.stringify({ ...e, endpointId: 0 }) }]))]]);
   }
+  writeEndpointPolicy(id: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[]) {
+    const cur = this.policy.get(id) ?? new Map<string, PolicyMapEntry>();
+    const written = new Set(upserts.map(key));
+    for (const e of upserts) cur.set(key(e), { ...e, endpointId: 0 });
+    let deleted = 0;
+    for (const e of deletes) if (!written.has(key(e)) && cur.delete(key(e))) deleted++;
+    this.policy.set(id, cur);
+    this.writes += upserts.length + deleted;
+    return { upserted: upserts.length, deleted };
+  }
   syncEndpointPolicy(id: number, desired: readonly PolicyMapEntry[], snap: PolicySnapshot = this.policySnapshot()) {
     const cur = this.policy.get(id) ?? new Map<string, PolicyMapEntry>();
     const known = snap.get(id) ?? new Map();
