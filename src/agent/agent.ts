@@ -31,7 +31,7 @@ import { ServiceRegistry } from './services.js';
 import { Regenerator, type RegenerationResult } from './regenerate.js';
 import { eventToFlow, flowEndpoint, type FlowContextLookup } from './flows.js';
 import { ApiServer } from './api-server.js';
-import { HubbleServer, HUBBLE_SOCKET_NAME, serverVersion } from '../hubble/index.js';
+import type { HubbleServer } from '../hubble/index.js';
 import { ACCESS_LOG_DEFAULTS, AccessLogFile, accessLogger } from './access-log.js';
 import { MembraneMetrics, MetricsServer, parseServeAddr, type MetricsSources, type ProxyGauges } from '../metrics/index.js';
 import { startTracing, tracingConfig, type Tracing } from '../tracing/index.js';
@@ -148,7 +148,6 @@ export class Agent {
   #metricsServer: MetricsServer | null = null;
   #tracing: Tracing | null = null;
   #untrace: (() => void) | null = null;
-  #workerStatusCache: { at: number; status: ReturnType<ProxyWorkerPool['status']> } | null = null;
   #hubble: HubbleServer | null = null;
   #stopEvents: (() => void) | null = null;
   #pending: NodeJS.Timeout | null = null;
@@ -229,6 +228,8 @@ export class Agent {
     await this.#startMetrics();
     this.#api = new ApiServer(this, this.log.child({ component: 'api' }));
     await this.#api.listen(this.config.apiSocket);
+    // gRPC loads with the agent, not with every CLI command that imports this module.
+    const { HubbleServer, HUBBLE_SOCKET_NAME, serverVersion } = await import('../hubble/index.js');
     this.#hubble = new HubbleServer({ flows: this.flows, nodeName: this.config.nodeName, version: serverVersion() }, this.log.child({ component: 'hubble' }));
     await this.#hubble.listen({
       socketPath: this.config.hubbleSocketPath === undefined ? join(dirname(this.config.apiSocket), HUBBLE_SOCKET_NAME) : this.config.hubbleSocketPath,
@@ -258,7 +259,7 @@ export class Agent {
       policy: () => ({ policies: this.policies.policies().length, revision: this.policies.revision }),
       fqdn: () => this.#fqdn?.names.stats() ?? null,
       proxies: () => this.#proxyGauges(),
-      tracing: () => this.#otlpCounters(),
+      tracing: () => (this.#tracing ? this.#tracing.stats() : null),
     };
     const metrics = new MembraneMetrics(sources, { log: this.log.child({ component: 'metrics' }) });
     this.flows.subscribe((flow) => metrics.countFlow(flow));
@@ -282,32 +283,9 @@ export class Agent {
     this.log.info({ otlp: config.tracesUrl, sampler: config.sampler, ratio: config.samplerRatio }, 'tracing the HTTP proxy (OTLP/HTTP)');
   }
 
-  /** The workers' status, asked once for the proxy gauges and the OTLP counters of one scrape. */
-  #workerStatus(): ReturnType<ProxyWorkerPool['status']> | null {
-    if (!this.#proxyWorkers) return null;
-    const now = performance.now();
-    if (this.#workerStatusCache === null || now - this.#workerStatusCache.at > 500) {
-      this.#workerStatusCache = { at: now, status: this.#proxyWorkers.status() };
-    }
-    return this.#workerStatusCache.status;
-  }
-
-  /** Spans exported and dropped: this thread's exporter plus every proxy worker's. */
-  async #otlpCounters(): Promise<{ exported: number; droppedQueueFull: number; droppedExportFailed: number } | null> {
-    if (!this.#tracing) return null;
-    const own = this.#tracing.stats();
-    const workers = await this.#workerStatus();
-    const w = workers ? ProxyWorkerPool.totals(workers).otlp : null;
-    return {
-      exported: own.exported + (w?.exported ?? 0),
-      droppedQueueFull: own.droppedQueueFull + (w?.droppedQueueFull ?? 0),
-      droppedExportFailed: own.droppedExportFailed + (w?.droppedExportFailed ?? 0),
-    };
-  }
-
   /** Open connections and in-flight requests per proxy, summed over the workers when they run the proxies. */
   async #proxyGauges(): Promise<ProxyGauges> {
-    const workers = (await this.#workerStatus()) ?? null;
+    const workers = (await this.#proxyWorkers?.status()) ?? null;
     const totals = workers ? ProxyWorkerPool.totals(workers) : null;
     const http = totals ? totals.http : (this.#proxy?.stats() ?? null);
     const dns = totals ? totals.dns : (this.#dnsProxy?.stats() ?? null);

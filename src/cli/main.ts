@@ -5,15 +5,13 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { formatProblem, formatWarning } from '../policy/index.js';
 import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
 import { withAgent } from './client.js';
-import { lastFlows, observeFlows } from './observe-command.js';
-import { HUBBLE_SOCKET_NAME } from '../hubble/index.js';
+import { observeFlows, observeWindow, type WindowFlags } from './observe-command.js';
 import { removeNodeNetwork, removePins, run } from '../datapath/index.js';
 import { renderTable } from './table.js';
 import { importPolicyFile, loadPolicyFiles, validationJson } from './policy-files.js';
@@ -176,18 +174,21 @@ program
   .command('observe')
   .description('show recent flows (drops, policy verdicts, L7 requests) like `hubble observe`')
   .option('--last <n>', 'number of recent flows', '20')
+  .option('--first <n>', 'the oldest N flows the agent still holds, instead of the last ones (hubble)')
+  .option('--since <time>', 'flows since this time: RFC 3339, or a duration before now like 5m or 1h30m (hubble)')
+  .option('--until <time>', 'flows until this time, as --since (hubble)')
   .option('-f, --follow', 'keep printing new flows')
   .option('--server <address>', 'Hubble observer API of the agent: unix:///path or host:port (default: hubble.sock beside --api-socket)')
   .addOption(new Option('-o, --output <mode>', 'output').choices(['compact', 'json', 'dict']).default('compact'))
   .allowUnknownOption(true)
   .allowExcessArguments(true)
   .helpOption('-h, --help', `filters (as hubble): ${Object.keys(FILTER_FLAGS).map((f) => `--${f}`).join(' ')}`)
-  .action(async (opts: { last: string; follow?: boolean; output: string; server?: string }, cmd: Command) => {
+  .action(async (opts: WindowFlags & { output: string; server?: string }, cmd: Command) => {
     const filters = filtersFromFlags(filterArgs(cmd.args));
     const mode = isOutputMode(opts.output) ? opts.output : 'compact';
     const printer = new FlowPrinter(output(mode), withWriter(process.stdout));
-    await observeFlows(opts.server ?? `unix://${join(dirname(socket()), HUBBLE_SOCKET_NAME)}`, {
-      last: lastFlows(opts.last),
+    await observeFlows(opts.server, socket(), {
+      ...observeWindow(opts, cmd.getOptionValueSource('last') !== 'default'),
       follow: opts.follow ?? false,
       filters,
       print: (f) => printer.write(f),

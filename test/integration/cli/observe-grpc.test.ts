@@ -72,6 +72,21 @@ describe('membrane observe over gRPC', () => {
     expect(last1.stdout).toBe(`${JSON.stringify({ flow, node_name: flow.node_name, time: flow.time })}\n`);
   });
 
+  it('--first, --since and --until choose the flows as hubble\'s do', async () => {
+    const server = `unix://${join(dir, 'hubble.sock')}`;
+    const first = await membrane(['observe', '--server', server, '--first', '2']);
+    expect(lines(first.stdout)).toEqual(REFERENCE_LINES.slice(0, 2));
+    const since = await membrane(['observe', '--server', server, '--since', '2024-04-05T21:03:15Z']);
+    expect(lines(since.stdout)).toEqual(REFERENCE_LINES.slice(2));
+    const range = await membrane(['observe', '--server', server, '--since', '2024-04-05T21:03:15Z', '--until', '2024-04-05T21:03:16Z']);
+    expect(lines(range.stdout)).toEqual(REFERENCE_LINES.slice(2, 4));
+    const untilOnly = await membrane(['observe', '--server', server, '--until', '2024-04-05T21:03:16Z', '--protocol', 'http', '--http-method', 'PUT']);
+    expect(lines(untilOnly.stdout)).toEqual([REFERENCE_LINES[2], REFERENCE_LINES[3]]);
+    const both = await membrane(['observe', '--server', server, '--first', '2', '--follow']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--first and --follow cannot be combined \[MEMBRANE_ERR_CLI_USAGE\]/);
+  });
+
   it('a bad filter value is the agent\'s MEMBRANE_ERR_OBSERVE_FILTER; --last 0 a usage error', async () => {
     const bad = await membrane(['--api-socket', apiSocket, 'observe', '--http-path', '(']);
     expect(bad.code).toBe(1);
