@@ -148,6 +148,7 @@ export class Agent {
   #metricsServer: MetricsServer | null = null;
   #tracing: Tracing | null = null;
   #untrace: (() => void) | null = null;
+  #workerStatusCache: { at: number; status: ReturnType<ProxyWorkerPool['status']> } | null = null;
   #hubble: HubbleServer | null = null;
   #stopEvents: (() => void) | null = null;
   #pending: NodeJS.Timeout | null = null;
@@ -259,7 +260,7 @@ export class Agent {
       policy: () => ({ policies: this.policies.policies().length, revision: this.policies.revision }),
       fqdn: () => this.#fqdn?.names.stats() ?? null,
       proxies: () => this.#proxyGauges(),
-      tracing: () => (this.#tracing ? this.#tracing.stats() : null),
+      tracing: () => this.#otlpCounters(),
     };
     const metrics = new MembraneMetrics(sources, { log: this.log.child({ component: 'metrics' }) });
     this.flows.subscribe((flow) => metrics.countFlow(flow));
@@ -283,9 +284,32 @@ export class Agent {
     this.log.info({ otlp: config.tracesUrl, sampler: config.sampler, ratio: config.samplerRatio }, 'tracing the HTTP proxy (OTLP/HTTP)');
   }
 
+  /** The workers' status, asked once for the proxy gauges and the OTLP counters of one scrape. */
+  #workerStatus(): ReturnType<ProxyWorkerPool['status']> | null {
+    if (!this.#proxyWorkers) return null;
+    const now = performance.now();
+    if (this.#workerStatusCache === null || now - this.#workerStatusCache.at > 500) {
+      this.#workerStatusCache = { at: now, status: this.#proxyWorkers.status() };
+    }
+    return this.#workerStatusCache.status;
+  }
+
+  /** Spans exported and dropped: this thread's exporter plus every proxy worker's. */
+  async #otlpCounters(): Promise<{ exported: number; droppedQueueFull: number; droppedExportFailed: number } | null> {
+    if (!this.#tracing) return null;
+    const own = this.#tracing.stats();
+    const workers = await this.#workerStatus();
+    const w = workers ? ProxyWorkerPool.totals(workers).otlp : null;
+    return {
+      exported: own.exported + (w?.exported ?? 0),
+      droppedQueueFull: own.droppedQueueFull + (w?.droppedQueueFull ?? 0),
+      droppedExportFailed: own.droppedExportFailed + (w?.droppedExportFailed ?? 0),
+    };
+  }
+
   /** Open connections and in-flight requests per proxy, summed over the workers when they run the proxies. */
   async #proxyGauges(): Promise<ProxyGauges> {
-    const workers = (await this.#proxyWorkers?.status()) ?? null;
+    const workers = (await this.#workerStatus()) ?? null;
     const totals = workers ? ProxyWorkerPool.totals(workers) : null;
     const http = totals ? totals.http : (this.#proxy?.stats() ?? null);
     const dns = totals ? totals.dns : (this.#dnsProxy?.stats() ?? null);
