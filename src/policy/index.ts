@@ -55,3 +55,12 @@ export type { TraceInput, TraceResult, TraceDirection } from './resolve/trace.js
 export type { TraceEndpointInput, TraceInputField, NamedPortProtocol, EntityPolicy } from './resolve/trace-side.js';
 export { TraceInputError, traceSide } from './resolve/trace-side.js';
 export { tracePolicy } from './resolve/trace.js';
+export type { VisibilityPolicy, VisibilityPort, VisibilityParser, VisibilityParse } from './api/visibility.js';
+export {
+  parseProxyVisibility,
+  visibilityAnnotation,
+  PROXY_VISIBILITY_ANNOTATION,
+  PROXY_VISIBILITY_ANNOTATION_ALIAS,
+  MAX_VISIBILITY_LENGTH,
+} from './api/visibility.js';
+export { applyVisibility, allowAllRules } from './resolve/visibility.js';
