@@ -217,7 +217,7 @@ export class Agent {
     // Before the first pass, so it writes the learned IPs back instead of removing them.
     this.#fqdn.restore(this.#regenerator);
 
-    this.#startTracing();
+    await this.#startTracing();
     await this.#startProxy();
     await this.#startDnsProxy();
 
@@ -276,11 +276,11 @@ export class Agent {
    * Tracing, when configured: the proxies of this thread are traced through their diagnostics
    * channels (l7proxy/trace.ts); proxy workers get the same configuration and trace their own.
    */
-  #startTracing(): void {
+  async #startTracing(): Promise<void> {
     const config = tracingConfig(this.config.otlpEndpoint, this.config.nodeName);
     if (!config) return;
-    this.#tracing = startTracing(config);
-    this.#untrace = traceHttpProxy(this.#tracing.tracer);
+    this.#tracing = await startTracing(config);
+    this.#untrace = traceHttpProxy(this.#tracing.proxyTracer);
     this.log.info({ otlp: config.tracesUrl, sampler: config.sampler, ratio: config.samplerRatio }, 'tracing the HTTP proxy (OTLP/HTTP)');
   }
 

@@ -1,7 +1,7 @@
 /**
  * OpenTelemetry spans for the HTTP proxy, hooked on its diagnostics channels (diagnostics.ts):
  * with tracing off nobody subscribes and the proxy pays the one `hasSubscribers` branch it
- * already had. With a Tracer:
+ * already had. With a tracer (src/tracing's ProxyTracer; this module loads no OpenTelemetry code):
  *
  *   membrane:l7proxy:request (after the policy decision, before the request flow and the forward)
  *     → continue the client's W3C `traceparent` (or start a trace), one span per request, the
@@ -16,24 +16,12 @@
  * the kernel. Span status follows the conventions too: 5xx is an error; 4xx (a 403 denial
  * included) is an error on a CLIENT span (egress policy) and unset on a SERVER span (ingress).
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { channels } from './diagnostics.js';
 import type { Exchange } from './log.js';
 import type { ParsedRequest } from './parse.js';
+import type { ProxySpan, ProxyTracer, SpanAttributeValue } from '../tracing/index.js';
 
-type Headers = ParsedRequest['headers'];
-
-const propagator = new W3CTraceContextPropagator();
-const getter: TextMapGetter<Headers> = {
-  keys: (carrier) => Object.keys(carrier),
-  get: (carrier, key) => carrier[key],
-};
-const setter: TextMapSetter<Record<string, string>> = {
-  set: (carrier, key, value) => {
-    carrier[key] = value;
-  },
-};
+type Attributes = Record<string, SpanAttributeValue>;
 
 function podOf(ep: { namespace: string; pod_name: string }): string {
   return ep.pod_name ? `${ep.namespace}/${ep.pod_name}` : '';
@@ -91,24 +79,18 @@ function setTraceHeaders(r: ParsedRequest, values: Record<string, string>): void
 
 /**
  * Traces every request of every HttpProxy in this thread (diagnostics channels are per thread:
- * a proxy worker calls this with its own Tracer). Returns the unsubscribe.
+ * a proxy worker calls this with its own tracer). Returns the unsubscribe.
  */
-export function traceHttpProxy(tracer: Tracer): () => void {
-  const spans = new WeakMap<Exchange, Span>();
+export function traceHttpProxy(tracer: ProxyTracer): () => void {
+  const spans = new WeakMap<Exchange, ProxySpan>();
 
   const onRequest = (message: unknown): void => {
     const x = (message as { exchange: Exchange }).exchange;
-    const parent = propagator.extract(ROOT_CONTEXT, x.request.headers, getter);
-    const span = tracer.startSpan(
-      x.request.method,
-      { kind: x.ctx.direction === 'INGRESS' ? SpanKind.SERVER : SpanKind.CLIENT, startTime: x.startedAt, attributes: startAttributes(x) },
-      parent,
-    );
+    const kind = x.ctx.direction === 'INGRESS' ? 'server' : 'client';
+    const { span, traceHeaders, traceId } = tracer.startRequest(x.request.headers, x.request.method, kind, x.startedAt, startAttributes(x));
     spans.set(x, span);
-    const carrier: Record<string, string> = {};
-    propagator.inject(trace.setSpan(parent, span), carrier, setter);
-    setTraceHeaders(x.request, carrier);
-    x.request.traceContext = { parent: { trace_id: span.spanContext().traceId } };
+    setTraceHeaders(x.request, traceHeaders);
+    x.request.traceContext = { parent: { trace_id: traceId } };
   };
 
   const onDone = (message: unknown): void => {
@@ -125,7 +107,7 @@ export function traceHttpProxy(tracer: Tracer): () => void {
     const clientSpan = x.ctx.direction !== 'INGRESS';
     if (x.verdict === 'Error' || status >= 500 || (clientSpan && status >= 400)) {
       span.setAttribute('error.type', status > 0 ? String(status) : 'aborted');
-      span.setStatus({ code: SpanStatusCode.ERROR, ...(x.reason !== undefined ? { message: x.reason } : {}) });
+      span.setError(x.reason);
     }
     span.end();
   };

@@ -89,8 +89,8 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
 // Diagnostics channels are per thread: this worker's proxy is traced by this worker's tracer.
 // Loaded only when tracing is on: the OpenTelemetry SDK is most of a worker's start-up time
 // (~0.9 s of module loading on a busy 2-core node), and a restart's DNS gap waits for it.
-const tracing = init.tracing ? (await import('../tracing/index.js')).startTracing(init.tracing) : null;
-if (tracing) traceHttpProxy(tracing.tracer);
+const tracing = init.tracing ? await (await import('../tracing/index.js')).startTracing(init.tracing) : null;
+if (tracing) traceHttpProxy(tracing.proxyTracer);
 
 const http = new HttpProxy(deps, {
   httpRequestTimeoutMs: init.httpRequestTimeoutMs,

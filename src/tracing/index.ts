@@ -1,58 +1,58 @@
 /**
  * src/tracing: OpenTelemetry tracing of the proxies, off by default.
  *
- *   tracingConfig(--otlp-endpoint, OTEL_*) ──► startTracing ──► Tracer (SDK 2.x, its own provider,
- *   never the global one) ──► ExporterQueue (bounded, drops counted) ──► OTLP/HTTP protobuf exporter
+ *   tracingConfig(--otlp-endpoint, OTEL_*) ──► startTracing ──► (sdk.ts, loaded only now) SDK 2.x
+ *   tracer ──► bounded ExporterQueue ──► OTLP/HTTP protobuf ──► the collector
+ *   l7proxy/trace.ts ──► Tracing.proxyTracer: a span per request, trace headers for upstream
  *
- * The proxies take the Tracer (l7proxy/trace.ts subscribes the HTTP proxy's diagnostics channels);
- * nothing here runs, and nothing is loaded beyond this module, while tracing is off.
+ * This entry point loads no OpenTelemetry code: the agent and the proxy workers import it always,
+ * and pay for the SDK only when tracing is on.
  */
-import type { Tracer } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type Sampler,
-} from '@opentelemetry/sdk-trace-base';
-import { ExporterQueue, type ExporterQueueStats } from './exporter-queue.js';
-import type { SamplerName, TracingConfig } from './config.js';
+import type { TracingConfig } from './config.js';
+import type { ExporterQueueStats } from './exporter-queue.js';
 
 export { tracingConfig, type TracingConfig, type SamplerName } from './config.js';
 export { ExporterQueue, EXPORTER_QUEUE_DEFAULTS, type ExporterQueueOptions, type ExporterQueueStats } from './exporter-queue.js';
 
-/** Instrumentation scope of Membrane's spans. */
-export const TRACER_NAME = 'membrane';
+/** Request headers as Node gives them (the carrier a traceparent is read from). */
+export type TraceHeaders = Record<string, string | string[] | undefined>;
+export type SpanAttributeValue = string | number | boolean | string[];
+
+/** The span of one proxied request. */
+export interface ProxySpan {
+  setAttribute(key: string, value: SpanAttributeValue): void;
+  /** Span status ERROR, with a message. */
+  setError(message: string | undefined): void;
+  end(): void;
+}
+
+/** What a proxy needs from a tracer: l7proxy/trace.ts takes one. */
+export interface ProxyTracer {
+  /**
+   * Starts the span of one request: a child of the request's W3C `traceparent` when it carries a
+   * valid one, else the root of a new trace. `traceHeaders` (`traceparent`, and `tracestate` when
+   * there is one) are what to send upstream so the server's parent is this span.
+   */
+  startRequest(
+    headers: TraceHeaders,
+    name: string,
+    kind: 'server' | 'client',
+    startTime: Date,
+    attributes: Record<string, SpanAttributeValue>,
+  ): { span: ProxySpan; traceHeaders: Record<string, string>; traceId: string };
+}
 
 export interface Tracing {
-  readonly tracer: Tracer;
+  readonly proxyTracer: ProxyTracer;
   readonly config: TracingConfig;
-  /** Exported and dropped spans (queue full, export failed). */
+  /** Exported and dropped spans (queue full, export failed), and spans waiting. */
   stats(): ExporterQueueStats & { queued: number };
-  /** Exports what is queued (bounded by the export timeout), then stops. */
+  /** Exports what is queued (at most 5 s, or the export timeout if shorter), then stops. */
   shutdown(): Promise<void>;
 }
 
-function sampler(name: SamplerName, ratio: number): Sampler {
-  const root = name.endsWith('always_on') ? new AlwaysOnSampler() : name.endsWith('always_off') ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio);
-  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
-}
-
-export function startTracing(config: TracingConfig): Tracing {
-  const exporter = new OTLPTraceExporter({ url: config.tracesUrl, timeoutMillis: config.queue.exportTimeoutMs });
-  const queue = new ExporterQueue(exporter, config.queue);
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': config.serviceName, 'host.name': config.nodeName, 'k8s.node.name': config.nodeName }),
-    sampler: sampler(config.sampler, config.samplerRatio),
-    spanProcessors: [queue],
-  });
-  return {
-    tracer: provider.getTracer(TRACER_NAME),
-    config,
-    stats: () => ({ ...queue.stats, queued: queue.queued }),
-    shutdown: () => provider.shutdown(),
-  };
+/** Loads the SDK and starts exporting to `config.tracesUrl`. */
+export async function startTracing(config: TracingConfig): Promise<Tracing> {
+  const { startSdk } = await import('./sdk.js');
+  return startSdk(config);
 }

@@ -95,10 +95,10 @@ async function startReceiver(opts: { stall?: boolean } = {}): Promise<{ url: str
   };
 }
 
-function tracingTo(endpoint: string, env: NodeJS.ProcessEnv = {}): Tracing {
+async function tracingTo(endpoint: string, env: NodeJS.ProcessEnv = {}): Promise<Tracing> {
   const config = tracingConfig(endpoint, 'test-node', { OTEL_BSP_SCHEDULE_DELAY: '20', ...env });
   if (!config) throw new Error('tracing should be on');
-  const tracing = startTracing(config);
+  const tracing = await startTracing(config);
   cleanups.add(() => tracing.shutdown());
   return tracing;
 }
@@ -118,8 +118,8 @@ function receivedTraceparent(up: Upstream, i: number): string | undefined {
 describe('issue-11 tracing through the HTTP proxy', () => {
   it('continues the client trace: client span → proxy span → the server sees the proxy span as parent; the flows carry the trace id', async () => {
     const otlp = await startReceiver();
-    const tracing = tracingTo(otlp.url);
-    cleanups.add(traceHttpProxy(tracing.tracer));
+    const tracing = await tracingTo(otlp.url);
+    cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
     const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
 
@@ -156,8 +156,8 @@ describe('issue-11 tracing through the HTTP proxy', () => {
 
   it('a denied request gets a span with the 403 and the reason, and never reaches the server', async () => {
     const otlp = await startReceiver();
-    const tracing = tracingTo(otlp.url);
-    cleanups.add(traceHttpProxy(tracing.tracer));
+    const tracing = await tracingTo(otlp.url);
+    cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
     const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
 
@@ -180,8 +180,8 @@ describe('issue-11 tracing through the HTTP proxy', () => {
 
   it('without a traceparent the proxy starts the trace: a root span, propagated upstream, its id in the request flow', async () => {
     const otlp = await startReceiver();
-    const tracing = tracingTo(otlp.url);
-    cleanups.add(traceHttpProxy(tracing.tracer));
+    const tracing = await tracingTo(otlp.url);
+    cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
     const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
 
@@ -196,8 +196,8 @@ describe('issue-11 tracing through the HTTP proxy', () => {
 
   it('sampled out (traceidratio 0): nothing is exported, the trace context is still propagated', async () => {
     const otlp = await startReceiver();
-    const tracing = tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
-    cleanups.add(traceHttpProxy(tracing.tracer));
+    const tracing = await tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
+    cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
     const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
 
@@ -220,13 +220,13 @@ describe('issue-11 tracing through the HTTP proxy', () => {
 
   it('a collector that never answers: requests still succeed, spans beyond the queue are dropped and counted', async () => {
     const otlp = await startReceiver({ stall: true });
-    const tracing = tracingTo(otlp.url, { OTEL_BSP_MAX_QUEUE_SIZE: '2', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1', OTEL_BSP_EXPORT_TIMEOUT: '60000' });
+    const tracing = await tracingTo(otlp.url, { OTEL_BSP_MAX_QUEUE_SIZE: '2', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1', OTEL_BSP_EXPORT_TIMEOUT: '60000' });
     // Cleanups run last-added first: the collector goes away before the tracer shuts down.
     cleanups.add(() => {
       otlp.server.close();
       otlp.server.closeAllConnections();
     });
-    cleanups.add(traceHttpProxy(tracing.tracer));
+    cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
     const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
 

@@ -22,7 +22,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   fqdn: ['codes', 'errors', 're2', 'policy'],
   datapath: ['codes', 'errors'],
   observe: ['codes', 'errors', 'policy', 're2'],
-  l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2'],
+  l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'tracing'],
   dnsproxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'fqdn'],
   lab: ['codes', 'errors', 'datapath'],
   metrics: ['codes', 'errors', 'observe', 'datapath'],
