@@ -188,6 +188,9 @@ export class Agent {
 
   async start(): Promise<void> {
     const restored = this.endpoints.restore();
+    // Proxy worker threads load their code while the datapath opens; they listen once the first
+    // regeneration has fed them (regenerateNow → sync), awaited before the API comes up.
+    if (this.config.proxyWorkers > 0) this.#spawnProxyWorkers();
     this.#datapath = Datapath.open({ pinRoot: this.config.pinRoot });
     ensureNodeNetwork();
     this.#regenerator = new Regenerator(
@@ -225,6 +228,7 @@ export class Agent {
     this.regenerateNow();
     await this.policies.watch();
     this.#fqdn.start();
+    await this.#proxyWorkers?.ready();
 
     await this.#startMetrics();
     this.#api = new ApiServer(this, this.log.child({ component: 'api' }));
@@ -342,10 +346,8 @@ export class Agent {
       : null;
     const accessLog = this.#accessLog();
     const ctx = this.#flowLookup();
-    if (this.config.proxyWorkers > 0) {
-      await this.#startProxyWorkers();
-      return;
-    }
+    // The workers run the proxies (#spawnProxyWorkers); the access log above is theirs too.
+    if (this.#proxyWorkers) return;
     const deps: L7ProxyDeps = {
       resolveConnection: (conn): FlowContext | null => {
         const src = this.endpoints.byIp(conn.srcIp);
@@ -383,13 +385,15 @@ export class Agent {
    * The proxies in worker threads: they get endpoints and identities as deltas (regenerateNow →
    * sync), send flows and access-log lines back in batches, and hand DNS answers to AgentFqdn.
    */
-  async #startProxyWorkers(): Promise<void> {
+  #spawnProxyWorkers(): void {
     const ctx = this.#flowLookup();
-    const fqdn = this.#fqdn!;
-    const file = this.#accessLogFile;
-    // Lines arrive serialised; without --access-log they go to the agent log's own stream.
+    // Lines arrive serialised; without --access-log they go to the agent log's own stream. The
+    // file is opened by #startProxy, before any worker listens.
     const agentStream = (this.log as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
-    const writeLine = file ? (line: string) => file.write(line) : (line: string) => agentStream?.write(line);
+    const writeLine = (line: string): void => {
+      if (this.#accessLogFile) this.#accessLogFile.write(line);
+      else agentStream?.write(line);
+    };
     this.#proxyWorkers = new ProxyWorkerPool({
       workers: this.config.proxyWorkers,
       init: {
@@ -402,11 +406,12 @@ export class Agent {
         httpNormalizePath: this.config.httpNormalizePath,
         dnsRejectResponseCode: this.config.dnsRejectResponseCode,
         answerMaxDelayMs: this.config.tofqdnsProxyResponseMaxDelayMs,
-        accessLogFormat: file ? 'file' : 'agent',
+        accessLogFormat: this.config.accessLog ? 'file' : 'agent',
         accessLogSampleRate: this.config.accessLogSampleRate ?? 1,
         logLevel: this.config.logLevel,
         maxQueued: Math.max(1024, this.config.flowBuffer),
-        tracing: this.#tracing?.config ?? null,
+        // What #startTracing starts in this thread, computed here: the workers start first.
+        tracing: tracingConfig(this.config.otlpEndpoint, this.config.nodeName),
       },
       endpoints: () => this.endpoints.list(),
       identities: () => this.#regenerator?.identities() ?? [],
@@ -417,10 +422,10 @@ export class Agent {
       onLines: (lines) => {
         for (const l of lines) writeLine(l);
       },
-      onAnswer: (a) => fqdn.onAnswer(a),
+      onAnswer: (a) => this.#fqdn!.onAnswer(a),
       log: this.log.child({ component: 'proxy-workers' }),
     });
-    await this.#proxyWorkers.start();
+    this.#proxyWorkers.spawn();
   }
 
   /** One access log for both proxies: the rotated file, or the agent's log. */

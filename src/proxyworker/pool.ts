@@ -106,6 +106,9 @@ export class ProxyWorkerPool {
   readonly #endpoints = new Map<string, SentEndpoint>();
   readonly #identities = new Map<number, { labels: readonly unknown[]; state: IdentityState }>();
   #stopping = false;
+  /** The first snapshot went out (the first `sync`): from then on a (re)started worker gets one at once. */
+  #fed = false;
+  #spawnedAt = 0;
   #statsSeq = 0;
   #deltas = 0;
 
@@ -115,21 +118,61 @@ export class ProxyWorkerPool {
     this.#entry = workerEntry();
   }
 
-  /** Starts every worker; resolves when all have joined their listener groups. */
-  async start(): Promise<void> {
-    const t0 = performance.now();
-    this.#diff();
+  /**
+   * Starts the worker threads. They load their code meanwhile (module loading is most of a
+   * worker's start-up), and join their listener groups only once the first `sync` has fed them
+   * the agent's state: a worker never serves with endpoints whose policy is not computed yet.
+   * Worker 0 starts alone and the others once it serves: on a busy node the first listener of
+   * each group (what ends an agent restart's gap in DNS and HTTP) does not share the CPU with
+   * the other workers' start-up; the rest join the groups as they come.
+   */
+  spawn(): void {
+    if (this.#slots.length > 0) return;
+    this.#spawnedAt = performance.now();
     for (let i = 0; i < this.#o.workers; i++) {
-      const slot: Slot = { index: i, worker: null, state: 'starting', restarts: 0, failures: 0, counters: null, ready: Promise.resolve(), statsWaiters: new Map() };
-      this.#slots.push(slot);
-      this.#spawn(slot);
+      this.#slots.push({ index: i, worker: null, state: 'starting', restarts: 0, failures: 0, counters: null, ready: Promise.resolve(), statsWaiters: new Map() });
     }
-    await Promise.all(this.#slots.map((s) => s.ready));
-    this.#o.log.info({ workers: this.#o.workers, startMs: Math.round(performance.now() - t0) }, 'proxy workers serving');
+    const [first, ...rest] = this.#slots;
+    this.#spawn(first!);
+    const spawnRest = (): void => {
+      if (this.#stopping) return;
+      for (const slot of rest) this.#spawn(slot);
+      void Promise.all(rest.map((s) => s.ready)).then(
+        () => this.#o.log.info({ workers: this.#o.workers, startMs: Math.round(performance.now() - this.#spawnedAt) }, 'proxy workers serving'),
+        () => undefined,
+      );
+    };
+    first!.ready.then(spawnRest, spawnRest);
   }
 
-  /** Sends the changes since the last sync (after a regeneration, an endpoint or identity change). */
+  /**
+   * Resolves when the first worker listens (each port's group has a member: the node is served);
+   * rejects if it could not (MEMBRANE_ERR_PROXY_LISTEN). The others follow in the background.
+   */
+  async ready(): Promise<void> {
+    await this.#slots[0]?.ready;
+    this.#o.log.info({ startMs: Math.round(performance.now() - this.#spawnedAt) }, 'first proxy worker serving');
+  }
+
+  /** `spawn`, feed the current state, and wait until the first worker listens. */
+  async start(): Promise<void> {
+    this.spawn();
+    this.sync();
+    await this.ready();
+  }
+
+  /**
+   * Sends the changes since the last sync (after a regeneration, an endpoint or identity change);
+   * the first call sends every worker its snapshot.
+   */
   sync(): void {
+    if (!this.#fed) {
+      this.#fed = true;
+      this.#diff();
+      const snapshot = this.#snapshot();
+      for (const s of this.#slots) s.worker?.postMessage({ t: 'snapshot', delta: snapshot } satisfies ToWorker);
+      return;
+    }
     const delta = this.#diff();
     if (!delta) return;
     this.#deltas++;
@@ -205,8 +248,8 @@ export class ProxyWorkerPool {
       markReady = resolve;
       fail = reject;
     });
-    // A restart's readiness is not awaited by anyone: its failure is logged, not thrown.
-    if (slot.restarts > 0) slot.ready.catch(() => undefined);
+    // Awaited by `ready()` at start only; otherwise a failure is logged (exit handler), not thrown.
+    slot.ready.catch(() => undefined);
     w.on('message', (m: FromWorker) => this.#onMessage(slot, w, m, markReady, fail));
     w.on('error', (err) => this.#o.log.error({ err, worker: slot.index }, 'proxy worker failed'));
     w.on('exit', (code) => {
@@ -228,7 +271,7 @@ export class ProxyWorkerPool {
         if (!this.#stopping) this.#spawn(slot);
       }, delay).unref();
     });
-    w.postMessage({ t: 'snapshot', delta: this.#snapshot() } satisfies ToWorker);
+    if (this.#fed) w.postMessage({ t: 'snapshot', delta: this.#snapshot() } satisfies ToWorker);
   }
 
   #onMessage(slot: Slot, w: Worker, m: FromWorker, markReady: () => void, fail: (err: Error) => void): void {

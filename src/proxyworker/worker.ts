@@ -22,8 +22,9 @@ if (!port) throw new Error('proxyworker/worker.js runs only as a worker thread')
 const init = workerData as WorkerInit;
 const post = (m: FromWorker): void => port.postMessage(m);
 
-const ipcache = new IpcacheReader(init.pinRoot);
-const state = new WorkerState((ip) => ipcache.identityOf(ip));
+// Opened with the first snapshot: a worker may be started before the agent has pinned its maps.
+let ipcache: IpcacheReader | null = null;
+const state = new WorkerState((ip) => ipcache!.identityOf(ip));
 const outbox = new Outbox(init.maxQueued, (flows, lines) => post({ t: 'batch', flows, lines }));
 
 // The access-log lines are serialised here exactly as the agent's logger would (same pino
@@ -42,7 +43,7 @@ const deps: L7ProxyDeps = {
     // Only pods are redirected to the proxy; before the first snapshot nothing is known: refused.
     if (!src) return null;
     const dst = state.endpoint(conn.dstIp);
-    const dstIdentity = dst?.identity ?? ipcache.identityOf(conn.dstIp);
+    const dstIdentity = state.identityOf(conn.dstIp);
     const ingressRedirect = dst?.policy?.ingress.entries.some((e) => e.verdict === 'redirect') ?? false;
     return {
       srcIdentity: src.identity,
@@ -131,7 +132,7 @@ async function stop(graceMs: number): Promise<void> {
   for (const release of pendingAnswers.values()) release();
   pendingAnswers.clear();
   outbox.flush();
-  ipcache.close();
+  ipcache?.close();
   port!.close();
 }
 
@@ -139,6 +140,14 @@ port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'snapshot':
     case 'delta':
+      if (!ipcache) {
+        try {
+          ipcache = new IpcacheReader(init.pinRoot);
+        } catch (err) {
+          post({ t: 'fatal', message: (err as Error).message });
+          process.exit(1);
+        }
+      }
       state.apply(m.delta, m.t === 'snapshot');
       if (m.t === 'snapshot' && !listening) {
         listening = listen().catch((err: unknown) => {

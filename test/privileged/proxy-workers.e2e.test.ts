@@ -126,6 +126,8 @@ describe.skipIf(skip !== null)('issue-9 proxy workers' + (skip ? ` (skipped: ${s
   });
 
   it('two workers, both ready, each serving its share of many connections from one pod; policy enforced: 200 / 403 / kernel drop / DNS REFUSED', async () => {
+    // Worker 0 starts first (it ends a restart's gap), worker 1 once it serves.
+    expect(await eventually(async () => (await status()).proxyWorkers.every((w) => w.state === 'ready'), 10_000)).toBe(true);
     const s0 = await status();
     expect(s0.proxyWorkers.map((w) => [w.index, w.state])).toEqual([[0, 'ready'], [1, 'ready']]);
     const before = s0.proxyWorkers.map((w) => w.counters?.http.requests ?? 0);
