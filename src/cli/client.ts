@@ -4,6 +4,9 @@ import { errorFromWire, membraneError } from '../errors/index.js';
 
 export const DEFAULT_API_SOCKET = process.env.MEMBRANE_API_SOCKET ?? '/run/membrane/agent.sock';
 
+/** Errors of a write into a connection the peer already closed. */
+const STALE_CONNECTION = new Set(['EPIPE', 'ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
 export class AgentClient {
   #client: Client;
   readonly socketPath: string;
@@ -22,18 +25,27 @@ export class AgentClient {
    * MEMBRANE_ERR_AGENT_UNREACHABLE.
    */
   async request<T>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: string | object): Promise<T> {
+    const options = {
+      method,
+      path,
+      ...(body === undefined
+        ? {}
+        : typeof body === 'string'
+          ? { body, headers: { 'content-type': 'text/plain; charset=utf-8' } }
+          : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headersTimeout: 60_000,
+    };
     let res;
     try {
-      res = await this.#client.request({
-        method,
-        path,
-        ...(body === undefined
-          ? {}
-          : typeof body === 'string'
-            ? { body, headers: { 'content-type': 'text/plain; charset=utf-8' } }
-            : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-        headersTimeout: 60_000,
-      });
+      try {
+        res = await this.#client.request(options);
+      } catch (err) {
+        // A kept-alive connection the agent closed while this process could not notice (its
+        // event loop busy past the idle limit) fails on first write; an idempotent call is
+        // sent again once, on a new connection, as browsers do. POST is never repeated.
+        if (method === 'POST' || !STALE_CONNECTION.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        res = await this.#client.request(options);
+      }
     } catch (err) {
       throw membraneError('MEMBRANE_ERR_AGENT_UNREACHABLE', `${this.socketPath}: ${(err as Error).message} (is \`membrane agent\` running?)`, {
         cause: err,
