@@ -18,20 +18,29 @@
  */
 import { dnsRcodeName, POLICY_MATCH_TYPE_NAMES, type Flow } from '../observe/index.js';
 import { EVENT_TYPE } from '../codes/index.js';
-import type { Counter, Histogram } from 'prom-client';
+import { OTHER, type FastCounter, type FastHistogram } from './fast.js';
 
 /** The metric handles flow counting writes to (created in registry.ts). */
 export interface FlowMetrics {
-  readonly flowsProcessed: Counter<'type' | 'subtype' | 'verdict'>;
-  readonly hubbleDrops: Counter<'reason' | 'protocol'>;
-  readonly policyVerdicts: Counter<'direction' | 'match' | 'action'>;
-  readonly dnsQueries: Counter<'rcode' | 'qtypes' | 'ips_returned'>;
-  readonly dnsResponses: Counter<'rcode' | 'qtypes' | 'ips_returned'>;
-  readonly dnsResponseTypes: Counter<'type' | 'qtypes'>;
-  readonly httpRequests: Counter<'method' | 'protocol' | 'status' | 'reporter'>;
-  readonly httpDuration: Histogram<'method' | 'reporter'>;
-  readonly policyL7: Counter<'rule' | 'proxy_type'>;
-  readonly upstreamReply: Histogram<'error' | 'protocol_l7' | 'scope'>;
+  /** {type, subtype, verdict} */
+  readonly flowsProcessed: FastCounter;
+  /** {reason, protocol} */
+  readonly hubbleDrops: FastCounter;
+  /** {direction, match, action} */
+  readonly policyVerdicts: FastCounter;
+  /** {rcode, qtypes, ips_returned} */
+  readonly dnsQueries: FastCounter;
+  readonly dnsResponses: FastCounter;
+  /** {type, qtypes} */
+  readonly dnsResponseTypes: FastCounter;
+  /** {method, protocol, status, reporter} */
+  readonly httpRequests: FastCounter;
+  /** {method, reporter} */
+  readonly httpDuration: FastHistogram;
+  /** {rule, proxy_type} */
+  readonly policyL7: FastCounter;
+  /** {error, protocol_l7, scope} */
+  readonly upstreamReply: FastHistogram;
 }
 
 /** Hubble's trace observation point names (monitorAPI.TraceObservationPoints), by sub_type. */
@@ -87,6 +96,10 @@ function typeAndSubtype(flow: Flow): [string, string] {
   }
 }
 
+
+/** HTTP methods as the semantic conventions bound them: the known ones, anything else `_OTHER`. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
 const RESERVED_HOST_IDENTITY = 1;
 /** Bound on connections whose denied request still awaits its local-reply response flow. */
 const MAX_PENDING_LOCAL_REPLIES = 4096;
@@ -126,13 +139,13 @@ export class FlowCounter {
 }
 
 /** Counts one flow; `localReply`: an HTTP response the proxy answered itself (no upstream time). */
-export function countFlow(m: FlowMetrics, flow: Flow, localReply = false): void {
+function countFlow(m: FlowMetrics, flow: Flow, localReply: boolean): void {
   const [type, subtype] = typeAndSubtype(flow);
   const verdict = flow.verdict;
-  m.flowsProcessed.inc({ type, subtype, verdict });
+  m.flowsProcessed.labels(type, subtype, verdict).inc();
 
   if (verdict === 'DROPPED') {
-    m.hubbleDrops.inc({ reason: flow.drop_reason_desc ?? (flow.event_type.type === EVENT_TYPE.ACCESS_LOG ? 'POLICY_DENIED' : 'DROP_REASON_UNKNOWN'), protocol: flowProtocol(flow) });
+    m.hubbleDrops.labels(flow.drop_reason_desc ?? (flow.event_type.type === EVENT_TYPE.ACCESS_LOG ? 'POLICY_DENIED' : 'DROP_REASON_UNKNOWN'), flowProtocol(flow)).inc();
   }
 
   const direction = flow.traffic_direction.toLowerCase();
@@ -140,7 +153,7 @@ export function countFlow(m: FlowMetrics, flow: Flow, localReply = false): void 
   if (flow.event_type.type === EVENT_TYPE.POLICY_VERDICT) {
     // Hubble ignores verdicts of the host's own connections: the host may reach every local endpoint.
     if (flow.source.identity !== RESERVED_HOST_IDENTITY) {
-      m.policyVerdicts.inc({ direction, match: (POLICY_MATCH_TYPE_NAMES[flow.policy_match_type ?? 0] ?? 'none').toLowerCase(), action });
+      m.policyVerdicts.labels(direction, (POLICY_MATCH_TYPE_NAMES[flow.policy_match_type ?? 0] ?? 'none').toLowerCase(), action).inc();
     }
     return;
   }
@@ -148,21 +161,21 @@ export function countFlow(m: FlowMetrics, flow: Flow, localReply = false): void 
 
   const l7 = flow.l7;
   const proto = l7Protocol(flow).toLowerCase();
-  if (proto) m.policyVerdicts.inc({ direction, match: `l7/${proto}`, action });
+  if (proto) m.policyVerdicts.labels(direction, `l7/${proto}`, action).inc();
 
   if (l7.type === 'REQUEST') {
-    m.policyL7.inc({ rule: 'received', proxy_type: proto });
+    m.policyL7.labels('received', proto).inc();
     const rule = verdict === 'FORWARDED' ? 'forwarded' : verdict === 'DROPPED' ? 'denied' : 'parse_errors';
-    m.policyL7.inc({ rule, proxy_type: proto });
+    m.policyL7.labels(rule, proto).inc();
   }
 
   if (l7.dns) {
     const qtypes = (l7.dns.qtypes ?? []).join(',');
     if (l7.type === 'REQUEST') {
-      m.dnsQueries.inc({ rcode: '', qtypes, ips_returned: '' });
+      m.dnsQueries.labels('', qtypes, '').inc();
     } else if (l7.type === 'RESPONSE') {
-      m.dnsResponses.inc({ rcode: dnsRcodeName(l7.dns.rcode ?? 0), qtypes, ips_returned: String(l7.dns.ips?.length ?? 0) });
-      for (const rr of l7.dns.rrtypes ?? []) m.dnsResponseTypes.inc({ type: rr, qtypes });
+      m.dnsResponses.labels(dnsRcodeName(l7.dns.rcode ?? 0), qtypes, String(l7.dns.ips?.length ?? 0)).inc();
+      for (const rr of l7.dns.rrtypes ?? []) m.dnsResponseTypes.labels(rr, qtypes).inc();
     }
     return;
   }
@@ -170,14 +183,14 @@ export function countFlow(m: FlowMetrics, flow: Flow, localReply = false): void 
   if (l7.http && l7.type === 'RESPONSE') {
     // httpV2: requests are counted from the response, which carries the status and latency.
     const reporter = flow.traffic_direction === 'EGRESS' ? 'client' : flow.traffic_direction === 'INGRESS' ? 'server' : 'unknown';
-    const method = l7.http.method;
-    m.httpRequests.inc({ method, protocol: l7.http.protocol, status: String(l7.http.code ?? 0), reporter });
+    const method = KNOWN_METHODS.has(l7.http.method) ? l7.http.method : OTHER;
+    m.httpRequests.labels(method, l7.http.protocol, String(l7.http.code ?? 0), reporter).inc();
     if (l7.latency_ns !== undefined) {
       const seconds = l7.latency_ns / 1e9;
-      m.httpDuration.observe({ method, reporter }, seconds);
+      m.httpDuration.labels(method, reporter).observe(seconds);
       // A local reply (403, 400) never went upstream; only an upstream answer has a reply time.
       if (verdict === 'FORWARDED' && !localReply) {
-        m.upstreamReply.observe({ error: 'allow', protocol_l7: 'http', scope: 'upstreamTime' }, seconds);
+        m.upstreamReply.labels('allow', 'http', 'upstreamTime').observe(seconds);
       }
     }
   }

@@ -9,4 +9,5 @@
  */
 export { MembraneMetrics, MAP_PRESSURE_INTERVAL_MS, type MetricsSources, type OtlpCounters, type ProxyGauges } from './registry.js';
 export { MetricsServer, parseServeAddr, DEFAULT_PROMETHEUS_PORT, type ServeAddr, type MetricsEndpoint } from './server.js';
-export { countFlow, FlowCounter, type FlowMetrics } from './flows.js';
+export { FlowCounter, type FlowMetrics } from './flows.js';
+export { FastCounter, FastHistogram, MAX_SERIES_PER_METRIC, DEFAULT_BUCKETS } from './fast.js';

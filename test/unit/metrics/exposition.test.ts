@@ -6,7 +6,7 @@
  */
 import { describe, expect, it, afterEach } from 'vitest';
 import { createServer } from 'node:net';
-import { MembraneMetrics, MetricsServer, parseServeAddr, type MetricsSources } from '../../../src/metrics/index.js';
+import { MAX_SERIES_PER_METRIC, MembraneMetrics, MetricsServer, parseServeAddr, type MetricsSources } from '../../../src/metrics/index.js';
 import {
   dnsRequestFlow,
   dnsResponseFlow,
@@ -189,6 +189,24 @@ describe('metrics exposition', () => {
     expect(s.get('cilium_proxy_upstream_reply_seconds_count{error="allow",protocol_l7="dns",scope="dataplaneTime"}')).toBe(1);
     expect(s.get('cilium_policy_regeneration_time_stats_seconds_count{scope="total"}')).toBe(1);
     expect(s.get('cilium_endpoint_regenerations_total{outcome="success"}')).toBe(1);
+  });
+});
+
+describe('metrics cardinality', () => {
+  it('labels pod traffic chooses are bounded: unknown HTTP methods are _OTHER, and past the series cap new label sets share one _OTHER series', async () => {
+    const m = new MembraneMetrics(sources(), { processMetrics: false });
+    const x = { source: tiefighter, destination: deathstar, ip: { source: '10.77.1.3', destination: '10.77.1.2' }, sourcePort: 40002, destinationPort: 80, direction: 'INGRESS' as const, nodeName: node };
+    const respond = (method: string, code: number): void =>
+      m.countFlow(httpResponseFlow({ ...x, http: { method, url: 'http://deathstar/', protocol: 'HTTP/1.1', code }, latencyNs: 1e6, verdict: 'FORWARDED' }));
+    respond('BREW', 200);
+    for (let status = 100; status < 1000; status++) respond('GET', status);
+    // Then more distinct protocols than the cap leaves room for.
+    for (let i = 0; i < MAX_SERIES_PER_METRIC + 50; i++) m.countFlow(httpResponseFlow({ ...x, http: { method: 'GET', url: 'http://deathstar/', protocol: `HTTP/${i}`, code: 200 }, latencyNs: 1e6, verdict: 'FORWARDED' }));
+    const s = samples(await m.scrape());
+    expect(s.get('hubble_http_requests_total{method="_OTHER",protocol="HTTP/1.1",reporter="server",status="200"}')).toBe(1);
+    const series = [...s.keys()].filter((k) => k.startsWith('hubble_http_requests_total{'));
+    expect(series.length).toBe(MAX_SERIES_PER_METRIC + 1);
+    expect(s.get('hubble_http_requests_total{method="_OTHER",protocol="_OTHER",reporter="_OTHER",status="_OTHER"}')).toBeGreaterThan(0);
   });
 });
 
