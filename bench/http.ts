@@ -3,7 +3,7 @@
  * namespaces, BPF maps). The node (bench/node.ts): the Membrane agent in `mbb-http`, two pods:
  *
  *   bhp-client  (org=empire, class=tiefighter)  wrk
- *   bhp-server  (org=empire, class=deathstar)   nginx backend on :80 and :8080
+ *   bhp-server  (org=empire, class=deathstar)   nginx backend on :80 and :8080 (HTTP/1.1), :81 and :8081 (h2c)
  *
  *   kernel       client ──────────────────────────────────► server:8080   L3/L4 rule only, no proxy
  *   membrane-l7  client ──► tc redirect ► Membrane proxy ──► server:80     HTTP rule POST /v1/request-landing,
@@ -19,6 +19,9 @@
  *   CPU µs/request    utime+stime of the proxy's process tree over the 2000 req/s run ÷ requests
  *                     (/proc/PID/stat; Membrane: the agent, all threads and child processes)
  *
+ * HTTP/2: h2load (h2c, prior knowledge) at saturation, kernel only (:8081) vs Membrane (:81, the
+ * same rule), when the proxy passes the ACL check over HTTP/2; otherwise reported as not measured.
+ *
  * Isolation: Membrane's p99 at 2000 req/s quiet vs while 200 policy files change (written,
  * changed, removed in the agent's policy directory) and 1,000 endpoints (links in the node
  * namespace, veth pairs) are registered and deregistered through the agent API.
@@ -32,6 +35,7 @@ import { backendNginxConf, haproxyConf, proxyNginxConf, RULE } from './lib/http-
 import { profileLine, summariseProfile } from './lib/profile.js';
 import { ThreadCpu, TreeCpu } from './lib/proc.js';
 import { row, type BenchContext, type BenchResult, type BenchRow, type Benchmark, type BenchTable, type BenchTarget } from './lib/types.js';
+import { h2load, stopH2load, type H2Result } from './lib/h2load.js';
 import { stopWrk, wrk, wrkScripts, type WrkResult } from './lib/wrk.js';
 
 const NETNS = 'mbb-http';
@@ -39,7 +43,7 @@ const SUBNET = '10.241';
 /** Churn endpoints' addresses: in the ipcache only, never on a link that carries a packet. */
 const CHURN_NET = '10.242';
 const POD = { client: 'bhp-client', server: 'bhp-server' } as const;
-const PORT = { l7: 80, l4: 8080, haproxy: 18080, nginx: 18081 } as const;
+const PORT = { l7: 80, l4: 8080, haproxy: 18080, nginx: 18081, h2l7: 81, h2l4: 8081 } as const;
 const RATE = 2000;
 const CHURN_POLICIES = 200;
 const CHURN_ENDPOINTS = 1000;
@@ -56,7 +60,10 @@ spec:
     - {name: ${POD.server}, namespace: default, labels: {org: empire, class: deathstar}}
 `;
 
-/** The Star Wars rule on :80 (through the proxy); :8080 at L3/L4 only, from the empire and the node (peers). */
+/**
+ * The Star Wars rule on :80 and :81 (HTTP/2) through the proxy; :8080 and :8081 (HTTP/2) at L3/L4
+ * only, from the empire, and :8080 from the node (the peers).
+ */
 const SERVER_POLICY = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: bench-http-deathstar, namespace: default}
@@ -70,9 +77,14 @@ spec:
             http:
               - method: "${RULE.method}"
                 path: "${RULE.path}"
+        - ports: [{port: "${PORT.h2l7}", protocol: TCP}]
+          rules:
+            http:
+              - method: "${RULE.method}"
+                path: "${RULE.path}"
     - fromEndpoints: [{matchLabels: {org: empire}}]
       toPorts:
-        - ports: [{port: "${PORT.l4}", protocol: TCP}]
+        - ports: [{port: "${PORT.l4}", protocol: TCP}, {port: "${PORT.h2l4}", protocol: TCP}]
     - fromEntities: [host]
       toPorts:
         - ports: [{port: "${PORT.l4}", protocol: TCP}]
@@ -114,8 +126,9 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - f[3]! - f[4]!, total };
 }
 
-function curlCode(pod: string, method: string, url: string): string {
-  const r = spawnSync('ip', ['netns', 'exec', pod, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', '-X', method, '-H', 'Content-Length: 0', url], { encoding: 'utf8' });
+function curlCode(pod: string, method: string, url: string, h2 = false): string {
+  const args = ['netns', 'exec', pod, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', '-X', method, '-H', 'Content-Length: 0', ...(h2 ? ['--http2-prior-knowledge'] : []), url];
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
   return r.stdout.trim() || `exit ${r.status}`;
 }
 
@@ -168,7 +181,7 @@ class HttpBench {
     mkdirSync(join(dir, 'nginx-proxy'), { recursive: true });
     this.scripts = wrkScripts(dir, { method: RULE.method, path: RULE.path, body: '' });
     const server = node.podIp(POD.server);
-    writeFileSync(join(dir, 'backend.conf'), backendNginxConf(dir, [PORT.l7, PORT.l4]));
+    writeFileSync(join(dir, 'backend.conf'), backendNginxConf(dir, [PORT.l7, PORT.l4], [PORT.h2l7, PORT.h2l4]));
     node.serve(POD.server, ['nginx', '-e', 'stderr', '-p', dir, '-c', join(dir, 'backend.conf')], 'backend.log');
     writeFileSync(join(dir, 'haproxy.cfg'), haproxyConf(`0.0.0.0:${PORT.haproxy}`, `${server}:${PORT.l4}`));
     this.haproxyPid = node.serve(NETNS, ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], 'haproxy.log').pid ?? 0;
@@ -341,10 +354,55 @@ function churnIp(i: number): string {
   return `${CHURN_NET}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 }
 
+interface H2Figures {
+  kernel: H2Result[];
+  membrane: H2Result[];
+  cpu: number[];
+  /** Why HTTP/2 was not measured, if it was not. */
+  pending: string | null;
+}
+
+/**
+ * HTTP/2 (h2c, prior knowledge): kernel only vs Membrane as the agent runs now, when the proxy
+ * passes the ACL check (allowed request 200, another method 403); otherwise, or when h2load
+ * fails, the reason is reported and the HTTP/1.1 figures stand.
+ */
+async function measureH2(b: HttpBench, iso: Variant, ctx: BenchContext): Promise<H2Figures> {
+  const h2: H2Figures = { kernel: [], membrane: [], cpu: [], pending: null };
+  const server = b.node.podIp(POD.server);
+  const url = { kernel: `http://${server}:${PORT.h2l4}${RULE.path}`, membrane: `http://${server}:${PORT.h2l7}${RULE.path}` };
+  const check = [curlCode(POD.client, RULE.method, url.membrane, true), curlCode(POD.client, 'GET', url.membrane, true), curlCode(POD.client, RULE.method, url.kernel, true)];
+  if (check.join() !== '200,403,200') {
+    h2.pending = `HTTP/2 not measured: through Membrane the allowed request / GET gave ${check[0]}/${check[1]} (want 200/403), kernel only ${check[2]}`;
+    return h2;
+  }
+  b.notes.push(`HTTP/2 ACL check (allowed request / GET through Membrane): ${check[0]}/${check[1]}.`);
+  const body = join(b.node.dir, 'h2-body');
+  writeFileSync(body, 'x'); // h2load mmaps the body file: it cannot be empty
+  const S = b.seconds;
+  try {
+    await h2load({ netns: POD.client, url: url.membrane, clients: 8, streams: 16, seconds: S.warm, data: body });
+    for (let round = 0; round < ctx.runs; round++) {
+      for (const which of round % 2 ? (['membrane', 'kernel'] as const) : (['kernel', 'membrane'] as const)) {
+        const cpu = which === 'membrane' ? new TreeCpu(b.pidOf(iso)) : null;
+        cpu?.start();
+        const r = await h2load({ netns: POD.client, url: url[which], clients: 8, streams: 16, seconds: S.sat, data: body });
+        if (cpu) h2.cpu.push(cpu.stop() / Math.max(1, r.done));
+        h2[which].push(r);
+      }
+      ctx.log(`HTTP/2 round ${round + 1}: kernel ${k(h2.kernel.at(-1)!.rps)} req/s, Membrane ${k(h2.membrane.at(-1)!.rps)} req/s, ${us(h2.cpu.at(-1)!)} µs CPU/req`);
+    }
+  } catch (err) {
+    h2.pending = `HTTP/2 not measured: ${(err as Error).message.slice(0, 300)}`;
+  }
+  return h2;
+}
+
 async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   const b = new HttpBench(ctx);
   ctx.onCleanup(async () => {
     stopWrk();
+    stopH2load();
     const t = Date.now();
     await b.node.stopAgent();
     const t1 = Date.now();
@@ -419,6 +477,8 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
     ctx.log(`profile failed: ${(err as Error).message}`);
   }
 
+  const h2 = await measureH2(b, iso, ctx);
+
   // Isolation: Membrane (1 worker, or the agent's default) quiet vs under control-plane churn.
   Churn.links();
   // The churn links go with the node namespace (removed at cleanup, after the agent has stopped:
@@ -449,7 +509,7 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   const threads = agentPid ? readdirSync(`/proc/${agentPid}/task`).length : NaN;
 
   b.notes.push(`Machine load average (1 min) ${loadBefore.toFixed(1)} before the measurements and ${loadavg()[0]!.toFixed(1)} after, on ${readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length} cores: anything above ~2 means other work competed with the benchmark.`);
-  return report(ctx, b, all, m, machineBusy, { quiet, busy, churnOps, variant: iso }, profile, threads);
+  return report(ctx, b, all, m, machineBusy, { quiet, busy, churnOps, variant: iso }, profile, threads, h2);
 }
 
 function report(
@@ -461,6 +521,7 @@ function report(
   iso: { quiet: WrkResult[]; busy: WrkResult[]; churnOps: { policy: number; endpoint: number; errors: number }[]; variant: Variant },
   profile: string | null,
   threads: number,
+  h2: H2Figures,
 ): BenchResult {
   const rows: BenchRow[] = [];
   const name = (v: Variant): string => (v === 'membrane-l7' ? 'membrane-l7' : v.startsWith('membrane-w') ? `membrane-l7 ${v.slice('membrane-'.length)}` : v);
@@ -474,6 +535,11 @@ function report(
     rows.push(row('http', `${name(v)} ${RATE}rps`, 'p99_ms', 'ms', x.paced.map((r) => r.p99Ms)));
     if (v !== 'kernel') rows.push(row('http', `${name(v)} ${RATE}rps`, 'cpu_us_per_req', 'µs', x.cpu));
   }
+  if (!h2.pending) {
+    rows.push(row('http', 'kernel h2 saturated', 'req_per_s', 'req/s', h2.kernel.map((r) => r.rps)));
+    rows.push(row('http', `${name(iso.variant)} h2 saturated`, 'req_per_s', 'req/s', h2.membrane.map((r) => r.rps)));
+    rows.push(row('http', `${name(iso.variant)} h2 saturated`, 'cpu_us_per_req', 'µs', h2.cpu));
+  }
   rows.push(row('http', `${name(iso.variant)} ${RATE}rps quiet`, 'p99_ms', 'ms', iso.quiet.map((r) => r.p99Ms)));
   rows.push(row('http', `${name(iso.variant)} ${RATE}rps churn`, 'p99_ms', 'ms', iso.busy.map((r) => r.p99Ms)));
   rows.push(row('http', `${name(iso.variant)} ${RATE}rps churn`, 'req_per_s', 'req/s', iso.busy.map((r) => r.rps)));
@@ -482,6 +548,7 @@ function report(
   const sat = (v: Variant): number => med(v, (x) => x.sat.map((r) => r.rps));
   const cpu = (v: Variant): number => med(v, (x) => x.cpu);
   const p99 = (v: Variant): number => med(v, (x) => x.paced.map((r) => r.p99Ms));
+  const achieved = (v: Variant): number => med(v, (x) => x.paced.map((r) => r.rps));
   const label: Record<string, string> = {
     kernel: 'kernel only (L3/L4 policy, no proxy)',
     haproxy: 'HAProxy 2.6, 1 thread, same ACL',
@@ -526,6 +593,23 @@ function report(
     ],
   };
 
+  const h2Table: BenchTable = {
+    title: `HTTP/2 (h2c, prior knowledge): h2load -c8 -m16 (client pod) → ${RULE.method} ${RULE.path} → nginx http2 (server pod); medians of ${ctx.runs} run(s)`,
+    header: ['path', 'saturated req/s', '× kernel', 'proxy CPU µs/req', 'failed or non-2xx'],
+    rows: h2.pending
+      ? [['kernel only / Membrane L7', 'pending', '—', '—', h2.pending]]
+      : [
+          ['kernel only (L3/L4 policy, no proxy)', spread(h2.kernel.map((r) => r.rps), k), '1.00×', '—', String(h2.kernel.reduce((a, r) => a + r.failed + r.non2xx, 0))],
+          [
+            labelOf(iso.variant),
+            spread(h2.membrane.map((r) => r.rps), k),
+            ratio(median(h2.membrane.map((r) => r.rps)), median(h2.kernel.map((r) => r.rps))),
+            spread(h2.cpu, us),
+            String(h2.membrane.reduce((a, r) => a + r.failed + r.non2xx, 0)),
+          ],
+        ],
+  };
+
   const mem = all.filter((v) => v.startsWith('membrane'));
   const one = mem[0]!;
   const busyShare = median(machineBusy.get(one)!);
@@ -542,9 +626,14 @@ function report(
     },
     {
       target: `p99 added latency < 2 ms at ${RATE} req/s (over kernel only)`,
-      figure: `${ms(p99(one))} ms − ${ms(p99('kernel'))} ms = ${ms(addedP99)} ms`,
-      met: addedP99 < 2,
-      limit: limitCommon,
+      figure: `${ms(p99(one))} ms − ${ms(p99('kernel'))} ms = ${ms(addedP99)} ms (at ${k(achieved(one))} and ${k(achieved('kernel'))} req/s achieved)`,
+      // A kernel-only p99 of 2 ms or more is the machine's noise, not the path (the issue measured
+      // 0.17 ms here): the difference cannot then show a 2 ms bound either way.
+      met: addedP99 < 2 && p99('kernel') < 2,
+      limit:
+        p99('kernel') >= 2
+          ? `not judged: the kernel-only p99 was ${ms(p99('kernel'))} ms, so other work on the machine dominated the tail; ${limitCommon}`
+          : limitCommon,
     },
     {
       target: 'saturated, one proxy worker: ≥ 18k req/s (3× the issue\'s 5.9k)',
@@ -583,11 +672,11 @@ function report(
     'HAProxy and the nginx proxy write no access log; Membrane writes its access log (JSON lines, file) and keeps flows. Every proxy keeps connections to the backend alive.',
     `The agent runs under Node.js ${nodeVersion(AGENT_NODE)}${process.env.MEMBRANE_BENCH_NODE ? ' (MEMBRANE_BENCH_NODE)' : ''}.`,
     'Figures on a machine shared with other work are noisy; compare ratios within one run rather than across runs.',
-    'HTTP/2 (h2load) is not measured yet: pending until the proxy speaks HTTP/2.',
+    ...(h2.pending ? [h2.pending] : ['HTTP/2 has no HAProxy/nginx peer row yet: the table compares Membrane with the kernel path only.']),
     ...(errs.length ? [`wrk reported errors or non-2xx answers: ${errs.map((x) => `${x.v} ${x.e}`).join(', ')}.`] : []),
     ...(iso.churnOps.some((o) => o.errors) ? [`churn: ${iso.churnOps.map((o) => o.errors).join('/')} endpoint API calls failed.`] : []),
   ];
-  return { rows, tables: [main, isoTable], targets, notes };
+  return { rows, tables: [main, h2Table, isoTable], targets, notes };
 }
 
 export const benchmark: Benchmark = {
