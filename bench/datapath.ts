@@ -11,13 +11,14 @@
  *                ports), N synthetic CIDR entries (/32s in 10.240/12, local-scope identities)
  *                written to the pinned ipcache through the datapath's map API (Datapath.upsertIpcache)
  *
- * Rounds are interleaved: per round every variant once (pods deregistered from the agent for none
+ * Rounds are interleaved: per round every variant once, odd rounds Membrane first (pods deregistered from the agent for none
  * and iptables, so its programs are detached; registered again for membrane). The iptables rules
  * live in the bench's own node namespace and go with it; the synthetic entries go with the pins.
  *
  *   npm run bench -- --only datapath
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ProbedNode, ROOT, TreeCpu, run } from './node.js';
@@ -71,6 +72,8 @@ const ipOf = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255
 const synthPrefix = (i: number): string => `${ipOf(SYNTH_BASE + i)}/32`;
 
 interface Probe {
+  /** Membrane's programs: ns per program run (kernel BPF stats), NaN without them. */
+  progNs: number;
   /** CPU of the agent (all threads) during the probes, % of one core (NaN without the agent's programs). */
   agentCpu: number;
   gbps: number;
@@ -113,6 +116,25 @@ function iptablesRules(n: number, client: string, server: string): string {
   return lines.join('\n');
 }
 
+/**
+ * Run time and run count of the programs behind the node's pinned TCX links (kernel BPF stats,
+ * `kernel.bpf_stats_enabled`): the programs' own cost per packet, which the shared machine's
+ * noise does not move as it moves throughput.
+ */
+function programStats(pinRoot: string): { ns: number; runs: number } {
+  let ns = 0;
+  let runs = 0;
+  const dir = join(pinRoot, 'links');
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    const link = JSON.parse(run('bpftool', ['-j', 'link', 'show', 'pinned', join(dir, name)], { allowFail: true }) || '{}') as { prog_id?: number };
+    if (!link.prog_id) continue;
+    const prog = JSON.parse(run('bpftool', ['-j', 'prog', 'show', 'id', String(link.prog_id)], { allowFail: true }) || '{}') as { run_time_ns?: number; run_cnt?: number };
+    ns += prog.run_time_ns ?? 0;
+    runs += prog.run_cnt ?? 0;
+  }
+  return { ns, runs };
+}
+
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -136,6 +158,12 @@ export const benchmark: Benchmark = {
     ProbedNode.sweep(opts);
     const node = new ProbedNode(opts);
     ctx.onCleanup(() => node.cleanup());
+    // Kernel BPF run-time stats for the programs' ns per packet; the machine's setting comes back after.
+    const STATS = '/proc/sys/kernel/bpf_stats_enabled';
+    const statsBefore = readFileSync(STATS, 'utf8').trim();
+    const restoreStats = (): void => writeFileSync(STATS, statsBefore);
+    ctx.onCleanup(restoreStats);
+    writeFileSync(STATS, '1');
     const results = new Map<string, Probe[]>();
     let dp: ReturnType<DatapathModule['Datapath']['open']> | null = null;
     let agentEntries = 0;
@@ -157,21 +185,27 @@ export const benchmark: Benchmark = {
 
       const measure = async (variant: string, withAgent: boolean): Promise<void> => {
         ctx.log(`${variant}`);
+        // Untimed first: the first packets after a change (programs attached or detached, a chain
+        // loaded) pay for neighbour and route lookups that are not the variant's steady cost.
+        rr(rrBin, server, 0.5);
         const cpu = withAgent && node.agent?.pid ? new TreeCpu(node.agent.pid) : null;
+        const stats0 = withAgent ? programStats(node.pinRoot) : null;
         const t0 = performance.now();
         cpu?.start();
         const gbps = await iperf(server, seconds);
         const r = rr(rrBin, server, seconds);
         const agentCpu = cpu ? (cpu.stop() / 1000 / (performance.now() - t0)) * 100 : NaN;
+        const stats1 = withAgent ? programStats(node.pinRoot) : null;
+        const progNs = stats0 && stats1 && stats1.runs > stats0.runs ? (stats1.ns - stats0.ns) / (stats1.runs - stats0.runs) : NaN;
         const list = results.get(variant) ?? [];
-        list.push({ agentCpu, gbps, rrPerS: r.perS, rrP50: r.p50, rrP99: r.p99 });
+        list.push({ progNs, agentCpu, gbps, rrPerS: r.perS, rrP50: r.p50, rrP99: r.p99 });
         results.set(variant, list);
       };
       // Warm-up on the bare links (ARP, the servers' first accept).
       await iperf(server, 1);
       rr(rrBin, server, 1);
 
-      for (let round = 0; round < ctx.runs; round++) {
+      const bare = async (): Promise<void> => {
         await measure('none', false);
         for (const n of ruleSizes) {
           run('ip', ['netns', 'exec', NODE_NETNS, 'iptables-restore'], { input: iptablesRules(n, client, server) });
@@ -181,6 +215,8 @@ export const benchmark: Benchmark = {
             run('ip', ['netns', 'exec', NODE_NETNS, 'iptables', '-F', 'FORWARD']);
           }
         }
+      };
+      const membrane = async (): Promise<void> => {
         await node.registerPods();
         agentEntries = datapath.dumpIpcache().size;
         let written = 0;
@@ -192,10 +228,21 @@ export const benchmark: Benchmark = {
         }
         for (let i = 0; i < written; i++) datapath.deleteIpcache(synthPrefix(i));
         await node.deregisterPods();
+      };
+      // Odd rounds start with Membrane's programs: neither group is always measured first.
+      for (let round = 0; round < ctx.runs; round++) {
+        if (round % 2 === 0) {
+          await bare();
+          await membrane();
+        } else {
+          await membrane();
+          await bare();
+        }
       }
     } finally {
       dp?.close();
       await node.cleanup();
+      restoreStats();
     }
 
     const B = 'datapath';
@@ -205,13 +252,16 @@ export const benchmark: Benchmark = {
       rows.push(row(B, variant, 'rr_per_s', 'transactions/s', ps.map((p) => p.rrPerS)));
       rows.push(row(B, variant, 'rr_p50_us', 'µs', ps.map((p) => p.rrP50)));
       rows.push(row(B, variant, 'rr_p99_us', 'µs', ps.map((p) => p.rrP99)));
-      if (variant.startsWith('membrane')) rows.push(row(B, variant, 'agent_cpu_pct', '% of a core', ps.map((p) => p.agentCpu)));
+      if (variant.startsWith('membrane')) {
+        rows.push(row(B, variant, 'agent_cpu_pct', '% of a core', ps.map((p) => p.agentCpu)));
+        rows.push(row(B, variant, 'program_ns_per_run', 'ns', ps.map((p) => p.progNs)));
+      }
     }
     const med = (variant: string, k: keyof Probe): number => median((results.get(variant) ?? []).map((p) => p[k]));
     const none = { gbps: med('none', 'gbps'), rr: med('none', 'rrPerS') };
     const table: BenchTable = {
       title: `Pod to pod on one node (veth), iperf3 one TCP stream ${seconds} s and TCP_RR (1 byte each way) ${seconds} s, ${ctx.runs} interleaved round(s) (medians)`,
-      header: ['variant', 'Gbit/s', 'vs none', 'RR/s', 'vs none', 'RR p50 µs', 'RR p99 µs', 'agent CPU %'],
+      header: ['variant', 'Gbit/s', 'vs none', 'RR/s', 'vs none', 'RR p50 µs', 'RR p99 µs', 'programs ns/packet', 'agent CPU %'],
       rows: [...results.keys()].map((v) => [
         v,
         med(v, 'gbps').toFixed(2),
@@ -220,6 +270,7 @@ export const benchmark: Benchmark = {
         (med(v, 'rrPerS') / none.rr).toFixed(3),
         med(v, 'rrP50').toFixed(1),
         med(v, 'rrP99').toFixed(1),
+        v.startsWith('membrane') ? med(v, 'progNs').toFixed(0) : '-',
         v.startsWith('membrane') ? med(v, 'agentCpu').toFixed(1) : '-',
       ]),
     };
@@ -229,22 +280,29 @@ export const benchmark: Benchmark = {
     const mem = entrySizes.map((n) => med(`membrane ${n} entries`, 'gbps'));
     const memRr = entrySizes.map((n) => med(`membrane ${n} entries`, 'rrPerS'));
     const flat = spread(mem) <= 0.05 && spread(memRr) <= 0.05;
+    const nsFirst = med(`membrane ${entrySizes[0]} entries`, 'progNs');
+    const nsLast = med(`membrane ${entrySizes[entrySizes.length - 1]} entries`, 'progNs');
     const targets: BenchTarget[] = [
       {
         target: 'throughput within 5% of no-program at 100k ipcache entries',
         figure: `iperf3 ${(m100k.gbps / none.gbps).toFixed(3)}× (${m100k.gbps.toFixed(2)} vs ${none.gbps.toFixed(2)} Gbit/s), RR ${(m100k.rr / none.rr).toFixed(3)}× (${m100k.rr.toFixed(0)} vs ${none.rr.toFixed(0)}/s)`,
         met: within,
         ...(within ? {} : {
-          limit: `the agent used ${med('membrane 100000 entries', 'agentCpu').toFixed(0)}% of a core during the 100k run (2 shared cores: what it takes ` +
-            'the iperf3 pair loses); per packet the programs do an ipcache LPM lookup for both addresses, an endpoint and a conntrack lookup, a policy lookup for new flows; ' +
-            `no-program runs alone spread ${(spread((results.get('none') ?? []).map((p) => p.gbps)) * 100).toFixed(0)}% (min–max) on this machine`,
+          limit: `Membrane's programs cost ${nsLast.toFixed(0)} ns per packet at ${entrySizes[entrySizes.length - 1]} entries (${nsFirst.toFixed(0)} at ${entrySizes[0]}; kernel BPF stats: ` +
+            'ipcache LPM lookups for both addresses, endpoint and conntrack lookups, a policy lookup for new flows); ' +
+            `the agent used ${med('membrane 100000 entries', 'agentCpu').toFixed(0)}% of a core; no-program runs alone spread ${(spread((results.get('none') ?? []).map((p) => p.gbps)) * 100).toFixed(0)}% (min–max) on this shared machine`,
         }),
       },
       {
         target: 'flat as ipcache entries grow (10 → 100k within 5%)',
         figure: `iperf3 spread ${(spread(mem) * 100).toFixed(1)}%, RR spread ${(spread(memRr) * 100).toFixed(1)}% over ${entrySizes.join(' / ')} entries`,
         met: flat,
-        ...(flat ? {} : { limit: 'the ipcache is an LPM trie (lookup depth bounded by the prefix length, not the entry count): a spread beyond 5% here is the machine\'s noise unless it grows monotonically with the entries' }),
+        ...(flat ? {} : {
+          limit: nsLast > nsFirst * 1.05
+            ? `the programs' own cost grows with the entries: ${nsFirst.toFixed(0)} → ${nsLast.toFixed(0)} ns per packet (kernel BPF stats) from ${entrySizes[0]} to ${entrySizes[entrySizes.length - 1]} entries`
+            : `the programs' own cost is flat (${nsFirst.toFixed(0)} → ${nsLast.toFixed(0)} ns per packet, kernel BPF stats, from ${entrySizes[0]} to ${entrySizes[entrySizes.length - 1]} entries): ` +
+              `the throughput spread is the shared machine's noise (no-program runs alone spread ${(spread((results.get('none') ?? []).map((p) => p.gbps)) * 100).toFixed(0)}%)`,
+        }),
       },
     ];
     const ipt10k = med(`iptables ${ruleSizes[ruleSizes.length - 1]} rules`, 'gbps');

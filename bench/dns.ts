@@ -238,9 +238,13 @@ interface Release {
  * time the proxy held an answer for the FQDN path (NameManager → map writes), measured by the
  * proxy itself (`DnsExchange.releaseDelayNs`, src/dnsproxy/log.ts), in whichever thread it runs.
  */
-function releaseDelaysMs(lines: readonly Record<string, unknown>[]): number[] {
+function releaseDelaysMs(lines: readonly Record<string, unknown>[], names: ReadonlySet<string>): number[] {
   const out: number[] = [];
-  for (const l of lines) if (l.type === 'dns' && typeof l.answer_release_ms === 'number') out.push(l.answer_release_ms);
+  for (const l of lines) {
+    // Only the run's own names: the workers' batches of the run before may still arrive after the mark.
+    const q = typeof l.query === 'string' ? l.query.toLowerCase().replace(/\.$/, '') : '';
+    if (l.type === 'dns' && typeof l.answer_release_ms === 'number' && names.has(q)) out.push(l.answer_release_ms);
+  }
   return out.sort((a, b) => a - b);
 }
 
@@ -338,7 +342,7 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
         const r = await dnsperf(POD.client, dnsIp, fresh, ['-n', '1', '-l', String(s.seconds), '-Q', String(s.newIpQps), '-c', String(s.clients), '-q', String(s.outstanding)], false);
         if (PROFILE_DIR) await node.profileStop(join(PROFILE_DIR, `membrane-new-ips-${run}.cpuprofile`));
         await new Promise((r) => setTimeout(r, 500)); // the workers' last batch of access-log lines
-        const delays = releaseDelaysMs(node.accessLogSince(mark));
+        const delays = releaseDelaysMs(node.accessLogSince(mark), new Set(Array.from({ length: count }, (_, k) => nameOf(nextNewIp - count + k))));
         release.p50.push(quantile(delays, 0.5));
         release.p99.push(quantile(delays, 0.99));
         release.rate.push(delays.length / s.seconds);
