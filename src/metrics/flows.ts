@@ -145,7 +145,8 @@ function countFlow(m: FlowMetrics, flow: Flow, localReply: boolean): void {
   m.flowsProcessed.labels(type, subtype, verdict).inc();
 
   if (verdict === 'DROPPED') {
-    m.hubbleDrops.labels(flow.drop_reason_desc ?? (flow.event_type.type === EVENT_TYPE.ACCESS_LOG ? 'POLICY_DENIED' : 'DROP_REASON_UNKNOWN'), flowProtocol(flow)).inc();
+    // As Hubble: the flow's DropReason enum name; an L7 denial carries none (DROP_REASON_UNKNOWN, enum 0).
+    m.hubbleDrops.labels(flow.drop_reason_desc ?? 'DROP_REASON_UNKNOWN', flowProtocol(flow)).inc();
   }
 
   const direction = flow.traffic_direction.toLowerCase();
