@@ -99,6 +99,7 @@ export class Datapath {
     }
     ensureBpffs(opts.pinRoot);
     mkdirSync(join(opts.pinRoot, 'links'), { recursive: true });
+    retireStaleMetricsPin(opts.pinRoot);
     let obj: BpfObjectHandle;
     try {
       obj = native().loadObject(objectPath, opts.pinRoot);
@@ -459,6 +460,24 @@ export class Datapath {
     this.#maps.clear();
     if (this.#obj) n.closeObject(this.#obj);
     this.#obj = null;
+  }
+}
+
+/**
+ * A membrane_metrics pinned by an agent from before the counters were keyed by direction (256
+ * entries, not METRICS_ENTRIES) would make the object fail to load (libbpf refuses to reuse a pin
+ * of another size): its pin is removed so a new map is made. Only counters start over; the
+ * programs still attached keep counting into the old map until their links are replaced.
+ */
+function retireStaleMetricsPin(pinRoot: string): void {
+  const path = join(pinRoot, METRICS_MAP);
+  if (!existsSync(path)) return;
+  const n = native();
+  const fd = n.objGet(path);
+  try {
+    if (n.mapInfo(fd).maxEntries !== METRICS_ENTRIES) rmSync(path);
+  } finally {
+    n.closeFd(fd);
   }
 }
 
