@@ -73,7 +73,16 @@ async function loadBenchmarks(only: readonly string[] | null): Promise<Benchmark
 }
 
 type Cleanup = () => void | Promise<void>;
-const cleanups: Cleanup[] = [];
+/**
+ * Registered cleanups, each wrapped so that every caller — the benchmark's own end and the signal
+ * handler — awaits the one run of it: a second call never returns while the first is in progress.
+ */
+const cleanups: (() => Promise<void>)[] = [];
+
+function once(fn: Cleanup): () => Promise<void> {
+  let done: Promise<void> | null = null;
+  return () => (done ??= Promise.resolve().then(fn));
+}
 
 /** Runs the registered cleanups, newest first; each one's failure is reported, not fatal. */
 async function runCleanups(): Promise<void> {
@@ -88,11 +97,13 @@ async function runCleanups(): Promise<void> {
 }
 
 let signals = 0;
+/** The cleanup a signal started; once set, the process exits when it ends, and only then. */
+let signalled: Promise<never> | null = null;
 function onSignal(sig: NodeJS.Signals): void {
   signals++;
   if (signals === 1) {
     process.stderr.write(`\nbench: ${sig}: cleaning up (namespaces, pins, processes)…\n`);
-    void runCleanups().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    signalled = runCleanups().then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   } else if (signals >= 3) {
     process.stderr.write('bench: exiting without finishing cleanup\n');
     process.exit(1);
@@ -107,7 +118,7 @@ async function main(): Promise<void> {
   // A throw outside the awaited chain (a timer, an event handler) still cleans up before exiting.
   const fatal = (err: unknown): void => {
     process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
-    void runCleanups().finally(() => process.exit(1));
+    void runCleanups().finally(() => exit(1));
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
@@ -123,14 +134,16 @@ async function main(): Promise<void> {
   const results: { name: string; result: BenchResult }[] = [];
   const failed: string[] = [];
   for (const b of benchmarks) {
-    const mine: Cleanup[] = [];
+    if (signalled) break; // interrupted: no further benchmark starts
+    const mine: (() => Promise<void>)[] = [];
     const ctx: BenchContext = {
       quick: opts.quick,
       runs,
       log: (m) => log(`${b.name}: ${m}`),
       onCleanup: (fn) => {
-        mine.push(fn);
-        cleanups.push(fn);
+        const run = once(fn);
+        mine.push(run);
+        cleanups.push(run);
       },
     };
     const began = Date.now();
@@ -144,7 +157,7 @@ async function main(): Promise<void> {
       process.stdout.write('\n');
     } catch (err) {
       failed.push(b.name);
-      log(`${b.name} failed: ${(err as Error).stack ?? String(err)}`);
+      log(signalled ? `${b.name}: interrupted` : `${b.name} failed: ${(err as Error).stack ?? String(err)}`);
     } finally {
       // This benchmark's cleanups, newest first, before the next one starts.
       log(`${b.name}: cleaning up`);
@@ -161,6 +174,7 @@ async function main(): Promise<void> {
     log(`${b.name}: ${((Date.now() - began) / 1000).toFixed(0)} s`);
   }
 
+  if (signalled) await signalled; // interrupted: nothing is written, the cleanup exits
   if (results.length) {
     const replaced = new Set(results.map((r) => r.name));
     writeRows(RESULTS_JSON, mergeRows(RESULTS_JSON, replaced, results.flatMap((r) => r.result.rows)));
@@ -186,11 +200,17 @@ async function main(): Promise<void> {
   if (failed.length) throw new Error(`benchmark(s) failed: ${failed.join(', ')}`);
 }
 
+/** Exits with `code`, unless a signal's cleanup is under way: that one exits when it is done. */
+async function exit(code: number): Promise<never> {
+  if (signalled) await signalled;
+  process.exit(code);
+}
+
 main().then(
-  () => process.exit(0),
+  () => exit(0),
   async (err: unknown) => {
     await runCleanups();
     process.stderr.write(`bench: ${(err as Error).message ?? String(err)}\n`);
-    process.exit(1);
+    await exit(1);
   },
 );

@@ -15,8 +15,11 @@
 export const RULE = { method: 'POST', path: '/v1/request-landing' } as const;
 export const ANSWER = 'Ship landed\n';
 
-/** Backend nginx: `worker_processes` auto, every port answers 200 `ANSWER` to any method and path. */
-export function backendNginxConf(dir: string, ports: readonly number[]): string {
+/**
+ * Backend nginx: `worker_processes` auto, every port answers 200 `ANSWER` to any method and path;
+ * `h2Ports` speak cleartext HTTP/2 with prior knowledge (h2c) only.
+ */
+export function backendNginxConf(dir: string, ports: readonly number[], h2Ports: readonly number[] = []): string {
   return `
 worker_processes auto;
 daemon off;
@@ -27,9 +30,14 @@ http {
   access_log off;
   keepalive_requests 1000000;
   server {
-${ports.map((p) => `    listen ${p} reuseport backlog=4096;`).join('\n')}
+${ports.map((p) => `    listen ${p} backlog=4096;`).join('\n')}
     location / { return 200 ${JSON.stringify(ANSWER.trimEnd())}; }
   }
+${h2Ports.length ? `  server {
+${h2Ports.map((p) => `    listen ${p} http2 backlog=4096;`).join('\n')}
+    http2_max_requests 1000000;
+    location / { return 200 ${JSON.stringify(ANSWER.trimEnd())}; }
+  }` : ''}
 }
 `;
 }
