@@ -509,6 +509,8 @@ export class Agent {
 
   upsertEndpoint(spec: EndpointSpec): Endpoint {
     const ep = this.endpoints.upsert(spec);
+    // Cilium's handling of a visibility annotation that does not parse: warn, enforce without it.
+    if (ep.visibilityError) this.log.warn({ endpoint: `${ep.namespace}/${ep.name}`, error: ep.visibilityError }, 'proxy visibility annotation ignored');
     this.regenerateNow();
     return ep;
   }

@@ -16,6 +16,7 @@ import { errorToWire, isMembraneError, membraneError, type ErrorCode, type Membr
 import type { Flow } from '../observe/index.js';
 import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
 import { validateEndpointSpec } from './endpoints.js';
+import { visibilityStatus } from './visibility.js';
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
 import { POLICY_TYPES, checkContentType, decodeParam, flowFilter, positiveIntParam, readBody, readJson, requestUrl, traceBody } from './api-input.js';
@@ -242,6 +243,7 @@ export class ApiServer {
       egressEnforcement: ep.policy?.egress.enforced ?? false,
       status: ep.state,
       ...(ep.lastError ? { error: ep.lastError } : {}),
+      ...(visibilityStatus(ep) ? { visibilityPolicy: visibilityStatus(ep) } : {}),
     }));
   }
 

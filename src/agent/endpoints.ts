@@ -5,6 +5,7 @@
 import { membraneError } from '../errors/index.js';
 import type { EndpointPolicy, Label } from '../policy/index.js';
 import type { StateStore } from './state-store.js';
+import { endpointVisibility, type EndpointVisibility } from './visibility.js';
 
 export interface EndpointSpec {
   readonly name: string;
@@ -17,9 +18,11 @@ export interface EndpointSpec {
   /** The pod's network namespace, for display and for the lab. */
   readonly netns?: string;
   readonly namedPorts?: Readonly<Record<string, { port: number; protocol: number }>>;
+  /** Pod annotations; `policy.cilium.io/proxy-visibility` is read (./visibility.ts). */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
-export interface Endpoint extends EndpointSpec {
+export interface Endpoint extends EndpointSpec, EndpointVisibility {
   readonly id: number;
   ifindex: number;
   identity: number;
@@ -55,6 +58,7 @@ export function validateEndpointSpec(input: unknown): EndpointSpec {
   if (typeof o.ifname !== 'string' || !IFNAME.test(o.ifname)) bad('ifname', 'must be an interface name');
   const labels = stringMap(o.podLabels, 'podLabels');
   stringMap(o.namespaceLabels, 'namespaceLabels');
+  const annotations = stringMap(o.annotations, 'annotations');
   for (const [name, np] of Object.entries((o.namedPorts ?? {}) as Record<string, { port?: unknown; protocol?: unknown }>)) {
     const port = np?.port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) bad(`namedPorts.${name}.port`, 'must be a port number');
@@ -73,6 +77,7 @@ export function validateEndpointSpec(input: unknown): EndpointSpec {
     ...(o.namedPorts && typeof o.namedPorts === 'object'
       ? { namedPorts: o.namedPorts as Record<string, { port: number; protocol: number }> }
       : {}),
+    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
   };
   return spec;
 }
@@ -94,7 +99,7 @@ export class EndpointManager {
   restore(): Endpoint[] {
     const saved = this.#store.read<{ endpoints: PersistedEndpoint[] }>(this.#file, { endpoints: [] });
     for (const e of saved.endpoints) {
-      this.#byName.set(key(e.namespace, e.name), { ...e, ifindex: 0, identity: 0, labels: [], policy: null, state: 'not-ready' });
+      this.#byName.set(key(e.namespace, e.name), { ...e, ...endpointVisibility(e.annotations), ifindex: 0, identity: 0, labels: [], policy: null, state: 'not-ready' });
     }
     return this.list();
   }
@@ -108,7 +113,7 @@ export class EndpointManager {
       }
     }
     const id = existing?.id ?? this.#nextId();
-    const ep: Endpoint = { ...spec, id, ifindex: 0, identity: 0, labels: [], policy: null, state: 'not-ready' };
+    const ep: Endpoint = { ...spec, ...endpointVisibility(spec.annotations), id, ifindex: 0, identity: 0, labels: [], policy: null, state: 'not-ready' };
     this.#byName.set(k, ep);
     this.#persist();
     return ep;
@@ -160,6 +165,7 @@ export class EndpointManager {
       ...(e.netns ? { netns: e.netns } : {}),
       ...(e.namespaceLabels ? { namespaceLabels: e.namespaceLabels } : {}),
       ...(e.namedPorts ? { namedPorts: e.namedPorts } : {}),
+      ...(e.annotations ? { annotations: e.annotations } : {}),
     }));
     this.#store.write(this.#file, { endpoints });
   }

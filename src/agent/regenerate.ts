@@ -32,6 +32,7 @@ import {
   PolicyEngine,
   reservedIdentities,
   resolveEndpointPolicy,
+  applyVisibility,
   RESERVED_IDENTITY,
   type DirectionPolicy,
   type EndpointPolicy,
@@ -185,7 +186,11 @@ export class Regenerator {
           this.#datapath.attachEndpoint(ep.ifname, ifindex);
           ep.ifindex = ifindex;
         }
-        const { policy, changed } = this.#engine.resolve(ep.id, { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) });
+        const resolution = this.#engine.resolve(ep.id, { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) });
+        const { changed } = resolution;
+        // Proxy visibility (pod annotation): redirects only, no verdict changes; memoized per
+        // resolution, so an unchanged one is the same object. An annotation changes by upsert only.
+        const policy = applyVisibility(resolution.policy, ep.visibility);
         const was = this.#endpointWritten.get(ep.id);
         const upToDate =
           !changed && prevState === 'ready' && this.#writtenPolicy.has(ep.id) && was !== undefined && was.ip === ep.ip && was.ifindex === ifindex &&
@@ -296,12 +301,16 @@ export class Regenerator {
     const ready = this.#endpoints.list().filter((ep) => ep.state === 'ready' && ep.policy);
     const resolved = new Map<number, EndpointPolicy>();
     for (const ep of ready) {
-      const partial = resolveEndpointPolicy({
-        policies: this.#policies,
-        endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
-        identities: fresh,
-        services: this.#services,
-      });
+      // Visibility pins the new identities' answers against the same wildcard entries as the full pass.
+      const partial = applyVisibility(
+        resolveEndpointPolicy({
+          policies: this.#policies,
+          endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
+          identities: fresh,
+          services: this.#services,
+        }),
+        ep.visibility,
+      );
       resolved.set(ep.id, partial);
       const only = (d: DirectionPolicy): DirectionPolicy => ({ enforced: d.enforced, entries: d.entries.filter((e) => freshIds.has(e.identity)) });
       const written = this.#writtenEntries(ep.id);

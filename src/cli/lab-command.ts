@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync, existsSync } from 'node:fs';
 import { labDown, labExec, labUp, parseLabSpec, readLabState, type EndpointRegistrar } from '../lab/index.js';
 import { AgentClient } from './client.js';
+import { checkLabVisibility } from './lab-visibility.js';
 
 export function registrarFor(client: AgentClient): EndpointRegistrar {
   return {
@@ -23,6 +24,7 @@ export function registrarFor(client: AgentClient): EndpointRegistrar {
 
 export async function labUpCommand(file: string, socket: string): Promise<void> {
   const spec = parseLabSpec(readFileSync(file, 'utf8'), file);
+  checkLabVisibility(spec, file);
   const client = new AgentClient(socket);
   try {
     const config = await client.request<{ netns: string | null }>('GET', '/v1/config');

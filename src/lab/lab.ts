@@ -45,6 +45,8 @@ export interface EndpointRegistrar {
     podLabels: Record<string, string>;
     namespaceLabels: Record<string, string>;
     namedPorts: Record<string, { port: number; protocol: number }>;
+    /** Pod annotations (proxy visibility); absent when the pod has none. */
+    annotations?: Record<string, string>;
     ip: string;
     ifname: string;
     netns: string;
@@ -155,6 +157,7 @@ async function build(spec: LabSpec, state: LabState, registrar: EndpointRegistra
       podLabels: { ...pod.labels },
       namespaceLabels: { ...(spec.namespaces[pod.namespace] ?? {}) },
       namedPorts: { ...pod.namedPorts },
+      ...(Object.keys(pod.annotations).length > 0 ? { annotations: { ...pod.annotations } } : {}),
       ip: entry.ip,
       ifname: entry.ifname,
       netns: pod.name,

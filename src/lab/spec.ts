@@ -11,6 +11,12 @@ export interface LabPod {
   readonly name: string;
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * Pod annotations, passed to the agent with the endpoint (`policy.cilium.io/proxy-visibility`;
+   * `membrane lab up` refuses a spec whose visibility annotation does not parse, the agent itself,
+   * like Cilium, would only warn and ignore it).
+   */
+  readonly annotations: Readonly<Record<string, string>>;
   /** Index of the pod's /24 inside the lab subnet: pod = x.y.N.2, host side = x.y.N.1. */
   readonly index: number;
   /** `app: dns` runs dnsmasq with `dns` (spec-dns.ts); other apps run src/lab/apps/main.ts. */
@@ -68,6 +74,10 @@ export function parseLabSpec(text: string, file: string): LabSpec {
     if (typeof labels !== 'object' || Object.values(labels as object).some((v) => typeof v !== 'string')) {
       bad(`${at}.labels`, 'must map keys to string values');
     }
+    const annotations = p.annotations ?? {};
+    if (typeof annotations !== 'object' || annotations === null || Object.values(annotations).some((v) => typeof v !== 'string')) {
+      bad(`${at}.annotations`, 'must map keys to string values');
+    }
     const serve = p.serve as Record<string, unknown> | undefined;
     const servePorts = serve ? (Array.isArray(serve.ports) ? serve.ports : [serve.port]) : [];
     if (serve && (typeof serve.app !== 'string' || servePorts.length === 0 || servePorts.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))) {
@@ -90,6 +100,7 @@ export function parseLabSpec(text: string, file: string): LabSpec {
       namedPorts,
       namespace: typeof p.namespace === 'string' ? p.namespace : 'default',
       labels: labels as Record<string, string>,
+      annotations: annotations as Record<string, string>,
       index: i + 1,
       ...(serve ? { serve: { app: serve.app as string, ports: servePorts as number[] } } : {}),
     };
