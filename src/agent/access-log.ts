@@ -110,6 +110,38 @@ export class AccessLogFile {
     else this.#schedule();
   }
 
+  /**
+   * `count` serialised lines at once, concatenated, each ending in `\n` (a proxy worker's batch,
+   * as its pino wrote them): queued as one piece, no per-line work, unless they would cross the
+   * rotation size, when they go line by line so the rotation falls between the same two lines as
+   * with `write`. Past the buffer bound the whole batch is dropped, and its lines counted.
+   */
+  writeLines(text: string, count: number): void {
+    if (count <= 1) {
+      if (text.length > 0) this.write(text);
+      return;
+    }
+    const bytes = Buffer.byteLength(text);
+    if (this.#closing || this.#pendingBytes + bytes > this.#maxBuffer) {
+      this.#dropped += count;
+      return;
+    }
+    if (this.#size + bytes >= this.#maxSize) {
+      let start = 0;
+      while (start < text.length) {
+        const end = text.indexOf('\n', start);
+        const stop = end < 0 ? text.length : end + 1;
+        this.write(text.slice(start, stop));
+        start = stop;
+      }
+      return;
+    }
+    this.#queue.push(text);
+    this.#pendingBytes += bytes;
+    this.#size += bytes;
+    this.#schedule();
+  }
+
   /** Rotations done and failed, lines dropped because the disk did not keep up (or failed), failed writes. */
   stats(): { rotations: number; failedRotations: number; dropped: number; writeErrors: number } {
     return { rotations: this.#rotations, failedRotations: this.#failedRotations, dropped: this.#dropped, writeErrors: this.#writeErrors };

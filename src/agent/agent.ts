@@ -390,9 +390,10 @@ export class Agent {
     // Lines arrive serialised; without --access-log they go to the agent log's own stream. The
     // file is opened by #startProxy, before any worker listens.
     const agentStream = (this.log as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
-    const writeLine = (line: string): void => {
-      if (this.#accessLogFile) this.#accessLogFile.write(line);
-      else agentStream?.write(line);
+    // A batch's lines are written as the worker serialised them, in one piece.
+    const writeLines = (lines: string, count: number): void => {
+      if (this.#accessLogFile) this.#accessLogFile.writeLines(lines, count);
+      else agentStream?.write(lines);
     };
     this.#proxyWorkers = new ProxyWorkerPool({
       workers: this.config.proxyWorkers,
@@ -416,12 +417,9 @@ export class Agent {
       endpoints: () => this.endpoints.list(),
       identities: () => this.#regenerator?.identities() ?? [],
       flowEndpoint: (ip, identity) => flowEndpoint(ip, identity, ctx),
-      onFlows: (flows) => {
-        for (const f of flows) this.flows.push(f);
-      },
-      onLines: (lines) => {
-        for (const l of lines) writeLine(l);
-      },
+      // Kept as JSON text until read (FlowRing.pushJsonLines).
+      onFlows: (jsonLines) => this.flows.pushJsonLines(jsonLines),
+      onLines: writeLines,
       onAnswer: (a) => this.#fqdn!.onAnswer(a),
       log: this.log.child({ component: 'proxy-workers' }),
     });

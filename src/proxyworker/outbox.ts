@@ -4,6 +4,12 @@
  * per batch rather than per request. Bounded: past `max` items of a kind queued here or sent and
  * not yet acknowledged by the agent (`ack`), new ones are dropped and counted, so a stalled agent
  * grows neither the worker's memory nor the message queue between them.
+ *
+ * A batch is two strings, not object graphs (issue 9: structured-cloning 256 flows and lines cost
+ * the agent's main thread a quarter of its time in GC): the flows as JSON, one per line, which
+ * the agent's FlowRing keeps as they are and parses only when a reader or subscriber wants a flow
+ * (`FlowRing.pushJsonLines`); the access-log lines concatenated as pino serialised them, which the
+ * agent writes as they are.
  */
 import type { Flow } from '../observe/index.js';
 
@@ -12,38 +18,52 @@ export const FLUSH_MS = 5;
 /** Items (flows + lines) that trigger a send at once. */
 export const FLUSH_ITEMS = 256;
 
+/** One batch: `flows` holds `flowCount` flows as JSON lines (`\n`-terminated), `lines` `lineCount` access-log lines. */
+export interface OutboxBatch {
+  readonly flows: string;
+  readonly flowCount: number;
+  readonly lines: string;
+  readonly lineCount: number;
+}
+
 export class Outbox {
-  #flows: Flow[] = [];
-  #lines: string[] = [];
+  #flows = '';
+  #flowCount = 0;
+  #lines = '';
+  #lineCount = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly #max: number;
-  readonly #send: (flows: Flow[], lines: string[]) => void;
+  readonly #send: (batch: OutboxBatch) => void;
   /** Items sent and not yet acknowledged, per kind. */
   #unackedFlows = 0;
   #unackedLines = 0;
   droppedFlows = 0;
   droppedLines = 0;
 
-  constructor(max: number, send: (flows: Flow[], lines: string[]) => void) {
+  constructor(max: number, send: (batch: OutboxBatch) => void) {
     this.#max = max;
     this.#send = send;
   }
 
   flow(f: Flow): void {
-    if (this.#flows.length + this.#unackedFlows >= this.#max) {
+    if (this.#flowCount + this.#unackedFlows >= this.#max) {
       this.droppedFlows++;
       return;
     }
-    this.#flows.push(f);
+    // JSON text never holds a raw newline: one flow per line.
+    this.#flows += JSON.stringify(f) + '\n';
+    this.#flowCount++;
     this.#queued();
   }
 
+  /** One serialised access-log line, ending in `\n` (pino's). */
   line(l: string): void {
-    if (this.#lines.length + this.#unackedLines >= this.#max) {
+    if (this.#lineCount + this.#unackedLines >= this.#max) {
       this.droppedLines++;
       return;
     }
-    this.#lines.push(l);
+    this.#lines += l;
+    this.#lineCount++;
     this.#queued();
   }
 
@@ -53,14 +73,15 @@ export class Outbox {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#flows.length === 0 && this.#lines.length === 0) return;
-    const flows = this.#flows;
-    const lines = this.#lines;
-    this.#flows = [];
-    this.#lines = [];
-    this.#unackedFlows += flows.length;
-    this.#unackedLines += lines.length;
-    this.#send(flows, lines);
+    if (this.#flowCount === 0 && this.#lineCount === 0) return;
+    const batch: OutboxBatch = { flows: this.#flows, flowCount: this.#flowCount, lines: this.#lines, lineCount: this.#lineCount };
+    this.#flows = '';
+    this.#lines = '';
+    this.#flowCount = 0;
+    this.#lineCount = 0;
+    this.#unackedFlows += batch.flowCount;
+    this.#unackedLines += batch.lineCount;
+    this.#send(batch);
   }
 
   /** The agent has taken a batch of `flows` flows and `lines` lines. */
@@ -70,7 +91,7 @@ export class Outbox {
   }
 
   #queued(): void {
-    if (this.#flows.length + this.#lines.length >= FLUSH_ITEMS) this.flush();
+    if (this.#flowCount + this.#lineCount >= FLUSH_ITEMS) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
 }

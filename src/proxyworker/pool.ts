@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { membraneError } from '../errors/index.js';
 import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
-import type { Flow, FlowEndpoint } from '../observe/index.js';
+import type { FlowEndpoint } from '../observe/index.js';
 import { formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
 import type { Delta, EndpointState, FromWorker, IdentityState, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
 
@@ -42,8 +42,10 @@ export interface ProxyWorkerPoolOptions {
   readonly identities: () => readonly Identity[];
   /** The flow endpoint of a local endpoint (src/agent/flows.ts `flowEndpoint`). */
   readonly flowEndpoint: (ip: string, identity: number) => FlowEndpoint;
-  readonly onFlows: (flows: readonly Flow[]) => void;
-  readonly onLines: (lines: readonly string[]) => void;
+  /** `count` flows as JSON lines, each ending in `\n` (FlowRing.pushJsonLines takes them as they are). */
+  readonly onFlows: (jsonLines: string, count: number) => void;
+  /** `count` access-log lines, concatenated as the worker serialised them (each ends in `\n`). */
+  readonly onLines: (lines: string, count: number) => void;
   /** AgentFqdn.onAnswer: resolves when the answer's IPs are in the datapath. */
   readonly onAnswer: (a: DnsAnswer) => Promise<unknown>;
   readonly log: Logger;
@@ -81,6 +83,16 @@ function workerEntry(): string {
   const dist = fileURLToPath(new URL('../../dist/proxyworker/worker.js', import.meta.url));
   if (!existsSync(dist)) throw membraneError('MEMBRANE_ERR_PROXY_LISTEN', `${dist} is missing: build with npx tsc -p tsconfig.json`);
   return dist;
+}
+
+/**
+ * `MEMBRANE_BENCH_PROFILE=DIR` (the benchmarks' profile switch): each worker writes a V8 CPU
+ * profile of its whole life to DIR (`--cpu-prof`, CPU.<date>.<pid>.<thread>.*.cpuprofile) when
+ * it exits, as the agent's main-thread profile goes there too. Unset: workers get the default.
+ */
+function workerExecArgv(): string[] | undefined {
+  const dir = process.env.MEMBRANE_BENCH_PROFILE;
+  return dir ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${dir}`] : undefined;
 }
 
 const sameDirection = (a: DirectionPolicy, b: DirectionPolicy): boolean =>
@@ -239,7 +251,7 @@ export class ProxyWorkerPool {
   }
 
   #spawn(slot: Slot): void {
-    const w = new Worker(this.#entry, { workerData: { ...this.#o.init, index: slot.index } satisfies WorkerInit });
+    const w = new Worker(this.#entry, { workerData: { ...this.#o.init, index: slot.index } satisfies WorkerInit, execArgv: workerExecArgv() });
     slot.worker = w;
     slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
     let markReady!: () => void;
@@ -283,9 +295,9 @@ export class ProxyWorkerPool {
         markReady();
         break;
       case 'batch':
-        if (m.flows.length > 0) this.#o.onFlows(m.flows);
-        if (m.lines.length > 0) this.#o.onLines(m.lines);
-        w.postMessage({ t: 'ack', flows: m.flows.length, lines: m.lines.length } satisfies ToWorker);
+        if (m.flowCount > 0) this.#o.onFlows(m.flows, m.flowCount);
+        if (m.lineCount > 0) this.#o.onLines(m.lines, m.lineCount);
+        w.postMessage({ t: 'ack', flows: m.flowCount, lines: m.lineCount } satisfies ToWorker);
         break;
       case 'answer':
         this.#o

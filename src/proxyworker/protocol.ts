@@ -6,7 +6,8 @@
  *   agent ──delta─────────────► worker        after a regeneration / endpoint / identity change:
  *                                              only what changed (upserts and removals)
  *   worker ──ready────────────► agent         its listeners are in the SO_REUSEPORT groups
- *   worker ──batch────────────► agent         flows + access-log lines, every ≤5 ms or 256 items
+ *   worker ──batch────────────► agent         flows (JSON lines) + access-log lines (as written),
+ *                                              every ≤5 ms or 256 items: two strings per batch
  *   agent ──ack───────────────► worker        a batch was taken (bounds what is in flight)
  *   worker ──answer───────────► agent         a DNS answer's learned IPs (AgentFqdn.onAnswer)
  *   agent ──answered──────────► worker        the datapath has them: release the answer
@@ -16,7 +17,8 @@
  * Everything is plain data: policies are `EndpointPolicy` (regexes are compiled lazily by the
  * worker's own src/re2 cache), flow endpoints are Hubble's `FlowEndpoint` already formatted.
  */
-import type { Flow, FlowEndpoint } from '../observe/index.js';
+import type { FlowEndpoint } from '../observe/index.js';
+import type { OutboxBatch } from './outbox.js';
 import type { EndpointPolicy } from '../policy/index.js';
 import type { DnsAnswer, DnsProxyStats, RejectResponseCode } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';import type { TracingConfig } from '../tracing/index.js';
@@ -98,7 +100,8 @@ export interface WorkerCounters {
 
 export type FromWorker =
   | { readonly t: 'ready' }
-  | { readonly t: 'batch'; readonly flows: readonly Flow[]; readonly lines: readonly string[] }
+  /** Flows as JSON lines and access-log lines as serialised (outbox.ts `OutboxBatch`): two strings, no object graph. */
+  | ({ readonly t: 'batch' } & OutboxBatch)
   | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer }
   | { readonly t: 'stats'; readonly seq: number; readonly counters: WorkerCounters }
   | { readonly t: 'fatal'; readonly message: string };

@@ -25,7 +25,7 @@ const post = (m: FromWorker): void => port.postMessage(m);
 // Opened with the first snapshot: a worker may be started before the agent has pinned its maps.
 let ipcache: IpcacheReader | null = null;
 const state = new WorkerState((ip) => ipcache!.identityOf(ip));
-const outbox = new Outbox(init.maxQueued, (flows, lines) => post({ t: 'batch', flows, lines }));
+const outbox = new Outbox(init.maxQueued, (batch) => post({ t: 'batch', ...batch }));
 
 // The access-log lines are serialised here exactly as the agent's logger would (same pino
 // options), and written by the agent to its file or log stream as they are.

@@ -104,6 +104,35 @@ describe('access log rotation (issue-7 the access log is bounded)', () => {
     expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => i));
   });
 
+  it('issue-9 worker batch cost: batches written in one piece rotate between the same lines, every line whole and in order', async () => {
+    // The same 500 lines, once line by line and once as a worker's batches of 37: the same files.
+    const lines = Array.from({ length: 500 }, (_, seq) => `${JSON.stringify({ type: 'http', seq, path: `/v1/${'x'.repeat(40)}` })}\n`);
+    const byLine = join(tempDir(), 'access.log');
+    const one = new AccessLogFile({ path: byLine, maxSizeBytes: 4096, maxBackups: 3 });
+    for (const l of lines) one.write(l);
+    await one.close();
+    const byBatch = join(tempDir(), 'access.log');
+    const batched = new AccessLogFile({ path: byBatch, maxSizeBytes: 4096, maxBackups: 3 });
+    for (let i = 0; i < lines.length; i += 37) {
+      const batch = lines.slice(i, i + 37);
+      batched.writeLines(batch.join(''), batch.length);
+    }
+    await batched.close();
+    for (const f of ['', '.1', '.2', '.3']) expect(readFileSync(byBatch + f, 'utf8')).toBe(readFileSync(byLine + f, 'utf8'));
+    expect(seqs(byBatch, 3).at(-1)).toBe(499);
+    expect([batched.stats().rotations, batched.stats().dropped]).toEqual([one.stats().rotations, 0]);
+  });
+
+  it('issue-9 worker batch cost: a batch past maxBufferBytes is dropped whole and its lines counted', async () => {
+    const path = join(tempDir(), 'access.log');
+    const file = new AccessLogFile({ path, maxSizeBytes: 1 << 20, maxBackups: 1, maxBufferBytes: 1024 });
+    file.writeLines('{"seq":0}\n{"seq":1}\n', 2);
+    file.writeLines(`${'{"seq":9}\n'.repeat(200)}`, 200);
+    await file.close();
+    expect(seqs(path, 0)).toEqual([0, 1]);
+    expect(file.stats().dropped).toBe(200);
+  });
+
   it('bad rotation and sampling flags are usage errors (exit 2) before the agent starts', () => {
     const bad = [
       ['--access-log-max-size-mb', '0'],

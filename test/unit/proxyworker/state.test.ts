@@ -4,7 +4,7 @@
  * queue is bounded and counts what it drops.
  */
 import { describe, expect, it } from 'vitest';
-import { Outbox, WorkerState, FLUSH_ITEMS, type Delta, type EndpointState } from '../../../src/proxyworker/index.js';
+import { Outbox, WorkerState, FLUSH_ITEMS, type Delta, type EndpointState, type OutboxBatch } from '../../../src/proxyworker/index.js';
 import { decideL7, type EndpointPolicy } from '../../../src/policy/index.js';
 import type { Flow } from '../../../src/observe/index.js';
 
@@ -82,7 +82,7 @@ describe('issue-9 Outbox', () => {
 
   it('sends a batch at FLUSH_ITEMS items at once, and what is left on flush', () => {
     const sent: [number, number][] = [];
-    const o = new Outbox(10_000, (f, l) => sent.push([f.length, l.length]));
+    const o = new Outbox(10_000, (b) => sent.push([b.flowCount, b.lineCount]));
     for (let i = 0; i < FLUSH_ITEMS; i++) o.line(`line ${i}\n`);
     expect(sent).toEqual([[0, FLUSH_ITEMS]]);
     o.flow(flow);
@@ -91,9 +91,26 @@ describe('issue-9 Outbox', () => {
     expect(sent).toEqual([[0, FLUSH_ITEMS], [1, 1]]);
   });
 
+  it('issue-9 worker batch cost: a batch is two strings, flows as JSON lines and access-log lines as written', () => {
+    const batches: OutboxBatch[] = [];
+    const o = new Outbox(10_000, (b) => batches.push(b));
+    const f1 = { verdict: 'FORWARDED', Summary: 'HTTP/1.1 GET http://a/\nb', time: '2026-01-01T00:00:00.000000001Z' } as unknown as Flow;
+    const f2 = { verdict: 'DROPPED', l7: { type: 'RESPONSE', http: { code: 403 } } } as unknown as Flow;
+    o.flow(f1);
+    o.line('{"a":1}\n');
+    o.flow(f2);
+    o.line('{"b":"é"}\n');
+    o.flush();
+    expect(batches).toHaveLength(1);
+    const b = batches[0]!;
+    expect([typeof b.flows, typeof b.lines, b.flowCount, b.lineCount]).toEqual(['string', 'string', 2, 2]);
+    expect(b.flows.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)).toEqual([f1, f2]);
+    expect(b.lines).toBe('{"a":1}\n{"b":"é"}\n');
+  });
+
   it('is bounded by what is queued and unacknowledged: past it items are dropped and counted', () => {
     const sent: number[] = [];
-    const o = new Outbox(3, (f) => sent.push(f.length));
+    const o = new Outbox(3, (b) => sent.push(b.flowCount));
     for (let i = 0; i < 5; i++) o.flow(flow);
     o.flush();
     expect([sent, o.droppedFlows]).toEqual([[3], 2]);
