@@ -12,7 +12,7 @@ import { pino, type Logger } from 'pino';
 import { Datapath, ensureNodeNetwork, transparentListenFd, connectMarked } from '../datapath/index.js';
 import { FlowRing, type Flow } from '../observe/index.js';
 import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
-import { DnsProxy, markedUpstream, type RejectResponseCode } from '../dnsproxy/index.js';
+import { DnsProxy, markedUpstream, traceDnsProxy, type RejectResponseCode } from '../dnsproxy/index.js';
 import { ProxyWorkerPool, defaultProxyWorkers } from '../proxyworker/index.js';
 import { membraneError } from '../errors/index.js';
 import {
@@ -278,14 +278,19 @@ export class Agent {
 
   /**
    * Tracing, when configured: the proxies of this thread are traced through their diagnostics
-   * channels (l7proxy/trace.ts); proxy workers get the same configuration and trace their own.
+   * channels (l7proxy/trace.ts, dnsproxy/trace.ts); proxy workers get the same configuration and trace their own.
    */
   async #startTracing(): Promise<void> {
     const config = tracingConfig(this.config.otlpEndpoint, this.config.nodeName);
     if (!config) return;
     this.#tracing = await startTracing(config);
-    this.#untrace = traceHttpProxy(this.#tracing.proxyTracer);
-    this.log.info({ otlp: config.tracesUrl, sampler: config.sampler, ratio: config.samplerRatio }, 'tracing the HTTP proxy (OTLP/HTTP)');
+    const untraceHttp = traceHttpProxy(this.#tracing.proxyTracer);
+    const untraceDns = traceDnsProxy(this.#tracing.proxyTracer);
+    this.#untrace = () => {
+      untraceHttp();
+      untraceDns();
+    };
+    this.log.info({ otlp: config.tracesUrl, sampler: config.sampler, ratio: config.samplerRatio }, 'tracing the HTTP and DNS proxies (OTLP/HTTP)');
   }
 
   /** The workers' status, asked once for the proxy gauges and the OTLP counters of one scrape. */

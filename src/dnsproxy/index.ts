@@ -37,3 +37,4 @@ export {
   type Question,
 } from './wire.js';
 export { channels as dnsproxyChannels } from './diagnostics.js';
+export { traceDnsProxy } from './trace.js';

@@ -5,7 +5,7 @@
  * JSON access-log line.
  */
 
-import { dnsRequestFlow, dnsResponseFlow, type DnsExchangeInput, type Flow, type FlowEndpoint, type FlowPolicy } from '../observe/index.js';
+import { dnsRequestFlow, dnsResponseFlow, type DnsExchangeInput, type Flow, type FlowEndpoint, type FlowPolicy, type TraceContext } from '../observe/index.js';
 import type { AnswerDetails } from './answer.js';
 import type { DnsDecision } from './policy.js';
 import type { DnsSource, DnsTransport, HostPort } from './types.js';
@@ -35,6 +35,8 @@ export interface DnsExchange {
   /** Time the answer was held waiting for `onAnswer` (the learned IPs reaching the datapath). */
   releaseDelayNs?: bigint;
   reason?: string;
+  /** The query's trace (set by dnsproxy/trace.ts when tracing): the flows' `trace_context`, the access log's `trace_id`. */
+  traceContext?: TraceContext;
 }
 
 export interface DnsFlowSite {
@@ -62,6 +64,7 @@ function input(x: DnsExchange, site: DnsFlowSite): DnsExchangeInput {
     time: x.startedAt,
   };
   if (site.proxyPort !== undefined) i.proxyPort = site.proxyPort;
+  if (x.traceContext) i.traceContext = x.traceContext;
   const p = policies(x.decision);
   if (p.length > 0) i.policies = p;
   return i;
@@ -122,5 +125,6 @@ export function accessLogEntry(x: DnsExchange): Record<string, unknown> {
   }
   if (x.releaseDelayNs !== undefined) entry.answer_release_ms = ms(x.releaseDelayNs);
   if (x.reason !== undefined) entry.reason = x.reason;
+  if (x.traceContext) entry.trace_id = x.traceContext.parent.trace_id;
   return entry;
 }

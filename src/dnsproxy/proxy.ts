@@ -393,8 +393,9 @@ export class DnsProxy {
     // policy
     x.decision = evaluateQuery(this.#deps.l7Flow.bind(this.#deps), { ...q.client, identity: source.identity }, q.server, q.protocol, x.qname);
     x.destination = this.#destination(q.server.ip, x.decision.dstIdentity);
-    this.#emit(requestFlow(x, this.#site));
+    // Before the request flow: a tracer sets `traceContext` here, and the flows carry it.
     if (channels.query.hasSubscribers) channels.query.publish({ exchange: x });
+    this.#emit(requestFlow(x, this.#site));
     if (!x.decision.allowed) {
       this.#counters.denied++;
       reject(REJECT_RCODE[this.options.rejectResponseCode], x.decision.reason, x.decision);
@@ -437,6 +438,7 @@ export class DnsProxy {
           this.#deps.accessLog.warn({ type: 'dns', query: x.qname, ips: x.answer.ips, err }, 'learned IPs not confirmed in the datapath; answer released');
         }
         x.releaseDelayNs = process.hrtime.bigint() - t0;
+        if (channels.released.hasSubscribers) channels.released.publish({ exchange: x });
       }
       if (this.#closed) return;
       q.reply(r.response);

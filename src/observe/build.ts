@@ -350,6 +350,7 @@ export function dnsRequestFlow(
     node_name: input.nodeName,
   };
   if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  if (input.traceContext) flow.trace_context = input.traceContext;
   l7Policies(flow, input, input.verdict !== 'DROPPED');
   return flow;
 }
@@ -385,5 +386,6 @@ export function dnsResponseFlow(
     node_name: input.nodeName,
   };
   if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  if (input.traceContext) flow.trace_context = input.traceContext;
   return flow;
 }

@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { connectMarked, IpcacheReader, transparentListenFd } from '../datapath/index.js';
-import { DnsProxy, markedUpstream, type DnsAnswer } from '../dnsproxy/index.js';
+import { DnsProxy, markedUpstream, traceDnsProxy, type DnsAnswer } from '../dnsproxy/index.js';
 import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
 import type { Flow } from '../observe/index.js';
 import { PROTO } from '../policy/index.js';
@@ -91,7 +91,10 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
 // Loaded only when tracing is on: the OpenTelemetry SDK is most of a worker's start-up time
 // (~0.9 s of module loading on a busy 2-core node), and a restart's DNS gap waits for it.
 const tracing = init.tracing ? await (await import('../tracing/index.js')).startTracing(init.tracing) : null;
-if (tracing) traceHttpProxy(tracing.proxyTracer);
+if (tracing) {
+  traceHttpProxy(tracing.proxyTracer);
+  traceDnsProxy(tracing.proxyTracer);
+}
 
 const http = new HttpProxy(deps, {
   httpRequestTimeoutMs: init.httpRequestTimeoutMs,

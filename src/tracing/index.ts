@@ -4,6 +4,7 @@
  *   tracingConfig(--otlp-endpoint, OTEL_*) ──► startTracing ──► (sdk.ts, loaded only now) SDK 2.x
  *   tracer ──► bounded ExporterQueue ──► OTLP/HTTP protobuf ──► the collector
  *   l7proxy/trace.ts ──► Tracing.proxyTracer: a span per request, trace headers for upstream
+ *   dnsproxy/trace.ts ──► Tracing.proxyTracer: a span per query, its datapath wait as a child
  *
  * This entry point loads no OpenTelemetry code: the agent and the proxy workers import it always,
  * and pay for the SDK only when tracing is on.
@@ -23,10 +24,16 @@ export interface ProxySpan {
   setAttribute(key: string, value: SpanAttributeValue): void;
   /** Span status ERROR, with a message. */
   setError(message: string | undefined): void;
+  /**
+   * A finished INTERNAL child span from `start` to `end` (a `Date`, or epoch milliseconds with a
+   * fraction for sub-millisecond spans): a stage measured after it happened, such as the DNS
+   * proxy's datapath wait.
+   */
+  child(name: string, start: Date | number, end: Date | number, attributes: Record<string, SpanAttributeValue>): void;
   end(): void;
 }
 
-/** What a proxy needs from a tracer: l7proxy/trace.ts takes one. */
+/** What a proxy needs from a tracer: l7proxy/trace.ts and dnsproxy/trace.ts take one. */
 export interface ProxyTracer {
   /**
    * Starts the span of one request: a child of the request's W3C `traceparent` when it carries a

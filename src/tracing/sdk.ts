@@ -64,6 +64,8 @@ export function startSdk(config: TracingConfig): Tracing {
         span: {
           setAttribute: (key, value) => void span.setAttribute(key, value),
           setError: (message) => void span.setStatus({ code: SpanStatusCode.ERROR, ...(message !== undefined ? { message } : {}) }),
+          child: (childName, start, end, childAttributes) =>
+            tracer.startSpan(childName, { kind: SpanKind.INTERNAL, startTime: start, attributes: childAttributes }, trace.setSpan(parent, span)).end(end),
           end: () => span.end(),
         },
       };

@@ -23,7 +23,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   datapath: ['codes', 'errors'],
   observe: ['codes', 'errors', 'policy', 're2'],
   l7proxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'tracing'],
-  dnsproxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'fqdn'],
+  dnsproxy: ['codes', 'errors', 'observe', 'policy', 'datapath', 're2', 'fqdn', 'tracing'],
   lab: ['codes', 'errors', 'datapath'],
   metrics: ['codes', 'errors', 'observe', 'datapath'],
   tracing: ['errors'],

@@ -1,0 +1,191 @@
+/**
+ * issue-11 OpenTelemetry through the DNS proxy: the real `dig` → the real DnsProxy, traced by the
+ * SDK and exporting OTLP/HTTP protobuf → a real dnsmasq; a local OTLP/HTTP receiver decodes the
+ * exports with the OTLP protobuf definitions (test/fixtures/otlp/trace.proto). Asserted: one span
+ * per query with the name, qtype, rcode, verdict and learned IPs; the datapath wait as a child
+ * span inside it; the span's trace id in both flows and in the access-log line; a denied query's
+ * span; and that with tracing off nothing carries a trace id.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import protobuf from 'protobufjs';
+import { traceDnsProxy } from '../../../src/dnsproxy/index.js';
+import { startTracing, tracingConfig } from '../../../src/tracing/index.js';
+import { Cleanups, dig, startDnsmasq, startProxy } from './harness.js';
+
+const PROTO = fileURLToPath(new URL('../../fixtures/otlp/trace.proto', import.meta.url));
+const ZONE = { a: { 'api.github.com': ['10.9.0.1', '10.9.0.7'] }, ttl: 300 };
+
+interface DecodedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: string;
+  start: bigint;
+  end: bigint;
+  attributes: Record<string, unknown>;
+  status: { code?: string; message?: string };
+}
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+/** An OTLP/HTTP traces receiver on loopback: decodes each ExportTraceServiceRequest. */
+async function startReceiver(): Promise<{ url: string; spans: DecodedSpan[] }> {
+  const root = await protobuf.load(PROTO);
+  const Request = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+  const hex = (b: unknown): string => Buffer.from((b as Uint8Array | undefined) ?? []).toString('hex');
+  const spans: DecodedSpan[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const msg = Request.toObject(Request.decode(Buffer.concat(chunks)), { enums: String, longs: String, bytes: Array }) as {
+        resourceSpans?: { scopeSpans?: { spans?: Record<string, unknown>[] }[] }[];
+      };
+      for (const rs of msg.resourceSpans ?? []) {
+        for (const ss of rs.scopeSpans ?? []) {
+          for (const s of ss.spans ?? []) {
+            const attributes: Record<string, unknown> = {};
+            for (const kv of (s.attributes as { key: string; value: Record<string, unknown> }[] | undefined) ?? []) {
+              const v = kv.value;
+              attributes[kv.key] = v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.boolValue ?? v.doubleValue ??
+                ((v.arrayValue as { values?: { stringValue?: string }[] } | undefined)?.values ?? []).map((x) => x.stringValue);
+            }
+            spans.push({
+              traceId: hex(s.traceId),
+              spanId: hex(s.spanId),
+              parentSpanId: hex(s.parentSpanId),
+              name: s.name as string,
+              kind: s.kind as string,
+              start: BigInt(s.startTimeUnixNano as string),
+              end: BigInt(s.endTimeUnixNano as string),
+              attributes,
+              status: (s.status as DecodedSpan['status'] | undefined) ?? {},
+            });
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.add(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans };
+}
+
+async function traced(): Promise<{ spans: DecodedSpan[] }> {
+  const otlp = await startReceiver();
+  const config = tracingConfig(otlp.url, 'test-node', { OTEL_BSP_SCHEDULE_DELAY: '20' });
+  if (!config) throw new Error('tracing should be on');
+  const tracing = await startTracing(config);
+  cleanups.add(() => tracing.shutdown());
+  cleanups.add(traceDnsProxy(tracing.proxyTracer));
+  return otlp;
+}
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  for (let waited = 0; !cond(); waited += 20) {
+    if (waited > ms) throw new Error('condition not met in time');
+    await sleep(20);
+  }
+}
+
+function traceIdOf(flow: { trace_context?: { parent: { trace_id: string } } } | undefined): string | undefined {
+  return flow?.trace_context?.parent.trace_id;
+}
+
+describe('issue-11 tracing through the DNS proxy', () => {
+  it('spans an allowed query (name, qtype, rcode, verdict, learned IPs) with the datapath wait as its child; flows and access log carry the trace id', async () => {
+    const otlp = await traced();
+    const s = await startDnsmasq(cleanups, ZONE);
+    const p = await startProxy(cleanups, s, { rules: [{ matchName: 'api.github.com' }] });
+    // The datapath takes a while to confirm the learned IPs: the answer is held meanwhile.
+    p.setOnAnswer(() => sleep(30));
+
+    const r = await dig(p.address, ['api.github.com', 'A']);
+    expect(r.status).toBe('NOERROR');
+    await until(() => otlp.spans.length === 2, 5000);
+
+    const query = otlp.spans.find((x) => x.name === 'DNS A');
+    const wait = otlp.spans.find((x) => x.name === 'DNS datapath wait');
+    expect(query).toMatchObject({ kind: 'SPAN_KIND_CLIENT', parentSpanId: '' });
+    expect(query?.attributes).toMatchObject({
+      'dns.question.name': 'api.github.com.',
+      'membrane.dns.qtype': 'A',
+      'membrane.dns.rcode': 'NOERROR',
+      'membrane.policy.verdict': 'Forwarded',
+      'dns.answers': ['10.9.0.1', '10.9.0.7'],
+      'membrane.dns.ttl': 300,
+      'network.transport': 'udp',
+      'server.address': s.ip,
+      'server.port': s.port,
+      'membrane.source.identity': 41000,
+      'membrane.destination.identity': 41001,
+      'membrane.source.pod': 'default/mediabot',
+      'membrane.destination.pod': 'kube-system/kube-dns',
+      'membrane.policy.names': ['default/mediabot-dns'],
+    });
+    expect(query?.status.code ?? 'STATUS_CODE_UNSET').toBe('STATUS_CODE_UNSET');
+
+    // The wait: a child of the query's span, inside it, as long as the answer was held.
+    expect(wait).toMatchObject({ kind: 'SPAN_KIND_INTERNAL', traceId: query?.traceId, parentSpanId: query?.spanId });
+    expect(wait?.attributes['dns.answers']).toEqual(['10.9.0.1', '10.9.0.7']);
+    expect(wait!.start >= query!.start && wait!.end <= query!.end).toBe(true);
+    const heldMs = Number(wait!.end - wait!.start) / 1e6;
+    expect(heldMs).toBeGreaterThanOrEqual(25); // onAnswer slept 30 ms: the wait is that one, not another stage
+    expect(query?.attributes['membrane.dns.release_ms']).toBeCloseTo(heldMs, 0);
+
+    // The trace id is where an operator looks for it.
+    expect(p.flows.map(traceIdOf)).toEqual([query?.traceId, query?.traceId]);
+    const line = p.logLines.find((l) => l.type === 'dns');
+    expect(line).toMatchObject({ query: 'api.github.com.', verdict: 'Forwarded', trace_id: query?.traceId });
+  });
+
+  it('spans a denied query: REFUSED, verdict Denied, an error with the reason, no datapath wait; the request flow and log line carry its trace id', async () => {
+    const otlp = await traced();
+    const s = await startDnsmasq(cleanups, ZONE);
+    const p = await startProxy(cleanups, s, { rules: [{ matchName: 'api.github.com' }] });
+
+    expect((await dig(p.address, ['support.github.com', 'AAAA'])).status).toBe('REFUSED');
+    await until(() => otlp.spans.length === 1, 5000);
+    await sleep(100); // a stray datapath-wait span would arrive in the same batch
+
+    expect(otlp.spans).toHaveLength(1);
+    const [span] = otlp.spans;
+    expect(span).toMatchObject({ name: 'DNS AAAA', kind: 'SPAN_KIND_CLIENT' });
+    expect(span?.attributes).toMatchObject({
+      'dns.question.name': 'support.github.com.',
+      'membrane.dns.qtype': 'AAAA',
+      'membrane.dns.rcode': 'REFUSED',
+      'membrane.policy.verdict': 'Denied',
+      'error.type': 'denied',
+    });
+    expect(span?.attributes['dns.answers']).toBeUndefined();
+    expect(span?.status).toMatchObject({ code: 'STATUS_CODE_ERROR' });
+    expect(span?.status.message).toMatch(/support\.github\.com/);
+    expect(p.flows.map(traceIdOf)).toEqual([span?.traceId]);
+    expect(p.logLines.find((l) => l.type === 'dns')).toMatchObject({ verdict: 'Denied', trace_id: span?.traceId });
+  });
+
+  it('with tracing off, no flow and no log line carries a trace id', async () => {
+    const s = await startDnsmasq(cleanups, ZONE);
+    const p = await startProxy(cleanups, s, { rules: [{ matchName: 'api.github.com' }] });
+    expect((await dig(p.address, ['api.github.com', 'A'])).status).toBe('NOERROR');
+    expect(p.flows).toHaveLength(2);
+    expect(p.flows.map(traceIdOf)).toEqual([undefined, undefined]);
+    const line = p.logLines.find((l) => l.type === 'dns');
+    expect(line).toBeDefined();
+    expect(line).not.toHaveProperty('trace_id');
+  });
+});
