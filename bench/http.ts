@@ -20,7 +20,15 @@
  *                     (/proc/PID/stat; Membrane: the agent, all threads and child processes)
  *
  * HTTP/2: h2load (h2c, prior knowledge) at saturation, kernel only (:8081) vs Membrane (:81, the
- * same rule), when the proxy passes the ACL check over HTTP/2; otherwise reported as not measured.
+ * same rule, h2c upstream) vs HAProxy (`bind … proto h2`, h2c to :8081) vs nginx (`listen … http2`,
+ * HTTP/1.1 keep-alive to :8080: nginx 1.22 has no HTTP/2 upstream), each after the ACL check over
+ * HTTP/2 (allowed 200, another method or path 403); a path that fails it is reported, not measured.
+ *
+ * Observability overhead (issue 11): Membrane L7 (1 worker) at 2000 req/s, the agent restarted per
+ * configuration: tracing off; tracing to a local OTLP/HTTP sink (lib/obs-sink.ts, node namespace,
+ * loopback) with parentbased_traceidratio at 1.0 and 0.01; metrics (`--prometheus-serve-addr`)
+ * scraped every second; 1% tracing and metrics together. CPU µs/request of the agent's tree, as
+ * ratios to tracing off.
  *
  * Isolation: Membrane's p99 at 2000 req/s quiet vs while 200 policy files change (written,
  * changed, removed in the agent's policy directory) and 1,000 endpoints (links in the node
@@ -30,12 +38,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AGENT_NODE, CLI, nodeVersion, ProbedNode as BenchNode } from './node.js';
 import { backendNginxConf, haproxyConf, proxyNginxConf, RULE } from './lib/http-peers.js';
 import { profileLine, summariseProfile } from './lib/profile.js';
 import { ThreadCpu, TreeCpu } from './lib/proc.js';
 import { row, type BenchContext, type BenchResult, type BenchRow, type Benchmark, type BenchTable, type BenchTarget } from './lib/types.js';
 import { h2load, stopH2load, type H2Result } from './lib/h2load.js';
+import type { SinkStats } from './lib/obs-sink.js';
 import { stopWrk, wrk, wrkScripts, type WrkResult } from './lib/wrk.js';
 
 const NETNS = 'mbb-http';
@@ -43,7 +53,9 @@ const SUBNET = '10.241';
 /** Churn endpoints' addresses: in the ipcache only, never on a link that carries a packet. */
 const CHURN_NET = '10.242';
 const POD = { client: 'bhp-client', server: 'bhp-server' } as const;
-const PORT = { l7: 80, l4: 8080, haproxy: 18080, nginx: 18081, h2l7: 81, h2l4: 8081 } as const;
+const PORT = { l7: 80, l4: 8080, haproxy: 18080, nginx: 18081, h2l7: 81, h2l4: 8081, h2haproxy: 18082, h2nginx: 18083, otlp: 4318, metrics: 9962 } as const;
+/** lib/obs-sink.ts as built next to this file (dist-bench/bench/lib/obs-sink.js). */
+const OBS_SINK = fileURLToPath(new URL('./lib/obs-sink.js', import.meta.url));
 const RATE = 2000;
 const CHURN_POLICIES = 200;
 const CHURN_ENDPOINTS = 1000;
@@ -62,7 +74,7 @@ spec:
 
 /**
  * The Star Wars rule on :80 and :81 (HTTP/2) through the proxy; :8080 and :8081 (HTTP/2) at L3/L4
- * only, from the empire, and :8080 from the node (the peers).
+ * only, from the empire, and from the node (the peers).
  */
 const SERVER_POLICY = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -87,7 +99,7 @@ spec:
         - ports: [{port: "${PORT.l4}", protocol: TCP}, {port: "${PORT.h2l4}", protocol: TCP}]
     - fromEntities: [host]
       toPorts:
-        - ports: [{port: "${PORT.l4}", protocol: TCP}]
+        - ports: [{port: "${PORT.l4}", protocol: TCP}, {port: "${PORT.h2l4}", protocol: TCP}]
 `;
 
 /** Churn policy `i` (generation `gen`): selects a tenth of the churn endpoints, one port each. */
@@ -163,9 +175,14 @@ class HttpBench {
     return this.ctx.quick ? { sat: 3, paced: 4, warm: 1 } : { sat: 10, paced: 10, warm: 2 };
   }
 
+  /** The client's gateway: a node address, where the peers listen. */
+  get gw(): string {
+    return this.node.podIp(POD.client).replace(/\.2$/, '.1');
+  }
+
   url(v: Variant): string {
     const server = this.node.podIp(POD.server);
-    const gw = this.node.podIp(POD.client).replace(/\.2$/, '.1'); // the client's gateway: a node address
+    const gw = this.gw;
     if (v === 'kernel') return `http://${server}:${PORT.l4}${RULE.path}`;
     if (v === 'haproxy') return `http://${gw}:${PORT.haproxy}${RULE.path}`;
     if (v === 'nginx') return `http://${gw}:${PORT.nginx}${RULE.path}`;
@@ -183,12 +200,32 @@ class HttpBench {
     const server = node.podIp(POD.server);
     writeFileSync(join(dir, 'backend.conf'), backendNginxConf(dir, [PORT.l7, PORT.l4], [PORT.h2l7, PORT.h2l4]));
     node.serve(POD.server, ['nginx', '-e', 'stderr', '-p', dir, '-c', join(dir, 'backend.conf')], 'backend.log');
-    writeFileSync(join(dir, 'haproxy.cfg'), haproxyConf(`0.0.0.0:${PORT.haproxy}`, `${server}:${PORT.l4}`));
+    writeFileSync(join(dir, 'haproxy.cfg'), haproxyConf(`0.0.0.0:${PORT.haproxy}`, `${server}:${PORT.l4}`, { listen: `0.0.0.0:${PORT.h2haproxy}`, backend: `${server}:${PORT.h2l4}` }));
     this.haproxyPid = node.serve(NETNS, ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], 'haproxy.log').pid ?? 0;
-    writeFileSync(join(dir, 'proxy-nginx.conf'), proxyNginxConf(dir, `0.0.0.0:${PORT.nginx}`, `${server}:${PORT.l4}`));
+    writeFileSync(join(dir, 'proxy-nginx.conf'), proxyNginxConf(dir, `0.0.0.0:${PORT.nginx}`, `${server}:${PORT.l4}`, `0.0.0.0:${PORT.h2nginx}`));
     this.nginxPid = node.serve(NETNS, ['nginx', '-e', 'stderr', '-p', dir, '-c', join(dir, 'proxy-nginx.conf')], 'proxy-nginx.log').pid ?? 0;
+    node.serve(NETNS, [process.execPath, OBS_SINK, String(PORT.otlp), `http://127.0.0.1:${PORT.metrics}/metrics`], 'obs-sink.log');
     for (const v of ['kernel', 'haproxy', 'nginx', 'membrane-l7'] as const) await this.ready(v);
+    await node.listening(NETNS, PORT.otlp);
     this.aclCheck();
+  }
+
+  /** A request to the observability sink (lib/obs-sink.ts) in the node namespace; its body. */
+  sink(method: 'GET' | 'POST', path: string): string {
+    const r = spawnSync('ip', ['netns', 'exec', NETNS, 'curl', '-sf', '--max-time', '3', '-X', method, `http://127.0.0.1:${PORT.otlp}${path}`], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`observability sink ${method} ${path} failed (curl ${r.status}); its log: ${this.node.log('obs-sink.log').slice(-500)}`);
+    return r.stdout;
+  }
+
+  sinkStats(): SinkStats {
+    return JSON.parse(this.sink('GET', '/stats')) as SinkStats;
+  }
+
+  /** The agent restarted with `args` (and `env`), serving the allowed request again. */
+  async restart(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<void> {
+    await this.node.stopAgent();
+    await this.node.startAgent(args, env);
+    await this.ready('membrane-l7');
   }
 
   /** Waits until `v` answers the allowed request with 200 (policy written, servers listening). */
@@ -219,11 +256,9 @@ class HttpBench {
   async workers(n: number): Promise<void> {
     if (this.workersNow === n) return;
     this.ctx.log(`agent with --proxy-workers ${n}`);
-    await this.node.stopAgent();
     this.agentArgs.splice(0, this.agentArgs.length, '--proxy-workers', String(n));
-    await this.node.startAgent(this.agentArgs);
+    await this.restart(this.agentArgs);
     this.workersNow = n;
-    await this.ready('membrane-l7');
     await this.saturate('membrane-l7', this.seconds.warm); // a restarted agent is cold: warm it as at the start
   }
 
@@ -354,48 +389,162 @@ function churnIp(i: number): string {
   return `${CHURN_NET}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 }
 
+type H2Path = 'kernel' | 'haproxy' | 'nginx' | 'membrane';
+
 interface H2Figures {
-  kernel: H2Result[];
-  membrane: H2Result[];
-  cpu: number[];
-  /** Why HTTP/2 was not measured, if it was not. */
+  /** The paths measured, kernel first. */
+  paths: H2Path[];
+  runs: Map<H2Path, H2Result[]>;
+  /** Proxy CPU µs per request (not for kernel). */
+  cpu: Map<H2Path, number[]>;
+  /** Peers that failed the ACL check over HTTP/2, with what they answered. */
+  skipped: Map<H2Path, string>;
+  /** Why HTTP/2 was not measured at all, if it was not. */
   pending: string | null;
 }
 
 /**
- * HTTP/2 (h2c, prior knowledge): kernel only vs Membrane as the agent runs now, when the proxy
- * passes the ACL check (allowed request 200, another method 403); otherwise, or when h2load
- * fails, the reason is reported and the HTTP/1.1 figures stand.
+ * HTTP/2 (h2c, prior knowledge): kernel only vs Membrane as the agent runs now vs HAProxy and
+ * nginx, each proxy after the ACL check over HTTP/2 (allowed request 200, another method 403,
+ * another path 403). Membrane or kernel only failing it (or h2load failing) leaves the HTTP/2 row
+ * unmeasured with the reason; a peer failing it is left out with what it answered.
  */
 async function measureH2(b: HttpBench, iso: Variant, ctx: BenchContext): Promise<H2Figures> {
-  const h2: H2Figures = { kernel: [], membrane: [], cpu: [], pending: null };
+  const h2: H2Figures = { paths: [], runs: new Map(), cpu: new Map(), skipped: new Map(), pending: null };
   const server = b.node.podIp(POD.server);
-  const url = { kernel: `http://${server}:${PORT.h2l4}${RULE.path}`, membrane: `http://${server}:${PORT.h2l7}${RULE.path}` };
-  const check = [curlCode(POD.client, RULE.method, url.membrane, true), curlCode(POD.client, 'GET', url.membrane, true), curlCode(POD.client, RULE.method, url.kernel, true)];
-  if (check.join() !== '200,403,200') {
-    h2.pending = `HTTP/2 not measured: through Membrane the allowed request / GET gave ${check[0]}/${check[1]} (want 200/403), kernel only ${check[2]}`;
+  const url: Record<H2Path, string> = {
+    kernel: `http://${server}:${PORT.h2l4}${RULE.path}`,
+    membrane: `http://${server}:${PORT.h2l7}${RULE.path}`,
+    haproxy: `http://${b.gw}:${PORT.h2haproxy}${RULE.path}`,
+    nginx: `http://${b.gw}:${PORT.h2nginx}${RULE.path}`,
+  };
+  const pid: Record<H2Path, number> = { kernel: 0, membrane: b.pidOf(iso), haproxy: b.haproxyPid, nginx: b.nginxPid };
+  const acl = (p: H2Path): string[] => [
+    curlCode(POD.client, RULE.method, url[p], true),
+    curlCode(POD.client, 'GET', url[p], true),
+    curlCode(POD.client, RULE.method, url[p].replace(RULE.path, '/v1/exhaust-port'), true),
+  ];
+  const kernel = curlCode(POD.client, RULE.method, url.kernel, true);
+  const membrane = acl('membrane');
+  if (kernel !== '200' || membrane.join() !== '200,403,403') {
+    h2.pending = `HTTP/2 not measured: through Membrane the allowed request / GET / other path gave ${membrane.join('/')} (want 200/403/403), kernel only ${kernel}`;
     return h2;
   }
-  b.notes.push(`HTTP/2 ACL check (allowed request / GET through Membrane): ${check[0]}/${check[1]}.`);
+  const checked = [`membrane-l7 ${membrane.join('/')}`];
+  h2.paths.push('kernel', 'membrane');
+  for (const p of ['haproxy', 'nginx'] as const) {
+    const got = acl(p);
+    if (got.join() === '200,403,403') h2.paths.push(p);
+    else h2.skipped.set(p, `failed the ACL check over HTTP/2: allowed/GET/other path gave ${got.join('/')}, want 200/403/403`);
+    checked.push(`${p} ${got.join('/')}`);
+  }
+  b.notes.push(`HTTP/2 ACL check before measuring (allowed request / GET / other path): ${checked.join('; ')}.`);
+  for (const p of h2.paths) {
+    h2.runs.set(p, []);
+    h2.cpu.set(p, []);
+  }
   const body = join(b.node.dir, 'h2-body');
   writeFileSync(body, 'x'); // h2load mmaps the body file: it cannot be empty
   const S = b.seconds;
+  const load = (p: H2Path, seconds: number): Promise<H2Result> => h2load({ netns: POD.client, url: url[p], clients: 8, streams: 16, seconds, data: body });
   try {
-    await h2load({ netns: POD.client, url: url.membrane, clients: 8, streams: 16, seconds: S.warm, data: body });
+    for (const p of h2.paths) await load(p, S.warm);
     for (let round = 0; round < ctx.runs; round++) {
-      for (const which of round % 2 ? (['membrane', 'kernel'] as const) : (['kernel', 'membrane'] as const)) {
-        const cpu = which === 'membrane' ? new TreeCpu(b.pidOf(iso)) : null;
+      // Interleaved, the order rotating each round.
+      const order = h2.paths.map((_, i) => h2.paths[(i + round) % h2.paths.length]!);
+      for (const p of order) {
+        const cpu = pid[p] ? new TreeCpu(pid[p]) : null;
         cpu?.start();
-        const r = await h2load({ netns: POD.client, url: url[which], clients: 8, streams: 16, seconds: S.sat, data: body });
-        if (cpu) h2.cpu.push(cpu.stop() / Math.max(1, r.done));
-        h2[which].push(r);
+        const r = await load(p, S.sat);
+        if (cpu) h2.cpu.get(p)!.push(cpu.stop() / Math.max(1, r.done));
+        h2.runs.get(p)!.push(r);
       }
-      ctx.log(`HTTP/2 round ${round + 1}: kernel ${k(h2.kernel.at(-1)!.rps)} req/s, Membrane ${k(h2.membrane.at(-1)!.rps)} req/s, ${us(h2.cpu.at(-1)!)} µs CPU/req`);
+      ctx.log(`HTTP/2 round ${round + 1}: ${h2.paths.map((p) => `${p} ${k(h2.runs.get(p)!.at(-1)!.rps)} req/s${p === 'kernel' ? '' : ` ${us(h2.cpu.get(p)!.at(-1)!)} µs CPU/req`}`).join(', ')}`);
     }
   } catch (err) {
     h2.pending = `HTTP/2 not measured: ${(err as Error).message.slice(0, 300)}`;
   }
   return h2;
+}
+
+/** One configuration of the observability-overhead block. */
+interface ObsConfig {
+  readonly key: string;
+  readonly label: string;
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** Metrics scraped every second during the run. */
+  readonly scrape: boolean;
+}
+
+interface ObsFigures {
+  readonly configs: readonly ObsConfig[];
+  readonly paced: Map<string, WrkResult[]>;
+  readonly cpu: Map<string, number[]>;
+  /** OTLP POSTs and bytes the sink received, scrapes that succeeded and failed, per run. */
+  readonly sink: Map<string, { posts: number; bytes: number; scrapes: number; scrapeFailed: number; scrapeBytes: number }[]>;
+  /** Why the block was not measured, if it was not. */
+  pending: string | null;
+}
+
+/**
+ * The issue-11 configurations. Traced ones export to the sink with the OpenTelemetry variables the
+ * agent honours (src/tracing/config.ts); OTEL_BSP_SCHEDULE_DELAY=1000 (default 5000) so that a
+ * short run's spans are exported, and paid for, inside the run.
+ */
+function obsConfigs(): ObsConfig[] {
+  const otlp = ['--otlp-endpoint', `http://127.0.0.1:${PORT.otlp}`];
+  const metrics = ['--prometheus-serve-addr', `127.0.0.1:${PORT.metrics}`];
+  const traced = (ratio: string): Record<string, string> => ({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: ratio, OTEL_BSP_SCHEDULE_DELAY: '1000' });
+  return [
+    { key: 'tracing-off', label: 'tracing off, metrics off', args: [], env: {}, scrape: false },
+    { key: 'tracing-100pct', label: 'tracing, 100% sampled (parentbased_traceidratio 1.0)', args: otlp, env: traced('1.0'), scrape: false },
+    { key: 'tracing-1pct', label: 'tracing, 1% sampled (parentbased_traceidratio 0.01)', args: otlp, env: traced('0.01'), scrape: false },
+    { key: 'metrics-1s', label: 'metrics on, scraped every second', args: metrics, env: {}, scrape: true },
+    { key: 'tracing-1pct+metrics-1s', label: 'tracing 1% + metrics scraped every second', args: [...otlp, ...metrics], env: traced('0.01'), scrape: true },
+  ];
+}
+
+/**
+ * Observability overhead: the agent (`base` args: 1 proxy worker when it has workers) restarted
+ * per configuration, warmed at the fixed rate, then CPU per request over a paced run; the order
+ * rotates each round. The agent is left running with `base` again.
+ */
+async function measureObs(b: HttpBench, base: readonly string[], ctx: BenchContext): Promise<ObsFigures> {
+  const configs = obsConfigs();
+  const o: ObsFigures = { configs, paced: new Map(configs.map((c) => [c.key, []])), cpu: new Map(configs.map((c) => [c.key, []])), sink: new Map(configs.map((c) => [c.key, []])), pending: null };
+  const S = b.seconds;
+  try {
+    for (let round = 0; round < ctx.runs; round++) {
+      const order = configs.map((_, i) => configs[(i + round) % configs.length]!);
+      for (const c of order) {
+        await b.restart([...base, ...c.args], c.env);
+        await b.paced('membrane-l7', S.warm); // a restarted agent is cold
+        // The warm-up's spans leave with the next export (1 s), before the measured run.
+        if (c.args.includes('--otlp-endpoint')) await new Promise((r) => setTimeout(r, 1500));
+        const s0 = b.sinkStats();
+        if (c.scrape) b.sink('POST', '/scrape?every=1000');
+        const p = await b.paced('membrane-l7', S.paced);
+        if (c.scrape) b.sink('POST', '/scrape?every=0');
+        const s1 = b.sinkStats();
+        o.paced.get(c.key)!.push(p.r);
+        o.cpu.get(c.key)!.push(p.cpuUs);
+        o.sink.get(c.key)!.push({
+          posts: s1.traces.requests - s0.traces.requests,
+          bytes: s1.traces.bytes - s0.traces.bytes,
+          scrapes: s1.scrapes.ok - s0.scrapes.ok,
+          scrapeFailed: s1.scrapes.failed - s0.scrapes.failed,
+          scrapeBytes: s1.scrapes.bytes - s0.scrapes.bytes,
+        });
+        const x = o.sink.get(c.key)!.at(-1)!;
+        ctx.log(`observability round ${round + 1}/${ctx.runs} ${c.key}: ${us(p.cpuUs)} µs CPU/req at ${k(p.r.rps)} req/s, p99 ${ms(p.r.p99Ms)} ms; OTLP ${x.posts} POSTs ${(x.bytes / 1024).toFixed(0)} KiB, ${x.scrapes} scrapes`);
+      }
+    }
+  } catch (err) {
+    o.pending = `observability overhead not measured: ${(err as Error).message.slice(0, 300)}`;
+  }
+  await b.restart(base);
+  return o;
 }
 
 async function runHttp(ctx: BenchContext): Promise<BenchResult> {
@@ -479,6 +628,12 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
 
   const h2 = await measureH2(b, iso, ctx);
 
+  // Observability overhead: 1 worker (or the agent's default), restarted per configuration.
+  ctx.log('observability overhead: the agent restarted per configuration');
+  const obs = await measureObs(b, workerCounts.length ? ['--proxy-workers', '1'] : [], ctx);
+  if (iso.startsWith('membrane-w')) b.workersNow = 1;
+  await b.saturate(iso, S.warm);
+
   // Isolation: Membrane (1 worker, or the agent's default) quiet vs under control-plane churn.
   Churn.links();
   // The churn links go with the node namespace (removed at cleanup, after the agent has stopped:
@@ -509,7 +664,7 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   const threads = agentPid ? readdirSync(`/proc/${agentPid}/task`).length : NaN;
 
   b.notes.push(`Machine load average (1 min) ${loadBefore.toFixed(1)} before the measurements and ${loadavg()[0]!.toFixed(1)} after, on ${readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length} cores: anything above ~2 means other work competed with the benchmark.`);
-  return report(ctx, b, all, m, machineBusy, { quiet, busy, churnOps, variant: iso }, profile, threads, h2);
+  return report(ctx, b, all, m, machineBusy, { quiet, busy, churnOps, variant: iso }, profile, threads, h2, obs);
 }
 
 function report(
@@ -522,6 +677,7 @@ function report(
   profile: string | null,
   threads: number,
   h2: H2Figures,
+  obs: ObsFigures,
 ): BenchResult {
   const rows: BenchRow[] = [];
   const name = (v: Variant): string => (v === 'membrane-l7' ? 'membrane-l7' : v.startsWith('membrane-w') ? `membrane-l7 ${v.slice('membrane-'.length)}` : v);
@@ -535,10 +691,20 @@ function report(
     rows.push(row('http', `${name(v)} ${RATE}rps`, 'p99_ms', 'ms', x.paced.map((r) => r.p99Ms)));
     if (v !== 'kernel') rows.push(row('http', `${name(v)} ${RATE}rps`, 'cpu_us_per_req', 'µs', x.cpu));
   }
+  const h2Name = (p: H2Path): string => (p === 'membrane' ? name(iso.variant) : p);
   if (!h2.pending) {
-    rows.push(row('http', 'kernel h2 saturated', 'req_per_s', 'req/s', h2.kernel.map((r) => r.rps)));
-    rows.push(row('http', `${name(iso.variant)} h2 saturated`, 'req_per_s', 'req/s', h2.membrane.map((r) => r.rps)));
-    rows.push(row('http', `${name(iso.variant)} h2 saturated`, 'cpu_us_per_req', 'µs', h2.cpu));
+    for (const p of h2.paths) {
+      rows.push(row('http', `${h2Name(p)} h2 saturated`, 'req_per_s', 'req/s', h2.runs.get(p)!.map((r) => r.rps)));
+      if (p !== 'kernel') rows.push(row('http', `${h2Name(p)} h2 saturated`, 'cpu_us_per_req', 'µs', h2.cpu.get(p)!));
+    }
+  }
+  const obsName = (c: ObsConfig): string => `${name(iso.variant)} ${RATE}rps ${c.key}`;
+  if (!obs.pending) {
+    for (const c of obs.configs) {
+      rows.push(row('http', obsName(c), 'cpu_us_per_req', 'µs', obs.cpu.get(c.key)!));
+      rows.push(row('http', obsName(c), 'p99_ms', 'ms', obs.paced.get(c.key)!.map((r) => r.p99Ms)));
+      rows.push(row('http', obsName(c), 'req_per_s', 'req/s', obs.paced.get(c.key)!.map((r) => r.rps)));
+    }
   }
   rows.push(row('http', `${name(iso.variant)} ${RATE}rps quiet`, 'p99_ms', 'ms', iso.quiet.map((r) => r.p99Ms)));
   rows.push(row('http', `${name(iso.variant)} ${RATE}rps churn`, 'p99_ms', 'ms', iso.busy.map((r) => r.p99Ms)));
@@ -593,21 +759,62 @@ function report(
     ],
   };
 
+  const h2Label: Record<H2Path, string> = {
+    kernel: 'kernel only (L3/L4 policy, no proxy)',
+    membrane: `${labelOf(iso.variant)}, h2c upstream`,
+    haproxy: 'HAProxy 2.6, 1 thread, same ACL, h2c upstream',
+    nginx: 'nginx 1.22, 1 worker, same ACL, HTTP/1.1 upstream',
+  };
+  const h2Rps = (p: H2Path): number => (h2.runs.has(p) ? median(h2.runs.get(p)!.map((r) => r.rps)) : NaN);
+  const h2Cpu = (p: H2Path): number => (h2.cpu.has(p) ? median(h2.cpu.get(p)!) : NaN);
   const h2Table: BenchTable = {
-    title: `HTTP/2 (h2c, prior knowledge): h2load -c8 -m16 (client pod) → ${RULE.method} ${RULE.path} → nginx http2 (server pod); medians of ${ctx.runs} run(s)`,
-    header: ['path', 'saturated req/s', '× kernel', 'proxy CPU µs/req', 'failed or non-2xx'],
+    title: `HTTP/2 (h2c, prior knowledge): h2load -c8 -m16 (client pod) → ${RULE.method} ${RULE.path} → nginx (server pod); medians of ${ctx.runs} run(s)`,
+    header: ['path', 'saturated req/s', '× kernel', '× HAProxy', '× nginx', 'proxy CPU µs/req', '× HAProxy', '× nginx', 'failed or non-2xx'],
     rows: h2.pending
-      ? [['kernel only / Membrane L7', 'pending', '—', '—', h2.pending]]
+      ? [['kernel only / Membrane L7 / peers', 'pending', '—', '—', '—', '—', '—', '—', h2.pending]]
       : [
-          ['kernel only (L3/L4 policy, no proxy)', spread(h2.kernel.map((r) => r.rps), k), '1.00×', '—', String(h2.kernel.reduce((a, r) => a + r.failed + r.non2xx, 0))],
-          [
-            labelOf(iso.variant),
-            spread(h2.membrane.map((r) => r.rps), k),
-            ratio(median(h2.membrane.map((r) => r.rps)), median(h2.kernel.map((r) => r.rps))),
-            spread(h2.cpu, us),
-            String(h2.membrane.reduce((a, r) => a + r.failed + r.non2xx, 0)),
-          ],
+          ...h2.paths.map((p) => {
+            const rs = h2.runs.get(p)!;
+            const proxy = p !== 'kernel';
+            return [
+              h2Label[p],
+              spread(rs.map((r) => r.rps), k),
+              p === 'kernel' ? '1.00×' : ratio(h2Rps(p), h2Rps('kernel')),
+              p === 'haproxy' ? '1.00×' : ratio(h2Rps(p), h2Rps('haproxy')),
+              p === 'nginx' ? '1.00×' : ratio(h2Rps(p), h2Rps('nginx')),
+              proxy ? spread(h2.cpu.get(p)!, us) : '—',
+              !proxy ? '—' : p === 'haproxy' ? '1.00×' : ratio(h2Cpu(p), h2Cpu('haproxy')),
+              !proxy ? '—' : p === 'nginx' ? '1.00×' : ratio(h2Cpu(p), h2Cpu('nginx')),
+              String(rs.reduce((a, r) => a + r.failed + r.non2xx, 0)),
+            ];
+          }),
+          ...[...h2.skipped].map(([p, why]) => [h2Label[p], 'not measured', '—', '—', '—', '—', '—', '—', why]),
         ],
+  };
+
+  const obsCpu = (key: string): number => median(obs.cpu.get(key) ?? []);
+  const obsOff = obsCpu('tracing-off');
+  const obsTable: BenchTable = {
+    title: `Observability overhead: ${labelOf(iso.variant)} at ${RATE} req/s (wrk -t1 -c32 paced), the agent restarted per configuration; medians of ${ctx.runs} run(s)`,
+    header: ['configuration', 'agent CPU µs/req', '× tracing off', `p99, ms`, 'achieved req/s', 'OTLP export during the run', 'metrics scrapes during the run'],
+    rows: obs.pending
+      ? [['all', 'pending', '—', '—', '—', '—', obs.pending]]
+      : obs.configs.map((c) => {
+          const sk = obs.sink.get(c.key)!;
+          const posts = median(sk.map((x) => x.posts));
+          const kib = median(sk.map((x) => x.bytes)) / 1024;
+          const scrapes = median(sk.map((x) => x.scrapes));
+          const failed = sk.reduce((a, x) => a + x.scrapeFailed, 0);
+          return [
+            c.label,
+            spread(obs.cpu.get(c.key)!, us),
+            c.key === 'tracing-off' ? '1.00×' : ratio(obsCpu(c.key), obsOff),
+            spread(obs.paced.get(c.key)!.map((r) => r.p99Ms), ms),
+            k(median(obs.paced.get(c.key)!.map((r) => r.rps))),
+            c.args.includes('--otlp-endpoint') ? `${posts} POSTs, ${kib.toFixed(0)} KiB` : '—',
+            c.scrape ? `${scrapes} (${(median(sk.map((x) => x.scrapeBytes / Math.max(1, x.scrapes))) / 1024).toFixed(0)} KiB each)${failed ? `, ${failed} failed` : ''}` : '—',
+          ];
+        }),
   };
 
   const mem = all.filter((v) => v.startsWith('membrane'));
@@ -664,6 +871,27 @@ function report(
     met: bp <= qp * 1.2,
     limit: `regenerations (${median(ops.map((o) => o.policy))} policy-file operations and ${median(ops.map((o) => o.endpoint))} endpoint operations done during the run) share the proxy's process${mem.length > 1 ? '' : ' and event loop'}`,
   });
+  if (obs.pending) {
+    targets.push({ target: 'observability overhead (tracing off; 1% sampling + metrics ≤ 5% CPU/request)', figure: obs.pending, met: false, limit: obs.pending });
+  } else {
+    // Off is the configuration the performance row was measured in: it must cost what that row
+    // costs (no OpenTelemetry code loaded, one hasSubscribers branch per request).
+    const perf = cpu(one);
+    const both = obsCpu('tracing-1pct+metrics-1s');
+    const parts = `1% tracing alone ${ratio(obsCpu('tracing-1pct'), obsOff)}, metrics alone ${ratio(obsCpu('metrics-1s'), obsOff)}, 100% tracing ${ratio(obsCpu('tracing-100pct'), obsOff)}`;
+    targets.push({
+      target: `tracing off costs nothing measurable (CPU/request within 5% of the performance row, ${labelOf(one)} at ${RATE} req/s)`,
+      figure: `${us(obsOff)} µs/req with tracing off vs ${us(perf)} µs/req in the performance row (${ratio(obsOff, perf)})`,
+      met: obsOff <= perf * 1.05,
+      limit: `the same configuration measured twice in one run differs by more than 5%: the machine's noise (CPU per request over a ${b.seconds.paced} s run${ctx.runs > 1 ? `, medians of ${ctx.runs}` : ', one run'}), not tracing`,
+    });
+    targets.push({
+      target: 'tracing at 1% sampling and metrics scraped every second together add ≤ 5% CPU per request',
+      figure: `${us(both)} µs/req vs ${us(obsOff)} µs/req tracing off (${ratio(both, obsOff)}); ${parts}`,
+      met: both <= obsOff * 1.05,
+      limit: `${parts}; each configuration is a fresh agent measured over ${b.seconds.paced} s${ctx.runs > 1 ? ` (medians of ${ctx.runs})` : ' (one run: noise of ±10% is common on this machine)'}`,
+    });
+  }
 
   const errs = all.flatMap((v) => [...m.get(v)!.sat, ...m.get(v)!.paced].map((r) => ({ v, e: r.errors + r.non2xx }))).filter((x) => x.e > 0);
   const notes = [
@@ -672,16 +900,26 @@ function report(
     'HAProxy and the nginx proxy write no access log; Membrane writes its access log (JSON lines, file) and keeps flows. Every proxy keeps connections to the backend alive.',
     `The agent runs under Node.js ${nodeVersion(AGENT_NODE)}${process.env.MEMBRANE_BENCH_NODE ? ' (MEMBRANE_BENCH_NODE)' : ''}.`,
     'Figures on a machine shared with other work are noisy; compare ratios within one run rather than across runs.',
-    ...(h2.pending ? [h2.pending] : ['HTTP/2 has no HAProxy/nginx peer row yet: the table compares Membrane with the kernel path only.']),
+    ...(h2.pending
+      ? [h2.pending]
+      : [
+          `HTTP/2 peers: HAProxy takes h2c with prior knowledge (\`bind … proto h2\`) and forwards over h2c to the backend's :${PORT.h2l4} (\`server … proto h2\`, \`http-reuse always\`); nginx takes h2c (\`listen … http2\`) and forwards over HTTP/1.1 keep-alive to :${PORT.l4} (nginx 1.22's proxy_pass has no HTTP/2 upstream); Membrane forwards over h2c to :${PORT.h2l7} (one upstream session per source identity and destination). CPU per request: the proxy's process tree over the saturated run ÷ requests done.`,
+          ...[...h2.skipped].map(([p, why]) => `HTTP/2 ${p} not measured: ${why}.`),
+        ]),
+    ...(obs.pending
+      ? [obs.pending]
+      : [
+          `Observability overhead: each configuration is the agent restarted (${labelOf(iso.variant)}), warmed ${b.seconds.warm} s at ${RATE} req/s, then measured over ${b.seconds.paced} s at ${RATE} req/s; the order rotates each round. Tracing exports OTLP/HTTP (protobuf) to a sink on the node namespace's loopback (bench/lib/obs-sink.ts: 200 to POST /v1/traces, bytes counted) with OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG 1.0 or 0.01 (wrk sends no traceparent: every request is a root, sampled at the ratio) and OTEL_BSP_SCHEDULE_DELAY=1000 so the exports fall inside the run. Metrics: --prometheus-serve-addr 127.0.0.1:${PORT.metrics}, GET /metrics every second over a kept-alive connection from the sink's process (the scraper's own CPU is not the agent's).`,
+        ]),
     ...(errs.length ? [`wrk reported errors or non-2xx answers: ${errs.map((x) => `${x.v} ${x.e}`).join(', ')}.`] : []),
     ...(iso.churnOps.some((o) => o.errors) ? [`churn: ${iso.churnOps.map((o) => o.errors).join('/')} endpoint API calls failed.`] : []),
   ];
-  return { rows, tables: [main, h2Table, isoTable], targets, notes };
+  return { rows, tables: [main, h2Table, obsTable, isoTable], targets, notes };
 }
 
 export const benchmark: Benchmark = {
   name: 'http',
   title: 'HTTP through the transparent L7 path vs kernel only, HAProxy and nginx',
-  packages: ['wrk', 'nginx', 'haproxy', 'curl', 'iproute2'],
+  packages: ['wrk', 'nginx', 'haproxy', 'nghttp2-client', 'curl', 'iproute2'],
   run: runHttp,
 };

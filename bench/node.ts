@@ -211,8 +211,8 @@ export class ProbedNode {
     rmSync(pinRoot, { recursive: true, force: true });
   }
 
-  /** The agent under AGENT_NODE through the probe, with `extraArgs`; waits for its API. */
-  async startAgent(extraArgs: readonly string[] = []): Promise<void> {
+  /** The agent under AGENT_NODE through the probe, with `extraArgs` and `env` added to ours; waits for its API. */
+  async startAgent(extraArgs: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<void> {
     this.nodeUp();
     const fd = openSync(join(this.dir, 'agent.log'), 'a');
     const agent = this.procs.spawn(
@@ -223,7 +223,7 @@ export class ProbedNode {
         '--policy-dir', this.policyDir, '--state-dir', join(this.dir, 'state'), '--pin-root', this.pinRoot,
         '--node-name', this.opts.netns, '--access-log', join(this.dir, 'access.log'), ...extraArgs,
       ],
-      { stdio: ['ignore', fd, fd, 'ipc'], env: { ...process.env, MEMBRANE_AGENT_NETNS: this.opts.netns } },
+      { stdio: ['ignore', fd, fd, 'ipc'], env: { ...process.env, ...env, MEMBRANE_AGENT_NETNS: this.opts.netns } },
     );
     this.agent = agent;
     closeSync(fd);
