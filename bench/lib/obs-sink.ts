@@ -11,7 +11,8 @@
  *
  * Bodies are read and dropped as they arrive: nothing is buffered, so no bound is needed.
  */
-import { Agent, createServer, get } from 'node:http';
+import { Agent, createServer, get, type Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
 
 /** The counters `GET /stats` answers with. */
 export interface SinkStats {
@@ -19,13 +20,11 @@ export interface SinkStats {
   readonly scrapes: { readonly ok: number; readonly failed: number; readonly bytes: number };
 }
 
-function main(): void {
-  const port = Number(process.argv[2]);
-  const metricsUrl = process.argv[3] ?? '';
-  if (!Number.isInteger(port) || port <= 0 || !metricsUrl) {
-    process.stderr.write('usage: obs-sink.js <listen-port> <metrics-url>\n');
-    process.exit(2);
-  }
+/**
+ * Starts the sink on 127.0.0.1:`port` (0: any free port); scrapes `metricsUrl` when told to.
+ * Closing the server stops the scraping too.
+ */
+export function startSink(port: number, metricsUrl: string): Server {
   const traces = { requests: 0, bytes: 0 };
   const scrapes = { ok: 0, failed: 0, bytes: 0 };
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -47,7 +46,7 @@ function main(): void {
     req.on('error', () => scrapes.failed++);
   };
 
-  createServer((req, res) => {
+  const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://sink');
     if (req.method === 'POST' && url.pathname === '/v1/traces') {
       traces.requests++;
@@ -69,7 +68,23 @@ function main(): void {
       return;
     }
     res.writeHead(404).end();
-  }).listen(port, '127.0.0.1');
+  });
+  server.on('close', () => {
+    if (timer) clearInterval(timer);
+    agent.destroy();
+  });
+  return server.listen(port, '127.0.0.1');
 }
 
-main();
+function main(): void {
+  const port = Number(process.argv[2]);
+  const metricsUrl = process.argv[3] ?? '';
+  if (!Number.isInteger(port) || port <= 0 || !metricsUrl) {
+    process.stderr.write('usage: obs-sink.js <listen-port> <metrics-url>\n');
+    process.exit(2);
+  }
+  startSink(port, metricsUrl);
+}
+
+// Run as a program (the benchmark's child process), not when imported.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();
