@@ -50,8 +50,17 @@ export class Outbox {
       this.droppedFlows++;
       return;
     }
+    let json: string;
+    try {
+      json = JSON.stringify(f);
+    } catch {
+      // Not JSON (a BigInt, a cycle: no flow builder makes one): dropped and counted, never thrown
+      // into the request that produced it.
+      this.droppedFlows++;
+      return;
+    }
     // JSON text never holds a raw newline: one flow per line.
-    this.#flows += JSON.stringify(f) + '\n';
+    this.#flows += json + '\n';
     this.#flowCount++;
     this.#queued();
   }

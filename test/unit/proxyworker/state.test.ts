@@ -108,6 +108,15 @@ describe('issue-9 Outbox', () => {
     expect(b.lines).toBe('{"a":1}\n{"b":"é"}\n');
   });
 
+  it('issue-9 worker batch cost: a flow that is not JSON is dropped and counted, not thrown into the request', () => {
+    const batches: OutboxBatch[] = [];
+    const o = new Outbox(10, (b) => batches.push(b));
+    o.flow({ verdict: 'FORWARDED', l7: { latency_ns: 1n } } as unknown as Flow);
+    o.flow(flow);
+    o.flush();
+    expect([o.droppedFlows, batches[0]?.flowCount, batches[0]?.flows]).toEqual([1, 1, '{"verdict":"FORWARDED"}\n']);
+  });
+
   it('is bounded by what is queued and unacknowledged: past it items are dropped and counted', () => {
     const sent: number[] = [];
     const o = new Outbox(3, (b) => sent.push(b.flowCount));
