@@ -5,7 +5,11 @@
  * Rotation is logrotate's `size` + `rotate N`, with Cilium's defaults for its Hubble export file
  * (`--hubble-export-file-max-size-mb` 10, `--hubble-export-file-max-backups` 5): when the live
  * file passes `maxSizeBytes`, FILE.(N-1) → FILE.N … FILE → FILE.1, and writing goes on in a new
- * FILE. The disk holds at most (maxBackups + 1) × maxSizeBytes plus one line.
+ * FILE. The disk holds at most (maxBackups + 1) × maxSizeBytes plus one line. With
+ * `rotateIntervalMs` (logrotate's `hourly`/`daily` with `notifempty`, as an interval) the live file
+ * also rotates once it has been live that long and holds a line; the same renames, the same bound.
+ * The path `stdout` (ACCESS_LOG_STDOUT) writes the same lines, batched and bounded, to fd 1 for
+ * the container runtime to collect, as Cilium's `--hubble-export-file-path stdout`.
  *
  * Writing (issue 9: the access log is never the bottleneck): `write()` only queues the line; the
  * queue goes to the file in one `write(2)` per batch, when 64 KiB are waiting or 100 ms after the
@@ -38,7 +42,24 @@ export interface AccessLogFileOptions {
   readonly batchBytes?: number;
   /** …or this long after its first line, ms. Default 100. */
   readonly flushIntervalMs?: number;
+  /**
+   * Also rotate the live file once it has been live this long, ms, unless it is empty (logrotate's
+   * `notifempty`); 0 or absent: by size only. The clock starts again at every rotation.
+   */
+  readonly rotateIntervalMs?: number;
 }
+
+/**
+ * The `path` that sends the lines to the agent's standard output instead of a file (as Cilium's
+ * `--hubble-export-file-path stdout`): same batching and bound, no rotation.
+ */
+export const ACCESS_LOG_STDOUT = 'stdout';
+
+/**
+ * Writes to a pipe of at most this many bytes are atomic (POSIX PIPE_BUF, 4096 on Linux): on
+ * stdout, shared with the agent's own log, batches go in pieces of whole lines up to this size.
+ */
+const PIPE_BUF = 4096;
 
 /** Cilium's defaults for a rotated flow file (pkg/hubble/exporter/exporteroption: MaxSizeMB 10, MaxBackups 5). */
 export const ACCESS_LOG_DEFAULTS = { maxSizeMb: 10, maxBackups: 5 } as const;
@@ -78,6 +99,10 @@ export class AccessLogFile {
   #rotations = 0;
   #failedRotations = 0;
   #writeErrors = 0;
+  /** Writing to fd 1, not a file: never rotated, never closed. */
+  #stdout: boolean;
+  #rotateIntervalMs: number;
+  #ageTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: AccessLogFileOptions) {
     if (!(opts.maxSizeBytes > 0)) throw new RangeError(`maxSizeBytes must be positive, got ${opts.maxSizeBytes}`);
@@ -88,12 +113,22 @@ export class AccessLogFile {
     this.#maxBuffer = opts.maxBufferBytes ?? 16 * 1024 * 1024;
     this.#batchBytes = opts.batchBytes ?? 64 * 1024;
     this.#flushMs = opts.flushIntervalMs ?? 100;
+    this.#rotateIntervalMs = opts.rotateIntervalMs ?? 0;
+    if (!(this.#rotateIntervalMs >= 0)) throw new RangeError(`rotateIntervalMs must be ≥ 0, got ${opts.rotateIntervalMs}`);
+    this.#stdout = opts.path === ACCESS_LOG_STDOUT;
+    if (this.#stdout) {
+      this.#fd = 1;
+      this.#size = 0;
+      this.#maxSize = Infinity;
+      return;
+    }
     // At startup, not on a request's path: the directory and the live file exist before any line.
     mkdirSync(dirname(opts.path), { recursive: true });
     this.#size = sizeOf(opts.path);
     this.#fd = openSync(this.path, 'a');
     // A file already over the limit (an earlier run) rotates before the first new line.
     if (this.#size >= this.#maxSize) this.#queueRotation();
+    else this.#armAgeTimer();
   }
 
   /** pino's stream interface: one serialised line. Never blocks; past the buffer bound the line is dropped. */
@@ -155,15 +190,49 @@ export class AccessLogFile {
     }
     this.#closing = true;
     this.#clearTimer();
+    if (this.#ageTimer) clearTimeout(this.#ageTimer);
     while (this.#running || this.#queue.length > 0) await (this.#running ?? this.#start());
-    await closeAsync(this.#fd).catch(() => undefined);
+    if (!this.#stdout) await closeAsync(this.#fd).catch(() => undefined);
   }
 
   #queueRotation(): void {
     this.#size = 0;
     this.#queue.push(ROTATE);
     this.#rotationsQueued++;
+    this.#armAgeTimer();
     this.#start();
+  }
+
+  /** (Re)starts the clock of time-based rotation: the live file's age is counted from now. */
+  #armAgeTimer(): void {
+    if (this.#rotateIntervalMs <= 0) return;
+    if (this.#ageTimer) clearTimeout(this.#ageTimer);
+    this.#ageTimer = setTimeout(() => {
+      this.#ageTimer = null;
+      if (this.#closing) return;
+      if (this.#size > 0) this.#queueRotation();
+      else this.#armAgeTimer();
+    }, this.#rotateIntervalMs).unref();
+  }
+
+  /** One batch to the fd: whole, or on stdout in atomic pieces of whole lines; waits out EAGAIN (a non-blocking stdout). */
+  async #writeOut(data: Buffer): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      let end = data.length;
+      if (this.#stdout && end - off > PIPE_BUF) {
+        const nl = data.lastIndexOf(0x0a, off + PIPE_BUF - 1);
+        end = nl >= off ? nl + 1 : off + PIPE_BUF;
+      }
+      while (off < end) {
+        try {
+          off += await writeAsync(this.#fd, data, off, end - off);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    }
   }
 
   /** Starts the writer now when a batch is full, else once the flush interval passes. */
@@ -201,8 +270,7 @@ export class AccessLogFile {
       const lines = this.#queue.splice(0, end < 0 ? this.#queue.length : end) as string[];
       const data = Buffer.from(lines.join(''));
       try {
-        let off = 0;
-        while (off < data.length) off += await writeAsync(this.#fd, data, off, data.length - off);
+        await this.#writeOut(data);
       } catch {
         // The disk refused (full, gone): those lines are lost, and counted.
         this.#writeErrors++;

@@ -49,11 +49,14 @@ export interface AgentConfig {
   readonly nodeName: string;
   readonly netns: string | null;
   readonly flowBuffer: number;
+  /** `--access-log`: a file (rotated), `stdout` (ACCESS_LOG_STDOUT), or null for the agent log. */
   readonly accessLog: string | null;
   /** Rotate the access-log file past this size, MB (Cilium's Hubble export file: 10). */
   readonly accessLogMaxSizeMb: number;
   /** Rotated access-log files kept, FILE.1 … FILE.N (Cilium's Hubble export file: 5). */
   readonly accessLogMaxBackups: number;
+  /** `--access-log-rotate-interval`: also rotate the file once it has been live this long, minutes; 0 or absent: by size only. */
+  readonly accessLogRotateIntervalMinutes?: number;
   /**
    * `--access-log-sample-rate`: share of forwarded HTTP requests written to the access log, in
    * (0, 1]; denials and failures are always written, flows are not sampled. Default 1.
@@ -341,12 +344,14 @@ export class Agent {
   }
 
   async #startProxy(): Promise<void> {
-    // A file given with --access-log is rotated by size; without one, lines go to the agent log.
+    // A file given with --access-log is rotated by size (and age); `stdout` is the agent's
+    // standard output, batched the same way; without either, lines go to the agent log.
     this.#accessLogFile = this.config.accessLog
       ? new AccessLogFile({
           path: this.config.accessLog,
           maxSizeBytes: this.config.accessLogMaxSizeMb * 1024 * 1024,
           maxBackups: this.config.accessLogMaxBackups,
+          rotateIntervalMs: (this.config.accessLogRotateIntervalMinutes ?? 0) * 60_000,
         })
       : null;
     const accessLog = this.#accessLog();

@@ -20,6 +20,7 @@ export interface AgentCommandOptions {
   accessLog?: string;
   accessLogMaxSizeMb: string;
   accessLogMaxBackups: string;
+  accessLogRotateInterval: string;
   /** `--access-log-sample-rate`: share of forwarded requests logged, (0, 1]. */
   accessLogSampleRate: string;
   flowBuffer: string;
@@ -88,6 +89,7 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     accessLog: opts.accessLog ?? null,
     accessLogMaxSizeMb: positiveNumber('--access-log-max-size-mb', opts.accessLogMaxSizeMb, false),
     accessLogMaxBackups: positiveNumber('--access-log-max-backups', opts.accessLogMaxBackups, true),
+    accessLogRotateIntervalMinutes: rotateInterval(opts.accessLogRotateInterval),
     accessLogSampleRate: sampleRate('--access-log-sample-rate', opts.accessLogSampleRate),
     logLevel: opts.logLevel,
     httpRequestTimeout: Number(opts.httpRequestTimeout),
@@ -120,6 +122,13 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // Bad input must never take the agent down; anything else is a bug worth dying for loudly.
   await agent.start();
+}
+
+/** `--access-log-rotate-interval`: minutes ≥ 0 (fractions allowed), else a usage error (exit 2). */
+function rotateInterval(raw: string): number {
+  const n = Number(raw);
+  if (!raw.trim() || !(Number.isFinite(n) && n >= 0)) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--access-log-rotate-interval ${raw}: must be a number of minutes ≥ 0`);
+  return n;
 }
 
 /** A share in (0, 1], else a usage error (exit 2). */
