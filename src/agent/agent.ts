@@ -222,6 +222,10 @@ export class Agent {
     );
     // Before the first pass, so it writes the learned IPs back instead of removing them.
     this.#fqdn.restore(this.#regenerator);
+    // What an answer's FQDN apply produced reaches the proxy workers before the answer is
+    // released; a selection that may shrink voids the answers they release without asking.
+    this.#fqdn.onApplied(() => this.#proxyWorkers?.sync());
+    this.#fqdn.onEpoch((epoch) => this.#proxyWorkers?.fqdnEpochChanged(epoch));
 
     await this.#startTracing();
     await this.#startProxy();

@@ -41,6 +41,11 @@ export class AgentFqdn {
   #persistTimer: NodeJS.Timeout | null = null;
   #gcTimer: NodeJS.Timeout | null = null;
   #queue: { changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  #applied: (() => void) | null = null;
+  #epochListener: ((epoch: number) => void) | null = null;
+  #epoch = 0;
+  /** ip → label keys given to the datapath (as NameManager's `selected`): what a change shrinks. */
+  #given = new Map<string, readonly string[]>();
 
   constructor(store: StateStore, regenerator: () => Regenerator, datapath: () => Datapath, opts: FqdnOptions, log: Logger) {
     this.#store = store;
@@ -53,6 +58,7 @@ export class AgentFqdn {
         // once the maps hold the change; calls take effect in the order they were made.
         setIpSelectors: (changes) =>
           new Promise<void>((resolve, reject) => {
+            this.#noteRelabels(changes);
             this.#queue.push({ changes, resolve, reject });
             if (this.#queue.length === 1) setImmediate(() => this.#flush(regenerator()));
           }),
@@ -74,10 +80,58 @@ export class AgentFqdn {
     try {
       regenerator.applyFqdn([...last].map(([ip, labelKeys]) => ({ ip, labelKeys })));
       this.#dirty = true;
-      for (const b of batch) b.resolve();
     } catch (err) {
+      // The datapath's state is unknown: nothing learned before may be released unasked.
+      this.#bumpEpoch();
       for (const b of batch) b.reject(err);
+      return;
     }
+    // The new identities and policies go to the proxy workers before any answer is released.
+    try {
+      this.#applied?.();
+    } catch (err) {
+      this.#log.error({ err }, 'FQDN update not passed on to the proxy workers');
+    }
+    for (const b of batch) b.resolve();
+  }
+
+  /**
+   * An IP already given whose label keys change (its names expired or were evicted, the selectors
+   * changed, another name now selects it) starts a new epoch: answers confirmed before no longer
+   * say what the datapath holds. A new IP does not: nothing was confirmed about it.
+   */
+  #noteRelabels(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): void {
+    let shrunk = false;
+    for (const c of changes) {
+      const before = this.#given.get(c.ip);
+      if (before && !(before.length === c.labelKeys.length && before.every((k) => c.labelKeys.includes(k)))) shrunk = true;
+      if (c.labelKeys.length === 0) this.#given.delete(c.ip);
+      else this.#given.set(c.ip, c.labelKeys);
+    }
+    if (shrunk) this.#bumpEpoch();
+  }
+
+  #bumpEpoch(): void {
+    this.#epoch++;
+    this.#epochListener?.(this.#epoch);
+  }
+
+  /** Bumped whenever a selection the datapath was given may shrink (see `onEpoch`). */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /**
+   * `listener(epoch)` runs when the epoch moves on: proxy workers then forget the answers they
+   * release without asking the agent (src/proxyworker/known-answers.ts).
+   */
+  onEpoch(listener: (epoch: number) => void): void {
+    this.#epochListener = listener;
+  }
+
+  /** `listener()` runs after each FQDN map update, before the answers waiting for it are released. */
+  onApplied(listener: () => void): void {
+    this.#applied = listener;
   }
 
   /**
@@ -94,21 +148,25 @@ export class AgentFqdn {
       saved = null;
     }
     if (saved) {
+      for (const { ip, labelKeys } of saved.selected) this.#given.set(ip, labelKeys);
       regenerator.applyFqdn(saved.selected);
       this.#log.info({ names: this.names.stats().names, ips: saved.selected.length }, 'FQDN cache restored');
     }
   }
 
-  /** An allowed DNS answer from the DNS proxy: resolves when the datapath has its new IPs. */
-  onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean }> {
+  /**
+   * An allowed DNS answer from the DNS proxy: resolves when the datapath has its new IPs
+   * (`timedOut`: released at the max delay without that), with the epoch it began in.
+   */
+  onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean; epoch: number }> {
     this.#dirty = true; // TTLs move even when no IP changes
+    const epoch = this.#epoch;
     const released = this.names.onAnswer(a);
     const observe = this.#observeRelease;
-    if (!observe) return released;
-    const started = performance.now();
+    const started = observe ? performance.now() : 0;
     return released.then((r) => {
-      observe((performance.now() - started) / 1000, r.timedOut);
-      return r;
+      observe?.((performance.now() - started) / 1000, r.timedOut);
+      return { ...r, epoch };
     });
   }
 
@@ -138,6 +196,7 @@ export class AgentFqdn {
         live.add(e.daddr);
       }
       this.#live = live;
+      // Names expire here; the IPs they leave unselected start a new epoch (#noteRelabels).
       await this.names.gc();
       this.#dirty = true;
     } catch (err) {

@@ -46,7 +46,12 @@ export interface ProxyWorkerPoolOptions {
   readonly onFlows: (jsonLines: string, count: number) => void;
   /** `count` access-log lines, concatenated as the worker serialised them (each ends in `\n`). */
   readonly onLines: (lines: string, count: number) => void;
-  /** AgentFqdn.onAnswer: resolves when the answer's IPs are in the datapath. */
+  /**
+   * AgentFqdn.onAnswer: resolves when the answer's IPs are in the datapath, `{ timedOut: true }`
+   * when it gave up waiting at the max delay; with `epoch` (the FQDN epoch it began in) a result
+   * not timed out lets the worker release repeats of the answer at once. The identities and
+   * policies it produced must reach the workers (`sync`) before it resolves: AgentFqdn.onApplied.
+   */
   readonly onAnswer: (a: DnsAnswer) => Promise<unknown>;
   readonly log: Logger;
   /** Wait before restarting a dead worker, ms; doubles while it keeps dying (≤ 5 s). Default 100. */
@@ -191,6 +196,11 @@ export class ProxyWorkerPool {
     for (const s of this.#slots) s.worker?.postMessage({ t: 'delta', delta } satisfies ToWorker);
   }
 
+  /** The FQDN epoch moved on (AgentFqdn.onEpoch): every worker forgets the answers it knew (known-answers.ts). */
+  fqdnEpochChanged(epoch: number): void {
+    for (const s of this.#slots) s.worker?.postMessage({ t: 'fqdn-epoch', epoch } satisfies ToWorker);
+  }
+
   /** Deltas sent so far (for status). */
   get deltas(): number {
     return this.#deltas;
@@ -299,18 +309,26 @@ export class ProxyWorkerPool {
         if (m.lineCount > 0) this.#o.onLines(m.lines, m.lineCount);
         w.postMessage({ t: 'ack', flows: m.flowCount, lines: m.lineCount } satisfies ToWorker);
         break;
-      case 'answer':
+      case 'answer': {
+        // No sync here: the identities and policies an answer produces reach the workers from the
+        // FQDN apply itself (AgentFqdn.onApplied → sync), before the answer settles, on this port.
         this.#o
           .onAnswer(m.answer)
           .then(
-            () => undefined,
-            (err: unknown) => (err as Error).message ?? String(err),
+            (r) => {
+              const x = r as { timedOut?: boolean; epoch?: number } | undefined;
+              return x?.epoch !== undefined && x.timedOut !== true ? { confirmed: true, epoch: x.epoch } : {};
+            },
+            (err: unknown) => ({ error: (err as Error).message ?? String(err) }),
           )
-          .then((error) => {
-            // The identities and policies the answer produced reach the worker before its release.
-            this.sync();
-            if (slot.worker === w) w.postMessage({ t: 'answered', id: m.id, ...(error !== undefined ? { error } : {}) } satisfies ToWorker);
+          .then((r) => {
+            if (slot.worker === w) w.postMessage({ t: 'answered', id: m.id, ...r } satisfies ToWorker);
           });
+        break;
+      }
+      case 'learned':
+        // Already released by the worker (known-answers.ts): only the FQDN cache's TTLs move.
+        for (const a of m.answers) this.#o.onAnswer(a).catch((err: unknown) => this.#o.log.warn({ err, qname: a.qname }, 'FQDN refresh from a proxy worker failed'));
         break;
       case 'stats':
         slot.counters = m.counters;

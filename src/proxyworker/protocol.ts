@@ -11,6 +11,8 @@
  *   agent ──ack───────────────► worker        a batch was taken (bounds what is in flight)
  *   worker ──answer───────────► agent         a DNS answer's learned IPs (AgentFqdn.onAnswer)
  *   agent ──answered──────────► worker        the datapath has them: release the answer
+ *   worker ──learned──────────► agent         answers already released (known-answers.ts): their TTLs
+ *   agent ──fqdn-epoch────────► worker        a selection may have shrunk: forget the known answers
  *   agent ──stats?  / worker ──stats           per-worker counters for `membrane status`
  *   agent ──stop──────────────► worker        close() the proxies (grace as in-process), then exit
  *
@@ -76,8 +78,13 @@ export type ToWorker =
   | { readonly t: 'snapshot'; readonly delta: Delta }
   | { readonly t: 'delta'; readonly delta: Delta }
   | { readonly t: 'ack'; readonly flows: number; readonly lines: number }
-  /** `error`: AgentFqdn.onAnswer failed; the answer is released anyway and counted (`answerErrors`). */
-  | { readonly t: 'answered'; readonly id: number; readonly error?: string }
+  /**
+   * `error`: AgentFqdn.onAnswer failed; the answer is released anyway and counted (`answerErrors`).
+   * `confirmed`: the datapath holds the answer's IPs (not released at the max delay), as of FQDN
+   * `epoch` (the agent's when the answer arrived): the worker may release repeats at once.
+   */
+  | { readonly t: 'answered'; readonly id: number; readonly error?: string; readonly confirmed?: boolean; readonly epoch?: number }
+  | { readonly t: 'fqdn-epoch'; readonly epoch: number }
   | { readonly t: 'stats?'; readonly seq: number }
   | { readonly t: 'stop'; readonly graceMs: number };
 
@@ -91,6 +98,8 @@ export interface WorkerCounters {
   readonly droppedLines: number;
   /** Answers released at the max delay because the agent had not confirmed their IPs. */
   readonly answersReleasedAtMaxDelay: number;
+  /** Answers released at once: every IP already confirmed in the datapath for the name (known-answers.ts). */
+  readonly answersReleasedKnown?: number;
   /** Endpoints and identities the worker holds now. */
   readonly endpoints: number;
   readonly identities: number;
@@ -103,5 +112,7 @@ export type FromWorker =
   /** Flows as JSON lines and access-log lines as serialised (outbox.ts `OutboxBatch`): two strings, no object graph. */
   | ({ readonly t: 'batch' } & OutboxBatch)
   | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer }
+  /** Answers the worker released at once (every IP known): the agent's FQDN cache takes their TTLs. */
+  | { readonly t: 'learned'; readonly answers: readonly DnsAnswer[] }
   | { readonly t: 'stats'; readonly seq: number; readonly counters: WorkerCounters }
   | { readonly t: 'fatal'; readonly message: string };

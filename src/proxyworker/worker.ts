@@ -12,6 +12,7 @@ import { DnsProxy, markedUpstream, traceDnsProxy, type DnsAnswer } from '../dnsp
 import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
 import type { Flow } from '../observe/index.js';
 import { PROTO } from '../policy/index.js';
+import { KnownAnswers } from './known-answers.js';
 import { Outbox } from './outbox.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { WorkerState } from './state.js';
@@ -62,12 +63,29 @@ const deps: L7ProxyDeps = {
   nodeName: init.nodeName,
 };
 
-/** Answers waiting for the agent's `answered`: id → release. */
-const pendingAnswers = new Map<number, (error?: string) => void>();
+/** Answers waiting for the agent's `answered`: id → release (confirmed: the agent said the datapath holds them). */
+const pendingAnswers = new Map<number, (m: { error?: string; confirmed?: boolean; epoch?: number }) => void>();
 let nextAnswer = 1;
 let releasedAtMaxDelay = 0;
+/** (name, IP) pairs the agent confirmed: an answer of only those is released without the round trip. */
+const known = new KnownAnswers();
+/** Answers released at once, sent to the agent's FQDN cache once per turn (their TTLs). */
+let learned: DnsAnswer[] = [];
+
+function sendLearned(): void {
+  const answers = learned;
+  learned = [];
+  if (answers.length > 0) post({ t: 'learned', answers });
+}
 
 function onAnswer(answer: DnsAnswer): Promise<void> {
+  const sentAt = Date.now();
+  // Bounded as the outbox is: with that many refreshes waiting, answers take the round trip.
+  if (learned.length < init.maxQueued && known.take(answer.qname, answer.ips, answer.ttl, sentAt)) {
+    if (learned.length === 0) setImmediate(sendLearned);
+    learned.push(answer);
+    return Promise.resolve();
+  }
   return new Promise<void>((resolve, reject) => {
     const id = nextAnswer++;
     // As NameManager's own bound: past the max delay the answer goes out anyway (Cilium
@@ -78,10 +96,11 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
         resolve();
       }
     }, init.answerMaxDelayMs);
-    pendingAnswers.set(id, (error) => {
+    pendingAnswers.set(id, (m) => {
       clearTimeout(timer);
-      if (error === undefined) resolve();
-      else reject(new Error(error));
+      if (m.confirmed === true && m.epoch !== undefined) known.confirm(answer.qname, answer.ips, answer.ttl, sentAt, m.epoch);
+      if (m.error === undefined) resolve();
+      else reject(new Error(m.error));
     });
     post({ t: 'answer', id, answer });
   });
@@ -132,8 +151,9 @@ async function listen(): Promise<void> {
 async function stop(graceMs: number): Promise<void> {
   await Promise.all([http.close(), tls.close(), dns.close(graceMs)]);
   await tracing?.shutdown();
-  for (const release of pendingAnswers.values()) release();
+  for (const release of pendingAnswers.values()) release({});
   pendingAnswers.clear();
+  sendLearned();
   outbox.flush();
   ipcache?.close();
   port!.close();
@@ -163,8 +183,11 @@ port.on('message', (m: ToWorker) => {
       outbox.ack(m.flows, m.lines);
       break;
     case 'answered':
-      pendingAnswers.get(m.id)?.(m.error);
+      pendingAnswers.get(m.id)?.(m);
       pendingAnswers.delete(m.id);
+      break;
+    case 'fqdn-epoch':
+      known.seeEpoch(m.epoch);
       break;
     case 'stats?':
       outbox.flush();
@@ -178,6 +201,7 @@ port.on('message', (m: ToWorker) => {
           droppedFlows: outbox.droppedFlows,
           droppedLines: outbox.droppedLines,
           answersReleasedAtMaxDelay: releasedAtMaxDelay,
+          answersReleasedKnown: known.fastReleases,
           endpoints: state.endpointCount,
           identities: state.identityCount,
           otlp: tracing ? tracing.stats() : null,
