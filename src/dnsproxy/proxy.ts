@@ -22,7 +22,8 @@ import { accessLogEntry, requestFlow, responseFlow, type DnsExchange, type DnsFl
 import { evaluateQuery, type DnsDecision } from './policy.js';
 import { FrameReader, frame } from './tcp-frames.js';
 import type { DnsProxyDeps, DnsProxyOptions, DnsProxyStats, DnsSource, DnsTransport, HostPort, RejectResponseCode } from './types.js';
-import { exchangeTcp, exchangeUdp } from './upstream.js';
+import { exchangeTcp } from './upstream.js';
+import { SharedUdpExchanges } from './upstream-shared.js';
 import { DnsWireError, firstQuestionBytes, localReply, OPCODE_QUERY, parseMessage, RCODE, type Message } from './wire.js';
 
 const DEFAULTS: Required<DnsProxyOptions> = {
@@ -34,6 +35,10 @@ const DEFAULTS: Required<DnsProxyOptions> = {
   maxTcpConnections: 1024,
   replySockets: 256,
 };
+
+/** Upstream UDP sockets shared per client socket and server (upstream-shared.ts), and how long one idles before it is closed. */
+const SHARED_UPSTREAM_SOCKETS = 1024;
+const SHARED_UPSTREAM_IDLE_MS = 10_000;
 
 /** Malformed or unattributable messages are logged at most this often per second (a flood must not flood the log). */
 const DROP_LOG_PER_SECOND = 10;
@@ -86,6 +91,7 @@ export class DnsProxy {
   #udpNative: NativeUdpSocket | null = null;
   #udpPlain: DgramSocket | null = null;
   #replySockets: LRUCache<string, NativeUdpSocket>;
+  #udpExchanges: SharedUdpExchanges;
   /** No new query is taken (close() began); `#closed`: no answer is sent any more. */
   #stopping = false;
   #closed = false;
@@ -103,6 +109,14 @@ export class DnsProxy {
     this.#deps = deps;
     this.#site = { nodeName: deps.nodeName ?? hostname() };
     this.#replySockets = new LRUCache<string, NativeUdpSocket>({ max: o.replySockets, dispose: (s) => s.close() });
+    this.#udpExchanges = new SharedUdpExchanges(deps.upstream, {
+      maxSockets: SHARED_UPSTREAM_SOCKETS,
+      idleMs: SHARED_UPSTREAM_IDLE_MS,
+      onStray: (reason) => {
+        this.#counters.mismatchedAnswers++;
+        this.#deps.accessLog.warn({ type: 'dns', reason }, 'DNS answer ignored');
+      },
+    });
   }
 
   /** Listens on UDP and TCP on the same port. Rejects with MEMBRANE_ERR_PROXY_LISTEN. */
@@ -147,6 +161,7 @@ export class DnsProxy {
     this.#udpPlain = null;
     if (plain) await new Promise<void>((resolve) => plain.close(() => resolve()));
     this.#replySockets.clear();
+    this.#udpExchanges.close();
     for (const s of this.#tcpSockets) s.destroy();
     await stopped;
   }
@@ -412,7 +427,7 @@ export class DnsProxy {
       };
       const r =
         q.protocol === 17
-          ? await exchangeUdp(this.#deps.upstream, q.server, source.identity, q.data, expect, this.options.upstreamTimeoutMs, onMismatch)
+          ? await this.#udpExchanges.exchange(q.client, q.server, source.identity, q.data, expect, this.options.upstreamTimeoutMs, onMismatch)
           : await exchangeTcp(this.#deps.upstream, q.server, source.identity, q.data, expect, this.options.upstreamTimeoutMs);
       if (!r.ok) {
         if (r.kind === 'timeout') this.#counters.timeouts++;
