@@ -67,7 +67,9 @@ export function traceDnsProxy(tracer: ProxyTracer): () => void {
   const spans = new WeakMap<DnsExchange, ProxySpan>();
 
   const start = (x: DnsExchange): ProxySpan => {
-    const { span, traceId } = tracer.startRequest(NO_HEADERS, `DNS ${typeName(x.qtype)}`, 'client', x.startedAt, startAttributes(x));
+    // On the clock the child and the end use (sub-millisecond), so the child stays inside.
+    const startMs = nowMs() - Number(process.hrtime.bigint() - x.startNs) / 1e6;
+    const { span, traceId } = tracer.startRequest(NO_HEADERS, `DNS ${typeName(x.qtype)}`, 'client', startMs, startAttributes(x));
     spans.set(x, span);
     x.traceContext = { parent: { trace_id: traceId } };
     return span;
@@ -107,7 +109,7 @@ export function traceDnsProxy(tracer: ProxyTracer): () => void {
       span.setAttribute('error.type', verdict === 'Denied' ? 'denied' : rcodeMnemonic(x.rcode ?? 2));
       span.setError(x.reason);
     }
-    span.end();
+    span.end(nowMs());
   };
 
   channels.query.subscribe(onQuery);

@@ -30,7 +30,12 @@ export interface ProxySpan {
    * proxy's datapath wait.
    */
   child(name: string, start: Date | number, end: Date | number, attributes: Record<string, SpanAttributeValue>): void;
-  end(): void;
+  /**
+   * Ends the span, now or at `at` (epoch milliseconds with a fraction). A span started at a given
+   * time ends at `Date.now()` when no time is given (whole milliseconds): give `at` when a child's
+   * sub-millisecond end must stay inside it.
+   */
+  end(at?: number): void;
 }
 
 /** What a proxy needs from a tracer: l7proxy/trace.ts and dnsproxy/trace.ts take one. */
@@ -44,7 +49,7 @@ export interface ProxyTracer {
     headers: TraceHeaders,
     name: string,
     kind: 'server' | 'client',
-    startTime: Date,
+    startTime: Date | number,
     attributes: Record<string, SpanAttributeValue>,
   ): { span: ProxySpan; traceHeaders: Record<string, string>; traceId: string };
 }

@@ -66,7 +66,7 @@ export function startSdk(config: TracingConfig): Tracing {
           setError: (message) => void span.setStatus({ code: SpanStatusCode.ERROR, ...(message !== undefined ? { message } : {}) }),
           child: (childName, start, end, childAttributes) =>
             tracer.startSpan(childName, { kind: SpanKind.INTERNAL, startTime: start, attributes: childAttributes }, trace.setSpan(parent, span)).end(end),
-          end: () => span.end(),
+          end: (at) => span.end(at),
         },
       };
     },
