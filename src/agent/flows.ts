@@ -5,7 +5,7 @@
 import { dropFlow, policyVerdictFlow, type Flow, type FlowEndpoint, type Layer4 } from '../observe/index.js';
 import { EVENT_TYPE, VERDICT } from '../codes/index.js';
 import { EVENT_DIRECTION, numberToIpv4, type FlowEvent } from '../datapath/index.js';
-import { formatLabel, type Identity } from '../policy/index.js';
+import { formatLabel, type Identity, type Label } from '../policy/index.js';
 import type { Endpoint } from './endpoints.js';
 
 export interface FlowContextLookup {
@@ -20,6 +20,23 @@ export function monotonicToWallNs(tsNs: bigint): bigint {
   return nowWall - (process.hrtime.bigint() - tsNs);
 }
 
+/**
+ * `source:key=value` labels, sorted, per labels array: an endpoint's or identity's labels are
+ * replaced, never changed in place, when they change (the proxy-worker sync relies on the same),
+ * so a datapath event does not format and sort them again for every flow (issue 9). The array is
+ * shared by the flows that name the same labels; nothing changes a flow once built.
+ */
+const sortedLabelText = new WeakMap<readonly Label[], string[]>();
+
+function labelText(labels: readonly Label[]): string[] {
+  let text = sortedLabelText.get(labels);
+  if (text === undefined) {
+    text = labels.map(formatLabel).sort();
+    sortedLabelText.set(labels, text);
+  }
+  return text;
+}
+
 export function flowEndpoint(ip: string, identityId: number, ctx: FlowContextLookup): FlowEndpoint {
   const ep = ctx.endpointByIp(ip);
   if (ep) {
@@ -27,7 +44,7 @@ export function flowEndpoint(ip: string, identityId: number, ctx: FlowContextLoo
       ID: ep.id,
       identity: ep.identity,
       namespace: ep.namespace,
-      labels: ep.labels.map(formatLabel).sort(),
+      labels: labelText(ep.labels),
       pod_name: ep.name,
     };
   }
@@ -36,7 +53,7 @@ export function flowEndpoint(ip: string, identityId: number, ctx: FlowContextLoo
     ID: 0,
     identity: identityId,
     namespace: '',
-    labels: identity ? identity.labels.map(formatLabel).sort() : [],
+    labels: identity ? labelText(identity.labels) : [],
     pod_name: '',
   };
 }
