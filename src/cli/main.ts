@@ -54,7 +54,7 @@ program
   .option('--node-name <name>', 'node name shown in flows')
   .option('--access-log <file>', 'write proxy access logs (JSON lines) to this file, or to standard output with `stdout` (as cilium --hubble-export-file-path), instead of the agent log')
   .option('--access-log-max-size-mb <mb>', 'rotate the access log file past this size (as cilium --hubble-export-file-max-size-mb)', '10')
-  .option('--access-log-rotate-interval <minutes>', 'also rotate the access log file once it has been written to for this long, minutes (e.g. 60, 1440); 0: by size only', '0')
+  .option('--access-log-rotate-interval <minutes>', 'also rotate the access log file once it has been live this long and is not empty, minutes (e.g. 60, 1440); 0: by size only', '0')
   .option('--access-log-max-backups <n>', 'rotated access log files kept: FILE.1 … FILE.N (as cilium --hubble-export-file-max-backups)', '5')
   .option('--access-log-sample-rate <rate>', 'share of forwarded HTTP requests written to the access log, in (0, 1]; denied and failed requests are always logged, flows are never sampled', '1')
   .option('--flow-buffer <n>', 'flows kept for `membrane observe`', '4096')
