@@ -14,7 +14,8 @@ import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
 import type { FlowEndpoint } from '../observe/index.js';
 import { formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
-import type { Delta, EndpointState, FromWorker, IdentityState, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
+import { policyPatch } from './policy-patch.js';
+import type { Delta, EndpointState, FromWorker, IdentityState, PolicyPatch, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
 
 /**
  * Default `--proxy-workers`: one per CPU, as Envoy's `--concurrency` defaults to the hardware
@@ -372,12 +373,23 @@ export class ProxyWorkerPool {
   #diff(): Delta | null {
     const endpoints: EndpointState[] = [];
     const removedEndpoints: string[] = [];
+    const policyPatches: PolicyPatch[] = [];
     const seen = new Set<string>();
     for (const ep of this.#o.endpoints()) {
       seen.add(ep.ip);
       const prev = this.#endpoints.get(ep.ip);
       const p = prev?.source;
       if (p && p.id === ep.id && p.identity === ep.identity && p.labels === ep.labels && samePolicy(p.policy, ep.policy)) continue;
+      // Only the policy changed, by a few entries (an FQDN update): the change goes, not the policy.
+      const sentPolicy = prev?.state.policy;
+      if (p && p.id === ep.id && p.identity === ep.identity && p.labels === ep.labels && sentPolicy && ep.policy) {
+        const patch = policyPatch(sentPolicy, ep.policy);
+        if (patch) {
+          this.#endpoints.set(ep.ip, { source: { id: ep.id, identity: ep.identity, labels: ep.labels, policy: ep.policy }, state: { ...prev.state, policy: patch.result } });
+          policyPatches.push({ ip: ep.ip, ingress: patch.ingress, egress: patch.egress });
+          continue;
+        }
+      }
       const state: EndpointState = { ip: ep.ip, id: ep.id, identity: ep.identity, policy: ep.policy, flowEndpoint: this.#o.flowEndpoint(ep.ip, ep.identity) };
       this.#endpoints.set(ep.ip, { source: { id: ep.id, identity: ep.identity, labels: ep.labels, policy: ep.policy }, state });
       endpoints.push(state);
@@ -409,7 +421,7 @@ export class ProxyWorkerPool {
         removedIdentities.push(id);
       }
     }
-    if (endpoints.length + removedEndpoints.length + identities.length + removedIdentities.length === 0) return null;
-    return { endpoints, removedEndpoints, identities, removedIdentities };
+    if (endpoints.length + removedEndpoints.length + identities.length + removedIdentities.length + policyPatches.length === 0) return null;
+    return { endpoints, removedEndpoints, identities, removedIdentities, ...(policyPatches.length > 0 ? { policyPatches } : {}) };
   }
 }

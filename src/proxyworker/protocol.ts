@@ -21,7 +21,7 @@
  */
 import type { FlowEndpoint } from '../observe/index.js';
 import type { OutboxBatch } from './outbox.js';
-import type { EndpointPolicy } from '../policy/index.js';
+import type { EndpointPolicy, MapEntry } from '../policy/index.js';
 import type { DnsAnswer, DnsProxyStats, RejectResponseCode } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';import type { TracingConfig } from '../tracing/index.js';
 
@@ -72,6 +72,23 @@ export interface Delta {
   readonly removedEndpoints: readonly string[];
   readonly identities: readonly IdentityState[];
   readonly removedIdentities: readonly number[];
+  /**
+   * Endpoints whose policy alone changed by a few entries (an FQDN update adds the entries of the
+   * new identities to every endpoint): the change only, not the whole policy again (policy-patch.ts).
+   */
+  readonly policyPatches?: readonly PolicyPatch[];
+}
+
+/** A direction's entries: those at `removed` (indices into the entries the worker holds) go, `added` are appended. */
+export interface DirectionPatch {
+  readonly removed: readonly number[];
+  readonly added: readonly MapEntry[];
+}
+
+export interface PolicyPatch {
+  readonly ip: string;
+  readonly ingress: DirectionPatch;
+  readonly egress: DirectionPatch;
 }
 
 export type ToWorker =

@@ -5,6 +5,7 @@
  */
 import type { FlowEndpoint } from '../observe/index.js';
 import type { L7Flow } from '../policy/index.js';
+import { applyDirectionPatch } from './policy-patch.js';
 import type { Delta, EndpointState } from './protocol.js';
 
 export class WorkerState {
@@ -47,6 +48,20 @@ export class WorkerState {
     }
     for (const ip of delta.removedEndpoints) this.#endpoints.delete(ip);
     for (const ep of delta.endpoints) this.#endpoints.set(ep.ip, ep);
+    for (const patch of delta.policyPatches ?? []) {
+      const ep = this.#endpoints.get(patch.ip);
+      // The agent patches only a policy it sent; anything else is a bug: deny (fail closed).
+      if (!ep?.policy) {
+        if (ep) this.#endpoints.set(ep.ip, { ...ep, policy: null });
+        continue;
+      }
+      try {
+        const policy = { ingress: applyDirectionPatch(ep.policy.ingress, patch.ingress), egress: applyDirectionPatch(ep.policy.egress, patch.egress) };
+        this.#endpoints.set(ep.ip, { ...ep, policy });
+      } catch {
+        this.#endpoints.set(ep.ip, { ...ep, policy: null });
+      }
+    }
     for (const id of delta.removedIdentities) {
       this.#identityLabels.delete(id);
       this.#identityEndpoints.delete(id);
