@@ -21,13 +21,35 @@
 #include "lib/proxy.h"
 #include "lib/parse.h"
 
+static __always_inline int drop_at(struct __sk_buff *skb, const struct packet *pkt, __u8 reason, __u8 direction,
+				   __u32 src_identity, __u32 dst_identity, __u16 endpoint_id, __u64 ts_ns)
+{
+	metrics_count(reason, direction, skb->len);
+	emit_event_at(ts_ns, CILIUM_NOTIFY_DROP, VERDICT_DROPPED, reason, direction, pkt, src_identity, dst_identity,
+		      endpoint_id, 0, skb->ifindex, 0);
+	return CTX_ACT_DROP;
+}
+
 static __always_inline int drop(struct __sk_buff *skb, const struct packet *pkt, __u8 reason, __u8 direction,
 				__u32 src_identity, __u32 dst_identity, __u16 endpoint_id)
 {
-	metrics_count(reason, direction, skb->len);
-	emit_event(CILIUM_NOTIFY_DROP, VERDICT_DROPPED, reason, direction, pkt, src_identity, dst_identity,
-		   endpoint_id, 0, skb->ifindex);
-	return CTX_ACT_DROP;
+	return drop_at(skb, pkt, reason, direction, src_identity, dst_identity, endpoint_id, bpf_ktime_get_ns());
+}
+
+/* A packet the policy denies: its policy verdict (DENIED, with the match type and the drop
+ * reason), then its drop, as Cilium's bpf_lxc.c does ("emit verdict if drop or if allow for
+ * CT_NEW"), so `hubble observe --type policy-verdict` sees denials as well as admissions. Both
+ * events carry one timestamp: they are one packet.
+ */
+static __always_inline int policy_drop(struct __sk_buff *skb, const struct packet *pkt,
+				       const struct policy_verdict *verdict, __u8 direction,
+				       __u32 src_identity, __u32 dst_identity, __u16 endpoint_id)
+{
+	__u64 ts_ns = bpf_ktime_get_ns();
+
+	emit_event_at(ts_ns, CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_DROPPED, verdict->reason, direction, pkt,
+		      src_identity, dst_identity, endpoint_id, 0, skb->ifindex, verdict->match_type);
+	return drop_at(skb, pkt, verdict->reason, direction, src_identity, dst_identity, endpoint_id, ts_ns);
 }
 
 /* direction: DIR_EGRESS in from_endpoint, DIR_INGRESS in to_endpoint (Cilium counts a
@@ -55,7 +77,7 @@ int from_endpoint(struct __sk_buff *skb)
 	struct ct_entry *entry;
 	__u32 dst_identity;
 	__be16 proxy_port = 0;
-	__u8 redirect_dir = DIR_EGRESS;
+	__u8 redirect_dir = DIR_EGRESS, egress_match, redirect_match;
 	int ret;
 
 	ret = parse_packet(skb, &pkt);
@@ -88,10 +110,12 @@ int from_endpoint(struct __sk_buff *skb)
 	verdict = policy_can_access(src_ep->endpoint_id, 1, src_ep->flags & ENDPOINT_F_EGRESS_ENFORCED,
 				    dst_identity, pkt.protocol, policy_port(&pkt));
 	if (verdict.action == POLICY_ACTION_DROP)
-		return drop(skb, &pkt, verdict.reason, DIR_EGRESS, src_ep->sec_identity, dst_identity,
-			    src_ep->endpoint_id);
+		return policy_drop(skb, &pkt, &verdict, DIR_EGRESS, src_ep->sec_identity, dst_identity,
+				   src_ep->endpoint_id);
 	if (verdict.action == POLICY_ACTION_REDIRECT)
 		proxy_port = verdict.proxy_port;
+	egress_match = verdict.match_type;
+	redirect_match = egress_match;
 
 	/* Same-node destination: its ingress policy must be judged here, where a redirect is
 	 * still possible; to_endpoint judges it again for packets that come from elsewhere.
@@ -101,11 +125,12 @@ int from_endpoint(struct __sk_buff *skb)
 		verdict = policy_can_access(dst_ep->endpoint_id, 0, dst_ep->flags & ENDPOINT_F_INGRESS_ENFORCED,
 					    src_ep->sec_identity, pkt.protocol, policy_port(&pkt));
 		if (verdict.action == POLICY_ACTION_DROP)
-			return drop(skb, &pkt, verdict.reason, DIR_INGRESS, src_ep->sec_identity, dst_identity,
-				    dst_ep->endpoint_id);
+			return policy_drop(skb, &pkt, &verdict, DIR_INGRESS, src_ep->sec_identity, dst_identity,
+					   dst_ep->endpoint_id);
 		if (verdict.action == POLICY_ACTION_REDIRECT && !proxy_port) {
 			proxy_port = verdict.proxy_port;
 			redirect_dir = DIR_INGRESS;
+			redirect_match = verdict.match_type;
 		}
 	}
 
@@ -129,14 +154,14 @@ int from_endpoint(struct __sk_buff *skb)
 		ct_key_forward(&key, &pkt, CT_F_EGRESS);
 		ct_create(&key, &pkt, skb->len, src_ep->sec_identity, proxy_port, CT_ENTRY_F_PROXY);
 		emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_REDIRECTED, 0, redirect_dir, &pkt, src_ep->sec_identity,
-			   dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex);
+			   dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex, redirect_match);
 		return forward(skb, DIR_EGRESS);
 	}
 
 	ct_key_forward(&key, &pkt, CT_F_EGRESS);
 	ct_create(&key, &pkt, skb->len, src_ep->sec_identity, 0, 0);
 	emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
-		   dst_identity, src_ep->endpoint_id, 0, skb->ifindex);
+		   dst_identity, src_ep->endpoint_id, 0, skb->ifindex, egress_match);
 	return forward(skb, DIR_EGRESS);
 }
 
@@ -190,8 +215,8 @@ int to_endpoint(struct __sk_buff *skb)
 	verdict = policy_can_access(dst_ep->endpoint_id, 0, dst_ep->flags & ENDPOINT_F_INGRESS_ENFORCED,
 				    src_identity, pkt.protocol, policy_port(&pkt));
 	if (verdict.action == POLICY_ACTION_DROP)
-		return drop(skb, &pkt, verdict.reason, DIR_INGRESS, src_identity, dst_ep->sec_identity,
-			    dst_ep->endpoint_id);
+		return policy_drop(skb, &pkt, &verdict, DIR_INGRESS, src_identity, dst_ep->sec_identity,
+				   dst_ep->endpoint_id);
 	/* L7 policy applies but the flow did not come through the proxy: it cannot be
 	 * redirected at this hook, so it must not pass unexamined.
 	 */
@@ -204,7 +229,7 @@ int to_endpoint(struct __sk_buff *skb)
 	ct_key_forward(&key, &pkt, CT_F_INGRESS);
 	ct_create(&key, &pkt, skb->len, src_identity, 0, entry_flags);
 	emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
-		   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
+		   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex, verdict.match_type);
 	return forward(skb, DIR_INGRESS);
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Flow events for `membrane observe`: drops and the policy verdict of each new connection. */
+/* Flow events for `membrane observe`: drops, the policy verdict of each new connection and of
+ * each packet policy denies (Cilium bpf/lib/policy_log.h send_policy_verdict_notify). */
 #pragma once
 
 #include "common.h"
@@ -33,7 +34,7 @@ struct flow_event {
 	__u8	protocol;
 	__u8	tcp_flags;
 	__u8	icmp_type;
-	__u8	reserved_0;
+	__u8	match_type;	/* POLICY_MATCH_* of a policy verdict, 0 otherwise */
 	__u32	reserved_1;
 };
 
@@ -43,16 +44,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } membrane_events SEC(".maps");
 
-static __always_inline void emit_event(__u8 type, __u8 verdict, __u8 reason, __u8 direction,
-				       const struct packet *pkt, __u32 src_identity, __u32 dst_identity,
-				       __u16 endpoint_id, __be16 proxy_port, __u32 ifindex)
+/* ts_ns: the packet's time; the events of one packet (a denial's verdict and its drop) share it. */
+static __always_inline void emit_event_at(__u64 ts_ns, __u8 type, __u8 verdict, __u8 reason, __u8 direction,
+					  const struct packet *pkt, __u32 src_identity, __u32 dst_identity,
+					  __u16 endpoint_id, __be16 proxy_port, __u32 ifindex, __u8 match_type)
 {
 	struct flow_event *ev = bpf_ringbuf_reserve(&membrane_events, sizeof(*ev), 0);
 
 	/* A full ring loses the event, never the packet's verdict. */
 	if (!ev)
 		return;
-	ev->ts_ns = bpf_ktime_get_ns();
+	ev->ts_ns = ts_ns;
 	ev->saddr = pkt->saddr;
 	ev->daddr = pkt->daddr;
 	ev->sport = pkt->sport;
@@ -69,7 +71,15 @@ static __always_inline void emit_event(__u8 type, __u8 verdict, __u8 reason, __u
 	ev->protocol = pkt->protocol;
 	ev->tcp_flags = pkt->tcp_flags;
 	ev->icmp_type = pkt->icmp_type;
-	ev->reserved_0 = 0;
+	ev->match_type = match_type;
 	ev->reserved_1 = 0;
 	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void emit_event(__u8 type, __u8 verdict, __u8 reason, __u8 direction,
+				       const struct packet *pkt, __u32 src_identity, __u32 dst_identity,
+				       __u16 endpoint_id, __be16 proxy_port, __u32 ifindex, __u8 match_type)
+{
+	emit_event_at(bpf_ktime_get_ns(), type, verdict, reason, direction, pkt, src_identity, dst_identity,
+		      endpoint_id, proxy_port, ifindex, match_type);
 }

@@ -57,10 +57,21 @@ struct {
 #define POLICY_ACTION_REDIRECT	1
 #define POLICY_ACTION_DROP	2
 
+/* What the deciding entry matched on: Cilium's POLICY_MATCH_* (bpf/lib/policy.h), the
+ * policy_match_type Hubble prints as `policy-verdict:<name>`. A port-wildcard entry is L3 (or
+ * "all" when it is also peer-wildcard); one with a port (or ICMP type) is L4.
+ */
+#define POLICY_MATCH_NONE	0
+#define POLICY_MATCH_L3_ONLY	1
+#define POLICY_MATCH_L3_L4	2
+#define POLICY_MATCH_L4_ONLY	3
+#define POLICY_MATCH_ALL	4
+
 struct policy_verdict {
 	__u8	action;		/* POLICY_ACTION_* */
 	__u8	reason;		/* drop reason when action is DROP */
 	__be16	proxy_port;
+	__u8	match_type;	/* POLICY_MATCH_*; NONE for the default of the direction */
 };
 
 static __always_inline int policy_precedence(const struct policy_entry *e)
@@ -94,12 +105,13 @@ __policy_lookup(void *map, __u32 identity, __u16 endpoint_id, __u8 egress, __u8 
  * @protocol: IANA protocol of the flow
  * @dport: destination port, network order (the ICMP type for ICMP)
  *
- * Returns the verdict: pass, redirect to a proxy port, or drop with its reason.
+ * Returns the verdict: pass, redirect to a proxy port, or drop with its reason; with the match
+ * type of the entry that decided (POLICY_MATCH_NONE when none did).
  */
 static __always_inline struct policy_verdict
 policy_can_access(__u16 endpoint_id, __u8 egress, int enforced, __u32 identity, __u8 protocol, __be16 dport)
 {
-	struct policy_verdict verdict = { .action = POLICY_ACTION_ALLOW };
+	struct policy_verdict verdict = { .action = POLICY_ACTION_ALLOW, .match_type = POLICY_MATCH_NONE };
 	struct policy_entry *l3, *l4, *chosen;
 
 	l3 = __policy_lookup(&membrane_policy, identity, endpoint_id, egress, protocol, dport);
@@ -122,10 +134,17 @@ policy_can_access(__u16 endpoint_id, __u8 egress, int enforced, __u32 identity, 
 		if (enforced) {
 			verdict.action = POLICY_ACTION_DROP;
 			verdict.reason = DROP_POLICY;
+		} else {
+			/* Cilium's unenforced direction is an allow-all entry: it matches "all". */
+			verdict.match_type = POLICY_MATCH_ALL;
 		}
 		return verdict;
 	}
 out:
+	if (chosen == l3 && identity)
+		verdict.match_type = chosen->port_prefix_len ? POLICY_MATCH_L3_L4 : POLICY_MATCH_L3_ONLY;
+	else
+		verdict.match_type = chosen->port_prefix_len ? POLICY_MATCH_L4_ONLY : POLICY_MATCH_ALL;
 	if (chosen->flags & POLICY_F_DENY) {
 		/* A deny rule (DROP_POLICY_DENY), or an allow that needs what Membrane cannot
 		 * give, such as mutual authentication (DROP_POLICY_AUTH_REQUIRED).

@@ -18,3 +18,4 @@ export {
 } from './drop-reasons.js';
 export { VERDICT, VERDICTS, verdictOfCode, type Verdict, type VerdictCode } from './verdicts.js';
 export { EVENT_TYPE, EVENT_TYPE_NAMES, eventTypes, type EventTypeCode, type EventTypeName, type MessageTypeRow } from './message-types.js';
+export { POLICY_MATCH_TYPE, POLICY_MATCH_TYPE_NAMES, policyMatchTypes, type PolicyMatchTypeRow } from './policy-match-types.js';

@@ -36,21 +36,8 @@ export const TRACE_OBSERVATION_POINTS = {
   11: 'to-network',
 } as const satisfies Record<number, string>;
 
-/** `policy_match_type` of a policy-verdict event, with the name Hubble prints. */
-export const POLICY_MATCH_TYPE = {
-  NONE: 0,
-  L3_ONLY: 1,
-  L3_L4: 2,
-  L4_ONLY: 3,
-  ALL: 4,
-} as const;
-export const POLICY_MATCH_TYPE_NAMES: Readonly<Record<number, string>> = {
-  0: 'none',
-  1: 'L3-Only',
-  2: 'L3-L4',
-  3: 'L4-Only',
-  4: 'all',
-};
+/** `policy_match_type` of a policy-verdict event, with the name Hubble prints (the table is src/codes'). */
+export { POLICY_MATCH_TYPE, POLICY_MATCH_TYPE_NAMES } from '../codes/index.js';
 
 /** A workload endpoint as a flow sees it. `ID` is the local endpoint id (0 when not local). */
 export interface FlowEndpoint {

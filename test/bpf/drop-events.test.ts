@@ -39,13 +39,19 @@ describe.skipIf(skip !== null)('issue-7 one table of codes: the kernel\'s drops 
     removePins(PIN_ROOT);
   });
 
-  /** Runs one packet and returns the event it produced (the ring is drained asynchronously). */
-  async function eventOf(program: 'from_endpoint' | 'to_endpoint', packet: Uint8Array): Promise<{ verdict: string; event: FlowEvent }> {
+  /**
+   * Runs one packet and returns the event that ends its story (the ring is drained asynchronously):
+   * a drop, or the verdict of an allowed connection; `before` holds what came first (a denial's
+   * policy verdict).
+   */
+  async function eventOf(program: 'from_endpoint' | 'to_endpoint', packet: Uint8Array): Promise<{ verdict: string; event: FlowEvent; before: FlowEvent[] }> {
     events.length = 0;
     const r = dp.runProgram(program, packet, { ifindex: LO_IFINDEX });
-    for (let i = 0; i < 200 && events.length === 0; i++) await new Promise((res) => setTimeout(res, 10));
-    expect(events).toHaveLength(1);
-    return { verdict: r.verdict, event: events[0]! };
+    const ended = (): boolean => events.some((e) => e.type === 1 || e.verdict !== 2);
+    for (let i = 0; i < 200 && !ended(); i++) await new Promise((res) => setTimeout(res, 10));
+    await new Promise((res) => setTimeout(res, 20));
+    expect(events.length).toBeGreaterThan(0);
+    return { verdict: r.verdict, event: events.at(-1)!, before: events.slice(0, -1) };
   }
 
   function printJson(flow: Flow): { flow: Flow } {
@@ -153,15 +159,39 @@ describe.skipIf(skip !== null)('issue-7 one table of codes: the kernel\'s drops 
 
   for (const c of cases) {
     it(`${c.name} (${c.code}): "${c.text}"`, async () => {
-      const { verdict, event } = await eventOf(c.program, c.setup());
+      const { verdict, event, before } = await eventOf(c.program, c.setup());
       expect(verdict).toBe('drop');
       // Cilium's MessageTypeDrop is 1, its sub-type the drop reason.
       expect({ type: event.type, reason: event.reason }).toEqual({ type: 1, reason: c.code });
+      // issue-11: a policy denial is first a policy verdict (type 5, DROPPED, the same reason), as
+      // Cilium's bpf_lxc.c sends it; other drops come alone.
+      const policyDenial = c.code === 133 || c.code === 181;
+      expect(before.map((e) => [e.type, e.verdict, e.reason])).toEqual(policyDenial ? [[5, 2, c.code]] : []);
       const flow = eventToFlow(event, ctx);
       expect(formatCompact(flow)).toMatch(new RegExp(` ${c.text.replace(/[()]/g, '\\$&')} DROPPED \\(`));
       expect(printJson(flow).flow).toMatchObject({ verdict: 'DROPPED', drop_reason: c.code, drop_reason_desc: c.name, event_type: { type: 1, sub_type: c.code } });
     });
   }
+
+  it('issue-11 a default-deny and a deny-rule drop print their policy verdict first: policy-verdict:none / L3-L4 … DENIED', async () => {
+    endpoint({ ingress: true, egress: false });
+    dp.upsertIpcache('10.217.9.9/32', 555);
+    dp.syncEndpointPolicy(EP_ID, []);
+    const byDefault = await eventOf('to_endpoint', ipv4Packet({ src: '10.217.9.9', dst: EP_IP, protocol: 6, sport: 41006, dport: 80 }));
+    expect([...byDefault.before, byDefault.event].map((e) => formatCompact(eventToFlow(e, ctx)).replace(/^.*?\(ID:300\) /, ''))).toEqual([
+      'policy-verdict:none INGRESS DENIED (TCP Flags: SYN)',
+      'Policy denied DROPPED (TCP Flags: SYN)',
+    ]);
+    endpoint({ ingress: false, egress: true });
+    dp.syncEndpointPolicy(EP_ID, [entry(true, 555, 6, 80, { deny: true })]);
+    const byRule = await eventOf('from_endpoint', ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 6, sport: 41007, dport: 80 }));
+    const lines = [...byRule.before, byRule.event].map((e) => formatCompact(eventToFlow(e, ctx)));
+    expect(lines.map((l) => l.replace(/^.*?\(ID:555\) /, ''))).toEqual([
+      'policy-verdict:L3-L4 EGRESS DENIED (TCP Flags: SYN)',
+      'Policy denied by denylist DROPPED (TCP Flags: SYN)',
+    ]);
+    expect(eventToFlow(byRule.before[0]!, ctx)).toMatchObject({ verdict: 'DROPPED', event_type: { type: 5 }, drop_reason_desc: 'POLICY_DENY', policy_match_type: 2 });
+  });
 
   it('an allowed new connection is a Cilium policy-verdict event (type 5), printed as ALLOWED', async () => {
     endpoint({ ingress: false, egress: true });

@@ -65,6 +65,19 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
       `/v1/flows?last=50`,
     );
     expect(drops.some((f) => f.verdict === 'DROPPED' && f.drop_reason_desc === 'POLICY_DENIED' && f.source.pod_name === `${P}-xw`)).toBe(true);
+
+    // issue-11: as `hubble observe --pod deathstar --verdict DROPPED` in the reference, each denied
+    // SYN is its policy verdict (default deny: match none) and then its drop, the same packet.
+    const dropped = node.cli(['observe', '--pod', `${P}-ds`, '--verdict', 'DROPPED', '--last', '100']);
+    expect(dropped.status).toBe(0);
+    const lines = dropped.stdout.trim().split('\n');
+    const pair = /^(\w{3} [ \d]\d [\d:.]+: \S+\/sw-xw:\d+ \(ID:\d+\) <> \S+\/sw-ds:80 \(ID:\d+\)) policy-verdict:none INGRESS DENIED \(TCP Flags: SYN\)$/;
+    const at = lines.findIndex((l) => pair.test(l));
+    expect(at, dropped.stdout).toBeGreaterThanOrEqual(0);
+    expect(lines[at + 1]).toBe(`${pair.exec(lines[at]!)![1]} Policy denied DROPPED (TCP Flags: SYN)`);
+    const verdicts = node.cli(['observe', '--pod', `${P}-ds`, '--type', 'policy-verdict', '--verdict', 'DROPPED', '--last', '100']).stdout.trim().split('\n');
+    expect(verdicts.length).toBeGreaterThan(0);
+    expect(verdicts.every((l) => l.endsWith(' policy-verdict:none INGRESS DENIED (TCP Flags: SYN)')), verdicts.join('\n')).toBe(true);
   });
 
   it('L7 rule1: POST lands, PUT /v1/exhaust-port gets 403 Access denied and never reaches deathstar, xwing still dropped', async () => {
@@ -163,6 +176,9 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
       '/v1/flows?last=30',
     );
     expect(flows.some((f) => f.source.pod_name === `${P}-xw` && f.drop_reason_desc === 'POLICY_DENY' && f.traffic_direction === 'EGRESS')).toBe(true);
+    // issue-11: the deny rule's verdict names its match (the service's backends on port 80: L3-L4).
+    const denials = node.cli(['observe', '--pod', `${P}-xw`, '--verdict', 'DROPPED', '--last', '30']).stdout;
+    expect(denials).toMatch(/\/sw-xw:\d+ \(ID:\d+\) <> \S+:80 \(ID:\d+\) policy-verdict:L3-L4 EGRESS DENIED \(TCP Flags: SYN\)\n.*\/sw-xw:\d+ \(ID:\d+\) <> \S+:80 \(ID:\d+\) Policy denied by denylist DROPPED \(TCP Flags: SYN\)/);
     const trace = node.cli(['policy', 'trace', '--src', 'org=alliance,class=xwing', '--dst', 'org=empire,class=deathstar', '--dport', '80', '-o', 'json']);
     expect(trace.status).toBe(1);
     expect(JSON.parse(trace.stdout)).toMatchObject({ verdict: 'denied', dropReason: 'POLICY_DENY' });

@@ -1,7 +1,8 @@
 /**
  * membrane_events (bpf/lib/events.h): ring buffer of drop and policy-verdict events. `type` is a
  * Cilium monitor message type, `verdict` a Hubble verdict number and `reason` a drop reason: all
- * three are read with the tables of src/codes.
+ * three are read with the tables of src/codes. A policy-verdict event carries the entry's match
+ * type (`policy_match_type`); a denied packet gives a DROPPED policy verdict, then its drop.
  */
 import { defineStruct } from '../layout.js';
 
@@ -26,7 +27,8 @@ export const flowEvent = defineStruct('flow_event', {
   protocol: 'u8',
   tcp_flags: 'u8',
   icmp_type: 'u8',
-  reserved_0: 'u8',
+  /** Cilium's POLICY_MATCH_* (0 none … 4 all) of a policy verdict; 0 on drops. */
+  match_type: 'u8',
   reserved_1: 'u32',
 });
 

@@ -19,6 +19,8 @@ import {
   dropReasons,
   EVENT_TYPE,
   eventTypes,
+  POLICY_MATCH_TYPE_NAMES,
+  policyMatchTypes,
   VERDICT,
   VERDICTS,
   verdictOfCode,
@@ -53,6 +55,7 @@ const dropHeader = defines(read('lib/drop_reasons.h'), 'DROP_');
 const eventsHeader = read('lib/events.h');
 const notifyHeader = defines(eventsHeader, 'CILIUM_NOTIFY_');
 const verdictHeader = defines(eventsHeader, 'VERDICT_');
+const matchHeader = defines(read('lib/policy.h'), 'POLICY_MATCH_');
 const cNumber = (pairs: [string, number][], name: string): number => {
   const hit = pairs.find(([n]) => n === name);
   if (!hit) throw new Error(`${name} is not defined`);
@@ -102,7 +105,7 @@ function kernelEvent(fields: Partial<FlowEvent>): FlowEvent {
     protocol: 6,
     tcp_flags: 0x02,
     icmp_type: 0,
-    reserved_0: 0,
+    match_type: 0,
     reserved_1: 0,
     ...fields,
   });
@@ -141,6 +144,16 @@ describe('issue-7 one table of codes: the C headers agree with src/codes by name
     expect([...usedIdentifiers('VERDICT_')].filter((n) => !definedVerdict.has(n))).toEqual([]);
   });
 
+  it('issue-11 policy match types in bpf/lib/policy.h are Cilium\'s POLICY_MATCH_* with the names Hubble prints', () => {
+    // Cilium bpf/lib/policy.h enum and pkg/monitor/api/types.go PolicyMatchType.String().
+    const cilium = { POLICY_MATCH_NONE: [0, 'none'], POLICY_MATCH_L3_ONLY: [1, 'L3-Only'], POLICY_MATCH_L3_L4: [2, 'L3-L4'], POLICY_MATCH_L4_ONLY: [3, 'L4-Only'], POLICY_MATCH_ALL: [4, 'all'] };
+    expect(matchHeader.map(([n, code]) => [n, code])).toEqual(Object.entries(cilium).map(([n, [code]]) => [n, code]));
+    expect(policyMatchTypes().map((r) => [r.cName, [r.code, r.name]])).toEqual(Object.entries(cilium));
+    for (const [, code] of matchHeader) expect(POLICY_MATCH_TYPE_NAMES[code]).toBe(cilium[policyMatchTypes()[code]!.cName as keyof typeof cilium][1]);
+    const used = [...usedIdentifiers('POLICY_MATCH_')];
+    expect(used.filter((n) => !matchHeader.some(([d]) => d === n))).toEqual([]);
+  });
+
   it('the header defines exactly the reasons whose Cilium facts this test knows', () => {
     expect(dropHeader.map(([n]) => n).sort()).toEqual(Object.keys(CILIUM).sort());
     for (const [name, code] of dropHeader) expect([name, code]).toEqual([name, CILIUM[name]!.code]);
@@ -171,12 +184,23 @@ describe('issue-7 one table of codes: every drop the programs can emit reaches `
 
   it('a redirected and a forwarded connection are Cilium policy-verdict events (type 5), not drops', () => {
     const pv = cNumber(notifyHeader, 'CILIUM_NOTIFY_POLICY_VERDICT');
-    const redirected = eventToFlow(kernelEvent({ type: pv, verdict: cNumber(verdictHeader, 'VERDICT_REDIRECTED'), proxy_port: 15001 }), ctx);
+    const redirected = eventToFlow(kernelEvent({ type: pv, verdict: cNumber(verdictHeader, 'VERDICT_REDIRECTED'), proxy_port: 15001, match_type: cNumber(matchHeader, 'POLICY_MATCH_L3_L4') }), ctx);
     expect(redirected).toMatchObject({ verdict: 'REDIRECTED', event_type: { type: 5 }, proxy_port: 15001 });
     expect(formatCompact(redirected)).toContain(' policy-verdict:L3-L4 INGRESS ALLOWED (TCP Flags: SYN)');
     const forwarded = eventToFlow(kernelEvent({ type: pv, verdict: cNumber(verdictHeader, 'VERDICT_FORWARDED') }), ctx);
     expect(forwarded).toMatchObject({ verdict: 'FORWARDED', event_type: { type: 5 } });
     expect(forwarded.drop_reason_desc).toBeUndefined();
+  });
+
+  it('issue-11 a denied packet\'s policy verdict (type 5, DROPPED) prints DENIED with its match type and keeps its drop reason', () => {
+    const pv = cNumber(notifyHeader, 'CILIUM_NOTIFY_POLICY_VERDICT');
+    const dropped = cNumber(verdictHeader, 'VERDICT_DROPPED');
+    const byDefault = eventToFlow(kernelEvent({ type: pv, verdict: dropped, reason: cNumber(dropHeader, 'DROP_POLICY'), match_type: cNumber(matchHeader, 'POLICY_MATCH_NONE') }), ctx);
+    expect(byDefault).toMatchObject({ verdict: 'DROPPED', event_type: { type: 5 }, drop_reason: 133, drop_reason_desc: 'POLICY_DENIED', policy_match_type: 0 });
+    expect(formatCompact(byDefault)).toContain(' <> 10.77.1.2:80 (ID:256) policy-verdict:none INGRESS DENIED (TCP Flags: SYN)');
+    const byRule = eventToFlow(kernelEvent({ type: pv, verdict: dropped, direction: 2, reason: cNumber(dropHeader, 'DROP_POLICY_DENY'), match_type: cNumber(matchHeader, 'POLICY_MATCH_L3_ONLY') }), ctx);
+    expect(byRule).toMatchObject({ drop_reason: 181, drop_reason_desc: 'POLICY_DENY', policy_match_type: 1 });
+    expect(formatCompact(byRule)).toContain(' policy-verdict:L3-Only EGRESS DENIED (TCP Flags: SYN)');
   });
 });
 
