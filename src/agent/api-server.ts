@@ -14,12 +14,23 @@ import type { Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import { errorToWire, isMembraneError, membraneError, type ErrorCode, type MembraneError } from '../errors/index.js';
 import type { Flow } from '../observe/index.js';
+import { bindingPath, claimSocketPath, publishSocket, removeOwnSocket, type SocketFileId } from '../hubble/index.js';
 import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
 import { validateEndpointSpec } from './endpoints.js';
 import { visibilityStatus } from './visibility.js';
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
 import { POLICY_TYPES, checkContentType, decodeParam, flowFilter, positiveIntParam, readBody, readJson, requestUrl, traceBody } from './api-input.js';
+
+/** A policy taken out of the watched directory: its file, and whether the file went with it. */
+interface RemovedPolicy {
+  readonly kind: string;
+  readonly namespace: string | null;
+  readonly name: string;
+  readonly file: string;
+  /** True when the file held only removed policies and was deleted. */
+  readonly fileRemoved: boolean;
+}
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   MEMBRANE_ERR_POLICY_INVALID: 400,
@@ -54,7 +65,7 @@ export class ApiServer {
   #agent: Agent;
   #log: Logger;
   #server: Server;
-  #path = '';
+  #socketFile: SocketFileId | null = null;
   #routes: { method: string; pattern: RegExp; handler: Handler }[] = [];
 
   constructor(agent: Agent, log: Logger) {
@@ -146,21 +157,29 @@ export class ApiServer {
     this.#routes.push({ method, pattern, handler });
   }
 
+  /**
+   * Serves the API on the unix socket `path` (mode 0600). Errors: MEMBRANE_ERR_API_LISTEN naming
+   * the path when another process answers on it (a second agent), it is not a socket, or it
+   * cannot be bound; a dead socket file left by a crash is replaced.
+   */
   async listen(path: string): Promise<void> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    rmSync(path, { force: true });
+    await claimSocketPath(path, 'MEMBRANE_ERR_API_LISTEN');
+    const bound = bindingPath(path);
+    rmSync(bound, { force: true });
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(path, () => resolve());
+      this.#server.once('error', (err) => reject(membraneError('MEMBRANE_ERR_API_LISTEN', `${path}: ${err.message}`, { cause: err })));
+      this.#server.listen(bound, () => resolve());
     });
-    chmodSync(path, 0o600);
-    this.#path = path;
+    chmodSync(bound, 0o600);
+    this.#socketFile = publishSocket(path, 'MEMBRANE_ERR_API_LISTEN');
   }
 
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    if (this.#path) rmSync(this.#path, { force: true });
+    // Only the socket this agent bound: a second agent's socket at the same path stays.
+    removeOwnSocket(this.#socketFile);
   }
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -280,12 +299,24 @@ export class ApiServer {
       (p) => result.policies.some((q) => q.kind === p.kind && q.namespace === p.namespace && q.name === p.name),
       target,
     );
+    // A file of the same name is overwritten whole: its policies the new text lacks are gone too.
+    const overwritten = (this.#agent.policies.files().get(target)?.policies ?? [])
+      .filter((p) => !result.policies.some((q) => q.kind === p.kind && q.namespace === p.namespace && q.name === p.name))
+      .map((p) => ({ kind: p.kind, namespace: p.namespace ?? null, name: p.name, file: target, fileRemoved: false }));
     writeAtomic(target, text);
     this.#agent.policies.refresh([...replaced.files, target]);
     this.#agent.regenerateNow();
     // The policy revision (what `policy get` shows), read after the files are taken in and
-    // enforced: the watcher's later report of the same files changes nothing.
-    return { file: target, policies: result.policies.map((p) => p.name), revision: this.#agent.policies.revision };
+    // enforced: the watcher's later report of the same files changes nothing. `replaced` names
+    // each policy another file held under an imported name, and `dropped` those the overwritten
+    // file held that the new text does not, so nothing disappears unsaid.
+    return {
+      file: target,
+      policies: result.policies.map((p) => p.name),
+      revision: this.#agent.policies.revision,
+      replaced: replaced.entries,
+      dropped: overwritten,
+    };
   }
 
   /**
@@ -310,9 +341,10 @@ export class ApiServer {
    * Removes the policies `match` picks from the watched directory (skipping `except`): a file
    * holding only such policies goes, a file holding others too keeps those documents.
    */
-  #removePolicies(match: (p: PolicyObject) => boolean, except?: string): { names: string[]; files: string[] } {
+  #removePolicies(match: (p: PolicyObject) => boolean, except?: string): { names: string[]; files: string[]; entries: RemovedPolicy[] } {
     const names: string[] = [];
     const files: string[] = [];
+    const entries: RemovedPolicy[] = [];
     for (const [file, state] of this.#agent.policies.files()) {
       const hit = state.policies.filter(match);
       if (file === except || hit.length === 0) continue;
@@ -324,8 +356,10 @@ export class ApiServer {
       }
       names.push(...hit.map((p) => p.name));
       files.push(file);
+      const fileRemoved = hit.length === state.policies.length;
+      entries.push(...hit.map((p) => ({ kind: p.kind, namespace: p.namespace ?? null, name: p.name, file, fileRemoved })));
     }
-    return { names, files };
+    return { names, files, entries };
   }
 
   async #flows(req: IncomingMessage, url: URL, res: ServerResponse): Promise<unknown> {

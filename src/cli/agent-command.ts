@@ -55,6 +55,9 @@ export interface AgentCommandOptions {
 const IN_NETNS = 'MEMBRANE_AGENT_NETNS';
 
 export async function runAgent(opts: AgentCommandOptions): Promise<void> {
+  // Every flag is checked before anything starts (namespace, datapath, workers, sockets): bad
+  // input is a usage error (exit 2) that leaves nothing behind.
+  const config = agentConfig(opts);
   if (opts.netns && process.env[IN_NETNS] !== opts.netns) {
     // Only the network namespace changes (nsenter --net): /sys/fs/bpf and the state
     // directory stay the host's, unlike `ip netns exec`, which remounts /sys.
@@ -69,7 +72,13 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     process.exitCode = await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
     return;
   }
-  const config: AgentConfig = {
+  await startAgent(config);
+}
+
+/** The agent's configuration from the flags. Errors: MEMBRANE_ERR_CLI_USAGE naming the flag. */
+function agentConfig(opts: AgentCommandOptions): AgentConfig {
+  checkHubbleTls(opts);
+  return {
     ...DEFAULT_AGENT_CONFIG,
     policyDir: opts.policyDir,
     stateDir: opts.stateDir,
@@ -80,7 +89,7 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     tlsProxyPort: Number(opts.tlsProxyPort),
     nodeName: opts.nodeName ?? opts.netns ?? hostname(),
     netns: opts.netns ?? null,
-    flowBuffer: Number(opts.flowBuffer),
+    flowBuffer: wholeNumber('--flow-buffer', opts.flowBuffer, 1, MAX_FLOW_BUFFER, 'flows'),
     ...(opts.hubbleSocketPath ? { hubbleSocketPath: opts.hubbleSocketPath } : {}),
     hubbleListenAddress: opts.hubbleListenAddress ?? null,
     hubbleTlsCertFile: opts.hubbleTlsCertFile ?? null,
@@ -102,8 +111,16 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     prometheusServeAddr: opts.prometheusServeAddr === undefined ? null : (parseServeAddr(opts.prometheusServeAddr), opts.prometheusServeAddr),
     // Checked here too (flag and OTEL_* variables), so a bad value exits 2 before anything starts.
     otlpEndpoint: (tracingConfig(opts.otlpEndpoint ?? null, 'check'), opts.otlpEndpoint ?? null),
-    proxyWorkers: opts.proxyWorkers === undefined ? DEFAULT_AGENT_CONFIG.proxyWorkers : Number(opts.proxyWorkers),
+    proxyWorkers: opts.proxyWorkers === undefined ? DEFAULT_AGENT_CONFIG.proxyWorkers : wholeNumber('--proxy-workers', opts.proxyWorkers, 0, MAX_PROXY_WORKERS, 'worker threads'),
   };
+}
+
+/**
+ * Runs the agent until SIGTERM/SIGINT. A start that fails part way tears down what had started
+ * (workers, sockets, listeners; the pinned datapath stays, as on a normal stop) and rethrows, so
+ * the CLI prints the coded error and exits 1 instead of leaving a half-started agent running.
+ */
+async function startAgent(config: AgentConfig): Promise<void> {
   const agent = new Agent(config);
   let stopping = false;
   const stop = (signal: string): void => {
@@ -120,8 +137,54 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  // Bad input must never take the agent down; anything else is a bug worth dying for loudly.
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    agent.log.error({ err }, 'start failed; stopping what had started');
+    try {
+      await agent.stop();
+    } catch (stopErr) {
+      agent.log.error({ err: stopErr }, 'stop after a failed start failed');
+    }
+    // Whatever a failed start may have left open must not keep the process alive.
+    setTimeout(() => process.exit(1), 2000).unref();
+    throw err;
+  }
+}
+
+/**
+ * Most worker threads `--proxy-workers` takes. Each worker is a thread with its own V8 heap
+ * (tens of MiB) and its own listener per proxy; beyond a few per core they only contend. 64 is
+ * Envoy-scale headroom for large nodes (Envoy's --concurrency defaults to the core count).
+ */
+export const MAX_PROXY_WORKERS = 64;
+
+/** Most flows `--flow-buffer` keeps: the ring is memory (a flow is about 1 KiB), bounded like every buffer. */
+export const MAX_FLOW_BUFFER = 1 << 20;
+
+/** A whole number in [min, max], else a usage error naming the flag and the unit. */
+function wholeNumber(flag: string, raw: string, min: number, max: number, unit: string): number {
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw.trim()) || n < min || n > max) {
+    throw membraneError('MEMBRANE_ERR_CLI_USAGE', `${flag} ${raw}: must be a whole number of ${unit} from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/** Cilium's rule, stricter: a TCP Hubble listener needs its certificate, key and client CAs. */
+function checkHubbleTls(opts: AgentCommandOptions): void {
+  if (!opts.hubbleListenAddress) return;
+  const missing = [
+    opts.hubbleTlsCertFile ? null : '--hubble-tls-cert-file',
+    opts.hubbleTlsKeyFile ? null : '--hubble-tls-key-file',
+    opts.hubbleTlsClientCaFiles?.split(',').some(Boolean) ? null : '--hubble-tls-client-ca-files',
+  ].filter((f): f is string => f !== null);
+  if (missing.length) {
+    throw membraneError(
+      'MEMBRANE_ERR_CLI_USAGE',
+      `--hubble-listen-address ${opts.hubbleListenAddress} requires ${missing.join(', ')} (clients of the TCP listener must present a certificate; the unix socket needs none)`,
+    );
+  }
 }
 
 /** `--access-log-rotate-interval`: minutes ≥ 0 (fractions allowed), else a usage error (exit 2). */

@@ -4,6 +4,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { labDown, labExec, labUp, parseLabSpec, readLabState, type EndpointRegistrar } from '../lab/index.js';
 import { AgentClient } from './client.js';
 import { checkLabVisibility } from './lab-visibility.js';
+import { readInputFile } from './input-file.js';
 
 export function registrarFor(client: AgentClient): EndpointRegistrar {
   return {
@@ -23,7 +24,7 @@ export function registrarFor(client: AgentClient): EndpointRegistrar {
 }
 
 export async function labUpCommand(file: string, socket: string): Promise<void> {
-  const spec = parseLabSpec(readFileSync(file, 'utf8'), file);
+  const spec = parseLabSpec(readInputFile(file, 'MEMBRANE_ERR_LAB_SPEC'), file);
   checkLabVisibility(spec, file);
   const client = new AgentClient(socket);
   try {

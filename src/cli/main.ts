@@ -11,7 +11,7 @@ import { isMembraneError, membraneError } from '../errors/index.js';
 import { formatProblem, formatWarning } from '../policy/index.js';
 import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
 import { withAgent } from './client.js';
-import { observeFlows, observeWindow, type WindowFlags } from './observe-command.js';
+import { clientTls, observeFlows, observeWindow, type TlsFlags, type WindowFlags } from './observe-command.js';
 import { removeNodeNetwork, removePins, run } from '../datapath/index.js';
 import { renderTable } from './table.js';
 import { importPolicyFile, loadPolicyFiles, validationJson } from './policy-files.js';
@@ -20,6 +20,15 @@ import { labCommands } from './lab-command.js';
 import { runDemo } from './demo.js';
 import { registerTraceCommand } from './trace-command.js';
 import { registerFqdnCommand } from './fqdn-command.js';
+
+// A reader that went away (`membrane policy get | head -1`) ends the command quietly, as it ends
+// cilium and kubectl: Go dies of SIGPIPE on a write to a closed stdout, status 141 (128 + 13) in
+// the shell. Node ignores SIGPIPE, so the status is given by hand.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(141);
+  process.stderr.write(`Error: cannot write to standard output: ${err.message} [MEMBRANE_ERR_UNEXPECTED]\n`);
+  process.exit(1);
+});
 
 const program = new Command('membrane')
   .description('Sidecar-less service mesh data plane: CiliumNetworkPolicy in eBPF plus a per-node L7 proxy')
@@ -36,9 +45,12 @@ function booleanFlag(value: string): boolean {
   throw new InvalidArgumentError('expected true or false');
 }
 
-function nonNegativeInt(value: string): string {
-  if (!/^[0-9]{1,9}$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds');
-  return value;
+/** A whole number ≥ 0 of `unit` (the message names the unit: seconds, ms, IPs, worker threads). */
+function nonNegativeInt(unit: string): (value: string) => string {
+  return (value) => {
+    if (!/^[0-9]{1,9}$/.test(value)) throw new InvalidArgumentError(`expected a whole number of ${unit} (0 or more)`);
+    return value;
+  };
 }
 
 program
@@ -63,20 +75,20 @@ program
   .option('--hubble-tls-cert-file <file>', 'certificate of the TCP Hubble listener (Cilium)')
   .option('--hubble-tls-key-file <file>', 'private key of the TCP Hubble listener (Cilium)')
   .option('--hubble-tls-client-ca-files <files>', 'comma-separated CA files a client certificate of the TCP Hubble listener must chain to; required with --hubble-listen-address (Cilium)')
-  .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt, '3600')
+  .option('--http-request-timeout <seconds>', 'time after which a forwarded HTTP request is considered failed unless completed; 0 for unlimited (Cilium)', nonNegativeInt('seconds'), '3600')
   .option('--http-normalize-path [bool]', 'normalise HTTP paths (RFC 3986, merged slashes, redirect for escaped slashes) before policy; false only with caution (Cilium)', booleanFlag, true)
   .addOption(
     new Option('--tofqdns-dns-reject-response-code <code>', 'answer to a DNS query policy denies (Cilium)').choices(['refused', 'nameError']).default('refused'),
   )
-  .option('--tofqdns-min-ttl <seconds>', 'minimum TTL of a learned DNS name (Cilium)', nonNegativeInt, '0')
-  .option('--tofqdns-endpoint-max-ip-per-hostname <n>', 'IPs kept per name and endpoint (Cilium)', nonNegativeInt, '1000')
+  .option('--tofqdns-min-ttl <seconds>', 'minimum TTL of a learned DNS name (Cilium)', nonNegativeInt('seconds'), '0')
+  .option('--tofqdns-endpoint-max-ip-per-hostname <n>', 'IPs kept per name and endpoint (Cilium)', nonNegativeInt('IPs'), '1000')
   .option('--otlp-endpoint <URL>', 'trace HTTP proxy requests to this OpenTelemetry collector (OTLP/HTTP base URL, e.g. http://127.0.0.1:4318); the OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER* variables work too. Default: off')
   .option('--prometheus-serve-addr <IP:Port>', 'serve Prometheus metrics at /metrics on this address; :Port for every interface (Cilium; its port is 9962). Default: off')
-  .option('--tofqdns-proxy-response-max-delay <ms>', 'longest a DNS answer waits for its IPs to reach the datapath, ms (Cilium: 100ms)', nonNegativeInt, '100')
+  .option('--tofqdns-proxy-response-max-delay <ms>', 'longest a DNS answer waits for its IPs to reach the datapath, ms (Cilium: 100ms)', nonNegativeInt('milliseconds'), '100')
   .option(
     '--proxy-workers <n>',
-    'worker threads running the HTTP/TLS/DNS proxies (one SO_REUSEPORT listener each); 0 = on the agent\'s own event loop (default: CPUs, at most 8, as Envoy\'s --concurrency)',
-    nonNegativeInt,
+    'worker threads running the HTTP/TLS/DNS proxies (one SO_REUSEPORT listener each); 0 = on the agent\'s own event loop (default: CPUs, at most 8, as Envoy\'s --concurrency; at most 64)',
+    nonNegativeInt('worker threads'),
   )
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => runAgent({ ...opts, apiSocket: socket() }));
@@ -113,6 +125,12 @@ policy
   .action(async (file: string) => {
     const r = await withAgent(socket(), (c) => importPolicyFile(c, file));
     process.stdout.write(`Imported ${r.policies.join(', ')} (${r.file}), revision ${r.revision}\n`);
+    // Same kind, namespace and name as a policy of another file: replaced (as kubectl apply); say so.
+    const ref = (p: { kind: string; namespace: string | null; name: string }): string => `${p.kind} ${p.namespace ? `${p.namespace}/` : ''}${p.name}`;
+    for (const p of r.replaced ?? []) {
+      process.stdout.write(`Replaced ${ref(p)} from ${p.file}${p.fileRemoved ? ' (file removed: it held no other policy)' : ' (removed from that file)'}\n`);
+    }
+    for (const p of r.dropped ?? []) process.stdout.write(`Removed ${ref(p)}: ${p.file} was overwritten by a file without it\n`);
   });
 policy
   .command('get')
@@ -180,12 +198,18 @@ program
   .option('--until <time>', 'flows until this time, as --since (hubble)')
   .option('-f, --follow', 'keep printing new flows')
   .option('--server <address>', 'Hubble observer API of the agent: unix:///path or host:port (default: hubble.sock beside --api-socket)')
+  .option('--tls', 'connect to --server with TLS (hubble); the agent\'s --hubble-listen-address requires it and a client certificate')
+  .option('--tls-ca-cert-files <files...>', 'CA certificates the server\'s must chain to (hubble; default: the system\'s)')
+  .option('--tls-client-cert-file <file>', 'client certificate for mutual TLS (hubble)')
+  .option('--tls-client-key-file <file>', 'key of --tls-client-cert-file (hubble)')
+  .option('--tls-server-name <name>', 'name the server certificate must carry, when not the --server host (hubble)')
   .addOption(new Option('-o, --output <mode>', 'output').choices(['compact', 'json', 'dict']).default('compact'))
   .allowUnknownOption(true)
   .allowExcessArguments(true)
   .helpOption('-h, --help', `filters (as hubble): ${Object.keys(FILTER_FLAGS).map((f) => `--${f}`).join(' ')}`)
-  .action(async (opts: WindowFlags & { output: string; server?: string }, cmd: Command) => {
+  .action(async (opts: WindowFlags & TlsFlags & { output: string; server?: string }, cmd: Command) => {
     const filters = filtersFromFlags(filterArgs(cmd.args));
+    const tls = clientTls(opts);
     const mode = isOutputMode(opts.output) ? opts.output : 'compact';
     const printer = new FlowPrinter(output(mode), withWriter(process.stdout));
     await observeFlows(opts.server, socket(), {
@@ -193,7 +217,7 @@ program
       follow: opts.follow ?? false,
       filters,
       print: (f) => printer.write(f),
-    });
+    }, tls);
   });
 
 program

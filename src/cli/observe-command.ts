@@ -6,6 +6,8 @@
 import { dirname, join } from 'node:path';
 import { membraneError } from '../errors/index.js';
 import type { FilterSet, Flow } from '../observe/index.js';
+import type { ClientTls } from '../hubble/index.js';
+import { readInputFile } from './input-file.js';
 
 export const MAX_LAST = 1_000_000;
 
@@ -82,10 +84,10 @@ export interface ObserveRequest {
  * hubble's `--server`; by default the agent's hubble.sock beside its API socket.
  * Errors: the agent's (e.g. MEMBRANE_ERR_OBSERVE_FILTER), or MEMBRANE_ERR_AGENT_UNREACHABLE.
  */
-export async function observeFlows(server: string | undefined, apiSocket: string, req: ObserveRequest): Promise<void> {
+export async function observeFlows(server: string | undefined, apiSocket: string, req: ObserveRequest, tls: ClientTls | null = null): Promise<void> {
   // gRPC is loaded only by the command that needs it: every other command starts faster.
   const { ObserverClient, HUBBLE_SOCKET_NAME } = await import('../hubble/index.js');
-  const client = new ObserverClient(server ?? `unix://${join(dirname(apiSocket), HUBBLE_SOCKET_NAME)}`);
+  const client = new ObserverClient(server ?? `unix://${join(dirname(apiSocket), HUBBLE_SOCKET_NAME)}`, tls);
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   if (req.follow) process.once('SIGINT', onSigint);
@@ -105,4 +107,42 @@ export async function observeFlows(server: string | undefined, apiSocket: string
     process.off('SIGINT', onSigint);
     client.close();
   }
+}
+
+/** The hubble CLI's TLS flags (cilium/hubble cmd/common/config/flags.go), as commander gives them. */
+export interface TlsFlags {
+  tls?: boolean;
+  tlsCaCertFiles?: string[];
+  tlsClientCertFile?: string;
+  tlsClientKeyFile?: string;
+  tlsServerName?: string;
+}
+
+/**
+ * TLS for `--server` from the flags; null without `--tls`. The agent's TCP listener needs a client
+ * certificate (mutual TLS). Errors: MEMBRANE_ERR_CLI_USAGE for a `--tls-*` flag without `--tls`,
+ * a certificate without its key (or the reverse), or a file that cannot be read (named).
+ */
+export function clientTls(f: TlsFlags): ClientTls | null {
+  const given = [
+    f.tlsCaCertFiles?.length ? '--tls-ca-cert-files' : null,
+    f.tlsClientCertFile ? '--tls-client-cert-file' : null,
+    f.tlsClientKeyFile ? '--tls-client-key-file' : null,
+    f.tlsServerName ? '--tls-server-name' : null,
+  ].filter((x): x is string => x !== null);
+  if (!f.tls) {
+    if (given.length) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `${given.join(', ')} given without --tls`);
+    return null;
+  }
+  if (!f.tlsClientCertFile !== !f.tlsClientKeyFile) {
+    throw membraneError('MEMBRANE_ERR_CLI_USAGE', '--tls-client-cert-file and --tls-client-key-file go together (mutual TLS needs both)');
+  }
+  const read = (file: string): Buffer => Buffer.from(readInputFile(file, 'MEMBRANE_ERR_CLI_USAGE'), 'utf8');
+  const cas = (f.tlsCaCertFiles ?? []).flatMap((x) => x.split(',')).filter(Boolean);
+  return {
+    ca: cas.length ? Buffer.concat(cas.map(read)) : null,
+    cert: f.tlsClientCertFile ? read(f.tlsClientCertFile) : null,
+    key: f.tlsClientKeyFile ? read(f.tlsClientKeyFile) : null,
+    serverName: f.tlsServerName ?? null,
+  };
 }

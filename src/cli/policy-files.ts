@@ -2,6 +2,7 @@
 import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { AgentClient } from './client.js';
+import { readInputFile } from './input-file.js';
 import { validatePolicyText, type DocumentResult, type PolicyObject, type PolicyProblem } from '../policy/index.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
@@ -108,7 +109,24 @@ export function validationJson(reports: readonly FileReport[]): JsonDocument[] {
   });
 }
 
-/** `policy import`: the agent validates the file and writes it into its watched directory. */
-export function importPolicyFile(client: AgentClient, file: string): Promise<{ file: string; policies: string[]; revision: number }> {
-  return client.request('PUT', `/v1/policy?file=${encodeURIComponent(basename(file))}`, readFileSync(file, 'utf8'));
+export interface ImportedPolicy {
+  readonly kind: string;
+  readonly namespace: string | null;
+  readonly name: string;
+  /** The file it was in. */
+  readonly file: string;
+  /** The file held nothing else and was deleted. */
+  readonly fileRemoved: boolean;
+}
+
+/**
+ * `policy import`: the agent validates the file and writes it into its watched directory. The
+ * answer names the policies of other files it replaced and those the overwritten file lost
+ * (absent from an older agent). Errors: MEMBRANE_ERR_POLICY_IO naming an unreadable file.
+ */
+export function importPolicyFile(
+  client: AgentClient,
+  file: string,
+): Promise<{ file: string; policies: string[]; revision: number; replaced?: ImportedPolicy[]; dropped?: ImportedPolicy[] }> {
+  return client.request('PUT', `/v1/policy?file=${encodeURIComponent(basename(file))}`, readInputFile(file, 'MEMBRANE_ERR_POLICY_IO'));
 }

@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   MEMBRANE_ERR_OBSERVE_FILTER: 'invalid flow filter',
   MEMBRANE_ERR_OBSERVE_OUTPUT: 'cannot write flow output',
   MEMBRANE_ERR_HUBBLE_LISTEN: 'the Hubble observer cannot listen',
+  MEMBRANE_ERR_API_LISTEN: 'the agent API cannot listen',
   MEMBRANE_ERR_METRICS_LISTEN: 'the metrics endpoint cannot listen',
   MEMBRANE_ERR_CLI_USAGE: 'invalid command line',
   MEMBRANE_ERR_STATE: 'cannot read or write the state directory',

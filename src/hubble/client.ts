@@ -36,14 +36,32 @@ export function serverTarget(server: string): string {
   return server;
 }
 
+/**
+ * TLS toward a Hubble server, as the hubble CLI's `--tls`, `--tls-ca-cert-files`,
+ * `--tls-client-cert-file`, `--tls-client-key-file`, `--tls-server-name` (cilium/hubble
+ * cmd/common/config/flags.go). PEM contents, not paths (the CLI reads the files).
+ */
+export interface ClientTls {
+  /** CAs the server certificate must chain to; null: the system's roots. */
+  readonly ca: Buffer | null;
+  /** Client certificate and key for mutual TLS (the agent's TCP listener requires them). */
+  readonly cert: Buffer | null;
+  readonly key: Buffer | null;
+  /** Name the server certificate must carry, when it is not the host in `--server`. */
+  readonly serverName: string | null;
+}
+
 export class ObserverClient {
   readonly server: string;
   #client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
-  constructor(server: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+  /** `tls` null: plaintext (the unix socket); else TLS as ClientTls describes. */
+  constructor(server: string, tls: ClientTls | null = null) {
     this.server = server;
     const { Client } = observerPackage();
-    this.#client = new Client(serverTarget(server), credentials) as unknown as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+    const credentials = tls ? grpc.credentials.createSsl(tls.ca, tls.key, tls.cert) : grpc.credentials.createInsecure();
+    const options: grpc.ClientOptions = tls?.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {};
+    this.#client = new Client(serverTarget(server), credentials, options) as unknown as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   }
 
   /**

@@ -13,13 +13,14 @@
  * after `number` flows. A flow is sent when it matches any whitelist filter (or there are none)
  * and no blacklist filter; within a filter every field set must match.
  */
-import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { compileFilters, type FilterFunc, type Flow, type FlowRing } from '../observe/index.js';
 import { filterFromProto, flowToProto, nsToTimestamp, timeToNs, timestampToNs, UnsupportedFilterError, type PbTimestamp } from './convert.js';
 import { observerPackage } from './proto.js';
+import { bindingPath, claimSocketPath, publishSocket, removeOwnSocket, type SocketFileId } from './socket-file.js';
 
 /** The agent's default socket, beside its API socket as Cilium's hubble.sock is beside cilium.sock. */
 export const HUBBLE_SOCKET_NAME = 'hubble.sock';
@@ -81,7 +82,7 @@ export class HubbleServer {
   #log: Log;
   #server: grpc.Server;
   #startedNs = process.hrtime.bigint();
-  #socketPath: string | null = null;
+  #socketFile: SocketFileId | null = null;
   #addresses: string[] = [];
   #tls = false;
 
@@ -106,17 +107,20 @@ export class HubbleServer {
   }
 
   /**
-   * Binds the listeners. Errors: MEMBRANE_ERR_HUBBLE_LISTEN naming the address (in use, TLS files
-   * unreadable, TCP without a certificate, key or client CA).
+   * Binds the listeners. Errors: MEMBRANE_ERR_HUBBLE_LISTEN naming the address (in use, a socket
+   * another agent answers on, TLS files unreadable, TCP without a certificate, key or client CA).
    */
   async listen(opts: HubbleListenOptions): Promise<void> {
     if (opts.socketPath) {
       const path = opts.socketPath;
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      removeStaleSocket(path);
-      await this.#bind(`unix://${path}`, grpc.ServerCredentials.createInsecure());
-      chmodSync(path, 0o600);
-      this.#socketPath = path;
+      await claimSocketPath(path, 'MEMBRANE_ERR_HUBBLE_LISTEN');
+      const bound = bindingPath(path);
+      rmSync(bound, { force: true });
+      await this.#bind(`unix://${bound}`, grpc.ServerCredentials.createInsecure());
+      chmodSync(bound, 0o600);
+      this.#socketFile = publishSocket(path, 'MEMBRANE_ERR_HUBBLE_LISTEN');
+      this.#addresses[this.#addresses.length - 1] = `unix://${path}`;
     }
     if (opts.listenAddress) {
       const cas = opts.tlsClientCaFiles ?? [];
@@ -149,7 +153,7 @@ export class HubbleServer {
   async close(): Promise<void> {
     // Followers never end by themselves: cancel them rather than wait.
     this.#server.forceShutdown();
-    if (this.#socketPath) rmSync(this.#socketPath, { force: true });
+    removeOwnSocket(this.#socketFile);
   }
 
   #status(): Obj {
@@ -278,16 +282,4 @@ export class HubbleServer {
     call.on('close', stop);
     call.on('error', stop);
   }
-}
-
-/** Removes a socket left by a previous run; anything else at the path is not ours to delete. */
-function removeStaleSocket(path: string): void {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw membraneError('MEMBRANE_ERR_HUBBLE_LISTEN', `${path} exists and is not a socket`);
-  rmSync(path, { force: true });
 }

@@ -66,8 +66,51 @@ export interface WorkerStatus {
   readonly state: 'starting' | 'ready' | 'restarting' | 'stopped';
   /** Times this slot's worker died and was started again. */
   readonly restarts: number;
-  /** Counters as of the last report (a dead worker's die with it; `restarts` says so). */
+  /** Counters as of the last report of the worker running now. */
   readonly counters: WorkerCounters | null;
+  /**
+   * What this slot's earlier, dead workers had counted at their last report (levels such as open
+   * connections are 0: they died with them), so totals never go down when a worker is restarted.
+   */
+  readonly retired: RetiredCounters | null;
+}
+
+/** The summed sections of WorkerCounters that `totals` reports. */
+type Totals = {
+  http: ProxyStats | null;
+  tls: TlsPassthroughStats | null;
+  dns: DnsProxyStats | null;
+  otlp: NonNullable<WorkerCounters['otlp']> | null;
+};
+export type RetiredCounters = Totals;
+
+/** Fields that are levels (open now), not counts: a dead worker contributes none of them. */
+const LEVELS: Readonly<Record<keyof Totals, readonly string[]>> = {
+  http: ['connections', 'upstreamPools'],
+  tls: ['active'],
+  dns: ['inflight', 'tcpConnections'],
+  otlp: [],
+};
+
+/** Adds the numeric fields of each section (a missing section counts as none). */
+function addSections(parts: readonly Totals[], levelsToo: boolean): Totals {
+  const sum = <K extends keyof Totals>(key: K): Totals[K] => {
+    const all = parts.flatMap((p) => (p[key] ? [p[key] as object] : []));
+    if (all.length === 0) return null;
+    const out: Record<string, number> = {};
+    for (const c of all) {
+      for (const [k, v] of Object.entries(c)) {
+        if (typeof v !== 'number') continue;
+        out[k] = (out[k] ?? 0) + (levelsToo || !LEVELS[key].includes(k) ? v : 0);
+      }
+    }
+    return out as unknown as Totals[K];
+  };
+  return { http: sum('http'), tls: sum('tls'), dns: sum('dns'), otlp: sum('otlp') };
+}
+
+function sectionsOf(c: WorkerCounters): Totals {
+  return { http: c.http, tls: c.tls, dns: c.dns, otlp: c.otlp ?? null };
 }
 
 interface Slot {
@@ -78,6 +121,8 @@ interface Slot {
   /** Consecutive deaths before becoming ready: the restart back-off. */
   failures: number;
   counters: WorkerCounters | null;
+  /** Counts of this slot's dead workers (WorkerStatus.retired). */
+  retired: Totals | null;
   ready: Promise<void>;
   statsWaiters: Map<number, () => void>;
 }
@@ -148,7 +193,7 @@ export class ProxyWorkerPool {
     if (this.#slots.length > 0) return;
     this.#spawnedAt = performance.now();
     for (let i = 0; i < this.#o.workers; i++) {
-      this.#slots.push({ index: i, worker: null, state: 'starting', restarts: 0, failures: 0, counters: null, ready: Promise.resolve(), statsWaiters: new Map() });
+      this.#slots.push({ index: i, worker: null, state: 'starting', restarts: 0, failures: 0, counters: null, retired: null, ready: Promise.resolve(), statsWaiters: new Map() });
     }
     const [first, ...rest] = this.#slots;
     this.#spawn(first!);
@@ -210,27 +255,16 @@ export class ProxyWorkerPool {
   /** Per-worker state and counters, fresh (each worker asked, ≤ 500 ms). */
   async status(): Promise<WorkerStatus[]> {
     await Promise.all(this.#slots.map((s) => this.#askStats(s)));
-    return this.#slots.map((s) => ({ index: s.index, threadId: s.worker?.threadId ?? null, state: s.state, restarts: s.restarts, counters: s.counters }));
+    return this.#slots.map((s) => ({ index: s.index, threadId: s.worker?.threadId ?? null, state: s.state, restarts: s.restarts, counters: s.counters, retired: s.retired }));
   }
 
-  /** Every worker's HTTP, TLS and DNS counters summed: the in-process proxy's `status` shape. */
-  static totals(workers: readonly WorkerStatus[]): {
-    http: ProxyStats | null;
-    tls: TlsPassthroughStats | null;
-    dns: DnsProxyStats | null;
-    otlp: NonNullable<WorkerCounters['otlp']> | null;
-  } {
-    const sum = <T extends object>(pick: (c: WorkerCounters) => T | null | undefined): T | null => {
-      const all = workers.flatMap((w) => {
-        const picked = w.counters ? pick(w.counters) : null;
-        return picked ? [picked] : [];
-      });
-      if (all.length === 0) return null;
-      const out: Record<string, number> = {};
-      for (const c of all) for (const [k, v] of Object.entries(c)) if (typeof v === 'number') out[k] = (out[k] ?? 0) + v;
-      return out as T;
-    };
-    return { http: sum((c) => c.http), tls: sum((c) => c.tls), dns: sum((c) => c.dns), otlp: sum((c) => c.otlp) };
+  /**
+   * Every worker's HTTP, TLS and DNS counters summed, dead workers' last reports included (counts
+   * made after a worker's last report die with it): the in-process proxy's `status` shape.
+   */
+  static totals(workers: readonly WorkerStatus[]): Totals {
+    const parts = workers.flatMap((w) => [...(w.counters ? [sectionsOf(w.counters)] : []), ...(w.retired ? [w.retired] : [])]);
+    return addSections(parts, true);
   }
 
   /**
@@ -278,6 +312,10 @@ export class ProxyWorkerPool {
     w.on('exit', (code) => {
       if (slot.worker !== w) return;
       slot.worker = null;
+      if (slot.counters) {
+        slot.retired = addSections([...(slot.retired ? [slot.retired] : []), sectionsOf(slot.counters)], false);
+        slot.counters = null;
+      }
       for (const done of slot.statsWaiters.values()) done();
       slot.statsWaiters.clear();
       if (this.#stopping) {
