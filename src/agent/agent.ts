@@ -431,8 +431,8 @@ export class Agent {
       endpoints: () => this.endpoints.list(),
       identities: () => this.#regenerator?.identities() ?? [],
       flowEndpoint: (ip, identity) => flowEndpoint(ip, identity, ctx),
-      // Kept as JSON text until read (FlowRing.pushJsonLines).
-      onFlows: (jsonLines) => this.flows.pushJsonLines(jsonLines),
+      // Kept as JSON text until read (FlowRing.pushJsonArray).
+      onFlows: (json, count) => this.flows.pushJsonArray(json, count),
       onLines: writeLines,
       onAnswer: (a) => this.#fqdn!.onAnswer(a),
       log: this.log.child({ component: 'proxy-workers' }),

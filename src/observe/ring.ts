@@ -2,11 +2,11 @@
  * A bounded ring of the most recent flows (Hubble's ring buffer): producers push, `observe` reads
  * the last N and, with `--follow`, subscribes to new ones. Oldest flows are overwritten.
  *
- * Flows from the proxy workers arrive as JSON text (`pushJsonLines`) and are kept as that text
- * until something reads them: with no subscriber, a flow costs the agent one string slice, not an
- * object graph (issue 9: the per-request flow cost on the agent's main thread was mostly GC). A
- * kept text is parsed once, when `last`/`first` reach it or a subscriber is there at push time,
- * and the parsed flow replaces it in its slot.
+ * Flows from the proxy workers arrive as a batch's JSON text (`pushJsonArray`) and are kept as
+ * that text until something reads them: with no subscriber, a flow costs the agent one small
+ * reference, not an object graph (issue 9: the per-request flow cost on the agent's main thread
+ * was mostly GC). A batch is parsed once, when `last`/`first` first reach one of its flows or a
+ * subscriber is there at push time, and each parsed flow replaces its reference in its slot.
  */
 
 import type { Flow } from './flow.js';
@@ -23,6 +23,22 @@ export interface FlowRingOptions {
 
 export const DEFAULT_RING_CAPACITY = 4096;
 
+/** A batch of flows as JSON text, parsed once when one of them is first read. */
+interface JsonBatch {
+  readonly text: string;
+  flows: Flow[] | null;
+}
+
+/** Flow `index` of `batch`. */
+class JsonRef {
+  readonly batch: JsonBatch;
+  readonly index: number;
+  constructor(batch: JsonBatch, index: number) {
+    this.batch = batch;
+    this.index = index;
+  }
+}
+
 interface Subscription {
   readonly listener: FlowListener;
   readonly filter: FlowPredicate | undefined;
@@ -31,8 +47,8 @@ interface Subscription {
 
 export class FlowRing {
   readonly capacity: number;
-  /** A flow, or the JSON text of one not yet parsed. */
-  #buf: Array<Flow | string | undefined>;
+  /** A flow, or where it is in a batch's JSON text not yet parsed. */
+  #buf: Array<Flow | JsonRef | undefined>;
   #next = 0; // slot the next push writes
   #size = 0;
   #seen = 0;
@@ -44,7 +60,7 @@ export class FlowRing {
     const capacity = opts.capacity ?? DEFAULT_RING_CAPACITY;
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`FlowRing capacity must be a positive integer, got ${capacity}`);
     this.capacity = capacity;
-    this.#buf = new Array<Flow | string | undefined>(capacity);
+    this.#buf = new Array<Flow | JsonRef | undefined>(capacity);
     this.#onListenerError = opts.onListenerError;
   }
 
@@ -64,46 +80,34 @@ export class FlowRing {
   }
 
   /**
-   * Pushes flows given as JSON text, one per line, each line ending in `\n` (what
-   * `JSON.stringify(flow) + '\n'` gives, concatenated); returns how many. The texts are trusted
-   * to be flows (the proxy workers serialise them); they are parsed only when read, or now when
-   * the ring has subscribers.
+   * Pushes `count` flows given as one JSON array (`JSON.stringify(flows)`; '' or 0 pushes none).
+   * The text is trusted to hold `count` flows (the proxy workers serialise them); it is parsed
+   * once, when a reader first reaches one of its flows, or now when the ring has subscribers.
    */
-  pushJsonLines(text: string): number {
-    let n = 0;
-    let start = 0;
-    const listening = this.#listeners.length > 0;
-    while (start < text.length) {
-      let end = text.indexOf('\n', start);
-      if (end < 0) end = text.length;
-      if (end > start) {
-        const json = text.slice(start, end);
-        if (listening) {
-          const flow = JSON.parse(json) as Flow;
-          this.#store(flow);
-          this.#notify(flow);
-        } else {
-          this.#store(json);
-        }
-        n++;
-      }
-      start = end + 1;
+  pushJsonArray(text: string, count: number): void {
+    if (count <= 0 || text === '') return;
+    if (this.#listeners.length > 0) {
+      for (const flow of JSON.parse(text) as Flow[]) this.push(flow);
+      return;
     }
-    return n;
+    const batch: JsonBatch = { text, flows: null };
+    for (let i = 0; i < count; i++) this.#store(new JsonRef(batch, i));
   }
 
-  #store(entry: Flow | string): void {
+  #store(entry: Flow | JsonRef): void {
     this.#buf[this.#next] = entry;
     this.#next = (this.#next + 1) % this.capacity;
     if (this.#size < this.capacity) this.#size++;
     this.#seen++;
   }
 
-  /** The flow in `slot`, parsed (and kept parsed) if it is still text. */
+  /** The flow in `slot`, parsed (and kept parsed, with the rest of its batch) if it is still text. */
   #at(slot: number): Flow {
-    const entry = this.#buf[slot] as Flow | string;
-    if (typeof entry !== 'string') return entry;
-    const flow = JSON.parse(entry) as Flow;
+    const entry = this.#buf[slot] as Flow | JsonRef;
+    if (!(entry instanceof JsonRef)) return entry;
+    const batch = entry.batch;
+    batch.flows ??= JSON.parse(batch.text) as Flow[];
+    const flow = batch.flows[entry.index] as Flow;
     this.#buf[slot] = flow;
     return flow;
   }
@@ -160,7 +164,7 @@ export class FlowRing {
   }
 
   clear(): void {
-    this.#buf = new Array<Flow | string | undefined>(this.capacity);
+    this.#buf = new Array<Flow | JsonRef | undefined>(this.capacity);
     this.#next = 0;
     this.#size = 0;
   }

@@ -43,8 +43,8 @@ export interface ProxyWorkerPoolOptions {
   readonly identities: () => readonly Identity[];
   /** The flow endpoint of a local endpoint (src/agent/flows.ts `flowEndpoint`). */
   readonly flowEndpoint: (ip: string, identity: number) => FlowEndpoint;
-  /** `count` flows as JSON lines, each ending in `\n` (FlowRing.pushJsonLines takes them as they are). */
-  readonly onFlows: (jsonLines: string, count: number) => void;
+  /** `count` flows as one JSON array (FlowRing.pushJsonArray takes it as it is). */
+  readonly onFlows: (json: string, count: number) => void;
   /** `count` access-log lines, concatenated as the worker serialised them (each ends in `\n`). */
   readonly onLines: (lines: string, count: number) => void;
   /**

@@ -6,7 +6,7 @@
  *   agent ──delta─────────────► worker        after a regeneration / endpoint / identity change:
  *                                              only what changed (upserts and removals)
  *   worker ──ready────────────► agent         its listeners are in the SO_REUSEPORT groups
- *   worker ──batch────────────► agent         flows (JSON lines) + access-log lines (as written),
+ *   worker ──batch────────────► agent         flows (a JSON array) + access-log lines (as written),
  *                                              every ≤5 ms or 256 items: two strings per batch
  *   agent ──ack───────────────► worker        a batch was taken (bounds what is in flight)
  *   worker ──answer───────────► agent         a DNS answer's learned IPs (AgentFqdn.onAnswer)
@@ -126,7 +126,7 @@ export interface WorkerCounters {
 
 export type FromWorker =
   | { readonly t: 'ready' }
-  /** Flows as JSON lines and access-log lines as serialised (outbox.ts `OutboxBatch`): two strings, no object graph. */
+  /** Flows as a JSON array and access-log lines as serialised (outbox.ts `OutboxBatch`): two strings, no object graph. */
   | ({ readonly t: 'batch' } & OutboxBatch)
   | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer }
   /** Answers the worker released at once (every IP known): the agent's FQDN cache takes their TTLs. */

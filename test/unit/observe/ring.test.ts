@@ -76,35 +76,38 @@ describe('FlowRing', () => {
   });
 });
 
-describe('issue-9 worker batch cost: FlowRing.pushJsonLines', () => {
-  const text = (fs: Flow[]): string => fs.map((f) => JSON.stringify(f) + '\n').join('');
+describe('issue-9 worker batch cost: FlowRing.pushJsonArray', () => {
+  const json = (fs: Flow[]): [string, number] => [JSON.stringify(fs), fs.length];
 
-  it('flows pushed as JSON lines read back equal to the flows, with pushed objects in order, bounded by capacity', () => {
-    const all = flows(7);
-    const ring = new FlowRing({ capacity: 5 });
+  it('flows pushed as a JSON batch read back equal to the flows, in order with pushed objects, bounded by capacity', () => {
+    const all = flows(9);
+    const ring = new FlowRing({ capacity: 6 });
     ring.push(all[0]!);
-    expect(ring.pushJsonLines(text(all.slice(1, 6)))).toBe(5);
-    ring.push(all[6]!);
-    expect([ring.size, ring.seen]).toEqual([5, 7]);
-    expect(ring.last(Infinity)).toEqual(all.slice(2));
-    expect(ring.first(2)).toEqual(all.slice(2, 4));
+    ring.pushJsonArray(...json(all.slice(1, 4)));
+    ring.pushJsonArray(...json(all.slice(4, 8)));
+    ring.push(all[8]!);
+    expect([ring.size, ring.seen]).toEqual([6, 9]);
+    expect(ring.first(2)).toEqual(all.slice(3, 5));
+    expect(ring.last(Infinity)).toEqual(all.slice(3));
     // Read twice: the same flows (parsed once, kept).
-    expect(ring.last(3)).toEqual(all.slice(4));
+    expect(ring.last(3)).toEqual(all.slice(6));
     const even = (f: Flow): boolean => Number(f.uuid.slice(1)) % 2 === 0;
-    expect(ids(ring.last(2, even))).toEqual(['f4', 'f6']);
+    expect(ids(ring.last(2, even))).toEqual(['f6', 'f8']);
   });
 
   it('subscribers get each flow of a batch as an object, through their filter', () => {
     const ring = new FlowRing({ capacity: 10 });
     const seen: Flow[] = [];
     ring.subscribe((f) => seen.push(f), (f) => f.uuid !== 'f1');
-    ring.pushJsonLines(text(flows(3)));
+    ring.pushJsonArray(...json(flows(3)));
     expect(seen).toEqual([flows(3)[0], flows(3)[2]]);
+    expect(ring.seen).toBe(3);
   });
 
   it('an empty batch pushes nothing', () => {
     const ring = new FlowRing({ capacity: 2 });
-    expect(ring.pushJsonLines('')).toBe(0);
+    ring.pushJsonArray('', 0);
+    ring.pushJsonArray('[]', 0);
     expect(ring.seen).toBe(0);
   });
 });

@@ -91,7 +91,7 @@ describe('issue-9 Outbox', () => {
     expect(sent).toEqual([[0, FLUSH_ITEMS], [1, 1]]);
   });
 
-  it('issue-9 worker batch cost: a batch is two strings, flows as JSON lines and access-log lines as written', () => {
+  it('issue-9 worker batch cost: a batch is two strings, flows as a JSON array and access-log lines as written', () => {
     const batches: OutboxBatch[] = [];
     const o = new Outbox(10_000, (b) => batches.push(b));
     const f1 = { verdict: 'FORWARDED', Summary: 'HTTP/1.1 GET http://a/\nb', time: '2026-01-01T00:00:00.000000001Z' } as unknown as Flow;
@@ -104,7 +104,7 @@ describe('issue-9 Outbox', () => {
     expect(batches).toHaveLength(1);
     const b = batches[0]!;
     expect([typeof b.flows, typeof b.lines, b.flowCount, b.lineCount]).toEqual(['string', 'string', 2, 2]);
-    expect(b.flows.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)).toEqual([f1, f2]);
+    expect(JSON.parse(b.flows)).toEqual([f1, f2]);
     expect(b.lines).toBe('{"a":1}\n{"b":"é"}\n');
   });
 
@@ -114,7 +114,7 @@ describe('issue-9 Outbox', () => {
     o.flow({ verdict: 'FORWARDED', l7: { latency_ns: 1n } } as unknown as Flow);
     o.flow(flow);
     o.flush();
-    expect([o.droppedFlows, batches[0]?.flowCount, batches[0]?.flows]).toEqual([1, 1, '{"verdict":"FORWARDED"}\n']);
+    expect([o.droppedFlows, batches[0]?.flowCount, batches[0]?.flows]).toEqual([1, 1, '[{"verdict":"FORWARDED"}]']);
   });
 
   it('is bounded by what is queued and unacknowledged: past it items are dropped and counted', () => {
