@@ -22,13 +22,14 @@ import { registerTraceCommand } from './trace-command.js';
 import { registerFqdnCommand } from './fqdn-command.js';
 
 // A reader that went away (`membrane policy get | head -1`) ends the command quietly, as it ends
-// cilium and kubectl: Go dies of SIGPIPE on a write to a closed stdout, status 141 (128 + 13) in
-// the shell. Node ignores SIGPIPE, so the status is given by hand.
+// cilium and kubectl: Go dies of SIGPIPE on a write to a closed stdout or stderr, status 141
+// (128 + 13) in the shell. Node ignores SIGPIPE, so the status is given by hand.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(141);
   process.stderr.write(`Error: cannot write to standard output: ${err.message} [MEMBRANE_ERR_UNEXPECTED]\n`);
   process.exit(1);
 });
+process.stderr.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 141 : 1));
 
 const program = new Command('membrane')
   .description('Sidecar-less service mesh data plane: CiliumNetworkPolicy in eBPF plus a per-node L7 proxy')
