@@ -8,7 +8,7 @@
  * Node namespaces mbt-newuser (the serving agent) and mbt-newuser2 (the refused ones), pods nu-*,
  * subnet 10.241.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,8 @@ const ID2 = 'newuser2';
 const P = 'nu';
 const PODS = [`${P}-ds`, `${P}-tie`, `${P}-xw`];
 const URL_LAND = 'http://deathstar.default.svc.cluster.local/v1/request-landing';
+const HUBBLE_PORT = 14244;
+const HUBBLE_NAME = 'mbt-newuser.hubble-grpc.cilium.io';
 
 interface Status {
   proxy: { requests: number } | null;
@@ -50,7 +52,14 @@ describe.skipIf(skip !== null)('new-user defects against the real agent' + (skip
     TestNode.sweep(ID2, []);
     node = new TestNode(ID);
     other = new TestNode(ID2);
-    await node.startAgent(['--proxy-workers', '2']);
+    for (const [name, cn] of [['server', HUBBLE_NAME], ['client', 'hubble-relay-client.hubble-grpc.cilium.io']]) {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${cn}`,
+        '-addext', `subjectAltName=DNS:${cn}`, '-keyout', join(node.dir, `${name}-key.pem`), '-out', join(node.dir, `${name}.pem`)], { stdio: 'ignore' });
+    }
+    await node.startAgent([
+      '--proxy-workers', '2', '--hubble-listen-address', `127.0.0.1:${HUBBLE_PORT}`, '--hubble-tls-cert-file', join(node.dir, 'server.pem'),
+      '--hubble-tls-key-file', join(node.dir, 'server-key.pem'), '--hubble-tls-client-ca-files', join(node.dir, 'client.pem'),
+    ]);
     await node.labUp(starwarsLab(P, '10.241'));
     node.writePolicy('rule1.yaml', RULE1_L7);
     expect(await eventually(() => node.curl(`${P}-tie`, 'PUT', 'http://deathstar.default.svc.cluster.local/v1/exhaust-port').status === 403, 10_000)).toBe(true);
@@ -121,6 +130,27 @@ describe.skipIf(skip !== null)('new-user defects against the real agent' + (skip
     for (let i = 0; i < 5; i++) expect(node.curl(`${P}-tie`, 'POST', URL_LAND).status).toBe(200);
     expect((await status()).proxy?.requests).toBe(total + 5);
   }, 90_000);
+
+  it('`membrane observe --server HOST:PORT --tls …` reads the agent\'s mutual-TLS listener (from inside its namespace)', () => {
+    const observe = (extra: string[]): { status: number | null; stdout: string; stderr: string } =>
+      spawnSync('nsenter', [`--net=/run/netns/${node.netns}`, process.execPath, CLI, 'observe', '--server', `127.0.0.1:${HUBBLE_PORT}`, '--last', '3', '-o', 'json', ...extra], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    const r = observe([
+      '--tls', '--tls-ca-cert-files', join(node.dir, 'server.pem'), '--tls-client-cert-file', join(node.dir, 'client.pem'),
+      '--tls-client-key-file', join(node.dir, 'client-key.pem'), '--tls-server-name', HUBBLE_NAME,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const flows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { flow: { node_name: string } });
+    expect(flows).toHaveLength(3);
+    expect(flows.every((f) => f.flow.node_name === node.netns)).toBe(true);
+    // Plaintext, as before the flags existed: the TLS listener does not answer it.
+    const plain = observe([]);
+    expect(plain.status).toBe(1);
+    expect(plain.stdout).toBe('');
+  }, 60_000);
 
   it('`membrane policy get` into a closed pipe (`| head -1`) ends quietly with 141, no unhandled EPIPE', async () => {
     const child = spawn(process.execPath, [CLI, '--api-socket', node.socket, 'policy', 'get'], { stdio: ['ignore', 'pipe', 'pipe'] });
