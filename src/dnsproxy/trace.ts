@@ -69,7 +69,7 @@ export function traceDnsProxy(tracer: ProxyTracer): () => void {
   const start = (x: DnsExchange): ProxySpan => {
     // On the clock the child and the end use (sub-millisecond), so the child stays inside.
     const startMs = nowMs() - Number(process.hrtime.bigint() - x.startNs) / 1e6;
-    const { span, traceId } = tracer.startRequest(NO_HEADERS, `DNS ${typeName(x.qtype)}`, 'client', startMs, startAttributes(x));
+    const { span, traceId } = tracer.startRequest(NO_HEADERS, `DNS ${typeName(x.qtype)}`, 'client', startMs, () => startAttributes(x));
     spans.set(x, span);
     x.traceContext = { parent: { trace_id: traceId } };
     return span;

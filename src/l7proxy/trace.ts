@@ -62,15 +62,26 @@ function startAttributes(x: Exchange): Attributes {
 /** Replaces the request's trace headers (every copy) with `values`, in both header views. */
 function setTraceHeaders(r: ParsedRequest, values: Record<string, string>): void {
   const raw = r.rawHeaders;
-  const kept: string[] = [];
+  let kept = raw;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    if (name === 'traceparent' || name === 'tracestate') continue;
-    kept.push(raw[i] as string, raw[i + 1] as string);
+    const name = raw[i] as string;
+    // Only a name of either length can be a trace header: no lowercasing of every other name.
+    if (name.length !== 11 && name.length !== 10) continue;
+    const lower = name.toLowerCase();
+    if (lower !== 'traceparent' && lower !== 'tracestate') continue;
+    if (kept === raw) kept = raw.slice(0, i);
+    for (let j = i + 2; j + 1 < raw.length; j += 2) {
+      const n = (raw[j] as string).toLowerCase();
+      if (n !== 'traceparent' && n !== 'tracestate') kept.push(raw[j] as string, raw[j + 1] as string);
+    }
+    break;
   }
+  // A new array either way: the original may be the IncomingMessage's own.
+  if (kept === raw) kept = raw.slice();
   delete r.headers.traceparent;
   delete r.headers.tracestate;
-  for (const [k, v] of Object.entries(values)) {
+  for (const k in values) {
+    const v = values[k] as string;
     kept.push(k, v);
     r.headers[k] = v;
   }
@@ -87,8 +98,8 @@ export function traceHttpProxy(tracer: ProxyTracer): () => void {
   const onRequest = (message: unknown): void => {
     const x = (message as { exchange: Exchange }).exchange;
     const kind = x.ctx.direction === 'INGRESS' ? 'server' : 'client';
-    const { span, traceHeaders, traceId } = tracer.startRequest(x.request.headers, x.request.method, kind, x.startedAt, startAttributes(x));
-    spans.set(x, span);
+    const { span, traceHeaders, traceId, sampled } = tracer.startRequest(x.request.headers, x.request.method, kind, x.startedAt, () => startAttributes(x));
+    if (sampled) spans.set(x, span);
     setTraceHeaders(x.request, traceHeaders);
     x.request.traceContext = { parent: { trace_id: traceId } };
   };

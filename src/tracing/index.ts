@@ -43,15 +43,18 @@ export interface ProxyTracer {
   /**
    * Starts the span of one request: a child of the request's W3C `traceparent` when it carries a
    * valid one, else the root of a new trace. `traceHeaders` (`traceparent`, and `tracestate` when
-   * there is one) are what to send upstream so the server's parent is this span.
+   * there is one) are what to send upstream so the server's parent is this span. The sampler
+   * decides first: an unsampled request (`sampled` false) gets a span that does nothing and still
+   * propagates (flags 00, so downstream parent-based samplers drop it too), and `attributes`, when
+   * a function, is never called for it.
    */
   startRequest(
     headers: TraceHeaders,
     name: string,
     kind: 'server' | 'client',
     startTime: Date | number,
-    attributes: Record<string, SpanAttributeValue>,
-  ): { span: ProxySpan; traceHeaders: Record<string, string>; traceId: string };
+    attributes: Record<string, SpanAttributeValue> | (() => Record<string, SpanAttributeValue>),
+  ): { span: ProxySpan; traceHeaders: Record<string, string>; traceId: string; sampled: boolean };
 }
 
 export interface Tracing {

@@ -7,8 +7,15 @@
  *
  * `proxyTracer` is what l7proxy/trace.ts drives: a span per request, continued from the request's
  * W3C traceparent when it has a valid one, and the trace headers to send upstream.
+ *
+ * The sampler decides before any span exists: a request it drops (99 of 100 at 1%) costs the
+ * traceparent parse, a trace id for a root, the decision and the traceparent sent upstream (a new
+ * span id, flags 00, as the SDK's non-recording span would propagate), and never builds its
+ * attributes or enters the SDK. A sampled request then starts its span through the SDK with the
+ * same trace id (the id generator hands it over), and the configured samplers are deterministic on
+ * the parent and the trace id, so the SDK's own decision is the same one.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -17,12 +24,15 @@ import {
   AlwaysOnSampler,
   BasicTracerProvider,
   ParentBasedSampler,
+  RandomIdGenerator,
+  SamplingDecision,
   TraceIdRatioBasedSampler,
+  type IdGenerator,
   type Sampler,
 } from '@opentelemetry/sdk-trace-base';
 import { ExporterQueue } from './exporter-queue.js';
 import type { SamplerName, TracingConfig } from './config.js';
-import type { ProxyTracer, Tracing, TraceHeaders } from './index.js';
+import type { ProxySpan, ProxyTracer, Tracing, TraceHeaders } from './index.js';
 
 /** Instrumentation scope of Membrane's spans. */
 export const TRACER_NAME = 'membrane';
@@ -38,6 +48,16 @@ const setter: TextMapSetter<Record<string, string>> = {
   },
 };
 
+/** What an unsampled request's span does: nothing (it is never exported). */
+const UNSAMPLED_SPAN: ProxySpan = {
+  setAttribute: () => undefined,
+  setError: () => undefined,
+  child: () => undefined,
+  end: () => undefined,
+};
+const NO_ATTRIBUTES = Object.freeze({});
+const NO_LINKS: [] = [];
+
 function sampler(name: SamplerName, ratio: number): Sampler {
   const root = name.endsWith('always_on') ? new AlwaysOnSampler() : name.endsWith('always_off') ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio);
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
@@ -46,21 +66,48 @@ function sampler(name: SamplerName, ratio: number): Sampler {
 export function startSdk(config: TracingConfig): Tracing {
   const exporter = new OTLPTraceExporter({ url: config.tracesUrl, timeoutMillis: config.queue.exportTimeoutMs });
   const queue = new ExporterQueue(exporter, config.queue);
+  const decide = sampler(config.sampler, config.samplerRatio);
+  const ids = new RandomIdGenerator();
+  // The trace id a sampled root request was decided on, handed to the SDK's startSpan.
+  let decidedTraceId: string | undefined;
+  const idGenerator: IdGenerator = {
+    generateTraceId: () => {
+      const id = decidedTraceId ?? ids.generateTraceId();
+      decidedTraceId = undefined;
+      return id;
+    },
+    generateSpanId: () => ids.generateSpanId(),
+  };
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': config.serviceName, 'host.name': config.nodeName, 'k8s.node.name': config.nodeName }),
-    sampler: sampler(config.sampler, config.samplerRatio),
+    sampler: decide,
+    idGenerator,
     spanProcessors: [queue],
   });
   const tracer = provider.getTracer(TRACER_NAME);
   const proxyTracer: ProxyTracer = {
     startRequest(headers, name, kind, startTime, attributes) {
       const parent = propagator.extract(ROOT_CONTEXT, headers, getter);
-      const span = tracer.startSpan(name, { kind: kind === 'server' ? SpanKind.SERVER : SpanKind.CLIENT, startTime, attributes }, parent);
+      const parentSpan = trace.getSpanContext(parent);
+      const valid = parentSpan !== undefined && isSpanContextValid(parentSpan);
+      const traceId = valid ? parentSpan.traceId : ids.generateTraceId();
+      const spanKind = kind === 'server' ? SpanKind.SERVER : SpanKind.CLIENT;
+      // The configured samplers read neither attributes nor links.
+      if (decide.shouldSample(parent, traceId, name, spanKind, NO_ATTRIBUTES, NO_LINKS).decision !== SamplingDecision.RECORD_AND_SAMPLED) {
+        const traceHeaders: Record<string, string> = { traceparent: `00-${traceId}-${ids.generateSpanId()}-00` };
+        const state = valid ? parentSpan.traceState?.serialize() : undefined;
+        if (state) traceHeaders.tracestate = state;
+        return { traceId, traceHeaders, span: UNSAMPLED_SPAN, sampled: false };
+      }
+      if (!valid) decidedTraceId = traceId;
+      const span = tracer.startSpan(name, { kind: spanKind, startTime, attributes: typeof attributes === 'function' ? attributes() : attributes }, parent);
+      decidedTraceId = undefined;
       const traceHeaders: Record<string, string> = {};
       propagator.inject(trace.setSpan(parent, span), traceHeaders, setter);
       return {
         traceId: span.spanContext().traceId,
         traceHeaders,
+        sampled: true,
         span: {
           setAttribute: (key, value) => void span.setAttribute(key, value),
           setError: (message) => void span.setStatus({ code: SpanStatusCode.ERROR, ...(message !== undefined ? { message } : {}) }),

@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -206,6 +206,45 @@ describe('issue-11 tracing through the HTTP proxy', () => {
     await tracing.shutdown();
     expect(otlp.requests).toBe(0);
     expect(receivedTraceparent(up, 0)).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+  });
+
+
+  it('issue-11 sampling decided before the span: a root sampled at 50% is exported under the trace id sent upstream (flags 01), one dropped is sent with flags 00 and never exported, and half are sampled', async () => {
+    const otlp = await startReceiver();
+    const tracing = await tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' });
+    cleanups.add(traceHttpProxy(tracing.proxyTracer));
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+
+    const N = 400;
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    cleanups.add(() => agent.destroy());
+    const statuses = await Promise.all(
+      Array.from({ length: N }, () =>
+        new Promise<number>((resolve, reject) => {
+          request({ agent, port: h.port, host: '127.0.0.1', method: 'POST', path: '/v1/request-landing', headers: { host: HOST } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          })
+            .on('error', reject)
+            .end();
+        }),
+      ),
+    );
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    await tracing.shutdown();
+    const sent = up.requests.map((r) => /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/.exec(String(r.headers.traceparent)));
+    expect(sent.every((m) => m !== null)).toBe(true);
+    const sampled = sent.filter((m) => m?.[3] === '01').map((m) => `${m?.[1]}-${m?.[2]}`);
+    // The proxy's decision is the SDK's: exactly the requests sent upstream as sampled have a span,
+    // with the trace and span ids the upstream saw.
+    expect(otlp.spans.map((s) => `${s.traceId}-${s.spanId}`).sort()).toEqual(sampled.sort());
+    // One decision per request: about half (200 ± 10) are sampled; deciding twice, on two trace
+    // ids, would sample a quarter (100 ± 9).
+    expect(sampled.length).toBeGreaterThan(140);
+    // Every request's flow carries the trace id it was sent upstream with, sampled or not.
+    const requestFlows = h.flows.filter((f) => f.l7?.type === 'REQUEST');
+    expect(requestFlows.map((f) => f.trace_context?.parent.trace_id).sort()).toEqual(sent.map((m) => m?.[1]).sort());
   });
 
   it('tracing off: the client traceparent reaches the server untouched', async () => {
