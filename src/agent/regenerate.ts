@@ -87,8 +87,8 @@ export class Regenerator {
   #fqdnIdentities = new Map<string, number>();
   /** The policy whose entries the policy map holds, per endpoint id (what the next pass diffs against). */
   #writtenPolicy = new Map<number, EndpointPolicy>();
-  /** Its map entries, derived when applyFqdn needs them. */
-  #written = new Map<number, PolicyMapEntry[]>();
+  /** Its map entries by peer identity, derived when applyFqdn needs them (it touches a few identities' entries only). */
+  #written = new Map<number, Map<number, PolicyMapEntry[]>>();
   #policies: readonly PolicyObject[] = [];
   #services: readonly ServiceInput[] = [];
   /** Resolution kept across passes: an endpoint nothing it depends on changed is not resolved again. */
@@ -268,7 +268,7 @@ export class Regenerator {
    * its own identity's labels alone). Before the first regeneration it only records them.
    */
   applyFqdn(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): { ipcache: number; policyEntries: number } {
-    const changed: { ip: string; oldId: number | undefined; newId: number | undefined }[] = [];
+    const changed: { ip: string; oldId: number | undefined; newId: number | undefined; labels: Label[] | undefined }[] = [];
     for (const { ip, labelKeys } of changes) {
       // The datapath is IPv4-only: an AAAA answer's addresses have no ipcache to go to.
       if (!isIPv4(ip)) continue;
@@ -278,15 +278,16 @@ export class Regenerator {
       if (keys.length === 0) this.#fqdnIps.delete(ip);
       else this.#fqdnIps.set(ip, keys);
       const oldId = this.#fqdnIdentities.get(ip);
-      changed.push({ ip, oldId, newId: this.#refreshFqdnIdentity(ip) });
+      const fresh = this.#refreshFqdnIdentity(ip);
+      changed.push({ ip, oldId, newId: fresh?.id, labels: fresh?.labels });
     }
     if (changed.length === 0 || this.#revision === 0) return { ipcache: 0, policyEntries: 0 };
 
     const fresh: Identity[] = [];
     const retired = new Set<number>();
-    for (const { ip, oldId, newId } of changed) {
+    for (const { oldId, newId, labels } of changed) {
       if (oldId !== undefined && oldId !== newId) retired.add(oldId);
-      if (newId !== undefined) fresh.push({ id: newId, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip)!) });
+      if (newId !== undefined) fresh.push({ id: newId, labels: labels! });
     }
     const freshIds = new Set(fresh.map((i) => i.id));
     for (const id of freshIds) retired.delete(id);
@@ -300,24 +301,45 @@ export class Regenerator {
     let policyWrites = 0;
     const ready = this.#endpoints.list().filter((ep) => ep.state === 'ready' && ep.policy);
     const resolved = new Map<number, EndpointPolicy>();
+    /** Endpoints whose policy held entries of a fresh identity (relabelled or re-learned addresses). */
+    const staleBefore = new Map<number, boolean>();
+    // Endpoints with the same identity, named ports and visibility resolve the new identities
+    // alike (replicas): one resolution each, not one per endpoint.
+    const byKind = new Map<string, EndpointPolicy>();
     for (const ep of ready) {
-      // Visibility pins the new identities' answers against the same wildcard entries as the full pass.
-      const partial = applyVisibility(
-        resolveEndpointPolicy({
-          policies: this.#policies,
-          endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
-          identities: fresh,
-          services: this.#services,
-        }),
-        ep.visibility,
-      );
+      const kind = `${ep.identity}|${ep.namedPorts ? JSON.stringify(ep.namedPorts) : ''}|${ep.visibility?.key ?? ''}`;
+      let partial = byKind.get(kind);
+      if (!partial) {
+        // Visibility pins the new identities' answers against the same wildcard entries as the full pass.
+        partial = applyVisibility(
+          resolveEndpointPolicy({
+            policies: this.#policies,
+            endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
+            identities: fresh,
+            services: this.#services,
+          }),
+          ep.visibility,
+        );
+        byKind.set(kind, partial);
+      }
       resolved.set(ep.id, partial);
       const only = (d: DirectionPolicy): DirectionPolicy => ({ enforced: d.enforced, entries: d.entries.filter((e) => freshIds.has(e.identity)) });
       const written = this.#writtenEntries(ep.id);
       const after = this.#mapEntries({ ingress: only(partial.ingress), egress: only(partial.egress) });
-      const before = written.filter((e) => freshIds.has(e.identity));
+      const before: PolicyMapEntry[] = [];
+      for (const id of freshIds) {
+        if (written.has(id)) staleBefore.set(ep.id, true);
+        const w = written.get(id);
+        if (w) before.push(...w);
+        written.delete(id);
+      }
+      for (const e of after) {
+        const w = written.get(e.identity);
+        if (w) w.push(e);
+        else written.set(e.identity, [e]);
+      }
+      if (after.length === 0 && before.length === 0) continue;
       const r = this.#datapath.syncEndpointPolicy(ep.id, after, this.#datapath.snapshotOf(ep.id, before));
-      this.#written.set(ep.id, [...written.filter((e) => !freshIds.has(e.identity)), ...after]);
       policyWrites += r.upserted + r.deleted;
     }
 
@@ -336,18 +358,33 @@ export class Regenerator {
 
     for (const ep of ready) {
       const written = this.#writtenEntries(ep.id);
+      // The written entries are ep.policy's: when they hold none of the retired or fresh
+      // identities, ep.policy's entries need no filtering, only the fresh ones appended.
+      let stale = staleBefore.get(ep.id) ?? false;
       if (retired.size > 0) {
-        const r = this.#datapath.syncEndpointPolicy(ep.id, [], this.#datapath.snapshotOf(ep.id, written.filter((e) => retired.has(e.identity))));
-        this.#written.set(ep.id, written.filter((e) => !retired.has(e.identity)));
-        policyWrites += r.deleted;
+        const gone: PolicyMapEntry[] = [];
+        for (const id of retired) {
+          const w = written.get(id);
+          if (w) gone.push(...w);
+          written.delete(id);
+        }
+        if (gone.length > 0) {
+          stale = true;
+          const r = this.#datapath.syncEndpointPolicy(ep.id, [], this.#datapath.snapshotOf(ep.id, gone));
+          policyWrites += r.deleted;
+        }
       }
       const partial = resolved.get(ep.id)!;
-      const merge = (now: DirectionPolicy, add: DirectionPolicy): DirectionPolicy => ({
-        enforced: now.enforced,
-        entries: [...now.entries.filter((e) => !retired.has(e.identity) && !freshIds.has(e.identity)), ...add.entries.filter((e) => freshIds.has(e.identity))],
-      });
-      ep.policy = { ingress: merge(ep.policy!.ingress, partial.ingress), egress: merge(ep.policy!.egress, partial.egress) };
-      this.#writtenPolicy.set(ep.id, ep.policy);
+      const merge = (now: DirectionPolicy, add: DirectionPolicy): DirectionPolicy => {
+        const added = add.entries.filter((e) => freshIds.has(e.identity));
+        if (!stale && added.length === 0) return now;
+        const kept = stale ? now.entries.filter((e) => !retired.has(e.identity) && !freshIds.has(e.identity)) : now.entries;
+        return { enforced: now.enforced, entries: added.length === 0 ? kept : kept.concat(added) };
+      };
+      const ingress = merge(ep.policy!.ingress, partial.ingress);
+      const egress = merge(ep.policy!.egress, partial.egress);
+      if (ingress !== ep.policy!.ingress || egress !== ep.policy!.egress) ep.policy = { ingress, egress };
+      this.#writtenPolicy.set(ep.id, ep.policy!);
     }
     for (const id of retired) {
       this.#identityById.delete(id);
@@ -362,15 +399,16 @@ export class Regenerator {
   }
 
   /** Allocates (or drops) the identity of a learned IP from its current selector keys. */
-  #refreshFqdnIdentity(ip: string): number | undefined {
+  #refreshFqdnIdentity(ip: string): { id: number; labels: Label[] } | undefined {
     const keys = this.#fqdnIps.get(ip);
     if (!keys) {
       this.#fqdnIdentities.delete(ip);
       return undefined;
     }
-    const id = this.#identities.allocate(fqdnIdentityLabels(ip, keys), 'local');
+    const labels = fqdnIdentityLabels(ip, keys);
+    const id = this.#identities.allocate(labels, 'local');
     this.#fqdnIdentities.set(ip, id);
-    return id;
+    return { id, labels };
   }
 
   /** Removes an endpoint's map state (its links are gone or going). */
@@ -408,18 +446,23 @@ export class Regenerator {
       this.#cidrIdentities.set(prefix, known.id);
     }
     for (const ip of this.#fqdnIps.keys()) {
-      const id = this.#refreshFqdnIdentity(ip)!;
-      byId.set(id, { id, labels: fqdnIdentityLabels(ip, this.#fqdnIps.get(ip)!) });
+      const { id, labels } = this.#refreshFqdnIdentity(ip)!;
+      byId.set(id, { id, labels });
     }
     return [...byId.values()].sort((a, b) => a.id - b.id);
   }
 
-  /** The map entries last written for an endpoint (empty when none are known). */
-  #writtenEntries(id: number): PolicyMapEntry[] {
+  /** The map entries last written for an endpoint, by peer identity (empty when none are known). */
+  #writtenEntries(id: number): Map<number, PolicyMapEntry[]> {
     let w = this.#written.get(id);
     if (!w) {
       const p = this.#writtenPolicy.get(id);
-      w = p ? this.#mapEntries(p) : [];
+      w = new Map();
+      for (const e of p ? this.#mapEntries(p) : []) {
+        const list = w.get(e.identity);
+        if (list) list.push(e);
+        else w.set(e.identity, [e]);
+      }
       this.#written.set(id, w);
     }
     return w;
