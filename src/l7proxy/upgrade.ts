@@ -41,6 +41,16 @@ export function offeredUpgrades(raw: readonly string[]): string[] {
   return out;
 }
 
+/** The protocols a 101 switches to (its Upgrade field), as sent. */
+function upgradeTokens(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() !== 'upgrade') continue;
+    for (const t of (raw[i + 1] as string).split(',')) if (t.trim() !== '') out.push(t.trim());
+  }
+  return out;
+}
+
 /** A complete HTTP/1.1 reply that closes the connection (the socket is no longer Node's to frame). */
 export function closingReply(reply: LocalReply): string {
   const fields = Object.entries(reply.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
@@ -173,6 +183,7 @@ export class UpgradeRelay {
     // The request body (declared length only) comes from `head`, then the socket; bytes after it
     // belong to the upgraded protocol and go upstream after the 101.
     let rest = head;
+    let bodyReader: ((chunk: Buffer) => void) | null = null;
     const length = request.contentLength ?? 0;
     if (length === 0) up.end();
     else {
@@ -194,12 +205,27 @@ export class UpgradeRelay {
             if (extra.length > 0) socket.unshift(extra);
           }
         };
+        bodyReader = onData;
         socket.on('data', onData);
       }
     }
 
     up.on('upgrade', (res: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
       if (!settle()) return upSocket.destroy();
+      // A body still being read would otherwise reach the upstream twice: by the request and by the splice.
+      if (bodyReader) socket.off('data', bodyReader);
+      // Only a switch to a protocol the client asked for is spliced: a 101 nobody offered (or
+      // to another protocol) would carry bytes no policy ever judged.
+      const chosen = upgradeTokens(res.rawHeaders);
+      if (offered.length === 0 || chosen.length !== 1 || !offered.some((o) => o.toLowerCase() === chosen[0]!.toLowerCase())) {
+        upSocket.destroy();
+        this.#fail(
+          socket,
+          x,
+          membraneError('MEMBRANE_ERR_PROXY_RESPONSE', `101 to ${chosen.join(', ') || '(no Upgrade)'} was not offered (${offered.join(', ') || 'no upgrade offered'})`),
+        );
+        return;
+      }
       host.count('forwarded');
       x.verdict = 'Forwarded';
       x.status = 101;

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { connect as h2connect, constants as h2c, createServer as createH2Server, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { credentials, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import { WebSocket } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -282,6 +282,27 @@ describe('issue-10 WebSocket through the proxy', () => {
     const raw = await run(['-s', '-i', '--max-time', '3', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', `http://127.0.0.1:${h.port}/admin`]);
     expect(raw.split('\r\n')[0]).toBe('HTTP/1.1 403 Forbidden');
     expect(raw.endsWith('\r\n\r\nAccess denied\r\n')).toBe(true);
+  });
+
+  it('a 101 the client did not ask for (or to another protocol) is a 502, never spliced', async () => {
+    cleanups = new Cleanups();
+    // A rogue server: switches to h2c whatever it was asked, then answers anything sent after.
+    const rogue = createNetServer((c) => {
+      c.once('data', () => {
+        c.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+        c.on('data', () => c.write('SMUGGLED'));
+      });
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => rogue.listen(0, '127.0.0.1', () => r()));
+    cleanups.add(() => new Promise<void>((r) => rogue.close(() => r())));
+    const h = await startProxy(cleanups, { upstreamPort: (rogue.address() as AddressInfo).port, policy: GRPC_POLICY });
+    const next = 'GET /admin HTTP/1.1\r\nHost: deathstar\r\n\r\n';
+    for (const offer of ['Upgrade: h2c', 'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']) {
+      const r = await rawExchange(cleanups, h.port, `GET /ws HTTP/1.1\r\nHost: deathstar\r\nConnection: Upgrade\r\n${offer}\r\n\r\n${next}`, { timeoutMs: 2000 });
+      expect(r.text.split('\r\n')[0]).toBe('HTTP/1.1 502 Bad Gateway');
+      expect(r.text).not.toContain('SMUGGLED');
+    }
   });
 
   it('a plain request to the WebSocket server on an allowed path gets its own answer (426)', async () => {
