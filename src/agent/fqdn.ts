@@ -44,6 +44,12 @@ export class AgentFqdn {
   #applied: (() => void) | null = null;
   #epochListener: ((epoch: number) => void) | null = null;
   #epoch = 0;
+  /** An answer was handed out in this epoch (so a worker may hold confirmations of it). */
+  #answeredInEpoch = false;
+  /** The toFQDNs selectors last set, as text: a policy change that keeps them moves nothing. */
+  #selectorsKey = '';
+  /** Selectors are being pushed: the epoch moved on before the push, relabels need not move it again. */
+  #pushingSelectors = false;
   /** ip → label keys given to the datapath (as NameManager's `selected`): what a change shrinks. */
   #given = new Map<string, readonly string[]>();
 
@@ -108,11 +114,12 @@ export class AgentFqdn {
       if (c.labelKeys.length === 0) this.#given.delete(c.ip);
       else this.#given.set(c.ip, c.labelKeys);
     }
-    if (shrunk) this.#bumpEpoch();
+    if (shrunk && !this.#pushingSelectors) this.#bumpEpoch();
   }
 
   #bumpEpoch(): void {
     this.#epoch++;
+    this.#answeredInEpoch = false;
     this.#epochListener?.(this.#epoch);
   }
 
@@ -161,6 +168,7 @@ export class AgentFqdn {
   onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean; epoch: number }> {
     this.#dirty = true; // TTLs move even when no IP changes
     const epoch = this.#epoch;
+    this.#answeredInEpoch = true;
     const released = this.names.onAnswer(a);
     const observe = this.#observeRelease;
     const started = observe ? performance.now() : 0;
@@ -177,7 +185,19 @@ export class AgentFqdn {
 
   /** The policy in force changed: which IPs its toFQDNs selectors select. */
   async setPolicies(policies: readonly PolicyObject[]): Promise<void> {
-    await this.names.setSelectors(policyFqdnSelectors(policies));
+    const selectors = policyFqdnSelectors(policies);
+    const key = JSON.stringify(selectors);
+    // A new selector gives labels to IPs that had none (which #noteRelabels cannot see as a
+    // change): an answer a worker holds as confirmed no longer says what the datapath will hold,
+    // so the epoch moves on before the selectors are pushed.
+    if (key !== this.#selectorsKey && this.#answeredInEpoch) this.#bumpEpoch();
+    this.#selectorsKey = key;
+    this.#pushingSelectors = true;
+    try {
+      await this.names.setSelectors(selectors);
+    } finally {
+      this.#pushingSelectors = false;
+    }
   }
 
   start(): void {

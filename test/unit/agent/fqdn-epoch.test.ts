@@ -81,6 +81,18 @@ describe('AgentFqdn epoch and apply hook', () => {
     expect((await fqdn.onAnswer({ endpointId: 1, qname: 'x.other.test', ips: ['10.9.0.7'], ttl: 300 })).epoch).toBe(1);
   });
 
+  it('a selector added for a name answered before (its IPs had no labels) moves the epoch before the push', async () => {
+    const { fqdn, epochs } = setup();
+    await fqdn.setPolicies(policy('*.example.com'));
+    // confirmed in epoch 0 with nothing to learn: no selector selects it
+    expect((await fqdn.onAnswer({ endpointId: 1, qname: 'x.other.test', ips: ['10.9.0.7'], ttl: 300 })).epoch).toBe(0);
+    await fqdn.setPolicies([...policy('*.example.com'), ...policy('*.other.test').map((p) => ({ ...p, name: 'other' }))]);
+    expect(epochs).toEqual([1]);
+    // the same policy again moves nothing
+    await fqdn.setPolicies([...policy('*.example.com'), ...policy('*.other.test').map((p) => ({ ...p, name: 'other' }))]);
+    expect(epochs).toEqual([1]);
+  });
+
   it('a second name selecting a learned IP (its labels change) moves the epoch', async () => {
     const { fqdn, epochs } = setup();
     const policies = [...policy('*.example.com'), ...policy('cdn.test').map((p) => ({ ...p, name: 'cdn' }))];
