@@ -174,6 +174,7 @@ export class ProxyWorkerPool {
   #spawnedAt = 0;
   #statsSeq = 0;
   #deltas = 0;
+  #resyncs = 0;
 
   constructor(options: ProxyWorkerPoolOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError(`workers must be ≥ 1, got ${options.workers}`);
@@ -250,6 +251,11 @@ export class ProxyWorkerPool {
   /** Deltas sent so far (for status). */
   get deltas(): number {
     return this.#deltas;
+  }
+
+  /** Snapshots sent to a worker that asked for one (its state went stale: a policy patch did not apply). */
+  get resyncs(): number {
+    return this.#resyncs;
   }
 
   /** Per-worker state and counters, fresh (each worker asked, ≤ 500 ms). */
@@ -368,6 +374,15 @@ export class ProxyWorkerPool {
       case 'learned':
         // Already released by the worker (known-answers.ts): only the FQDN cache's TTLs move.
         for (const a of m.answers) this.#o.onAnswer(a).catch((err: unknown) => this.#o.log.warn({ err, qname: a.qname }, 'FQDN refresh from a proxy worker failed'));
+        break;
+      case 'resync':
+        // The snapshot is what every worker was sent so far; deltas after it follow on this port.
+        // Bounded by the worker (one outstanding, one per second: resync.ts); before the first
+        // sync the worker has nothing to patch, and its snapshot comes with the first sync.
+        if (!this.#fed || slot.worker !== w) break;
+        this.#resyncs++;
+        this.#o.log.warn({ worker: slot.index }, 'proxy worker could not apply a policy patch; sending it a full snapshot');
+        w.postMessage({ t: 'snapshot', delta: this.#snapshot() } satisfies ToWorker);
         break;
       case 'stats':
         slot.counters = m.counters;

@@ -13,6 +13,8 @@
  *   agent ──answered──────────► worker        the datapath has them: release the answer
  *   worker ──learned──────────► agent         answers already released (known-answers.ts): their TTLs
  *   agent ──fqdn-epoch────────► worker        a selection may have shrunk: forget the known answers
+ *   worker ──resync───────────► agent         a policy patch did not apply (endpoint denied): send a
+ *                                              snapshot (≤ 1 outstanding, ≤ 1 per second: resync.ts)
  *   agent ──stats?  / worker ──stats           per-worker counters for `membrane status`
  *   agent ──stop──────────────► worker        close() the proxies (grace as in-process), then exit
  *
@@ -23,8 +25,8 @@ import type { FlowEndpoint } from '../observe/index.js';
 import type { OutboxBatch } from './outbox.js';
 import type { EndpointPolicy, MapEntry } from '../policy/index.js';
 import type { DnsAnswer, DnsProxyStats, RejectResponseCode } from '../dnsproxy/index.js';
-import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';import type { TracingConfig } from '../tracing/index.js';
-
+import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
+import type { TracingConfig } from '../tracing/index.js';
 
 /** A local endpoint as the proxies need it: who it is (for flows) and its resolved policy. */
 export interface EndpointState {
@@ -117,6 +119,10 @@ export interface WorkerCounters {
   readonly answersReleasedAtMaxDelay: number;
   /** Answers released at once: every IP already confirmed in the datapath for the name (known-answers.ts). */
   readonly answersReleasedKnown?: number;
+  /** Policy patches this worker could not apply (each denied its endpoint until a snapshot). */
+  readonly policyPatchFailures?: number;
+  /** Snapshots this worker asked the agent for after such a failure (resync.ts). */
+  readonly resyncRequests?: number;
   /** Endpoints and identities the worker holds now. */
   readonly endpoints: number;
   readonly identities: number;
@@ -132,4 +138,6 @@ export type FromWorker =
   /** Answers the worker released at once (every IP known): the agent's FQDN cache takes their TTLs. */
   | { readonly t: 'learned'; readonly answers: readonly DnsAnswer[] }
   | { readonly t: 'stats'; readonly seq: number; readonly counters: WorkerCounters }
+  /** The worker's state went stale (a policy patch did not apply): the agent answers with a `snapshot`. */
+  | { readonly t: 'resync' }
   | { readonly t: 'fatal'; readonly message: string };

@@ -16,6 +16,7 @@ export class WorkerState {
   readonly #ipcache: (ip: string) => number;
   #ready = false;
   #revision = 0;
+  #patchFailures = 0;
 
   /** `ipcache(ip)`: the identity of a non-local address (the datapath's ipcache map in production). */
   constructor(ipcache: (ip: string) => number) {
@@ -39,8 +40,18 @@ export class WorkerState {
     return this.#identityLabels.size;
   }
 
-  /** Replaces everything (`snapshot`) or applies changes (`delta`). */
-  apply(delta: Delta, replace: boolean): void {
+  /** Policy patches that could not be applied since start (each left its endpoint denied until a snapshot). */
+  get patchFailures(): number {
+    return this.#patchFailures;
+  }
+
+  /**
+   * Replaces everything (`snapshot`) or applies changes (`delta`). Returns how many of the delta's
+   * policy patches could not be applied: their endpoints are denied (policy null, fail closed)
+   * until the next snapshot, which the caller asks the agent for (resync.ts).
+   */
+  apply(delta: Delta, replace: boolean): number {
+    let failed = 0;
     if (replace) {
       this.#endpoints.clear();
       this.#identityLabels.clear();
@@ -53,6 +64,7 @@ export class WorkerState {
       // The agent patches only a policy it sent; anything else is a bug: deny (fail closed).
       if (!ep?.policy) {
         if (ep) this.#endpoints.set(ep.ip, { ...ep, policy: null });
+        failed++;
         continue;
       }
       try {
@@ -60,6 +72,7 @@ export class WorkerState {
         this.#endpoints.set(ep.ip, { ...ep, policy });
       } catch {
         this.#endpoints.set(ep.ip, { ...ep, policy: null });
+        failed++;
       }
     }
     for (const id of delta.removedIdentities) {
@@ -72,6 +85,8 @@ export class WorkerState {
     }
     if (replace) this.#ready = true;
     this.#revision++;
+    this.#patchFailures += failed;
+    return failed;
   }
 
   endpoint(ip: string): EndpointState | undefined {

@@ -15,6 +15,7 @@ import { PROTO } from '../policy/index.js';
 import { KnownAnswers } from './known-answers.js';
 import { Outbox } from './outbox.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import { ResyncRequester } from './resync.js';
 import { WorkerState } from './state.js';
 import { traceHttpProxy } from '../l7proxy/index.js';
 
@@ -26,6 +27,9 @@ const post = (m: FromWorker): void => port.postMessage(m);
 // Opened with the first snapshot: a worker may be started before the agent has pinned its maps.
 let ipcache: IpcacheReader | null = null;
 const state = new WorkerState((ip) => ipcache!.identityOf(ip));
+// A patch that did not apply left its endpoint denied: ask for a snapshot rather than wait for
+// the next full state (which may never come while only patches are sent).
+const resync = new ResyncRequester({ send: () => post({ t: 'resync' }) });
 const outbox = new Outbox(init.maxQueued, (batch) => post({ t: 'batch', ...batch }));
 
 // The access-log lines are serialised here exactly as the agent's logger would (same pino
@@ -171,7 +175,8 @@ port.on('message', (m: ToWorker) => {
           process.exit(1);
         }
       }
-      state.apply(m.delta, m.t === 'snapshot');
+      if (m.t === 'snapshot') resync.snapshotApplied();
+      if (state.apply(m.delta, m.t === 'snapshot') > 0) resync.need();
       if (m.t === 'snapshot' && !listening) {
         listening = listen().catch((err: unknown) => {
           post({ t: 'fatal', message: (err as Error).message });
@@ -202,6 +207,8 @@ port.on('message', (m: ToWorker) => {
           droppedLines: outbox.droppedLines,
           answersReleasedAtMaxDelay: releasedAtMaxDelay,
           answersReleasedKnown: known.fastReleases,
+          policyPatchFailures: state.patchFailures,
+          resyncRequests: resync.requests,
           endpoints: state.endpointCount,
           identities: state.identityCount,
           otlp: tracing ? tracing.stats() : null,
