@@ -11,7 +11,7 @@
  * applied, which pushes only what changed while the agent was down.
  */
 import type { Logger } from 'pino';
-import { DNS_GC_INTERVAL_MS, NameManager, type DnsAnswer, type NameManagerSnapshot } from '../fqdn/index.js';
+import { canonicalIp, DNS_GC_INTERVAL_MS, MAX_NAME_LENGTH, NameManager, normalizeName, type DnsAnswer, type NameManagerSnapshot } from '../fqdn/index.js';
 import { policyFqdnSelectors, type PolicyObject } from '../policy/index.js';
 import type { Datapath } from '../datapath/index.js';
 import type { Regenerator } from './regenerate.js';
@@ -163,18 +163,25 @@ export class AgentFqdn {
 
   /**
    * An allowed DNS answer from the DNS proxy: resolves when the datapath has its new IPs
-   * (`timedOut`: released at the max delay without that), with the epoch it began in.
+   * (`timedOut`: released at the max delay without that), with the epoch it began in and the
+   * answer's IPs it taught (`ips`, as given; none when it was ignored).
    */
-  onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean; epoch: number }> {
+  onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean; epoch: number; ips: readonly string[] }> {
     this.#dirty = true; // TTLs move even when no IP changes
     const epoch = this.#epoch;
     this.#answeredInEpoch = true;
+    // What the answer teaches the datapath (NameManager.onAnswer and DnsCache.update ignore an
+    // invalid endpoint id, name or IP): only these may be confirmed to a proxy worker
+    // (src/proxyworker/answered.ts); an answer that taught nothing confirms nothing.
+    const name = normalizeName(a.qname);
+    const taught = Number.isSafeInteger(a.endpointId) && a.endpointId >= 0 && name.length <= MAX_NAME_LENGTH && name !== '.';
+    const ips = taught ? a.ips.filter((ip) => canonicalIp(ip) !== null) : [];
     const released = this.names.onAnswer(a);
     const observe = this.#observeRelease;
     const started = observe ? performance.now() : 0;
     return released.then((r) => {
       observe?.((performance.now() - started) / 1000, r.timedOut);
-      return { ...r, epoch };
+      return { ...r, epoch, ips };
     });
   }
 

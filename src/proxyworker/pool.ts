@@ -14,6 +14,7 @@ import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
 import type { FlowEndpoint } from '../observe/index.js';
 import { formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
+import { answeredReply } from './answered.js';
 import { policyPatch } from './policy-patch.js';
 import type { Delta, EndpointState, FromWorker, IdentityState, PolicyPatch, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
 
@@ -49,8 +50,9 @@ export interface ProxyWorkerPoolOptions {
   readonly onLines: (lines: string, count: number) => void;
   /**
    * AgentFqdn.onAnswer: resolves when the answer's IPs are in the datapath, `{ timedOut: true }`
-   * when it gave up waiting at the max delay; with `epoch` (the FQDN epoch it began in) a result
-   * not timed out lets the worker release repeats of the answer at once. The identities and
+   * when it gave up waiting at the max delay; with `epoch` (the FQDN epoch it began in) and `ips`
+   * (the answer's IPs it taught the datapath) a result not timed out lets the worker release
+   * repeats of those IPs at once (answered.ts). The identities and
    * policies it produced must reach the workers (`sync`) before it resolves: AgentFqdn.onApplied.
    */
   readonly onAnswer: (a: DnsAnswer) => Promise<unknown>;
@@ -359,13 +361,7 @@ export class ProxyWorkerPool {
         // FQDN apply itself (AgentFqdn.onApplied → sync), before the answer settles, on this port.
         this.#o
           .onAnswer(m.answer)
-          .then(
-            (r) => {
-              const x = r as { timedOut?: boolean; epoch?: number } | undefined;
-              return x?.epoch !== undefined && x.timedOut !== true ? { confirmed: true, epoch: x.epoch } : {};
-            },
-            (err: unknown) => ({ error: (err as Error).message ?? String(err) }),
-          )
+          .then(answeredReply, (err: unknown) => ({ error: (err as Error).message ?? String(err) }))
           .then((r) => {
             if (slot.worker === w) w.postMessage({ t: 'answered', id: m.id, ...r } satisfies ToWorker);
           });

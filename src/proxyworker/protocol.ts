@@ -100,9 +100,10 @@ export type ToWorker =
   /**
    * `error`: AgentFqdn.onAnswer failed; the answer is released anyway and counted (`answerErrors`).
    * `confirmed`: the datapath holds the answer's IPs (not released at the max delay), as of FQDN
-   * `epoch` (the agent's when the answer arrived): the worker may release repeats at once.
+   * `epoch` (the agent's when the answer arrived), for `ips` only (those it taught the datapath;
+   * none for an answer it ignored): the worker may release repeats at once (answered.ts).
    */
-  | { readonly t: 'answered'; readonly id: number; readonly error?: string; readonly confirmed?: boolean; readonly epoch?: number }
+  | { readonly t: 'answered'; readonly id: number; readonly error?: string; readonly confirmed?: boolean; readonly epoch?: number; readonly ips?: readonly string[] }
   | { readonly t: 'fqdn-epoch'; readonly epoch: number }
   | { readonly t: 'stats?'; readonly seq: number }
   | { readonly t: 'stop'; readonly graceMs: number };

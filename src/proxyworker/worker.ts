@@ -12,6 +12,7 @@ import { DnsProxy, markedUpstream, traceDnsProxy, type DnsAnswer } from '../dnsp
 import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
 import type { Flow } from '../observe/index.js';
 import { PROTO } from '../policy/index.js';
+import { confirmAnswered, type AnsweredReply } from './answered.js';
 import { KnownAnswers } from './known-answers.js';
 import { Outbox } from './outbox.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
@@ -68,7 +69,7 @@ const deps: L7ProxyDeps = {
 };
 
 /** Answers waiting for the agent's `answered`: id → release (confirmed: the agent said the datapath holds them). */
-const pendingAnswers = new Map<number, (m: { error?: string; confirmed?: boolean; epoch?: number }) => void>();
+const pendingAnswers = new Map<number, (m: AnsweredReply) => void>();
 let nextAnswer = 1;
 let releasedAtMaxDelay = 0;
 /** (name, IP) pairs the agent confirmed: an answer of only those is released without the round trip. */
@@ -102,7 +103,7 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
     }, init.answerMaxDelayMs);
     pendingAnswers.set(id, (m) => {
       clearTimeout(timer);
-      if (m.confirmed === true && m.epoch !== undefined) known.confirm(answer.qname, answer.ips, answer.ttl, sentAt, m.epoch);
+      confirmAnswered(known, answer, m, sentAt);
       if (m.error === undefined) resolve();
       else reject(new Error(m.error));
     });
