@@ -13,14 +13,14 @@
  * after `number` flows. A flow is sent when it matches any whitelist filter (or there are none)
  * and no blacklist filter; within a filter every field set must match.
  */
-import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { compileFilters, type FilterFunc, type Flow, type FlowRing } from '../observe/index.js';
 import { filterFromProto, flowToProto, nsToTimestamp, timeToNs, timestampToNs, UnsupportedFilterError, type PbTimestamp } from './convert.js';
 import { observerPackage } from './proto.js';
-import { bindingPath, claimSocketPath, publishSocket, removeOwnSocket, type SocketFileId } from './socket-file.js';
+import { abandonBinding, bindingPath, claimSocketPath, publishSocket, removeOwnSocket, type SocketFileId } from './socket-file.js';
 
 /** The agent's default socket, beside its API socket as Cilium's hubble.sock is beside cilium.sock. */
 export const HUBBLE_SOCKET_NAME = 'hubble.sock';
@@ -115,10 +115,14 @@ export class HubbleServer {
       const path = opts.socketPath;
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       await claimSocketPath(path, 'MEMBRANE_ERR_HUBBLE_LISTEN');
+      // Bound in a private 0700 directory and made 0600 there before it is moved to `path` (socket-file.ts).
       const bound = bindingPath(path);
-      rmSync(bound, { force: true });
-      await this.#bind(`unix://${bound}`, grpc.ServerCredentials.createInsecure());
-      chmodSync(bound, 0o600);
+      try {
+        await this.#bind(`unix://${bound}`, grpc.ServerCredentials.createInsecure());
+      } catch (err) {
+        abandonBinding(path);
+        throw err;
+      }
       this.#socketFile = publishSocket(path, 'MEMBRANE_ERR_HUBBLE_LISTEN');
       this.#addresses[this.#addresses.length - 1] = `unix://${path}`;
     }
