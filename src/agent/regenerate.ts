@@ -29,13 +29,14 @@ import {
   cidrIdentityLabels,
   endpointLabels,
   policyCidrs,
+  FreshIdentityMemo,
   PolicyEngine,
   reservedIdentities,
-  resolveEndpointPolicy,
   applyVisibility,
   RESERVED_IDENTITY,
   type DirectionPolicy,
   type EndpointPolicy,
+  type FreshEntries,
   type Identity,
   type Label,
   type MapEntry,
@@ -93,6 +94,8 @@ export class Regenerator {
   #services: readonly ServiceInput[] = [];
   /** Resolution kept across passes: an endpoint nothing it depends on changed is not resolved again. */
   #engine = new PolicyEngine();
+  /** applyFqdn's resolutions of fresh identities per endpoint kind, valid for one revision. */
+  #freshMemo = new FreshIdentityMemo();
   /** The endpoints-map value last written per endpoint id, with the address it was written for. */
   #endpointWritten = new Map<number, { ip: string; ifindex: number; identity: number; ingress: boolean; egress: boolean }>();
 
@@ -272,7 +275,7 @@ export class Regenerator {
     for (const { ip, labelKeys } of changes) {
       // The datapath is IPv4-only: an AAAA answer's addresses have no ipcache to go to.
       if (!isIPv4(ip)) continue;
-      const keys = [...new Set(labelKeys)].sort();
+      const keys = sortedKeys(labelKeys);
       const before = this.#fqdnIps.get(ip);
       if (before ? before.length === keys.length && before.every((k, i) => k === keys[i]) : keys.length === 0) continue;
       if (keys.length === 0) this.#fqdnIps.delete(ip);
@@ -284,62 +287,78 @@ export class Regenerator {
     if (changed.length === 0 || this.#revision === 0) return { ipcache: 0, policyEntries: 0 };
 
     const fresh: Identity[] = [];
-    const retired = new Set<number>();
+    const freshIds = new Set<number>();
+    let retired: Set<number> | null = null;
     for (const { oldId, newId, labels } of changed) {
-      if (oldId !== undefined && oldId !== newId) retired.add(oldId);
-      if (newId !== undefined) fresh.push({ id: newId, labels: labels! });
+      if (oldId !== undefined && oldId !== newId) (retired ??= new Set()).add(oldId);
+      if (newId !== undefined && !freshIds.has(newId)) {
+        fresh.push({ id: newId, labels: labels! });
+        freshIds.add(newId);
+      }
     }
-    const freshIds = new Set(fresh.map((i) => i.id));
-    for (const id of freshIds) retired.delete(id);
-    for (const i of fresh) this.#identityById.set(i.id, i);
-    this.#identityList = null;
+    if (retired) {
+      for (const id of freshIds) retired.delete(id);
+      if (retired.size === 0) retired = null;
+    }
+    this.#addIdentities(fresh, retired !== null);
 
     // Order of Cilium's (and DESIGN.md's) FQDN update: policy entries for the new identities
     // first, then the ipcache switches the addresses to them, then the retired identities'
     // entries go. A packet in between is judged by complete state, old or new. Every endpoint
     // is resolved against the new identities: CIDR, entity and wildcard rules select them too.
     let policyWrites = 0;
-    const ready = this.#endpoints.list().filter((ep) => ep.state === 'ready' && ep.policy);
-    const resolved = new Map<number, EndpointPolicy>();
+    const ready: Endpoint[] = [];
+    for (const ep of this.#endpoints.list()) if (ep.state === 'ready' && ep.policy) ready.push(ep);
+    /** The fresh identities' entries per endpoint id. */
+    const resolved = new Map<number, FreshEntries>();
     /** Endpoints whose policy held entries of a fresh identity (relabelled or re-learned addresses). */
-    const staleBefore = new Map<number, boolean>();
+    const staleBefore = new Set<number>();
     // Endpoints with the same identity, named ports and visibility resolve the new identities
-    // alike (replicas): one resolution each, not one per endpoint.
-    const byKind = new Map<string, EndpointPolicy>();
+    // alike (replicas): one resolution each, not one per endpoint; and per kind, identities the
+    // policies see alike (same selected labels) share one (src/policy/resolve/fresh-memo.ts).
+    const byKind = new Map<string, FreshEntries>();
+    this.#freshMemo.begin(this.#revision);
     for (const ep of ready) {
-      const kind = `${ep.identity}|${ep.namedPorts ? JSON.stringify(ep.namedPorts) : ''}|${ep.visibility?.key ?? ''}`;
+      const kind = endpointKind(ep);
       let partial = byKind.get(kind);
       if (!partial) {
-        // Visibility pins the new identities' answers against the same wildcard entries as the full pass.
-        partial = applyVisibility(
-          resolveEndpointPolicy({
+        const visibility = ep.visibility;
+        partial = this.#freshMemo.resolve(
+          kind,
+          {
             policies: this.#policies,
-            endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
-            identities: fresh,
             services: this.#services,
-          }),
-          ep.visibility,
+            endpoint: { labels: ep.labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) },
+            // Visibility pins the new identities' answers against the same wildcard entries as the full pass.
+            ...(visibility ? { finish: (p: EndpointPolicy) => applyVisibility(p, visibility) } : {}),
+          },
+          fresh,
         );
         byKind.set(kind, partial);
       }
       resolved.set(ep.id, partial);
-      const only = (d: DirectionPolicy): DirectionPolicy => ({ enforced: d.enforced, entries: d.entries.filter((e) => freshIds.has(e.identity)) });
       const written = this.#writtenEntries(ep.id);
-      const after = this.#mapEntries({ ingress: only(partial.ingress), egress: only(partial.egress) });
-      const before: PolicyMapEntry[] = [];
+      let before: PolicyMapEntry[] | null = null;
       for (const id of freshIds) {
-        if (written.has(id)) staleBefore.set(ep.id, true);
         const w = written.get(id);
-        if (w) before.push(...w);
+        if (!w) continue;
+        staleBefore.add(ep.id);
+        if (before) for (const e of w) before.push(e);
+        else before = w;
         written.delete(id);
       }
+      if (partial.ingress.length === 0 && partial.egress.length === 0 && before === null) continue;
+      const after: PolicyMapEntry[] = [];
+      for (const e of partial.ingress) after.push(this.#mapEntry(false, e));
+      for (const e of partial.egress) after.push(this.#mapEntry(true, e));
       for (const e of after) {
         const w = written.get(e.identity);
         if (w) w.push(e);
         else written.set(e.identity, [e]);
       }
-      if (after.length === 0 && before.length === 0) continue;
-      const r = this.#datapath.syncEndpointPolicy(ep.id, after, this.#datapath.snapshotOf(ep.id, before));
+      // Nothing of these identities was written for this endpoint: the entries go as they are;
+      // else only what differs from what was (a re-learned address's entries may be unchanged).
+      const r = before === null ? this.#datapath.writeEndpointPolicy(ep.id, after, []) : this.#datapath.syncEndpointPolicy(ep.id, after, this.#datapath.snapshotOf(ep.id, before));
       policyWrites += r.upserted + r.deleted;
     }
 
@@ -360,37 +379,57 @@ export class Regenerator {
       const written = this.#writtenEntries(ep.id);
       // The written entries are ep.policy's: when they hold none of the retired or fresh
       // identities, ep.policy's entries need no filtering, only the fresh ones appended.
-      let stale = staleBefore.get(ep.id) ?? false;
-      if (retired.size > 0) {
-        const gone: PolicyMapEntry[] = [];
+      let stale = staleBefore.has(ep.id);
+      if (retired) {
+        let gone: PolicyMapEntry[] | null = null;
         for (const id of retired) {
           const w = written.get(id);
-          if (w) gone.push(...w);
+          if (!w) continue;
+          if (gone) for (const e of w) gone.push(e);
+          else gone = w;
           written.delete(id);
         }
-        if (gone.length > 0) {
+        if (gone) {
           stale = true;
-          const r = this.#datapath.syncEndpointPolicy(ep.id, [], this.#datapath.snapshotOf(ep.id, gone));
-          policyWrites += r.deleted;
+          policyWrites += this.#datapath.writeEndpointPolicy(ep.id, [], gone).deleted;
         }
       }
       const partial = resolved.get(ep.id)!;
-      const merge = (now: DirectionPolicy, add: DirectionPolicy): DirectionPolicy => {
-        const added = add.entries.filter((e) => freshIds.has(e.identity));
-        if (!stale && added.length === 0) return now;
-        const kept = stale ? now.entries.filter((e) => !retired.has(e.identity) && !freshIds.has(e.identity)) : now.entries;
-        return { enforced: now.enforced, entries: added.length === 0 ? kept : kept.concat(added) };
-      };
-      const ingress = merge(ep.policy!.ingress, partial.ingress);
-      const egress = merge(ep.policy!.egress, partial.egress);
-      if (ingress !== ep.policy!.ingress || egress !== ep.policy!.egress) ep.policy = { ingress, egress };
+      const policy = ep.policy!;
+      const ingress = mergeFresh(policy.ingress, partial.ingress, stale, retired, freshIds);
+      const egress = mergeFresh(policy.egress, partial.egress, stale, retired, freshIds);
+      if (ingress !== policy.ingress || egress !== policy.egress) ep.policy = { ingress, egress };
       this.#writtenPolicy.set(ep.id, ep.policy!);
     }
-    for (const id of retired) {
-      this.#identityById.delete(id);
-      this.#identities.release(id);
+    if (retired) {
+      for (const id of retired) {
+        this.#identityById.delete(id);
+        this.#identities.release(id);
+      }
     }
     return { ipcache: changed.length, policyEntries: policyWrites };
+  }
+
+  /**
+   * Adds applyFqdn's fresh identities to the identities by id; the sorted list (read by the
+   * proxy workers' sync after every update) grows by them without a sort when they come after
+   * it in id order (local identities are handed out in increasing order) and none is retired.
+   */
+  #addIdentities(fresh: readonly Identity[], retiring: boolean): void {
+    let list = this.#identityList;
+    if (list !== null && !retiring) {
+      let last = list.length > 0 ? list[list.length - 1]!.id : -Infinity;
+      for (const i of fresh) {
+        if (i.id <= last || this.#identityById.has(i.id)) {
+          list = null;
+          break;
+        }
+        last = i.id;
+      }
+    } else list = null;
+    for (const i of fresh) this.#identityById.set(i.id, i);
+    // A new array: one handed out may be a WeakMap key of a resolution (arrayView).
+    this.#identityList = list !== null && fresh.length > 0 ? list.concat(fresh) : list;
   }
 
   /** Learned IPs and their selector keys, for the API and tests. */
@@ -504,6 +543,33 @@ export class Regenerator {
     for (const e of policy.egress.entries) out.push(this.#mapEntry(true, e));
     return out;
   }
+}
+
+/** Ready endpoints alike for applyFqdn (same identity, named ports and visibility: replicas), by endpoint object (an upsert makes a new one). */
+const kinds = new WeakMap<Endpoint, { identity: number; kind: string }>();
+
+function endpointKind(ep: Endpoint): string {
+  const k = kinds.get(ep);
+  if (k && k.identity === ep.identity) return k.kind;
+  const kind = `${ep.identity}|${ep.namedPorts ? JSON.stringify(ep.namedPorts) : ''}|${ep.visibility?.key ?? ''}`;
+  kinds.set(ep, { identity: ep.identity, kind });
+  return kind;
+}
+
+/** Label keys sorted, each once: as given when they already are (the name manager's are). */
+function sortedKeys(keys: readonly string[]): readonly string[] {
+  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return [...new Set(keys)].sort();
+  return keys;
+}
+
+/**
+ * `now` (an endpoint's entries in one direction) with the fresh identities' entries `add`:
+ * appended as they are when `now` holds none of the fresh or retired identities (`stale` false).
+ */
+function mergeFresh(now: DirectionPolicy, add: readonly MapEntry[], stale: boolean, retired: ReadonlySet<number> | null, fresh: ReadonlySet<number>): DirectionPolicy {
+  if (!stale && add.length === 0) return now;
+  const kept = stale ? now.entries.filter((e) => !retired?.has(e.identity) && !fresh.has(e.identity)) : now.entries;
+  return { enforced: now.enforced, entries: add.length === 0 ? kept : kept.concat(add) };
 }
 
 /** The labels of a learned IP's identity, as Cilium gives FQDN-selected IPs: its CIDR labels and one `fqdn:` label per selector. */

@@ -46,6 +46,7 @@ export type { EndpointInput, ServiceInput, ResolveInput, SelectedRule } from './
 export { resolveEndpointPolicy, selectingRules, isEnforced, rangeToPrefixes } from './resolve/resolve.js';
 export { lookupPolicy, VERDICT_PRECEDENCE } from './resolve/lookup.js';
 export { PolicyEngine, type EngineResolution } from './resolve/engine.js';
+export { FreshIdentityMemo, type FreshEntries, type FreshResolveInput } from './resolve/fresh-memo.js';
 export type { HttpRequestInfo } from './resolve/l7.js';
 export { evaluateHttp, evaluateDns, evaluateTls } from './resolve/l7.js';
 export type { L7Request, L7Flow, L7Reason, L7Decision, L7DirectionDecision } from './resolve/decide.js';
