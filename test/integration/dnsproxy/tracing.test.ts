@@ -7,85 +7,19 @@
  * span; and that with tracing off nothing carries a trace id.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import protobuf from 'protobufjs';
 import { traceDnsProxy } from '../../../src/dnsproxy/index.js';
+import { startOtlpReceiver, type DecodedSpan } from '../../support/otlp-receiver.js';
 import { startTracing, tracingConfig } from '../../../src/tracing/index.js';
 import { Cleanups, dig, startDnsmasq, startProxy } from './harness.js';
 
-const PROTO = fileURLToPath(new URL('../../fixtures/otlp/trace.proto', import.meta.url));
 const ZONE = { a: { 'api.github.com': ['10.9.0.1', '10.9.0.7'] }, ttl: 300 };
-
-interface DecodedSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: string;
-  start: bigint;
-  end: bigint;
-  attributes: Record<string, unknown>;
-  status: { code?: string; message?: string };
-}
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
-/** An OTLP/HTTP traces receiver on loopback: decodes each ExportTraceServiceRequest. */
-async function startReceiver(): Promise<{ url: string; spans: DecodedSpan[] }> {
-  const root = await protobuf.load(PROTO);
-  const Request = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
-  const hex = (b: unknown): string => Buffer.from((b as Uint8Array | undefined) ?? []).toString('hex');
-  const spans: DecodedSpan[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const msg = Request.toObject(Request.decode(Buffer.concat(chunks)), { enums: String, longs: String, bytes: Array }) as {
-        resourceSpans?: { scopeSpans?: { spans?: Record<string, unknown>[] }[] }[];
-      };
-      for (const rs of msg.resourceSpans ?? []) {
-        for (const ss of rs.scopeSpans ?? []) {
-          for (const s of ss.spans ?? []) {
-            const attributes: Record<string, unknown> = {};
-            for (const kv of (s.attributes as { key: string; value: Record<string, unknown> }[] | undefined) ?? []) {
-              const v = kv.value;
-              attributes[kv.key] = v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.boolValue ?? v.doubleValue ??
-                ((v.arrayValue as { values?: { stringValue?: string }[] } | undefined)?.values ?? []).map((x) => x.stringValue);
-            }
-            spans.push({
-              traceId: hex(s.traceId),
-              spanId: hex(s.spanId),
-              parentSpanId: hex(s.parentSpanId),
-              name: s.name as string,
-              kind: s.kind as string,
-              start: BigInt(s.startTimeUnixNano as string),
-              end: BigInt(s.endTimeUnixNano as string),
-              attributes,
-              status: (s.status as DecodedSpan['status'] | undefined) ?? {},
-            });
-          }
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.add(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans };
-}
-
 async function traced(): Promise<{ spans: DecodedSpan[] }> {
-  const otlp = await startReceiver();
+  const otlp = await startOtlpReceiver(cleanups);
   const config = tracingConfig(otlp.url, 'test-node', { OTEL_BSP_SCHEDULE_DELAY: '20' });
   if (!config) throw new Error('tracing should be on');
   const tracing = await startTracing(config);

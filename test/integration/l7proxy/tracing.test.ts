@@ -8,92 +8,18 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { Agent, createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'node:http';
 import { promisify } from 'node:util';
-import protobuf from 'protobufjs';
 import { traceHttpProxy } from '../../../src/l7proxy/index.js';
+import { startOtlpReceiver } from '../../support/otlp-receiver.js';
 import { startTracing, tracingConfig, type Tracing } from '../../../src/tracing/index.js';
 import { Cleanups, startProxy, startUpstream, until, type Upstream } from './harness.js';
 
 const run = promisify(execFile);
 const HOST = 'deathstar.default.svc.cluster.local';
-const PROTO = fileURLToPath(new URL('../../fixtures/otlp/trace.proto', import.meta.url));
-
-interface DecodedSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: string;
-  attributes: Record<string, unknown>;
-  status: { code?: string; message?: string };
-}
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
-
-/** An OTLP/HTTP traces receiver on loopback: decodes each ExportTraceServiceRequest. */
-async function startReceiver(opts: { stall?: boolean } = {}): Promise<{ url: string; spans: DecodedSpan[]; requests: number; server: Server }> {
-  const root = await protobuf.load(PROTO);
-  const Request = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
-  const hex = (b: unknown): string => Buffer.from((b as Uint8Array | undefined) ?? []).toString('hex');
-  const state = { spans: [] as DecodedSpan[], requests: 0 };
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      state.requests++;
-      if (opts.stall) return; // a collector that never answers
-      expect(req.url).toBe('/v1/traces');
-      expect(req.headers['content-type']).toBe('application/x-protobuf');
-      const msg = Request.toObject(Request.decode(Buffer.concat(chunks)), { enums: String, longs: String, bytes: Array }) as {
-        resourceSpans?: { scopeSpans?: { spans?: Record<string, unknown>[] }[] }[];
-      };
-      for (const rs of msg.resourceSpans ?? []) {
-        for (const ss of rs.scopeSpans ?? []) {
-          for (const s of ss.spans ?? []) {
-            const attributes: Record<string, unknown> = {};
-            for (const kv of (s.attributes as { key: string; value: Record<string, unknown> }[] | undefined) ?? []) {
-              const v = kv.value;
-              attributes[kv.key] = v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.boolValue ?? v.doubleValue ??
-                ((v.arrayValue as { values?: { stringValue?: string }[] } | undefined)?.values ?? []).map((x) => x.stringValue);
-            }
-            state.spans.push({
-              traceId: hex(s.traceId),
-              spanId: hex(s.spanId),
-              parentSpanId: hex(s.parentSpanId),
-              name: s.name as string,
-              kind: s.kind as string,
-              attributes,
-              status: (s.status as DecodedSpan['status'] | undefined) ?? {},
-            });
-          }
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.add(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    get spans() {
-      return state.spans;
-    },
-    get requests() {
-      return state.requests;
-    },
-    server,
-  };
-}
 
 async function tracingTo(endpoint: string, env: NodeJS.ProcessEnv = {}): Promise<Tracing> {
   const config = tracingConfig(endpoint, 'test-node', { OTEL_BSP_SCHEDULE_DELAY: '20', ...env });
@@ -117,7 +43,7 @@ function receivedTraceparent(up: Upstream, i: number): string | undefined {
 
 describe('issue-11 tracing through the HTTP proxy', () => {
   it('continues the client trace: client span → proxy span → the server sees the proxy span as parent; the flows carry the trace id', async () => {
-    const otlp = await startReceiver();
+    const otlp = await startOtlpReceiver(cleanups);
     const tracing = await tracingTo(otlp.url);
     cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
@@ -155,7 +81,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('a denied request gets a span with the 403 and the reason, and never reaches the server', async () => {
-    const otlp = await startReceiver();
+    const otlp = await startOtlpReceiver(cleanups);
     const tracing = await tracingTo(otlp.url);
     cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
@@ -179,7 +105,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('without a traceparent the proxy starts the trace: a root span, propagated upstream, its id in the request flow', async () => {
-    const otlp = await startReceiver();
+    const otlp = await startOtlpReceiver(cleanups);
     const tracing = await tracingTo(otlp.url);
     cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
@@ -188,6 +114,8 @@ describe('issue-11 tracing through the HTTP proxy', () => {
     expect(await curl(h.port, 'POST', '/v1/request-landing')).toBe(200);
     await until(() => otlp.spans.length === 1, 5000);
     const span = otlp.spans[0];
+    // What the SDK sent was a protobuf POST to /v1/traces (else the receiver refuses it).
+    expect(otlp.refused).toBe(0);
     expect(span?.parentSpanId).toBe('');
     expect(span?.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(receivedTraceparent(up, 0)).toBe(`00-${span?.traceId}-${span?.spanId}-01`);
@@ -195,7 +123,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('sampled out (traceidratio 0): nothing is exported, the trace context is still propagated', async () => {
-    const otlp = await startReceiver();
+    const otlp = await startOtlpReceiver(cleanups);
     const tracing = await tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
     cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
@@ -210,7 +138,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
 
 
   it('issue-11 sampling decided before the span: a root sampled at 50% is exported under the trace id sent upstream (flags 01), one dropped is sent with flags 00 and never exported, and half are sampled', async () => {
-    const otlp = await startReceiver();
+    const otlp = await startOtlpReceiver(cleanups);
     const tracing = await tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' });
     cleanups.add(traceHttpProxy(tracing.proxyTracer));
     const up = await startUpstream(cleanups);
@@ -258,7 +186,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('a collector that never answers: requests still succeed, spans beyond the queue are dropped and counted', async () => {
-    const otlp = await startReceiver({ stall: true });
+    const otlp = await startOtlpReceiver(cleanups, { stall: true });
     const tracing = await tracingTo(otlp.url, { OTEL_BSP_MAX_QUEUE_SIZE: '2', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1', OTEL_BSP_EXPORT_TIMEOUT: '60000' });
     // Cleanups run last-added first: the collector goes away before the tracer shuts down.
     cleanups.add(() => {
