@@ -382,23 +382,118 @@ Napi::Value UdpSend(const Napi::CallbackInfo &info) {
     return env.Null();
   }
   ssize_t n;
-  std::string subject;
-  if (info.Length() > 2 && !info[2].IsUndefined()) {
+  sockaddr_in to;
+  bool addressed = info.Length() > 2 && !info[2].IsUndefined();
+  if (addressed) {
     std::string ip;
     int64_t port;
-    sockaddr_in to;
     if (!ArgString(info, 2, &ip, "ip") || !ArgInt(info, 3, &port, "port") || !ParseAddr(env, ip, port, &to)) return env.Null();
     n = sendto(h->fd, data.Data(), data.ByteLength(), MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&to), sizeof to);
-    subject = Subject(h->local) + " -> " + Subject(to);
   } else {
     n = send(h->fd, data.Data(), data.ByteLength(), MSG_DONTWAIT);
-    subject = Subject(h->local);
   }
   if (n < 0) {
-    ThrowSystemError(env, "sendto", errno, subject);
+    // The subject only on failure: formatting it is most of this call's own cost.
+    int err = errno;
+    ThrowSystemError(env, "sendto", err, addressed ? Subject(h->local) + " -> " + Subject(to) : Subject(h->local));
     return env.Null();
   }
   return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// Datagrams per sendmmsg call of udpSendBatch (UIO_MAXIOV is far above; this bounds the stack).
+constexpr unsigned kSendChunk = 64;
+
+// udpSendBatch(handle, datas, ips|undefined, ports|undefined, status: Int32Array) -> failures.
+// Sends datas[i] (to ips[i]:ports[i], or to the connected peer without ips) with sendmmsg, one
+// syscall per up to 64 datagrams, in order. status[i] is 0 when datagram i went out, else its
+// errno: the kernel's for the first datagram a call could not send (EAGAIN: buffer full), EINVAL
+// for an entry that is not bytes or whose address does not parse (not sent, the others are).
+// Throws only for a bad handle or argument shapes, before anything is sent.
+Napi::Value UdpSendBatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  UdpHandle *h = HandleArg(info, 0);
+  if (!h) return env.Null();
+  if (info.Length() < 5 || !info[1].IsArray() || !info[4].IsTypedArray() ||
+      info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowTypeError(env, "udpSendBatch(handle, datas[], ips[]|undefined, ports[]|undefined, status: Int32Array)");
+    return env.Null();
+  }
+  Napi::Array datas = info[1].As<Napi::Array>();
+  bool addressed = !info[2].IsUndefined();
+  if (addressed && (!info[2].IsArray() || !info[3].IsArray())) {
+    ThrowTypeError(env, "ips and ports must be arrays (or both undefined for a connected socket)");
+    return env.Null();
+  }
+  Napi::Int32Array status = info[4].As<Napi::Int32Array>();
+  uint32_t count = datas.Length();
+  if (status.ElementLength() < count || (addressed && (info[2].As<Napi::Array>().Length() < count || info[3].As<Napi::Array>().Length() < count))) {
+    ThrowTypeError(env, "ips, ports and status must hold an entry per datagram");
+    return env.Null();
+  }
+  Napi::Array ips = addressed ? info[2].As<Napi::Array>() : Napi::Array();
+  Napi::Array ports = addressed ? info[3].As<Napi::Array>() : Napi::Array();
+  int32_t *st = status.Data();
+  uint32_t failures = 0;
+  mmsghdr msgs[kSendChunk];
+  iovec iovs[kSendChunk];
+  sockaddr_in tos[kSendChunk];
+  uint32_t index[kSendChunk];
+  char ip[INET_ADDRSTRLEN + 1];
+  for (uint32_t base = 0; base < count;) {
+    unsigned m = 0;
+    // Fill up to a chunk of valid entries; invalid ones are marked and skipped.
+    for (; base < count && m < kSendChunk; base++) {
+      Napi::Value d = datas[base];
+      if (h->closed || !d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        st[base] = h->closed ? EBADF : EINVAL;
+        failures++;
+        continue;
+      }
+      Napi::Uint8Array bytes = d.As<Napi::Uint8Array>();
+      msgs[m] = mmsghdr{};
+      iovs[m].iov_base = bytes.Data();
+      iovs[m].iov_len = bytes.ByteLength();
+      msgs[m].msg_hdr.msg_iov = &iovs[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      if (addressed) {
+        Napi::Value ipv = ips[base];
+        Napi::Value portv = ports[base];
+        size_t len = 0;
+        bool ok = ipv.IsString() && portv.IsNumber() &&
+                  napi_get_value_string_utf8(env, ipv, ip, sizeof ip, &len) == napi_ok && len < INET_ADDRSTRLEN;
+        double port = ok ? portv.As<Napi::Number>().DoubleValue() : -1;
+        tos[m] = sockaddr_in{};
+        tos[m].sin_family = AF_INET;
+        if (!ok || !(port >= 0 && port <= 65535) || port != static_cast<double>(static_cast<int>(port)) ||
+            inet_pton(AF_INET, ip, &tos[m].sin_addr) != 1) {
+          st[base] = EINVAL;
+          failures++;
+          continue;
+        }
+        tos[m].sin_port = htons(static_cast<uint16_t>(port));
+        msgs[m].msg_hdr.msg_name = &tos[m];
+        msgs[m].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      }
+      index[m] = base;
+      m++;
+    }
+    // sendmmsg stops at the first datagram it cannot send and reports the count before it; that
+    // one's error comes from the next call, which is made for it (and marks it), then the rest go.
+    for (unsigned done = 0; done < m;) {
+      int r = sendmmsg(h->fd, msgs + done, m - done, MSG_DONTWAIT);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        st[index[done]] = errno;
+        failures++;
+        done++;
+        continue;
+      }
+      for (int k = 0; k < r; k++) st[index[done + k]] = 0;
+      done += static_cast<unsigned>(r);
+    }
+  }
+  return Napi::Number::New(env, failures);
 }
 
 // udpAddress(handle) -> {ip, port}: the socket's own address (the listener's port when bound to 0).
@@ -428,6 +523,7 @@ void InitUdp(Napi::Env env, Napi::Object exports) {
   exports.Set("udpReplySocket", Napi::Function::New(env, UdpReplySocket));
   exports.Set("udpConnectMarked", Napi::Function::New(env, UdpConnectMarked));
   exports.Set("udpSend", Napi::Function::New(env, UdpSend));
+  exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatch));
   exports.Set("udpAddress", Napi::Function::New(env, UdpAddress));
   exports.Set("udpClose", Napi::Function::New(env, UdpClose));
 }

@@ -35,6 +35,12 @@ export interface NativeAddon {
   linkIndex(ifname: string): number;
   /** Every IPv4 address of every link (up or down), getifaddrs, as `ip -4 addr show` lists them. */
   ipv4Addresses(): string[];
+  /** The same addresses by one RTM_GETADDR dump (native/src/control.cc): no link dump, cheap with thousands of links. */
+  ipv4AddressDump(): string[];
+  /** setpriority(PRIO_PROCESS, gettid(), nice): the calling thread only; threads it creates later inherit it. */
+  threadNice(nice: number): void;
+  /** The calling thread's nice value. */
+  threadNiceValue(): number;
   numPossibleCpus(): number;
   progTestRun(progFd: number, packet: Uint8Array, ctx?: { ifindex?: number; mark?: number }): { retval: number; mark: number };
   objGet(path: string): number;
@@ -58,6 +64,8 @@ export interface NativeAddon {
   udpReplySocket(ip: string, port: number): UdpHandle;
   udpConnectMarked(ip: string, port: number, mark: number, callback: (records: UdpRecord[]) => void): UdpHandle;
   udpSend(handle: UdpHandle, data: Uint8Array, ip?: string, port?: number): number;
+  /** sendmmsg of `datas` (to `ips[i]:ports[i]`, or the connected peer); `status[i]` 0 or the errno of datagram i; returns the failures. */
+  udpSendBatch(handle: UdpHandle, datas: Uint8Array[], ips: string[] | undefined, ports: number[] | undefined, status: Int32Array): number;
   udpAddress(handle: UdpHandle): { ip: string; port: number };
   udpClose(handle: UdpHandle): void;
 }

@@ -236,7 +236,8 @@ export class DnsProxy {
         s = udpReplySocket(server.ip, server.port);
         this.#replySockets.set(key, s);
       }
-      s.send(bytes, client.ip, client.port);
+      // Queued: the turn's answers from this server go out in one sendmmsg.
+      s.sendQueued(bytes, client.ip, client.port, (err) => this.#replyFailed(client, err));
     } catch (err) {
       this.#replyFailed(client, err as Error);
     }

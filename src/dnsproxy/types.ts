@@ -21,8 +21,12 @@ export interface DnsSource {
 
 /** A UDP socket connected to one DNS server, for one exchange. */
 export interface UpstreamUdpSocket {
-  /** Sends one datagram to the server; throws when the kernel refuses it (e.g. EAGAIN). */
-  send(data: Uint8Array): void;
+  /**
+   * Sends one datagram to the server. When the kernel refuses it (e.g. EAGAIN) it throws, or, on a
+   * socket that batches its sends (the addon's: one sendmmsg per turn of the event loop), calls
+   * `onError` later with the error.
+   */
+  send(data: Uint8Array, onError?: (err: Error) => void): void;
   /** Idempotent. */
   close(): void;
 }

@@ -105,10 +105,11 @@ export class SharedUdpExchanges {
         },
       };
       shared.waiters.set(expect.id, waiter);
+      const failed = (err: unknown): void => waiter.finish({ ok: false, kind: 'error', error: err instanceof Error ? err : new Error(String(err)) });
       try {
-        shared.socket!.send(query);
+        shared.socket!.send(query, failed);
       } catch (err) {
-        waiter.finish({ ok: false, kind: 'error', error: err instanceof Error ? err : new Error(String(err)) });
+        failed(err);
       }
     });
   }

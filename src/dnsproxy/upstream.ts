@@ -89,7 +89,7 @@ export function exchangeUdp(
       );
       socket = s;
       if (done) s.close();
-      else s.send(query);
+      else s.send(query, (error) => finish({ ok: false, kind: 'error', error }));
     } catch (err) {
       finish({ ok: false, kind: 'error', error: err instanceof Error ? err : new Error(String(err)) });
     }
@@ -150,8 +150,7 @@ export function exchangeTcp(
 export function markedUpstream(): DnsUpstream {
   return {
     udp(server, identity, onMessage, onError) {
-      let s: { send(d: Uint8Array): void; close(): void } | null = null;
-      s = udpConnectMarked(
+      const s = udpConnectMarked(
         server.ip,
         server.port,
         identity,
@@ -164,7 +163,8 @@ export function markedUpstream(): DnsUpstream {
         },
         onError,
       );
-      return s;
+      // Queued: the turn's queries to this server go out in one sendmmsg.
+      return { send: (data, failed) => s.sendQueued(data, undefined, undefined, failed), close: () => s.close() };
     },
     tcp(server, identity) {
       return connectMarked(server.ip, server.port, identity);
