@@ -23,85 +23,10 @@ import { EndpointManager, type EndpointSpec } from '../src/agent/endpoints.js';
 import { IdentityAllocator } from '../src/agent/identity-allocator.js';
 import { StateStore } from '../src/agent/state-store.js';
 import { parseLabel, type PolicyObject } from '../src/policy/index.js';
-import type { Datapath, PolicyMapEntry, PolicySnapshot } from '../src/datapath/index.js';
-import { encodePolicyEntry } from '../src/datapath/maps/policy.js';
+import type { Datapath } from '../src/datapath/index.js';
+// The maps in memory, written through the real policy-entry codec (the Regenerator tests' port).
+import { bpfCodec, MemoryDatapath } from '../test/support/memory-datapath.js';
 import { identityPod, parsePolicyFile, policyYaml, withDefaults } from './lib/policy-gen.js';
-
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
-
-/** The maps in memory, written through the real policy-entry codec. */
-class MemoryDatapath {
-  ipcache = new Map<string, number>();
-  endpoints = new Map<string, unknown>();
-  policy = new Map<number, Map<string, { key: Uint8Array; valueHex: string }>>();
-  syncIpcache(m: ReadonlyMap<string, number>) {
-    let upserted = 0;
-    for (const [k, v] of m) if (this.ipcache.get(k) !== v) upserted++;
-    const deleted = [...this.ipcache.keys()].filter((k) => !m.has(k)).length;
-    this.ipcache = new Map(m);
-    return { upserted, deleted };
-  }
-  upsertIpcache(p: string, id: number) {
-    this.ipcache.set(p, id);
-  }
-  deleteIpcache(p: string) {
-    return this.ipcache.delete(p);
-  }
-  dumpEndpoints() {
-    return new Map(this.endpoints);
-  }
-  upsertEndpoint(ip: string, v: unknown) {
-    this.endpoints.set(ip, v);
-  }
-  deleteEndpoint(ip: string) {
-    return this.endpoints.delete(ip);
-  }
-  attachEndpoint() {}
-  detachEndpoint() {}
-  policySnapshot(): PolicySnapshot {
-    return new Map([...this.policy].map(([id, m]) => [id, new Map(m)]));
-  }
-  snapshotOf(id: number, entries: readonly PolicyMapEntry[]): PolicySnapshot {
-    const mine = new Map<string, { key: Uint8Array; valueHex: string }>();
-    for (const e of entries) {
-      const { key, value } = encodePolicyEntry({ ...e, endpointId: id });
-      mine.set(hex(key), { key, valueHex: hex(value) });
-    }
-    return new Map([[id, mine]]);
-  }
-  writeEndpointPolicy(id: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[]) {
-    const cur = this.policy.get(id) ?? new Map<string, { key: Uint8Array; valueHex: string }>();
-    const written = new Set<string>();
-    for (const e of upserts) {
-      const { key, value } = encodePolicyEntry({ ...e, endpointId: id });
-      written.add(hex(key));
-      cur.set(hex(key), { key, valueHex: hex(value) });
-    }
-    let deleted = 0;
-    for (const e of deletes) {
-      const k = hex(encodePolicyEntry({ ...e, endpointId: id }).key);
-      if (!written.has(k) && cur.delete(k)) deleted++;
-    }
-    this.policy.set(id, cur);
-    return { upserted: upserts.length, deleted };
-  }
-  syncEndpointPolicy(id: number, desired: readonly PolicyMapEntry[], snap: PolicySnapshot = this.policySnapshot()) {
-    const cur = snap.get(id) ?? new Map<string, { key: Uint8Array; valueHex: string }>();
-    const next = new Map<string, { key: Uint8Array; valueHex: string }>();
-    let upserted = 0;
-    for (const e of desired) {
-      const { key, value } = encodePolicyEntry({ ...e, endpointId: id });
-      const k = hex(key);
-      const v = hex(value);
-      if (cur.get(k)?.valueHex !== v) upserted++;
-      next.set(k, { key, valueHex: v });
-    }
-    let deleted = 0;
-    for (const k of cur.keys()) if (!next.has(k)) deleted++;
-    this.policy.set(id, next);
-    return { upserted, deleted };
-  }
-}
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
@@ -119,7 +44,7 @@ try {
   const store = new StateStore(dir);
   const endpoints = new EndpointManager(store);
   const identities = new IdentityAllocator(store, parseLabel);
-  const regen = new Regenerator(new MemoryDatapath() as unknown as Datapath, endpoints, identities, { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+  const regen = new Regenerator(new MemoryDatapath(bpfCodec) as unknown as Datapath, endpoints, identities, { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
   const spec = (n: number): EndpointSpec => {
     const { namespace, podLabels } = identityPod(n, gen);
     // Endpoint links are `lo` (it exists everywhere): this measures regeneration, not attachment.
