@@ -2,6 +2,7 @@
  * CiliumNetworkPolicy fixtures shared by the decision's unit tests and the proxies' integration
  * tests, for the Star Wars pods of ./policy-state.ts (tiefighter → deathstar:80).
  */
+import { loadPolicyText, type PolicyObject } from '../../src/policy/index.js';
 
 /** tiefighter may send deathstar:80 the HTTP rules given (YAML flow sequence items). */
 export function tiefighterEgressHttp(name: string, rules: string): string {
@@ -77,3 +78,20 @@ spec:
 
 /** Every HTTP request from any endpoint to deathstar:80. */
 export const ALLOW_ALL_HTTP = deathstarAllowAllHttp('allow-all-http');
+
+/** `app: client` may look up and reach names matching `pattern` (toFQDNs), as parsed policy objects. */
+export function clientToFqdns(pattern: string): PolicyObject[] {
+  const r = loadPolicyText(
+    `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: egress, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toFQDNs: [{matchPattern: "${pattern}"}]
+`,
+    'fqdn.yaml',
+  );
+  if (r.problems.length) throw new Error(`fixture policy: ${JSON.stringify(r.problems)}`);
+  return r.policies;
+}

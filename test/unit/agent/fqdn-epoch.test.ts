@@ -13,23 +13,9 @@ import { AgentFqdn } from '../../../src/agent/fqdn.js';
 import type { Regenerator } from '../../../src/agent/regenerate.js';
 import { StateStore } from '../../../src/agent/state-store.js';
 import type { Datapath } from '../../../src/datapath/index.js';
-import { loadPolicyText, type PolicyObject } from '../../../src/policy/index.js';
+import { clientToFqdns } from '../../support/policies.js';
 
-const policy = (pattern: string): PolicyObject[] => {
-  const r = loadPolicyText(
-    `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: egress, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: client}}
-  egress:
-  - toFQDNs: [{matchPattern: "${pattern}"}]
-`,
-    'epoch.yaml',
-  );
-  expect(r.problems).toEqual([]);
-  return r.policies;
-};
+const policy = clientToFqdns;
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -14,9 +14,9 @@ import type { Regenerator } from '../../../src/agent/regenerate.js';
 import { StateStore } from '../../../src/agent/state-store.js';
 import type { Datapath } from '../../../src/datapath/index.js';
 import type { DnsAnswer } from '../../../src/dnsproxy/index.js';
-import { loadPolicyText } from '../../../src/policy/index.js';
 import { answeredReply, confirmAnswered } from '../../../src/proxyworker/answered.js';
 import { KnownAnswers } from '../../../src/proxyworker/known-answers.js';
+import { clientToFqdns } from '../../support/policies.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -34,18 +34,7 @@ async function agentFqdn(): Promise<{ fqdn: AgentFqdn; applied: string[] }> {
     },
   } as unknown as Regenerator;
   const fqdn = new AgentFqdn(new StateStore(dir), () => regenerator, () => ({}) as Datapath, { minTtlSeconds: 0, maxIpsPerHostname: 1000, maxDelayMs: 1000 }, pino({ level: 'silent' }));
-  const r = loadPolicyText(
-    `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: egress, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: client}}
-  egress:
-  - toFQDNs: [{matchPattern: "*.example.com"}]
-`,
-    'p.yaml',
-  );
-  await fqdn.setPolicies(r.policies);
+  await fqdn.setPolicies(clientToFqdns('*.example.com'));
   return { fqdn, applied };
 }
 
