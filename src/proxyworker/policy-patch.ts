@@ -15,17 +15,30 @@ const MAX_SHARE = 0.5;
 /**
  * The patch from `sent` (the entries the worker holds, in its order) to `next`, and the policy the
  * worker holds after it; null when a whole policy is the better message (flags changed, large change).
+ * `prev`: the agent's policy `sent` holds the entries of (same entries, maybe another order); when
+ * `next` only appends to it (an FQDN update of new addresses) the patch is its tail, found
+ * without a set of either side's thousands of entries.
  */
-export function policyPatch(sent: EndpointPolicy, next: EndpointPolicy): { ingress: DirectionPatch; egress: DirectionPatch; result: EndpointPolicy } | null {
-  const ingress = directionPatch(sent.ingress, next.ingress);
-  const egress = directionPatch(sent.egress, next.egress);
+export function policyPatch(
+  sent: EndpointPolicy,
+  next: EndpointPolicy,
+  prev?: EndpointPolicy | null,
+): { ingress: DirectionPatch; egress: DirectionPatch; result: EndpointPolicy } | null {
+  const ingress = directionPatch(sent.ingress, next.ingress, prev?.ingress);
+  const egress = directionPatch(sent.egress, next.egress, prev?.egress);
   if (!ingress || !egress) return null;
   return { ingress: ingress.patch, egress: egress.patch, result: { ingress: ingress.result, egress: egress.result } };
 }
 
-function directionPatch(sent: DirectionPolicy, next: DirectionPolicy): { patch: DirectionPatch; result: DirectionPolicy } | null {
+function directionPatch(sent: DirectionPolicy, next: DirectionPolicy, prev: DirectionPolicy | undefined): { patch: DirectionPatch; result: DirectionPolicy } | null {
   if (sent.enforced !== next.enforced) return null;
   if (sent.entries === next.entries) return { patch: { removed: [], added: [] }, result: sent };
+  const tail = prev !== undefined && prev.enforced === next.enforced ? appended(prev.entries, next.entries) : null;
+  if (tail !== null) {
+    if (tail.length > MAX_SHARE * Math.max(1, next.entries.length)) return null;
+    const patch = { removed: [], added: tail };
+    return { patch, result: tail.length === 0 ? sent : { enforced: sent.enforced, entries: sent.entries.concat(tail) } };
+  }
   const nextSet = new Set(next.entries);
   const sentSet = new Set(sent.entries);
   const removed: number[] = [];
@@ -36,6 +49,13 @@ function directionPatch(sent: DirectionPolicy, next: DirectionPolicy): { patch: 
   if (removed.length + added.length > MAX_SHARE * Math.max(1, next.entries.length)) return null;
   const patch = { removed, added };
   return { patch, result: applyDirectionPatch(sent, patch) };
+}
+
+/** The entries `after` has beyond `before` when it starts with exactly `before`'s (same objects, same order); else null. */
+function appended(before: readonly MapEntry[], after: readonly MapEntry[]): MapEntry[] | null {
+  if (after.length < before.length) return null;
+  for (let i = 0; i < before.length; i++) if (before[i] !== after[i]) return null;
+  return after.slice(before.length);
 }
 
 /** `dir` after `patch` (a new object; `dir` is not changed). Throws RangeError on an index out of range. */

@@ -432,7 +432,7 @@ export class ProxyWorkerPool {
       // Only the policy changed, by a few entries (an FQDN update): the change goes, not the policy.
       const sentPolicy = prev?.state.policy;
       if (p && p.id === ep.id && p.identity === ep.identity && p.labels === ep.labels && sentPolicy && ep.policy) {
-        const patch = policyPatch(sentPolicy, ep.policy);
+        const patch = policyPatch(sentPolicy, ep.policy, p.policy);
         if (patch) {
           this.#endpoints.set(ep.ip, { source: { id: ep.id, identity: ep.identity, labels: ep.labels, policy: ep.policy }, state: { ...prev.state, policy: patch.result } });
           policyPatches.push({ ip: ep.ip, ingress: patch.ingress, egress: patch.egress });
@@ -451,9 +451,12 @@ export class ProxyWorkerPool {
     }
     const identities: IdentityState[] = [];
     const removedIdentities: number[] = [];
-    const ids = new Set<number>();
+    // Listed ids are counted, not collected: every id listed is kept, so when as many are kept none
+    // went (ids are unique: the regenerator's by-id list). An FQDN update adds a few identities
+    // to thousands; a Set of them all per update was most of its cost.
+    let listed = 0;
     for (const i of this.#o.identities()) {
-      ids.add(i.id);
+      listed++;
       const prev = this.#identities.get(i.id);
       if (prev && prev.labels === i.labels) continue;
       const state: IdentityState = { id: i.id, labels: i.labels.map(formatLabel).sort() };
@@ -464,10 +467,14 @@ export class ProxyWorkerPool {
       this.#identities.set(i.id, { labels: i.labels, state });
       identities.push(state);
     }
-    for (const id of this.#identities.keys()) {
-      if (!ids.has(id)) {
-        this.#identities.delete(id);
-        removedIdentities.push(id);
+    if (listed !== this.#identities.size) {
+      const ids = new Set<number>();
+      for (const i of this.#o.identities()) ids.add(i.id);
+      for (const id of this.#identities.keys()) {
+        if (!ids.has(id)) {
+          this.#identities.delete(id);
+          removedIdentities.push(id);
+        }
       }
     }
     if (endpoints.length + removedEndpoints.length + identities.length + removedIdentities.length + policyPatches.length === 0) return null;
