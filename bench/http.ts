@@ -607,8 +607,8 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   const iso: Variant = membrane[0]!;
   if (iso.startsWith('membrane-w')) await b.workers(Number(iso.slice('membrane-w'.length)));
 
-  // A CPU profile of the agent's main thread at saturation, for what limits Membrane (a run of its
-  // own: profiling slows the agent, so its figures are not kept).
+  // CPU profiles of the agent's main thread and its proxy workers at saturation, for what limits
+  // Membrane (a run of its own: profiling slows the agent, so its figures are not kept).
   let profile: string | null = null;
   try {
     const file = join(b.node.dir, 'agent-saturated.cpuprofile');
@@ -621,10 +621,16 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
     const perThread = tc.stop();
     await b.node.profileStop(file);
     const busiest = perThread.slice(0, 4).map((t) => `${t.tid === b.pidOf(iso) ? 'main' : `${t.name}[${t.tid}]`} ${((100 * t.us) / (seconds * 1e6)).toFixed(0)}%`).join(', ');
-    profile = `busiest agent threads (% of one core): ${busiest}; ${profileLine(summariseProfile(file))}`;
+    // The proxy workers' own profiles (agent-probe.ts: file.worker-N.cpuprofile), where the proxy runs.
+    const workerFiles = readdirSync(b.node.dir)
+      .filter((f) => f.startsWith('agent-saturated.cpuprofile.worker-'))
+      .sort();
+    const workerLines = workerFiles.map((f) => `worker ${f.replace(/^.*worker-(\d+).*$/, '$1')}: ${profileLine(summariseProfile(join(b.node.dir, f))).replace(/^main thread/, 'thread')}`);
+    profile = `busiest agent threads (% of one core): ${busiest}; main thread: ${profileLine(summariseProfile(file)).replace(/^main thread/, 'thread')}${workerLines.map((l) => `; ${l}`).join('')}`;
     if (process.env.MEMBRANE_BENCH_PROFILE) {
       mkdirSync(process.env.MEMBRANE_BENCH_PROFILE, { recursive: true });
       writeFileSync(join(process.env.MEMBRANE_BENCH_PROFILE, 'http-agent-saturated.cpuprofile'), readFileSync(file));
+      for (const f of workerFiles) writeFileSync(join(process.env.MEMBRANE_BENCH_PROFILE, `http-${f.replace('agent-saturated.cpuprofile.', '').replace('.cpuprofile', '')}-saturated.cpuprofile`), readFileSync(join(b.node.dir, f)));
     }
   } catch (err) {
     ctx.log(`profile failed: ${(err as Error).message}`);
@@ -825,8 +831,7 @@ function report(
   const one = mem[0]!;
   const busyShare = median(machineBusy.get(one)!);
   const satCpuShare = (med(one, (x) => x.satCpu) * sat(one)) / 1e6; // cores the agent used at saturation
-  const workersNote = mem.length > 1 ? ' (the proxy runs in its workers, which this profile does not sample)' : '';
-  const limitCommon = `at saturation the agent used ${(satCpuShare * 100).toFixed(0)}% of one core (${threads} threads) while the machine was ${(100 - busyShare * 100).toFixed(0)}% idle${profile ? `; CPU profile of the agent's main thread at saturation${workersNote}: ${profile}` : ''}`;
+  const limitCommon = `at saturation the agent used ${(satCpuShare * 100).toFixed(0)}% of one core (${threads} threads) while the machine was ${(100 - busyShare * 100).toFixed(0)}% idle${profile ? `; CPU profiles of the agent's threads at saturation: ${profile}` : ''}`;
   const addedP99 = p99(one) - p99('kernel');
   const targets: BenchTarget[] = [
     {

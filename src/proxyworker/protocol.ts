@@ -7,7 +7,7 @@
  *                                              only what changed (upserts and removals)
  *   worker ──ready────────────► agent         its listeners are in the SO_REUSEPORT groups
  *   worker ──batch────────────► agent         flows (a JSON array) + access-log lines (as written),
- *                                              every ≤5 ms or 256 items: two strings per batch
+ *                                              every ≤25 ms or 512 items: two strings per batch
  *   agent ──ack───────────────► worker        a batch was taken (bounds what is in flight)
  *   worker ──answer───────────► agent         a DNS answer's learned IPs (AgentFqdn.onAnswer)
  *   agent ──answered──────────► worker        the datapath has them: release the answer
