@@ -6,7 +6,7 @@
  * rows and sections are replaced.
  *
  *   --quick     1 short run per variant: the whole run stays under 3 minutes (indicative figures)
- *   --only A,B  these benchmarks only
+ *   --only A,B  these benchmarks only; A:block one block of A (http:obs: the observability overhead)
  *   --runs N    repetitions per variant (default 3; 1 with --quick)
  *
  * Cleanups registered by a benchmark (namespaces, links, pins, processes by PID) run when it ends,
@@ -32,17 +32,22 @@ interface Options {
   quick: boolean;
   only: string[] | null;
   runs: number | null;
+  /** `--only name:block`: the blocks asked for per benchmark. */
+  blocks: Map<string, string[]>;
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { quick: false, only: null, runs: null };
+  const o: Options = { quick: false, only: null, runs: null, blocks: new Map() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') o.quick = true;
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
       if (!v) throw new Error('--only needs a list of benchmarks, e.g. --only http,dns');
-      o.only = v.split(',').map((s) => s.trim()).filter(Boolean);
+      // `name:block` runs one block of a benchmark (e.g. http:obs); the benchmark says which it has.
+      const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+      o.only = [...new Set(items.map((s) => s.split(':')[0]!))];
+      for (const s of items) if (s.includes(':')) o.blocks.set(s.split(':')[0]!, [...(o.blocks.get(s.split(':')[0]!) ?? []), s.slice(s.indexOf(':') + 1)]);
     } else if (a === '--runs') {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1) throw new Error(`--runs needs a positive integer, not ${argv[i]}`);
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
     const ctx: BenchContext = {
       quick: opts.quick,
       runs,
+      ...(opts.blocks.has(b.name) ? { blocks: opts.blocks.get(b.name)! } : {}),
       log: (m) => log(`${b.name}: ${m}`),
       onCleanup: (fn) => {
         const run = once(fn);

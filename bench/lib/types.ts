@@ -50,6 +50,8 @@ export interface BenchContext {
   readonly quick: boolean;
   /** Repetitions per variant (≥ 3 unless quick), interleaved across peers. */
   readonly runs: number;
+  /** `--only name:block`: only these blocks of the benchmark (it throws on one it does not have); absent: all. */
+  readonly blocks?: readonly string[];
   /** Progress lines to stderr. */
   log(message: string): void;
   /**
