@@ -151,6 +151,13 @@ function workerExecArgv(): string[] | undefined {
 const sameDirection = (a: DirectionPolicy, b: DirectionPolicy): boolean =>
   a.enforced === b.enforced && a.entries.length === b.entries.length && a.entries.every((e, i) => e === b.entries[i]);
 
+/** Whether `list` begins with exactly the objects of `prefix`, in order. */
+function startsWith<T>(list: readonly T[], prefix: readonly T[]): boolean {
+  if (list.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (list[i] !== prefix[i]) return false;
+  return true;
+}
+
 /** Same entries (by reference): an FQDN update rebuilds every endpoint's policy object, most unchanged. */
 function samePolicy(a: EndpointPolicy | null, b: EndpointPolicy | null): boolean {
   if (a === b) return true;
@@ -170,6 +177,8 @@ export class ProxyWorkerPool {
   /** What every worker has been sent: the base of the next delta and of a new worker's snapshot. */
   readonly #endpoints = new Map<string, SentEndpoint>();
   readonly #identities = new Map<number, { labels: readonly unknown[]; state: IdentityState }>();
+  /** The identities list `#identities` was last brought up to date with. */
+  #identityList: readonly Identity[] | null = null;
   #stopping = false;
   /** The first snapshot went out (the first `sync`): from then on a (re)started worker gets one at once. */
   #fed = false;
@@ -451,12 +460,16 @@ export class ProxyWorkerPool {
     }
     const identities: IdentityState[] = [];
     const removedIdentities: number[] = [];
-    // Listed ids are counted, not collected: every id listed is kept, so when as many are kept none
-    // went (ids are unique: the regenerator's by-id list). An FQDN update adds a few identities
-    // to thousands; a Set of them all per update was most of its cost.
-    let listed = 0;
-    for (const i of this.#o.identities()) {
-      listed++;
+    // An FQDN update adds a few identities to thousands, and the regenerator's list then holds the
+    // same objects as before, with the new ones after them: only those are looked at (a pass over
+    // every identity per update was most of its cost). Listed ids are counted, not collected:
+    // every id listed is kept, so when as many are kept none went (ids are unique: a by-id list).
+    const list = this.#o.identities();
+    const sent = this.#identityList;
+    const from = sent !== null && sent.length === this.#identities.size && startsWith(list, sent) ? sent.length : 0;
+    const listed = list.length;
+    for (let k = from; k < list.length; k++) {
+      const i = list[k]!;
       const prev = this.#identities.get(i.id);
       if (prev && prev.labels === i.labels) continue;
       const state: IdentityState = { id: i.id, labels: i.labels.map(formatLabel).sort() };
@@ -469,7 +482,7 @@ export class ProxyWorkerPool {
     }
     if (listed !== this.#identities.size) {
       const ids = new Set<number>();
-      for (const i of this.#o.identities()) ids.add(i.id);
+      for (const i of list) ids.add(i.id);
       for (const id of this.#identities.keys()) {
         if (!ids.has(id)) {
           this.#identities.delete(id);
@@ -477,6 +490,7 @@ export class ProxyWorkerPool {
         }
       }
     }
+    this.#identityList = list;
     if (endpoints.length + removedEndpoints.length + identities.length + removedIdentities.length + policyPatches.length === 0) return null;
     return { endpoints, removedEndpoints, identities, removedIdentities, ...(policyPatches.length > 0 ? { policyPatches } : {}) };
   }
