@@ -85,6 +85,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSockets(env, exports);
   InitUdp(env, exports);
   InitLinks(env, exports);
+  InitControl(env, exports);
   return exports;
 }
 

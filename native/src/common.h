@@ -34,5 +34,6 @@ void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
 void InitLinks(Napi::Env env, Napi::Object exports);
+void InitControl(Napi::Env env, Napi::Object exports);
 
 }  // namespace membrane

@@ -10,7 +10,11 @@ export function linkIndex(ifname: string): number {
   return native().linkIndex(ifname);
 }
 
-/** IPv4 addresses of the node itself, on links up or down (getifaddrs): these are reserved:host. */
+/**
+ * IPv4 addresses of the node itself, on links up or down: these are reserved:host. One
+ * RTM_GETADDR dump (getifaddrs would dump every link too: megabytes with a thousand pod veths,
+ * on every regeneration).
+ */
 export function nodeAddresses(): string[] {
-  return native().ipv4Addresses();
+  return native().ipv4AddressDump();
 }
