@@ -155,6 +155,10 @@ export class Agent {
   #hubble: HubbleServer | null = null;
   #stopEvents: (() => void) | null = null;
   #pending: NodeJS.Timeout | null = null;
+  /** The pass endpoint changes of this turn wait for (#regenerateSoon). */
+  #soon: Promise<RegenerationResult> | null = null;
+  /** The policies whose toFQDNs selectors were last pushed to the FQDN subsystem. */
+  #fqdnPolicies: readonly PolicyObject[] | null = null;
   #lastRegeneration: RegenerationResult | null = null;
   #malformedEvents = 0;
   #accessLogFile: AccessLogFile | null = null;
@@ -514,23 +518,58 @@ export class Agent {
     this.#metrics?.observeRegeneration(result.durationMs / 1000, 'success');
     // What changed (policies, endpoints, identities) goes to the proxy workers, and only that.
     this.#proxyWorkers?.sync();
-    // Which learned IPs the new policy's toFQDNs selectors select: pushed incrementally.
-    this.#fqdn?.setPolicies(policies).catch((err: unknown) => this.log.error({ err }, 'FQDN selectors not applied'));
+    // Which learned IPs the new policy's toFQDNs selectors select: pushed incrementally. The
+    // same policies (an endpoint change) select the same IPs: nothing to push.
+    if (!samePolicies(policies, this.#fqdnPolicies)) {
+      this.#fqdnPolicies = policies;
+      this.#fqdn?.setPolicies(policies).catch((err: unknown) => this.log.error({ err }, 'FQDN selectors not applied'));
+    }
     return result;
   }
 
-  upsertEndpoint(spec: EndpointSpec): Endpoint {
+  /**
+   * One regeneration for every endpoint change made in this event-loop turn: API calls that
+   * arrive together (a node starting many pods) share a pass instead of one full pass each.
+   * Resolves after the pass (its result); rejects as `regenerateNow` throws.
+   */
+  #regenerateSoon(): Promise<RegenerationResult> {
+    if (!this.#soon) {
+      this.#soon = new Promise<RegenerationResult>((resolve, reject) => {
+        setImmediate(() => {
+          this.#soon = null;
+          try {
+            resolve(this.regenerateNow());
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      });
+    }
+    return this.#soon;
+  }
+
+  /**
+   * Registers (or replaces) an endpoint: resolves once its policy is in the datapath (shared
+   * with the other changes of the same turn) and the state file holds it, so an acknowledged
+   * endpoint is restored after a crash. Throws MEMBRANE_ERR_ENDPOINT_INVALID, MEMBRANE_ERR_STATE.
+   */
+  async upsertEndpoint(spec: EndpointSpec): Promise<Endpoint> {
     const ep = this.endpoints.upsert(spec);
     // Cilium's handling of a visibility annotation that does not parse: warn, enforce without it.
     if (ep.visibilityError) this.log.warn({ endpoint: `${ep.namespace}/${ep.name}`, error: ep.visibilityError }, 'proxy visibility annotation ignored');
-    this.regenerateNow();
+    const saved = this.endpoints.persisted();
+    await this.#regenerateSoon();
+    await saved;
     return ep;
   }
 
-  removeEndpoint(namespace: string, name: string): Endpoint {
+  /** Removes an endpoint's map state at once; resolves after the next pass and once the state file no longer holds it. */
+  async removeEndpoint(namespace: string, name: string): Promise<Endpoint> {
     const ep = this.endpoints.remove(namespace, name);
     this.regenerator.forget(ep);
-    this.regenerateNow();
+    const saved = this.endpoints.persisted();
+    await this.#regenerateSoon();
+    await saved;
     return ep;
   }
 
@@ -594,6 +633,9 @@ export class Agent {
     this.#untrace?.();
     await this.#tracing?.shutdown();
     this.#fqdn?.stop();
+    // Endpoint writes in flight land before the final synchronous ones.
+    await this.#soon?.catch(() => undefined);
+    await this.#store.settled();
     this.#identities.flush();
     await this.#accessLogFile?.close();
     this.#stopEvents?.();
@@ -605,3 +647,7 @@ export class Agent {
   }
 }
 
+/** The same policy objects in the same order (PolicyDirectory keeps a file's objects until it changes). */
+function samePolicies(a: readonly PolicyObject[], b: readonly PolicyObject[] | null): boolean {
+  return b !== null && a.length === b.length && a.every((p, i) => p === b[i]);
+}

@@ -16,7 +16,7 @@ import { errorToWire, isMembraneError, membraneError, type ErrorCode, type Membr
 import type { Flow } from '../observe/index.js';
 import { bindingPath, claimSocketPath, publishSocket, removeOwnSocket, type SocketFileId } from '../hubble/index.js';
 import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
-import { validateEndpointSpec } from './endpoints.js';
+import { validateEndpointSpec, type Endpoint } from './endpoints.js';
 import { visibilityStatus } from './visibility.js';
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
@@ -89,11 +89,11 @@ export class ApiServer {
     this.#route('POST', /^\/v1\/proxy-workers\/(\d{1,3})\/kill$/, async (_req, _url, _res, [index = '']) => agent.killProxyWorker(Number(index)));
     this.#route('GET', /^\/v1\/endpoints$/, async () => this.#endpointList());
     this.#route('PUT', /^\/v1\/endpoints$/, async (req) => {
-      const ep = agent.upsertEndpoint(validateEndpointSpec(await readJson(req)));
-      return this.#endpointList().find((e) => e.id === ep.id);
+      const ep = await agent.upsertEndpoint(validateEndpointSpec(await readJson(req)));
+      return this.#endpointView(ep);
     });
     this.#route('DELETE', /^\/v1\/endpoints\/([^/]+)\/([^/]+)$/, async (_req, _url, _res, [ns = '', name = '']) => {
-      const ep = agent.removeEndpoint(ns, name);
+      const ep = await agent.removeEndpoint(ns, name);
       return { removed: `${ep.namespace}/${ep.name}` };
     });
     this.#route('GET', /^\/v1\/services$/, async () => agent.services.list());
@@ -249,7 +249,12 @@ export class ApiServer {
   }
 
   #endpointList() {
-    return this.#agent.endpoints.list().map((ep) => ({
+    return this.#agent.endpoints.list().map((ep) => this.#endpointView(ep));
+  }
+
+  /** One endpoint as `GET /v1/endpoints` lists it. */
+  #endpointView(ep: Endpoint) {
+    return {
       id: ep.id,
       name: ep.name,
       namespace: ep.namespace,
@@ -263,7 +268,7 @@ export class ApiServer {
       status: ep.state,
       ...(ep.lastError ? { error: ep.lastError } : {}),
       ...(visibilityStatus(ep) ? { visibilityPolicy: visibilityStatus(ep) } : {}),
-    }));
+    };
   }
 
   #policyGet() {

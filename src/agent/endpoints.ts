@@ -88,6 +88,13 @@ interface PersistedEndpoint extends EndpointSpec {
 
 export class EndpointManager {
   #byName = new Map<string, Endpoint>();
+  /** Indexes of #byName: flows and the in-process proxies look endpoints up by address per event. */
+  #byIp = new Map<string, Endpoint>();
+  #byId = new Map<number, Endpoint>();
+  /** The list sorted by id, until the next change (regeneration reads it per pass). */
+  #sorted: Endpoint[] | null = null;
+  /** Lowest id that may be free: ids below it are all in use. */
+  #freeFrom = 1;
   #store: StateStore;
   #file = 'endpoints.json';
 
@@ -96,36 +103,49 @@ export class EndpointManager {
   }
 
   /** Endpoints saved by the previous run; their links may have gone meanwhile. */
-  restore(): Endpoint[] {
+  restore(): readonly Endpoint[] {
     const saved = this.#store.read<{ endpoints: PersistedEndpoint[] }>(this.#file, { endpoints: [] });
     for (const e of saved.endpoints) {
-      this.#byName.set(key(e.namespace, e.name), { ...e, ...endpointVisibility(e.annotations), ifindex: 0, identity: 0, labels: [], policy: null, state: 'not-ready' });
+      this.#set({ ...e, ...endpointVisibility(e.annotations), ifindex: 0, identity: 0, labels: [], policy: null, state: 'not-ready' });
     }
     return this.list();
   }
 
+  /**
+   * Adds or replaces an endpoint (a new Endpoint object, identity 0 until the next regeneration).
+   * The state file is written soon, off the event loop (`persisted`). Throws
+   * MEMBRANE_ERR_ENDPOINT_INVALID when another endpoint has the address or no id is free.
+   */
   upsert(spec: EndpointSpec): Endpoint {
     const k = key(spec.namespace, spec.name);
     const existing = this.#byName.get(k);
-    for (const other of this.#byName.values()) {
-      if (other !== existing && other.ip === spec.ip) {
-        throw membraneError('MEMBRANE_ERR_ENDPOINT_INVALID', `ip ${spec.ip} already belongs to ${other.namespace}/${other.name}`);
-      }
+    const other = this.#byIp.get(spec.ip);
+    if (other && other !== existing) {
+      throw membraneError('MEMBRANE_ERR_ENDPOINT_INVALID', `ip ${spec.ip} already belongs to ${other.namespace}/${other.name}`);
     }
     const id = existing?.id ?? this.#nextId();
     const ep: Endpoint = { ...spec, ...endpointVisibility(spec.annotations), id, ifindex: 0, identity: 0, labels: [], policy: null, state: 'not-ready' };
-    this.#byName.set(k, ep);
+    if (existing) this.#unset(existing);
+    this.#set(ep);
     this.#persist();
     return ep;
   }
 
+  /** Removes an endpoint (state file written soon, `persisted`); MEMBRANE_ERR_ENDPOINT_NOT_FOUND when unknown. */
   remove(namespace: string, name: string): Endpoint {
-    const k = key(namespace, name);
-    const ep = this.#byName.get(k);
+    const ep = this.#byName.get(key(namespace, name));
     if (!ep) throw membraneError('MEMBRANE_ERR_ENDPOINT_NOT_FOUND', `${namespace}/${name}`);
-    this.#byName.delete(k);
+    this.#unset(ep);
     this.#persist();
     return ep;
+  }
+
+  /**
+   * Resolves once the state file holds every change made before this call (renamed into place);
+   * rejects with MEMBRANE_ERR_STATE when it could not be written (the previous version stays).
+   */
+  persisted(): Promise<void> {
+    return this.#persisting ?? Promise.resolve();
   }
 
   get(namespace: string, name: string): Endpoint | undefined {
@@ -133,42 +153,74 @@ export class EndpointManager {
   }
 
   byIp(ip: string): Endpoint | undefined {
-    for (const ep of this.#byName.values()) if (ep.ip === ip) return ep;
-    return undefined;
+    return this.#byIp.get(ip);
   }
 
   byId(id: number): Endpoint | undefined {
-    for (const ep of this.#byName.values()) if (ep.id === id) return ep;
-    return undefined;
+    return this.#byId.get(id);
   }
 
-  list(): Endpoint[] {
-    return [...this.#byName.values()].sort((a, b) => a.id - b.id);
+  /** Every endpoint by id; the same array until the next change (do not modify it). */
+  list(): readonly Endpoint[] {
+    this.#sorted ??= [...this.#byId.values()].sort((a, b) => a.id - b.id);
+    return this.#sorted;
   }
 
+  get size(): number {
+    return this.#byName.size;
+  }
+
+  #set(ep: Endpoint): void {
+    this.#byName.set(key(ep.namespace, ep.name), ep);
+    this.#byIp.set(ep.ip, ep);
+    this.#byId.set(ep.id, ep);
+    this.#sorted = null;
+  }
+
+  #unset(ep: Endpoint): void {
+    this.#byName.delete(key(ep.namespace, ep.name));
+    if (this.#byIp.get(ep.ip) === ep) this.#byIp.delete(ep.ip);
+    if (this.#byId.get(ep.id) === ep) this.#byId.delete(ep.id);
+    if (ep.id < this.#freeFrom) this.#freeFrom = ep.id;
+    this.#sorted = null;
+  }
+
+  /** The lowest free id (Cilium reuses endpoint ids too); amortised O(1) under add/remove churn. */
   #nextId(): number {
-    const used = new Set([...this.#byName.values()].map((e) => e.id));
-    let id = 1;
-    while (used.has(id)) id++;
+    let id = this.#freeFrom;
+    while (this.#byId.has(id)) id++;
     if (id > 0xffff) throw membraneError('MEMBRANE_ERR_ENDPOINT_INVALID', 'no free endpoint id');
+    this.#freeFrom = id + 1;
     return id;
   }
 
+  #persisting: Promise<void> | null = null;
+
   #persist(): void {
-    const endpoints: PersistedEndpoint[] = this.list().map((e) => ({
-      id: e.id,
-      name: e.name,
-      namespace: e.namespace,
-      podLabels: e.podLabels,
-      ip: e.ip,
-      ifname: e.ifname,
-      ...(e.netns ? { netns: e.netns } : {}),
-      ...(e.namespaceLabels ? { namespaceLabels: e.namespaceLabels } : {}),
-      ...(e.namedPorts ? { namedPorts: e.namedPorts } : {}),
-      ...(e.annotations ? { annotations: e.annotations } : {}),
-    }));
-    this.#store.write(this.#file, { endpoints });
+    const persisting = this.#store.writeSoon(this.#file, () => ({ endpoints: this.list().map(persisted) }));
+    this.#persisting = persisting;
+    void persisting.then(
+      () => {
+        if (this.#persisting === persisting) this.#persisting = null;
+      },
+      () => undefined,
+    );
   }
+}
+
+function persisted(e: Endpoint): PersistedEndpoint {
+  return {
+    id: e.id,
+    name: e.name,
+    namespace: e.namespace,
+    podLabels: e.podLabels,
+    ip: e.ip,
+    ifname: e.ifname,
+    ...(e.netns ? { netns: e.netns } : {}),
+    ...(e.namespaceLabels ? { namespaceLabels: e.namespaceLabels } : {}),
+    ...(e.namedPorts ? { namedPorts: e.namedPorts } : {}),
+    ...(e.annotations ? { annotations: e.annotations } : {}),
+  };
 }
 
 function key(namespace: string, name: string): string {
