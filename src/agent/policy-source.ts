@@ -8,16 +8,19 @@
  * A file is the unit of change: one bad document rejects the whole file, and the policies it
  * had before stay in force, so a typo never opens (or closes) traffic by accident.
  */
-import { readFileSync, readdirSync, statSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, mkdirSync, existsSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { loadPolicyText, formatProblem, formatWarning, type PolicyObject, type PolicyProblem } from '../policy/index.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
 /** Bigger than any sane policy file; bounds what a stray file in the directory can cost us. */
 const MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024;
+/** A file is read once it had no watcher event for this long, ms (as chokidar's awaitWriteFinish stabilityThreshold was). */
+const SETTLE_MS = 80;
+/** The #settling key of a whole-directory re-read (not a file name: it has no extension). */
+const RESCAN = '\0rescan';
 
 export interface FileState {
   readonly policies: readonly PolicyObject[];
@@ -35,6 +38,8 @@ export class PolicyDirectory {
   #revision = 0;
   /** sha256 of the text each file was last judged on: a re-read of the same text is no change. */
   #digests = new Map<string, string>();
+  /** Files with events in the last SETTLE_MS, and the timer that reads (or drops) them. */
+  #settling = new Map<string, NodeJS.Timeout>();
 
   constructor(dir: string, log: Logger, onChange: () => void) {
     this.dir = resolve(dir);
@@ -54,22 +59,59 @@ export class PolicyDirectory {
     }
   }
 
+  /**
+   * Watches the directory (inotify through fs.watch): a file is read once no event came for it
+   * during SETTLE_MS (editors and `cp` write in several steps), then loaded if it exists or its
+   * policies dropped if not. An event that names no policy file (a mounted ConfigMap swapping its
+   * `..data` link, a lost name) re-reads the whole directory, settled the same way. One event
+   * costs O(1): chokidar re-listed and lstat'ed the directory on every add or removal and polled
+   * each changing file's size every 20 ms, most of the agent's CPU while hundreds of files change.
+   */
   async watch(): Promise<void> {
-    this.#watcher = watch(this.dir, {
-      ignoreInitial: true,
-      depth: 0,
-      // Editors and `cp` write in several steps; read a file once it stopped changing.
-      awaitWriteFinish: { stabilityThreshold: 80, pollInterval: 20 },
+    if (this.#watcher) return;
+    this.#watcher = watch(this.dir, { persistent: false }, (_event, name) => {
+      const file = name === null ? null : name.toString();
+      if (file !== null && POLICY_FILE.test(file) && !file.includes('/')) this.#settle(join(this.dir, file));
+      else this.#settle(RESCAN);
     });
-    this.#watcher.on('add', (p) => this.#load(p, true));
-    this.#watcher.on('change', (p) => this.#load(p, true));
-    this.#watcher.on('unlink', (p) => this.#remove(p));
-    this.#watcher.on('error', (err) => this.#log.error({ err }, 'policy directory watch failed'));
-    await new Promise<void>((res) => this.#watcher?.once('ready', () => res()));
+    this.#watcher.on('error', (err) => {
+      this.#log.error({ err }, 'policy directory watch failed');
+    });
+  }
+
+  /** Reads `path` (or the whole directory for RESCAN) once it had no event for SETTLE_MS; one timer per file at most. */
+  #settle(path: string): void {
+    const timer = this.#settling.get(path);
+    if (timer) clearTimeout(timer);
+    this.#settling.set(
+      path,
+      setTimeout(() => {
+        this.#settling.delete(path);
+        if (path === RESCAN) this.#rescan();
+        else if (existsSync(path)) this.#load(path, true);
+        else this.#remove(path);
+      }, SETTLE_MS),
+    );
+  }
+
+  /** Every policy file as it is now: new and changed ones loaded (unchanged text is no change), vanished ones dropped. */
+  #rescan(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => POLICY_FILE.test(n));
+    } catch (err) {
+      this.#log.error({ err, dir: this.dir }, 'cannot read the policy directory');
+      return;
+    }
+    const present = new Set(names.map((n) => join(this.dir, n)));
+    for (const path of [...this.#files.keys()]) if (!present.has(path)) this.#remove(path);
+    for (const path of [...present].sort()) this.#load(path, true);
   }
 
   async close(): Promise<void> {
-    await this.#watcher?.close();
+    for (const t of this.#settling.values()) clearTimeout(t);
+    this.#settling.clear();
+    this.#watcher?.close();
     this.#watcher = null;
   }
 
