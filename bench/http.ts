@@ -44,6 +44,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_NODE, CLI, nodeVersion, ProbedNode as BenchNode } from './node.js';
+import { AgentClient } from '../src/cli/client.js';
 import { backendNginxConf, haproxyConf, proxyNginxConf, RULE } from './lib/http-peers.js';
 import { profileLine, summariseProfile } from './lib/profile.js';
 import { ThreadCpu, TreeCpu } from './lib/proc.js';
@@ -63,6 +64,8 @@ const OBS_SINK = fileURLToPath(new URL('./lib/obs-sink.js', import.meta.url));
 const RATE = 2000;
 const CHURN_POLICIES = 200;
 const CHURN_ENDPOINTS = 1000;
+/** Endpoint API calls the churn keeps in flight. */
+const CHURN_LANES = 16;
 
 const LAB_SPEC = `
 apiVersion: membrane.dev/v1alpha1
@@ -303,9 +306,12 @@ class Churn {
   endpointErrors = 0;
   readonly #registered = new Set<number>();
   readonly #loops: Promise<void>[] = [];
+  /** One API connection per lane (an AgentClient sends one request at a time). */
+  readonly #clients: AgentClient[];
 
   constructor(node: BenchNode) {
     this.#node = node;
+    this.#clients = Array.from({ length: CHURN_LANES }, () => new AgentClient(node.socket));
   }
 
   /** The churn endpoints' links in the node namespace (they go with it). */
@@ -340,10 +346,15 @@ class Churn {
     }
   }
 
+  /**
+   * Every churn endpoint registered, then every one deregistered, over and over, with
+   * CHURN_LANES API calls in flight (as a node's CNI adds and removes pods concurrently: one call
+   * at a time would measure the client's round trips, not the agent under churn).
+   */
   async #endpoints(): Promise<void> {
-    const reg = this.#node.client;
+    const all = Array.from({ length: CHURN_ENDPOINTS }, (_, i) => i);
     while (this.#running) {
-      for (let i = 0; i < CHURN_ENDPOINTS && this.#running; i++) {
+      await this.#inLanes(all, async (i, client) => {
         const ep = {
           name: `churn-${i}`,
           namespace: 'default',
@@ -354,23 +365,31 @@ class Churn {
           ifname: `bhc${i}`,
         };
         try {
-          await reg.request('PUT', '/v1/endpoints', ep);
+          await client.request('PUT', '/v1/endpoints', ep);
           this.#registered.add(i);
         } catch {
           this.endpointErrors++;
         }
         this.endpointOps++;
-      }
-      for (const i of [...this.#registered]) {
-        if (!this.#running) break;
-        await this.#deregister(i);
-      }
+      });
+      await this.#inLanes(all, (i, client) => this.#deregister(i, client));
     }
   }
 
-  async #deregister(i: number): Promise<void> {
+  /** `work` for each of `indices`, one call per lane at a time, until done or stopped (`always`: to the end). */
+  async #inLanes(indices: readonly number[], work: (i: number, client: AgentClient) => Promise<void>, always = false): Promise<void> {
+    let next = 0;
+    await Promise.all(
+      this.#clients.map(async (client) => {
+        while ((always || this.#running) && next < indices.length) await work(indices[next++]!, client);
+      }),
+    );
+  }
+
+  async #deregister(i: number, client: AgentClient): Promise<void> {
+    if (!this.#registered.has(i)) return;
     try {
-      await this.#node.client.request('DELETE', `/v1/endpoints/default/churn-${i}`);
+      await client.request('DELETE', `/v1/endpoints/default/churn-${i}`);
     } catch {
       this.endpointErrors++;
     }
@@ -382,9 +401,11 @@ class Churn {
   async stop(tidy: boolean): Promise<void> {
     this.#running = false;
     await Promise.all(this.#loops);
-    if (!tidy) return;
-    for (let i = 0; i < CHURN_POLICIES; i++) rmSync(join(this.#node.policyDir, `churn-${i}.yaml`), { force: true });
-    for (const i of [...this.#registered]) await this.#deregister(i);
+    if (tidy) {
+      for (let i = 0; i < CHURN_POLICIES; i++) rmSync(join(this.#node.policyDir, `churn-${i}.yaml`), { force: true });
+      await this.#inLanes([...this.#registered], (i, client) => this.#deregister(i, client), true);
+    }
+    await Promise.all(this.#clients.map((c) => c.close()));
   }
 }
 
