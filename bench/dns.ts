@@ -16,7 +16,10 @@
  *              proxy workers included) over the saturation run
  *   release    Membrane only: dnsperf -Q 1000 over names never asked before (each answer a new IP:
  *              new identity, ipcache + policy-map writes before release); the delays are the
- *              proxy's own (`answer_release_ms` of its access-log lines, from any proxy worker)
+ *              proxy's own (`answer_release_ms` of its access-log lines, from any proxy worker);
+ *              main µs/answer: CPU of the agent's main thread (the FQDN path: NameManager,
+ *              applyFqdn, the workers' sync) over the run per released answer, which a loaded
+ *              machine inflates far less than the delays
  *
  * Rounds are interleaved (every peer once per round); rows carry every round. When the agent has
  * `--proxy-workers`, Membrane is measured with 1 and 2 workers (one node each).
@@ -25,7 +28,7 @@
  *   MEMBRANE_BENCH_NODE=/path/node    the agent under another Node.js (node.ts)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_NODE, CLI, ProbedNode, TreeCpu, nodeVersion } from './node.js';
 
@@ -207,6 +210,17 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 const median = (xs: readonly number[]): number => quantile([...xs].sort((a, b) => a - b), 0.5);
+
+/** CPU time (user + system, µs) of one thread: /proc/PID/task/TID/stat, in clock ticks of 10 ms; NaN when gone. */
+function threadCpuMicros(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10_000;
+  } catch {
+    return NaN;
+  }
+}
 const bad = (r: DnsperfResult): number => r.lost + Object.values(r.rcodes).reduce((a, b) => a + b, 0);
 
 /** Per-round figures of one peer. */
@@ -229,6 +243,8 @@ interface Release {
   lost: number;
   /** Answers held the whole --tofqdns-proxy-response-max-delay (released unconfirmed). */
   atMaxDelay: number;
+  /** CPU µs of the agent's main thread per released answer, per run. */
+  mainCpu: number[];
   count: number;
   cacheNames: number;
 }
@@ -338,11 +354,16 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
         const fresh = queryFile(node.dir, `fresh-${run}.txt`, nextNewIp, count);
         nextNewIp += count;
         const mark = node.accessLogMark();
+        // The main thread's id is the process id.
+        const agentPid = node.agent?.pid ?? 0;
+        const mainBefore = threadCpuMicros(agentPid, agentPid);
         if (PROFILE_DIR) node.profileStart();
         const r = await dnsperf(POD.client, dnsIp, fresh, ['-n', '1', '-l', String(s.seconds), '-Q', String(s.newIpQps), '-c', String(s.clients), '-q', String(s.outstanding)], false);
         if (PROFILE_DIR) await node.profileStop(join(PROFILE_DIR, `membrane-new-ips-${run}.cpuprofile`));
         await new Promise((r) => setTimeout(r, 500)); // the workers' last batch of access-log lines
+        const mainUsed = threadCpuMicros(agentPid, agentPid) - mainBefore;
         const delays = releaseDelaysMs(node.accessLogSince(mark), new Set(Array.from({ length: count }, (_, k) => nameOf(nextNewIp - count + k))));
+        if (!PROFILE_DIR) release.mainCpu.push(mainUsed / Math.max(1, delays.length));
         release.p50.push(quantile(delays, 0.5));
         release.p99.push(quantile(delays, 0.99));
         release.rate.push(delays.length / s.seconds);
@@ -380,7 +401,7 @@ export const benchmark: Benchmark = {
     // --quick: one worker only (the whole quick run stays under 3 minutes).
     const workerCounts: (number | null)[] = agentHasWorkers() ? (ctx.quick ? [1] : [1, 2]) : [null];
     const peers: Record<string, Series> = {};
-    const release: Release = { p50: [], p99: [], rate: [], sent: 0, lost: 0, atMaxDelay: 0, count: 0, cacheNames: 0 };
+    const release: Release = { p50: [], p99: [], rate: [], sent: 0, lost: 0, atMaxDelay: 0, mainCpu: [], count: 0, cacheNames: 0 };
     for (const w of workerCounts) await measureNode(ctx, s, w, peers, release);
 
     const B = 'dns';
@@ -395,6 +416,7 @@ export const benchmark: Benchmark = {
     rows.push(row(B, `membrane release ${s.newIpQps}/s`, 'release_p50_ms', 'ms', release.p50));
     rows.push(row(B, `membrane release ${s.newIpQps}/s`, 'release_p99_ms', 'ms', release.p99));
     rows.push(row(B, `membrane release ${s.newIpQps}/s`, 'released_per_s', 'answers/s', release.rate));
+    if (release.mainCpu.length) rows.push(row(B, `membrane release ${s.newIpQps}/s`, 'main_cpu_us_per_answer', 'µs', release.mainCpu));
 
     const m = (xs: readonly number[]): number => median(xs);
     const dd = peers.dnsdist!;
@@ -420,10 +442,11 @@ export const benchmark: Benchmark = {
     const relRate = m(release.rate);
     const releaseTable: BenchTable = {
       title: `Membrane answer release: new-IP answers offered at ${s.newIpQps}/s for ${s.seconds} s × ${s.rounds}`,
-      header: ['released/s', 'p50 ms', 'p99 ms', 'per run p50/p99 ms', 'sent', 'no answer in 2 s', `held ≥ ${MAX_DELAY_MS} ms (max-delay)`, 'FQDN cache names'],
+      header: ['released/s', 'p50 ms', 'p99 ms', 'per run p50/p99 ms', 'main µs/answer', 'sent', 'no answer in 2 s', `held ≥ ${MAX_DELAY_MS} ms (max-delay)`, 'FQDN cache names'],
       rows: [[
         f(relRate), f(m(release.p50), 3), f(relP99, 3),
         release.p50.map((p, i) => `${p.toFixed(3)}/${release.p99[i]!.toFixed(3)}`).join(', '),
+        release.mainCpu.length ? release.mainCpu.map((c) => f(c)).join(', ') : '-',
         String(release.sent), String(release.lost), `${release.atMaxDelay} of ${release.count}`, String(release.cacheNames),
       ]],
     };
