@@ -60,7 +60,9 @@ function appended(before: readonly MapEntry[], after: readonly MapEntry[]): MapE
 
 /** `dir` after `patch` (a new object; `dir` is not changed). Throws RangeError on an index out of range. */
 export function applyDirectionPatch(dir: DirectionPolicy, patch: DirectionPatch): DirectionPolicy {
-  if (patch.removed.length === 0 && patch.added.length === 0) return dir;
+  if (!Array.isArray(patch.added)) throw new RangeError('policy patch adds no list of entries');
+  // Only added (an FQDN update's new addresses): no pass over the entries held.
+  if (patch.removed.length === 0) return patch.added.length === 0 ? dir : { enforced: dir.enforced, entries: dir.entries.concat(patch.added) };
   const gone = new Set(patch.removed);
   for (const i of gone) if (!Number.isInteger(i) || i < 0 || i >= dir.entries.length) throw new RangeError(`policy patch removes entry ${i} of ${dir.entries.length}`);
   const entries: MapEntry[] = [];
