@@ -5,7 +5,7 @@
  * JSON access-log line.
  */
 
-import { dnsRequestFlow, dnsResponseFlow, type DnsExchangeInput, type Flow, type FlowEndpoint, type FlowPolicy, type TraceContext } from '../observe/index.js';
+import { dnsRequestFlow, dnsResponseFlow, type Flow, type FlowEndpoint, type FlowPolicy, type TraceContext } from '../observe/index.js';
 import type { AnswerDetails } from './answer.js';
 import type { DnsDecision } from './policy.js';
 import type { DnsSource, DnsTransport, HostPort } from './types.js';
@@ -37,6 +37,8 @@ export interface DnsExchange {
   reason?: string;
   /** The query's trace (set by dnsproxy/trace.ts when tracing): the flows' `trace_context`, the access log's `trace_id`. */
   traceContext?: TraceContext;
+  /** The decision's policies as the flows name them (null: none), once both flows' inputs asked. */
+  flowPolicies?: FlowPolicy[] | null;
 }
 
 export interface DnsFlowSite {
@@ -44,15 +46,30 @@ export interface DnsFlowSite {
   proxyPort?: number;
 }
 
-function policies(d: DnsDecision): FlowPolicy[] {
-  return d.policies.map((p) => {
+/** The decision's policies as flows name them, once per exchange (both flows share the array). */
+function flowPolicies(x: DnsExchange): FlowPolicy[] | undefined {
+  if (x.flowPolicies !== undefined) return x.flowPolicies ?? undefined;
+  const ps = x.decision.policies;
+  if (ps.length === 0) {
+    x.flowPolicies = null;
+    return undefined;
+  }
+  const out = ps.map((p) => {
     const i = p.indexOf('/');
     return i < 0 ? { name: p } : { name: p.slice(i + 1), namespace: p.slice(0, i) };
   });
+  x.flowPolicies = out;
+  return out;
 }
 
-function input(x: DnsExchange, site: DnsFlowSite): DnsExchangeInput {
-  const i: DnsExchangeInput = {
+// The builders take an absent optional field as undefined (proxyPort, traceContext, policies).
+type RequestInput = Parameters<typeof dnsRequestFlow>[0];
+type ResponseInput = Parameters<typeof dnsResponseFlow>[0];
+
+// The builders' inputs are written out field by field, each time in the same order (one object
+// shape, no spread copies): the two flows are built for every query.
+export function requestFlow(x: DnsExchange, site: DnsFlowSite): Flow {
+  return dnsRequestFlow({
     source: x.source.flowEndpoint,
     destination: x.destination,
     ip: { source: x.client.ip, destination: x.server.ip },
@@ -62,27 +79,29 @@ function input(x: DnsExchange, site: DnsFlowSite): DnsExchangeInput {
     nodeName: site.nodeName,
     transport: x.protocol === 17 ? 'UDP' : 'TCP',
     time: x.startedAt,
-  };
-  if (site.proxyPort !== undefined) i.proxyPort = site.proxyPort;
-  if (x.traceContext) i.traceContext = x.traceContext;
-  const p = policies(x.decision);
-  if (p.length > 0) i.policies = p;
-  return i;
-}
-
-export function requestFlow(x: DnsExchange, site: DnsFlowSite): Flow {
-  return dnsRequestFlow({
-    ...input(x, site),
+    proxyPort: site.proxyPort,
+    traceContext: x.traceContext,
+    policies: flowPolicies(x),
     verdict: x.decision.allowed ? 'FORWARDED' : 'DROPPED',
     dns: { query: x.qname, qtypes: [typeName(x.qtype)] },
-  });
+  } as RequestInput);
 }
 
 export function responseFlow(x: DnsExchange, site: DnsFlowSite, verdict: 'FORWARDED' | 'ERROR'): Flow {
   const a = x.answer;
   return dnsResponseFlow({
-    ...input(x, site),
+    source: x.source.flowEndpoint,
+    destination: x.destination,
+    ip: { source: x.client.ip, destination: x.server.ip },
+    sourcePort: x.client.port,
+    destinationPort: x.server.port,
+    direction: 'EGRESS',
+    nodeName: site.nodeName,
+    transport: x.protocol === 17 ? 'UDP' : 'TCP',
     time: new Date(),
+    proxyPort: site.proxyPort,
+    traceContext: x.traceContext,
+    policies: flowPolicies(x),
     verdict,
     latencyNs: Number(process.hrtime.bigint() - x.startNs),
     dns: {
@@ -92,9 +111,9 @@ export function responseFlow(x: DnsExchange, site: DnsFlowSite, verdict: 'FORWAR
       cnames: a?.cnames ?? [],
       rcode: x.rcode ?? 0,
       qtypes: [typeName(x.qtype)],
-      rrtypes: (a?.rrtypes ?? []).map(typeName),
+      rrtypes: a === undefined ? [] : a.rrtypes.map(typeName),
     },
-  });
+  } as ResponseInput);
 }
 
 function ms(ns: bigint): number {
