@@ -19,7 +19,7 @@ import { emptyEndpoint, type Flow } from '../observe/index.js';
 import { answerDetails } from './answer.js';
 import { channels } from './diagnostics.js';
 import { accessLogEntry, requestFlow, responseFlow, type DnsExchange, type DnsFlowSite } from './log.js';
-import { evaluateQuery, type DnsDecision } from './policy.js';
+import { DnsDecisions, type DnsDecision } from './policy.js';
 import { FrameReader, frame } from './tcp-frames.js';
 import type { DnsProxyDeps, DnsProxyOptions, DnsProxyStats, DnsSource, DnsTransport, HostPort, RejectResponseCode } from './types.js';
 import { exchangeTcp } from './upstream.js';
@@ -92,6 +92,8 @@ export class DnsProxy {
   #udpPlain: DgramSocket | null = null;
   #replySockets: LRUCache<string, NativeUdpSocket>;
   #udpExchanges: SharedUdpExchanges;
+  #decisions = new DnsDecisions();
+  #l7Flow: DnsProxyDeps['l7Flow'];
   /** No new query is taken (close() began); `#closed`: no answer is sent any more. */
   #stopping = false;
   #closed = false;
@@ -107,6 +109,7 @@ export class DnsProxy {
     }
     this.options = o;
     this.#deps = deps;
+    this.#l7Flow = deps.l7Flow.bind(deps);
     this.#site = { nodeName: deps.nodeName ?? hostname() };
     this.#replySockets = new LRUCache<string, NativeUdpSocket>({ max: o.replySockets, dispose: (s) => s.close() });
     this.#udpExchanges = new SharedUdpExchanges(deps.upstream, {
@@ -407,7 +410,7 @@ export class DnsProxy {
     }
 
     // policy
-    x.decision = evaluateQuery(this.#deps.l7Flow.bind(this.#deps), { ...q.client, identity: source.identity }, q.server, q.protocol, x.qname);
+    x.decision = this.#decisions.evaluate(this.#l7Flow, { ip: q.client.ip, port: q.client.port, identity: source.identity }, q.server, q.protocol, x.qname);
     x.destination = this.#destination(q.server.ip, x.decision.dstIdentity);
     // Before the request flow: a tracer sets `traceContext` here, and the flows carry it.
     if (channels.query.hasSubscribers) channels.query.publish({ exchange: x });
