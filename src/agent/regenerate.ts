@@ -20,7 +20,8 @@
  * toFQDNs: IPs the FQDN subsystem learned carry `fqdn:<selector>` labels; each gets a local
  * identity (cidr:IP/32 + reserved:world + its fqdn labels). `applyFqdn` is the incremental path a
  * DNS answer takes: for every endpoint, the policy entries of the changed IPs' identities only
- * (resolved against just those identities), then their ipcache entries, then the retired
+ * (resolved against just those identities, memoised per endpoint kind and label signature until
+ * the next pass: src/policy/resolve/fresh-memo.ts), then their ipcache entries, then the retired
  * identities' entries go: O(endpoints × changed IPs), no map read, no child process.
  */
 import { isIPv4 } from 'node:net';
@@ -268,7 +269,11 @@ export class Regenerator {
    * selector keys of one IP (empty: no toFQDNs selector selects it any more). Costs O(changed IPs):
    * their identities, their ipcache entries, and for each endpoint with toFQDNs rules the policy
    * entries of those identities only (resolved against just those identities: an entry depends on
-   * its own identity's labels alone). Before the first regeneration it only records them.
+   * its own identity's labels alone; per endpoint kind, once per signature of those labels within
+   * a revision: FreshIdentityMemo, so an answer of `*.example.com` like the one before costs no
+   * resolution). The entries of an endpoint's policy are not filtered unless an identity changes
+   * under them (relabelled or re-learned address): the fresh ones are appended, which the proxy
+   * workers' sync sends as the tail. Before the first regeneration it only records them.
    */
   applyFqdn(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): { ipcache: number; policyEntries: number } {
     const changed: { ip: string; oldId: number | undefined; newId: number | undefined; labels: Label[] | undefined }[] = [];
