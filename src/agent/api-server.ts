@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isIPv4 } from 'node:net';
 import { chmodSync, mkdirSync, rmSync, writeFileSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -124,6 +125,10 @@ export class ApiServer {
         const result = tracePolicy({
           ...input,
           ...(learned.length ? { dstFqdn: learned } : {}),
+          cidrIdentity: {
+            ...(input.srcCidr !== undefined && isIPv4(input.srcCidr) ? { src: agent.regenerator.identityOfIp(input.srcCidr) } : {}),
+            ...(input.dstCidr !== undefined && isIPv4(input.dstCidr) ? { dst: agent.regenerator.identityOfIp(input.dstCidr) } : {}),
+          },
           normalizePath: agent.config.httpNormalizePath,
           policies: agent.loadedPolicies(),
           services: agent.services.list(),

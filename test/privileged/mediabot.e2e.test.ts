@@ -272,13 +272,16 @@ describe.skipIf(skip !== null)('issue 8: mediabot toFQDNs end to end (real dnsma
     expect(node.cli(['endpoint', 'list']).stdout).toMatch(new RegExp(`^${botId}\\s.*${node.podIp(BOT).replaceAll('.', '\\.')}`, 'm'));
   });
 
-  it('policy trace against the agent says through which name a learned IP was learned, and judges its ports', () => {
+  it('policy trace against the agent says through which name a learned IP was learned, and judges its ports', async () => {
     const trace = (ip: string, port: number): { stdout: string; status: number } =>
       node.cli(['policy', 'trace', '--src', 'org=empire,class=mediabot', '--dst-cidr', ip, '--dport', String(port)]);
     const ok = trace(`${SUBNET}.200.20`, 443);
     expect(ok.stdout).toMatch(new RegExp(`${SUBNET}\\.200\\.20 was learned from DNS answers for api\\.github\\.com\\.?$`, 'm'));
     expect(ok.stdout.trim().split('\n').at(-1)).toBe('Final verdict: ALLOWED');
     expect(ok.status).toBe(0);
+    // The identity it names is the one the kernel's ipcache (and so every flow) gives the address.
+    const { ipcache } = await api<{ ipcache: Record<string, number> }>(node, '/v1/datapath');
+    expect(ok.stdout).toMatch(new RegExp(`destination identity ${ipcache[`${SUBNET}.200.20/32`]}:`));
     const support = trace(`${SUBNET}.200.30`, 80);
     expect(support.stdout).toMatch(/was learned from DNS answers for support\.github\.com\.?$/m);
     expect(support.stdout.trim().split('\n').at(-1)).toBe('Final verdict: DENIED');

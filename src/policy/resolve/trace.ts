@@ -54,6 +54,12 @@ export interface TraceInput {
   tlsSni?: string | null;
   /** Services for toServices rules (optional). */
   services?: readonly ServiceInput[];
+  /**
+   * Agent-backed traces: the local-scope identity (≥ 2^24) the running agent's ipcache gives the
+   * `srcCidr`/`dstCidr` address, so the trace names the identity flows and the kernel show.
+   * Offline traces leave it out and get a stand-in number; either way the labels decide.
+   */
+  cidrIdentity?: { src?: number; dst?: number };
 }
 
 export interface TraceDirection {
@@ -95,6 +101,11 @@ interface Side {
   readonly describe: string;
 }
 
+/** A given agent identity when it is local-scope (a CIDR or FQDN identity), else undefined. */
+function agentCidrIdentity(id: number | undefined): number | undefined {
+  return id !== undefined && Number.isInteger(id) && id >= TRACE_CIDR_ID && id < 2 ** 32 ? id : undefined;
+}
+
 function isGiven(ep: TraceEndpointInput | undefined): boolean {
   return ep !== undefined && (Object.keys(ep.labels ?? {}).length > 0 || ep.entity !== undefined);
 }
@@ -124,7 +135,7 @@ function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
       labels = [...labels, ...[...keys].sort().map((key) => ({ source: 'fqdn', key, value: '' }))];
     }
     return {
-      identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels },
+      identity: { id: agentCidrIdentity(input.cidrIdentity?.[which]) ?? TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels },
       policy: 'none',
       kind: 'cidr',
       describe: names.length > 0 ? `${cidr} (outside the cluster, learned as ${names.map((n) => toFQDN(n.trim())).join(', ')})` : `${cidr} (outside the cluster)`,

@@ -67,6 +67,12 @@ describe('tracePolicy', () => {
     expect(tracePolicy({ policies, dst: deathstar, srcCidr: '8.8.8.8', dport: 80 }).verdict).toBe('denied');
     expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dport: 5432 })).toMatchObject({ verdict: 'allowed', ingress: { evaluated: false } });
     expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.1.3.4', dport: 5432 })).toMatchObject({ verdict: 'denied', dropReason: 'POLICY_DENIED' });
+    // Against the agent, the address carries the identity the ipcache gives it; the labels still decide.
+    const agentBacked = tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dport: 5432, cidrIdentity: { dst: 16777228 } });
+    expect(agentBacked).toMatchObject({ verdict: 'allowed', egress: { peerIdentity: 16777228 } });
+    expect(agentBacked.lines[2]).toMatch(/^  destination identity 16777228: cidr:0\.0\.0\.0\/0 .* cidr:10\.2\.3\.4\/32 reserved:world/);
+    // A reserved identity (world, for an address nothing else labels) is not the traced CIDR's.
+    expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dport: 5432, cidrIdentity: { dst: 2 } }).egress.peerIdentity).toBe((1 << 24) + 2);
     // A side is labels or a CIDR: both at once is contradictory input, not a guess.
     expect(() => tracePolicy({ policies, src: xwing, dst: deathstar, srcCidr: '8.8.8.8', dport: 443 })).toThrow(TraceInputError);
   });
