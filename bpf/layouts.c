@@ -8,6 +8,7 @@
 #include "lib/endpoints.h"
 #include "lib/policy.h"
 #include "lib/conntrack.h"
+#include "lib/frag.h"
 #include "lib/events.h"
 #include "lib/metrics.h"
 
@@ -19,5 +20,7 @@ struct policy_key layout_policy_key;
 struct policy_entry layout_policy_entry;
 struct ct_key layout_ct_key;
 struct ct_entry layout_ct_entry;
+struct frag_key layout_frag_key;
+struct frag_l4 layout_frag_l4;
 struct flow_event layout_flow_event;
 struct metrics_value layout_metrics_value;

@@ -16,6 +16,7 @@
 #include "lib/endpoints.h"
 #include "lib/policy.h"
 #include "lib/conntrack.h"
+#include "lib/frag.h"
 #include "lib/events.h"
 #include "lib/metrics.h"
 #include "lib/proxy.h"
@@ -90,6 +91,11 @@ int from_endpoint(struct __sk_buff *skb)
 	src_ep = lookup_endpoint(pkt.saddr);
 	if (!src_ep || src_ep->ifindex != skb->ifindex)
 		return drop(skb, &pkt, DROP_INVALID_SIP, DIR_EGRESS, 0, 0, 0);
+
+	/* A fragment is judged with its datagram's ports, from here on like any other packet. */
+	ret = frag_track(&pkt);
+	if (ret < 0)
+		return drop(skb, &pkt, -ret, DIR_EGRESS, src_ep->sec_identity, 0, src_ep->endpoint_id);
 
 	/* A reply of a connection this endpoint accepted passes on its entry alone. Every other
 	 * packet, of a new or an established connection, is judged against the policy in force
@@ -186,6 +192,10 @@ int to_endpoint(struct __sk_buff *skb)
 	dst_ep = lookup_endpoint(pkt.daddr);
 	if (!dst_ep || dst_ep->ifindex != skb->ifindex)
 		return drop(skb, &pkt, DROP_UNKNOWN_TARGET, DIR_INGRESS, 0, 0, 0);
+
+	ret = frag_track(&pkt);
+	if (ret < 0)
+		return drop(skb, &pkt, -ret, DIR_INGRESS, 0, dst_ep->sec_identity, dst_ep->endpoint_id);
 
 	ct_key_forward(&key, &pkt, CT_F_INGRESS);
 	entry = ct_lookup(&key, &pkt, skb->len);

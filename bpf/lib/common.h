@@ -51,7 +51,8 @@ struct packet {
 	__be16	inner_sport;
 	__be16	inner_dport;
 	__u8	inner_protocol;
-	__u8	reserved[3];
+	__u8	frag;		/* FRAG_NONE, FRAG_FIRST or FRAG_LATER (lib/frag.h) */
+	__be16	ip_id;		/* IPv4 identification: names a fragment's datagram */
 };
 
 /* linux/icmp.h drags in libc headers that do not build for -target bpf. */

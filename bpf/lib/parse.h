@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "drop_reasons.h"
+#include "frag.h"
 
 #define ETH_P_ARP_BE	bpf_htons(0x0806)
 #define IP_MF		0x2000
@@ -42,7 +43,9 @@ static __always_inline void parse_icmp_quote(struct packet *pkt, void *quote, vo
  * @pkt: out: tuple, protocol, TCP flags, ICMP type
  *
  * Returns PARSE_OK, PARSE_PASS for ARP, or a negative drop reason. Anything we cannot
- * judge is dropped (fail closed): IPv6, fragments, truncated headers, unknown L4.
+ * judge is dropped (fail closed): IPv6, truncated headers, unknown L4. A fragment after the
+ * first has no L4 header: it is returned with pkt->frag = FRAG_LATER and no ports, which
+ * frag_track() recovers from its datagram's first fragment.
  */
 static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pkt)
 {
@@ -68,9 +71,16 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *pk
 	pkt->saddr = ip->saddr;
 	pkt->daddr = ip->daddr;
 	pkt->protocol = ip->protocol;
-	/* Ports live only in the first fragment; rather than track fragments, refuse them. */
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return -DROP_FRAG_NOSUPPORT;
+	pkt->ip_id = ip->id;
+	if (ip->frag_off & bpf_htons(IP_OFFSET)) {
+		if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_SCTP &&
+		    ip->protocol != IPPROTO_ICMP)
+			return -DROP_UNKNOWN_L4;
+		pkt->frag = FRAG_LATER;
+		return PARSE_OK;
+	}
+	if (ip->frag_off & bpf_htons(IP_MF))
+		pkt->frag = FRAG_FIRST;
 
 	ihl_len = ip->ihl * 4;
 	l4 = (void *)ip + ihl_len;

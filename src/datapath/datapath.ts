@@ -19,6 +19,7 @@ import { ipcacheKey, ipcacheValue, IPCACHE_MAP } from './maps/ipcache.js';
 import { endpointInfo, endpointKey, ENDPOINTS_MAP } from './maps/endpoints.js';
 import { encodePolicyEntry, policyEntry, policyKey, POLICY_MAP, type PolicyMapEntry } from './maps/policy.js';
 import { ctEntry, ctKey, CT_MAP } from './maps/conntrack.js';
+import { FRAG_MAP } from './maps/frag.js';
 import { metricsValue, METRICS_ENTRIES, METRICS_MAP, METRICS_REASON_MAX } from './maps/metrics.js';
 import { flowEvent, EVENT_DIRECTION, EVENTS_MAP, type FlowEvent } from './maps/events.js';
 import { ipv4ToNumber, numberToIpv4 } from './layout.js';
@@ -87,7 +88,7 @@ export class Datapath {
     const n = native();
     this.#fromEndpointFd = n.programFd(obj, 'from_endpoint');
     this.#toEndpointFd = n.programFd(obj, 'to_endpoint');
-    for (const name of [IPCACHE_MAP, ENDPOINTS_MAP, POLICY_MAP, CT_MAP, METRICS_MAP, EVENTS_MAP]) {
+    for (const name of [IPCACHE_MAP, ENDPOINTS_MAP, POLICY_MAP, CT_MAP, FRAG_MAP, METRICS_MAP, EVENTS_MAP]) {
       this.#maps.set(name, n.objGet(join(pinRoot, name)));
     }
   }

@@ -123,8 +123,9 @@ describe.skipIf(skip !== null)('issue-7 one table of codes: the kernel\'s drops 
       setup: () => ipv4Packet({ src: '10.217.9.9', dst: '10.217.0.77', protocol: 6 }),
     },
     {
-      name: 'IP_FRAGMENTATION_NOT_SUPPORTED', code: 157, text: 'IP fragmentation not supported', program: 'from_endpoint',
-      setup: () => ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 17, fragOff: 0x2000 }),
+      // A later fragment (offset 1480 bytes) of a datagram whose first fragment was never seen.
+      name: 'FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND', code: 175, text: 'First logical datagram fragment not found', program: 'from_endpoint',
+      setup: () => (endpoint({ ingress: false, egress: false }), ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 17, ipId: 0x7175, fragOff: 185, payloadOnly: 64 })),
     },
     {
       // The proxy is down: policy redirects port 80, no socket listens on 15998, the flow fails closed.

@@ -11,6 +11,7 @@ import { ipcacheKey, ipcacheValue } from '../../../src/datapath/maps/ipcache.js'
 import { endpointInfo, endpointKey } from '../../../src/datapath/maps/endpoints.js';
 import { encodePolicyEntry, policyEntry, policyKey } from '../../../src/datapath/maps/policy.js';
 import { ctEntry, ctKey } from '../../../src/datapath/maps/conntrack.js';
+import { fragKey, fragL4 } from '../../../src/datapath/maps/frag.js';
 import { flowEvent } from '../../../src/datapath/maps/events.js';
 import { metricsValue } from '../../../src/datapath/maps/metrics.js';
 import { fieldSize, type StructLayout } from '../../../src/datapath/layout.js';
@@ -40,7 +41,7 @@ function sizeOf(id: number): number {
 }
 
 const layouts: StructLayout<never>[] = [
-  ipcacheKey, ipcacheValue, endpointKey, endpointInfo, policyKey, policyEntry, ctKey, ctEntry, flowEvent, metricsValue,
+  ipcacheKey, ipcacheValue, endpointKey, endpointInfo, policyKey, policyEntry, ctKey, ctEntry, fragKey, fragL4, flowEvent, metricsValue,
 ] as unknown as StructLayout<never>[];
 
 describe('map layouts match the C structs (BTF)', () => {
