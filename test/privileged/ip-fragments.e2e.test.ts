@@ -6,7 +6,13 @@
  * allowed L4 rule lets the whole datagram through both ways (the echo comes back whole), a rule
  * that does not allow the port drops every fragment by policy.
  *
- * The server and client are python3 processes this file starts inside the pods' namespaces.
+ * The user trial that found the defect: `dig +bufsize=65000` asking for a big TXT answer through
+ * the DNS proxy (a DNS rule redirects the client's UDP/53 to it). The answer, about 45 KB, comes
+ * from the server pod to the proxy's upstream socket in fragments, and from the proxy to the
+ * client in fragments: both legs pass on the connection their query opened.
+ *
+ * The servers and clients are python3 and dig processes this file starts inside the pods'
+ * namespaces (the lab's dnsmasq has no TXT records: a small python responder serves them).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -33,6 +39,42 @@ spec:
       labels: {app: frag-server}
     - name: ${P}-client
       labels: {app: frag-client}
+    - name: ${P}-dns
+      labels: {app: frag-dns}
+    - name: ${P}-asker
+      labels: {app: frag-asker}
+`;
+
+const DNS_POLICY = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: frag-dns
+spec:
+  endpointSelector: {matchLabels: {app: frag-asker}}
+  egress:
+    - toEndpoints: [{matchLabels: {app: frag-dns}}]
+      toPorts:
+        - ports: [{port: "53", protocol: UDP}]
+          rules:
+            dns: [{matchPattern: "*.frag.test"}]
+`;
+
+/** Answers every query with TXT_RRS TXT records of 255 bytes each: about 45 KB over UDP. */
+const TXT_RRS = 168;
+const DNS_SERVER = `
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 53))
+print('ready', flush=True)
+while True:
+    q, peer = s.recvfrom(65535)
+    end = 12
+    while q[end] != 0:
+        end += q[end] + 1
+    question = q[12:end + 5]
+    rr = b'\\xc0\\x0c' + struct.pack('>HHIH', 16, 1, 60, 256) + bytes([255]) + bytes(ord('a') + i % 26 for i in range(255))
+    head = q[0:2] + struct.pack('>HHHHH', 0x8180, 1, ${TXT_RRS}, 0, 0)
+    s.sendto(head + question + rr * ${TXT_RRS}, peer)
 `;
 
 const policy = (port: number): string => `apiVersion: cilium.io/v2
@@ -74,6 +116,7 @@ except socket.timeout:
 describe.skipIf(skip !== null)('IPv4 fragments between pods' + (skip ? ` (skipped: ${skip})` : ''), () => {
   let node: TestNode;
   let server: ChildProcess | null = null;
+  let dnsServer: ChildProcess | null = null;
   let clientScript = '';
 
   beforeAll(async () => {
@@ -89,13 +132,17 @@ describe.skipIf(skip !== null)('IPv4 fragments between pods' + (skip ? ` (skippe
     let out = '';
     server.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     expect(await eventually(() => out.includes('ready'), 10_000)).toBe(true);
+    const dnsScript = join(node.dir, 'dns-txt.py');
+    writeFileSync(dnsScript, DNS_SERVER);
+    dnsServer = spawn('ip', ['netns', 'exec', `${P}-dns`, 'python3', dnsScript], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let dnsOut = '';
+    dnsServer.stdout?.on('data', (d: Buffer) => (dnsOut += d.toString()));
+    expect(await eventually(() => dnsOut.includes('ready'), 10_000)).toBe(true);
   }, 60_000);
 
   afterAll(async () => {
-    if (server?.pid && server.exitCode === null) {
-      // `ip netns exec` execs python3 in place: this PID is the server itself.
-      process.kill(server.pid, 'SIGTERM');
-    }
+    // `ip netns exec` execs python3 in place: these PIDs are the servers themselves.
+    for (const p of [server, dnsServer]) if (p?.pid && p.exitCode === null) process.kill(p.pid, 'SIGTERM');
     await node?.cleanup();
   });
 
@@ -149,6 +196,30 @@ describe.skipIf(skip !== null)('IPv4 fragments between pods' + (skip ? ` (skippe
     // The small probes' datagrams (one packet each) and the big one's three fragments, all with the port.
     expect(reasons.length).toBeGreaterThanOrEqual(4);
     expect(new Set(reasons)).toEqual(new Set(['POLICY_DENIED']));
+  });
+
+  it('dig +bufsize=65000 through the DNS proxy: a 45 KB TXT answer reaches the client whole, in fragments both legs', async () => {
+    const file = join(node.dir, 'frag-dns.yaml');
+    writeFileSync(file, DNS_POLICY);
+    expect(node.cli(['policy', 'import', file]).stderr).toBe('');
+    const dnsIp = node.podIp(`${P}-dns`);
+    let out = '';
+    const answered = await eventually(() => {
+      const r = spawnSync('ip', ['netns', 'exec', `${P}-asker`, 'dig', `@${dnsIp}`, '+bufsize=65000', '+notcp', '+tries=1', '+time=3', 'big.frag.test', 'TXT'], { encoding: 'utf8' });
+      out = r.stdout;
+      return /status: NOERROR/.test(out);
+    }, 15_000, 500);
+    expect(answered, out).toBe(true);
+    expect(out).toMatch(new RegExp(`ANSWER: ${TXT_RRS},`));
+    const size = Number(/MSG SIZE\s+rcvd: (\d+)/.exec(out)?.[1] ?? 0);
+    expect(size).toBeGreaterThan(45_000);
+    // It went through the proxy (the DNS rule's access log), not around it.
+    expect(await eventually(() => node.accessLog().some((e) => JSON.stringify(e).includes('big.frag.test')), 5000)).toBe(true);
+    const tracked = trackedDatagrams().filter((e) => e.key.protocol === 17 && e.key.saddr === ipNumber(dnsIp) && e.value.sport === 53);
+    // Server → proxy's upstream socket, and proxy (answering as the server) → client.
+    const askerIp = ipNumber(node.podIp(`${P}-asker`));
+    expect(tracked.some((e) => e.key.daddr === askerIp)).toBe(true);
+    expect(tracked.some((e) => e.key.daddr !== askerIp)).toBe(true);
   });
 
   async function dropsTo(port: number, atLeast: number): Promise<{ drop_reason_desc?: string }[]> {
