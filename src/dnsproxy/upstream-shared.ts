@@ -10,8 +10,9 @@
  * a datagram that matches no query in flight is ignored (`onStray`) and the waits go on. Source
  * port entropy is the client's own: a client with a fresh port per query gets a socket per query.
  * A second query in flight with the same ID from the same client, or more than `maxSockets`
- * shared sockets, falls back to a socket of its own. A socket idle for `idleMs` is closed; an
- * error on it (ICMP port unreachable) fails every query in flight on it and closes it.
+ * shared sockets, falls back to a socket of its own. A socket idle for `idleMs` is closed (by a
+ * sweep every idleMs/4: within 1.25 × idleMs); an error on it (ICMP port unreachable) fails every
+ * query in flight on it and closes it. The waits' timeouts share one timer (`Deadlines`).
  */
 import { DnsWireError, parseMessage, type Message } from './wire.js';
 import { answerMismatch, exchangeUdp, type ExchangeResult, type ExpectedAnswer } from './upstream.js';
@@ -20,14 +21,75 @@ import type { DnsUpstream, HostPort, UpstreamUdpSocket } from './types.js';
 interface Waiter {
   readonly expect: ExpectedAnswer;
   readonly onMismatch: (reason: string) => void;
+  /** When the wait ends without an answer, ms (Date.now clock). */
+  readonly deadline: number;
   finish(r: ExchangeResult): void;
+  expire(): void;
 }
 
 interface Shared {
   readonly key: string;
   socket: UpstreamUdpSocket | null;
   readonly waiters: Map<number, Waiter>;
-  idle: NodeJS.Timeout | null;
+  /** Since when no query has been in flight on it (Date.now ms), or null while one is. */
+  idleSince: number | null;
+}
+
+/**
+ * Every wait's deadline under one timer, armed for the earliest, instead of a setTimeout and a
+ * clearTimeout per query. The waits of one timeout length end in the order they began, so each
+ * length keeps its waits in a Set in insertion order and only its head is ever due first.
+ */
+class Deadlines {
+  readonly #byTimeout = new Map<number, Set<Waiter>>();
+  #timer: NodeJS.Timeout | null = null;
+  #armedFor = Number.POSITIVE_INFINITY;
+
+  add(w: Waiter, timeoutMs: number): void {
+    let set = this.#byTimeout.get(timeoutMs);
+    if (!set) {
+      set = new Set();
+      this.#byTimeout.set(timeoutMs, set);
+    }
+    set.add(w);
+    if (w.deadline < this.#armedFor) this.#arm(w.deadline);
+  }
+
+  delete(w: Waiter, timeoutMs: number): void {
+    this.#byTimeout.get(timeoutMs)?.delete(w);
+  }
+
+  clear(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#armedFor = Number.POSITIVE_INFINITY;
+    this.#byTimeout.clear();
+  }
+
+  #arm(at: number): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#armedFor = at;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now()));
+  }
+
+  #fire(): void {
+    this.#timer = null;
+    this.#armedFor = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [timeoutMs, set] of this.#byTimeout) {
+      for (const w of set) {
+        if (w.deadline > now) {
+          next = Math.min(next, w.deadline);
+          break;
+        }
+        set.delete(w);
+        w.expire();
+      }
+      if (set.size === 0) this.#byTimeout.delete(timeoutMs);
+    }
+    if (next !== Number.POSITIVE_INFINITY && next < this.#armedFor) this.#arm(next);
+  }
 }
 
 export interface SharedUdpOptions {
@@ -43,6 +105,9 @@ export class SharedUdpExchanges {
   readonly #upstream: DnsUpstream;
   readonly #o: SharedUdpOptions;
   readonly #sockets = new Map<string, Shared>();
+  readonly #deadlines = new Deadlines();
+  /** Closes the shared sockets idle for `idleMs` (one sweep for all, instead of a timer per socket going idle). */
+  #sweep: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(upstream: DnsUpstream, options: SharedUdpOptions) {
@@ -71,7 +136,7 @@ export class SharedUdpExchanges {
       return exchangeUdp(this.#upstream, server, identity, query, expect, timeoutMs, onMismatch);
     }
     if (!s) {
-      const created: Shared = { key, socket: null, waiters: new Map(), idle: null };
+      const created: Shared = { key, socket: null, waiters: new Map(), idleSince: null };
       try {
         created.socket = this.#upstream.udp(server, identity, (data) => this.#onMessage(created, data), (err) => this.#fail(created, err));
       } catch (err) {
@@ -79,32 +144,27 @@ export class SharedUdpExchanges {
       }
       s = created;
       this.#sockets.set(key, s);
+      this.#sweep ??= setInterval(() => this.#closeIdle(), Math.max(100, this.#o.idleMs / 4)).unref();
     }
     const shared = s;
-    if (shared.idle) {
-      clearTimeout(shared.idle);
-      shared.idle = null;
-    }
+    shared.idleSince = null;
+    const deadlines = this.#deadlines;
     return new Promise<ExchangeResult>((resolve) => {
-      const timer = setTimeout(
-        () => waiter.finish({ ok: false, kind: 'timeout', error: Object.assign(new Error(`no answer from ${server.ip}:${server.port} within ${timeoutMs} ms`), { name: 'UpstreamTimeout' }) }),
-        timeoutMs,
-      );
       const waiter: Waiter = {
         expect,
         onMismatch,
+        deadline: Date.now() + timeoutMs,
         finish: (r) => {
           if (shared.waiters.get(expect.id) !== waiter) return;
-          clearTimeout(timer);
+          deadlines.delete(waiter, timeoutMs);
           shared.waiters.delete(expect.id);
-          if (shared.waiters.size === 0 && shared.socket && this.#sockets.get(shared.key) === shared) {
-            shared.idle = setTimeout(() => this.#drop(shared), this.#o.idleMs);
-            shared.idle.unref();
-          }
+          if (shared.waiters.size === 0) shared.idleSince = Date.now();
           resolve(r);
         },
+        expire: () => waiter.finish({ ok: false, kind: 'timeout', error: Object.assign(new Error(`no answer from ${server.ip}:${server.port} within ${timeoutMs} ms`), { name: 'UpstreamTimeout' }) }),
       };
       shared.waiters.set(expect.id, waiter);
+      deadlines.add(waiter, timeoutMs);
       const failed = (err: unknown): void => waiter.finish({ ok: false, kind: 'error', error: err instanceof Error ? err : new Error(String(err)) });
       try {
         shared.socket!.send(query, failed);
@@ -118,6 +178,18 @@ export class SharedUdpExchanges {
   close(): void {
     this.#closed = true;
     for (const s of [...this.#sockets.values()]) this.#fail(s, new Error('DNS proxy closed'));
+    this.#deadlines.clear();
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.#sweep = null;
+  }
+
+  #closeIdle(): void {
+    const before = Date.now() - this.#o.idleMs;
+    for (const s of this.#sockets.values()) if (s.idleSince !== null && s.idleSince <= before) this.#drop(s);
+    if (this.#sockets.size === 0 && this.#sweep) {
+      clearInterval(this.#sweep);
+      this.#sweep = null;
+    }
   }
 
   #onMessage(s: Shared, data: Buffer): void {
@@ -144,8 +216,7 @@ export class SharedUdpExchanges {
   }
 
   #drop(s: Shared): void {
-    if (s.idle) clearTimeout(s.idle);
-    s.idle = null;
+    s.idleSince = null;
     if (this.#sockets.get(s.key) === s) this.#sockets.delete(s.key);
     s.socket?.close();
     s.socket = null;

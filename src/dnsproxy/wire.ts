@@ -163,7 +163,7 @@ function u16(buf: Uint8Array, o: number): number {
 }
 
 /** The strict walk of the whole message (see the module comment). Throws DnsWireError. */
-export function scanMessage(buf: Uint8Array): { header: Header; questions: Question[]; answers: Array<Omit<AnswerRecord, 'ip'>> } {
+export function scanMessage(buf: Uint8Array): { header: Header; questions: Question[]; answers: AnswerRecord[] } {
   const header = readHeader(buf);
   let pos = HEADER_LENGTH;
   const questions: Question[] = [];
@@ -173,7 +173,7 @@ export function scanMessage(buf: Uint8Array): { header: Header; questions: Quest
     questions.push({ name, type: u16(buf, next), class: u16(buf, next + 2) });
     pos = next + 4;
   }
-  const answers: Array<Omit<AnswerRecord, 'ip'>> = [];
+  const answers: AnswerRecord[] = [];
   const records = header.ancount + header.nscount + header.arcount;
   for (let i = 0; i < records; i++) {
     const { name, next } = readName(buf, pos);
@@ -185,7 +185,7 @@ export function scanMessage(buf: Uint8Array): { header: Header; questions: Quest
     const rdata = next + 10;
     const end = rdata + rdlength;
     if (end > buf.length) throw new DnsWireError(`record ${i} RDATA runs past the message`);
-    const rec: Omit<AnswerRecord, 'ip'> = { name, type, class: klass, ttl };
+    const rec: AnswerRecord = { name, type, class: klass, ttl };
     if (type === TYPE.A && rdlength !== 4) throw new DnsWireError(`A record ${i} has ${rdlength} bytes of RDATA, not 4`);
     if (type === TYPE.AAAA && rdlength !== 16) throw new DnsWireError(`AAAA record ${i} has ${rdlength} bytes of RDATA, not 16`);
     if (type === TYPE.CNAME) {
@@ -218,15 +218,15 @@ export function parseMessage(buf: Uint8Array): Message {
   if ((decoded.questions ?? []).length !== scanned.questions.length || decodedAnswers.length !== scanned.answers.length) {
     throw new DnsWireError('dns-packet read a different number of records');
   }
-  const answers: AnswerRecord[] = scanned.answers.map((a, i) => {
+  const answers: AnswerRecord[] = scanned.answers;
+  for (let i = 0; i < answers.length; i++) {
+    const a = answers[i]!;
+    if (a.type !== TYPE.A && a.type !== TYPE.AAAA) continue;
     const d = decodedAnswers[i]!;
-    if (a.type === TYPE.A || a.type === TYPE.AAAA) {
-      const want = a.type === TYPE.A ? 'A' : 'AAAA';
-      if (d.type !== want || typeof d.data !== 'string') throw new DnsWireError(`dns-packet read answer ${i} as ${d.type}, not ${want}`);
-      return { ...a, ip: d.data };
-    }
-    return a;
-  });
+    const want = a.type === TYPE.A ? 'A' : 'AAAA';
+    if (d.type !== want || typeof d.data !== 'string') throw new DnsWireError(`dns-packet read answer ${i} as ${d.type}, not ${want}`);
+    a.ip = d.data;
+  }
   return { header: scanned.header, questions: scanned.questions, answers };
 }
 

@@ -83,3 +83,44 @@ describe('shared upstream sockets', () => {
     expect(p.proxy.stats()).toMatchObject({ forwarded: 2, mismatchedAnswers: 0 });
   });
 });
+
+describe('shared upstream sockets: timeouts under one timer', () => {
+  it('on one shared socket, the queries the server ignores each get SERVFAIL once at their timeout while the answered ones in between are forwarded', async () => {
+    // Answers only even IDs.
+    const s = createSocket('udp4');
+    await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
+    cleanups.add(() => s.close());
+    const ports: number[] = [];
+    s.on('message', (msg, rinfo) => {
+      ports.push(rinfo.port);
+      const q = dnsPacket.decode(msg);
+      if ((q.id ?? 1) % 2 === 1) return;
+      const reply = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_DESIRED, questions: q.questions ?? [], answers: [{ type: 'A', name: 'api.github.com', ttl: 60, data: `10.9.0.${q.id}` }] });
+      s.send(reply, rinfo.port, rinfo.address);
+    });
+    const p = await startProxy(cleanups, { ip: '127.0.0.1', port: s.address().port }, { options: { upstreamTimeoutMs: 300 } });
+    const a = await clientSocket();
+    // One collector for the socket: answers in arrival order.
+    const got: string[] = [];
+    a.on('message', (m: Buffer) => {
+      const d = dnsPacket.decode(m);
+      const ans = d.answers?.[0];
+      got.push(`${d.id} ${ans && ans.type === 'A' ? (ans.data as string) : `rcode ${(d.flags ?? 0) & 0xf}`}`);
+    });
+    const send = (id: number): void => a.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'api.github.com' }] }), p.address.port, p.address.ip);
+    for (const id of [1, 2, 3]) send(id);
+    await new Promise((r) => setTimeout(r, 100));
+    // Begun later: their timeout ends after the first three's.
+    for (const id of [4, 5, 6]) send(id);
+    const deadline = Date.now() + 5000;
+    while (got.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect([...got].sort()).toEqual(['1 rcode 2', '2 10.9.0.2', '3 rcode 2', '4 10.9.0.4', '5 rcode 2', '6 10.9.0.6']);
+    expect(got.filter((g) => g.endsWith('rcode 2')).map((g) => g.split(' ')[0]).slice(-1)).toEqual(['5']);
+    a.removeAllListeners('message');
+    expect(new Set(ports).size).toBe(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(p.proxy.stats()).toMatchObject({ forwarded: 3, timeouts: 3, inflight: 0 });
+    // The socket keeps serving after the timeouts.
+    expect(await ask(a, p.address, [8])).toEqual(['8 10.9.0.8']);
+  });
+});
