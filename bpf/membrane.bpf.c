@@ -146,6 +146,9 @@ int from_endpoint(struct __sk_buff *skb)
 		 */
 		if (!(entry->flags & CT_ENTRY_F_PROXY))
 			return forward(skb, DIR_EGRESS);
+		if (pkt.frag != FRAG_NONE)
+			return drop(skb, &pkt, DROP_FRAG_NOSUPPORT, DIR_EGRESS, src_ep->sec_identity, dst_identity,
+				    src_ep->endpoint_id);
 		ret = proxy_redirect(skb, &pkt, entry->proxy_port);
 		if (ret < 0)
 			return drop(skb, &pkt, -ret, DIR_EGRESS, src_ep->sec_identity, dst_identity, src_ep->endpoint_id);
@@ -153,6 +156,9 @@ int from_endpoint(struct __sk_buff *skb)
 	}
 
 	if (proxy_port) {
+		if (pkt.frag != FRAG_NONE)
+			return drop(skb, &pkt, DROP_FRAG_NOSUPPORT, redirect_dir, src_ep->sec_identity, dst_identity,
+				    src_ep->endpoint_id);
 		ret = proxy_redirect(skb, &pkt, proxy_port);
 		if (ret < 0)
 			return drop(skb, &pkt, -ret, redirect_dir, src_ep->sec_identity, dst_identity,

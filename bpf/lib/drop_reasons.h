@@ -16,6 +16,7 @@
 #define DROP_UNKNOWN_L3			139
 #define DROP_UNKNOWN_L4			142
 #define DROP_UNKNOWN_TARGET		150	/* not addressed to the endpoint behind this link */
+#define DROP_FRAG_NOSUPPORT		157	/* a fragment of a flow redirected to a proxy (lib/frag.h) */
 #define DROP_FRAG_NOT_FOUND		175	/* a later fragment whose first was not seen (lib/frag.h) */
 #define DROP_PROXY_LOOKUP_FAILED	178	/* redirect wanted, but no proxy socket: fail closed */
 #define DROP_PROXY_SET_FAILED		179	/* the proxy socket was found but bpf_sk_assign failed */

@@ -6,9 +6,17 @@
  * the ports (and the ICMP type and TCP flags, which policy and conntrack also read) under the
  * datagram's {daddr, saddr, IP id, protocol}; each later fragment takes them back from there and
  * then goes through conntrack and policy exactly as the first did, so the same ports meet the
- * same verdict: allowed, denied, or handed to the same proxy socket. The kernel reassembles the
+ * same verdict: allowed (as a new flow or a reply) or denied, by the same rule. The kernel reassembles the
  * datagram after tc. A later fragment whose first was never seen (reordered ahead of it, or its
  * entry evicted) is dropped with Cilium's DROP_FRAG_NOT_FOUND.
+ *
+ * A fragment of a flow that policy sends to a proxy is dropped with DROP_FRAG_NOSUPPORT instead:
+ * bpf_sk_assign cannot hand a fragmented datagram to the proxy, because the kernel's reassembly
+ * (ip_defrag) orphans each fragment from the socket it was assigned, and the whole datagram is
+ * then looked up by its original destination, which no local socket has. It would vanish in the
+ * node's stack; dropped here, it is seen (`membrane observe`) and never bypasses the proxy. Only
+ * the direction into the proxy is affected: answers to the proxy's upstream socket and from the
+ * proxy to the pod are ordinary replies of tracked connections, fragmented or not.
  *
  * Entries are never deleted: the map is an LRU, bounded like Cilium's default (8192), and a
  * reused IP id simply overwrites its entry with the new first fragment's ports.

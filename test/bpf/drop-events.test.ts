@@ -128,6 +128,16 @@ describe.skipIf(skip !== null)('issue-7 one table of codes: the kernel\'s drops 
       setup: () => (endpoint({ ingress: false, egress: false }), ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 17, ipId: 0x7175, fragOff: 185, payloadOnly: 64 })),
     },
     {
+      // The first fragment of a datagram that policy sends to the proxy (bpf_sk_assign cannot deliver fragments).
+      name: 'IP_FRAGMENTATION_NOT_SUPPORTED', code: 157, text: 'IP fragmentation not supported', program: 'from_endpoint',
+      setup: () => {
+        endpoint({ ingress: false, egress: true });
+        dp.upsertIpcache('10.217.9.9/32', 555);
+        dp.syncEndpointPolicy(EP_ID, [entry(true, 555, 17, 53, { proxyPort: 15998 })]);
+        return ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 17, sport: 41008, dport: 53, ipId: 0x7157, fragOff: 0x2000 });
+      },
+    },
+    {
       // The proxy is down: policy redirects port 80, no socket listens on 15998, the flow fails closed.
       name: 'SOCKET_LOOKUP_FAILED', code: 178, text: 'Socket lookup failed', program: 'from_endpoint',
       setup: () => {

@@ -117,11 +117,13 @@ describe.skipIf(skip !== null)('IPv4 fragment tracking in the kernel programs' +
     expect(outcome('from_endpoint', byRule.second)).toEqual(drop(DROP_REASON.POLICY_DENY));
   });
 
-  it('a redirected datagram sends its later fragments the first\'s way: to the proxy, failing closed when none listens', () => {
+  it('a datagram policy sends to a proxy is refused in fragments (157): reassembly would take it from the proxy socket', () => {
     egressPolicy([{ protocol: 17, port: 53, proxyPort: 15997 }]);
+    // Unfragmented, the flow goes to the proxy (none listens here: it fails closed with 178).
+    expect(outcome('from_endpoint', ipv4Packet({ src: EP_IP, dst: PEER, protocol: 17, sport: 33004, dport: 53 }))).toEqual(drop(DROP_REASON.SOCKET_LOOKUP_FAILED));
     const d = datagram({ src: EP_IP, dst: PEER, sport: 33004, dport: 53, id: 0x1006 });
-    expect(outcome('from_endpoint', d.first)).toEqual(drop(DROP_REASON.SOCKET_LOOKUP_FAILED));
-    expect(outcome('from_endpoint', d.second)).toEqual(drop(DROP_REASON.SOCKET_LOOKUP_FAILED));
+    expect(outcome('from_endpoint', d.first)).toEqual(drop(DROP_REASON.IP_FRAGMENTATION_NOT_SUPPORTED));
+    expect(outcome('from_endpoint', d.second)).toEqual(drop(DROP_REASON.IP_FRAGMENTATION_NOT_SUPPORTED));
   });
 
   it('a big answer: the fragments of a reply pass into the endpoint on its connection; a stranger\'s fragments do not', () => {

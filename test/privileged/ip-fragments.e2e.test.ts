@@ -11,6 +11,10 @@
  * from the server pod to the proxy's upstream socket in fragments, and from the proxy to the
  * client in fragments: both legs pass on the connection their query opened.
  *
+ * The other way, a query larger than the MTU to a port policy sends to the proxy is dropped in
+ * the datapath with IP_FRAGMENTATION_NOT_SUPPORTED (157), visibly: bpf_sk_assign cannot deliver a
+ * fragmented datagram to the proxy (reassembly orphans the fragments from the assigned socket).
+ *
  * The servers and clients are python3 and dig processes this file starts inside the pods'
  * namespaces (the lab's dnsmasq has no TXT records: a small python responder serves them).
  */
@@ -75,6 +79,22 @@ while True:
     rr = b'\\xc0\\x0c' + struct.pack('>HHIH', 16, 1, 60, 256) + bytes([255]) + bytes(ord('a') + i % 26 for i in range(255))
     head = q[0:2] + struct.pack('>HHHHH', 0x8180, 1, ${TXT_RRS}, 0, 0)
     s.sendto(head + question + rr * ${TXT_RRS}, peer)
+`;
+
+/** A valid query for pad.frag.test TXT, about 2950 bytes with EDNS padding; prints 'timeout' or what came back. */
+const BIG_QUERY = `
+import socket, struct, sys
+name = b''.join(bytes([len(l)]) + l for l in b'pad.frag.test'.split(b'.')) + b'\\x00'
+pad = b'\\x00' * 2900
+opt = b'\\x00' + struct.pack('>HHIH', 41, 4096, 0, 4 + len(pad)) + struct.pack('>HH', 12, len(pad)) + pad
+q = struct.pack('>HHHHHH', 0x4242, 0x0100, 1, 0, 0, 1) + name + struct.pack('>HH', 16, 1) + opt
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(q, (sys.argv[1], 53))
+try:
+    print('got', len(s.recvfrom(65535)[0]))
+except socket.timeout:
+    print('timeout')
 `;
 
 const policy = (port: number): string => `apiVersion: cilium.io/v2
@@ -220,6 +240,25 @@ describe.skipIf(skip !== null)('IPv4 fragments between pods' + (skip ? ` (skippe
     const askerIp = ipNumber(node.podIp(`${P}-asker`));
     expect(tracked.some((e) => e.key.daddr === askerIp)).toBe(true);
     expect(tracked.some((e) => e.key.daddr !== askerIp)).toBe(true);
+  });
+
+  it('a query larger than the MTU to the DNS proxy is dropped visibly (157), never sent around the proxy; small queries still work', async () => {
+    const dnsIp = node.podIp(`${P}-dns`);
+    const script = join(node.dir, 'big-query.py');
+    writeFileSync(script, BIG_QUERY);
+    const r = spawnSync('ip', ['netns', 'exec', `${P}-asker`, 'python3', script, dnsIp], { encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('timeout');
+    let drops: { drop_reason_desc?: string; l4?: { UDP?: { destination_port: number } }; source?: { pod_name?: string } }[] = [];
+    expect(await eventually(() => {
+      drops = node.cli(['observe', '--last', '200', '--verdict', 'DROPPED', '--pod', `default/${P}-asker`, '-o', 'json']).stdout
+        .split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { flow: (typeof drops)[number] }).flow)
+        .filter((f) => f.drop_reason_desc === 'IP_FRAGMENTATION_NOT_SUPPORTED');
+      return drops.length >= 2;
+    }, 5000, 200)).toBe(true);
+    expect(drops.every((f) => f.l4?.UDP?.destination_port === 53)).toBe(true);
+    expect(node.accessLog().some((e) => JSON.stringify(e).includes('pad.frag.test'))).toBe(false);
+    const small = spawnSync('ip', ['netns', 'exec', `${P}-asker`, 'dig', `@${dnsIp}`, '+tries=1', '+time=3', 'small.frag.test', 'TXT'], { encoding: 'utf8' });
+    expect(small.stdout).toMatch(/status: NOERROR/);
   });
 
   async function dropsTo(port: number, atLeast: number): Promise<{ drop_reason_desc?: string }[]> {

@@ -71,6 +71,7 @@ const CILIUM: Record<string, { code: number; name: string; text: string }> = {
   DROP_UNKNOWN_L3: { code: 139, name: 'UNSUPPORTED_L3_PROTOCOL', text: 'Unsupported L3 protocol' },
   DROP_UNKNOWN_L4: { code: 142, name: 'UNKNOWN_L4_PROTOCOL', text: 'Unknown L4 protocol' },
   DROP_UNKNOWN_TARGET: { code: 150, name: 'UNKNOWN_L3_TARGET_ADDRESS', text: 'Unknown L3 target address' },
+  DROP_FRAG_NOSUPPORT: { code: 157, name: 'IP_FRAGMENTATION_NOT_SUPPORTED', text: 'IP fragmentation not supported' },
   DROP_FRAG_NOT_FOUND: { code: 175, name: 'FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND', text: 'First logical datagram fragment not found' },
   DROP_PROXY_LOOKUP_FAILED: { code: 178, name: 'SOCKET_LOOKUP_FAILED', text: 'Socket lookup failed' },
   DROP_PROXY_SET_FAILED: { code: 179, name: 'SOCKET_ASSIGN_FAILED', text: 'Socket assign failed' },
