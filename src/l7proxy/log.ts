@@ -8,6 +8,7 @@
  * request adds only what is its own.
  */
 
+import type { Logger } from 'pino';
 import {
   httpRequestFlow,
   httpResponseFlow,
@@ -37,10 +38,27 @@ export class ConnectionFacts {
   readonly logSource: AccessLogEndpoint;
   readonly logDestination: AccessLogEndpoint;
 
+  #accessLog: Logger | null = null;
+  #accessLogBase: Logger | null = null;
+
   constructor(conn: ConnectionInfo, ctx: FlowContext) {
     this.ip = { source: conn.srcIp, destination: conn.dstIp };
     this.logSource = endpointEntry(ctx.source, ctx.srcIdentity, conn.srcIp, conn.srcPort);
     this.logDestination = endpointEntry(ctx.destination, ctx.dstIdentity, conn.dstIp, conn.dstPort);
+  }
+
+  /**
+   * `base` with this connection's `source` and `destination` bound (pino serialises a child's
+   * bindings once, not per line): made at the connection's first line. Lines through it are
+   * `boundAccessLogEntry` records; the same JSON object as `accessLogEntry`'s, `source` and
+   * `destination` written before the record's own fields.
+   */
+  accessLog(base: Logger): Logger {
+    if (this.#accessLog === null || this.#accessLogBase !== base) {
+      this.#accessLog = base.child({ source: this.logSource, destination: this.logDestination });
+      this.#accessLogBase = base;
+    }
+    return this.#accessLog;
   }
 }
 
@@ -182,9 +200,46 @@ class AccessLogRecord {
   }
 }
 
+/** `AccessLogRecord` without `source` and `destination`, for a logger that has them bound (`ConnectionFacts.accessLog`). */
+class BoundAccessLogRecord {
+  type = 'http';
+  verdict: AccessVerdict;
+  status: number;
+  method: string;
+  host: string;
+  path: string;
+  protocol: string;
+  direction: string;
+  latency_ms: number;
+  policies: readonly string[];
+  request_time: string;
+
+  constructor(x: Exchange) {
+    const r = x.request;
+    this.verdict = x.verdict ?? 'Error';
+    this.status = x.status ?? 0;
+    this.method = r.method;
+    this.host = r.host;
+    this.path = r.path;
+    this.protocol = r.protocol;
+    this.direction = x.ctx.direction;
+    this.latency_ms = Math.round((Number(process.hrtime.bigint() - x.startNs) / 1e6) * 1000) / 1000;
+    this.policies = x.decision.policies ?? [];
+    this.request_time = startedIsoOf(x);
+  }
+}
+
 /** One JSON access-log record (the logger adds `time`). */
 export function accessLogEntry(x: Exchange): Record<string, unknown> {
   const entry = new AccessLogRecord(x) as unknown as Record<string, unknown>;
+  if (x.reason !== undefined) entry.reason = x.reason;
+  if (x.request.traceContext) entry.trace_id = x.request.traceContext.parent.trace_id;
+  return entry;
+}
+
+/** `accessLogEntry` without `source` and `destination`, for `ConnectionFacts.accessLog`. */
+export function boundAccessLogEntry(x: Exchange): Record<string, unknown> {
+  const entry = new BoundAccessLogRecord(x) as unknown as Record<string, unknown>;
   if (x.reason !== undefined) entry.reason = x.reason;
   if (x.request.traceContext) entry.trace_id = x.request.traceContext.parent.trace_id;
   return entry;

@@ -19,7 +19,7 @@ import { classifyUpstreamFailure, Relay, UpstreamPools, type PoolLease, type Rel
 import { BAD_REQUEST, DENIED, NOT_IMPLEMENTED, pathRedirect, rawReply, REQUEST_TIMEOUT, sendLocalReply, type LocalReply } from './local-reply.js';
 import { connectionTokens } from './headers.js';
 import { isoAt } from './clock.js';
-import { accessLogEntry, ConnectionFacts, requestFlow, responseFlow, type AccessVerdict, type Exchange, type FlowSite } from './log.js';
+import { accessLogEntry, boundAccessLogEntry, ConnectionFacts, requestFlow, responseFlow, type AccessVerdict, type Exchange, type FlowSite } from './log.js';
 import { parseRequest, type ParsedRequest } from './parse.js';
 import { decide, policyError, readsHeaders } from './policy.js';
 import type { L7Flow } from '../policy/index.js';
@@ -348,15 +348,18 @@ export class HttpProxy {
       }
       this.#sampleCredit -= 1;
     }
-    const entry = accessLogEntry(x);
+    // A connection's source and destination are serialised once, in its own child logger.
+    const facts = x.facts;
+    const log = facts !== undefined ? facts.accessLog(this.#deps.accessLog) : this.#deps.accessLog;
+    const entry = facts !== undefined ? boundAccessLogEntry(x) : accessLogEntry(x);
     // What the client sent, when the policy judged (and the upstream got) its normalised form.
     if (x.request.originalPath !== undefined) entry.original_path = x.request.originalPath;
     if (failure) {
       entry.upstream_failure = failure.kind;
       entry.response_flags = failure.flag;
     }
-    if (x.verdict === 'Error') this.#deps.accessLog.warn(entry, 'http');
-    else this.#deps.accessLog.info(entry, 'http');
+    if (x.verdict === 'Error') log.warn(entry, 'http');
+    else log.info(entry, 'http');
   }
 
   /**

@@ -22,6 +22,45 @@ function quote(s: string): string {
   return ESCAPED.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
+/**
+ * `quote` of the last string seen at one place of a flow: most fields repeat from flow to flow
+ * (the verdict, the addresses, the URL of a keep-alive client's requests), and comparing with the
+ * last one (the same string object, or a memcmp) costs less than scanning it for escapes.
+ */
+class Quoted {
+  #last = '';
+  #quoted = '""';
+
+  of(s: string): string {
+    if (s !== this.#last) {
+      this.#quoted = quote(s);
+      this.#last = s;
+    }
+    return this.#quoted;
+  }
+}
+
+const Q = {
+  verdict: new Quoted(),
+  ipVersion: new Quoted(),
+  src: new Quoted(),
+  dst: new Quoted(),
+  type: new Quoted(),
+  method: new Quoted(),
+  url: new Quoted(),
+  protocol: new Quoted(),
+  direction: new Quoted(),
+  summaryRequest: new Quoted(),
+  summaryReply: new Quoted(),
+  node: new Quoted(),
+  time: new Quoted(),
+};
+
+/** Per position in a header list, its name and its value. */
+const HEADER_MEMOS = 32;
+const HK = Array.from({ length: HEADER_MEMOS }, () => new Quoted());
+const HV = Array.from({ length: HEADER_MEMOS }, () => new Quoted());
+
 function num(n: number): string {
   return Number.isFinite(n) ? `${n}` : 'null';
 }
@@ -82,7 +121,9 @@ function headersJson(headers: readonly HTTPHeader[]): string | null {
   for (let i = 0; i < headers.length; i++) {
     const h = headers[i] as HTTPHeader;
     if (typeof h !== 'object' || h === null || typeof h.key !== 'string' || typeof h.value !== 'string') return null;
-    out += `${i === 0 ? '' : ','}{"key":${quote(h.key)},"value":${quote(h.value)}}`;
+    const key = i < HEADER_MEMOS ? (HK[i] as Quoted).of(h.key) : quote(h.key);
+    const value = i < HEADER_MEMOS ? (HV[i] as Quoted).of(h.value) : quote(h.value);
+    out += `${i === 0 ? '' : ','}{"key":${key},"value":${value}}`;
   }
   return `${out}]`;
 }
@@ -94,7 +135,7 @@ function httpJson(http: HTTPRecord): string | null {
     out += `"code":${num(http.code)},`;
   }
   if (typeof http.method !== 'string' || typeof http.url !== 'string' || typeof http.protocol !== 'string') return null;
-  out += `"method":${quote(http.method)},"url":${quote(http.url)},"protocol":${quote(http.protocol)}`;
+  out += `"method":${Q.method.of(http.method)},"url":${Q.url.of(http.url)},"protocol":${Q.protocol.of(http.protocol)}`;
   if (http.headers !== undefined) {
     if (!Array.isArray(http.headers)) return null;
     const h = headersJson(http.headers);
@@ -132,13 +173,13 @@ export function httpFlowJson(flow: Flow): string | null {
   const http = httpJson(l7.http);
   if (http === null) return null;
   let out =
-    `{"time":${quote(flow.time)},"uuid":${quote(flow.uuid)},"verdict":${quote(flow.verdict)},` +
-    `"IP":{"ipVersion":${quote(ip.ipVersion)},"source":${quote(ip.source)},"destination":${quote(ip.destination)}},` +
+    `{"time":${Q.time.of(flow.time)},"uuid":${quote(flow.uuid)},"verdict":${Q.verdict.of(flow.verdict)},` +
+    `"IP":{"ipVersion":${Q.ipVersion.of(ip.ipVersion)},"source":${Q.src.of(ip.source)},"destination":${Q.dst.of(ip.destination)}},` +
     `"l4":{"TCP":{"source_port":${num(tcp.source_port)},"destination_port":${num(tcp.destination_port)}}},` +
     `"source":${endpointJson(flow.source)},"destination":${endpointJson(flow.destination)},"Type":"L7",` +
-    `"l7":{"type":${quote(l7.type)}${l7.latency_ns !== undefined ? `,"latency_ns":${num(l7.latency_ns)}` : ''},"http":${http}},` +
-    `"traffic_direction":${quote(flow.traffic_direction)},"is_reply":${flow.is_reply ? 'true' : 'false'},` +
-    `"event_type":{"type":${num(flow.event_type.type)}},"Summary":${quote(flow.Summary)},"node_name":${quote(flow.node_name)}`;
+    `"l7":{"type":${Q.type.of(l7.type)}${l7.latency_ns !== undefined ? `,"latency_ns":${num(l7.latency_ns)}` : ''},"http":${http}},` +
+    `"traffic_direction":${Q.direction.of(flow.traffic_direction)},"is_reply":${flow.is_reply ? 'true' : 'false'},` +
+    `"event_type":{"type":${num(flow.event_type.type)}},"Summary":${(flow.is_reply ? Q.summaryReply : Q.summaryRequest).of(flow.Summary)},"node_name":${Q.node.of(flow.node_name)}`;
   if (flow.proxy_port !== undefined) {
     if (typeof flow.proxy_port !== 'number') return null;
     out += `,"proxy_port":${num(flow.proxy_port)}`;

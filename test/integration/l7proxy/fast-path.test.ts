@@ -171,3 +171,33 @@ describe('issue-9 access-log sampling (accessLogSampleRate)', () => {
     for (const rate of [0, -1, 1.5, Number.NaN]) expect(() => new HttpProxy(deps, { accessLogSampleRate: rate })).toThrow(RangeError);
   });
 });
+
+describe('issue-9 access-log lines of a connection (source and destination bound once per connection)', () => {
+  it('issue-9 every line names its own connection: two keep-alive clients, forwarded and denied, each line with its client port', async () => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port });
+    const a = client(h.port);
+    const b = client(h.port);
+    expect([await send(a, 'POST', '/v1/request-landing'), await send(b, 'PUT', '/v1/exhaust-port'), await send(a, 'PUT', '/v1/exhaust-port'), await send(b, 'POST', '/v1/request-landing')]).toEqual([200, 403, 403, 200]);
+    await until(() => h.logs.length === 4);
+    const ports = h.resolveCalls.map((c) => c.srcPort);
+    expect(ports).toHaveLength(2);
+    const dst = `127.0.0.1:${upstream.port}`;
+    expect(h.logs.map((l) => [l.verdict, (l.source as { address: string }).address, (l.destination as { address: string }).address])).toEqual([
+      ['Forwarded', `127.0.0.1:${ports[0]}`, dst],
+      ['Denied', `127.0.0.1:${ports[1]}`, dst],
+      ['Denied', `127.0.0.1:${ports[0]}`, dst],
+      ['Forwarded', `127.0.0.1:${ports[1]}`, dst],
+    ]);
+    // The whole record, as before: both endpoints with pod and identity, and the request's own fields.
+    expect(h.logs[0]).toMatchObject({
+      type: 'http',
+      status: 200,
+      method: 'POST',
+      path: '/v1/request-landing',
+      source: { namespace: 'default', pod: 'tiefighter', identity: 25698 },
+      destination: { namespace: 'default', pod: 'deathstar', identity: 6822 },
+      msg: 'http',
+    });
+  });
+});
