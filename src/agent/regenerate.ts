@@ -27,6 +27,7 @@
 import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import {
+  appendEntries,
   cidrIdentityLabels,
   endpointLabels,
   policyCidrs,
@@ -569,11 +570,13 @@ function sortedKeys(keys: readonly string[]): readonly string[] {
 
 /**
  * `now` (an endpoint's entries in one direction) with the fresh identities' entries `add`:
- * appended as they are when `now` holds none of the fresh or retired identities (`stale` false).
+ * appended as they are when `now` holds none of the fresh or retired identities (`stale` false),
+ * so the lookups of the in-process proxy index only those (appendEntries).
  */
 function mergeFresh(now: DirectionPolicy, add: readonly MapEntry[], stale: boolean, retired: ReadonlySet<number> | null, fresh: ReadonlySet<number>): DirectionPolicy {
   if (!stale && add.length === 0) return now;
-  const kept = stale ? now.entries.filter((e) => !retired?.has(e.identity) && !fresh.has(e.identity)) : now.entries;
+  if (!stale) return { enforced: now.enforced, entries: appendEntries(now.entries, add) };
+  const kept = now.entries.filter((e) => !retired?.has(e.identity) && !fresh.has(e.identity));
   return { enforced: now.enforced, entries: add.length === 0 ? kept : kept.concat(add) };
 }
 

@@ -6,7 +6,7 @@
  * policy engine shares unchanged entries between policies); lookups do not depend on entry order
  * (src/policy/resolve/lookup.ts precedence), so the patched list keeps the survivors and appends.
  */
-import type { DirectionPolicy, EndpointPolicy, MapEntry } from '../policy/index.js';
+import { appendEntries, type DirectionPolicy, type EndpointPolicy, type MapEntry } from '../policy/index.js';
 import type { DirectionPatch } from './protocol.js';
 
 /** A patch only pays while it is this small a share of the entries (else the whole policy goes). */
@@ -61,8 +61,9 @@ function appended(before: readonly MapEntry[], after: readonly MapEntry[]): MapE
 /** `dir` after `patch` (a new object; `dir` is not changed). Throws RangeError on an index out of range. */
 export function applyDirectionPatch(dir: DirectionPolicy, patch: DirectionPatch): DirectionPolicy {
   if (!Array.isArray(patch.added)) throw new RangeError('policy patch adds no list of entries');
-  // Only added (an FQDN update's new addresses): no pass over the entries held.
-  if (patch.removed.length === 0) return patch.added.length === 0 ? dir : { enforced: dir.enforced, entries: dir.entries.concat(patch.added) };
+  // Only added (an FQDN update's new addresses): no pass over the entries held, and lookups index
+  // only the added ones (appendEntries).
+  if (patch.removed.length === 0) return patch.added.length === 0 ? dir : { enforced: dir.enforced, entries: appendEntries(dir.entries, patch.added) };
   const gone = new Set(patch.removed);
   for (const i of gone) if (!Number.isInteger(i) || i < 0 || i >= dir.entries.length) throw new RangeError(`policy patch removes entry ${i} of ${dir.entries.length}`);
   const entries: MapEntry[] = [];

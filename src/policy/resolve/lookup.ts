@@ -31,22 +31,82 @@ export function entryMatches(e: MapEntry, protocol: number, port: number): boole
 /**
  * Entries by identity, built once per entries array (map state is never changed in place: a
  * new policy is a new array), so a lookup costs the peer's own entries, not the endpoint's all
- * (an endpoint with toFQDNs rules holds entries for every learned address).
+ * (an endpoint with toFQDNs rules holds entries for every learned address). An array made by
+ * `appendEntries` (an FQDN update: a few entries after thousands) indexes only what it adds, over
+ * the index of the array it extends. Layers are kept at least twice as large going down (as the
+ * digits of a binary counter: a smaller one below is merged into a new layer), so a chain has
+ * O(log n) layers and an entry is copied O(log n) times over all the appends.
  */
-const byIdentity = new WeakMap<readonly MapEntry[], Map<number, MapEntry[]>>();
+interface EntryIndex {
+  readonly own: ReadonlyMap<number, readonly MapEntry[]>;
+  readonly base: EntryIndex | null;
+}
+
+const byIdentity = new WeakMap<readonly MapEntry[], EntryIndex>();
+/** An array from `appendEntries` → the array it extends that was indexed (or the first of the chain), until it is indexed itself. */
+const extended = new WeakMap<readonly MapEntry[], readonly MapEntry[]>();
+
+/**
+ * `entries` followed by `added` (a new array; neither is changed), whose lookups index only
+ * `added` when `entries` (or the array it was appended to) has been indexed.
+ */
+export function appendEntries(entries: readonly MapEntry[], added: readonly MapEntry[]): MapEntry[] {
+  const out = entries.concat(added);
+  // Through arrays never looked up, to the nearest one that was: no chain of arrays kept alive.
+  extended.set(out, byIdentity.has(entries) ? entries : (extended.get(entries) ?? entries));
+  return out;
+}
+
+function indexEntries(entries: readonly MapEntry[], from: number): Map<number, MapEntry[]> {
+  const own = new Map<number, MapEntry[]>();
+  for (let i = from; i < entries.length; i++) {
+    const e = entries[i]!;
+    const list = own.get(e.identity);
+    if (list) list.push(e);
+    else own.set(e.identity, [e]);
+  }
+  return own;
+}
+
+function indexOf(entries: readonly MapEntry[]): EntryIndex {
+  let index = byIdentity.get(entries);
+  if (index) return index;
+  const prefix = extended.get(entries);
+  extended.delete(entries);
+  const base = prefix !== undefined && prefix !== entries ? byIdentity.get(prefix) : undefined;
+  if (base === undefined) {
+    index = { own: indexEntries(entries, 0), base: null };
+  } else {
+    let own: ReadonlyMap<number, readonly MapEntry[]> = indexEntries(entries, prefix!.length);
+    let below: EntryIndex | null = base;
+    while (below !== null && below.own.size <= 2 * own.size) {
+      own = merged(below.own, own);
+      below = below.base;
+    }
+    index = { own, base: below };
+  }
+  byIdentity.set(entries, index);
+  return index;
+}
+
+/** One layer of `lower` then `upper` (new map and lists; the layers stay as they are, other arrays' indexes share them). */
+function merged(lower: ReadonlyMap<number, readonly MapEntry[]>, upper: ReadonlyMap<number, readonly MapEntry[]>): Map<number, readonly MapEntry[]> {
+  const out = new Map(lower);
+  for (const [id, list] of upper) {
+    const l = out.get(id);
+    out.set(id, l ? l.concat(list) : list);
+  }
+  return out;
+}
 
 function entriesOf(entries: readonly MapEntry[], identity: number): readonly MapEntry[] {
-  let index = byIdentity.get(entries);
-  if (!index) {
-    index = new Map();
-    for (const e of entries) {
-      const list = index.get(e.identity);
-      if (list) list.push(e);
-      else index.set(e.identity, [e]);
-    }
-    byIdentity.set(entries, index);
+  const index = indexOf(entries);
+  let found = index.own.get(identity);
+  for (let b = index.base; b !== null; b = b.base) {
+    const more = b.own.get(identity);
+    if (more) found = found ? more.concat(found) : more;
   }
-  return index.get(identity) ?? [];
+  return found ?? [];
 }
 
 function best(entries: readonly MapEntry[], identity: number, protocol: number, port: number): MapEntry | null {
