@@ -307,10 +307,79 @@ export interface RelayOptions {
    * request to the end of the upstream response, whole. 0 = unlimited.
    */
   requestTimeoutMs: number;
+  /** The proxy's shared route timers (one Node timer for all its relays); without, one timer per relay. */
+  timers?: RouteTimers;
 }
 
 function onRouteTimeout(r: Relay): void {
   r.abort(routeTimeoutError(r.timeoutMs));
+}
+
+/**
+ * The route timers of one proxy's relays, all with its one timeout: the deadlines come in the
+ * order the relays start, so they are a FIFO list (a relay leaves it from anywhere in O(1) when it
+ * ends) under a single Node timer armed for the oldest deadline. Per request that is two pointer
+ * updates instead of a Timeout object, a timer-list insert and its removal (issue 9). The timer
+ * is re-armed only when it fires: a relay that ended leaves a timer set for a deadline that is no
+ * longer the oldest, which then finds nothing due and waits for the new oldest.
+ */
+export class RouteTimers {
+  readonly timeoutMs: number;
+  #head: Relay | null = null;
+  #tail: Relay | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #onTimer = (): void => this.#fire();
+
+  constructor(timeoutMs: number) {
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** @internal a relay whose route timeout starts now. */
+  add(r: Relay): void {
+    r.deadline = performance.now() + this.timeoutMs;
+    r.prev = this.#tail;
+    r.next = null;
+    if (this.#tail !== null) this.#tail.next = r;
+    else this.#head = r;
+    this.#tail = r;
+    r.timed = true;
+    if (this.#timer === null) this.#arm(this.timeoutMs);
+  }
+
+  /** @internal a relay that ended (or timed out) before its deadline. */
+  remove(r: Relay): void {
+    if (!r.timed) return;
+    r.timed = false;
+    if (r.prev !== null) r.prev.next = r.next;
+    else this.#head = r.next;
+    if (r.next !== null) r.next.prev = r.prev;
+    else this.#tail = r.prev;
+    r.prev = null;
+    r.next = null;
+  }
+
+  /** Relays waiting on a deadline. */
+  get size(): number {
+    let n = 0;
+    for (let r = this.#head; r !== null; r = r.next) n++;
+    return n;
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(ms)));
+    this.#timer.unref();
+  }
+
+  #fire(): void {
+    this.#timer = null;
+    const now = performance.now();
+    while (this.#head !== null && this.#head.deadline <= now) {
+      const r = this.#head;
+      this.remove(r);
+      onRouteTimeout(r);
+    }
+    if (this.#head !== null) this.#arm(this.#head.deadline - now);
+  }
 }
 
 function startRouteTimerOf(this: IncomingMessage, r: Relay): void {
@@ -336,11 +405,18 @@ export class Relay {
   #bodyBytes = 0;
   #finished = false;
   #timer: NodeJS.Timeout | null = null;
+  readonly #timers: RouteTimers | null;
+  /** Place in `RouteTimers`' list (managed by it). @internal */
+  timed = false;
+  deadline = 0;
+  prev: Relay | null = null;
+  next: Relay | null = null;
   /** undici's resume of the upstream read, after back-pressure. */
   #resume: (() => void) | null = null;
 
   constructor(res: ServerResponse, parsed: ParsedRequest, opts: RelayOptions, events: RelayEvents) {
     this.timeoutMs = opts.requestTimeoutMs;
+    this.#timers = opts.timers !== undefined && opts.timers.timeoutMs === opts.requestTimeoutMs ? opts.timers : null;
     this.#res = res;
     this.#method = parsed.method;
     this.#interimAllowed = parsed.protocol !== 'HTTP/1.0';
@@ -385,7 +461,11 @@ export class Relay {
 
   /** Envoy's route timeout starts once the whole downstream request has been received. */
   startRouteTimer(): void {
-    if (this.timeoutMs <= 0 || this.#finished || this.#timer) return;
+    if (this.timeoutMs <= 0 || this.#finished || this.#timer || this.timed) return;
+    if (this.#timers !== null) {
+      this.#timers.add(this);
+      return;
+    }
     this.#timer = setTimeout(onRouteTimeout, this.timeoutMs, this);
     this.#timer.unref();
   }
@@ -394,6 +474,7 @@ export class Relay {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.timed) this.#timers?.remove(this);
     this.#events.done(error, this.#responseStarted);
   }
 

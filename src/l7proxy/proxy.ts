@@ -15,7 +15,7 @@ import { membraneError } from '../errors/index.js';
 import type { Flow } from '../observe/index.js';
 import { acceptConnection } from './accept.js';
 import { channels } from './diagnostics.js';
-import { classifyUpstreamFailure, Relay, UpstreamPools, type PoolLease, type RelayEvents, type UpstreamFailure } from './forward.js';
+import { classifyUpstreamFailure, Relay, RouteTimers, UpstreamPools, type PoolLease, type RelayEvents, type UpstreamFailure } from './forward.js';
 import { BAD_REQUEST, DENIED, NOT_IMPLEMENTED, pathRedirect, rawReply, REQUEST_TIMEOUT, sendLocalReply, type LocalReply } from './local-reply.js';
 import { connectionTokens } from './headers.js';
 import { isoAt } from './clock.js';
@@ -151,6 +151,8 @@ export class HttpProxy {
   #deps: L7ProxyDeps;
   #server: Server;
   #pools: UpstreamPools;
+  /** Every relay's options: the route timeout and the shared timers that keep it. */
+  #relayOptions: { requestTimeoutMs: number; timers: RouteTimers };
   #conns = new WeakMap<Socket, ConnState>();
   /**
    * Access-log sampling: a line is written each time this reaches 1 (an exact rate, no
@@ -182,6 +184,7 @@ export class HttpProxy {
     this.#sampleCredit = 1 - o.accessLogSampleRate;
     this.#deps = deps;
     this.#site = { nodeName: deps.nodeName ?? hostname() };
+    this.#relayOptions = { requestTimeoutMs: o.httpRequestTimeoutMs, timers: new RouteTimers(o.httpRequestTimeoutMs) };
     this.#pools = new UpstreamPools(deps.connectUpstream, {
       bySourceAddress: o.poolBySourceAddress,
       connectTimeoutMs: o.connectTimeoutMs,
@@ -532,7 +535,7 @@ export class HttpProxy {
       return;
     }
     this.#inflight++;
-    x.relay = new Relay(res, x.request, { requestTimeoutMs: this.options.httpRequestTimeoutMs }, x);
+    x.relay = new Relay(res, x.request, this.#relayOptions, x);
     x.relay.start(x.lease.dispatcher, req, x.request);
   }
 

@@ -201,3 +201,29 @@ describe('issue-9 access-log lines of a connection (source and destination bound
     });
   });
 });
+
+describe('issue-9 route timeouts kept by one shared timer', () => {
+  it('issue-9 each request gets its own route timeout: two silent upstream answers are 504, requests finishing in between are untouched, and the proxy keeps timing later ones', async () => {
+    const upstream = await startUpstream(cleanups, (req, res) => {
+      if (req.url === '/slow') return; // never answered
+      res.end('ok\n');
+    });
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP, options: { httpRequestTimeoutMs: 300 } });
+    const get = async (path: string): Promise<number> => {
+      const c = client(h.port);
+      const res = await c.request({ method: 'GET', path, headers: { host: HOST } });
+      await res.body.text();
+      return res.statusCode;
+    };
+    const slowA = get('/slow');
+    const fast1 = await get('/fast');
+    const slowB = get('/slow');
+    const fast2 = await get('/fast');
+    expect([await slowA, fast1, await slowB, fast2]).toEqual([504, 200, 504, 200]);
+    // After both expired: the timer is armed again for the next request.
+    expect(await get('/slow')).toBe(504);
+    expect(await get('/fast')).toBe(200);
+    await until(() => h.logs.length === 6);
+    expect(h.logs.filter((l) => l.response_flags === 'UT')).toHaveLength(3);
+  });
+});
