@@ -12,9 +12,11 @@
  *   that is not a plain printable character escaped as `\.` or `\DDD` (as miekg/dns, Cilium's
  *   library, prints them), so a label holding a dot can never pass for two labels, and such a name
  *   matches no DNS or toFQDNs pattern (only the allow-all `*`).
- * - `dns-packet` decodes the same bytes (it also refuses forward pointers and names over 254
- *   characters); it must consume exactly the message and agree on the record types, and it gives
- *   the A/AAAA addresses.
+ * - `dns-packet` decodes, where the walk found them, the parts the decisions rest on: each question
+ *   and each A/AAAA record of the answer section (it also refuses forward pointers and names over
+ *   254 characters); each must end where the walk ended it, with the same type, and it gives the
+ *   A/AAAA addresses. (Decoding the rest again — authority, additional, other record types — was
+ *   half of the parsing cost of every query and answer, and told the proxy nothing it uses.)
  * Anything either reader rejects is malformed: counted and dropped, never guessed at.
  */
 
@@ -162,18 +164,28 @@ function u16(buf: Uint8Array, o: number): number {
   return (buf[o]! << 8) | buf[o + 1]!;
 }
 
-/** The strict walk of the whole message (see the module comment). Throws DnsWireError. */
-export function scanMessage(buf: Uint8Array): { header: Header; questions: Question[]; answers: AnswerRecord[] } {
+export interface ScannedMessage extends Message {
+  /** Where each question starts and ends (the offset after its class). */
+  questionSpans: Array<[number, number]>;
+  /** Where each answer-section record starts and ends (the offset after its RDATA). */
+  answerSpans: Array<[number, number]>;
+}
+
+/** The strict walk of the whole message (see the module comment); answers carry no `ip` yet. Throws DnsWireError. */
+export function scanMessage(buf: Uint8Array): ScannedMessage {
   const header = readHeader(buf);
   let pos = HEADER_LENGTH;
   const questions: Question[] = [];
+  const questionSpans: Array<[number, number]> = [];
   for (let i = 0; i < header.qdcount; i++) {
     const { name, next } = readName(buf, pos);
     if (next + 4 > buf.length) throw new DnsWireError(`question ${i} runs past the message`);
     questions.push({ name, type: u16(buf, next), class: u16(buf, next + 2) });
+    questionSpans.push([pos, next + 4]);
     pos = next + 4;
   }
   const answers: AnswerRecord[] = [];
+  const answerSpans: Array<[number, number]> = [];
   const records = header.ancount + header.nscount + header.arcount;
   for (let i = 0; i < records; i++) {
     const { name, next } = readName(buf, pos);
@@ -193,41 +205,63 @@ export function scanMessage(buf: Uint8Array): { header: Header; questions: Quest
       if (t.next !== end) throw new DnsWireError(`CNAME record ${i} target does not fill its RDATA`);
       rec.target = t.name;
     }
-    if (i < header.ancount) answers.push(rec);
+    if (i < header.ancount) {
+      answers.push(rec);
+      answerSpans.push([pos, end]);
+    }
     pos = end;
   }
   if (pos !== buf.length) throw new DnsWireError(`${buf.length - pos} bytes after the last record`);
-  return { header, questions, answers };
+  return { header, questions, answers, questionSpans, answerSpans };
 }
+
+/** dns-packet's decoders of one question and one record (exported by the package, not in its types). */
+interface PartDecoder<T> {
+  (buf: Buffer, offset: number): T;
+  /** Bytes the last call read. */
+  bytes: number;
+}
+const packetParts = dnsPacket as unknown as {
+  question: { decode: PartDecoder<dnsPacket.Question> };
+  answer: { decode: PartDecoder<{ type: string; data?: unknown }> };
+};
+
+/** dns-packet's names of the record types the proxy reads addresses from. */
+const PACKET_TYPE: Readonly<Record<number, string>> = { [TYPE.A]: 'A', [TYPE.AAAA]: 'AAAA' };
 
 /**
  * A whole message, read strictly and cross-checked with dns-packet (see the module comment).
- * Throws DnsWireError for anything malformed or where the two readers disagree.
+ * dns-packet decodes only what the decisions use, each where the walk found it: every question
+ * (the policy's name) and every A/AAAA record of the answer section (the addresses the FQDN path
+ * learns); each must end exactly where the walk ended it, with the same type. The walk has
+ * already checked every byte of every section. Throws DnsWireError for anything malformed or
+ * where the two readers disagree.
  */
 export function parseMessage(buf: Uint8Array): Message {
   const scanned = scanMessage(buf);
-  let decoded: dnsPacket.Packet;
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const { questions, answers, questionSpans, answerSpans } = scanned;
   try {
-    decoded = dnsPacket.decode(b);
+    for (let i = 0; i < questions.length; i++) {
+      const [start, end] = questionSpans[i]!;
+      packetParts.question.decode(b, start);
+      if (start + packetParts.question.decode.bytes !== end) throw new DnsWireError(`dns-packet read question ${i} to another length`);
+    }
+    for (let i = 0; i < answers.length; i++) {
+      const a = answers[i]!;
+      const want = PACKET_TYPE[a.type];
+      if (want === undefined) continue;
+      const [start, end] = answerSpans[i]!;
+      const d = packetParts.answer.decode(b, start);
+      if (start + packetParts.answer.decode.bytes !== end) throw new DnsWireError(`dns-packet read answer ${i} to another length`);
+      if (d.type !== want || typeof d.data !== 'string') throw new DnsWireError(`dns-packet read answer ${i} as ${d.type}, not ${want}`);
+      a.ip = d.data;
+    }
   } catch (err) {
+    if (err instanceof DnsWireError) throw err;
     throw new DnsWireError(`dns-packet: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (dnsPacket.decode.bytes !== buf.length) throw new DnsWireError('dns-packet read a different message length');
-  const decodedAnswers = decoded.answers ?? [];
-  if ((decoded.questions ?? []).length !== scanned.questions.length || decodedAnswers.length !== scanned.answers.length) {
-    throw new DnsWireError('dns-packet read a different number of records');
-  }
-  const answers: AnswerRecord[] = scanned.answers;
-  for (let i = 0; i < answers.length; i++) {
-    const a = answers[i]!;
-    if (a.type !== TYPE.A && a.type !== TYPE.AAAA) continue;
-    const d = decodedAnswers[i]!;
-    const want = a.type === TYPE.A ? 'A' : 'AAAA';
-    if (d.type !== want || typeof d.data !== 'string') throw new DnsWireError(`dns-packet read answer ${i} as ${d.type}, not ${want}`);
-    a.ip = d.data;
-  }
-  return { header: scanned.header, questions: scanned.questions, answers };
+  return { header: scanned.header, questions, answers };
 }
 
 /**
