@@ -347,6 +347,7 @@ export class Agent {
     return {
       endpointByIp: (ip: string) => this.endpoints.byIp(ip),
       identity: (id: number) => this.#regenerator?.identity(id),
+      namesOf: (endpointId: number, ip: string) => this.#fqdn?.names.namesOf(endpointId, ip) ?? [],
       nodeName: this.config.nodeName,
     };
   }

@@ -11,6 +11,8 @@ import type { Endpoint } from './endpoints.js';
 export interface FlowContextLookup {
   endpointByIp(ip: string): Endpoint | undefined;
   identity(id: number): Identity | undefined;
+  /** DNS names endpoint `endpointId` learned `ip` through (its FQDN cache), for a flow's names. */
+  namesOf?(endpointId: number, ip: string): readonly string[];
   nodeName: string;
 }
 
@@ -99,10 +101,17 @@ export function eventToFlow(ev: FlowEvent, ctx: FlowContextLookup): Flow {
   const saddr = numberToIpv4(ev.saddr);
   const daddr = numberToIpv4(ev.daddr);
   const l4 = layer4(ev);
+  const source = flowEndpoint(saddr, ev.src_identity, ctx);
+  const destination = flowEndpoint(daddr, ev.dst_identity, ctx);
+  // As Hubble's parser: a side's names come from the DNS cache of the endpoint on the other side.
+  const destinationNames = source.ID !== 0 && destination.ID === 0 ? ctx.namesOf?.(source.ID, daddr) : undefined;
+  const sourceNames = destination.ID !== 0 && source.ID === 0 ? ctx.namesOf?.(destination.ID, saddr) : undefined;
   const input = {
     time: monotonicToWallNs(ev.ts_ns),
-    source: flowEndpoint(saddr, ev.src_identity, ctx),
-    destination: flowEndpoint(daddr, ev.dst_identity, ctx),
+    source,
+    destination,
+    ...(sourceNames?.length ? { sourceNames } : {}),
+    ...(destinationNames?.length ? { destinationNames } : {}),
     ip: { source: saddr, destination: daddr },
     ...(l4 ? { l4 } : {}),
     direction: ev.direction === EVENT_DIRECTION.ingress ? ('INGRESS' as const) : ('EGRESS' as const),

@@ -148,14 +148,21 @@ export class DnsCache {
     return [...out].sort(compareIps);
   }
 
-  /** Names whose unexpired lookups, on any endpoint, returned `ip` (Cilium's `LookupIP`). Sorted. */
-  lookupIp(ip: string): string[] {
+  /**
+   * Names whose unexpired lookups returned `ip` (Cilium's `LookupIP`), on one endpoint (its
+   * `DNSHistory`, which Hubble's `GetNamesOf` reads) or on any. Sorted.
+   */
+  lookupIp(ip: string, endpointId?: number): string[] {
     const addr = canonicalIp(ip);
     if (addr === null) return [];
+    const names = this.refs.get(addr);
+    if (names === undefined) return [];
     const now = this.now();
     const out: string[] = [];
-    for (const name of this.refs.get(addr)?.keys() ?? []) {
-      for (const st of this.endpoints.values()) {
+    const only = endpointId === undefined ? undefined : this.endpoints.get(endpointId);
+    if (endpointId !== undefined && only === undefined) return [];
+    for (const name of names.keys()) {
+      for (const st of only ? [only] : this.endpoints.values()) {
         const r = st.names.get(name)?.get(addr);
         if (r && now <= r.expiry) {
           out.push(name);

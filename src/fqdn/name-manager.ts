@@ -174,6 +174,14 @@ export class NameManager {
     return this.cache.entries(filter ?? {});
   }
 
+  /**
+   * The names `endpointId` looked up and got `ip` for, unexpired, without the trailing dot: a
+   * flow's `destination_names`/`source_names`, as Cilium's `GetNamesOf` gives Hubble. Sorted.
+   */
+  namesOf(endpointId: number, ip: string): string[] {
+    return this.cache.lookupIp(ip, endpointId).map((n) => (n.endsWith('.') ? n.slice(0, -1) : n));
+  }
+
   /** The names that keep `ip` selected (lookups and zombies) and its labels in the datapath. */
   selectionOf(ip: string): { names: string[]; labelKeys: readonly string[] } {
     const addr = canonicalIp(ip);

@@ -205,6 +205,8 @@ const SUPPORTED_FILTER_FIELDS = [
   'reply',
   'node_name',
   'trace_id',
+  'source_fqdn',
+  'destination_fqdn',
 ] as const satisfies readonly (keyof FilterSpec)[];
 
 /** A FlowFilter field a client set that Membrane cannot evaluate. */

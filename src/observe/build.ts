@@ -116,6 +116,9 @@ export interface L3L4EventInput {
   l4?: Layer4;
   direction: TrafficDirection;
   nodeName: string;
+  /** DNS names the source / destination address was learned through (Hubble's `source_names`). */
+  sourceNames?: readonly string[];
+  destinationNames?: readonly string[];
 }
 
 function l3l4Base(input: L3L4EventInput): Omit<Flow, 'verdict' | 'event_type' | 'Summary'> {
@@ -129,6 +132,8 @@ function l3l4Base(input: L3L4EventInput): Omit<Flow, 'verdict' | 'event_type' | 
     traffic_direction: input.direction,
     node_name: input.nodeName,
   };
+  if (input.sourceNames?.length) flow.source_names = [...input.sourceNames];
+  if (input.destinationNames?.length) flow.destination_names = [...input.destinationNames];
   if (input.l4) flow.l4 = input.l4;
   return flow;
 }

@@ -2,7 +2,7 @@
  * `hubble observe` filter flags → a `FilterSet`, with Hubble's semantics (`hubble/cmd/observe`):
  *
  * - flags given together are AND-ed; a repeated flag ORs its values;
- * - a two-sided flag (`--pod`, `--ip`, `--label`, `--identity`, `--port`) matches either side: it
+ * - a two-sided flag (`--pod`, `--ip`, `--fqdn`, `--label`, `--identity`, `--port`) matches either side: it
  *   splits the allow list into a "source" group and a "destination" group;
  * - `--namespace` / `--from-namespace` / `--to-namespace` qualify the pod filters;
  * - `--not` sends the next flag to the deny list.
@@ -29,6 +29,9 @@ export const FILTER_FLAGS = {
   ip: { value: 'ip|cidr', help: 'Show flows from or to this IP address or CIDR' },
   'from-ip': { value: 'ip|cidr', help: 'Show flows from this IP address or CIDR' },
   'to-ip': { value: 'ip|cidr', help: 'Show flows to this IP address or CIDR' },
+  fqdn: { value: 'pattern', help: 'Show flows from or to addresses learned through DNS names matching this pattern (* matches any name characters)' },
+  'from-fqdn': { value: 'pattern', help: 'Show flows from addresses learned through DNS names matching this pattern' },
+  'to-fqdn': { value: 'pattern', help: 'Show flows to addresses learned through DNS names matching this pattern' },
   label: { value: 'selector', help: 'Show flows from or to endpoints selected by this label selector' },
   'from-label': { value: 'selector', help: 'Show flows from endpoints selected by this label selector' },
   'to-label': { value: 'selector', help: 'Show flows to endpoints selected by this label selector' },
@@ -54,10 +57,10 @@ export type FilterFlagName = keyof typeof FILTER_FLAGS;
 
 /** Flags that cannot be combined in one list (Hubble's conflict table, restricted to our flags). */
 const CONFLICTS: readonly (readonly FilterFlagName[])[] = [
-  ['from-ip', 'ip', 'from-namespace', 'namespace'],
-  ['from-ip', 'ip', 'from-pod', 'pod'],
-  ['to-ip', 'ip', 'to-namespace', 'namespace'],
-  ['to-ip', 'ip', 'to-pod', 'pod'],
+  ['from-fqdn', 'from-ip', 'ip', 'fqdn', 'from-namespace', 'namespace'],
+  ['from-fqdn', 'from-ip', 'ip', 'fqdn', 'from-pod', 'pod'],
+  ['to-fqdn', 'to-ip', 'ip', 'fqdn', 'to-namespace', 'namespace'],
+  ['to-fqdn', 'to-ip', 'ip', 'fqdn', 'to-pod', 'pod'],
   ['to-pod', 'namespace'],
   ['from-pod', 'namespace'],
   ['label', 'from-label'],
@@ -212,6 +215,16 @@ export class FlowFilterBuilder {
         break;
       case 'to-ip':
         t.push('both', 'destination_ip', value);
+        break;
+      case 'fqdn':
+        t.push('left', 'source_fqdn', value);
+        t.push('right', 'destination_fqdn', value);
+        break;
+      case 'from-fqdn':
+        t.push('both', 'source_fqdn', value);
+        break;
+      case 'to-fqdn':
+        t.push('both', 'destination_fqdn', value);
         break;
       case 'label':
         t.push('left', 'source_label', value);

@@ -7,6 +7,7 @@
 import type { Flow } from '../flow.js';
 import { dropReasonDescFilters } from './drop-reason-desc.js';
 import { eventTypeFilters } from './event-type.js';
+import { fqdnFilters } from './fqdn.js';
 import { httpMethodFilters } from './http-method.js';
 import { httpPathFilters } from './http-path.js';
 import { httpStatusFilters } from './http-status.js';
@@ -45,6 +46,7 @@ const BUILDERS: readonly Builder[] = [
   ipFilters,
   podFilters,
   nodeNameFilters,
+  fqdnFilters,
   traceIdFilters,
   labelFilters,
   httpStatusFilters,

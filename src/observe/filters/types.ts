@@ -47,6 +47,9 @@ export interface FilterSpec {
   reply?: boolean[];
   node_name?: string[];
   trace_id?: string[];
+  /** Hubble FQDN patterns (`*` = any run of name characters) matched against `source_names`. */
+  source_fqdn?: string[];
+  destination_fqdn?: string[];
 }
 
 /** Allow groups are OR-ed; a flow passes if any allow group matches in full and no deny group does. */
