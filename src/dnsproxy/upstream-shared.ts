@@ -69,7 +69,8 @@ class Deadlines {
   #arm(at: number): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#armedFor = at;
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now()));
+    // Unreferenced: a wait keeps the loop alive through its socket, never through this timer.
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now())).unref();
   }
 
   #fire(): void {
