@@ -24,6 +24,7 @@ import {
 import { AgentFqdn } from './fqdn.js';
 import { parseLabel, PROTO, type L7Flow, type PolicyObject, type ServiceInput } from '../policy/index.js';
 import { StateStore } from './state-store.js';
+import { ControlPlanePriority } from './priority.js';
 import { IdentityAllocator } from './identity-allocator.js';
 import { EndpointManager, type Endpoint, type EndpointSpec } from './endpoints.js';
 import { PolicyDirectory } from './policy-source.js';
@@ -104,7 +105,17 @@ export interface AgentConfig {
    * own event loop (the in-process mode, for tests and comparison).
    */
   readonly proxyWorkers: number;
+  /**
+   * `--control-plane-nice`: how much lower than the agent's own the CPU priority (nice) of its
+   * control-plane work is: policy files read and regenerations run at it on the agent's thread,
+   * which returns to its own priority between them; the proxy worker threads keep the agent's.
+   * 0: no difference. Default DEFAULT_CONTROL_PLANE_NICE.
+   */
+  readonly controlPlaneNice?: number;
 }
+
+/** See AgentConfig.controlPlaneNice. */
+export const DEFAULT_CONTROL_PLANE_NICE = 10;
 
 export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   policyDir: '/etc/membrane/policies',
@@ -129,6 +140,7 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   tofqdnsMaxIpPerHostname: DEFAULT_MAX_IPS_PER_HOSTNAME,
   tofqdnsProxyResponseMaxDelayMs: DEFAULT_PROXY_RESPONSE_MAX_DELAY_MS,
   proxyWorkers: defaultProxyWorkers(),
+  controlPlaneNice: DEFAULT_CONTROL_PLANE_NICE,
 };
 
 export class Agent {
@@ -164,6 +176,8 @@ export class Agent {
   #accessLogFile: AccessLogFile | null = null;
   #store: StateStore;
   #accessLogger: Logger | null = null;
+  /** Runs control-plane work at its CPU priority (set in start: the native addon is loaded there). */
+  #priority: ControlPlanePriority | null = null;
 
   constructor(config: AgentConfig, log?: Logger) {
     this.config = config;
@@ -176,7 +190,9 @@ export class Agent {
     this.endpoints = new EndpointManager(store);
     this.services = new ServiceRegistry(store);
     this.flows = new FlowRing({ capacity: config.flowBuffer });
-    this.policies = new PolicyDirectory(config.policyDir, this.log.child({ component: 'policy' }), () => this.scheduleRegeneration());
+    this.policies = new PolicyDirectory(config.policyDir, this.log.child({ component: 'policy' }), () => this.scheduleRegeneration(), {
+      work: (fn) => (this.#priority ? this.#priority.run(fn) : fn()),
+    });
   }
 
   get datapath(): Datapath {
@@ -254,8 +270,10 @@ export class Agent {
       tlsKeyFile: this.config.hubbleTlsKeyFile ?? null,
       tlsClientCaFiles: this.config.hubbleTlsClientCaFiles ?? [],
     });
+    // From here on (start-up itself at the agent's priority: a restart's gap stays short).
+    this.#priority = new ControlPlanePriority(this.config.controlPlaneNice ?? DEFAULT_CONTROL_PLANE_NICE, this.log.child({ component: 'priority' }));
     this.log.info(
-      { restoredEndpoints: restored.length, policies: this.policies.policies().length, socket: this.config.apiSocket },
+      { restoredEndpoints: restored.length, policies: this.policies.policies().length, socket: this.config.apiSocket, controlPlaneNice: this.#priority.nice },
       'agent ready',
     );
   }
@@ -513,6 +531,10 @@ export class Agent {
   }
 
   regenerateNow(): RegenerationResult {
+    return this.#priority ? this.#priority.run(() => this.#regenerate()) : this.#regenerate();
+  }
+
+  #regenerate(): RegenerationResult {
     const policies = this.policies.policies();
     const result = this.regenerator.regenerate(policies, this.services.list());
     this.#lastRegeneration = result;

@@ -34,6 +34,7 @@ export class PolicyDirectory {
   #files = new Map<string, FileState>();
   #watcher: FSWatcher | null = null;
   #onChange: () => void;
+  readonly #work: <T>(fn: () => T) => T;
   #log: Logger;
   #revision = 0;
   /** sha256 of the text each file was last judged on: a re-read of the same text is no change. */
@@ -41,10 +42,15 @@ export class PolicyDirectory {
   /** Files with events in the last SETTLE_MS, and the timer that reads (or drops) them. */
   #settling = new Map<string, NodeJS.Timeout>();
 
-  constructor(dir: string, log: Logger, onChange: () => void) {
+  /**
+   * `options.work` runs each read of the watched files (YAML parsing is most of a policy change's
+   * cost): the agent runs it at the control plane's CPU priority (priority.ts).
+   */
+  constructor(dir: string, log: Logger, onChange: () => void, options: { work?: <T>(fn: () => T) => T } = {}) {
     this.dir = resolve(dir);
     this.#log = log;
     this.#onChange = onChange;
+    this.#work = options.work ?? ((fn) => fn());
     mkdirSync(this.dir, { recursive: true });
   }
 
@@ -87,9 +93,11 @@ export class PolicyDirectory {
       path,
       setTimeout(() => {
         this.#settling.delete(path);
-        if (path === RESCAN) this.#rescan();
-        else if (existsSync(path)) this.#load(path, true);
-        else this.#remove(path);
+        this.#work(() => {
+          if (path === RESCAN) this.#rescan();
+          else if (existsSync(path)) this.#load(path, true);
+          else this.#remove(path);
+        });
       }, SETTLE_MS),
     );
   }

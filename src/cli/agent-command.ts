@@ -50,6 +50,8 @@ export interface AgentCommandOptions {
   otlpEndpoint?: string;
   /** `--proxy-workers`: absent = the default (CPUs, at most 8); 0 = in-process proxies. */
   proxyWorkers?: string;
+  /** `--control-plane-nice`: absent = DEFAULT_CONTROL_PLANE_NICE. */
+  controlPlaneNice?: string;
 }
 
 const IN_NETNS = 'MEMBRANE_AGENT_NETNS';
@@ -112,6 +114,7 @@ function agentConfig(opts: AgentCommandOptions): AgentConfig {
     // Checked here too (flag and OTEL_* variables), so a bad value exits 2 before anything starts.
     otlpEndpoint: (tracingConfig(opts.otlpEndpoint ?? null, 'check'), opts.otlpEndpoint ?? null),
     proxyWorkers: opts.proxyWorkers === undefined ? DEFAULT_AGENT_CONFIG.proxyWorkers : wholeNumber('--proxy-workers', opts.proxyWorkers, 0, MAX_PROXY_WORKERS, 'worker threads'),
+    ...(opts.controlPlaneNice === undefined ? {} : { controlPlaneNice: wholeNumber('--control-plane-nice', opts.controlPlaneNice, 0, 19, 'nice steps') }),
   };
 }
 

@@ -20,3 +20,4 @@ export { udpListenTransparent, udpReplySocket, udpConnectMarked, type UdpDatagra
 export { ipv4ToNumber, numberToIpv4 } from './layout.js';
 export { run, ipJson } from './system.js';
 export { linkIndex, nodeAddresses } from './links.js';
+export { setThreadNice, threadNice } from './thread.js';
