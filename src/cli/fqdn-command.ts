@@ -70,15 +70,31 @@ export function registerFqdnCommand(program: Command): Command {
   cache
     .command('list')
     .description('learned names with their IPs, TTL and source endpoint, as `cilium-dbg fqdn cache list`')
-    .option('--endpoint <id>', 'only this endpoint')
-    .option('--name <name>', 'only this name')
+    .option('-e, --endpoint <id>', 'only this endpoint (its id, as `endpoint list` shows)')
+    .option('-n, --name <name>', 'only this name')
+    .option('-p, --matchpattern <pattern>', 'only names this toFQDNs matchPattern matches (as cilium-dbg)')
     .addOption(new Option('-o, --output <mode>', 'output').choices(['table', 'json']).default('table'))
-    .action(async (opts: { endpoint?: string; name?: string; output: string }) => {
+    .action(async (opts: { endpoint?: string; name?: string; matchpattern?: string; output: string }) => {
+      if (opts.endpoint !== undefined && !/^[0-9]{1,9}$/.test(opts.endpoint)) {
+        throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--endpoint ${JSON.stringify(opts.endpoint)} is not an endpoint id (a number, as \`membrane endpoint list\` shows)`);
+      }
+      const pattern = opts.matchpattern;
+      if (pattern !== undefined) {
+        const invalid = validatePattern(pattern);
+        if (invalid !== null) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--matchpattern: ${invalid}`);
+      }
       const q = new URLSearchParams();
       if (opts.endpoint !== undefined) q.set('endpoint', opts.endpoint);
       if (opts.name !== undefined) q.set('name', opts.name);
       const apiSocket = program.opts<{ apiSocket: string }>().apiSocket;
-      const entries = await withAgent(apiSocket, (c) => c.request<CacheEntry[]>('GET', `/v1/fqdn/cache${q.size ? `?${q}` : ''}`));
+      const [all, endpoints] = await withAgent(apiSocket, async (c) => [
+        await c.request<CacheEntry[]>('GET', `/v1/fqdn/cache${q.size ? `?${q}` : ''}`),
+        opts.endpoint !== undefined ? await c.request<{ id: number }[]>('GET', '/v1/endpoints') : [],
+      ] as const);
+      if (opts.endpoint !== undefined && all.length === 0 && !endpoints.some((e) => e.id === Number(opts.endpoint))) {
+        throw membraneError('MEMBRANE_ERR_ENDPOINT_NOT_FOUND', `endpoint ${opts.endpoint} does not exist on this node`);
+      }
+      const entries = pattern === undefined ? all : all.filter((e) => selectorMatches({ matchName: undefined, matchPattern: pattern }, e.fqdn));
       process.stdout.write(opts.output === 'json' ? `${JSON.stringify(entries, null, 2)}\n` : formatCacheList(entries));
     });
   return fqdn;

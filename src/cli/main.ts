@@ -20,6 +20,7 @@ import { labCommands } from './lab-command.js';
 import { runDemo } from './demo.js';
 import { registerTraceCommand } from './trace-command.js';
 import { registerFqdnCommand } from './fqdn-command.js';
+import { parseDurationMs } from './duration.js';
 
 // A reader that went away (`membrane policy get | head -1`) ends the command quietly, as it ends
 // cilium and kubectl: Go dies of SIGPIPE on a write to a closed stdout or stderr, status 141
@@ -47,6 +48,13 @@ function booleanFlag(value: string): boolean {
 }
 
 /** A whole number ≥ 0 of `unit` (the message names the unit: seconds, ms, IPs, worker threads). */
+/** A Go duration (Cilium's duration flags) → whole milliseconds, as a string like the other options. */
+function durationMs(value: string): string {
+  const ms = parseDurationMs(value);
+  if (ms === null) throw new InvalidArgumentError('expected a duration such as 100ms, 1.5s or 1m30s (or whole milliseconds)');
+  return String(ms);
+}
+
 function nonNegativeInt(unit: string): (value: string) => string {
   return (value) => {
     if (!/^[0-9]{1,9}$/.test(value)) throw new InvalidArgumentError(`expected a whole number of ${unit} (0 or more)`);
@@ -85,15 +93,11 @@ program
   .option('--tofqdns-endpoint-max-ip-per-hostname <n>', 'IPs kept per name and endpoint (Cilium)', nonNegativeInt('IPs'), '1000')
   .option('--otlp-endpoint <URL>', 'trace HTTP proxy requests to this OpenTelemetry collector (OTLP/HTTP base URL, e.g. http://127.0.0.1:4318); the OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER* variables work too. Default: off')
   .option('--prometheus-serve-addr <IP:Port>', 'serve Prometheus metrics at /metrics on this address; :Port for every interface (Cilium; its port is 9962). Default: off')
-  .option('--tofqdns-proxy-response-max-delay <ms>', 'longest a DNS answer waits for its IPs to reach the datapath, ms (Cilium: 100ms)', nonNegativeInt('milliseconds'), '100')
+  .option('--tofqdns-proxy-response-max-delay <duration>', 'longest a DNS answer waits for its IPs to reach the datapath: a Go duration such as 100ms or 1s, or whole milliseconds (Cilium)', durationMs, '100')
   .option(
     '--proxy-workers <n>',
     'worker threads running the HTTP/TLS/DNS proxies (one SO_REUSEPORT listener each); 0 = on the agent\'s own event loop (default: CPUs, at most 8, as Envoy\'s --concurrency; at most 64)',
     nonNegativeInt('worker threads'),
-  )
-  .option(
-    '--control-plane-nice <n>',
-    'how much lower (nice, 0-19) the CPU priority of the agent\'s policy reads and regenerations is than its proxy workers\'; 0 = the same (default: 10)',
   )
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => runAgent({ ...opts, apiSocket: socket() }));

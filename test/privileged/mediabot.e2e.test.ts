@@ -269,6 +269,13 @@ describe.skipIf(skip !== null)('issue 8: mediabot toFQDNs end to end (real dnsma
     expect(cached['api.github.com.']).toEqual(apiIps());
     const rows = cacheList(node);
     const botId = rows.find((r) => r.fqdn === 'api.github.com.')?.endpointId;
+    // cilium-dbg's filters: -p MATCHPATTERN, -e ENDPOINT; an endpoint that does not exist is an error.
+    const patterned = node.cli(['fqdn', 'cache', 'list', '-p', '*.github.com', '-e', String(botId), '-o', 'json']);
+    expect(patterned.status).toBe(0);
+    expect([...new Set((JSON.parse(patterned.stdout) as CacheRow[]).map((r) => r.fqdn))].sort()).toEqual(['api.github.com.', 'support.github.com.']);
+    const missing = node.cli(['fqdn', 'cache', 'list', '--endpoint', '4000']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('endpoint 4000 does not exist');
     expect(node.cli(['endpoint', 'list']).stdout).toMatch(new RegExp(`^${botId}\\s.*${node.podIp(BOT).replaceAll('.', '\\.')}`, 'm'));
   });
 

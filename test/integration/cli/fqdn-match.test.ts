@@ -64,3 +64,15 @@ describe('membrane fqdn match', () => {
     expect(membrane(['fqdn', 'match', '-o', 'yaml', '*', 'a.b']).status).toBe(2);
   });
 });
+
+describe('membrane fqdn cache list: bad input is a usage error before the agent is asked', () => {
+  it('--endpoint must be an endpoint id, --matchpattern a valid pattern (exit 2)', () => {
+    const socket = ['--api-socket', '/nonexistent/membrane-test/agent.sock'];
+    const id = membrane([...socket, 'fqdn', 'cache', 'list', '--endpoint', 'abc']);
+    expect(id.status).toBe(2);
+    expect(id.stderr).toContain('--endpoint "abc" is not an endpoint id');
+    const pattern = membrane([...socket, 'fqdn', 'cache', 'list', '--matchpattern', 'a*b!']);
+    expect(pattern.status).toBe(2);
+    expect(pattern.stderr).toContain('--matchpattern:');
+  });
+});
