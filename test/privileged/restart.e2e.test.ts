@@ -33,7 +33,11 @@ describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ?
     await node.startAgent();
     await node.labUp(starwarsLab(P, '10.212'));
     node.writePolicy('rule1.yaml', RULE1_L3L4);
-    await new Promise((r) => setTimeout(r, 400));
+    // The watched directory is read asynchronously: start once rule1 is enforced on deathstar
+    // (a fixed wait failed on a loaded machine).
+    const enforced = async (): Promise<boolean> =>
+      (await node.client.request<{ name: string; ingressEnforcement: boolean }[]>('GET', '/v1/endpoints')).some((e) => e.name === `${P}-ds` && e.ingressEnforcement);
+    expect(await eventually(enforced, 10_000)).toBe(true);
   });
 
   afterAll(async () => {
