@@ -100,6 +100,8 @@ export class Regenerator {
   #freshMemo = new FreshIdentityMemo();
   /** The endpoints-map value last written per endpoint id, with the address it was written for. */
   #endpointWritten = new Map<number, { ip: string; ifindex: number; identity: number; ingress: boolean; egress: boolean }>();
+  /** Per endpoint id: the policy the engine last resolved and its stable form (#stable). */
+  #stableOf = new Map<number, { from: EndpointPolicy; to: EndpointPolicy }>();
 
   constructor(datapath: Datapath, endpoints: EndpointManager, identities: IdentityAllocator, ports: ProxyPorts, log: Logger) {
     this.#datapath = datapath;
@@ -195,7 +197,7 @@ export class Regenerator {
         const { changed } = resolution;
         // Proxy visibility (pod annotation): redirects only, no verdict changes; memoized per
         // resolution, so an unchanged one is the same object. An annotation changes by upsert only.
-        const policy = applyVisibility(resolution.policy, ep.visibility);
+        const policy = this.#stable(ep.id, applyVisibility(resolution.policy, ep.visibility));
         const was = this.#endpointWritten.get(ep.id);
         const upToDate =
           !changed && prevState === 'ready' && this.#writtenPolicy.has(ep.id) && was !== undefined && was.ip === ep.ip && was.ifindex === ifindex &&
@@ -462,10 +464,35 @@ export class Regenerator {
     this.#writtenPolicy.delete(ep.id);
     this.#endpointWritten.delete(ep.id);
     this.#engine.forget(ep.id);
+    this.#stableOf.delete(ep.id);
     this.#datapath.syncEndpointPolicy(ep.id, []);
     this.#datapath.deleteEndpoint(ep.ip);
     this.#datapath.deleteIpcache(`${ep.ip}/32`);
     this.#datapath.detachEndpoint(ep.ifname);
+  }
+
+  /**
+   * `policy` with every entry equal by value to one the endpoint's written policy holds replaced
+   * by that object (a direction with nothing changed is the written one itself). The engine
+   * re-resolves all of a peer identity's entries when one policy about it changes (a new port
+   * beside twenty unchanged ones), and entries are compared by reference downstream: the map
+   * writes (#entryDiff) and the proxy workers' deltas (an entry patch instead of the whole policy
+   * and its flow endpoint, structured-cloned to every worker) then cost what changed only. The
+   * same resolved policy gives the same stable object on the next pass (upToDate stays true).
+   */
+  #stable(id: number, policy: EndpointPolicy): EndpointPolicy {
+    const known = this.#stableOf.get(id);
+    if (known?.from === policy) return known.to;
+    const prev = this.#writtenPolicy.get(id) ?? known?.to;
+    let to = policy;
+    if (prev) {
+      const ingress = stableDirection(prev.ingress, policy.ingress);
+      const egress = stableDirection(prev.egress, policy.egress);
+      if (ingress === prev.ingress && egress === prev.egress) to = prev;
+      else if (ingress !== policy.ingress || egress !== policy.egress) to = { ingress, egress };
+    }
+    this.#stableOf.set(id, { from: policy, to });
+    return to;
   }
 
   #collectIdentities(endpoints: readonly Endpoint[], policies: readonly PolicyObject[]): Identity[] {
@@ -578,6 +605,28 @@ function mergeFresh(now: DirectionPolicy, add: readonly MapEntry[], stale: boole
   if (!stale) return { enforced: now.enforced, entries: appendEntries(now.entries, add) };
   const kept = now.entries.filter((e) => !retired?.has(e.identity) && !fresh.has(e.identity));
   return { enforced: now.enforced, entries: add.length === 0 ? kept : kept.concat(add) };
+}
+
+/**
+ * `next` with each entry equal by value (all fields, L7 rules and rule references included) to
+ * one of `prev`'s replaced by `prev`'s object; `prev` itself when the entries are the same list.
+ * O(entries of both).
+ */
+function stableDirection(prev: DirectionPolicy, next: DirectionPolicy): DirectionPolicy {
+  if (prev === next || prev.entries === next.entries) return prev.enforced === next.enforced ? prev : next;
+  if (prev.entries.length === 0 || next.entries.length === 0) return next;
+  const byValue = new Map<string, MapEntry>();
+  for (const e of prev.entries) byValue.set(JSON.stringify(e), e);
+  let reused = 0;
+  const entries = next.entries.map((e) => {
+    const old = byValue.get(JSON.stringify(e));
+    if (old === undefined) return e;
+    reused++;
+    return old;
+  });
+  if (reused === 0) return next;
+  const same = prev.enforced === next.enforced && entries.length === prev.entries.length && entries.every((e, i) => e === prev.entries[i]);
+  return same ? prev : { enforced: next.enforced, entries };
 }
 
 /** The labels of a learned IP's identity, as Cilium gives FQDN-selected IPs: its CIDR labels and one `fqdn:` label per selector. */
