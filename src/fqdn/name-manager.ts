@@ -76,6 +76,13 @@ export const DATAPATH_TIMEOUT_WARNING =
 
 type Change = { ip: string; labelKeys: readonly string[] };
 
+/** An answer held for the datapath: `settle` until it is released (then null). */
+interface Waiter {
+  /** The clock's time (NameManagerOptions.now) at which it is released unconfirmed. */
+  readonly deadline: number;
+  settle: ((timedOut: boolean) => void) | null;
+}
+
 /** IPs relabelled per turn of the event loop by `setSelectors` and `gc`. */
 const RELABEL_CHUNK = 1024;
 
@@ -85,6 +92,7 @@ export class NameManager {
   private readonly maxDelayMs: number;
   private readonly log: Logger | undefined;
   private readonly isAlive: (ip: string) => boolean;
+  private readonly now: () => number;
   private index = new SelectorIndex();
   /** ip → label keys the datapath was given (or is being given); `null`: unknown after a failed push. */
   private selected = new Map<string, readonly string[] | null>();
@@ -94,6 +102,16 @@ export class NameManager {
   private failures = 0;
   /** Bumped by every `setSelectors`, so an older relabel still in progress stops. */
   private generation = 0;
+  /**
+   * Answers waiting for the datapath, oldest first: one delay for all, so deadlines come in order
+   * and one timer (for the oldest unsettled) serves them, not one timer per answer. Settled ones
+   * leave when they reach the front: at most the answers of one delay are held.
+   */
+  private waiters: Waiter[] = [];
+  private waitersHead = 0;
+  private waitTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The waiter the timer was set for. */
+  private waitFor: Waiter | null = null;
 
   constructor(opts: NameManagerOptions) {
     this.datapath = opts.datapath;
@@ -109,6 +127,7 @@ export class NameManager {
     this.maxDelayMs = d !== undefined && Number.isFinite(d) && d >= 0 ? d : DEFAULT_PROXY_RESPONSE_MAX_DELAY_MS;
     this.log = opts.log;
     this.isAlive = opts.isAlive ?? (() => false);
+    this.now = opts.now ?? Date.now;
   }
 
   /**
@@ -142,22 +161,71 @@ export class NameManager {
     void this.start(changes);
     const mine = new Set(answerIps);
     const newIps = changes.filter((c) => mine.has(c.ip) && c.labelKeys.length > 0).length;
-    const waits = answerIps.map((ip) => this.pending.get(ip)).filter((p): p is Promise<void> => p !== undefined);
-    if (waits.length === 0) return { newIps, timedOut: false };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = await Promise.race([
-      Promise.all(waits).then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), this.maxDelayMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    let waits: Promise<void>[] | null = null;
+    for (const ip of answerIps) {
+      const p = this.pending.get(ip);
+      if (p) (waits ??= []).push(p);
+    }
+    if (waits === null) return { newIps, timedOut: false };
+    const all = waits.length === 1 ? waits[0]! : Promise.all(waits);
+    const timedOut = await new Promise<boolean>((resolve) => {
+      const w: Waiter = { deadline: this.now() + this.maxDelayMs, settle: resolve };
+      this.wait(w);
+      void all.then(() => {
+        if (w.settle === null) return;
+        w.settle = null;
+        resolve(false);
+      });
+    });
     if (timedOut) {
       this.timeouts++;
       this.log?.warn({ endpointId: a.endpointId, qname: a.qname, ips: answerIps.length, maxDelayMs: this.maxDelayMs }, DATAPATH_TIMEOUT_WARNING);
     }
     return { newIps, timedOut };
   }
+
+  private wait(w: Waiter): void {
+    this.waiters.push(w);
+    if (this.waitTimer === null) this.arm(w, this.maxDelayMs);
+  }
+
+  private arm(w: Waiter, ms: number): void {
+    this.waitFor = w;
+    this.waitTimer = setTimeout(this.expire, ms);
+  }
+
+  /**
+   * Releases the waiters whose delay is over, and waits for the next. The timer is the judge for
+   * the waiter it was set for (and any due no later), so a clock that stands still or went back
+   * never holds an answer past its delay; one that jumped ahead releases early (unconfirmed, as
+   * at the delay).
+   */
+  private readonly expire = (): void => {
+    this.waitTimer = null;
+    const now = this.now();
+    const due = this.waitFor?.deadline ?? -Infinity;
+    this.waitFor = null;
+    const ws = this.waiters;
+    let head = this.waitersHead;
+    while (head < ws.length) {
+      const w = ws[head]!;
+      if (w.settle !== null && w.deadline > now && w.deadline > due && w.deadline - now <= this.maxDelayMs) break;
+      head++;
+      const settle = w.settle;
+      w.settle = null;
+      settle?.(true);
+    }
+    if (head === ws.length) {
+      this.waiters = [];
+      head = 0;
+    } else if (head > 1024 && head * 2 > ws.length) {
+      this.waiters = ws.slice(head);
+      head = 0;
+    }
+    this.waitersHead = head;
+    const next = this.waiters[head];
+    if (next) this.arm(next, Math.min(this.maxDelayMs, Math.max(1, next.deadline - now)));
+  };
 
   /**
    * Expires names (Cilium's DNS GC, every minute): expired IPs become zombies, zombies without a
