@@ -99,6 +99,10 @@ program
     'worker threads running the HTTP/TLS/DNS proxies (one SO_REUSEPORT listener each); 0 = on the agent\'s own event loop (default: CPUs, at most 8, as Envoy\'s --concurrency; at most 64)',
     nonNegativeInt('worker threads'),
   )
+  .option(
+    '--control-plane-nice <n>',
+    'how much lower (nice, 0-19) the CPU priority of the agent\'s policy reads and regenerations is than its proxy workers\'; 0 = the same (default: 0)',
+  )
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => runAgent({ ...opts, apiSocket: socket() }));
 
