@@ -47,7 +47,6 @@ function booleanFlag(value: string): boolean {
   throw new InvalidArgumentError('expected true or false');
 }
 
-/** A whole number ≥ 0 of `unit` (the message names the unit: seconds, ms, IPs, worker threads). */
 /** A Go duration (Cilium's duration flags) → whole milliseconds, as a string like the other options. */
 function durationMs(value: string): string {
   const ms = parseDurationMs(value);
@@ -55,6 +54,7 @@ function durationMs(value: string): string {
   return String(ms);
 }
 
+/** A whole number ≥ 0 of `unit` (the message names the unit: seconds, ms, IPs, worker threads). */
 function nonNegativeInt(unit: string): (value: string) => string {
   return (value) => {
     if (!/^[0-9]{1,9}$/.test(value)) throw new InvalidArgumentError(`expected a whole number of ${unit} (0 or more)`);
