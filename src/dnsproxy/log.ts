@@ -39,6 +39,12 @@ export interface DnsExchange {
   traceContext?: TraceContext;
   /** The decision's policies as the flows name them (null: none), once both flows' inputs asked. */
   flowPolicies?: FlowPolicy[] | null;
+  /** `startedAt` in ISO 8601, formatted once for the request flow and the access log. */
+  startedIso?: string;
+}
+
+function startedIso(x: DnsExchange): string {
+  return (x.startedIso ??= x.startedAt.toISOString());
 }
 
 export interface DnsFlowSite {
@@ -78,7 +84,7 @@ export function requestFlow(x: DnsExchange, site: DnsFlowSite): Flow {
     direction: 'EGRESS',
     nodeName: site.nodeName,
     transport: x.protocol === 17 ? 'UDP' : 'TCP',
-    time: x.startedAt,
+    time: startedIso(x),
     proxyPort: site.proxyPort,
     traceContext: x.traceContext,
     policies: flowPolicies(x),
@@ -135,7 +141,7 @@ export function accessLogEntry(x: DnsExchange): Record<string, unknown> {
     source: { namespace: ep.namespace, pod: ep.pod_name, endpoint: x.source.endpointId, identity: x.source.identity, address: `${x.client.ip}:${x.client.port}` },
     destination: { namespace: x.destination.namespace, pod: x.destination.pod_name, identity: x.decision.dstIdentity, address: `${x.server.ip}:${x.server.port}` },
     policies: x.decision.policies,
-    request_time: x.startedAt.toISOString(),
+    request_time: startedIso(x),
   };
   if (x.answer) {
     entry.ips = x.answer.ips;
