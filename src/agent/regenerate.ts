@@ -28,6 +28,7 @@ import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import {
   appendEntries,
+  appendList,
   cidrIdentityLabels,
   endpointLabels,
   policyCidrs,
@@ -437,7 +438,8 @@ export class Regenerator {
     } else list = null;
     for (const i of fresh) this.#identityById.set(i.id, i);
     // A new array: one handed out may be a WeakMap key of a resolution (arrayView).
-    this.#identityList = list !== null && fresh.length > 0 ? list.concat(fresh) : list;
+    // appendList: the workers' sync tells at once that it extends the list before (extendsList).
+    this.#identityList = list !== null && fresh.length > 0 ? appendList(list, fresh) : list;
   }
 
   /** Learned IPs and their selector keys, for the API and tests. */

@@ -44,7 +44,7 @@ export type {
 export { DROP_REASON } from './resolve/types.js';
 export type { EndpointInput, ServiceInput, ResolveInput, SelectedRule } from './resolve/resolve.js';
 export { resolveEndpointPolicy, selectingRules, isEnforced, rangeToPrefixes } from './resolve/resolve.js';
-export { appendEntries, lookupPolicy, VERDICT_PRECEDENCE } from './resolve/lookup.js';
+export { appendEntries, appendList, extendsList, lookupPolicy, VERDICT_PRECEDENCE } from './resolve/lookup.js';
 export { PolicyEngine, type EngineResolution } from './resolve/engine.js';
 export { FreshIdentityMemo, type FreshEntries, type FreshResolveInput } from './resolve/fresh-memo.js';
 export type { HttpRequestInfo } from './resolve/l7.js';

@@ -6,7 +6,7 @@
  * policy engine shares unchanged entries between policies); lookups do not depend on entry order
  * (src/policy/resolve/lookup.ts precedence), so the patched list keeps the survivors and appends.
  */
-import { appendEntries, type DirectionPolicy, type EndpointPolicy, type MapEntry } from '../policy/index.js';
+import { appendEntries, extendsList, type DirectionPolicy, type EndpointPolicy, type MapEntry } from '../policy/index.js';
 import type { DirectionPatch } from './protocol.js';
 
 /** A patch only pays while it is this small a share of the entries (else the whole policy goes). */
@@ -53,9 +53,7 @@ function directionPatch(sent: DirectionPolicy, next: DirectionPolicy, prev: Dire
 
 /** The entries `after` has beyond `before` when it starts with exactly `before`'s (same objects, same order); else null. */
 function appended(before: readonly MapEntry[], after: readonly MapEntry[]): MapEntry[] | null {
-  if (after.length < before.length) return null;
-  for (let i = 0; i < before.length; i++) if (before[i] !== after[i]) return null;
-  return after.slice(before.length);
+  return extendsList(after, before) ? after.slice(before.length) : null;
 }
 
 /** `dir` after `patch` (a new object; `dir` is not changed). Throws RangeError on an index out of range. */

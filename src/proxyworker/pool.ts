@@ -13,7 +13,7 @@ import { membraneError } from '../errors/index.js';
 import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
 import type { FlowEndpoint } from '../observe/index.js';
-import { formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
+import { extendsList, formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
 import { answeredReply } from './answered.js';
 import { policyPatch } from './policy-patch.js';
 import type { Delta, EndpointState, FromWorker, IdentityState, PolicyPatch, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
@@ -150,13 +150,6 @@ function workerExecArgv(): string[] | undefined {
 
 const sameDirection = (a: DirectionPolicy, b: DirectionPolicy): boolean =>
   a.enforced === b.enforced && a.entries.length === b.entries.length && a.entries.every((e, i) => e === b.entries[i]);
-
-/** Whether `list` begins with exactly the objects of `prefix`, in order. */
-function startsWith<T>(list: readonly T[], prefix: readonly T[]): boolean {
-  if (list.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (list[i] !== prefix[i]) return false;
-  return true;
-}
 
 /** Same entries (by reference): an FQDN update rebuilds every endpoint's policy object, most unchanged. */
 function samePolicy(a: EndpointPolicy | null, b: EndpointPolicy | null): boolean {
@@ -466,7 +459,7 @@ export class ProxyWorkerPool {
     // every id listed is kept, so when as many are kept none went (ids are unique: a by-id list).
     const list = this.#o.identities();
     const sent = this.#identityList;
-    const from = sent !== null && sent.length === this.#identities.size && startsWith(list, sent) ? sent.length : 0;
+    const from = sent !== null && sent.length === this.#identities.size && extendsList(list, sent) ? sent.length : 0;
     const listed = list.length;
     for (let k = from; k < list.length; k++) {
       const i = list[k]!;

@@ -51,10 +51,31 @@ const extended = new WeakMap<readonly MapEntry[], readonly MapEntry[]>();
  * `added` when `entries` (or the array it was appended to) has been indexed.
  */
 export function appendEntries(entries: readonly MapEntry[], added: readonly MapEntry[]): MapEntry[] {
-  const out = entries.concat(added);
+  const out = appendList(entries, added);
   // Through arrays never looked up, to the nearest one that was: no chain of arrays kept alive.
   extended.set(out, byIdentity.has(entries) ? entries : (extended.get(entries) ?? entries));
   return out;
+}
+
+/** Arrays made by `appendList` → the array they extend. */
+const parents = new WeakMap<readonly unknown[], readonly unknown[]>();
+
+/** `list` followed by `added` (a new array; neither is changed), remembered as extending `list` (`extends_`). */
+export function appendList<T>(list: readonly T[], added: readonly T[]): T[] {
+  const out = list.concat(added);
+  parents.set(out, list);
+  return out;
+}
+
+/**
+ * Whether `list` starts with exactly the elements of `prefix`, in order: O(1) when `list` is
+ * `prefix` or was made from it by one `appendList`/`appendEntries`, else a pass over `prefix`.
+ */
+export function extendsList<T>(list: readonly T[], prefix: readonly T[]): boolean {
+  if (list === prefix || parents.get(list) === prefix) return true;
+  if (list.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (list[i] !== prefix[i]) return false;
+  return true;
 }
 
 function indexEntries(entries: readonly MapEntry[], from: number): Map<number, MapEntry[]> {

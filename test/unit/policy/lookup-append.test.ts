@@ -6,7 +6,7 @@
  * appended to keeps answering for its own entries only.
  */
 import { describe, expect, it } from 'vitest';
-import { appendEntries, lookupPolicy, type DirectionPolicy, type MapEntry } from '../../../src/policy/index.js';
+import { appendEntries, appendList, extendsList, lookupPolicy, type DirectionPolicy, type MapEntry } from '../../../src/policy/index.js';
 
 const entry = (identity: number, port: number, verdict: MapEntry['verdict'], prefix = 16): MapEntry => ({
   identity,
@@ -51,5 +51,13 @@ describe('lookups over appended entries', () => {
     const b = appendEntries(a, [entry(9, 443, 'redirect', 16)]);
     expect(lookupPolicy({ enforced: true, entries: b }, 9, 6, 443).verdict).toBe('redirect');
     expect(lookupPolicy({ enforced: true, entries: a }, 9, 6, 443).verdict).toBe('allow');
+  });
+
+  it('extendsList: true for an append (one or several), the same list or an equal prefix; false for any other change', () => {
+    const a = [entry(1, 80, 'allow'), entry(2, 80, 'allow')];
+    const b = appendList(a, [entry(3, 80, 'allow')]);
+    const c = appendEntries(b, [entry(4, 80, 'allow')]);
+    expect([extendsList(b, a), extendsList(c, b), extendsList(c, a), extendsList(a, a), extendsList([...b], a)]).toEqual([true, true, true, true, true]);
+    expect([extendsList(a, b), extendsList([a[1]!, a[0]!, b[2]!], a), extendsList([entry(1, 80, 'allow'), a[1]!], a)]).toEqual([false, false, false]);
   });
 });
