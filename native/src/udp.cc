@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -27,6 +28,9 @@
 #ifndef IP_ORIGDSTADDR
 #define IP_ORIGDSTADDR 20
 #endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
 
 namespace membrane {
 
@@ -42,6 +46,10 @@ constexpr unsigned kRounds = 4;
 constexpr unsigned kListenBatch = 32;
 constexpr size_t kListenDatagram = 4096;
 constexpr int kListenReceiveBuffer = 4 << 20;
+// An upstream socket is shared by every query of one client socket to one server (upstream-shared.ts):
+// a client's burst comes back on it. The default (rmem_default, ~208 KiB, ~200 answers) overflows
+// while the worker is busy; 2 MiB holds a few thousand, and is only a limit, not memory taken.
+constexpr int kUpstreamReceiveBuffer = 2 << 20;
 constexpr unsigned kUpstreamBatch = 2;
 constexpr size_t kUpstreamDatagram = 65536;
 
@@ -102,7 +110,7 @@ void PrepareBatch(UdpHandle *h, unsigned batch, size_t datagramMax) {
   h->msgs.assign(batch, mmsghdr{});
   h->iovs.assign(batch, iovec{});
   h->peers.assign(batch, sockaddr_in{});
-  h->controls.assign(batch, std::vector<uint8_t>(CMSG_SPACE(sizeof(sockaddr_in)), 0));
+  h->controls.assign(batch, std::vector<uint8_t>(CMSG_SPACE(sizeof(sockaddr_in)) + CMSG_SPACE(sizeof(uint32_t)), 0));
 }
 
 void ResetBatch(UdpHandle *h) {
@@ -133,6 +141,25 @@ sockaddr_in OriginalDestination(UdpHandle *h, msghdr *m) {
   return h->local;
 }
 
+// The socket's count of datagrams the kernel dropped so far (SO_RXQ_OVFL, sk_drops), or -1
+// when the control message is absent (the count is sent only once it is non-zero).
+int64_t DropCount(msghdr *m) {
+  for (cmsghdr *c = CMSG_FIRSTHDR(m); c != nullptr; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+      uint32_t drops;
+      std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
+      return drops;
+    }
+  }
+  return -1;
+}
+
+// SO_RCVBUFFORCE lifts net.core.rmem_max (root / CAP_NET_ADMIN); without it the kernel caps
+// SO_RCVBUF at rmem_max, which is still no worse than the default.
+void SetReceiveBuffer(int fd, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes)) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
 Napi::Object Record(Napi::Env env, UdpHandle *h, unsigned i) {
   msghdr *m = &h->msgs[i].msg_hdr;
   size_t len = h->msgs[i].msg_len;
@@ -147,6 +174,8 @@ Napi::Object Record(Napi::Env env, UdpHandle *h, unsigned i) {
   rec.Set("dstIp", AddrString(dst));
   rec.Set("dstPort", Napi::Number::New(env, ntohs(dst.sin_port)));
   rec.Set("truncated", Napi::Boolean::New(env, truncated));
+  int64_t drops = DropCount(m);
+  if (drops >= 0) rec.Set("drops", Napi::Number::New(env, static_cast<double>(drops)));
   return rec;
 }
 
@@ -315,10 +344,10 @@ Napi::Value UdpListenTransparent(const Napi::CallbackInfo &info) {
   bool reuse_port = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)) return FailClosing(env, fd, "setsockopt(SO_REUSEPORT)", subject);
   // Every pod's queries share this one socket: the default buffer (net.core.rmem_default, ~208
-  // KiB, about 256 small datagrams) overflows in a burst. As root the limit rmem_max is lifted
-  // (SO_RCVBUFFORCE); otherwise the kernel caps SO_RCVBUF at it, which is still no worse.
-  int rcvbuf = kListenReceiveBuffer;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf)) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  // KiB, about 256 small datagrams) overflows in a burst.
+  SetReceiveBuffer(fd, kListenReceiveBuffer);
+  // Each datagram then carries the socket's drop count: an overflow is seen, not silent.
+  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr)) return FailClosing(env, fd, "bind", subject);
   return MakeHandle(env, fd, subject, info[2], kListenBatch, kListenDatagram);
 }
@@ -365,6 +394,9 @@ Napi::Value UdpConnectMarked(const Napi::CallbackInfo &info) {
   if (fd < 0) return env.Null();
   uint32_t m = static_cast<uint32_t>(mark);
   if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m)) return FailClosing(env, fd, "setsockopt(SO_MARK)", subject);
+  SetReceiveBuffer(fd, kUpstreamReceiveBuffer);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
   if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr)) return FailClosing(env, fd, "connect", subject);
   return MakeHandle(env, fd, subject, info[3], kUpstreamBatch, kUpstreamDatagram);
 }
@@ -507,6 +539,50 @@ Napi::Value UdpAddress(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// udpReceiveInfo(handle) -> {receiveBuffer, drops}: SO_RCVBUF as the kernel reports it (twice
+// what was asked: it counts its bookkeeping), and the datagrams it dropped on this socket so far
+// (SO_MEMINFO's SK_MEMINFO_DROPS, the sk_drops SO_RXQ_OVFL reports). Throws EBADF once closed.
+Napi::Value UdpReceiveInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  UdpHandle *h = HandleArg(info, 0);
+  if (!h) return env.Null();
+  if (h->closed) {
+    ThrowSystemError(env, "getsockopt", EBADF, Subject(h->local));
+    return env.Null();
+  }
+  int rcvbuf = 0;
+  socklen_t len = sizeof rcvbuf;
+  if (getsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len)) {
+    ThrowSystemError(env, "getsockopt(SO_RCVBUF)", errno, Subject(h->local));
+    return env.Null();
+  }
+  uint32_t mem[SK_MEMINFO_VARS] = {0};
+  len = sizeof mem;
+  if (getsockopt(h->fd, SOL_SOCKET, SO_MEMINFO, mem, &len)) {
+    ThrowSystemError(env, "getsockopt(SO_MEMINFO)", errno, Subject(h->local));
+    return env.Null();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("receiveBuffer", Napi::Number::New(env, rcvbuf));
+  o.Set("drops", Napi::Number::New(env, mem[SK_MEMINFO_DROPS]));
+  return o;
+}
+
+// udpSetReceiveBuffer(handle, bytes): asks for a receive buffer of `bytes` (SO_RCVBUFFORCE, else
+// SO_RCVBUF, which the kernel caps at rmem_max and raises to its minimum).
+Napi::Value UdpSetReceiveBuffer(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  UdpHandle *h = HandleArg(info, 0);
+  int64_t bytes;
+  if (!h || !ArgInt(info, 1, &bytes, "bytes")) return env.Null();
+  if (bytes < 0 || bytes > (1LL << 30)) {
+    ThrowTypeError(env, "bytes out of range: " + std::to_string(bytes));
+    return env.Null();
+  }
+  if (!h->closed) SetReceiveBuffer(h->fd, static_cast<int>(bytes));
+  return env.Undefined();
+}
+
 // udpClose(handle): stops receiving and closes the socket; idempotent.
 Napi::Value UdpClose(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -526,6 +602,8 @@ void InitUdp(Napi::Env env, Napi::Object exports) {
   exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatch));
   exports.Set("udpAddress", Napi::Function::New(env, UdpAddress));
   exports.Set("udpClose", Napi::Function::New(env, UdpClose));
+  exports.Set("udpReceiveInfo", Napi::Function::New(env, UdpReceiveInfo));
+  exports.Set("udpSetReceiveBuffer", Napi::Function::New(env, UdpSetReceiveBuffer));
 }
 
 }  // namespace membrane

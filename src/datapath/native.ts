@@ -23,7 +23,16 @@ export type UdpHandle = { readonly [udpBrand]: true };
  * the handle keeps (4096 bytes on a listener). A receive error arrives as `{errno, error}`.
  */
 export type UdpRecord =
-  | { data: Buffer; srcIp: string; srcPort: number; dstIp: string; dstPort: number; truncated: boolean }
+  | {
+      data: Buffer;
+      srcIp: string;
+      srcPort: number;
+      dstIp: string;
+      dstPort: number;
+      truncated: boolean;
+      /** The socket's datagrams dropped by the kernel so far (SO_RXQ_OVFL, cumulative); absent while none were. */
+      drops?: number;
+    }
   | { errno: number; error: string };
 
 export interface NativeAddon {
@@ -68,6 +77,10 @@ export interface NativeAddon {
   udpSendBatch(handle: UdpHandle, datas: Uint8Array[], ips: string[] | undefined, ports: number[] | undefined, status: Int32Array): number;
   udpAddress(handle: UdpHandle): { ip: string; port: number };
   udpClose(handle: UdpHandle): void;
+  /** SO_RCVBUF as the kernel reports it (twice the bytes asked) and the datagrams it dropped on the socket so far (SK_MEMINFO_DROPS). */
+  udpReceiveInfo(handle: UdpHandle): { receiveBuffer: number; drops: number };
+  /** Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE, else SO_RCVBUF capped at net.core.rmem_max). */
+  udpSetReceiveBuffer(handle: UdpHandle, bytes: number): void;
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -54,6 +54,8 @@ export interface UdpDatagram {
   dstPort: number;
   /** Longer than the socket keeps (4096 bytes on a transparent listener): only a prefix is in `data`. */
   truncated: boolean;
+  /** The socket's datagrams dropped by the kernel so far (cumulative), when any were. */
+  drops?: number;
 }
 
 /** A UDP socket of the addon. Errors thrown carry `code` (errno name), `errno`, `syscall`, `subject`. */
@@ -74,19 +76,48 @@ export interface NativeUdpSocket {
    */
   sendQueued(data: Uint8Array, ip?: string, port?: number, onError?: (err: NodeJS.ErrnoException) => void): void;
   address(): { ip: string; port: number };
+  /**
+   * The receive buffer (SO_RCVBUF as the kernel reports it: twice the bytes asked) and the
+   * datagrams the kernel dropped on this socket so far because it was full. Throws once closed.
+   */
+  receiveInfo(): { receiveBuffer: number; drops: number };
+  /** Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE as root, else capped at net.core.rmem_max). */
+  setReceiveBuffer(bytes: number): void;
   /** Idempotent. */
   close(): void;
 }
 
+/**
+ * Hears of datagrams the kernel dropped on a socket (its receive buffer was full), `count` new
+ * ones since the last call: from the count each datagram carries (SO_RXQ_OVFL), and on `close`
+ * the rest, read from the socket.
+ */
+export type ReceiveDropHandler = (count: number) => void;
+
 type DatagramHandler = (datagrams: UdpDatagram[]) => void;
 type ReceiveErrorHandler = (err: NodeJS.ErrnoException) => void;
 
-function receiver(onDatagrams: DatagramHandler, onError: ReceiveErrorHandler): (records: UdpRecord[]) => void {
+/** The drops a socket has reported so far (cumulative, as the kernel counts them). */
+interface DropTally {
+  seen: number;
+  readonly onDrops: ReceiveDropHandler | undefined;
+}
+
+function receiver(onDatagrams: DatagramHandler, onError: ReceiveErrorHandler, tally: DropTally): (records: UdpRecord[]) => void {
   return (records) => {
     const out: UdpDatagram[] = [];
+    let drops = tally.seen;
     for (const r of records) {
       if ('errno' in r) onError(Object.assign(new Error(`recvmmsg: ${r.error}`), { errno: r.errno, code: osErrorName(r.errno), syscall: 'recvmmsg' }));
-      else out.push(r);
+      else {
+        if (r.drops !== undefined && r.drops > drops) drops = r.drops;
+        out.push(r);
+      }
+    }
+    if (drops > tally.seen) {
+      const fresh = drops - tally.seen;
+      tally.seen = drops;
+      tally.onDrops?.(fresh);
     }
     if (out.length > 0) onDatagrams(out);
   };
@@ -141,7 +172,7 @@ function flushQueues(): void {
   }
 }
 
-function wrapUdp(handle: UdpHandle): NativeUdpSocket {
+function wrapUdp(handle: UdpHandle, tally?: DropTally): NativeUdpSocket {
   const n = native();
   let queue: SendQueue | null = null;
   return {
@@ -177,10 +208,26 @@ function wrapUdp(handle: UdpHandle): NativeUdpSocket {
       }
     },
     address: () => n.udpAddress(handle),
+    receiveInfo: () => n.udpReceiveInfo(handle),
+    setReceiveBuffer: (bytes) => n.udpSetReceiveBuffer(handle, bytes),
     close: () => {
       if (queue) {
         dirtyQueues.delete(queue);
         queue.flush();
+      }
+      // Drops after the last datagram read are carried by none: read the socket's count once.
+      if (tally?.onDrops) {
+        let drops = tally.seen;
+        try {
+          drops = n.udpReceiveInfo(handle).drops;
+        } catch {
+          // closed already: counted up to its last datagram
+        }
+        if (drops > tally.seen) {
+          const fresh = drops - tally.seen;
+          tally.seen = drops;
+          tally.onDrops(fresh);
+        }
       }
       n.udpClose(handle);
     },
@@ -192,9 +239,17 @@ function wrapUdp(handle: UdpHandle): NativeUdpSocket {
  * assigns to it (bpf_sk_assign) arrive with their original destination, in batches (recvmmsg).
  * `reusePort`: join the SO_REUSEPORT group on ip:port, as `transparentListenFd`.
  */
-export function udpListenTransparent(port: number, ip: string, onDatagrams: DatagramHandler, onError: ReceiveErrorHandler, reusePort = false): NativeUdpSocket {
+export function udpListenTransparent(
+  port: number,
+  ip: string,
+  onDatagrams: DatagramHandler,
+  onError: ReceiveErrorHandler,
+  reusePort = false,
+  onDrops?: ReceiveDropHandler,
+): NativeUdpSocket {
   const n = native();
-  return wrapUdp(n.udpListenTransparent(ip, port, receiver(onDatagrams, onError), reusePort));
+  const tally: DropTally = { seen: 0, onDrops };
+  return wrapUdp(n.udpListenTransparent(ip, port, receiver(onDatagrams, onError, tally), reusePort), tally);
 }
 
 /** A send-only socket bound to `ip:port` (any address), so a reply carries the original destination as its source. */
@@ -207,6 +262,14 @@ export function udpReplySocket(ip: string, port: number): NativeUdpSocket {
  * source identity in its mark (as `connectMarked` for TCP); the server's replies arrive through
  * `onDatagrams`, and an ICMP error about it (ECONNREFUSED) through `onError`.
  */
-export function udpConnectMarked(ip: string, port: number, sourceIdentity: number, onDatagrams: DatagramHandler, onError: ReceiveErrorHandler): NativeUdpSocket {
-  return wrapUdp(native().udpConnectMarked(ip, port, fromProxyMark(sourceIdentity), receiver(onDatagrams, onError)));
+export function udpConnectMarked(
+  ip: string,
+  port: number,
+  sourceIdentity: number,
+  onDatagrams: DatagramHandler,
+  onError: ReceiveErrorHandler,
+  onDrops?: ReceiveDropHandler,
+): NativeUdpSocket {
+  const tally: DropTally = { seen: 0, onDrops };
+  return wrapUdp(native().udpConnectMarked(ip, port, fromProxyMark(sourceIdentity), receiver(onDatagrams, onError, tally)), tally);
 }

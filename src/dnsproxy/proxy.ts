@@ -30,6 +30,7 @@ const DEFAULTS: Required<DnsProxyOptions> = {
   rejectResponseCode: 'refused',
   upstreamTimeoutMs: 10_000,
   maxInflight: 10_000,
+  maxInflightPerSource: 2500,
   maxInflightPerTcpConnection: 32,
   tcpIdleTimeoutMs: 10_000,
   maxTcpConnections: 1024,
@@ -42,6 +43,9 @@ const SHARED_UPSTREAM_IDLE_MS = 10_000;
 
 /** Malformed or unattributable messages are logged at most this often per second (a flood must not flood the log). */
 const DROP_LOG_PER_SECOND = 10;
+
+/** Kernel drops on the proxy's sockets are summed into one warning at most this often, ms. */
+const OVERFLOW_LOG_INTERVAL_MS = 10_000;
 
 export const REJECT_RCODE: Readonly<Record<RejectResponseCode, number>> = { refused: RCODE.REFUSED, nameError: RCODE.NXDOMAIN };
 
@@ -75,14 +79,21 @@ export class DnsProxy {
     forwarded: 0,
     malformed: 0,
     upstreamErrors: 0,
+    badAnswers: 0,
     timeouts: 0,
     unknownSource: 0,
     overloaded: 0,
+    listenerDrops: 0,
+    upstreamDrops: 0,
     mismatchedAnswers: 0,
     answerErrors: 0,
     replyErrors: 0,
   };
   #inflight = 0;
+  /** Queries in flight per source address (only addresses with some). */
+  #inflightBySource = new Map<string, number>();
+  /** Kernel drops not yet in a warning, and when the last warning went out (Date.now ms). */
+  #overflowLog = { listener: 0, upstream: 0, at: 0 };
   #site: DnsFlowSite;
   #port = 0;
   #localAddresses = new Set<string>();
@@ -119,6 +130,7 @@ export class DnsProxy {
         this.#counters.mismatchedAnswers++;
         this.#deps.accessLog.warn({ type: 'dns', reason }, 'DNS answer ignored');
       },
+      onDrops: (count) => this.#kernelDrops('upstream', count),
     });
   }
 
@@ -200,6 +212,7 @@ export class DnsProxy {
       },
       (err) => this.#deps.accessLog.warn({ type: 'dns-proxy', err }, 'DNS proxy UDP receive error'),
       reusePort,
+      (count) => this.#kernelDrops('listener', count),
     );
   }
 
@@ -244,6 +257,25 @@ export class DnsProxy {
     } catch (err) {
       this.#replyFailed(client, err as Error);
     }
+  }
+
+  /**
+   * Datagrams the kernel dropped on the listener (queries) or an upstream socket (answers)
+   * because its receive buffer was full: counted, and one warning per OVERFLOW_LOG_INTERVAL_MS
+   * with the sums since the last (the first at once).
+   */
+  #kernelDrops(where: 'listener' | 'upstream', count: number): void {
+    if (where === 'listener') this.#counters.listenerDrops += count;
+    else this.#counters.upstreamDrops += count;
+    const log = this.#overflowLog;
+    log[where] += count;
+    const now = Date.now();
+    if (now - log.at < OVERFLOW_LOG_INTERVAL_MS) return;
+    this.#deps.accessLog.warn(
+      { type: 'dns-proxy', droppedQueries: log.listener, droppedAnswers: log.upstream, sinceMs: log.at === 0 ? undefined : now - log.at },
+      'DNS proxy overloaded: the kernel dropped datagrams on its UDP sockets (receive buffer full); those queries time out',
+    );
+    this.#overflowLog = { listener: 0, upstream: 0, at: now };
   }
 
   #replyFailed(client: HostPort, err: Error): void {
@@ -408,6 +440,12 @@ export class DnsProxy {
       reject(RCODE.REFUSED, `${this.#inflight} queries in flight (limit ${this.options.maxInflight})`);
       return;
     }
+    const fromSource = this.#inflightBySource.get(q.client.ip) ?? 0;
+    if (fromSource >= this.options.maxInflightPerSource) {
+      this.#counters.overloaded++;
+      reject(RCODE.REFUSED, `${fromSource} queries in flight from ${q.client.ip} (limit ${this.options.maxInflightPerSource})`);
+      return;
+    }
 
     // policy
     x.decision = this.#decisions.evaluate(this.#l7Flow, { ip: q.client.ip, port: q.client.port, identity: source.identity }, q.server, q.protocol, x.qname);
@@ -423,6 +461,7 @@ export class DnsProxy {
 
     // forward
     this.#inflight++;
+    this.#inflightBySource.set(q.client.ip, fromSource + 1);
     try {
       const expect = { id: msg.header.id, question: first };
       const onMismatch = (reason: string): void => {
@@ -436,6 +475,8 @@ export class DnsProxy {
       if (!r.ok) {
         if (r.kind === 'timeout') this.#counters.timeouts++;
         else this.#counters.upstreamErrors++;
+        // Logged by the access-log line (warn, reason "bad answer from …").
+        if (r.kind === 'bad-answer') this.#counters.badAnswers++;
         x.verdict = 'Error';
         x.rcode = RCODE.SERVFAIL;
         x.reason = r.error.message;
@@ -467,6 +508,9 @@ export class DnsProxy {
       this.#finish(x);
     } finally {
       this.#inflight--;
+      const left = (this.#inflightBySource.get(q.client.ip) ?? 1) - 1;
+      if (left > 0) this.#inflightBySource.set(q.client.ip, left);
+      else this.#inflightBySource.delete(q.client.ip);
     }
   }
 

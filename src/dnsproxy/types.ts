@@ -29,6 +29,8 @@ export interface UpstreamUdpSocket {
   send(data: Uint8Array, onError?: (err: Error) => void): void;
   /** Idempotent. */
   close(): void;
+  /** The addon's socket underneath (`markedUpstream`), for its receive buffer and drop count. */
+  readonly native?: { receiveInfo(): { receiveBuffer: number; drops: number }; setReceiveBuffer(bytes: number): void };
 }
 
 /**
@@ -39,9 +41,10 @@ export interface UpstreamUdpSocket {
 export interface DnsUpstream {
   /**
    * A UDP socket connected to `server`: datagrams from it arrive in `onMessage`, a socket error
-   * (an ICMP port unreachable: ECONNREFUSED) in `onError`.
+   * (an ICMP port unreachable: ECONNREFUSED) in `onError`, the count of datagrams the kernel
+   * dropped on it (receive buffer full) in `onDrops` where the socket can tell (the addon's).
    */
-  udp(server: HostPort, identity: number, onMessage: (data: Buffer) => void, onError: (err: Error) => void): UpstreamUdpSocket;
+  udp(server: HostPort, identity: number, onMessage: (data: Buffer) => void, onError: (err: Error) => void, onDrops?: (count: number) => void): UpstreamUdpSocket;
   /** A TCP socket connecting to `server` (net.Socket semantics: 'connect', 'data', 'error'). */
   tcp(server: HostPort, identity: number): Socket;
 }
@@ -98,6 +101,12 @@ export interface DnsProxyOptions {
    * (Cilium `--dnsproxy-concurrency-limit` with no grace period). Default 10000.
    */
   maxInflight?: number;
+  /**
+   * Queries in flight at once from one source address (pod); beyond it its query is answered
+   * REFUSED at once and counted `overloaded`, so one pod's burst cannot take the whole
+   * `maxInflight` from the others. Membrane's own bound (Cilium has only the global one). Default 2500.
+   */
+  maxInflightPerSource?: number;
   /** Queries in flight on one downstream TCP connection; reading pauses beyond it. Default 32. */
   maxInflightPerTcpConnection?: number;
   /** A downstream TCP connection with nothing in flight is closed after this long. Default 10 s. */
@@ -119,12 +128,27 @@ export interface DnsProxyStats {
   malformed: number;
   /** Forwarded queries that failed upstream (refused, reset, unusable answer): SERVFAIL. */
   upstreamErrors: number;
+  /**
+   * Of `upstreamErrors`: server datagrams with a pending UDP query's ID that failed the strict
+   * parse or did not answer its question (QR unset, another question); that query got SERVFAIL at once.
+   */
+  badAnswers: number;
   /** Forwarded queries the server did not answer in time: SERVFAIL. */
   timeouts: number;
   /** Queries dropped because the source is not a local endpoint, or not redirected by the datapath. */
   unknownSource: number;
-  /** Queries refused because `maxInflight` were in flight. */
+  /** Queries refused because `maxInflight` were in flight, or `maxInflightPerSource` from their source. */
   overloaded: number;
+  /**
+   * Queries the kernel dropped on the proxy's UDP listener because its receive buffer was full
+   * (SO_RXQ_OVFL; transparent listener only): the client saw no answer and retries.
+   */
+  listenerDrops: number;
+  /**
+   * Server answers the kernel dropped on the proxy's upstream UDP sockets because their receive
+   * buffer was full (SO_RXQ_OVFL; the addon's sockets only): each such query ends in a timeout.
+   */
+  upstreamDrops: number;
   /** Server datagrams ignored because their ID or question did not match the query. */
   mismatchedAnswers: number;
   /** `onAnswer` rejections (the answer was released anyway). */

@@ -7,14 +7,16 @@
  * resolvers' long-lived sockets, dnsperf) now pays that once.
  *
  * Same guarantees as `exchangeUdp`: an answer is accepted only with the query's ID and question;
- * a datagram that matches no query in flight is ignored (`onStray`) and the waits go on. Source
+ * a datagram with a query's ID that fails the strict parse or does not answer its question ends
+ * that query at once (`bad-answer`); a datagram that matches no query in flight is ignored
+ * (`onStray`) and the waits go on. Source
  * port entropy is the client's own: a client with a fresh port per query gets a socket per query.
  * A second query in flight with the same ID from the same client, or more than `maxSockets`
  * shared sockets, falls back to a socket of its own. A socket idle for `idleMs` is closed (by a
  * sweep every idleMs/4: within 1.25 × idleMs); an error on it (ICMP port unreachable) fails every
  * query in flight on it and closes it. The waits' timeouts share one timer (`Deadlines`).
  */
-import { DnsWireError, parseMessage, type Message } from './wire.js';
+import { DnsWireError, parseMessage, peekHeader, type Message } from './wire.js';
 import { answerMismatch, exchangeUdp, type ExchangeResult, type ExpectedAnswer } from './upstream.js';
 import type { DnsUpstream, HostPort, UpstreamUdpSocket } from './types.js';
 
@@ -29,6 +31,8 @@ interface Waiter {
 
 interface Shared {
   readonly key: string;
+  /** `ip:port` of the server, for messages. */
+  readonly server: string;
   socket: UpstreamUdpSocket | null;
   readonly waiters: Map<number, Waiter>;
   /** Since when no query has been in flight on it (Date.now ms), or null while one is. */
@@ -100,6 +104,8 @@ export interface SharedUdpOptions {
   readonly idleMs: number;
   /** A datagram no query in flight on its socket matches (its reason). */
   readonly onStray: (reason: string) => void;
+  /** Datagrams the kernel dropped on a socket (receive buffer full), as the socket reports them. */
+  readonly onDrops?: (count: number) => void;
 }
 
 export class SharedUdpExchanges {
@@ -134,12 +140,18 @@ export class SharedUdpExchanges {
     const key = `${identity} ${client.ip}:${client.port} ${server.ip}:${server.port}`;
     let s = this.#sockets.get(key);
     if (this.#closed || (s ? s.waiters.has(expect.id) : this.#sockets.size >= this.#o.maxSockets)) {
-      return exchangeUdp(this.#upstream, server, identity, query, expect, timeoutMs, onMismatch);
+      return exchangeUdp(this.#upstream, server, identity, query, expect, timeoutMs, onMismatch, this.#o.onDrops);
     }
     if (!s) {
-      const created: Shared = { key, socket: null, waiters: new Map(), idleSince: null };
+      const created: Shared = { key, server: `${server.ip}:${server.port}`, socket: null, waiters: new Map(), idleSince: null };
       try {
-        created.socket = this.#upstream.udp(server, identity, (data) => this.#onMessage(created, data), (err) => this.#fail(created, err));
+        created.socket = this.#upstream.udp(
+          server,
+          identity,
+          (data) => this.#onMessage(created, data),
+          (err) => this.#fail(created, err),
+          this.#o.onDrops,
+        );
       } catch (err) {
         return Promise.resolve({ ok: false, kind: 'error', error: err instanceof Error ? err : new Error(String(err)) });
       }
@@ -194,21 +206,25 @@ export class SharedUdpExchanges {
   }
 
   #onMessage(s: Shared, data: Buffer): void {
+    // The socket is connected: the kernel delivers only the server's datagrams.
+    const id = peekHeader(data)?.id;
+    const waiter = id === undefined ? undefined : s.waiters.get(id);
     let message: Message;
     try {
       message = parseMessage(data);
     } catch (err) {
-      this.#o.onStray(`malformed answer: ${err instanceof DnsWireError ? err.message : String(err)}`);
+      const why = `malformed answer: ${err instanceof DnsWireError ? err.message : String(err)}`;
+      if (waiter) waiter.finish({ ok: false, kind: 'bad-answer', error: new Error(`bad answer from ${s.server}: ${why}`) });
+      else this.#o.onStray(why);
       return;
     }
-    const waiter = s.waiters.get(message.header.id);
     if (!waiter) {
       this.#o.onStray(`answer with ID ${message.header.id}: no query in flight with it`);
       return;
     }
     const why = answerMismatch(message, waiter.expect);
     if (why === null) waiter.finish({ ok: true, response: data, message });
-    else waiter.onMismatch(`answer does not match the query: ${why}`);
+    else waiter.finish({ ok: false, kind: 'bad-answer', error: new Error(`bad answer from ${s.server}: answer does not match the query: ${why}`) });
   }
 
   #fail(s: Shared, error: Error): void {

@@ -3,16 +3,19 @@
  * (Cilium keeps the L4 protocol, so a client's TCP retry after a truncated UDP answer goes out
  * over TCP). The query's bytes go out unchanged (its ID included: each exchange has its own
  * socket and source port, so IDs of different clients never collide). An answer is accepted only
- * if it is a well-formed response with the query's ID and question; on UDP a datagram that does
- * not match is ignored and the wait goes on (an off-path forger cannot end it), on TCP the
- * exchange fails.
+ * if it is a well-formed response with the query's ID and question. On UDP a datagram from the
+ * server that carries the query's ID but fails the strict parse or is no answer to the question
+ * (QR unset, another question) ends the exchange at once (`bad-answer`: SERVFAIL now, as Cilium
+ * answers SERVFAIL when it cannot read the server's reply, instead of the client waiting out the
+ * timeout); one with another ID is ignored and the wait goes on (an off-path forger must guess
+ * the ID and port either way). On TCP any bad answer fails the exchange.
  */
 
 import { createConnection, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { connectMarked, udpConnectMarked } from '../datapath/index.js';
 import { FrameReader, frame } from './tcp-frames.js';
-import { DnsWireError, OPCODE_QUERY, parseMessage, type Message, type Question } from './wire.js';
+import { DnsWireError, OPCODE_QUERY, parseMessage, peekHeader, type Message, type Question } from './wire.js';
 import type { DnsUpstream, HostPort } from './types.js';
 
 export interface ExpectedAnswer {
@@ -22,7 +25,7 @@ export interface ExpectedAnswer {
 
 export type ExchangeResult =
   | { ok: true; response: Buffer; message: Message }
-  | { ok: false; kind: 'timeout' | 'error'; error: Error };
+  | { ok: false; kind: 'timeout' | 'error' | 'bad-answer'; error: Error };
 
 /** Why `response` is not the answer to `expect`, or null when it is. */
 export function answerMismatch(message: Message, expect: ExpectedAnswer): string | null {
@@ -37,6 +40,18 @@ export function answerMismatch(message: Message, expect: ExpectedAnswer): string
     return `question ${q.name} ${q.type}/${q.class} instead of ${expect.question.name} ${expect.question.type}/${expect.question.class}`;
   }
   return null;
+}
+
+/**
+ * What a server datagram is to the query `expect`: its answer, a bad answer to it (its ID, but
+ * unparseable or not answering its question), or none of its business (another ID, or too short
+ * for a header).
+ */
+export function classifyAnswer(data: Buffer, expect: ExpectedAnswer): { message: Message } | { bad: string } | { stray: string } {
+  const r = check(data, expect);
+  if ('message' in r) return r;
+  const id = peekHeader(data)?.id;
+  return id === expect.id ? { bad: r.error } : { stray: r.error };
 }
 
 function check(data: Buffer, expect: ExpectedAnswer): { message: Message } | { error: string } {
@@ -54,7 +69,7 @@ class UpstreamTimeout extends Error {
   override readonly name = 'UpstreamTimeout';
 }
 
-/** One exchange over UDP. `onMismatch` hears of every ignored datagram. */
+/** One exchange over UDP. `onMismatch` hears of every ignored datagram; `onDrops` of datagrams the kernel dropped on the socket. */
 export function exchangeUdp(
   upstream: DnsUpstream,
   server: HostPort,
@@ -63,6 +78,7 @@ export function exchangeUdp(
   expect: ExpectedAnswer,
   timeoutMs: number,
   onMismatch: (reason: string) => void,
+  onDrops?: (count: number) => void,
 ): Promise<ExchangeResult> {
   return new Promise((resolve) => {
     let done = false;
@@ -81,11 +97,13 @@ export function exchangeUdp(
         identity,
         (data) => {
           if (done) return;
-          const r = check(data, expect);
-          if ('error' in r) onMismatch(r.error);
-          else finish({ ok: true, response: data, message: r.message });
+          const r = classifyAnswer(data, expect);
+          if ('message' in r) finish({ ok: true, response: data, message: r.message });
+          else if ('bad' in r) finish({ ok: false, kind: 'bad-answer', error: new Error(`bad answer from ${server.ip}:${server.port}: ${r.bad}`) });
+          else onMismatch(r.stray);
         },
         (error) => finish({ ok: false, kind: 'error', error }),
+        onDrops,
       );
       socket = s;
       if (done) s.close();
@@ -149,7 +167,7 @@ export function exchangeTcp(
  */
 export function markedUpstream(): DnsUpstream {
   return {
-    udp(server, identity, onMessage, onError) {
+    udp(server, identity, onMessage, onError, onDrops) {
       const s = udpConnectMarked(
         server.ip,
         server.port,
@@ -162,9 +180,10 @@ export function markedUpstream(): DnsUpstream {
           }
         },
         onError,
+        onDrops,
       );
       // Queued: the turn's queries to this server go out in one sendmmsg.
-      return { send: (data, failed) => s.sendQueued(data, undefined, undefined, failed), close: () => s.close() };
+      return { send: (data, failed) => s.sendQueued(data, undefined, undefined, failed), close: () => s.close(), native: s };
     },
     tcp(server, identity) {
       return connectMarked(server.ip, server.port, identity);

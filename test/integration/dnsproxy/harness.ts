@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { DnsProxy, plainUpstream, type DnsAnswer, type DnsProxyDeps, type DnsProxyOptions, type HostPort } from '../../../src/dnsproxy/index.js';
+import { DnsProxy, plainUpstream, type DnsAnswer, type DnsProxyDeps, type DnsProxyOptions, type DnsUpstream, type HostPort } from '../../../src/dnsproxy/index.js';
 import { PROTO, type L7Flow } from '../../../src/policy/index.js';
 import type { Flow } from '../../../src/observe/index.js';
 import { PolicyState, type Pod } from '../../support/policy-state.js';
@@ -187,6 +187,8 @@ export interface ProxyFixtureOptions {
   options?: DnsProxyOptions;
   /** Client addresses that are local endpoints (default 127.0.0.1 → mediabot). */
   sources?: readonly string[];
+  /** Upstream sockets (default `plainUpstream()`). */
+  upstream?: DnsUpstream;
 }
 
 export async function startProxy(cleanups: Cleanups, server: HostPort, o: ProxyFixtureOptions = {}): Promise<ProxyFixture> {
@@ -213,7 +215,7 @@ export async function startProxy(cleanups: Cleanups, server: HostPort, o: ProxyF
       answers.push(a);
       return onAnswer(a);
     },
-    upstream: plainUpstream(),
+    upstream: o.upstream ?? plainUpstream(),
     resolveDestination: () => ({ ID: 0, identity: KUBE_DNS.identity, namespace: 'kube-system', labels: ['k8s:k8s-app=kube-dns'], pod_name: 'kube-dns' }),
     onFlow: (f) => flows.push(f),
     accessLog: pino({ level: 'info' }, logStream),
