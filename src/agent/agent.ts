@@ -301,7 +301,8 @@ export class Agent {
       tracing: () => this.#otlpCounters(),
     };
     const metrics = new MembraneMetrics(sources, { log: this.log.child({ component: 'metrics' }) });
-    this.flows.subscribe((flow) => metrics.countFlow(flow));
+    // This thread's flows only: the proxy workers count theirs and send deltas (onFlowMetrics).
+    this.flows.onPush((flow) => metrics.countFlow(flow));
     this.#fqdn?.observeRelease((seconds, timedOut) => metrics.observeAnswerRelease(seconds, timedOut));
     if (this.#lastRegeneration) metrics.observeRegeneration(this.#lastRegeneration.durationMs / 1000, 'success');
     this.#metrics = metrics;
@@ -455,7 +456,9 @@ export class Agent {
         maxQueued: Math.max(1024, this.config.flowBuffer),
         // What #startTracing starts in this thread, computed here: the workers start first.
         tracing: tracingConfig(this.config.otlpEndpoint, this.config.nodeName),
+        metrics: Boolean(this.config.prometheusServeAddr),
       },
+      onFlowMetrics: (delta) => this.#metrics?.mergeFlows(delta),
       endpoints: () => this.endpoints.list(),
       identities: () => this.#regenerator?.identities() ?? [],
       flowEndpoint: (ip, identity) => flowEndpoint(ip, identity, ctx),

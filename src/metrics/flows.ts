@@ -1,6 +1,9 @@
 /**
- * Flow → metrics, counted as each flow is pushed (the agent subscribes this to its FlowRing, so
- * flows of the proxies in the agent and of proxy workers are counted at the same sink). Pure
+ * Flow → metrics. Flows born on the agent's thread (datapath events, in-process proxies) are counted
+ * as they are pushed to its FlowRing (`FlowRing.onPush`); a proxy worker counts its own flows as it
+ * emits them, into a FlowMetrics of its own, and sends what changed with each flow batch
+ * (`takeFlowMetricsDelta`), which the agent adds to its own (`mergeFlowMetricsDelta`): the agent
+ * never parses a worker's flows to count them (issue 11). Both count with the same `countFlow`. Pure
  * label derivation from the flow, as Hubble's metric handlers do it:
  *
  *   hubble_flows_processed_total{type,subtype,verdict}   pkg/hubble/metrics/flow/handler.go
@@ -18,7 +21,8 @@
  */
 import { dnsRcodeName, POLICY_MATCH_TYPE_NAMES, type Flow } from '../observe/index.js';
 import { EVENT_TYPE } from '../codes/index.js';
-import { OTHER, type FastCounter, type FastHistogram } from './fast.js';
+import type { Registry } from 'prom-client';
+import { FastCounter, FastHistogram, OTHER, type CounterDelta, type HistogramDelta } from './fast.js';
 
 /** The metric handles flow counting writes to (created in registry.ts). */
 export interface FlowMetrics {
@@ -41,6 +45,68 @@ export interface FlowMetrics {
   readonly policyL7: FastCounter;
   /** {error, protocol_l7, scope} */
   readonly upstreamReply: FastHistogram;
+}
+
+const COUNTERS = ['flowsProcessed', 'hubbleDrops', 'policyVerdicts', 'dnsQueries', 'dnsResponses', 'dnsResponseTypes', 'httpRequests', 'policyL7'] as const;
+const HISTOGRAMS = ['httpDuration', 'upstreamReply'] as const;
+
+/**
+ * The flow metrics, registered in `registry` under Hubble's and Cilium's names; `registry` null:
+ * unregistered, for a proxy worker that only sends deltas (no prom-client in the worker).
+ */
+export function createFlowMetrics(registry: Registry | null): FlowMetrics {
+  const counter = (name: string, help: string, labelNames: readonly string[]): FastCounter => new FastCounter(registry, name, help, labelNames);
+  return {
+    flowsProcessed: counter('hubble_flows_processed_total', 'Total number of flows processed', ['type', 'subtype', 'verdict']),
+    hubbleDrops: counter('hubble_drop_total', 'Number of drops', ['reason', 'protocol']),
+    policyVerdicts: counter('hubble_policy_verdicts_total', 'Total number of Cilium network policy verdicts', ['direction', 'match', 'action']),
+    dnsQueries: counter('hubble_dns_queries_total', 'Number of DNS queries observed', ['rcode', 'qtypes', 'ips_returned']),
+    dnsResponses: counter('hubble_dns_responses_total', 'Number of DNS responses observed', ['rcode', 'qtypes', 'ips_returned']),
+    dnsResponseTypes: counter('hubble_dns_response_types_total', 'Number of DNS response types', ['type', 'qtypes']),
+    httpRequests: counter('hubble_http_requests_total', 'Count of HTTP requests', ['method', 'protocol', 'status', 'reporter']),
+    httpDuration: new FastHistogram(registry, 'hubble_http_request_duration_seconds', 'Histogram of HTTP request duration in seconds', ['method', 'reporter']),
+    policyL7: counter('cilium_policy_l7_total', 'Number of total L7 requests/responses', ['rule', 'proxy_type']),
+    upstreamReply: new FastHistogram(registry, 'cilium_proxy_upstream_reply_seconds', 'Seconds waited for upstream server to reply to a request', ['error', 'protocol_l7', 'scope']),
+  };
+}
+
+/**
+ * What a worker counted since its last batch, per metric (only metrics and series that changed).
+ * Plain arrays and strings: structured-cloned with the batch. Bounded by the series bound.
+ */
+export type FlowMetricsDelta = { readonly [K in (typeof COUNTERS)[number]]?: CounterDelta } & { readonly [K in (typeof HISTOGRAMS)[number]]?: HistogramDelta };
+
+/** Takes (and restarts at zero) what `m` counted since the last take; null when nothing was. */
+export function takeFlowMetricsDelta(m: FlowMetrics): FlowMetricsDelta | null {
+  const out: Record<string, CounterDelta | HistogramDelta> = {};
+  let any = false;
+  for (const k of COUNTERS) {
+    const d = m[k].takeDelta();
+    if (d) {
+      out[k] = d;
+      any = true;
+    }
+  }
+  for (const k of HISTOGRAMS) {
+    const d = m[k].takeDelta();
+    if (d) {
+      out[k] = d;
+      any = true;
+    }
+  }
+  return any ? (out as FlowMetricsDelta) : null;
+}
+
+/** Adds a worker's delta to `m` (the agent's), within each metric's series bound (`_OTHER` past it). */
+export function mergeFlowMetricsDelta(m: FlowMetrics, delta: FlowMetricsDelta): void {
+  for (const k of COUNTERS) {
+    const d = delta[k];
+    if (d) m[k].merge(d);
+  }
+  for (const k of HISTOGRAMS) {
+    const d = delta[k];
+    if (d) m[k].merge(d);
+  }
 }
 
 /** Hubble's trace observation point names (monitorAPI.TraceObservationPoints), by sub_type. */

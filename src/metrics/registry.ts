@@ -13,8 +13,7 @@ import type { Logger } from 'pino';
 import { dropReasonMessage } from '../codes/index.js';
 import type { Flow } from '../observe/index.js';
 import type { MapPressure, MetricsCounter } from '../datapath/index.js';
-import { FlowCounter, type FlowMetrics } from './flows.js';
-import { FastCounter, FastHistogram } from './fast.js';
+import { createFlowMetrics, FlowCounter, mergeFlowMetricsDelta, type FlowMetrics, type FlowMetricsDelta } from './flows.js';
 
 /** What the agent hands the metrics at scrape time; every call is cheap but the two datapath reads. */
 export interface MetricsSources {
@@ -60,6 +59,7 @@ export class MembraneMetrics {
   readonly #sources: MetricsSources;
   readonly #log: Logger | undefined;
   readonly #flows: FlowCounter;
+  readonly #flowMetrics: FlowMetrics;
   #pressureAt = -Infinity;
   #pressure: readonly MapPressure[] = [];
 
@@ -78,7 +78,6 @@ export class MembraneMetrics {
   readonly #fqdnNames: Gauge;
   readonly #fqdnIps: Gauge;
   readonly #fqdnZombies: Gauge;
-  readonly #upstreamReply: FastHistogram;
   readonly #connections: Gauge<'proxy_type'>;
   readonly #inflight: Gauge<'proxy_type'>;
   readonly #scrapeErrors: Counter<'source'>;
@@ -118,7 +117,6 @@ export class MembraneMetrics {
     this.#fqdnZombies = gauge('cilium_fqdn_alive_zombie_connections', 'Number of IPs whose names expired but which still have an active connection, all endpoints of this node');
 
     // Policy L7 and the proxies.
-    this.#upstreamReply = new FastHistogram(this.registry, 'cilium_proxy_upstream_reply_seconds', 'Seconds waited for upstream server to reply to a request', ['error', 'protocol_l7', 'scope']);
     this.#connections = gauge('membrane_proxy_connections', 'Open downstream connections of a proxy', ['proxy_type']);
     this.#inflight = gauge('membrane_proxy_requests_in_flight', 'Requests (DNS: queries) a proxy is handling now', ['proxy_type']);
     this.#otlpExported = counter('membrane_otlp_spans_exported_total', 'Spans the agent exported to the OTLP collector');
@@ -126,19 +124,8 @@ export class MembraneMetrics {
     this.#scrapeErrors = counter('membrane_metrics_scrape_errors_total', 'Sources that failed during a scrape (their metrics keep their last values)', ['source']);
 
     // The per-flow metrics: plain numbers behind prom-client's exposition (fast.ts).
-    const fastCounter = (name: string, help: string, labelNames: readonly string[]): FastCounter => new FastCounter(this.registry, name, help, labelNames);
-    const flowMetrics: FlowMetrics = {
-      flowsProcessed: fastCounter('hubble_flows_processed_total', 'Total number of flows processed', ['type', 'subtype', 'verdict']),
-      hubbleDrops: fastCounter('hubble_drop_total', 'Number of drops', ['reason', 'protocol']),
-      policyVerdicts: fastCounter('hubble_policy_verdicts_total', 'Total number of Cilium network policy verdicts', ['direction', 'match', 'action']),
-      dnsQueries: fastCounter('hubble_dns_queries_total', 'Number of DNS queries observed', ['rcode', 'qtypes', 'ips_returned']),
-      dnsResponses: fastCounter('hubble_dns_responses_total', 'Number of DNS responses observed', ['rcode', 'qtypes', 'ips_returned']),
-      dnsResponseTypes: fastCounter('hubble_dns_response_types_total', 'Number of DNS response types', ['type', 'qtypes']),
-      httpRequests: fastCounter('hubble_http_requests_total', 'Count of HTTP requests', ['method', 'protocol', 'status', 'reporter']),
-      httpDuration: new FastHistogram(this.registry, 'hubble_http_request_duration_seconds', 'Histogram of HTTP request duration in seconds', ['method', 'reporter']),
-      policyL7: fastCounter('cilium_policy_l7_total', 'Number of total L7 requests/responses', ['rule', 'proxy_type']),
-      upstreamReply: this.#upstreamReply,
-    };
+    const flowMetrics = createFlowMetrics(this.registry);
+    this.#flowMetrics = flowMetrics;
     this.#flows = new FlowCounter(flowMetrics);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
@@ -147,9 +134,14 @@ export class MembraneMetrics {
     return this.registry.contentType;
   }
 
-  /** Counts a flow as it is pushed (subscribe this to the agent's FlowRing). */
+  /** Counts a flow born on the agent's thread as it is pushed (`FlowRing.onPush`; not a worker's: see mergeFlows). */
   countFlow(flow: Flow): void {
     this.#flows.count(flow);
+  }
+
+  /** Adds what a proxy worker counted of its own flows since its previous batch (flows.ts `takeFlowMetricsDelta`). */
+  mergeFlows(delta: FlowMetricsDelta): void {
+    mergeFlowMetricsDelta(this.#flowMetrics, delta);
   }
 
   /** One policy regeneration pass (all endpoints), seconds. */
@@ -166,7 +158,7 @@ export class MembraneMetrics {
    * --tofqdns-proxy-response-max-delay before the datapath confirmed.
    */
   observeAnswerRelease(seconds: number, timedOut: boolean): void {
-    this.#upstreamReply.labels(timedOut ? 'timeout' : 'allow', 'dns', 'dataplaneTime').observe(seconds);
+    this.#flowMetrics.upstreamReply.labels(timedOut ? 'timeout' : 'allow', 'dns', 'dataplaneTime').observe(seconds);
   }
 
   /** The exposition text: refreshes the pulled metrics (one datapath batch read), then renders. */

@@ -7,6 +7,10 @@
  * reference, not an object graph (issue 9: the per-request flow cost on the agent's main thread
  * was mostly GC). A batch is parsed once, when `last`/`first` first reach one of its flows or a
  * subscriber is there at push time, and each parsed flow replaces its reference in its slot.
+ *
+ * `onPush` hooks see the flows given to `push()` only, never a batch's: the agent counts its own
+ * thread's flows there, while the workers count theirs before sending (issue 11: a hook on every
+ * flow would parse every batch, and count a worker's flows twice).
  */
 
 import type { Flow } from './flow.js';
@@ -54,6 +58,8 @@ export class FlowRing {
   #seen = 0;
   /** Replaced, never changed in place, on (un)subscribe: a push walks the array it started with, no copy per flow. */
   #listeners: readonly Subscription[] = [];
+  /** As `#listeners`, replaced on change: called by `push()` only. */
+  #pushHooks: readonly FlowListener[] = [];
   #onListenerError: ((err: unknown) => void) | undefined;
 
   constructor(opts: FlowRingOptions = {}) {
@@ -74,20 +80,48 @@ export class FlowRing {
     return this.#seen;
   }
 
+  /** Stores a flow born on this thread; `onPush` hooks, then subscribers, see it. */
   push(flow: Flow): void {
     this.#store(flow);
+    const hooks = this.#pushHooks;
+    for (let i = 0; i < hooks.length; i++) {
+      try {
+        hooks[i]!(flow);
+      } catch (err) {
+        this.#onListenerError?.(err);
+      }
+    }
     this.#notify(flow);
+  }
+
+  /**
+   * Calls `hook` for every flow given to `push()` from now on — not those of `pushJsonArray()`,
+   * which stay unparsed unless a reader or subscriber wants them. Returns the removal.
+   */
+  onPush(hook: FlowListener): () => void {
+    let on = true;
+    this.#pushHooks = [...this.#pushHooks, hook];
+    return () => {
+      if (!on) return;
+      on = false;
+      const i = this.#pushHooks.indexOf(hook);
+      if (i >= 0) this.#pushHooks = [...this.#pushHooks.slice(0, i), ...this.#pushHooks.slice(i + 1)];
+    };
   }
 
   /**
    * Pushes `count` flows given as one JSON array (`JSON.stringify(flows)`; '' or 0 pushes none).
    * The text is trusted to hold `count` flows (the proxy workers serialise them); it is parsed
    * once, when a reader first reaches one of its flows, or now when the ring has subscribers.
+   * `onPush` hooks do not see these flows.
    */
   pushJsonArray(text: string, count: number): void {
     if (count <= 0 || text === '') return;
     if (this.#listeners.length > 0) {
-      for (const flow of JSON.parse(text) as Flow[]) this.push(flow);
+      for (const flow of JSON.parse(text) as Flow[]) {
+        this.#store(flow);
+        this.#notify(flow);
+      }
       return;
     }
     const batch: JsonBatch = { text, flows: null };

@@ -16,8 +16,18 @@
  * paced 2000 req/s, with 5 ms batches of ~30 items, the two messages cost the worker more than
  * serialising the flows did (issue 9, CPU profile of the worker). Batches of up to 25 ms or 512
  * items take a tenth of the messages at that rate; a flow reaches `hubble observe` ≤ 25 ms later.
+ *
+ * With metrics (`--prometheus-serve-addr`), each flow is counted here as it comes, into the
+ * worker's own FlowMetrics, and a batch carries what changed since the previous one
+ * (`FlowMetricsDelta`), so the agent adds a few numbers per batch instead of parsing every flow
+ * (issue 11). A flow dropped here for a full queue is still counted. A worker that dies loses at
+ * most its unsent deltas (≤ 25 ms of counts, or more while the agent does not ack): the agent holds
+ * everything merged before. Deltas alone (no flow, no line) are sent only when no batch awaits its
+ * ack, so a stalled agent's message queue does not grow by them; they accumulate here, bounded by
+ * the series bound.
  */
 import type { Flow } from '../observe/index.js';
+import { FlowCounter, takeFlowMetricsDelta, type FlowMetrics, type FlowMetricsDelta } from '../metrics/flows.js';
 import { httpFlowJson } from './flow-json.js';
 
 /** Longest an item waits before it is sent, ms. */
@@ -25,12 +35,16 @@ export const FLUSH_MS = 25;
 /** Items (flows + lines) that trigger a send at once. */
 export const FLUSH_ITEMS = 512;
 
-/** One batch: `flows` holds `flowCount` flows as one JSON array ('' when none), `lines` `lineCount` access-log lines. */
+/**
+ * One batch: `flows` holds `flowCount` flows as one JSON array ('' when none), `lines` `lineCount`
+ * access-log lines, `metrics` what was counted of this worker's flows since the previous batch.
+ */
 export interface OutboxBatch {
   readonly flows: string;
   readonly flowCount: number;
   readonly lines: string;
   readonly lineCount: number;
+  readonly metrics?: FlowMetricsDelta;
 }
 
 export class Outbox {
@@ -45,18 +59,31 @@ export class Outbox {
   /** Items sent and not yet acknowledged, per kind. */
   #unackedFlows = 0;
   #unackedLines = 0;
+  #unackedBatches = 0;
+  /** The worker's flow metrics (null: metrics off), and whether they counted since the last take. */
+  readonly #metrics: FlowMetrics | null;
+  readonly #counter: FlowCounter | null;
+  #counted = false;
   droppedFlows = 0;
   droppedLines = 0;
 
-  constructor(max: number, send: (batch: OutboxBatch) => void) {
+  /** `metrics`: count each flow into these and send the deltas with the batches (worker-local, never scraped). */
+  constructor(max: number, send: (batch: OutboxBatch) => void, metrics: FlowMetrics | null = null) {
     this.#max = max;
     this.#send = send;
+    this.#metrics = metrics;
+    this.#counter = metrics ? new FlowCounter(metrics) : null;
   }
 
   /** Queues a flow; one that is not JSON (a BigInt, a cycle: no flow builder makes one) is dropped and counted, never thrown into a request. */
   flow(f: Flow): void {
+    if (this.#counter) {
+      this.#counter.count(f);
+      this.#counted = true;
+    }
     if (this.#flowCount + this.#unackedFlows >= this.#max) {
       this.droppedFlows++;
+      if (this.#counted) this.#timer ??= setTimeout(() => this.#onTimer(), FLUSH_MS);
       return;
     }
     let json: string | null | undefined;
@@ -91,14 +118,23 @@ export class Outbox {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#flowCount === 0 && this.#lineCount === 0) return;
-    const batch: OutboxBatch = { flows: this.#flowCount > 0 ? `[${this.#flows}]` : '', flowCount: this.#flowCount, lines: this.#lines, lineCount: this.#lineCount };
+    const metrics = this.#counted && this.#metrics ? takeFlowMetricsDelta(this.#metrics) : null;
+    this.#counted = false;
+    if (this.#flowCount === 0 && this.#lineCount === 0 && metrics === null) return;
+    const batch: OutboxBatch = {
+      flows: this.#flowCount > 0 ? `[${this.#flows}]` : '',
+      flowCount: this.#flowCount,
+      lines: this.#lines,
+      lineCount: this.#lineCount,
+      ...(metrics ? { metrics } : {}),
+    };
     this.#flows = '';
     this.#flowCount = 0;
     this.#lines = '';
     this.#lineCount = 0;
     this.#unackedFlows += batch.flowCount;
     this.#unackedLines += batch.lineCount;
+    this.#unackedBatches++;
     this.#send(batch);
   }
 
@@ -106,10 +142,21 @@ export class Outbox {
   ack(flows: number, lines: number): void {
     this.#unackedFlows = Math.max(0, this.#unackedFlows - flows);
     this.#unackedLines = Math.max(0, this.#unackedLines - lines);
+    this.#unackedBatches = Math.max(0, this.#unackedBatches - 1);
   }
 
   #queued(): void {
     if (this.#flowCount + this.#lineCount >= FLUSH_ITEMS) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    else this.#timer ??= setTimeout(() => this.#onTimer(), FLUSH_MS);
+  }
+
+  /** Deltas alone wait for the agent's ack of the batches before (see above). */
+  #onTimer(): void {
+    this.#timer = null;
+    if (this.#flowCount === 0 && this.#lineCount === 0 && this.#unackedBatches > 0) {
+      this.#timer = setTimeout(() => this.#onTimer(), FLUSH_MS);
+      return;
+    }
+    this.flush();
   }
 }

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { membraneError } from '../errors/index.js';
 import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
+import type { FlowMetricsDelta } from '../metrics/flows.js';
 import type { FlowEndpoint } from '../observe/index.js';
 import { extendsList, formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
 import { answeredReply } from './answered.js';
@@ -46,6 +47,8 @@ export interface ProxyWorkerPoolOptions {
   readonly flowEndpoint: (ip: string, identity: number) => FlowEndpoint;
   /** `count` flows as one JSON array (FlowRing.pushJsonArray takes it as it is). */
   readonly onFlows: (json: string, count: number) => void;
+  /** What a worker counted of its flows since its previous batch (with `init.metrics`): MembraneMetrics.mergeFlows. */
+  readonly onFlowMetrics?: (delta: FlowMetricsDelta) => void;
   /** `count` access-log lines, concatenated as the worker serialised them (each ends in `\n`). */
   readonly onLines: (lines: string, count: number) => void;
   /**
@@ -356,6 +359,7 @@ export class ProxyWorkerPool {
       case 'batch':
         if (m.flowCount > 0) this.#o.onFlows(m.flows, m.flowCount);
         if (m.lineCount > 0) this.#o.onLines(m.lines, m.lineCount);
+        if (m.metrics) this.#o.onFlowMetrics?.(m.metrics);
         w.postMessage({ t: 'ack', flows: m.flowCount, lines: m.lineCount } satisfies ToWorker);
         break;
       case 'answer': {

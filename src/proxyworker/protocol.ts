@@ -7,7 +7,8 @@
  *                                              only what changed (upserts and removals)
  *   worker ──ready────────────► agent         its listeners are in the SO_REUSEPORT groups
  *   worker ──batch────────────► agent         flows (a JSON array) + access-log lines (as written),
- *                                              every ≤25 ms or 512 items: two strings per batch
+ *                                              every ≤25 ms or 512 items: two strings per batch,
+ *                                              + with metrics, the flow-metric deltas since the last
  *   agent ──ack───────────────► worker        a batch was taken (bounds what is in flight)
  *   worker ──answer───────────► agent         a DNS answer's learned IPs (AgentFqdn.onAnswer)
  *   agent ──answered──────────► worker        the datapath has them: release the answer
@@ -65,6 +66,8 @@ export interface WorkerInit {
   readonly logLevel: string;
   /** Bounds of the outgoing queues (flows, lines): beyond them items are dropped and counted. */
   readonly maxQueued: number;
+  /** `--prometheus-serve-addr` is set: count this worker's flows and send the deltas with its batches. */
+  readonly metrics?: boolean;
   /** The agent's tracing configuration (src/tracing); absent or null: this worker does not trace. */
   readonly tracing?: TracingConfig | null;
 }

@@ -15,6 +15,7 @@ import { PROTO } from '../policy/index.js';
 import { confirmAnswered, type AnsweredReply } from './answered.js';
 import { KnownAnswers } from './known-answers.js';
 import { Outbox } from './outbox.js';
+import { createFlowMetrics } from '../metrics/flows.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { ResyncRequester } from './resync.js';
 import { WorkerState } from './state.js';
@@ -31,7 +32,8 @@ const state = new WorkerState((ip) => ipcache!.identityOf(ip));
 // A patch that did not apply left its endpoint denied: ask for a snapshot rather than wait for
 // the next full state (which may never come while only patches are sent).
 const resync = new ResyncRequester({ send: () => post({ t: 'resync' }) });
-const outbox = new Outbox(init.maxQueued, (batch) => post({ t: 'batch', ...batch }));
+// With metrics on, this worker counts its own flows and sends the deltas with its batches (outbox.ts).
+const outbox = new Outbox(init.maxQueued, (batch) => post({ t: 'batch', ...batch }), init.metrics ? createFlowMetrics(null) : null);
 
 // The access-log lines are serialised here exactly as the agent's logger would (same pino
 // options), and written by the agent to its file or log stream as they are.

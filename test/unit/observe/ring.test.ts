@@ -110,4 +110,29 @@ describe('issue-9 worker batch cost: FlowRing.pushJsonArray', () => {
     ring.pushJsonArray('[]', 0);
     expect(ring.seen).toBe(0);
   });
+
+  it('issue 11: onPush hooks see push() flows only; a batch with a hook and no subscriber stays unparsed', () => {
+    const all = flows(5);
+    const ring = new FlowRing({ capacity: 10 });
+    const hooked: string[] = [];
+    const off = ring.onPush((f) => hooked.push(f.uuid));
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      ring.push(all[0]!);
+      ring.pushJsonArray(...json(all.slice(1, 4)));
+      expect(parse).not.toHaveBeenCalled();
+      // A subscriber makes batches parse at push; the hook still does not see them.
+      const seen: string[] = [];
+      ring.subscribe((f) => seen.push(f.uuid));
+      ring.pushJsonArray(...json(all.slice(4, 5)));
+      expect(seen).toEqual(['f4']);
+    } finally {
+      parse.mockRestore();
+    }
+    expect(hooked).toEqual(['f0']);
+    off();
+    ring.push({ ...all[0]!, uuid: 'f9' });
+    expect(hooked).toEqual(['f0']);
+    expect(ids(ring.last(Infinity))).toEqual(['f0', 'f1', 'f2', 'f3', 'f4', 'f9']);
+  });
 });
