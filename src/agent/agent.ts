@@ -284,8 +284,8 @@ export class Agent {
   }
 
   /**
-   * The Prometheus endpoint, when --prometheus-serve-addr is given: flows are counted at the
-   * FlowRing (every producer, in-process proxies and workers alike), the rest is read per scrape.
+   * The Prometheus endpoint, when --prometheus-serve-addr is given: this thread's flows are counted
+   * as pushed to the FlowRing, the proxy workers' by the workers (merged deltas), the rest per scrape.
    */
   async #startMetrics(): Promise<void> {
     if (!this.config.prometheusServeAddr) return;
