@@ -103,9 +103,10 @@ export function eventToFlow(ev: FlowEvent, ctx: FlowContextLookup): Flow {
   const l4 = layer4(ev);
   const source = flowEndpoint(saddr, ev.src_identity, ctx);
   const destination = flowEndpoint(daddr, ev.dst_identity, ctx);
-  // As Hubble's parser: a side's names come from the DNS cache of the endpoint on the other side.
-  const destinationNames = source.ID !== 0 && destination.ID === 0 ? ctx.namesOf?.(source.ID, daddr) : undefined;
-  const sourceNames = destination.ID !== 0 && source.ID === 0 ? ctx.namesOf?.(destination.ID, saddr) : undefined;
+  // As Hubble's threefour parser (resolveNames): a side's names come from the DNS cache of the
+  // endpoint on the other side, whatever this side is (a pod reached by a DNS name has them too).
+  const destinationNames = source.ID !== 0 ? ctx.namesOf?.(source.ID, daddr) : undefined;
+  const sourceNames = destination.ID !== 0 ? ctx.namesOf?.(destination.ID, saddr) : undefined;
   const input = {
     time: monotonicToWallNs(ev.ts_ns),
     source,

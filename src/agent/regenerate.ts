@@ -142,6 +142,9 @@ export class Regenerator {
     const started = performance.now();
     const endpoints = this.#endpoints.list();
     this.#policies = policies;
+    // Forgotten now, not when the pass completes: a pass that throws (a full map) leaves the new
+    // policies in force for applyFqdn without moving the revision the memo is stamped with.
+    this.#freshMemo.begin(-1 - this.#revision);
     this.#services = services;
 
     for (const ep of endpoints) {

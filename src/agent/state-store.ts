@@ -146,6 +146,14 @@ export class StateStore {
         return;
       }
       await rename(tmp, path);
+      // The rename is durable only once the directory is: an acknowledged write must survive a
+      // power loss, not just a crash of the agent.
+      const dir = await open(this.dir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw membraneError('MEMBRANE_ERR_STATE', `${path}: ${(err as Error).message}`, { cause: err });

@@ -57,13 +57,17 @@ export function appendEntries(entries: readonly MapEntry[], added: readonly MapE
   return out;
 }
 
-/** Arrays made by `appendList` → the array they extend. */
-const parents = new WeakMap<readonly unknown[], readonly unknown[]>();
+/**
+ * Arrays made by `appendList` → the array they extend, held weakly: a strong reference would keep
+ * every earlier version of a list alive as long as its latest (one FQDN update appends to it each
+ * time: memory quadratic in the updates between two regenerations).
+ */
+const parents = new WeakMap<readonly unknown[], WeakRef<readonly unknown[]>>();
 
-/** `list` followed by `added` (a new array; neither is changed), remembered as extending `list` (`extends_`). */
+/** `list` followed by `added` (a new array; neither is changed), remembered as extending `list` (`extendsList`). */
 export function appendList<T>(list: readonly T[], added: readonly T[]): T[] {
   const out = list.concat(added);
-  parents.set(out, list);
+  parents.set(out, new WeakRef(list));
   return out;
 }
 
@@ -72,7 +76,7 @@ export function appendList<T>(list: readonly T[], added: readonly T[]): T[] {
  * `prefix` or was made from it by one `appendList`/`appendEntries`, else a pass over `prefix`.
  */
 export function extendsList<T>(list: readonly T[], prefix: readonly T[]): boolean {
-  if (list === prefix || parents.get(list) === prefix) return true;
+  if (list === prefix || parents.get(list)?.deref() === prefix) return true;
   if (list.length < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (list[i] !== prefix[i]) return false;
   return true;

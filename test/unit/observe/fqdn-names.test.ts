@@ -43,6 +43,12 @@ function setup(): { cache: DnsCache; ctx: FlowContextLookup } {
   return { cache, ctx };
 }
 
+function setupWith(name: string, ip: string): FlowContextLookup {
+  const { cache, ctx } = setup();
+  cache.update(BOT.id, name, [ip], 30);
+  return ctx;
+}
+
 describe('flow names from the FQDN cache', () => {
   it('a drop to a learned address names it by the source pod’s lookups, and prints the name as Hubble does', () => {
     const { ctx } = setup();
@@ -54,7 +60,8 @@ describe('flow names from the FQDN cache', () => {
     );
     // The names cross the Hubble wire.
     expect(flowFromProto(flowToProto(flow)).destination_names).toEqual(flow.destination_names);
-    // An address nobody looked up, or a pod-to-pod flow, carries none.
+    // An address nobody looked up carries none; a pod another pod looked up by name carries its name.
+    expect(eventToFlow(drop(BOT.ip, OTHER.ip, 80), setupWith('other.default.svc.cluster.local', OTHER.ip)).destination_names).toEqual(['other.default.svc.cluster.local']);
     expect(eventToFlow(drop(BOT.ip, '10.78.200.99', 443), ctx).destination_names).toBeUndefined();
     expect(eventToFlow(drop(BOT.ip, OTHER.ip, 80), ctx).destination_names).toBeUndefined();
   });

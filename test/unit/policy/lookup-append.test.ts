@@ -61,3 +61,29 @@ describe('lookups over appended entries', () => {
     expect([extendsList(a, b), extendsList([a[1]!, a[0]!, b[2]!], a), extendsList([entry(1, 80, 'allow'), a[1]!], a)]).toEqual([false, false, false]);
   });
 });
+
+describe('appendList keeps no earlier version alive', () => {
+  it('a list appended to many times does not retain the lists it grew from', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+    // Built in a function so that nothing but the returned WeakRefs points at the earlier lists.
+    const grow = (): { list: readonly number[]; earlier: WeakRef<readonly number[]>[] } => {
+      let list: readonly number[] = new Array<number>(50_000).fill(1);
+      const earlier: WeakRef<readonly number[]>[] = [];
+      for (let i = 0; i < 50; i++) {
+        earlier.push(new WeakRef(list));
+        list = appendList(list, [i]);
+      }
+      return { list, earlier };
+    };
+    const { list, earlier } = grow();
+    await new Promise((r) => setTimeout(r, 0));
+    collect();
+    expect(list.length).toBe(50_050);
+    // The latest list still extends its parent while the parent lives; once collected, the earlier
+    // versions are garbage (a strong parent link kept all 50, ~20 MB here).
+    expect(earlier.filter((w) => w.deref() !== undefined)).toEqual([]);
+  });
+});
