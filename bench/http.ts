@@ -33,7 +33,6 @@
  * as paired ratios to tracing off of the same round with a 90% sign-test interval: a 5% target is
  * met or missed only when the interval is on one side of it, else reported as not resolved.
  *
- *
  * Isolation: Membrane's p99 at 2000 req/s quiet vs while 200 policy files change (written,
  * changed, removed in the agent's policy directory) and 1,000 endpoints (links in the node
  * namespace, veth pairs) are registered and deregistered through the agent API.
