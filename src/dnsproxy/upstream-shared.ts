@@ -23,7 +23,7 @@ import type { DnsUpstream, HostPort, UpstreamUdpSocket } from './types.js';
 interface Waiter {
   readonly expect: ExpectedAnswer;
   readonly onMismatch: (reason: string) => void;
-  /** When the wait ends without an answer, ms (Date.now clock). */
+  /** When the wait ends without an answer, ms (performance.now: monotonic, so a wall-clock step neither holds nor expires waits). */
   readonly deadline: number;
   finish(r: ExchangeResult): void;
   expire(): void;
@@ -35,7 +35,7 @@ interface Shared {
   readonly server: string;
   socket: UpstreamUdpSocket | null;
   readonly waiters: Map<number, Waiter>;
-  /** Since when no query has been in flight on it (Date.now ms), or null while one is. */
+  /** Since when no query has been in flight on it (performance.now ms), or null while one is. */
   idleSince: number | null;
 }
 
@@ -74,13 +74,13 @@ class Deadlines {
     if (this.#timer) clearTimeout(this.#timer);
     this.#armedFor = at;
     // Unreferenced: a wait keeps the loop alive through its socket, never through this timer.
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now())).unref();
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - performance.now())).unref();
   }
 
   #fire(): void {
     this.#timer = null;
     this.#armedFor = Number.POSITIVE_INFINITY;
-    const now = Date.now();
+    const now = performance.now();
     let next = Number.POSITIVE_INFINITY;
     for (const [timeoutMs, set] of this.#byTimeout) {
       for (const w of set) {
@@ -166,12 +166,12 @@ export class SharedUdpExchanges {
       const waiter: Waiter = {
         expect,
         onMismatch,
-        deadline: Date.now() + timeoutMs,
+        deadline: performance.now() + timeoutMs,
         finish: (r) => {
           if (shared.waiters.get(expect.id) !== waiter) return;
           deadlines.delete(waiter, timeoutMs);
           shared.waiters.delete(expect.id);
-          if (shared.waiters.size === 0) shared.idleSince = Date.now();
+          if (shared.waiters.size === 0) shared.idleSince = performance.now();
           resolve(r);
         },
         expire: () => waiter.finish({ ok: false, kind: 'timeout', error: Object.assign(new Error(`no answer from ${server.ip}:${server.port} within ${timeoutMs} ms`), { name: 'UpstreamTimeout' }) }),
@@ -197,7 +197,7 @@ export class SharedUdpExchanges {
   }
 
   #closeIdle(): void {
-    const before = Date.now() - this.#o.idleMs;
+    const before = performance.now() - this.#o.idleMs;
     for (const s of this.#sockets.values()) if (s.idleSince !== null && s.idleSince <= before) this.#drop(s);
     if (this.#sockets.size === 0 && this.#sweep) {
       clearInterval(this.#sweep);
