@@ -74,6 +74,8 @@ export async function finishDemo(
     out('   lab, agent, pins and node namespace removed');
   } else {
     await o.client.close();
+    // The agent lives on without this command: it must not hold the command open.
+    o.agent.unref();
     out(`== Kept running: agent pid ${o.agent.pid}, socket ${o.socket} ==`);
   }
   out(o.failures === 0 ? 'Demo passed: every outcome matches Cilium.' : `Demo FAILED: ${o.failures} outcome(s) differ.`);
