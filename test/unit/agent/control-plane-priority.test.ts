@@ -20,7 +20,7 @@ async function niceOfNewThread(): Promise<number> {
      parentPort.postMessage(addon.threadNiceValue());`,
     { eval: true },
   );
-  const [v] = (await Promise.all([new Promise((r) => w.once('message', r)), new Promise((r) => w.once('exit', r))])) as [number];
+  const [v] = (await Promise.all([new Promise((r) => w.once('message', r)), new Promise((r) => w.once('exit', r))])) as unknown as [number, unknown];
   return v;
 }
 
