@@ -52,7 +52,7 @@ const HISTOGRAMS = ['httpDuration', 'upstreamReply'] as const;
 
 /**
  * The flow metrics, registered in `registry` under Hubble's and Cilium's names; `registry` null:
- * unregistered, for a proxy worker that only sends deltas (no prom-client in the worker).
+ * unregistered, for a proxy worker that only sends deltas (nothing is registered or scraped in the worker).
  */
 export function createFlowMetrics(registry: Registry | null): FlowMetrics {
   const counter = (name: string, help: string, labelNames: readonly string[]): FastCounter => new FastCounter(registry, name, help, labelNames);

@@ -27,7 +27,7 @@
  * the series bound.
  */
 import type { Flow } from '../observe/index.js';
-import { FlowCounter, takeFlowMetricsDelta, type FlowMetrics, type FlowMetricsDelta } from '../metrics/flows.js';
+import { FlowCounter, takeFlowMetricsDelta, type FlowMetrics, type FlowMetricsDelta } from '../metrics/index.js';
 import { httpFlowJson } from './flow-json.js';
 
 /** Longest an item waits before it is sent, ms. */

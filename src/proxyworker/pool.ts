@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { membraneError } from '../errors/index.js';
 import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
-import type { FlowMetricsDelta } from '../metrics/flows.js';
+import type { FlowMetricsDelta } from '../metrics/index.js';
 import type { FlowEndpoint } from '../observe/index.js';
 import { extendsList, formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
 import { answeredReply } from './answered.js';

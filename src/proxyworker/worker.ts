@@ -15,7 +15,7 @@ import { PROTO } from '../policy/index.js';
 import { confirmAnswered, type AnsweredReply } from './answered.js';
 import { KnownAnswers } from './known-answers.js';
 import { Outbox } from './outbox.js';
-import { createFlowMetrics } from '../metrics/flows.js';
+import { createFlowMetrics } from '../metrics/index.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { ResyncRequester } from './resync.js';
 import { WorkerState } from './state.js';

@@ -64,7 +64,7 @@ describe('agent counts: usage errors (exit 2) naming the flag and its unit, befo
   it('other counts name their own unit', () => {
     const dir = tempDir('units');
     expect(agent(dir, ['--tofqdns-endpoint-max-ip-per-hostname', 'x']).stderr).toContain('expected a whole number of IPs');
-    expect(agent(dir, ['--tofqdns-proxy-response-max-delay', 'x']).stderr).toContain('expected a whole number of milliseconds');
+    expect(agent(dir, ['--tofqdns-proxy-response-max-delay', 'x']).stderr).toContain('expected a duration such as 100ms');
     expect(agent(dir, ['--http-request-timeout', 'x']).stderr).toContain('expected a whole number of seconds');
   });
 });
