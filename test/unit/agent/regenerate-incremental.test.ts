@@ -4,7 +4,7 @@
  * (which resolves and writes only what changed), every endpoint's policy entries, its endpoints-map
  * value and the ipcache equal what a fresh Regenerator writes in one full pass over the same state.
  *
- * The Datapath is an in-memory port (as in apply-fqdn.test.ts); endpoint links are `lo`.
+ * The Datapath is the shared in-memory port (test/support/memory-datapath.ts); endpoint links are `lo`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,61 +16,9 @@ import { EndpointManager, type EndpointSpec } from '../../../src/agent/endpoints
 import { IdentityAllocator } from '../../../src/agent/identity-allocator.js';
 import { StateStore } from '../../../src/agent/state-store.js';
 import { parseLabel, type PolicyObject } from '../../../src/policy/index.js';
-import type { Datapath, PolicyMapEntry, PolicySnapshot } from '../../../src/datapath/index.js';
+import type { Datapath } from '../../../src/datapath/index.js';
 import { identityPod, parsePolicyFile, policyYaml, withDefaults } from '../../../bench/lib/policy-gen.js';
-
-const key = (e: PolicyMapEntry): string => JSON.stringify([e.egress, e.identity, e.protocol, e.port, e.portPrefixLen]);
-const value = (e: PolicyMapEntry): string => JSON.stringify([e.deny, e.proxyPort, e.dropReason ?? 0]);
-
-class MemoryDatapath {
-  ipcache = new Map<string, number>();
-  endpoints = new Map<string, unknown>();
-  policy = new Map<number, Map<string, string>>();
-  syncIpcache(m: ReadonlyMap<string, number>) {
-    this.ipcache = new Map(m);
-    return { upserted: m.size, deleted: 0 };
-  }
-  upsertIpcache(p: string, id: number) {
-    this.ipcache.set(p, id);
-  }
-  deleteIpcache(p: string) {
-    return this.ipcache.delete(p);
-  }
-  dumpEndpoints() {
-    return new Map(this.endpoints);
-  }
-  upsertEndpoint(ip: string, v: unknown) {
-    this.endpoints.set(ip, v);
-  }
-  deleteEndpoint(ip: string) {
-    return this.endpoints.delete(ip);
-  }
-  attachEndpoint() {}
-  detachEndpoint() {}
-  policySnapshot(): PolicySnapshot {
-    return new Map([...this.policy].map(([id, m]) => [id, new Map([...m].map(([k, v]) => [k, { key: new Uint8Array(), valueHex: v }]))]));
-  }
-  snapshotOf(id: number, entries: readonly PolicyMapEntry[]): PolicySnapshot {
-    return new Map([[id, new Map(entries.map((e) => [key(e), { key: new Uint8Array(), valueHex: value(e) }]))]]);
-  }
-  writeEndpointPolicy(id: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[]) {
-    const cur = this.policy.get(id) ?? new Map<string, string>();
-    const written = new Set(upserts.map(key));
-    for (const e of upserts) cur.set(key(e), value(e));
-    let deleted = 0;
-    for (const e of deletes) if (!written.has(key(e)) && cur.delete(key(e))) deleted++;
-    this.policy.set(id, cur);
-    return { upserted: upserts.length, deleted };
-  }
-  syncEndpointPolicy(id: number, desired: readonly PolicyMapEntry[], snap: PolicySnapshot = this.policySnapshot()) {
-    const known = snap.get(id) ?? new Map();
-    const next = new Map(desired.map((e) => [key(e), value(e)]));
-    let deleted = 0;
-    for (const k of known.keys()) if (!next.has(k)) deleted++;
-    this.policy.set(id, next);
-    return { upserted: desired.length, deleted };
-  }
-}
+import { MemoryDatapath } from '../../support/memory-datapath.js';
 
 const dirs: string[] = [];
 afterAll(() => {
