@@ -35,6 +35,8 @@ import { AGENT_NODE, CLI, ProbedNode, TreeCpu, nodeVersion } from './node.js';
 import { row, type Benchmark, type BenchContext, type BenchResult, type BenchRow, type BenchTable, type BenchTarget } from './lib/types.js';
 
 const PROFILE_DIR = process.env.MEMBRANE_BENCH_PROFILE ?? '';
+/** MEMBRANE_BENCH_DNS_DUMP=DIR: each release run's delays by start time (release-N.tsv: request_time, answer_release_ms), to see when the tail happens. */
+const DUMP_DIR = process.env.MEMBRANE_BENCH_DNS_DUMP ?? '';
 
 const NODE_NETNS = 'mbb-dns';
 const SUBNET = '10.231';
@@ -270,7 +272,7 @@ function agentHasWorkers(): boolean {
 }
 
 /** One node (agent + lab + servers), `rounds` interleaved rounds of every peer, then the release runs. */
-async function measureNode(ctx: BenchContext, s: Settings, workers: number | null, peers: Record<string, Series>, release: Release): Promise<void> {
+async function measureNode(ctx: BenchContext, s: Settings, workers: number | null, peers: Record<string, Series>, release: Release, releaseOnly: boolean): Promise<void> {
   const membrane = workers === null ? 'membrane' : `membrane ${workers}w`;
   const opts = {
     netns: NODE_NETNS,
@@ -298,8 +300,9 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
       dnsdist: { pod: POD.plain, server: node.podIp(POD.dnsdist), pid: () => dnsdist.pid ?? null },
       [membrane]: { pod: POD.client, server: dnsIp, pid: () => node.agent?.pid ?? null },
     };
-    const names = Object.keys(target);
-    for (const p of names) peers[p] ??= series();
+    // `dns:release`: Membrane only (its warm-up puts the policy in force), no interleaved rounds.
+    const names = releaseOnly ? [membrane] : Object.keys(target);
+    if (!releaseOnly) for (const p of names) peers[p] ??= series();
     const steady = queryFile(node.dir, 'steady.txt', 1, s.names);
     const saturate = ['-l', String(s.seconds), '-c', String(s.clients), '-q', String(s.outstanding)];
 
@@ -318,7 +321,7 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
       await dnsperf(t.pod, t.server, steady, ['-l', '1', '-c', String(s.clients), '-q', String(s.outstanding)], false);
     }
 
-    for (let round = 0; round < s.rounds; round++) {
+    for (let round = 0; round < (releaseOnly ? 0 : s.rounds); round++) {
       for (const peer of names) {
         ctx.log(`round ${round + 1}/${s.rounds} ${peer}`);
         const t = target[peer]!;
@@ -362,7 +365,12 @@ async function measureNode(ctx: BenchContext, s: Settings, workers: number | nul
         if (PROFILE_DIR) await node.profileStop(join(PROFILE_DIR, `membrane-new-ips-${run}.cpuprofile`));
         await new Promise((r) => setTimeout(r, 500)); // the workers' last batch of access-log lines
         const mainUsed = threadCpuMicros(agentPid, agentPid) - mainBefore;
-        const delays = releaseDelaysMs(node.accessLogSince(mark), new Set(Array.from({ length: count }, (_, k) => nameOf(nextNewIp - count + k))));
+        const lines = node.accessLogSince(mark);
+        const delays = releaseDelaysMs(lines, new Set(Array.from({ length: count }, (_, k) => nameOf(nextNewIp - count + k))));
+        if (DUMP_DIR) {
+          const rows = lines.filter((l) => l.type === 'dns' && typeof l.answer_release_ms === 'number').map((l) => `${String(l.request_time)}\t${String(l.answer_release_ms)}`);
+          writeFileSync(join(DUMP_DIR, `release-${run}.tsv`), `${rows.sort().join('\n')}\n`);
+        }
         if (!PROFILE_DIR) release.mainCpu.push(mainUsed / Math.max(1, delays.length));
         release.p50.push(quantile(delays, 0.5));
         release.p99.push(quantile(delays, 0.99));
@@ -389,6 +397,8 @@ export const benchmark: Benchmark = {
     for (const bin of ['dnsperf', 'dnsdist', 'dnsmasq']) {
       if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) throw new Error(`${bin} is missing: run scripts/setup.sh`);
     }
+    if (ctx.blocks?.some((b) => b !== 'release')) throw new Error(`dns has no block ${ctx.blocks.join(', ')}; there is: release (the answer-release runs only)`);
+    const releaseOnly = ctx.blocks?.includes('release') ?? false;
     const s: Settings = {
       rounds: ctx.runs,
       seconds: ctx.quick ? 2 : 6,
@@ -399,10 +409,10 @@ export const benchmark: Benchmark = {
       outstanding: 200,
     };
     // --quick: one worker only (the whole quick run stays under 3 minutes).
-    const workerCounts: (number | null)[] = agentHasWorkers() ? (ctx.quick ? [1] : [1, 2]) : [null];
+    const workerCounts: (number | null)[] = agentHasWorkers() ? (ctx.quick || releaseOnly ? [1] : [1, 2]) : [null];
     const peers: Record<string, Series> = {};
     const release: Release = { p50: [], p99: [], rate: [], sent: 0, lost: 0, atMaxDelay: 0, mainCpu: [], count: 0, cacheNames: 0 };
-    for (const w of workerCounts) await measureNode(ctx, s, w, peers, release);
+    for (const w of workerCounts) await measureNode(ctx, s, w, peers, release, releaseOnly);
 
     const B = 'dns';
     const rows: BenchRow[] = [];
@@ -452,10 +462,10 @@ export const benchmark: Benchmark = {
     };
 
     const best = Object.entries(peers).filter(([p]) => p.startsWith('membrane')).map(([p, x]) => ({ p, qps: m(x.qps), cpu: m(x.cpu) }));
-    const top = best.reduce((a, b) => (b.qps > a.qps ? b : a));
-    const ratio = top.qps / m(dd.qps);
+    const top = best.reduce((a, b) => (b.qps > a.qps ? b : a), { p: 'membrane', qps: NaN, cpu: NaN });
+    const ratio = top.qps / m(dd?.qps ?? []);
     const targets: BenchTarget[] = [
-      {
+      ...(releaseOnly ? [] : [{
         target: '≥ 1.0× dnsdist qps through the full FQDN path',
         figure: `${ratio.toFixed(2)}× (${top.p} ${f(top.qps)} vs dnsdist ${f(m(dd.qps))} queries/s)`,
         met: ratio >= 1,
@@ -464,7 +474,7 @@ export const benchmark: Benchmark = {
             `${best.length > 1 ? 'workers and event loop' : 'one event loop'} bound it to ~${f(1e6 / top.cpu)} queries per CPU-second on 2 shared cores ` +
             '(MEMBRANE_BENCH_PROFILE=DIR writes a CPU profile of the run)',
         }),
-      },
+      }]),
       {
         target: `answer-release p99 < 2 ms at ${s.newIpQps} new-IP answers/s`,
         figure: `p99 ${f(relP99, 3)} ms, ${f(relRate)}/s released`,
@@ -481,11 +491,11 @@ export const benchmark: Benchmark = {
     ];
     return {
       rows,
-      tables: [table, releaseTable],
+      tables: releaseOnly ? [releaseTable] : [table, releaseTable],
       targets,
       notes: [
         `dnsperf ${/Version ([\d.]+)/.exec((({ stdout, stderr }) => `${stdout}${stderr}`)(spawnSync('dnsperf', ['-h'], { encoding: 'utf8' })))?.[1] ?? ''} and ${spawnSync('dnsdist', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'dnsdist'} from Debian; dnsmasq (synth-domain) is the DNS server.`,
-        workerCounts[0] === null ? 'the agent has no --proxy-workers yet: one Membrane variant (the proxy on the agent\'s event loop)' : 'Membrane with 1 and 2 proxy workers (--proxy-workers), one node each; direct and dnsdist measured on both.',
+        releaseOnly ? 'dns:release: the answer-release runs only (Membrane with 1 proxy worker), no qps/latency rounds.' : workerCounts[0] === null ? 'the agent has no --proxy-workers yet: one Membrane variant (the proxy on the agent\'s event loop)' : 'Membrane with 1 and 2 proxy workers (--proxy-workers), one node each; direct and dnsdist measured on both.',
       ],
     };
   },

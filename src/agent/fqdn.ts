@@ -208,7 +208,7 @@ export class AgentFqdn {
   }
 
   start(): void {
-    this.#persistTimer = setInterval(() => this.persist(), PERSIST_INTERVAL_MS);
+    this.#persistTimer = setInterval(() => this.#persistSoon(), PERSIST_INTERVAL_MS);
     this.#persistTimer.unref();
     this.#gcTimer = setInterval(() => void this.gc(), DNS_GC_INTERVAL_MS);
     this.#gcTimer.unref();
@@ -231,6 +231,10 @@ export class AgentFqdn {
     }
   }
 
+  /**
+   * Writes the cache if it changed, synchronously (stop, tests). The timer's writes go through
+   * `#persistSoon` instead: the file and its fsync leave the event loop, which answers wait on.
+   */
   persist(): void {
     if (!this.#dirty) return;
     this.#dirty = false;
@@ -240,6 +244,15 @@ export class AgentFqdn {
       this.#dirty = true;
       this.#log.error({ err }, 'FQDN cache not saved');
     }
+  }
+
+  #persistSoon(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    this.#store.writeSoon(SNAPSHOT_FILE, () => this.names.snapshot()).catch((err: unknown) => {
+      this.#dirty = true;
+      this.#log.error({ err }, 'FQDN cache not saved');
+    });
   }
 
   stop(): void {

@@ -25,15 +25,38 @@ interface Persisted {
 
 /** The longest `cidr:` prefix of a CIDR identity, when its labels are exactly that prefix's plus others. */
 function cidrOf(labels: readonly Label[]): { cidr: string; rest: Label[] } | null {
-  const cidrs = labels.filter((l) => l.source === 'cidr');
-  if (cidrs.length === 0) return null;
-  const longest = cidrs.reduce((a, b) => (Number(b.key.split('/')[1]) > Number(a.key.split('/')[1]) ? b : a));
-  let derived: Set<string>;
+  // The longest prefix by its length after the slash (read digit by digit: this runs for every
+  // learned address at each save, where splitting 33 keys each was most of the save's cost).
+  let longest: Label | null = null;
+  let longestBits = -1;
+  for (const l of labels) {
+    if (l.source !== 'cidr') continue;
+    const k = l.key;
+    let bits = 0;
+    for (let i = k.lastIndexOf('/') + 1; i > 0 && i < k.length; i++) bits = bits * 10 + (k.charCodeAt(i) - 48);
+    if (bits > longestBits) {
+      longest = l;
+      longestBits = bits;
+    }
+  }
+  if (longest === null) return null;
+  let list: Label[];
   try {
-    derived = new Set(cidrIdentityLabels(longest.key).map(formatLabel));
+    list = cidrIdentityLabels(longest.key);
   } catch {
     return null; // a prefix spelling this cannot re-derive: stored label by label
   }
+  // A learned address's labels as fqdnIdentityLabels builds them: the derived ones in their order,
+  // then labels of other sources (which no derived label can equal): compared field by field.
+  let same = labels.length >= list.length;
+  for (let i = 0; same && i < list.length; i++) {
+    const a = labels[i]!;
+    const b = list[i]!;
+    same = a.source === b.source && a.key === b.key && a.value === b.value;
+  }
+  for (let i = list.length; same && i < labels.length; i++) same = labels[i]!.source !== 'cidr' && labels[i]!.source !== 'reserved';
+  if (same) return { cidr: longest.key, rest: labels.slice(list.length) };
+  const derived = new Set(list.map(formatLabel));
   const rest = labels.filter((l) => !derived.has(formatLabel(l)));
   // Only when re-deriving gives the same set back.
   return derived.size + rest.length === labels.length ? { cidr: longest.key, rest } : null;
@@ -50,6 +73,8 @@ export class IdentityAllocator {
   #file = 'identities.json';
   #next: Record<'cluster' | 'local', number> = { cluster: FIRST_CLUSTER_IDENTITY, local: LOCAL_IDENTITY_SCOPE + 1 };
   #timer: NodeJS.Timeout | null = null;
+  /** id → its saved line and the label set it was derived from (#document). */
+  #lines = new Map<number, { labels: readonly Label[]; saved: Persisted['identities'][number] }>();
 
   constructor(store: StateStore, parse: (s: string) => Label) {
     this.#store = store;
@@ -64,7 +89,7 @@ export class IdentityAllocator {
   /**
    * The identity of a label set, allocating the next free one in its scope when new. Cluster
    * identities are saved at once (endpoints and their pinned policy entries refer to them); local
-   * ones (CIDR and FQDN-learned addresses, up to one per DNS answer) are saved within 5 s, or
+   * ones (CIDR and FQDN-learned addresses, up to one per DNS answer) are saved within 5 s (off the event loop), or
    * by `flush()`, so a burst of answers costs one write, not one per address. A local identity lost
    * in a crash is allocated again by the next regeneration, which rewrites the maps that use it.
    */
@@ -99,6 +124,7 @@ export class IdentityAllocator {
     const labels = this.#byId.get(id);
     if (!labels) return;
     this.#byId.delete(id);
+    this.#lines.delete(id);
     this.#byKey.delete(labelKey(labels));
     this.#persistSoon();
   }
@@ -122,7 +148,10 @@ export class IdentityAllocator {
     if (this.#timer) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      this.#persist();
+      // Off the event loop (StateStore.writeSoon): at 1000 new addresses a second the file holds
+      // thousands of lines, and a synchronous write plus fsync held every DNS answer waiting on
+      // this thread for tens of ms. A failed write is tried again on the same schedule.
+      this.#store.writeSoon(this.#file, () => this.#document()).catch(() => this.#persistSoon());
     }, 5000);
     this.#timer.unref();
   }
@@ -132,11 +161,24 @@ export class IdentityAllocator {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    this.#store.write(this.#file, {
-      identities: this.entries().map(({ id, labels }) => {
+    this.#store.write(this.#file, this.#document());
+  }
+
+  /**
+   * The saved form, each identity's line derived once (cidrOf re-derives 36 labels per learned
+   * address: for thousands of them, rederiving all at every write took ~50 µs each).
+   */
+  #document(): Persisted {
+    const identities: Persisted['identities'] = [];
+    for (const [id, labels] of this.#byId) {
+      let line = this.#lines.get(id);
+      if (line === undefined || line.labels !== labels) {
         const c = cidrOf(labels);
-        return c ? { id, cidr: c.cidr, labels: c.rest.map(formatLabel) } : { id, labels: labels.map(formatLabel) };
-      }),
-    } satisfies Persisted);
+        line = { labels, saved: c ? { id, cidr: c.cidr, labels: c.rest.map(formatLabel) } : { id, labels: labels.map(formatLabel) } };
+        this.#lines.set(id, line);
+      }
+      identities.push(line.saved);
+    }
+    return { identities: identities.sort((a, b) => a.id - b.id) };
   }
 }
