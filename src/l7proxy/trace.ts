@@ -62,6 +62,17 @@ function startAttributes(x: Exchange): Attributes {
 /** Replaces the request's trace headers (every copy) with `values`, in both header views. */
 function setTraceHeaders(r: ParsedRequest, values: Record<string, string>): void {
   const raw = r.rawHeaders;
+  if (r.headers.traceparent === undefined && r.headers.tracestate === undefined) {
+    // Neither header came (Node's header object has every name lowercased): nothing to remove.
+    const kept = raw.slice();
+    for (const k in values) {
+      const v = values[k] as string;
+      kept.push(k, v);
+      r.headers[k] = v;
+    }
+    r.rawHeaders = kept;
+    return;
+  }
   let kept = raw;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;

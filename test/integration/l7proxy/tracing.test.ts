@@ -137,6 +137,42 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
 
+  it('issue-11 an unsampled client trace (flags 00) under the parent-based default: continued unsampled, its tracestate kept, nothing exported, the flow carries its trace id', async () => {
+    const otlp = await startOtlpReceiver(cleanups);
+    const tracing = await tracingTo(otlp.url);
+    cleanups.add(traceHttpProxy(tracing.proxyTracer));
+    const up = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const status = await new Promise<number>((resolve, reject) => {
+      request(
+        {
+          port: h.port,
+          host: '127.0.0.1',
+          method: 'POST',
+          path: '/v1/request-landing',
+          headers: { host: HOST, traceparent: `00-${traceId}-b7ad6b7169203331-00`, tracestate: 'congo=t61rcWkgMzE' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      )
+        .on('error', reject)
+        .end();
+    });
+    expect(status).toBe(200);
+    await tracing.shutdown();
+    expect(otlp.requests).toBe(0);
+    const sent = receivedTraceparent(up, 0);
+    expect(sent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+    // A new span id (this hop's), not the client's.
+    expect(sent).not.toContain('b7ad6b7169203331');
+    expect(up.requests[0]?.headers.tracestate).toBe('congo=t61rcWkgMzE');
+    expect(h.flows.find((f) => f.l7?.type === 'REQUEST')?.trace_context?.parent.trace_id).toBe(traceId);
+  });
+
   it('issue-11 sampling decided before the span: a root sampled at 50% is exported under the trace id sent upstream (flags 01), one dropped is sent with flags 00 and never exported, and half are sampled', async () => {
     const otlp = await startOtlpReceiver(cleanups);
     const tracing = await tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' });
