@@ -8,7 +8,7 @@
  *   agent state (endpoints, identities, policies, FQDN cache, proxies) ──at scrape──► gauges
  *   MetricsServer GET /metrics ──► MembraneMetrics.scrape()
  */
-export { MembraneMetrics, MAP_PRESSURE_INTERVAL_MS, type MetricsSources, type OtlpCounters, type ProxyGauges } from './registry.js';
+export { MembraneMetrics, MAP_PRESSURE_INTERVAL_MS, PROCESS_METRICS_INTERVAL_MS, type MetricsSources, type OtlpCounters, type ProxyGauges } from './registry.js';
 export { MetricsServer, parseServeAddr, DEFAULT_PROMETHEUS_PORT, type ServeAddr, type MetricsEndpoint } from './server.js';
 export { FlowCounter, createFlowMetrics, takeFlowMetricsDelta, mergeFlowMetricsDelta, type FlowMetrics, type FlowMetricsDelta } from './flows.js';
 export { FastCounter, FastHistogram, MAX_SERIES_PER_METRIC, DEFAULT_BUCKETS, OTHER, type CounterDelta, type HistogramDelta } from './fast.js';

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it, afterEach } from 'vitest';
 import { createServer } from 'node:net';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { MAX_SERIES_PER_METRIC, MembraneMetrics, MetricsServer, parseServeAddr, type MetricsSources } from '../../../src/metrics/index.js';
 import {
   dnsRequestFlow,
@@ -245,6 +246,31 @@ describe('metrics listener', () => {
     expect(body).toMatch(/^process_cpu_user_seconds_total \d/m);
     expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(404);
     expect((await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('issue-11 process metrics: prom-client\'s names and types, re-read at most every interval (a scrape in between serves the last values)', async () => {
+    const names = (text: string): string[] => [...text.matchAll(/^# TYPE (\S+) (\w+)$/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+    const plain = new Registry();
+    collectDefaultMetrics({ register: plain });
+    const reference = await plain.metrics();
+    const own = await new MembraneMetrics(sources(), { processMetricsIntervalMs: 0 }).scrape();
+    const defaults = new Set(names(reference));
+    expect(defaults.size).toBeGreaterThan(10);
+    expect(names(own).filter((n) => defaults.has(n))).toEqual([...defaults].sort());
+
+    const burn = (): void => {
+      const until = process.cpuUsage().user + 40_000;
+      while (process.cpuUsage().user < until);
+    };
+    const cpu = (text: string): number => samples(text).get('process_cpu_user_seconds_total{}') ?? NaN;
+    const throttled = new MembraneMetrics(sources(), { processMetricsIntervalMs: 60_000 });
+    const first = cpu(await throttled.scrape());
+    burn();
+    expect(cpu(await throttled.scrape())).toBe(first);
+    const live = new MembraneMetrics(sources(), { processMetricsIntervalMs: 0 });
+    const before = cpu(await live.scrape());
+    burn();
+    expect(cpu(await live.scrape())).toBeGreaterThan(before + 0.03);
   });
 
   it('an address in use is MEMBRANE_ERR_METRICS_LISTEN naming it', async () => {
