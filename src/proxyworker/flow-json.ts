@@ -40,26 +40,103 @@ class Quoted {
   }
 }
 
+/**
+ * Memos per kind of flow (0: request, 1: reply). A connection's request and response flows
+ * alternate and swap the addresses, ports and endpoints: one memo for both would miss every time.
+ */
+type Kind = 0 | 1;
+
 const Q = {
   verdict: new Quoted(),
-  ipVersion: new Quoted(),
-  src: new Quoted(),
-  dst: new Quoted(),
-  type: new Quoted(),
-  method: new Quoted(),
-  url: new Quoted(),
-  protocol: new Quoted(),
-  direction: new Quoted(),
-  summaryRequest: new Quoted(),
-  summaryReply: new Quoted(),
-  node: new Quoted(),
   time: new Quoted(),
+  summary: [new Quoted(), new Quoted()] as const,
 };
 
-/** Per position in a header list, its name and its value. */
-const HEADER_MEMOS = 32;
-const HK = Array.from({ length: HEADER_MEMOS }, () => new Quoted());
-const HV = Array.from({ length: HEADER_MEMOS }, () => new Quoted());
+/**
+ * The text of one stretch of a flow whose fields repeat from flow to flow of a connection (and of
+ * all connections between the same pods): kept while every input is the same string or number
+ * as last time (endpoint texts compared as the objects `endpointJson` keeps, so an endpoint that
+ * changed gives a new text), and flattened once, so a batch of flows is a short rope of flat
+ * pieces (issue 9: flattening a batch of ~100-piece flows for `postMessage` cost more than
+ * copying its bytes).
+ */
+class Segment {
+  #a: unknown = Segment;
+  #b: unknown = undefined;
+  #c: unknown = undefined;
+  #d: unknown = undefined;
+  #e: unknown = undefined;
+  #f: unknown = undefined;
+  #g: unknown = undefined;
+  #h: unknown = undefined;
+  /** The kept text (valid after `hit` answered true, or after `keep`). */
+  text = '';
+
+  /**
+   * Whether the inputs are those of the kept text; if not, they are recorded and the caller
+   * `keep`s the text made of them. Fixed arity (unused ones undefined): no array per call.
+   */
+  hit(a: unknown, b: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown, g?: unknown, h?: unknown): boolean {
+    if (this.#a === a && this.#b === b && this.#c === c && this.#d === d && this.#e === e && this.#f === f && this.#g === g && this.#h === h) return true;
+    this.#a = a;
+    this.#b = b;
+    this.#c = c;
+    this.#d = d;
+    this.#e = e;
+    this.#f = f;
+    this.#g = g;
+    this.#h = h;
+    return false;
+  }
+
+  keep(text: string): string {
+    // Flattens the rope in place (V8 does on indexed access): every later flow shares one flat string.
+    text.charCodeAt(0);
+    this.text = text;
+    return text;
+  }
+}
+
+/** The header list of the last flow of one kind, as `headersJson` made it. */
+class HeadersSegment {
+  #keys: string[] = [];
+  #values: string[] = [];
+  #text = '[]';
+
+  of(headers: readonly HTTPHeader[]): string | null {
+    const keys = this.#keys;
+    const values = this.#values;
+    let same = keys.length === headers.length;
+    for (let i = 0; i < headers.length; i++) {
+      const h = headers[i] as HTTPHeader;
+      if (typeof h !== 'object' || h === null || typeof h.key !== 'string' || typeof h.value !== 'string') return null;
+      if (same && (keys[i] !== h.key || values[i] !== h.value)) same = false;
+    }
+    if (same) return this.#text;
+    let out = '[';
+    for (let i = 0; i < headers.length; i++) {
+      const h = headers[i] as HTTPHeader;
+      keys[i] = h.key;
+      values[i] = h.value;
+      out += `${i === 0 ? '' : ','}{"key":${quote(h.key)},"value":${quote(h.value)}}`;
+    }
+    keys.length = headers.length;
+    values.length = headers.length;
+    out += ']';
+    out.charCodeAt(0);
+    this.#text = out;
+    return out;
+  }
+}
+
+/** Per kind: `"IP":…` through `"l7":{"type":…`, the HTTP record, its headers, `traffic_direction` … `"Summary":`; and `node_name`, `proxy_port`. */
+const SEG = {
+  mid: [new Segment(), new Segment()] as const,
+  http: [new Segment(), new Segment()] as const,
+  headers: [new HeadersSegment(), new HeadersSegment()] as const,
+  after: [new Segment(), new Segment()] as const,
+  node: new Segment(),
+};
 
 function num(n: number): string {
   return Number.isFinite(n) ? `${n}` : 'null';
@@ -116,33 +193,25 @@ function policiesJson(list: readonly FlowPolicy[]): string {
   return text;
 }
 
-function headersJson(headers: readonly HTTPHeader[]): string | null {
-  let out = '[';
-  for (let i = 0; i < headers.length; i++) {
-    const h = headers[i] as HTTPHeader;
-    if (typeof h !== 'object' || h === null || typeof h.key !== 'string' || typeof h.value !== 'string') return null;
-    const key = i < HEADER_MEMOS ? (HK[i] as Quoted).of(h.key) : quote(h.key);
-    const value = i < HEADER_MEMOS ? (HV[i] as Quoted).of(h.value) : quote(h.value);
-    out += `${i === 0 ? '' : ','}{"key":${key},"value":${value}}`;
-  }
-  return `${out}]`;
-}
-
-function httpJson(http: HTTPRecord): string | null {
-  let out = '{';
-  if (http.code !== undefined) {
-    if (typeof http.code !== 'number') return null;
-    out += `"code":${num(http.code)},`;
-  }
-  if (typeof http.method !== 'string' || typeof http.url !== 'string' || typeof http.protocol !== 'string') return null;
-  out += `"method":${Q.method.of(http.method)},"url":${Q.url.of(http.url)},"protocol":${Q.protocol.of(http.protocol)}`;
+function httpJson(http: HTTPRecord, kind: Kind): string | null {
+  const code = http.code;
+  if (code !== undefined && typeof code !== 'number') return null;
+  const { method, url, protocol } = http;
+  if (typeof method !== 'string' || typeof url !== 'string' || typeof protocol !== 'string') return null;
+  let headers = '';
   if (http.headers !== undefined) {
     if (!Array.isArray(http.headers)) return null;
-    const h = headersJson(http.headers);
+    const h = SEG.headers[kind].of(http.headers);
     if (h === null) return null;
-    out += `,"headers":${h}`;
+    headers = h;
   }
-  return `${out}}`;
+  // `code` absent and `headers` absent are told apart from any value by their type ('' vs a number or a '[…]' text).
+  const seg = SEG.http[kind];
+  if (seg.hit(code ?? '', method, url, protocol, headers)) return seg.text;
+  let out = code !== undefined ? `{"code":${num(code)},` : '{';
+  out += `"method":${quote(method)},"url":${quote(url)},"protocol":${quote(protocol)}`;
+  if (headers !== '') out += `,"headers":${headers}`;
+  return seg.keep(`${out}}`);
 }
 
 /** Keys of the policy lists, in the order `l7Policies` of the builders can add them. */
@@ -170,20 +239,38 @@ export function httpFlowJson(flow: Flow): string | null {
   if (typeof tcp.source_port !== 'number' || typeof tcp.destination_port !== 'number' || typeof flow.event_type.type !== 'number') return null;
   if (typeof l7.type !== 'string' || (l7.latency_ns !== undefined && typeof l7.latency_ns !== 'number')) return null;
   if (typeof flow.traffic_direction !== 'string' || typeof flow.is_reply !== 'boolean') return null;
-  const http = httpJson(l7.http);
+  const kind: Kind = flow.is_reply ? 1 : 0;
+  const http = httpJson(l7.http, kind);
   if (http === null) return null;
+  if (flow.proxy_port !== undefined && typeof flow.proxy_port !== 'number') return null;
+  const srcText = endpointJson(flow.source);
+  const dstText = endpointJson(flow.destination);
+  const l7type: string = l7.type;
+  const { ipVersion, source, destination } = ip;
+  const { source_port: sport, destination_port: dport } = tcp;
+  const midSeg = SEG.mid[kind];
+  const mid = midSeg.hit(ipVersion, source, destination, sport, dport, srcText, dstText, l7type)
+    ? midSeg.text
+    : midSeg.keep(
+        `"IP":{"ipVersion":${quote(ipVersion)},"source":${quote(source)},"destination":${quote(destination)}},` +
+          `"l4":{"TCP":{"source_port":${num(sport)},"destination_port":${num(dport)}}},` +
+          `"source":${srcText},"destination":${dstText},"Type":"L7","l7":{"type":${quote(l7type)}`,
+      );
+  const proxyPort = flow.proxy_port;
+  const direction: string = flow.traffic_direction;
+  const eventType: number = flow.event_type.type;
+  const nodeName: string = flow.node_name;
+  const afterSeg = SEG.after[kind];
+  const after = afterSeg.hit(direction, eventType)
+    ? afterSeg.text
+    : afterSeg.keep(`,"traffic_direction":${quote(direction)},"is_reply":${kind === 1 ? 'true' : 'false'},"event_type":{"type":${num(eventType)}},"Summary":`);
+  const nodeSeg = SEG.node;
+  const node = nodeSeg.hit(nodeName, proxyPort)
+    ? nodeSeg.text
+    : nodeSeg.keep(`,"node_name":${quote(nodeName)}${proxyPort === undefined ? '' : `,"proxy_port":${num(proxyPort)}`}`);
   let out =
-    `{"time":${Q.time.of(flow.time)},"uuid":${quote(flow.uuid)},"verdict":${Q.verdict.of(flow.verdict)},` +
-    `"IP":{"ipVersion":${Q.ipVersion.of(ip.ipVersion)},"source":${Q.src.of(ip.source)},"destination":${Q.dst.of(ip.destination)}},` +
-    `"l4":{"TCP":{"source_port":${num(tcp.source_port)},"destination_port":${num(tcp.destination_port)}}},` +
-    `"source":${endpointJson(flow.source)},"destination":${endpointJson(flow.destination)},"Type":"L7",` +
-    `"l7":{"type":${Q.type.of(l7.type)}${l7.latency_ns !== undefined ? `,"latency_ns":${num(l7.latency_ns)}` : ''},"http":${http}},` +
-    `"traffic_direction":${Q.direction.of(flow.traffic_direction)},"is_reply":${flow.is_reply ? 'true' : 'false'},` +
-    `"event_type":{"type":${num(flow.event_type.type)}},"Summary":${(flow.is_reply ? Q.summaryReply : Q.summaryRequest).of(flow.Summary)},"node_name":${Q.node.of(flow.node_name)}`;
-  if (flow.proxy_port !== undefined) {
-    if (typeof flow.proxy_port !== 'number') return null;
-    out += `,"proxy_port":${num(flow.proxy_port)}`;
-  }
+    `{"time":${Q.time.of(flow.time)},"uuid":${quote(flow.uuid)},"verdict":${Q.verdict.of(flow.verdict)},${mid}` +
+    `${l7.latency_ns !== undefined ? `,"latency_ns":${num(l7.latency_ns)}` : ''},"http":${http}}${after}${Q.summary[kind].of(flow.Summary)}${node}`;
   // Only requests that carried a traceparent have one: not worth a path of its own.
   if (flow.trace_context !== undefined) out += `,"trace_context":${JSON.stringify(flow.trace_context)}`;
   for (const key of POLICY_KEYS) {

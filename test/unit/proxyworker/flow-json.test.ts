@@ -72,3 +72,37 @@ describe('issue-9 httpFlowJson', () => {
     expect(batches[0]!.flows).toBe(JSON.stringify(flows));
   });
 });
+
+describe('issue-9 httpFlowJson kept segments', () => {
+  it('gives JSON.stringify for interleaved flows of many connections, whatever changed since the last one', () => {
+    const eps = [TIE, DS, ep('xwing', 5, 77), ep('ywing', 6, 78, ['k8s:q="x"'])];
+    const headerSets = [
+      [{ key: 'host', value: 'deathstar' }],
+      [{ key: 'host', value: 'deathstar' }, { key: 'date', value: 'Tue, 01 Dec 2026 06:00:00 GMT' }],
+      [{ key: 'host', value: 'deathstar' }, { key: 'date', value: 'Tue, 01 Dec 2026 06:00:01 GMT' }],
+      [{ key: 'host', value: 'death"star' }],
+      [],
+    ];
+    // A fixed pseudo-random sequence: every field that a kept segment stands for changes at some point.
+    let seed = 7;
+    const pick = <T>(xs: readonly T[]): T => xs[(seed = (seed * 1103515245 + 12345) % 2147483648) % xs.length]!;
+    for (let i = 0; i < 400; i++) {
+      const over: Partial<HttpExchangeInput> = {
+        source: pick(eps),
+        destination: pick(eps),
+        ip: pick([{ source: '10.0.1.2', destination: '10.0.2.2' }, { source: 'fd00::1', destination: 'fd00::2' }]),
+        sourcePort: pick([40000, 40001]),
+        destinationPort: pick([80, 8080]),
+        direction: pick(['INGRESS', 'EGRESS'] as const),
+        nodeName: pick(['node-1', 'node-2']),
+        ...pick([{}, { proxyPort: 15001 }, { proxyPort: 15002 }]),
+        ...pick([{}, { policies: [{ name: 'rule1', namespace: 'default' }] }]),
+      };
+      const http = { method: pick(['GET', 'POST']), url: pick(['http://deathstar/a', 'http://deathstar/b']), protocol: pick(['HTTP/1.1', 'HTTP/2']), headers: pick(headerSets) };
+      const f = pick([0, 1, 2]) === 0
+        ? httpRequestFlow({ ...input(over), verdict: pick(['FORWARDED', 'DROPPED'] as const), http })
+        : httpResponseFlow({ ...input(over), latencyNs: pick([0, 1_500_000]), verdict: pick(['FORWARDED', 'ERROR'] as const), http: { code: pick([200, 403, 503]), ...http } });
+      expect(httpFlowJson(f)).toBe(JSON.stringify(f));
+    }
+  });
+});
