@@ -423,8 +423,11 @@ export class Relay {
     this.#events = events;
   }
 
-  /** Sends the request upstream through `dispatcher`; the response streams into `res`. */
-  start(dispatcher: Dispatcher, req: IncomingMessage, parsed: ParsedRequest): void {
+  /**
+   * Sends the request upstream through `dispatcher`; the response streams into `res`.
+   * `connTokens`: the request's `connectionTokens`, when the caller has read them already.
+   */
+  start(dispatcher: Dispatcher, req: IncomingMessage, parsed: ParsedRequest, connTokens?: ReadonlySet<string>): void {
     const raw = parsed.host !== req.headers.host ? withHost(parsed.rawHeaders, parsed.host) : parsed.rawHeaders;
     const body = parsed.hasBody ? req : null;
     if (body === null) {
@@ -439,7 +442,7 @@ export class Relay {
         {
           path: parsed.path,
           method: parsed.method,
-          headers: upstreamRequestHeaders(raw),
+          headers: upstreamRequestHeaders(raw, connTokens),
           body,
           headersTimeout: 0,
           bodyTimeout: 0,

@@ -44,9 +44,11 @@ export function textHeaders(raw: ReadonlyArray<string | Buffer>): string[] {
   return out;
 }
 
-/** Removes hop-by-hop fields (and `also`, lower-case); the list itself when there is nothing to remove. */
-function withoutHopByHop(raw: readonly string[], also: string | null): readonly string[] {
-  const listed = connectionTokens(raw);
+/**
+ * Removes hop-by-hop fields (and `also`, lower-case); the list itself when there is nothing to
+ * remove. `listed`: `connectionTokens(raw)` when the caller has it already.
+ */
+function withoutHopByHop(raw: readonly string[], also: string | null, listed: ReadonlySet<string> = connectionTokens(raw)): readonly string[] {
   let out: string[] | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
@@ -60,10 +62,12 @@ function withoutHopByHop(raw: readonly string[], also: string | null): readonly 
 
 /**
  * Request headers to send upstream: hop-by-hop removed, and `expect` (the proxy answers
- * `100-continue` itself; undici does not send it). Everything else, `traceparent` included, unchanged.
+ * `100-continue` itself; undici does not send it). Everything else, `traceparent` included,
+ * unchanged. `listed`: the request's `connectionTokens`, when already read (the proxy reads them
+ * once per request).
  */
-export function upstreamRequestHeaders(raw: readonly string[]): string[] {
-  return withoutHopByHop(raw, 'expect') as string[];
+export function upstreamRequestHeaders(raw: readonly string[], listed?: ReadonlySet<string>): string[] {
+  return withoutHopByHop(raw, 'expect', listed ?? connectionTokens(raw)) as string[];
 }
 
 /** Response headers to send downstream: hop-by-hop removed; Node sets its own framing. */
@@ -81,16 +85,49 @@ export interface FlowHeader {
   value: string;
 }
 
-/** `rawHeaders` → Hubble's sorted `{key, value}` list, secrets redacted. */
+/**
+ * The lists made last, most recent first: a connection's request flows and response flows
+ * alternate, and the header lists of one kind mostly repeat (issue 9: lower-casing, redacting and
+ * sorting them was ~1% of a proxy worker's CPU at 2000 req/s). A list made here is frozen and may
+ * be shared by many flows: flows are read, never changed.
+ */
+const RECENT: Array<{ raw: string[]; list: readonly FlowHeader[] }> = [];
+const RECENT_MAX = 4;
+
+/** `raw` equals `kept`, field for field (as text). */
+function sameRaw(raw: ReadonlyArray<string | Buffer>, kept: readonly string[]): boolean {
+  if (raw.length !== kept.length) return false;
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i] as string | Buffer;
+    if (typeof v !== 'string' || v !== kept[i]) return false;
+  }
+  return true;
+}
+
+/** `rawHeaders` → Hubble's sorted `{key, value}` list, secrets redacted. Read-only: it may be shared. */
 export function flowHeaders(raw: ReadonlyArray<string | Buffer>): FlowHeader[] {
+  for (let i = 0; i < RECENT.length; i++) {
+    const r = RECENT[i] as { raw: string[]; list: readonly FlowHeader[] };
+    if (sameRaw(raw, r.raw)) {
+      if (i > 0) {
+        RECENT.splice(i, 1);
+        RECENT.unshift(r);
+      }
+      return r.list as FlowHeader[];
+    }
+  }
   const out = new Array<FlowHeader>(raw.length >> 1);
   for (let i = 0, j = 0; i + 1 < raw.length; i += 2, j++) {
     const key = textOf(raw[i] as string | Buffer).toLowerCase();
     const value = REDACTED_HEADERS.has(key) ? REDACTED_VALUE : textOf(raw[i + 1] as string | Buffer);
-    out[j] = { key, value };
+    out[j] = Object.freeze({ key, value });
   }
   // Stable, by key: repeated fields keep their order (as before). Most lists arrive nearly sorted.
-  return out.sort(byKey);
+  out.sort(byKey);
+  Object.freeze(out);
+  RECENT.unshift({ raw: textHeaders(raw), list: out });
+  if (RECENT.length > RECENT_MAX) RECENT.pop();
+  return out;
 }
 
 function byKey(a: FlowHeader, b: FlowHeader): number {

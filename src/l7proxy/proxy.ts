@@ -113,6 +113,8 @@ class ProxiedExchange implements Exchange, RelayEvents {
   lease: PoolLease | null = null;
   relay: Relay | null = null;
   downstreamGone = false;
+  /** The request's `Connection` tokens, read once (the upstream headers leave out what they name). */
+  connTokens: ReadonlySet<string> | undefined = undefined;
 
   constructor(proxy: HttpProxy, state: ConnState, request: ParsedRequest, res: ServerResponse, startMs: number, startNs: bigint) {
     this.conn = state.conn;
@@ -439,6 +441,7 @@ export class HttpProxy {
 
     // policy
     const x = new ProxiedExchange(this, state, parsed.request, res, startMs, startNs);
+    x.connTokens = tokens;
     res.once('close', onResponseClose.bind(res, this, state, x));
     x.decision = this.#judge(state, x.request);
     // Before the flow: a tracer (trace.ts) sets the trace context the flow carries.
@@ -536,7 +539,7 @@ export class HttpProxy {
     }
     this.#inflight++;
     x.relay = new Relay(res, x.request, this.#relayOptions, x);
-    x.relay.start(x.lease.dispatcher, req, x.request);
+    x.relay.start(x.lease.dispatcher, req, x.request, x.connTokens);
   }
 
   /** @internal the relay wrote the upstream's status line and headers downstream. */

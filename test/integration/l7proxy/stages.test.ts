@@ -146,6 +146,34 @@ describe('forward helpers', () => {
     ]);
   });
 
+  it('flow headers of a list seen before are the same (issue-9: recent lists are kept), of another list its own', () => {
+    const lists = [
+      ['Host', 'deathstar', 'Authorization', 'Bearer x'],
+      ['Server', 'nginx', 'Date', 'Tue, 01 Dec 2026 06:00:00 GMT', 'Connection', 'keep-alive'],
+      ['Server', 'nginx', 'Date', 'Tue, 01 Dec 2026 06:00:01 GMT', 'Connection', 'keep-alive'],
+      ['host', 'deathstar', 'authorization', 'Bearer x'],
+      ['Host', 'deathstar'],
+      ['Host', 'deathstar', 'Authorization'],
+    ];
+    const expected = (raw: string[]): { key: string; value: string }[] => {
+      const out: { key: string; value: string }[] = [];
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const key = raw[i]!.toLowerCase();
+        out.push({ key, value: key === 'authorization' ? 'HUBBLE_REDACTED' : raw[i + 1]! });
+      }
+      return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    };
+    // Interleaved and repeated, more lists than are kept, copies of the same text and Buffers too.
+    for (let round = 0; round < 3; round++) {
+      for (const raw of [...lists, ...lists.slice().reverse()]) {
+        expect(flowHeaders(raw.map((s) => `${s} `.trimEnd()))).toEqual(expected(raw));
+        expect(flowHeaders(raw.map((s) => Buffer.from(s, 'latin1')))).toEqual(expected(raw));
+      }
+    }
+    const shared = flowHeaders(lists[0]!);
+    expect(Object.isFrozen(shared) && shared.every((h) => Object.isFrozen(h))).toBe(true);
+  });
+
   it('pool keys separate identities and destinations', () => {
     expect(poolKey({ srcIdentity: 1 }, CONN)).not.toBe(poolKey({ srcIdentity: 2 }, CONN));
     expect(poolKey({ srcIdentity: 1 }, CONN)).not.toBe(poolKey({ srcIdentity: 1 }, { ...CONN, dstPort: 81 }));
