@@ -47,7 +47,7 @@ export class AgentClient {
         res = await this.#client.request(options);
       }
     } catch (err) {
-      throw membraneError('MEMBRANE_ERR_AGENT_UNREACHABLE', `${this.socketPath}: ${(err as Error).message} (is \`membrane agent\` running?)`, {
+      throw membraneError('MEMBRANE_ERR_AGENT_UNREACHABLE', unreachableMessage(this.socketPath, err), {
         cause: err,
       });
     }
@@ -72,7 +72,7 @@ export class AgentClient {
       res = await this.#client.request({ method: 'GET', path, ...(signal ? { signal } : {}) });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
-      throw membraneError('MEMBRANE_ERR_AGENT_UNREACHABLE', `${this.socketPath}: ${(err as Error).message} (is \`membrane agent\` running?)`, {
+      throw membraneError('MEMBRANE_ERR_AGENT_UNREACHABLE', unreachableMessage(this.socketPath, err), {
         cause: err,
       });
     }
@@ -110,4 +110,11 @@ export async function withAgent<T>(socket: string | undefined, fn: (c: AgentClie
   } finally {
     await client.close();
   }
+}
+
+/** Why the agent's socket could not be used: a root-only socket is not "the agent is down". */
+function unreachableMessage(socketPath: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EACCES' || e.code === 'EPERM') return `${socketPath}: permission denied (${e.code}; the agent's API socket is root-only: run the command as root)`;
+  return `${socketPath}: ${e.message} (is \`membrane agent\` running?)`;
 }

@@ -58,7 +58,13 @@ interface Log {
 
 type Obj = Record<string, unknown>;
 
-function grpcError(code: grpc.status, details: string, membraneCode?: string): grpc.ServiceError {
+/** Longest error text sent back, characters. */
+const MAX_ERROR_DETAILS = 1024;
+
+function grpcError(code: grpc.status, message: string, membraneCode?: string): grpc.ServiceError {
+  // The details travel in the grpc-message trailer: a filter value of megabytes echoed whole
+  // would pass HTTP/2's header-list limit and the call would never end.
+  const details = message.length > MAX_ERROR_DETAILS ? `${message.slice(0, MAX_ERROR_DETAILS)}… (${message.length - MAX_ERROR_DETAILS} more characters)` : message;
   const metadata = new grpc.Metadata();
   if (membraneCode) metadata.set(ERROR_CODE_METADATA, membraneCode);
   return Object.assign(new Error(details), { code, details, metadata });

@@ -99,3 +99,29 @@ describe('a closed standard output', () => {
     expect(status).toBe(141);
   });
 });
+
+describe('a user who is not root is told so, not that the agent is down', () => {
+  const root = process.getuid?.() === 0;
+  it.skipIf(!root && !process.env.CI)('the agent API socket is root-only (0600): EACCES names that, not "is the agent running?"', async () => {
+    const { createServer } = await import('node:net');
+    const { chmodSync, mkdtempSync, rmSync } = await import('node:fs');
+    const { spawnSync } = await import('node:child_process');
+    // A world-searchable directory, so only the socket's own mode keeps the user out.
+    const dir = mkdtempSync('/tmp/mb-eacces-');
+    chmodSync(dir, 0o755);
+    const socket = join(dir, 'agent.sock');
+    const server = createServer((c) => c.end());
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    chmodSync(socket, 0o600);
+    try {
+      const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, '--api-socket', socket, 'status'], { encoding: 'utf8' });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('permission denied');
+      expect(r.stderr).toContain('root-only: run the command as root');
+      expect(r.stderr).not.toContain('is `membrane agent` running?');
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

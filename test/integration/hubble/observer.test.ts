@@ -133,6 +133,18 @@ describe('Hubble observer API on a unix socket', () => {
     await expect(collect(stub.GetFlows({ whitelist: [{ source_ip: ['not-an-ip'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
   });
 
+  it('a filter value of megabytes still gets its INVALID_ARGUMENT, the value cut short in the message', async () => {
+    const huge = 'x'.repeat(300_000);
+    const err = (await collect(stub.GetFlows({ whitelist: [{ source_ip: [huge] }] })).then(
+      () => null,
+      (e: unknown) => e,
+    )) as grpc.ServiceError | null;
+    expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('more characters') });
+    expect(err!.details.length).toBeLessThan(2048);
+    // The server keeps serving the next call.
+    expect((await collect(stub.GetFlows({ number: 1 }))).length).toBe(1);
+  });
+
   it('follow sends the last N matching flows, then new ones as they are pushed, until cancelled', async () => {
     const call = stub.GetFlows({ number: 1, follow: true, whitelist: [{ verdict: ['DROPPED'] }] });
     const got: Obj[] = [];
