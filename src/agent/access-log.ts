@@ -125,7 +125,8 @@ export class AccessLogFile {
     // At startup, not on a request's path: the directory and the live file exist before any line.
     mkdirSync(dirname(opts.path), { recursive: true });
     this.#size = sizeOf(opts.path);
-    this.#fd = openSync(this.path, 'a');
+    // Owner-only, as Cilium's rotating writer (lumberjack, 0600): lines carry paths and headers.
+    this.#fd = openSync(this.path, 'a', 0o600);
     // A file already over the limit (an earlier run) rotates before the first new line.
     if (this.#size >= this.#maxSize) this.#queueRotation();
     else this.#armAgeTimer();
@@ -296,7 +297,7 @@ export class AccessLogFile {
         for (let i = this.#maxBackups - 1; i >= 1; i--) await renameIfThere(`${this.path}.${i}`, `${this.path}.${i + 1}`);
         await renameIfThere(this.path, `${this.path}.1`);
       }
-      const fd = await openAsync(this.path, 'a');
+      const fd = await openAsync(this.path, 'a', 0o600);
       const old = this.#fd;
       this.#fd = fd;
       await closeAsync(old).catch(() => undefined);

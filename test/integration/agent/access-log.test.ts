@@ -53,6 +53,14 @@ describe('access log rotation (issue-7 the access log is bounded)', () => {
     expect(file.stats().dropped).toBe(0);
   });
 
+  it('the live file and the rotated ones are owner-only (0600), as Cilium\'s lumberjack writer: lines carry paths and headers', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'access.log');
+    const file = new AccessLogFile({ path, maxSizeBytes: 4096, maxBackups: 2 });
+    await writeLines(file, 200);
+    for (const f of ['access.log', 'access.log.1']) expect((statSync(join(dir, f)).mode & 0o777).toString(8)).toBe('600');
+  });
+
   it('what is kept is the newest lines, whole and in order, up to the last one written', async () => {
     const dir = tempDir();
     const path = join(dir, 'access.log');
