@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { TestNode, eventually, privilegedSkipReason, starwarsLab, RULE1_L3L4, RULE1_L7 } from './harness.js';
+import { existsSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestNode, eventually, privilegedSkipReason, ROOT, starwarsLab, RULE1_L3L4, RULE1_L7 } from './harness.js';
 
 const skip = privilegedSkipReason();
 const P = 'rs';
@@ -100,6 +101,29 @@ describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ?
     await node.startAgent();
     expect(node.curl(`${P}-tie`, 'POST', url('/v1/request-landing')).body).toBe('Ship landed\n');
     expect(node.curl(`${P}-tie`, 'PUT', url('/v1/exhaust-port')).status).toBe(403);
+  });
+
+  it('bin/membrane agent --netns of a namespace that exists runs the agent as one process inside it (no second Node start-up on a restart)', async () => {
+    expect(await node.stopAgent('SIGTERM')).toBe(0);
+    const bin = join(ROOT, 'bin', 'membrane');
+    const agent = spawn(bin, [
+      '--api-socket', node.socket, 'agent', '--netns', node.netns, '--policy-dir', node.policyDir,
+      '--state-dir', join(node.dir, 'state'), '--pin-root', node.pinRoot, '--node-name', node.netns,
+    ], { stdio: 'ignore' });
+    try {
+      expect(await eventually(() => node.client.request('GET', '/v1/healthz').then(() => true, () => false), 20_000)).toBe(true);
+      // The PID we started is the agent itself (nsenter exec'd Node), in the node's namespace.
+      expect(readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').split('\0')).toContain('agent');
+      expect(readlinkSync(`/proc/${agent.pid}/exe`)).toBe(realpathSync(process.execPath));
+      expect(statSync(`/proc/${agent.pid}/ns/net`).ino).toBe(statSync(`/run/netns/${node.netns}`).ino);
+      expect(node.curl(`${P}-tie`, 'POST', `http://${node.podIp(`${P}-ds`)}/v1/request-landing`).body).toBe('Ship landed\n');
+    } finally {
+      const exited = new Promise((r) => agent.once('exit', r));
+      agent.kill('SIGTERM');
+      await exited;
+    }
+    expect(agent.exitCode).toBe(0);
+    await node.startAgent();
   });
 
   it('uninstall refuses while the agent runs, then removes its pins and node namespace', async () => {
