@@ -50,6 +50,10 @@ const Q = {
   verdict: new Quoted(),
   time: new Quoted(),
   summary: [new Quoted(), new Quoted()] as const,
+  ip: [
+    { version: new Quoted(), source: new Quoted(), destination: new Quoted() },
+    { version: new Quoted(), source: new Quoted(), destination: new Quoted() },
+  ] as const,
 };
 
 /**
@@ -129,9 +133,9 @@ class HeadersSegment {
   }
 }
 
-/** Per kind: `"IP":…` through `"l7":{"type":…`, the HTTP record, its headers, `traffic_direction` … `"Summary":`; and `node_name`, `proxy_port`. */
+/** Per kind: the source endpoint's text through `"l7":{"type":…`, the HTTP record, its headers, `traffic_direction` … `"Summary":`; and `node_name`, `proxy_port`. */
 const SEG = {
-  mid: [new Segment(), new Segment()] as const,
+  pair: [new Segment(), new Segment()] as const,
   http: [new Segment(), new Segment()] as const,
   headers: [new HeadersSegment(), new HeadersSegment()] as const,
   after: [new Segment(), new Segment()] as const,
@@ -248,14 +252,17 @@ export function httpFlowJson(flow: Flow): string | null {
   const l7type: string = l7.type;
   const { ipVersion, source, destination } = ip;
   const { source_port: sport, destination_port: dport } = tcp;
-  const midSeg = SEG.mid[kind];
-  const mid = midSeg.hit(ipVersion, source, destination, sport, dport, srcText, dstText, l7type)
-    ? midSeg.text
-    : midSeg.keep(
-        `"IP":{"ipVersion":${quote(ipVersion)},"source":${quote(source)},"destination":${quote(destination)}},` +
-          `"l4":{"TCP":{"source_port":${num(sport)},"destination_port":${num(dport)}}},` +
-          `"source":${srcText},"destination":${dstText},"Type":"L7","l7":{"type":${quote(l7type)}`,
-      );
+  // The addresses and ports differ from connection to connection (and consecutive flows are
+  // mostly of different connections): written as they come. The endpoints are those of a pair of
+  // pods, shared by all its connections: kept.
+  const q = Q.ip[kind];
+  const addrs =
+    `"IP":{"ipVersion":${q.version.of(ipVersion)},"source":${q.source.of(source)},"destination":${q.destination.of(destination)}},` +
+    `"l4":{"TCP":{"source_port":${num(sport)},"destination_port":${num(dport)}}},"source":`;
+  const pairSeg = SEG.pair[kind];
+  const pair = pairSeg.hit(srcText, dstText, l7type)
+    ? pairSeg.text
+    : pairSeg.keep(`${srcText},"destination":${dstText},"Type":"L7","l7":{"type":${quote(l7type)}`);
   const proxyPort = flow.proxy_port;
   const direction: string = flow.traffic_direction;
   const eventType: number = flow.event_type.type;
@@ -269,7 +276,7 @@ export function httpFlowJson(flow: Flow): string | null {
     ? nodeSeg.text
     : nodeSeg.keep(`,"node_name":${quote(nodeName)}${proxyPort === undefined ? '' : `,"proxy_port":${num(proxyPort)}`}`);
   let out =
-    `{"time":${Q.time.of(flow.time)},"uuid":${quote(flow.uuid)},"verdict":${Q.verdict.of(flow.verdict)},${mid}` +
+    `{"time":${Q.time.of(flow.time)},"uuid":${quote(flow.uuid)},"verdict":${Q.verdict.of(flow.verdict)},${addrs}${pair}` +
     `${l7.latency_ns !== undefined ? `,"latency_ns":${num(l7.latency_ns)}` : ''},"http":${http}}${after}${Q.summary[kind].of(flow.Summary)}${node}`;
   // Only requests that carried a traceparent have one: not worth a path of its own.
   if (flow.trace_context !== undefined) out += `,"trace_context":${JSON.stringify(flow.trace_context)}`;
