@@ -35,7 +35,9 @@
  *
  * Isolation: Membrane's p99 at 2000 req/s quiet vs while 200 policy files change (written,
  * changed, removed in the agent's policy directory) and 1,000 endpoints (links in the node
- * namespace, veth pairs) are registered and deregistered through the agent API.
+ * namespace, veth pairs) are registered and deregistered through the agent API (alone: `--only
+ * http:iso`, 1 worker). During each churn run the CPU of the agent's threads and of the
+ * machine's busiest processes is noted: what competed with the proxy for the cores.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -754,8 +756,150 @@ function obsReport(ctx: BenchContext, b: HttpBench, o: ObsFigures, variantLabel:
   return { table, targets, notes, rows };
 }
 
-/** `--only http:obs`: the node, then the observability block alone (no performance row to compare off with). */
-async function runObsOnly(ctx: BenchContext, b: HttpBench, workers: boolean): Promise<BenchResult> {
+/** CPU of every process on the machine over an interval (/proc/PID/stat), busiest first: what competed with the proxy. */
+class MachineCpu {
+  #before = new Map<number, number>();
+  #sample(): Map<number, { comm: string; us: number }> {
+    const out = new Map<number, { comm: string; us: number }>();
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        // utime+stime and the children's that were waited for (an `ip` a process ran and reaped)
+        out.set(Number(name), { comm, us: ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1e6) / 100 });
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
+  }
+  start(): void {
+    this.#before = new Map([...this.#sample()].map(([p, x]) => [p, x.us]));
+  }
+  stop(): { pid: number; comm: string; us: number }[] {
+    return [...this.#sample()]
+      .map(([pid, x]) => ({ pid, comm: x.comm, us: x.us - (this.#before.get(pid) ?? 0) }))
+      .filter((x) => x.us > 0)
+      .sort((a, b) => b.us - a.us);
+  }
+}
+
+/** The isolation block's runs: quiet and under churn, interleaved (`variant`: the agent as it runs now). */
+interface IsoRuns {
+  quiet: WrkResult[];
+  busy: WrkResult[];
+  churnOps: { policy: number; endpoint: number; errors: number }[];
+  /** CPU of the agent's threads during each churn run, % of one core, busiest first (where the churn's work ran). */
+  churnThreads: string[];
+  variant: Variant;
+}
+
+/**
+ * Membrane quiet vs while CHURN_POLICIES policy files change and CHURN_ENDPOINTS endpoints come
+ * and go, at RATE req/s, `ctx.runs` rounds (the agent must serve `iso` already, warm).
+ */
+async function measureIsolation(b: HttpBench, iso: Variant, ctx: BenchContext): Promise<IsoRuns> {
+  const S = b.seconds;
+  Churn.links();
+  // The churn links go with the node namespace (removed at cleanup, after the agent has stopped:
+  // deleting 1,000 links one by one under a running agent took 20 s).
+  const quiet: WrkResult[] = [];
+  const busy: WrkResult[] = [];
+  const churnOps: { policy: number; endpoint: number; errors: number }[] = [];
+  const churnThreads: string[] = [];
+  const underChurn = async (): Promise<void> => {
+    const churn = new Churn(b.node);
+    churn.start();
+    await new Promise((r) => setTimeout(r, 500)); // the churn under way before the load starts
+    const pid = b.pidOf(iso);
+    const tc = new ThreadCpu(pid);
+    const machine = new MachineCpu();
+    tc.start();
+    machine.start();
+    busy.push((await b.paced(iso, S.paced)).r);
+    const threads = tc
+      .stop()
+      .slice(0, 4)
+      .map((t) => `${t.tid === pid ? 'main' : `${t.name}[${t.tid}]`} ${((100 * t.us) / (S.paced * 1e6)).toFixed(0)}%`)
+      .join(', ');
+    const procs = machine
+      .stop()
+      .slice(0, 6)
+      .map((p) => `${p.pid === pid ? 'agent' : p.pid === process.pid ? 'bench (churn driver)' : `${p.comm}[${p.pid}]`} ${((100 * p.us) / (S.paced * 1e6)).toFixed(0)}%`)
+      .join(', ');
+    churnThreads.push(`${threads}; busiest processes: ${procs}`);
+    churnOps.push({ policy: churn.policyOps, endpoint: churn.endpointOps, errors: churn.endpointErrors });
+    // After the last churn run nothing is measured: the node goes, its endpoints with it.
+    await churn.stop(busy.length + quiet.length < 2 * ctx.runs);
+    if (busy.length + quiet.length < 2 * ctx.runs) await b.ready(iso);
+  };
+  for (let round = 0; round < ctx.runs; round++) {
+    // Interleaved, the order alternating: quiet then churn, churn then quiet, …
+    if (round % 2) await underChurn();
+    quiet.push((await b.paced(iso, S.paced)).r);
+    if (!(round % 2)) await underChurn();
+    const o = churnOps.at(-1)!;
+    ctx.log(
+      `isolation round ${round + 1}: p99 quiet ${ms(quiet.at(-1)!.p99Ms)} ms, churn ${ms(busy.at(-1)!.p99Ms)} ms (${o.policy} policy-file ops, ${o.endpoint} endpoint ops during the run; agent threads under churn: ${churnThreads.at(-1)})`,
+    );
+  }
+  return { quiet, busy, churnOps, churnThreads, variant: iso };
+}
+
+/** The isolation table and target (`shared`: what the churn shares with the proxy, for the limit). */
+function isoReport(iso: IsoRuns, rowName: string, variantLabel: string, shared: string): { table: BenchTable; target: BenchTarget; rows: BenchRow[]; notes: string[] } {
+  const qp = median(iso.quiet.map((r) => r.p99Ms));
+  const bp = median(iso.busy.map((r) => r.p99Ms));
+  const ops = iso.churnOps;
+  const rows = [
+    row('http', `${rowName} ${RATE}rps quiet`, 'p99_ms', 'ms', iso.quiet.map((r) => r.p99Ms)),
+    row('http', `${rowName} ${RATE}rps churn`, 'p99_ms', 'ms', iso.busy.map((r) => r.p99Ms)),
+    row('http', `${rowName} ${RATE}rps churn`, 'req_per_s', 'req/s', iso.busy.map((r) => r.rps)),
+  ];
+  const table: BenchTable = {
+    title: `HTTP isolation: ${variantLabel} at ${RATE} req/s, quiet vs while ${CHURN_POLICIES} policy files change and ${CHURN_ENDPOINTS} endpoints come and go`,
+    header: ['condition', `p99, ms`, 'p50, ms', 'achieved req/s', 'control-plane ops during the run', '× quiet p99'],
+    rows: [
+      ['quiet', spread(iso.quiet.map((r) => r.p99Ms), ms), ms(median(iso.quiet.map((r) => r.p50Ms))), k(median(iso.quiet.map((r) => r.rps))), '—', '1.00×'],
+      [
+        'policy + endpoint churn',
+        spread(iso.busy.map((r) => r.p99Ms), ms),
+        ms(median(iso.busy.map((r) => r.p50Ms))),
+        k(median(iso.busy.map((r) => r.rps))),
+        `${median(ops.map((o) => o.policy))} policy-file writes/removals, ${median(ops.map((o) => o.endpoint))} endpoint PUT/DELETE`,
+        ratio(bp, qp),
+      ],
+    ],
+  };
+  const target: BenchTarget = {
+    target: `isolation: p99 at ${RATE} req/s under churn within 20% of quiet`,
+    figure: `${ms(bp)} ms vs ${ms(qp)} ms quiet (${ratio(bp, qp)})`,
+    met: bp <= qp * 1.2,
+    limit: `regenerations (${median(ops.map((o) => o.policy))} policy-file operations and ${median(ops.map((o) => o.endpoint))} endpoint operations done during the run) share ${shared}`,
+  };
+  const notes = [
+    `Isolation: agent threads' CPU during each churn run (% of one core, busiest first): ${iso.churnThreads.map((t, i) => `run ${i + 1}: ${t}`).join('; ')}.`,
+    ...(ops.some((o) => o.errors) ? [`churn: ${ops.map((o) => o.errors).join('/')} endpoint API calls failed.`] : []),
+  ];
+  return { table, target, rows, notes };
+}
+
+/** `--only http:iso`: the node, the agent with 1 proxy worker (when it has them), then the isolation block alone. */
+async function runIsoOnly(ctx: BenchContext, b: HttpBench, workers: boolean): Promise<BenchResult> {
+  await setupChecked(ctx, b);
+  ctx.log('isolation only (--only http:iso)');
+  const iso: Variant = workers ? 'membrane-w1' : 'membrane-l7';
+  await b.saturate(iso, b.seconds.warm);
+  const runs = await measureIsolation(b, iso, ctx);
+  const label = workers ? 'Membrane L7, 1 worker(s) (access log + flows)' : 'Membrane L7 (access log + flows)';
+  const r = isoReport(runs, workers ? 'membrane-l7 w1' : 'membrane-l7', label, workers ? "the proxy's process" : "the proxy's process and event loop");
+  return { rows: r.rows, tables: [r.table], targets: [r.target], notes: [...b.notes, ...r.notes] };
+}
+
+/** `b.setup()`, its ACL check tried once more after 3 s (right after the agent's start the policy may not be in force yet). */
+async function setupChecked(ctx: BenchContext, b: HttpBench): Promise<void> {
   try {
     await b.setup();
   } catch (err) {
@@ -766,6 +910,11 @@ async function runObsOnly(ctx: BenchContext, b: HttpBench, workers: boolean): Pr
     await new Promise((r) => setTimeout(r, 3000));
     b.aclCheck();
   }
+}
+
+/** `--only http:obs`: the node, then the observability block alone (no performance row to compare off with). */
+async function runObsOnly(ctx: BenchContext, b: HttpBench, workers: boolean): Promise<BenchResult> {
+  await setupChecked(ctx, b);
   ctx.log('observability overhead only (--only http:obs): a fresh agent per configuration and round');
   const obs = await measureObs(b, workers ? ['--proxy-workers', '1'] : [], ctx);
   const r = obsReport(ctx, b, obs, workers ? 'Membrane L7, 1 worker(s) (access log + flows)' : 'Membrane L7 (access log + flows)', NaN);
@@ -791,8 +940,9 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
     b.workersNow = workerCounts[0]!;
   }
   if (ctx.blocks) {
-    if (ctx.blocks.some((x) => x !== 'obs')) throw new Error(`http has no block ${ctx.blocks.join(', ')}; there is: obs (the observability overhead)`);
-    return runObsOnly(ctx, b, workerCounts.length > 0);
+    const unknown = ctx.blocks.filter((x) => x !== 'obs' && x !== 'iso');
+    if (unknown.length > 0 || ctx.blocks.length !== 1) throw new Error(`http runs one block alone, obs (the observability overhead) or iso (isolation under churn); asked for ${ctx.blocks.join(', ')}`);
+    return ctx.blocks[0] === 'iso' ? runIsoOnly(ctx, b, workerCounts.length > 0) : runObsOnly(ctx, b, workerCounts.length > 0);
   }
   await b.setup();
 
@@ -870,36 +1020,13 @@ async function runHttp(ctx: BenchContext): Promise<BenchResult> {
   await b.saturate(iso, S.warm);
 
   // Isolation: Membrane (1 worker, or the agent's default) quiet vs under control-plane churn.
-  Churn.links();
-  // The churn links go with the node namespace (removed at cleanup, after the agent has stopped:
-  // deleting 1,000 links one by one under a running agent took 20 s).
-  const quiet: WrkResult[] = [];
-  const busy: WrkResult[] = [];
-  const churnOps: { policy: number; endpoint: number; errors: number }[] = [];
-  const underChurn = async (): Promise<void> => {
-    const churn = new Churn(b.node);
-    churn.start();
-    await new Promise((r) => setTimeout(r, 500)); // the churn under way before the load starts
-    busy.push((await b.paced(iso, S.paced)).r);
-    churnOps.push({ policy: churn.policyOps, endpoint: churn.endpointOps, errors: churn.endpointErrors });
-    // After the last churn run nothing is measured: the node goes, its endpoints with it.
-    await churn.stop(busy.length + quiet.length < 2 * ctx.runs);
-    if (busy.length + quiet.length < 2 * ctx.runs) await b.ready(iso);
-  };
-  for (let round = 0; round < ctx.runs; round++) {
-    // Interleaved, the order alternating: quiet then churn, churn then quiet, …
-    if (round % 2) await underChurn();
-    quiet.push((await b.paced(iso, S.paced)).r);
-    if (!(round % 2)) await underChurn();
-    const o = churnOps.at(-1)!;
-    ctx.log(`isolation round ${round + 1}: p99 quiet ${ms(quiet.at(-1)!.p99Ms)} ms, churn ${ms(busy.at(-1)!.p99Ms)} ms (${o.policy} policy-file ops, ${o.endpoint} endpoint ops during the run)`);
-  }
+  const isoRuns = await measureIsolation(b, iso, ctx);
 
   const agentPid = b.node.agent?.pid;
   const threads = agentPid ? readdirSync(`/proc/${agentPid}/task`).length : NaN;
 
   b.notes.push(`Machine load average (1 min) ${loadBefore.toFixed(1)} before the measurements and ${loadavg()[0]!.toFixed(1)} after, on ${readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length} cores: anything above ~2 means other work competed with the benchmark.`);
-  return report(ctx, b, all, m, machineBusy, { quiet, busy, churnOps, variant: iso }, profile, threads, h2, obs);
+  return report(ctx, b, all, m, machineBusy, isoRuns, profile, threads, h2, obs);
 }
 
 function report(
@@ -908,7 +1035,7 @@ function report(
   all: readonly Variant[],
   m: Map<Variant, Measured>,
   machineBusy: Map<Variant, number[]>,
-  iso: { quiet: WrkResult[]; busy: WrkResult[]; churnOps: { policy: number; endpoint: number; errors: number }[]; variant: Variant },
+  iso: IsoRuns,
   profile: string | null,
   threads: number,
   h2: H2Figures,
@@ -934,9 +1061,6 @@ function report(
     }
   }
   // The observability block's rows, table, targets and notes (obsReport, after labelOf).
-  rows.push(row('http', `${name(iso.variant)} ${RATE}rps quiet`, 'p99_ms', 'ms', iso.quiet.map((r) => r.p99Ms)));
-  rows.push(row('http', `${name(iso.variant)} ${RATE}rps churn`, 'p99_ms', 'ms', iso.busy.map((r) => r.p99Ms)));
-  rows.push(row('http', `${name(iso.variant)} ${RATE}rps churn`, 'req_per_s', 'req/s', iso.busy.map((r) => r.rps)));
 
   const med = (v: Variant, f: (x: Measured) => number[]): number => median(f(m.get(v)!));
   const sat = (v: Variant): number => med(v, (x) => x.sat.map((r) => r.rps));
@@ -968,25 +1092,6 @@ function report(
       ];
     }),
   };
-  const qp = median(iso.quiet.map((r) => r.p99Ms));
-  const bp = median(iso.busy.map((r) => r.p99Ms));
-  const ops = iso.churnOps;
-  const isoTable: BenchTable = {
-    title: `HTTP isolation: ${labelOf(iso.variant)} at ${RATE} req/s, quiet vs while ${CHURN_POLICIES} policy files change and ${CHURN_ENDPOINTS} endpoints come and go`,
-    header: ['condition', `p99, ms`, 'p50, ms', 'achieved req/s', 'control-plane ops during the run', '× quiet p99'],
-    rows: [
-      ['quiet', spread(iso.quiet.map((r) => r.p99Ms), ms), ms(median(iso.quiet.map((r) => r.p50Ms))), k(median(iso.quiet.map((r) => r.rps))), '—', '1.00×'],
-      [
-        'policy + endpoint churn',
-        spread(iso.busy.map((r) => r.p99Ms), ms),
-        ms(median(iso.busy.map((r) => r.p50Ms))),
-        k(median(iso.busy.map((r) => r.rps))),
-        `${median(ops.map((o) => o.policy))} policy-file writes/removals, ${median(ops.map((o) => o.endpoint))} endpoint PUT/DELETE`,
-        ratio(bp, qp),
-      ],
-    ],
-  };
-
   const h2Label: Record<H2Path, string> = {
     kernel: 'kernel only (L3/L4 policy, no proxy)',
     membrane: `${labelOf(iso.variant)}, h2c upstream`,
@@ -1067,12 +1172,9 @@ function report(
       limit: 'the proxy runs on the agent\'s one event loop (no --proxy-workers option yet)',
     });
   }
-  targets.push({
-    target: `isolation: p99 at ${RATE} req/s under churn within 20% of quiet`,
-    figure: `${ms(bp)} ms vs ${ms(qp)} ms quiet (${ratio(bp, qp)})`,
-    met: bp <= qp * 1.2,
-    limit: `regenerations (${median(ops.map((o) => o.policy))} policy-file operations and ${median(ops.map((o) => o.endpoint))} endpoint operations done during the run) share the proxy's process${mem.length > 1 ? '' : ' and event loop'}`,
-  });
+  const isoR = isoReport(iso, name(iso.variant), labelOf(iso.variant), mem.length > 1 ? "the proxy's process" : "the proxy's process and event loop");
+  rows.push(...isoR.rows);
+  targets.push(isoR.target);
   const o11y = obsReport(ctx, b, obs, labelOf(iso.variant), cpu(one));
   rows.push(...o11y.rows);
   targets.push(...o11y.targets);
@@ -1092,9 +1194,9 @@ function report(
         ]),
     ...o11y.notes,
     ...(errs.length ? [`wrk reported errors or non-2xx answers: ${errs.map((x) => `${x.v} ${x.e}`).join(', ')}.`] : []),
-    ...(iso.churnOps.some((o) => o.errors) ? [`churn: ${iso.churnOps.map((o) => o.errors).join('/')} endpoint API calls failed.`] : []),
+    ...isoR.notes,
   ];
-  return { rows, tables: [main, h2Table, o11y.table, isoTable], targets, notes };
+  return { rows, tables: [main, h2Table, o11y.table, isoR.table], targets, notes };
 }
 
 export const benchmark: Benchmark = {
