@@ -9,9 +9,29 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import { formatProblem, formatWarning } from '../policy/index.js';
-import { FlowPrinter, filtersFromFlags, FILTER_FLAGS, isOutputMode, output, withWriter, type Flow } from '../observe/index.js';
+import {
+  autoColor,
+  COLOR_MODES,
+  FlowPrinter,
+  filtersFromFlags,
+  FILTER_FLAGS,
+  isOutputMode,
+  output,
+  rawFilters,
+  SHORT_FILTER_FLAGS,
+  TIME_FORMATS,
+  timeFormatNamed,
+  UNSUPPORTED_FILTER_FLAGS,
+  withColor,
+  withIPTranslation,
+  withJsonpbEncoder,
+  withNodeName,
+  withTimeFormat,
+  withWriter,
+} from '../observe/index.js';
 import { withAgent } from './client.js';
-import { clientTls, observeFlows, observeWindow, type TlsFlags, type WindowFlags } from './observe-command.js';
+import { clientTls, observeFlows, observeWindow, rawFiltersYaml, UNSUPPORTED_OBSERVE_FLAGS, type ObserveOptions } from './observe-command.js';
+import { jsonpbEncoder } from './observe-jsonpb.js';
 import { removeNodeNetwork, removePins, run } from '../datapath/index.js';
 import { renderTable } from './table.js';
 import { importPolicyFile, loadPolicyFiles, validationJson } from './policy-files.js';
@@ -205,10 +225,11 @@ registerFqdnCommand(program);
 program
   .command('observe')
   .description('show recent flows (drops, policy verdicts, L7 requests) like `hubble observe`')
-  .option('--last <n>', 'number of recent flows', '20')
+  .option('--last <n>', 'number of recent flows (default 20)', '20')
   .option('--first <n>', 'the oldest N flows the agent still holds, instead of the last ones (hubble)')
-  .option('--since <time>', 'flows since this time: RFC 3339, or a duration before now like 5m or 1h30m (hubble)')
-  .option('--until <time>', 'flows until this time, as --since (hubble)')
+  .option('--all', 'every flow the agent holds (hubble)')
+  .option('--since <time>', 'flows since this time: a duration before now (5m, 1h30m), 2026-12-01, 2026-12-01T10Z, 2026-12-01T10:00Z, RFC 3339, RFC 1123Z or StampMilli (hubble)')
+  .option('--until <time>', 'flows until this time, as --since; ignored with --follow (hubble)')
   .option('-f, --follow', 'keep printing new flows')
   .option('--server <address>', 'Hubble observer API of the agent: unix:///path or host:port (default: hubble.sock beside --api-socket)')
   .option('--tls', 'connect to --server with TLS (hubble); the agent\'s --hubble-listen-address requires it and a client certificate')
@@ -216,21 +237,52 @@ program
   .option('--tls-client-cert-file <file>', 'client certificate for mutual TLS (hubble)')
   .option('--tls-client-key-file <file>', 'key of --tls-client-cert-file (hubble)')
   .option('--tls-server-name <name>', 'name the server certificate must carry, when not the --server host (hubble)')
-  .addOption(new Option('-o, --output <mode>', 'output').choices(['compact', 'json', 'dict']).default('compact'))
+  .addOption(new Option('-o, --output <mode>', 'compact, dict, json, jsonpb (GetFlowsResponse as proto3 JSON) or table (tab-aligned columns)').choices(['compact', 'dict', 'json', 'jsonpb', 'table', 'tab']).default('compact'))
+  .option('--print-node-name', 'print the node name in output (hubble)')
+  .option('--time-format <name>', `time format: ${TIME_FORMATS.join(', ')} (hubble)`, 'StampMilli')
+  .option('--numeric', 'print IP addresses, not pod or DNS names (hubble; implies --ip-translation=false)')
+  .option('--ip-translation [bool]', 'show pod and DNS names instead of IP addresses (hubble)', booleanFlag, true)
+  .addOption(new Option('--color <when>', 'colour compact and dict output: auto, always or never (hubble)').choices([...COLOR_MODES]).default('auto'))
+  .option('--allowlist <json>', 'JSON FlowFilter(s) a flow may match (hubble; repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--denylist <json>', 'JSON FlowFilter(s) a flow must not match (hubble; repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--print-raw-filters', 'print the allowlist/denylist filters as YAML and exit without asking the agent (hubble)')
+  .option('-s, --silent-errors', 'do not print warnings (lost events) on stderr (hubble)')
   .allowUnknownOption(true)
   .allowExcessArguments(true)
-  .helpOption('-h, --help', `filters (as hubble): ${Object.keys(FILTER_FLAGS).map((f) => `--${f}`).join(' ')}`)
-  .action(async (opts: WindowFlags & TlsFlags & { output: string; server?: string }, cmd: Command) => {
-    const filters = filtersFromFlags(filterArgs(cmd.args));
+  .helpOption('-h, --help', `filters (as hubble): ${Object.keys(FILTER_FLAGS).map((f) => `--${f}`).join(' ')}; -t = --type, -n = --namespace, -l = --label, -4 = --ipv4, -6 = --ipv6`)
+  .action(async (opts: ObserveOptions, cmd: Command) => {
+    const flagFilters = filtersFromFlags(filterArgs(cmd.args));
+    const filters = {
+      allow: [...flagFilters.allow, ...rawFilters('allowlist', opts.allowlist ?? [])],
+      deny: [...flagFilters.deny, ...rawFilters('denylist', opts.denylist ?? [])],
+    };
+    const window = observeWindow(opts, cmd.getOptionValueSource('last') !== 'default');
+    const timeFormat = timeFormatNamed(opts.timeFormat);
+    if (timeFormat === undefined) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--time-format ${opts.timeFormat}: expected one of ${TIME_FORMATS.join(', ')}`);
+    const mode = opts.output === 'tab' ? 'table' : isOutputMode(opts.output) ? opts.output : 'compact';
+    if (mode === 'table' && opts.follow) throw membraneError('MEMBRANE_ERR_CLI_USAGE', 'table output format is not compatible with follow mode');
+    if (opts.printRawFilters) {
+      process.stdout.write(await rawFiltersYaml(filters));
+      return;
+    }
     const tls = clientTls(opts);
-    const mode = isOutputMode(opts.output) ? opts.output : 'compact';
-    const printer = new FlowPrinter(output(mode), withWriter(process.stdout));
+    const printer = new FlowPrinter(
+      output(mode),
+      withWriter(process.stdout),
+      withTimeFormat(timeFormat),
+      withNodeName(opts.printNodeName ?? false),
+      withIPTranslation(opts.ipTranslation !== false && !opts.numeric),
+      withColor(mode !== 'table' && (opts.color === 'always' || (opts.color === 'auto' && autoColor(process.stdout.isTTY === true)))),
+      ...(mode === 'jsonpb' ? [withJsonpbEncoder(await jsonpbEncoder())] : []),
+    );
     await observeFlows(opts.server, socket(), {
-      ...observeWindow(opts, cmd.getOptionValueSource('last') !== 'default'),
+      ...window,
       follow: opts.follow ?? false,
       filters,
       print: (f) => printer.write(f),
+      silentErrors: opts.silentErrors ?? false,
     }, tls);
+    printer.close();
   });
 
 program
@@ -281,22 +333,46 @@ function exitStatusOf(code: string): number {
   return code === 'MEMBRANE_ERR_CLI_USAGE' ? 2 : 1;
 }
 
-/** Turns the observe command's unknown options into hubble-style filter flags, in order. */
+/**
+ * Turns the observe command's unknown options into hubble-style filter flags, in order: `--name
+ * value`, `--name=value`, and Hubble's short forms `-t drop`, `-tdrop`, `-t=drop`, `-4`, `-6`.
+ * A Hubble flag Membrane does not support is a usage error naming it.
+ */
 function filterArgs(args: readonly string[]): [string, string?][] {
   const out: [string, string?][] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';
-    if (!a.startsWith('--')) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `unexpected argument ${a}`);
-    const [name = '', inline] = a.slice(2).split(/=(.*)/s, 2);
+    let name: string;
+    let inline: string | undefined;
+    if (a.startsWith('--')) {
+      [name = '', inline] = a.slice(2).split(/=(.*)/s, 2);
+    } else if (/^-[^-]/.test(a)) {
+      const short = a[1] ?? '';
+      const long = SHORT_FILTER_FLAGS[short];
+      const rest = a.slice(2);
+      if (long === undefined) {
+        const unsupported = UNSUPPORTED_OBSERVE_FLAGS[`-${short}`];
+        throw membraneError('MEMBRANE_ERR_CLI_USAGE', unsupported !== undefined ? `-${short} is not supported by Membrane: ${unsupported}` : `unknown option ${a}`);
+      }
+      name = long;
+      if (rest !== '') inline = rest.startsWith('=') ? rest.slice(1) : rest;
+    } else {
+      throw membraneError('MEMBRANE_ERR_CLI_USAGE', `unexpected argument ${a}`);
+    }
+    const unsupported = UNSUPPORTED_OBSERVE_FLAGS[`--${name}`] ?? (UNSUPPORTED_FILTER_FLAGS[name] !== undefined ? UNSUPPORTED_FILTER_FLAGS[name] : undefined);
+    if (unsupported !== undefined) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--${name} is not supported by Membrane: ${unsupported}`);
     if (name === 'not') {
       out.push(['not']);
       continue;
     }
     if (!(name in FILTER_FLAGS)) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `unknown filter --${name}`);
     const needsValue = FILTER_FLAGS[name as keyof typeof FILTER_FLAGS].value !== null;
-    if (inline !== undefined) out.push([name, inline]);
-    else if (needsValue) out.push([name, args[++i] ?? '']);
-    else out.push([name]);
+    if (!needsValue) out.push([name]);
+    else if (inline !== undefined) out.push([name, inline]);
+    else {
+      if (i + 1 >= args.length) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `flag needs an argument: --${name}`);
+      out.push([name, args[++i] ?? '']);
+    }
   }
   return out;
 }

@@ -207,6 +207,8 @@ const SUPPORTED_FILTER_FIELDS = [
   'trace_id',
   'source_fqdn',
   'destination_fqdn',
+  'tcp_flags',
+  'ip_version',
 ] as const satisfies readonly (keyof FilterSpec)[];
 
 /** A FlowFilter field a client set that Membrane cannot evaluate. */

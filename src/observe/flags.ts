@@ -13,8 +13,10 @@
 import { dropReasonCode, EVENT_TYPE, EVENT_TYPE_NAMES, VERDICTS, type Verdict } from '../codes/index.js';
 import { TRACE_OBSERVATION_POINTS } from './flow.js';
 import { filterError } from './filters/errors.js';
-import { compileFilters } from './filters/index.js';
-import type { EventTypeFilter, FilterSet, FilterSpec } from './filters/types.js';
+import { membraneError, type MembraneError } from '../errors/index.js';
+import type { TCPFlags } from './flow.js';
+import { compileFilters, compileFilterSpec } from './filters/index.js';
+import type { EventTypeFilter, FilterSet, FilterSpec, IPVersionName } from './filters/types.js';
 import { parseIdentity, RESERVED_IDENTITIES } from './identities.js';
 
 export const FILTER_FLAGS = {
@@ -52,8 +54,44 @@ export const FILTER_FLAGS = {
   'traffic-direction': { value: 'ingress|egress', help: 'Show flows in this direction' },
   'node-name': { value: 'name', help: 'Show flows observed on this node (* matches any characters)' },
   'trace-id': { value: 'id', help: 'Show flows carrying this W3C trace id' },
+  'tcp-flags': { value: 'flags', help: 'Show TCP flows carrying these flags, comma-separated (syn, ack, fin, rst, psh, urg, ece, cwr, ns)' },
+  ipv4: { value: null, help: 'Show only IPv4 flows' },
+  ipv6: { value: null, help: 'Show only IPv6 flows' },
+  'ip-version': { value: 'none|v4|v6', help: 'Show only IPv4, IPv6 or non-IP flows' },
 } as const;
 export type FilterFlagName = keyof typeof FILTER_FLAGS;
+
+/** Hubble's one-letter filter flags (`hubble observe -t drop -n default -l app=x -4`). */
+export const SHORT_FILTER_FLAGS: Readonly<Record<string, FilterFlagName>> = { t: 'type', n: 'namespace', l: 'label', '4': 'ipv4', '6': 'ipv6' };
+
+/**
+ * Hubble filter flags Membrane refuses, with why: each names a FlowFilter field the agent cannot
+ * evaluate (no services, workloads, clusters, node labels, interfaces, SNAT or IP-option tracing
+ * in Membrane's flows), so accepting the flag would answer with flows it did not ask for.
+ */
+export const UNSUPPORTED_FILTER_FLAGS: Readonly<Record<string, string>> = {
+  service: 'flows carry no Kubernetes service (Membrane has no service load-balancing)',
+  'from-service': 'flows carry no Kubernetes service (Membrane has no service load-balancing)',
+  'to-service': 'flows carry no Kubernetes service (Membrane has no service load-balancing)',
+  workload: 'endpoints carry no workload (owner) references',
+  'from-workload': 'endpoints carry no workload (owner) references',
+  'to-workload': 'endpoints carry no workload (owner) references',
+  cluster: 'Membrane runs a single cluster; flows carry no cluster name',
+  'from-cluster': 'Membrane runs a single cluster; flows carry no cluster name',
+  'to-cluster': 'Membrane runs a single cluster; flows carry no cluster name',
+  'node-label': 'the agent has no node labels',
+  'http-header': 'flows do not keep HTTP headers to match',
+  'cel-expression': 'Membrane has no CEL evaluator',
+  interface: 'flows carry no network interface',
+  'snat-ip': 'Membrane does no SNAT',
+  'ip-trace-id': 'Membrane does not read IP trace options',
+  'ip-trace-option': 'Membrane does not read IP trace options',
+  encrypted: 'Membrane does not encrypt node-to-node traffic',
+  unencrypted: 'Membrane does not encrypt node-to-node traffic',
+  'all-namespaces': 'not implemented in Membrane\'s namespace filter; leave out --namespace instead',
+  'from-all-namespaces': 'not implemented in Membrane\'s namespace filter; leave out --from-namespace instead',
+  'to-all-namespaces': 'not implemented in Membrane\'s namespace filter; leave out --to-namespace instead',
+};
 
 /** Flags that cannot be combined in one list (Hubble's conflict table, restricted to our flags). */
 const CONFLICTS: readonly (readonly FilterFlagName[])[] = [
@@ -160,6 +198,57 @@ function parseIdentityFlag(name: FilterFlagName, value: string): number {
   return id;
 }
 
+/** Hubble's `parseTCPFlags`: comma-separated names, any case. */
+function parseTcpFlags(value: string): TCPFlags {
+  const flags: TCPFlags = {};
+  for (const part of value.split(',')) {
+    const name = part.toUpperCase();
+    if (!(TCP_FLAG_NAMES as readonly string[]).includes(name)) throw filterError('tcp-flags', `unknown tcp flag: ${part}`);
+    flags[name as keyof TCPFlags] = true;
+  }
+  return flags;
+}
+const TCP_FLAG_NAMES = ['SYN', 'FIN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'] as const;
+
+/** Hubble's `ipVersion`: `4`, `v4`, `ipv4`, `ip4` (and 6); anything else is "not IP" (`none`). */
+function ipVersion(value: string): IPVersionName {
+  const v = value.toLowerCase();
+  if (['4', 'v4', 'ipv4', 'ip4'].includes(v)) return 'IPv4';
+  if (['6', 'v6', 'ipv6', 'ip6'].includes(v)) return 'IPv6';
+  return 'IP_NOT_USED';
+}
+
+/** Which FilterSpec field each value-checked flag fills (the side does not matter for the check). */
+const CHECKED_FIELD: Partial<Record<FilterFlagName, keyof FilterSpec>> = {
+  pod: 'source_pod', 'from-pod': 'source_pod', 'to-pod': 'source_pod',
+  namespace: 'source_pod', 'from-namespace': 'source_pod', 'to-namespace': 'source_pod',
+  ip: 'source_ip', 'from-ip': 'source_ip', 'to-ip': 'source_ip',
+  fqdn: 'source_fqdn', 'from-fqdn': 'source_fqdn', 'to-fqdn': 'source_fqdn',
+  label: 'source_label', 'from-label': 'source_label', 'to-label': 'source_label',
+  port: 'source_port', 'from-port': 'source_port', 'to-port': 'source_port',
+  protocol: 'protocol', 'http-status': 'http_status_code', 'http-method': 'http_method',
+  'http-path': 'http_path', 'http-url': 'http_url', 'node-name': 'node_name', 'trace-id': 'trace_id',
+};
+
+/**
+ * Compiles one flag's value on its own, so a value that cannot be matched fails naming the flag
+ * the user typed (`--port abc`), not the FlowFilter field it fills.
+ */
+function checkValue(flag: FilterFlagName, value: string): void {
+  const field = CHECKED_FIELD[flag];
+  if (field === undefined) return;
+  const probe = flag.endsWith('namespace') ? `${value}/` : value;
+  try {
+    compileFilterSpec({ [field]: [probe] } as FilterSpec);
+  } catch (err) {
+    const e = err as MembraneError;
+    const criterion = (e.details as { criterion?: string } | undefined)?.criterion;
+    if (e.code !== 'MEMBRANE_ERR_OBSERVE_FILTER' || criterion === undefined) throw err;
+    const at = e.message.indexOf(`${criterion}: `);
+    throw filterError(flag, at < 0 ? e.message : e.message.slice(at + criterion.length + 2));
+  }
+}
+
 /** Accumulates flags in command-line order. */
 export class FlowFilterBuilder {
   #allow = new Tracker();
@@ -174,6 +263,8 @@ export class FlowFilterBuilder {
   }
 
   add(name: FilterFlagName | string, value = ''): this {
+    const unsupported = UNSUPPORTED_FILTER_FLAGS[name];
+    if (unsupported !== undefined) throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--${name} is not supported by Membrane: ${unsupported}`);
     if (!(name in FILTER_FLAGS)) throw filterError(name, 'unknown filter flag');
     const flag = name as FilterFlagName;
     if (flag === 'not') return this.not();
@@ -297,7 +388,20 @@ export class FlowFilterBuilder {
       case 'trace-id':
         t.push('both', 'trace_id', value);
         break;
+      case 'tcp-flags':
+        t.push('both', 'tcp_flags', parseTcpFlags(value));
+        break;
+      case 'ipv4':
+        t.push('both', 'ip_version', 'IPv4');
+        break;
+      case 'ipv6':
+        t.push('both', 'ip_version', 'IPv6');
+        break;
+      case 'ip-version':
+        t.push('both', 'ip_version', ipVersion(value));
+        break;
     }
+    checkValue(flag, value);
     return this;
   }
 

@@ -81,5 +81,6 @@ export {
   type FilterSet,
   type FilterSpec,
 } from './filters/index.js';
-export { FILTER_FLAGS, FlowFilterBuilder, filtersFromFlags, type FilterFlagName } from './flags.js';
+export { FILTER_FLAGS, FlowFilterBuilder, filtersFromFlags, SHORT_FILTER_FLAGS, UNSUPPORTED_FILTER_FLAGS, type FilterFlagName } from './flags.js';
+export { rawFilters } from './raw-filters.js';
 export * from './printer/index.js';

@@ -14,19 +14,21 @@ import { httpStatusFilters } from './http-status.js';
 import { httpUrlFilters } from './http-url.js';
 import { identityFilters } from './identity.js';
 import { ipFilters } from './ip.js';
+import { ipVersionFilters } from './ip-version.js';
 import { labelFilters } from './label.js';
 import { nodeNameFilters } from './node-name.js';
 import { podFilters } from './pod.js';
 import { portFilters } from './port.js';
 import { protocolFilters } from './protocol.js';
 import { replyFilters } from './reply.js';
+import { tcpFlagsFilters } from './tcp-flags.js';
 import { traceIdFilters } from './trace-id.js';
 import { trafficDirectionFilters } from './traffic-direction.js';
 import type { FilterFunc, FilterSet, FilterSpec } from './types.js';
 import { uuidFilters } from './uuid.js';
 import { verdictFilters } from './verdict.js';
 
-export type { EventTypeFilter, FilterFunc, FilterSet, FilterSpec } from './types.js';
+export type { EventTypeFilter, FilterFunc, FilterSet, FilterSpec, IPVersionName } from './types.js';
 export { compileLabelSelector, parseLabel } from './label-selector.js';
 export { parseNamespacedName } from './pod.js';
 
@@ -42,6 +44,8 @@ const BUILDERS: readonly Builder[] = [
   trafficDirectionFilters,
   identityFilters,
   protocolFilters,
+  ipVersionFilters,
+  tcpFlagsFilters,
   portFilters,
   ipFilters,
   podFilters,

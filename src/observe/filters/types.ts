@@ -1,5 +1,8 @@
 import type { Verdict } from '../../codes/index.js';
-import type { Flow, TrafficDirection } from '../flow.js';
+import type { Flow, TCPFlags, TrafficDirection } from '../flow.js';
+
+/** Hubble's `IPVersion` enum names (`IP_NOT_USED`: a flow without an IP layer). */
+export type IPVersionName = 'IP_NOT_USED' | 'IPv4' | 'IPv6';
 
 /** A compiled criterion: true when the flow matches. */
 export type FilterFunc = (flow: Flow) => boolean;
@@ -50,6 +53,9 @@ export interface FilterSpec {
   /** Hubble FQDN patterns (`*` = any run of name characters) matched against `source_names`. */
   source_fqdn?: string[];
   destination_fqdn?: string[];
+  /** A flow matches a value when it carries every flag the value sets (subset match). */
+  tcp_flags?: TCPFlags[];
+  ip_version?: IPVersionName[];
 }
 
 /** Allow groups are OR-ed; a flow passes if any allow group matches in full and no deny group does. */

@@ -9,6 +9,9 @@ export {
   OUTPUT_MODES,
   withIPTranslation,
   withNodeName,
+  withColor,
+  withJsonpbEncoder,
+  withTimeFormat,
   withTimeZone,
   withWriter,
   type OutputMode,
@@ -17,3 +20,5 @@ export {
   type TextWriter,
 } from './options.js';
 export { FlowPrinter, formatCompact, resolvePrinterOptions } from './printer.js';
+export { autoColor, COLOR_MODES, type ColorMode } from './color.js';
+export { formatFlowTime, timeFormatNamed, TIME_FORMATS, type TimeFormat } from './time-format.js';

@@ -4,8 +4,14 @@
  */
 
 import type { TimeZone } from './format.js';
+import type { TimeFormat } from './time-format.js';
+import type { Flow } from '../flow.js';
 
-export const OUTPUT_MODES = ['compact', 'json', 'dict'] as const;
+/**
+ * `jsonpb` is the GetFlowsResponse in proto3's JSON mapping (needs `withJsonpbEncoder`, which knows
+ * the .proto); `table` is Hubble's tab-aligned columns, written when the printer is closed.
+ */
+export const OUTPUT_MODES = ['compact', 'json', 'dict', 'jsonpb', 'table'] as const;
 export type OutputMode = (typeof OUTPUT_MODES)[number];
 
 /** Anything with `write(string)`: a Node stream, or a test's collector. Stream `error` events stick. */
@@ -23,6 +29,12 @@ export interface PrinterOptions {
   ipTranslation: boolean;
   /** Timestamps are stored in UTC; print them in UTC (default, reproducible) or local time. */
   timeZone: TimeZone;
+  /** Hubble's `--time-format`; default StampMilli. */
+  timeFormat: TimeFormat;
+  /** ANSI colours in compact and dict output (never in table or JSON). */
+  color: boolean;
+  /** One flow → its GetFlowsResponse as proto3 JSON, without the newline (for `jsonpb`). */
+  jsonpb: ((flow: Flow) => string) | null;
 }
 
 export type PrinterOption = (opts: PrinterOptions) => void;
@@ -57,6 +69,24 @@ export function withIPTranslation(on = true): PrinterOption {
 export function withTimeZone(zone: TimeZone): PrinterOption {
   return (o) => {
     o.timeZone = zone;
+  };
+}
+
+export function withTimeFormat(format: TimeFormat): PrinterOption {
+  return (o) => {
+    o.timeFormat = format;
+  };
+}
+
+export function withColor(on = true): PrinterOption {
+  return (o) => {
+    o.color = on;
+  };
+}
+
+export function withJsonpbEncoder(encode: (flow: Flow) => string): PrinterOption {
+  return (o) => {
+    o.jsonpb = encode;
   };
 }
 

@@ -18,8 +18,29 @@ describe('--since / --until values', () => {
     expect(parseTimeFlag('--since', '250ms', NOW)).toBe(ns(NOW - 250));
   });
 
+  it('take Go durations as time.ParseDuration reads them: fractions, and negative ones (after now)', () => {
+    expect(parseTimeFlag('--since', '1.5h', NOW)).toBe(ns(NOW - 5_400_000));
+    expect(parseTimeFlag('--until', '-5m', NOW)).toBe(ns(NOW + 300_000));
+    expect(parseTimeFlag('--since', '0', NOW)).toBe(ns(NOW));
+  });
+
+  it('take the other layouts hubble parses: YearMonthDay[Hour[Minute]] and RFC 1123Z', () => {
+    expect(parseTimeFlag('--since', '2026-12-01')).toBe(ns(Date.UTC(2026, 11, 1)));
+    expect(parseTimeFlag('--since', '2026-12-01T10Z')).toBe(ns(Date.UTC(2026, 11, 1, 10)));
+    expect(parseTimeFlag('--since', '2026-12-01T12+02:00')).toBe(ns(Date.UTC(2026, 11, 1, 10)));
+    expect(parseTimeFlag('--since', '2026-12-01T10:30Z')).toBe(ns(Date.UTC(2026, 11, 1, 10, 30)));
+    expect(parseTimeFlag('--since', 'Tue, 01 Dec 2026 12:30:00 +0200')).toBe(ns(Date.UTC(2026, 11, 1, 10, 30)));
+  });
+
+  it('take a StampMilli time as flows print it, in UTC, in the latest year not more than a day ahead', () => {
+    expect(parseTimeFlag('--since', 'Dec  1 06:13:50.000', NOW)).toBe(ns(Date.UTC(2026, 11, 1, 6, 13, 50)));
+    expect(parseTimeFlag('--since', 'Dec 1 06:13:50.123', NOW)).toBe(ns(Date.UTC(2026, 11, 1, 6, 13, 50, 123)));
+    expect(parseTimeFlag('--since', 'Nov 30 23:59:59.999', NOW)).toBe(ns(Date.UTC(2026, 10, 30, 23, 59, 59, 999)));
+    expect(parseTimeFlag('--since', 'Dec 25 00:00:00.000', NOW)).toBe(ns(Date.UTC(2025, 11, 25)));
+  });
+
   it('refuse anything else, naming the flag', () => {
-    for (const bad of ['yesterday', '5', '-5m', '2026-12-01', '2026-13-01T00:00:00Z', '']) {
+    for (const bad of ['yesterday', '5', '5x', '2026-12', '2026-13-01T00:00:00Z', '2026-02-30', 'Foo  1 06:13:50.000', '']) {
       expect(() => parseTimeFlag('--until', bad, NOW)).toThrow(expect.objectContaining({ code: 'MEMBRANE_ERR_CLI_USAGE', message: expect.stringContaining('--until') }));
     }
   });
@@ -31,10 +52,22 @@ describe('the window asked for', () => {
     expect(observeWindow({ last: '3' }, true)).toEqual({ last: 3 });
   });
 
-  it('is the oldest N with --first, which neither --last nor --follow may join', () => {
+  it('is the oldest N with --first, which neither --last, --all nor --follow may join (hubble\'s words)', () => {
     expect(observeWindow({ last: '20', first: '2' }, false)).toEqual({ last: 2, first: true });
-    expect(() => observeWindow({ last: '5', first: '2' }, true)).toThrow(/--first and --last cannot be combined/);
-    expect(() => observeWindow({ last: '20', first: '2', follow: true }, false)).toThrow(/--first and --follow cannot be combined/);
+    expect(() => observeWindow({ last: '5', first: '2' }, true)).toThrow(/^invalid command line: cannot set both --first and --last$/);
+    expect(() => observeWindow({ last: '20', first: '2', follow: true }, false)).toThrow(/cannot set both --first and --follow/);
+    expect(() => observeWindow({ last: '20', first: '2', all: true }, false)).toThrow(/cannot set both --first and --all/);
+  });
+
+  it('is everything held with --all (not with --last); only new flows with --follow and no --last', () => {
+    expect(observeWindow({ last: '20', all: true }, false)).toEqual({ last: 0 });
+    expect(() => observeWindow({ last: '3', all: true }, true)).toThrow(/cannot set both --last and --all/);
+    expect(observeWindow({ last: '20', follow: true }, false)).toEqual({ last: 0 });
+    expect(observeWindow({ last: '2', follow: true }, true)).toEqual({ last: 2 });
+  });
+
+  it('drops --until with --follow, as hubble does', () => {
+    expect(observeWindow({ last: '20', follow: true, since: '1m', until: '10s' }, false, NOW)).toEqual({ last: 0, since: ns(NOW - 60_000) });
   });
 
   it('is every flow in the range with --since/--until and no --last, the last N of it with one', () => {
