@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { threadNice } from '../datapath/index.js';
 import { membraneError } from '../errors/index.js';
 import type { DnsAnswer, DnsProxyStats } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
@@ -27,6 +28,18 @@ import type { Delta, EndpointState, FromWorker, IdentityState, PolicyPatch, ToWo
 export function defaultProxyWorkers(): number {
   return Math.max(1, Math.min(availableParallelism(), 8));
 }
+
+/**
+ * Default `workerPriority`: the proxy worker threads run 5 nice steps above the agent's own
+ * priority (CFS weight 3121 vs 1024: ~3× the control plane's share of a contended core, and
+ * woken ahead of it). Under policy and endpoint churn on 2 shared cores the worker's run-queue
+ * wait otherwise doubles (the control plane's regenerations, attaches, state writes and API
+ * calls, and the CNI's own calls, take the core it would run on) and its p99 with it; the
+ * churn's messages themselves cost the worker under 1 ms per second (issue-9 isolation). Not
+ * more: at saturation a worker per core still leaves the control plane (DNS answers' release,
+ * flow batches) a quarter of a core. Cilium has no worker threads; Membrane's, for `--proxy-workers`.
+ */
+export const DEFAULT_PROXY_WORKER_PRIORITY = 5;
 
 /** A local endpoint as the agent holds it (src/agent/endpoints.ts `Endpoint`, structurally). */
 export interface EndpointSource {
@@ -62,6 +75,13 @@ export interface ProxyWorkerPoolOptions {
   readonly log: Logger;
   /** Wait before restarting a dead worker, ms; doubles while it keeps dying (≤ 5 s). Default 100. */
   readonly restartDelayMs?: number;
+  /**
+   * How many nice steps (0…20) above the agent's priority (its thread's nice when the pool is
+   * made) the worker threads run; 0: the agent's. Default DEFAULT_PROXY_WORKER_PRIORITY. Raising
+   * a thread's priority needs CAP_SYS_NICE (the agent has it as root): without it a worker keeps
+   * the agent's priority and the pool logs a warning.
+   */
+  readonly workerPriority?: number;
 }
 
 /** One worker in `membrane status`. */
@@ -182,11 +202,18 @@ export class ProxyWorkerPool {
   #statsSeq = 0;
   #deltas = 0;
   #resyncs = 0;
+  /** What each worker sets its thread's nice to (WorkerInit.nice); undefined: inherited. */
+  readonly #workerNice: number | undefined;
 
   constructor(options: ProxyWorkerPoolOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError(`workers must be ≥ 1, got ${options.workers}`);
+    const priority = options.workerPriority ?? DEFAULT_PROXY_WORKER_PRIORITY;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 20) throw new RangeError(`workerPriority must be 0…20, got ${priority}`);
     this.#o = options;
     this.#entry = workerEntry();
+    // The agent's own priority, read once: a worker restarted later gets the same value whatever
+    // the thread's nice is then (the control plane may be running raised: agent/priority.ts).
+    this.#workerNice = priority === 0 ? undefined : Math.max(-20, threadNice() - priority);
   }
 
   /**
@@ -309,7 +336,8 @@ export class ProxyWorkerPool {
   }
 
   #spawn(slot: Slot): void {
-    const w = new Worker(this.#entry, { workerData: { ...this.#o.init, index: slot.index } satisfies WorkerInit, execArgv: workerExecArgv() });
+    const init: WorkerInit = { ...this.#o.init, index: slot.index, ...(this.#workerNice === undefined ? {} : { nice: this.#workerNice }) };
+    const w = new Worker(this.#entry, { workerData: init, execArgv: workerExecArgv() });
     slot.worker = w;
     slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
     let markReady!: () => void;
@@ -353,6 +381,7 @@ export class ProxyWorkerPool {
       case 'ready':
         slot.state = 'ready';
         slot.failures = 0;
+        if (m.niceError !== undefined) this.#o.log.warn({ worker: slot.index, wanted: this.#workerNice, nice: m.nice, error: m.niceError }, 'proxy worker runs at the agent\'s CPU priority: its own could not be raised');
         if (slot.restarts > 0) this.#o.log.info({ worker: slot.index, restarts: slot.restarts }, 'proxy worker restarted and serving');
         markReady();
         break;

@@ -70,6 +70,12 @@ export interface WorkerInit {
   readonly metrics?: boolean;
   /** The agent's tracing configuration (src/tracing); absent or null: this worker does not trace. */
   readonly tracing?: TracingConfig | null;
+  /**
+   * The nice value (−20…19) the worker sets its own thread to before it serves (pool.ts
+   * `workerPriority`: below the agent's, so the proxies run before the control plane when the
+   * CPUs are contended); absent: the creator's, inherited.
+   */
+  readonly nice?: number;
 }
 
 export interface Delta {
@@ -127,6 +133,8 @@ export interface WorkerCounters {
   readonly policyPatchFailures?: number;
   /** Snapshots this worker asked the agent for after such a failure (resync.ts). */
   readonly resyncRequests?: number;
+  /** The worker thread's nice value (WorkerInit.nice when it could be set). */
+  readonly nice?: number;
   /** Endpoints and identities the worker holds now. */
   readonly endpoints: number;
   readonly identities: number;
@@ -135,7 +143,8 @@ export interface WorkerCounters {
 }
 
 export type FromWorker =
-  | { readonly t: 'ready' }
+  /** `nice`: the thread's nice value now; `niceError`: why `WorkerInit.nice` could not be set (it serves at `nice`). */
+  | { readonly t: 'ready'; readonly nice?: number; readonly niceError?: string }
   /** Flows as a JSON array and access-log lines as serialised (outbox.ts `OutboxBatch`): two strings, no object graph. */
   | ({ readonly t: 'batch' } & OutboxBatch)
   | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer }

@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { connectMarked, IpcacheReader, transparentListenFd } from '../datapath/index.js';
+import { connectMarked, IpcacheReader, setThreadNice, threadNice, transparentListenFd } from '../datapath/index.js';
 import { DnsProxy, markedUpstream, traceDnsProxy, type DnsAnswer } from '../dnsproxy/index.js';
 import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
 import type { Flow } from '../observe/index.js';
@@ -25,6 +25,27 @@ const port = parentPort;
 if (!port) throw new Error('proxyworker/worker.js runs only as a worker thread');
 const init = workerData as WorkerInit;
 const post = (m: FromWorker): void => port.postMessage(m);
+
+// This thread's CPU priority, first (its module loading and start-up included): above the
+// agent's control plane (pool.ts `workerPriority`), so a regeneration, an endpoint's
+// attach or the API never make a request wait for the CPU (issue-9 isolation). Nice is per
+// thread (sched(7)); the agent's main thread and its other threads keep theirs.
+let niceError: string | undefined;
+if (init.nice !== undefined) {
+  try {
+    setThreadNice(init.nice);
+  } catch (err) {
+    // Without CAP_SYS_NICE (or RLIMIT_NICE) the thread stays at the agent's priority: served, reported.
+    niceError = (err as Error).message;
+  }
+}
+const nice = ((): number | undefined => {
+  try {
+    return threadNice();
+  } catch {
+    return undefined;
+  }
+})();
 
 // Opened with the first snapshot: a worker may be started before the agent has pinned its maps.
 let ipcache: IpcacheReader | null = null;
@@ -152,7 +173,7 @@ async function listen(): Promise<void> {
   await http.listen({ fd: transparentListenFd(init.httpProxyPort, '0.0.0.0', 1024, true) });
   await tls.listen({ fd: transparentListenFd(init.tlsProxyPort, '0.0.0.0', 1024, true) });
   await dns.listen({ transparent: true, port: init.dnsProxyPort, reusePort: true });
-  post({ t: 'ready' });
+  post({ t: 'ready', ...(nice === undefined ? {} : { nice }), ...(niceError === undefined ? {} : { niceError }) });
 }
 
 async function stop(graceMs: number): Promise<void> {
@@ -212,6 +233,7 @@ port.on('message', (m: ToWorker) => {
           answersReleasedKnown: known.fastReleases,
           policyPatchFailures: state.patchFailures,
           resyncRequests: resync.requests,
+          ...(nice === undefined ? {} : { nice }),
           endpoints: state.endpointCount,
           identities: state.identityCount,
           otlp: tracing ? tracing.stats() : null,
