@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Flow events for `membrane observe`: drops, the policy verdict of each new connection and of
- * each packet policy denies (Cilium bpf/lib/policy_log.h send_policy_verdict_notify). */
+ * each packet policy denies (Cilium bpf/lib/policy_log.h send_policy_verdict_notify), and a trace
+ * event for a new connection in a direction where no policy is enforced (Cilium logs policy
+ * verdicts only where it enforces: GetPolicyVerdictLogFilter; its trace notifications show the rest). */
 #pragma once
 
 #include "common.h"
@@ -9,7 +11,14 @@
  * flow's event_type.type is the number Hubble shows. Checked against src/codes by a unit test.
  */
 #define CILIUM_NOTIFY_DROP		1
+#define CILIUM_NOTIFY_TRACE		4
 #define CILIUM_NOTIFY_POLICY_VERDICT	5
+
+/* Trace observation points, Cilium's (bpf/lib/trace.h, pkg/monitor/api TraceTo*): a trace
+ * event's sub-type, carried in `reason`. Checked against src/observe's table by a unit test. */
+#define TRACE_TO_LXC		0
+#define TRACE_TO_PROXY		1
+#define TRACE_TO_STACK		3
 
 /* Hubble's Verdict numbers (flow.proto), checked against src/codes likewise. */
 #define VERDICT_FORWARDED	1
@@ -29,7 +38,7 @@ struct flow_event {
 	__be16	proxy_port;
 	__u8	type;		/* CILIUM_NOTIFY_* */
 	__u8	verdict;	/* VERDICT_* */
-	__u8	reason;		/* drop reason, 0 if none */
+	__u8	reason;		/* drop reason, or a trace's TRACE_* observation point; 0 if none */
 	__u8	direction;	/* DIR_* of the policy that decided */
 	__u8	protocol;
 	__u8	tcp_flags;

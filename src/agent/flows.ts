@@ -2,7 +2,7 @@
  * Datapath events → flows: the identities and endpoints behind each address are resolved
  * here, so a flow names pods and labels as `hubble observe` does.
  */
-import { dropFlow, policyVerdictFlow, type Flow, type FlowEndpoint, type Layer4 } from '../observe/index.js';
+import { dropFlow, policyVerdictFlow, traceFlow, type Flow, type FlowEndpoint, type Layer4 } from '../observe/index.js';
 import { EVENT_TYPE, VERDICT } from '../codes/index.js';
 import { EVENT_DIRECTION, numberToIpv4, type FlowEvent } from '../datapath/index.js';
 import { formatLabel, type Identity, type Label } from '../policy/index.js';
@@ -119,6 +119,11 @@ export function eventToFlow(ev: FlowEvent, ctx: FlowContextLookup): Flow {
     nodeName: ctx.nodeName,
   };
   if (ev.type === EVENT_TYPE.DROP) return dropFlow({ ...input, reason: ev.reason });
+  // A new connection where no policy is enforced: Cilium's TraceNotify at that observation point
+  // (the first packet of the connection: never a reply).
+  if (ev.type === EVENT_TYPE.TRACE) {
+    return traceFlow({ ...input, observationPoint: ev.reason, isReply: false, ...(ev.proxy_port ? { proxyPort: ev.proxy_port } : {}) });
+  }
   // A policy verdict: Cilium's PolicyVerdictNotify, decoded as Hubble's threefour parser does
   // (a negative verdict is DROPPED with that drop reason, a proxy port REDIRECTED).
   if (ev.verdict === VERDICT.DROPPED) {

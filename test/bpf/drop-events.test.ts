@@ -204,6 +204,25 @@ describe.skipIf(skip !== null)('issue-7 one table of codes: the kernel\'s drops 
     expect(eventToFlow(byRule.before[0]!, ctx)).toMatchObject({ verdict: 'DROPPED', event_type: { type: 5 }, drop_reason_desc: 'POLICY_DENY', policy_match_type: 2 });
   });
 
+  it('where no policy is enforced there is no policy verdict: a new connection is traced (to-stack leaving the node, to-endpoint arriving), as Cilium\'s verdict log filter', async () => {
+    endpoint({ ingress: false, egress: false });
+    dp.syncEndpointPolicy(EP_ID, []); // no deny entry of an earlier case either
+    dp.upsertIpcache('10.217.9.9/32', 555);
+    const out = await eventOf('from_endpoint', ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 6, sport: 41006, dport: 80 }));
+    expect(out.verdict).toBe('pass');
+    expect({ type: out.event.type, verdict: out.event.verdict }).toEqual({ type: 4, verdict: 1 });
+    expect(formatCompact(eventToFlow(out.event, ctx))).toMatch(/ -> 10\.217\.9\.9:80 \(ID:555\) to-stack FORWARDED \(TCP Flags: SYN\)$/);
+    const into = await eventOf('to_endpoint', ipv4Packet({ src: '10.217.9.9', dst: EP_IP, protocol: 6, sport: 41007, dport: 8080 }));
+    expect(into.verdict).toBe('pass');
+    expect({ type: into.event.type, verdict: into.event.verdict }).toEqual({ type: 4, verdict: 1 });
+    expect(formatCompact(eventToFlow(into.event, ctx))).toMatch(/ -> 10\.217\.0\.2:8080 \(ID:300\) to-endpoint FORWARDED \(TCP Flags: SYN\)$/);
+    // Enforced ingress: the same arrival is a policy verdict again.
+    endpoint({ ingress: true, egress: false });
+    dp.syncEndpointPolicy(EP_ID, [entry(false, 555, 6, 8080)]);
+    const judged = await eventOf('to_endpoint', ipv4Packet({ src: '10.217.9.9', dst: EP_IP, protocol: 6, sport: 41008, dport: 8080 }));
+    expect({ type: judged.event.type, verdict: judged.event.verdict }).toEqual({ type: 5, verdict: 1 });
+  });
+
   it('an allowed new connection is a Cilium policy-verdict event (type 5), printed as ALLOWED', async () => {
     endpoint({ ingress: false, egress: true });
     dp.upsertIpcache('10.217.9.9/32', 555);

@@ -27,7 +27,7 @@ import {
 } from '../../../src/codes/index.js';
 import { flowEvent, type FlowEvent } from '../../../src/datapath/maps/events.js';
 import { eventToFlow, type FlowContextLookup } from '../../../src/agent/flows.js';
-import { compileFilters, filtersFromFlags, FlowPrinter, formatCompact, json, withWriter, type Flow } from '../../../src/observe/index.js';
+import { compileFilters, filtersFromFlags, FlowPrinter, formatCompact, json, TRACE_OBSERVATION_POINTS, withWriter, type Flow } from '../../../src/observe/index.js';
 
 const BPF = fileURLToPath(new URL('../../../bpf/', import.meta.url));
 const read = (f: string): string => readFileSync(`${BPF}${f}`, 'utf8');
@@ -56,6 +56,7 @@ const eventsHeader = read('lib/events.h');
 const notifyHeader = defines(eventsHeader, 'CILIUM_NOTIFY_');
 const verdictHeader = defines(eventsHeader, 'VERDICT_');
 const matchHeader = defines(read('lib/policy.h'), 'POLICY_MATCH_');
+const traceHeader = defines(eventsHeader, 'TRACE_');
 const cNumber = (pairs: [string, number][], name: string): number => {
   const hit = pairs.find(([n]) => n === name);
   if (!hit) throw new Error(`${name} is not defined`);
@@ -191,6 +192,22 @@ describe('issue-7 one table of codes: every drop the programs can emit reaches `
     const forwarded = eventToFlow(kernelEvent({ type: pv, verdict: cNumber(verdictHeader, 'VERDICT_FORWARDED') }), ctx);
     expect(forwarded).toMatchObject({ verdict: 'FORWARDED', event_type: { type: 5 } });
     expect(forwarded.drop_reason_desc).toBeUndefined();
+  });
+
+  it('a new connection where no policy is enforced is a Cilium trace event (type 4) at its observation point, by the header\'s numbers and Hubble\'s names', () => {
+    // Cilium's bpf/lib/trace.h TRACE_TO_* numbers and Hubble's names for them.
+    const cilium = { TRACE_TO_LXC: [0, 'to-endpoint'], TRACE_TO_PROXY: [1, 'to-proxy'], TRACE_TO_STACK: [3, 'to-stack'] } as const;
+    expect(traceHeader).toEqual(Object.entries(cilium).map(([n, [code]]) => [n, code]));
+    expect(usedIdentifiers('TRACE_TO_')).toEqual(new Set(Object.keys(cilium)));
+    const trace = cNumber(notifyHeader, 'CILIUM_NOTIFY_TRACE');
+    expect(trace).toBe(EVENT_TYPE.TRACE);
+    for (const [cName, [code, name]] of Object.entries(cilium)) {
+      expect((TRACE_OBSERVATION_POINTS as Record<number, string>)[code], cName).toBe(name);
+      const flow = eventToFlow(kernelEvent({ type: trace, verdict: cNumber(verdictHeader, 'VERDICT_FORWARDED'), reason: code }), ctx);
+      expect(flow).toMatchObject({ verdict: 'FORWARDED', event_type: { type: 4, sub_type: code }, is_reply: false });
+      expect(flow.drop_reason_desc).toBeUndefined();
+      expect(formatCompact(flow)).toContain(` -> 10.77.1.2:80 (ID:256) ${name} FORWARDED (TCP Flags: SYN)`);
+    }
   });
 
   it('issue-11 a denied packet\'s policy verdict (type 5, DROPPED) prints DENIED with its match type and keeps its drop reason', () => {
