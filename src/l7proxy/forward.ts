@@ -428,7 +428,8 @@ export class Relay {
    * `connTokens`: the request's `connectionTokens`, when the caller has read them already.
    */
   start(dispatcher: Dispatcher, req: IncomingMessage, parsed: ParsedRequest, connTokens?: ReadonlySet<string>): void {
-    const raw = parsed.host !== req.headers.host ? withHost(parsed.rawHeaders, parsed.host) : parsed.rawHeaders;
+    const sent = parsed.upstreamRawHeaders ?? parsed.rawHeaders;
+    const raw = parsed.host !== req.headers.host ? withHost(sent, parsed.host) : sent;
     const body = parsed.hasBody ? req : null;
     if (body === null) {
       req.resume();

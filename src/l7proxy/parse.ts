@@ -54,6 +54,8 @@ export interface ParsedRequest {
   headers: Record<string, string | string[] | undefined>;
   /** Flat `[name, value, …]` as received (case, order and repeats kept). */
   rawHeaders: string[];
+  /** What to send upstream instead of `rawHeaders` (the tracer's trace headers, trace.ts); absent: `rawHeaders`. */
+  upstreamRawHeaders?: string[];
   /** True when the request carries a body (Content-Length > 0 or chunked). */
   hasBody: boolean;
   /** Declared length, or null when chunked / absent. */

@@ -5,8 +5,9 @@
  *
  *   membrane:l7proxy:request (after the policy decision, before the request flow and the forward)
  *     → continue the client's W3C `traceparent` (or start a trace), one span per request, the
- *       request's `traceparent`/`tracestate` rewritten so the upstream sees this span as parent,
- *       and `traceContext` set so the flows and the access log carry the trace id
+ *       `traceparent`/`tracestate` sent upstream rewritten so the upstream sees this span as parent
+ *       (the request flow lists the headers as the client sent them), and `traceContext` set so
+ *       the flows and the access log carry the trace id
  *   membrane:l7proxy:done (relayed, denied, failed or aborted)
  *     → status code, `membrane.policy.verdict` (the access log's Forwarded / Denied / Error), the
  *       reason of a denial or failure, then the span ends
@@ -59,7 +60,14 @@ function startAttributes(x: Exchange): Attributes {
   return attrs;
 }
 
-/** Replaces the request's trace headers (every copy) with `values`, in both header views. */
+/**
+ * The headers to send upstream: the request's with its trace headers (every copy) replaced by
+ * `values` (`upstreamRawHeaders`, and the header object, which HTTP/2 forwards). `rawHeaders`, what
+ * the request flow lists, stays as the client sent it: the proxy's own traceparent differs on
+ * every request, and a list that repeats is one the flow builders make and serialise once
+ * (l7proxy/headers.ts, proxyworker/flow-json.ts: measured, listing it cost 6 µs per request in
+ * the worker); the flow carries the trace id in `trace_context`.
+ */
 function setTraceHeaders(r: ParsedRequest, values: Record<string, string>): void {
   const raw = r.rawHeaders;
   if (r.headers.traceparent === undefined && r.headers.tracestate === undefined) {
@@ -70,7 +78,7 @@ function setTraceHeaders(r: ParsedRequest, values: Record<string, string>): void
       kept.push(k, v);
       r.headers[k] = v;
     }
-    r.rawHeaders = kept;
+    r.upstreamRawHeaders = kept;
     return;
   }
   let kept = raw;
@@ -96,7 +104,7 @@ function setTraceHeaders(r: ParsedRequest, values: Record<string, string>): void
     kept.push(k, v);
     r.headers[k] = v;
   }
-  r.rawHeaders = kept;
+  r.upstreamRawHeaders = kept;
 }
 
 /**

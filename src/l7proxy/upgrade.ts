@@ -130,7 +130,8 @@ export class UpgradeRelay {
     const host = this.#host;
     const request: ParsedRequest = x.request;
     const offered = offeredUpgrades(request.rawHeaders);
-    const raw = request.host !== req.headers.host ? withHost(request.rawHeaders, request.host) : request.rawHeaders;
+    const sent = request.upstreamRawHeaders ?? request.rawHeaders;
+    const raw = request.host !== req.headers.host ? withHost(sent, request.host) : sent;
     const headers = upstreamRequestHeaders(raw);
     if (offered.length > 0) headers.push('Connection', 'Upgrade', 'Upgrade', offered.join(', '));
     else headers.push('Connection', 'close');

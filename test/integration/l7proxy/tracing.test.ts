@@ -120,6 +120,8 @@ describe('issue-11 tracing through the HTTP proxy', () => {
     expect(span?.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(receivedTraceparent(up, 0)).toBe(`00-${span?.traceId}-${span?.spanId}-01`);
     expect(h.flows[0]?.trace_context?.parent.trace_id).toBe(span?.traceId);
+    // The flow lists the request as the client sent it: the proxy's traceparent went upstream only.
+    expect(h.flows[0]?.l7?.http?.headers?.map((f) => f.key)).not.toContain('traceparent');
   });
 
   it('sampled out (traceidratio 0): nothing is exported, the trace context is still propagated', async () => {
@@ -170,7 +172,9 @@ describe('issue-11 tracing through the HTTP proxy', () => {
     // A new span id (this hop's), not the client's.
     expect(sent).not.toContain('b7ad6b7169203331');
     expect(up.requests[0]?.headers.tracestate).toBe('congo=t61rcWkgMzE');
-    expect(h.flows.find((f) => f.l7?.type === 'REQUEST')?.trace_context?.parent.trace_id).toBe(traceId);
+    const flow = h.flows.find((f) => f.l7?.type === 'REQUEST');
+    expect(flow?.trace_context?.parent.trace_id).toBe(traceId);
+    expect(flow?.l7?.http?.headers?.find((f) => f.key === 'traceparent')?.value).toBe(`00-${traceId}-b7ad6b7169203331-00`);
   });
 
   it('issue-11 sampling decided before the span: a root sampled at 50% is exported under the trace id sent upstream (flags 01), one dropped is sent with flags 00 and never exported, and half are sampled', async () => {
