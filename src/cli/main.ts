@@ -225,7 +225,7 @@ registerFqdnCommand(program);
 program
   .command('observe')
   .description('show recent flows (drops, policy verdicts, L7 requests) like `hubble observe`')
-  .option('--last <n>', 'number of recent flows (default 20)', '20')
+  .option('--last <n>', 'number of recent flows', '20')
   .option('--first <n>', 'the oldest N flows the agent still holds, instead of the last ones (hubble)')
   .option('--all', 'every flow the agent holds (hubble)')
   .option('--since <time>', 'flows since this time: a duration before now (5m, 1h30m), 2026-12-01, 2026-12-01T10Z, 2026-12-01T10:00Z, RFC 3339, RFC 1123Z or StampMilli (hubble)')
@@ -237,7 +237,7 @@ program
   .option('--tls-client-cert-file <file>', 'client certificate for mutual TLS (hubble)')
   .option('--tls-client-key-file <file>', 'key of --tls-client-cert-file (hubble)')
   .option('--tls-server-name <name>', 'name the server certificate must carry, when not the --server host (hubble)')
-  .addOption(new Option('-o, --output <mode>', 'compact, dict, json, jsonpb (GetFlowsResponse as proto3 JSON) or table (tab-aligned columns)').choices(['compact', 'dict', 'json', 'jsonpb', 'table', 'tab']).default('compact'))
+  .addOption(new Option('-o, --output <mode>', 'compact, dict, json (every field the agent wrote), jsonpb (GetFlowsResponse as proto3 JSON, as hubble) or table (tab-aligned columns)').choices(['compact', 'dict', 'json', 'jsonpb', 'table', 'tab']).default('compact'))
   .option('--print-node-name', 'print the node name in output (hubble)')
   .option('--time-format <name>', `time format: ${TIME_FORMATS.join(', ')} (hubble)`, 'StampMilli')
   .option('--numeric', 'print IP addresses, not pod or DNS names (hubble; implies --ip-translation=false)')

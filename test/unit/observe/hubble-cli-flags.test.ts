@@ -28,7 +28,8 @@ const sw = starWarsFlows();
 const synDrop = sw[5] as Flow;
 const synAck: Flow = { ...synDrop, uuid: 'syn-ack', l4: { TCP: { source_port: 80, destination_port: 45706, flags: { SYN: true, ACK: true } } } };
 const v6: Flow = { ...synDrop, uuid: 'v6', IP: { source: 'fd00::1', destination: 'fd00::2', ipVersion: 'IPv6' } };
-const noIp: Flow = { ...synDrop, uuid: 'no-ip', IP: undefined };
+const { IP: _ip, ...withoutIp } = synDrop;
+const noIp: Flow = { ...withoutIp, uuid: 'no-ip' };
 const flows = [...sw, synAck, v6, noIp];
 const uuids = (flags: [string, string?][]): string[] => flows.filter(compileFilters(filtersFromFlags(flags))).map((f) => f.uuid);
 
