@@ -113,7 +113,11 @@ program
   .option('--tofqdns-endpoint-max-ip-per-hostname <n>', 'IPs kept per name and endpoint (Cilium)', nonNegativeInt('IPs'), '1000')
   .option('--otlp-endpoint <URL>', 'trace HTTP proxy requests to this OpenTelemetry collector (OTLP/HTTP base URL, e.g. http://127.0.0.1:4318); the OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER* variables work too. Default: off')
   .option('--prometheus-serve-addr <IP:Port>', 'serve Prometheus metrics at /metrics on this address; :Port for every interface (Cilium; its port is 9962). Default: off')
-  .option('--tofqdns-proxy-response-max-delay <duration>', 'longest a DNS answer waits for its IPs to reach the datapath: a Go duration such as 100ms or 1s, or whole milliseconds (Cilium)', durationMs, '100')
+  .addOption(
+    new Option('--tofqdns-proxy-response-max-delay <duration>', 'longest a DNS answer waits for its IPs to reach the datapath: a Go duration such as 100ms or 1s, or whole milliseconds (Cilium)')
+      .argParser(durationMs)
+      .default('100', '100ms'),
+  )
   .option(
     '--proxy-workers <n>',
     'worker threads running the HTTP/TLS/DNS proxies (one SO_REUSEPORT listener each); 0 = on the agent\'s own event loop (default: CPUs, at most 8, as Envoy\'s --concurrency; at most 64)',

@@ -67,6 +67,12 @@ describe('agent counts: usage errors (exit 2) naming the flag and its unit, befo
     expect(agent(dir, ['--tofqdns-proxy-response-max-delay', 'x']).stderr).toContain('expected a duration such as 100ms');
     expect(agent(dir, ['--http-request-timeout', 'x']).stderr).toContain('expected a whole number of seconds');
   });
+
+  it('a duration flag\'s default is shown as a duration, as its value is written', () => {
+    const help = membrane(['agent', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('--tofqdns-proxy-response-max-delay <duration> longest a DNS answer waits');
+    expect(help).toMatch(/--tofqdns-proxy-response-max-delay <duration> [^-]*\(default: 100ms\)/);
+  });
 });
 
 describe('--hubble-listen-address without its TLS files', () => {
