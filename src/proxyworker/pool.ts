@@ -30,16 +30,16 @@ export function defaultProxyWorkers(): number {
 }
 
 /**
- * Default `workerPriority`: the proxy worker threads run 5 nice steps above the agent's own
- * priority (CFS weight 3121 vs 1024: ~3× the control plane's share of a contended core, and
- * woken ahead of it). Under policy and endpoint churn on 2 shared cores the worker's run-queue
- * wait otherwise doubles (the control plane's regenerations, attaches, state writes and API
- * calls, and the CNI's own calls, take the core it would run on) and its p99 with it; the
- * churn's messages themselves cost the worker under 1 ms per second (issue-9 isolation). Not
- * more: at saturation a worker per core still leaves the control plane (DNS answers' release,
- * flow batches) a quarter of a core. Cilium has no worker threads; Membrane's, for `--proxy-workers`.
+ * Default `workerPriority`: the proxy worker threads run 10 nice steps above the agent's own
+ * priority (CFS weight 9548 vs 1024), so a worker woken by a request runs at once rather than
+ * after the control plane's slice. Under policy and endpoint churn on 2 shared cores the
+ * worker's run-queue wait otherwise doubles (regenerations, attaches, state writes and API calls
+ * of the agent, and the CNI's own calls, take the core it would run on) and its p99 with it; the
+ * churn's messages themselves cost the worker under 1 ms per second (issue-9 isolation). 5 steps
+ * (weight 3121) left the wait 1.75× quiet. The cost: a worker saturating a core leaves the
+ * control plane ~10% of that core (the others are its as before). Cilium has no worker threads.
  */
-export const DEFAULT_PROXY_WORKER_PRIORITY = 5;
+export const DEFAULT_PROXY_WORKER_PRIORITY = 10;
 
 /** A local endpoint as the agent holds it (src/agent/endpoints.ts `Endpoint`, structurally). */
 export interface EndpointSource {
