@@ -165,6 +165,12 @@ int from_endpoint(struct __sk_buff *skb)
 				    src_ep->endpoint_id);
 		ct_key_forward(&key, &pkt, CT_F_EGRESS);
 		ct_create(&key, &pkt, skb->len, src_ep->sec_identity, proxy_port, CT_ENTRY_F_PROXY);
+		/* Redirected for the destination's ingress: the source's own egress policy allowed
+		 * it first, and logs that, as Cilium's egress program does before the ingress one.
+		 */
+		if (redirect_dir == DIR_INGRESS && (src_ep->flags & ENDPOINT_F_EGRESS_ENFORCED))
+			emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
+				   dst_identity, src_ep->endpoint_id, 0, skb->ifindex, egress_match);
 		/* A redirect where no policy is enforced is visibility only (the annotation): no
 		 * policy verdict to log, the connection is traced into the proxy instead.
 		 */

@@ -125,7 +125,9 @@ export class AccessLogFile {
     // At startup, not on a request's path: the directory and the live file exist before any line.
     mkdirSync(dirname(opts.path), { recursive: true });
     this.#size = sizeOf(opts.path);
-    // Owner-only, as Cilium's rotating writer (lumberjack, 0600): lines carry paths and headers.
+    // A new file is owner-only, as Cilium's rotating writer (lumberjack, 0600): lines carry paths
+    // and headers. An existing one keeps its mode, as there: an operator may have opened it to a
+    // log shipper's group on purpose.
     this.#fd = openSync(this.path, 'a', 0o600);
     // A file already over the limit (an earlier run) rotates before the first new line.
     if (this.#size >= this.#maxSize) this.#queueRotation();

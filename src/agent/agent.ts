@@ -191,7 +191,7 @@ export class Agent {
     this.log = log ?? pino({ level: config.logLevel, base: { node: config.nodeName } }, pino.destination({ dest: 1, sync: false }));
     const store = new StateStore(config.stateDir);
     this.#store = store;
-    this.#identities = new IdentityAllocator(store, parseLabel);
+    this.#identities = new IdentityAllocator(store, parseLabel, (err) => this.log.warn({ err }, 'could not save local identities; trying again in 5 s'));
     this.endpoints = new EndpointManager(store);
     this.services = new ServiceRegistry(store);
     this.flows = new FlowRing({ capacity: config.flowBuffer });
@@ -663,10 +663,12 @@ export class Agent {
     await this.#proxyWorkers?.close();
     this.#untrace?.();
     await this.#tracing?.shutdown();
-    this.#fqdn?.stop();
-    // Endpoint writes in flight land before the final synchronous ones.
+    // Writes in flight (endpoints, timed FQDN-cache and identity saves) land before the final
+    // synchronous ones, which then run in the same turn: no timed save can start in between and
+    // rename an older snapshot over them.
     await this.#soon?.catch(() => undefined);
     await this.#store.settled();
+    this.#fqdn?.stop();
     this.#identities.flush();
     await this.#accessLogFile?.close();
     this.#stopEvents?.();

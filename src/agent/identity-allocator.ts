@@ -76,8 +76,12 @@ export class IdentityAllocator {
   /** id → its saved line and the label set it was derived from (#document). */
   #lines = new Map<number, { labels: readonly Label[]; saved: Persisted['identities'][number] }>();
 
-  constructor(store: StateStore, parse: (s: string) => Label) {
+  /** Told of a timed save that failed (it is tried again in 5 s); the agent logs it. */
+  readonly #onSaveError: (err: Error) => void;
+
+  constructor(store: StateStore, parse: (s: string) => Label, onSaveError: (err: Error) => void = () => undefined) {
     this.#store = store;
+    this.#onSaveError = onSaveError;
     const saved = store.read<Persisted>(this.#file, { identities: [] });
     for (const { id, labels, cidr } of saved.identities) {
       const parsed = [...(cidr !== undefined ? cidrIdentityLabels(cidr) : []), ...labels.map(parse)];
@@ -151,7 +155,10 @@ export class IdentityAllocator {
       // Off the event loop (StateStore.writeSoon): at 1000 new addresses a second the file holds
       // thousands of lines, and a synchronous write plus fsync held every DNS answer waiting on
       // this thread for tens of ms. A failed write is tried again on the same schedule.
-      this.#store.writeSoon(this.#file, () => this.#document()).catch(() => this.#persistSoon());
+      this.#store.writeSoon(this.#file, () => this.#document()).catch((err: unknown) => {
+        this.#onSaveError(err as Error);
+        this.#persistSoon();
+      });
     }, 5000);
     this.#timer.unref();
   }

@@ -5,7 +5,7 @@
  */
 import { dirname, join } from 'node:path';
 import { membraneError } from '../errors/index.js';
-import type { FilterSet, Flow } from '../observe/index.js';
+import { DAYS, MONTHS, type FilterSet, type Flow } from '../observe/index.js';
 import type { ClientTls } from '../hubble/index.js';
 import { readInputFile } from './input-file.js';
 
@@ -22,8 +22,7 @@ export function countFlag(flag: string, raw: string): number {
 
 const DURATION_UNITS_NS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 const GO_DURATION = /^([-+]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)(?:\s+ago)?$/;
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const DAY_NAMES = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const DAY_NAMES = `(?:${DAYS.join('|')})`;
 const ZONE = '(Z|[+-]\\d\\d:\\d\\d)';
 
 /** Go's time.ParseDuration (`90s`, `1h30m`, `1.5h`, `-5m`, `0`) → nanoseconds, or null. */
@@ -73,13 +72,13 @@ function layoutNs(raw: string, nowMs: number): bigint | null {
   if (m) return utcNs(n(m[1]), n(m[2]), n(m[3]), n(m[4]), n(m[5]), n(m[6]), m[7] ?? '', zoneMinutes(m[8] ?? 'Z'));
   m = new RegExp(`^${DAY_NAMES}, (\\d\\d) (\\w{3}) (\\d{4}) (\\d\\d):(\\d\\d):(\\d\\d) ([+-]\\d\\d)(\\d\\d)$`).exec(raw);
   if (m) {
-    const mo = MONTHS.indexOf(m[2] ?? '') + 1;
+    const mo = (MONTHS as readonly string[]).indexOf(m[2] ?? '') + 1;
     if (mo === 0) return null;
     return utcNs(n(m[3]), mo, n(m[1]), n(m[4]), n(m[5]), n(m[6]), '', zoneMinutes(`${m[7]}:${m[8]}`));
   }
   m = /^(\w{3}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?$/.exec(raw);
   if (m) {
-    const mo = MONTHS.indexOf(m[1] ?? '') + 1;
+    const mo = (MONTHS as readonly string[]).indexOf(m[1] ?? '') + 1;
     if (mo === 0) return null;
     const year = new Date(nowMs).getUTCFullYear();
     const at = utcNs(year, mo, n(m[2]), n(m[3]), n(m[4]), n(m[5]), m[6] ?? '', 0);

@@ -127,6 +127,11 @@ describe.skipIf(skip !== null)('issue-11 proxy-visibility annotation: L7 flows w
     expect(f).toMatchObject({ verdict: 'FORWARDED', destination: { pod_name: `${P}-ds` }, l7: { type: 'REQUEST', http: { method: 'POST' } } });
     expect(f.l7?.http?.url).toContain('/v1/request-landing');
     expect(await eventually(() => landings() >= before + 2, 5000)).toBe(true);
+    // No policy is enforced: the redirected connection is a to-proxy trace, never a policy
+    // verdict (Cilium logs verdicts only where it enforces).
+    const l34 = node.cli(['observe', '--from-pod', `${P}-xw`, '--to-pod', `${P}-ds`, '--last', '1000']).stdout.split('\n');
+    expect(l34.some((l) => new RegExp(` -> \\S+/${P}-ds:80 \\(ID:\\d+\\) to-proxy FORWARDED \\(TCP Flags: SYN\\)$`).test(l)), l34.join('\n')).toBe(true);
+    expect(l34.filter((l) => l.includes('policy-verdict')), l34.join('\n')).toEqual([]);
   });
 
   it('L3/L4 rule1: tiefighter lands (now seen at L7), xwing is dropped, exactly as without the annotation', async () => {

@@ -21,4 +21,4 @@ export {
 } from './options.js';
 export { FlowPrinter, formatCompact, resolvePrinterOptions } from './printer.js';
 export { autoColor, COLOR_MODES, type ColorMode } from './color.js';
-export { formatFlowTime, timeFormatNamed, TIME_FORMATS, type TimeFormat } from './time-format.js';
+export { DAYS, formatFlowTime, MONTHS, timeFormatNamed, TIME_FORMATS, type TimeFormat } from './time-format.js';
