@@ -171,6 +171,16 @@ function workerExecArgv(): string[] | undefined {
   return dir ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${dir}`] : undefined;
 }
 
+/** The agent's thread nice − `priority` (≥ −20); undefined (inherit) when the addon cannot tell the thread's nice. */
+function workerNice(priority: number, log: Logger): number | undefined {
+  try {
+    return Math.max(-20, threadNice() - priority);
+  } catch (err) {
+    log.warn({ err }, 'proxy workers run at the agent\'s CPU priority: its own could not be read');
+    return undefined;
+  }
+}
+
 const sameDirection = (a: DirectionPolicy, b: DirectionPolicy): boolean =>
   a.enforced === b.enforced && a.entries.length === b.entries.length && a.entries.every((e, i) => e === b.entries[i]);
 
@@ -213,7 +223,7 @@ export class ProxyWorkerPool {
     this.#entry = workerEntry();
     // The agent's own priority, read once: a worker restarted later gets the same value whatever
     // the thread's nice is then (the control plane may be running raised: agent/priority.ts).
-    this.#workerNice = priority === 0 ? undefined : Math.max(-20, threadNice() - priority);
+    this.#workerNice = priority === 0 ? undefined : workerNice(priority, options.log);
   }
 
   /**
