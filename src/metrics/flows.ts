@@ -19,7 +19,7 @@
  *   cilium_policy_l7_total{rule,proxy_type}               pkg/proxy/logger (received / forwarded / denied / parse_errors)
  *   cilium_proxy_upstream_reply_seconds{error,protocol_l7,scope="upstreamTime"}
  */
-import { dnsRcodeName, POLICY_MATCH_TYPE_NAMES, type Flow } from '../observe/index.js';
+import { dnsRcodeName, POLICY_MATCH_TYPE_NAMES, TRACE_OBSERVATION_POINTS, type Flow } from '../observe/index.js';
 import { EVENT_TYPE } from '../codes/index.js';
 import type { Registry } from 'prom-client';
 import { FastCounter, FastHistogram, OTHER, type CounterDelta, type HistogramDelta } from './fast.js';
@@ -109,21 +109,6 @@ export function mergeFlowMetricsDelta(m: FlowMetrics, delta: FlowMetricsDelta): 
   }
 }
 
-/** Hubble's trace observation point names (monitorAPI.TraceObservationPoints), by sub_type. */
-const TRACE_POINTS: Readonly<Record<number, string>> = {
-  0: 'to-endpoint',
-  1: 'to-proxy',
-  2: 'to-host',
-  3: 'to-stack',
-  4: 'to-overlay',
-  5: 'from-endpoint',
-  6: 'from-proxy',
-  7: 'from-host',
-  8: 'from-stack',
-  9: 'from-overlay',
-  10: 'from-network',
-  11: 'to-network',
-};
 
 function l7Protocol(flow: Flow): 'DNS' | 'HTTP' | '' {
   if (flow.l7?.dns) return 'DNS';
@@ -154,7 +139,7 @@ function typeAndSubtype(flow: Flow): [string, string] {
     case EVENT_TYPE.CAPTURE:
       return ['Capture', ''];
     case EVENT_TYPE.TRACE:
-      return ['Trace', TRACE_POINTS[flow.event_type.sub_type ?? 0] ?? ''];
+      return ['Trace', (TRACE_OBSERVATION_POINTS as Readonly<Record<number, string>>)[flow.event_type.sub_type ?? 0] ?? ''];
     case EVENT_TYPE.POLICY_VERDICT:
       return ['PolicyVerdict', ''];
     default:
