@@ -112,6 +112,12 @@ export interface AgentConfig {
    * 0: no difference. Default DEFAULT_CONTROL_PLANE_NICE.
    */
   readonly controlPlaneNice?: number;
+  /**
+   * `--proxy-worker-priority`: how many nice steps (0-20) above the agent's own the proxy worker
+   * threads run (src/proxyworker/pool.ts `workerPriority`). Absent: 10 while the workers leave a
+   * CPU to the agent's thread, else 0 (defaultWorkerPriority).
+   */
+  readonly proxyWorkerPriority?: number;
 }
 
 /**
@@ -440,6 +446,7 @@ export class Agent {
     };
     this.#proxyWorkers = new ProxyWorkerPool({
       workers: this.config.proxyWorkers,
+      ...(this.config.proxyWorkerPriority === undefined ? {} : { workerPriority: this.config.proxyWorkerPriority }),
       init: {
         nodeName: this.config.nodeName,
         pinRoot: this.config.pinRoot,

@@ -52,6 +52,8 @@ export interface AgentCommandOptions {
   proxyWorkers?: string;
   /** `--control-plane-nice`: absent = DEFAULT_CONTROL_PLANE_NICE. */
   controlPlaneNice?: string;
+  /** `--proxy-worker-priority`: absent = defaultWorkerPriority. */
+  proxyWorkerPriority?: string;
 }
 
 const IN_NETNS = 'MEMBRANE_AGENT_NETNS';
@@ -115,6 +117,7 @@ function agentConfig(opts: AgentCommandOptions): AgentConfig {
     otlpEndpoint: (tracingConfig(opts.otlpEndpoint ?? null, 'check'), opts.otlpEndpoint ?? null),
     proxyWorkers: opts.proxyWorkers === undefined ? DEFAULT_AGENT_CONFIG.proxyWorkers : wholeNumber('--proxy-workers', opts.proxyWorkers, 0, MAX_PROXY_WORKERS, 'worker threads'),
     ...(opts.controlPlaneNice === undefined ? {} : { controlPlaneNice: wholeNumber('--control-plane-nice', opts.controlPlaneNice, 0, 19, 'nice steps') }),
+    ...(opts.proxyWorkerPriority === undefined ? {} : { proxyWorkerPriority: wholeNumber('--proxy-worker-priority', opts.proxyWorkerPriority, 0, 20, 'nice steps') }),
   };
 }
 

@@ -124,6 +124,10 @@ program
     nonNegativeInt('worker threads'),
   )
   .option(
+    '--proxy-worker-priority <n>',
+    'how many nice steps (0-20) above the agent\'s own CPU priority the proxy worker threads run, so a request does not wait behind regenerations (default: 10 while the workers leave a CPU to the agent, else 0)',
+  )
+  .option(
     '--control-plane-nice <n>',
     'how much lower (nice, 0-19) the CPU priority of the agent\'s policy reads and regenerations is than its proxy workers\'; 0 = the same (default: 0)',
   )

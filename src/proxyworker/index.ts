@@ -4,7 +4,7 @@
  * and identities incrementally, reporting flows, access-log lines and counters back in batches.
  * See protocol.ts for the messages; the worker entry is dist/proxyworker/worker.js.
  */
-export { ProxyWorkerPool, defaultProxyWorkers, type EndpointSource, type ProxyWorkerPoolOptions, type WorkerStatus } from './pool.js';
+export { ProxyWorkerPool, defaultProxyWorkers, defaultWorkerPriority, DEFAULT_PROXY_WORKER_PRIORITY, type EndpointSource, type ProxyWorkerPoolOptions, type WorkerStatus } from './pool.js';
 export { WorkerState } from './state.js';
 export { ResyncRequester, RESYNC_MIN_INTERVAL_MS, type ResyncOptions } from './resync.js';
 export { Outbox, FLUSH_ITEMS, FLUSH_MS, type OutboxBatch } from './outbox.js';

@@ -41,6 +41,17 @@ export function defaultProxyWorkers(): number {
  */
 export const DEFAULT_PROXY_WORKER_PRIORITY = 10;
 
+/**
+ * The workers' priority when none is asked for: DEFAULT_PROXY_WORKER_PRIORITY while the workers
+ * leave at least one CPU to the agent's thread, else 0. Workers raised on every core would leave
+ * the control plane ~10% of one while they are saturated, and DNS answers (released by the agent
+ * once their addresses are in the maps), flow batches and the API all wait on it; a flood through
+ * one pod's proxy must not hold back another pod's answers.
+ */
+export function defaultWorkerPriority(workers: number, cpus = availableParallelism()): number {
+  return workers < cpus ? DEFAULT_PROXY_WORKER_PRIORITY : 0;
+}
+
 /** A local endpoint as the agent holds it (src/agent/endpoints.ts `Endpoint`, structurally). */
 export interface EndpointSource {
   readonly ip: string;
@@ -77,7 +88,7 @@ export interface ProxyWorkerPoolOptions {
   readonly restartDelayMs?: number;
   /**
    * How many nice steps (0…20) above the agent's priority (its thread's nice when the pool is
-   * made) the worker threads run; 0: the agent's. Default DEFAULT_PROXY_WORKER_PRIORITY. Raising
+   * made) the worker threads run; 0: the agent's. Default defaultWorkerPriority(workers). Raising
    * a thread's priority needs CAP_SYS_NICE (the agent has it as root): without it a worker keeps
    * the agent's priority and the pool logs a warning.
    */
@@ -217,7 +228,7 @@ export class ProxyWorkerPool {
 
   constructor(options: ProxyWorkerPoolOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError(`workers must be ≥ 1, got ${options.workers}`);
-    const priority = options.workerPriority ?? DEFAULT_PROXY_WORKER_PRIORITY;
+    const priority = options.workerPriority ?? defaultWorkerPriority(options.workers);
     if (!Number.isInteger(priority) || priority < 0 || priority > 20) throw new RangeError(`workerPriority must be 0…20, got ${priority}`);
     this.#o = options;
     this.#entry = workerEntry();

@@ -66,6 +66,9 @@ describe('agent counts: usage errors (exit 2) naming the flag and its unit, befo
     expect(agent(dir, ['--tofqdns-endpoint-max-ip-per-hostname', 'x']).stderr).toContain('expected a whole number of IPs');
     expect(agent(dir, ['--tofqdns-proxy-response-max-delay', 'x']).stderr).toContain('expected a duration such as 100ms');
     expect(agent(dir, ['--http-request-timeout', 'x']).stderr).toContain('expected a whole number of seconds');
+    const prio = agent(dir, ['--proxy-worker-priority', '21']);
+    expect(prio.status).toBe(2);
+    expect(prio.stderr).toContain('--proxy-worker-priority 21: must be a whole number of nice steps from 0 to 20 [MEMBRANE_ERR_CLI_USAGE]');
   });
 
   it('a duration flag\'s default is shown as a duration, as its value is written', () => {
