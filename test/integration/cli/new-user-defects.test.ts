@@ -113,17 +113,19 @@ describe('a user who is not root is told so, not that the agent is down', () => 
   const root = process.getuid?.() === 0;
   it.skipIf(!root && !process.env.CI)('the agent API socket is root-only (0600): EACCES names that, not "is the agent running?"', async () => {
     const { createServer } = await import('node:net');
-    const { chmodSync, mkdtempSync, rmSync } = await import('node:fs');
+    const { chmodSync, chownSync, mkdtempSync, rmSync } = await import('node:fs');
     const { spawnSync } = await import('node:child_process');
-    // A world-searchable directory, so only the socket's own mode keeps the user out.
     const dir = mkdtempSync('/tmp/mb-eacces-');
-    chmodSync(dir, 0o755);
     const socket = join(dir, 'agent.sock');
     const server = createServer((c) => c.end());
     await new Promise<void>((resolve) => server.listen(socket, resolve));
+    // Owner-only and owned by someone else; the CLI runs as root without the capabilities that
+    // override file modes (CAP_DAC_*), so it meets the mode as a user who is not root does, while
+    // it can still read its own files in any checkout.
     chmodSync(socket, 0o600);
+    chownSync(socket, 65534, 65534);
     try {
-      const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, '--api-socket', socket, 'status'], { encoding: 'utf8' });
+      const r = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search', process.execPath, CLI, '--api-socket', socket, 'status'], { encoding: 'utf8' });
       expect(r.status).toBe(1);
       expect(r.stderr).toContain('permission denied');
       expect(r.stderr).toContain('root-only: run the command as root');
