@@ -123,6 +123,9 @@ export interface WindowFlags {
  * flow in that range; otherwise the last 20, or with `--follow` only new flows. `--until` is not
  * sent with `--follow` (hubble drops it too).
  */
+/** `--all`'s count: more flows than any ring holds (hubble: math.MaxUint64). */
+export const ALL_FLOWS = Number.MAX_SAFE_INTEGER;
+
 export function observeWindow(f: WindowFlags, lastGiven: boolean, nowMs: number = Date.now()): Pick<ObserveRequest, 'last' | 'first' | 'since' | 'until'> {
   const first = f.first !== undefined;
   if (first && lastGiven) throw membraneError('MEMBRANE_ERR_CLI_USAGE', 'cannot set both --first and --last');
@@ -134,7 +137,10 @@ export function observeWindow(f: WindowFlags, lastGiven: boolean, nowMs: number 
   const range = { ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) };
   if (first) return { last: countFlag('--first', f.first ?? ''), first: true, ...range };
   if (lastGiven) return { last: countFlag('--last', f.last), ...range };
-  if (since !== undefined || until !== undefined || f.all || f.follow) return { last: 0, ...range };
+  // --all asks for every flow held, also with --follow (hubble sends number = MaxUint64): a
+  // number of 0 with follow would mean "only new flows".
+  if (f.all) return { last: ALL_FLOWS, ...range };
+  if (since !== undefined || until !== undefined || f.follow) return { last: 0, ...range };
   return { last: countFlag('--last', f.last), ...range };
 }
 

@@ -120,6 +120,18 @@ describe('membrane observe takes hubble observe\'s flags and output modes', () =
     expect(auto.stdout).toBe(`${REFERENCE_LINES[5]}\n`);
   });
 
+  it('--all with --follow prints every flow held first, then follows (hubble: number = MaxUint64)', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [CLI, 'observe', '--server', `unix://${join(dir, 'hubble.sock')}`, '--all', '-f', '--protocol', 'http'], { cwd: REPO });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 15_000;
+    while (lines(out).length < 4 && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+    expect(lines(out)).toEqual(REFERENCE_LINES.slice(0, 4));
+  });
+
   it('--allowlist / --denylist take JSON FlowFilters; --print-raw-filters prints the request\'s filters as hubble does', async () => {
     const [raw, none, lists] = await Promise.all([
       observe('--print-raw-filters', '--pod', 'deathstar', '--not', '--verdict', 'DROPPED'),

@@ -1,6 +1,6 @@
 /** Which flows `membrane observe` asks the agent for: hubble's --last / --first / --since / --until. */
 import { describe, expect, it } from 'vitest';
-import { observeWindow, parseTimeFlag } from '../../../src/cli/observe-command.js';
+import { ALL_FLOWS, observeWindow, parseTimeFlag } from '../../../src/cli/observe-command.js';
 
 const NOW = Date.UTC(2026, 11, 1, 12, 0, 0);
 const ns = (ms: number): bigint => BigInt(ms) * 1_000_000n;
@@ -60,7 +60,9 @@ describe('the window asked for', () => {
   });
 
   it('is everything held with --all (not with --last); only new flows with --follow and no --last', () => {
-    expect(observeWindow({ last: '20', all: true }, false)).toEqual({ last: 0 });
+    expect(observeWindow({ last: '20', all: true }, false)).toEqual({ last: ALL_FLOWS });
+    // With --follow too: every flow held, then the new ones (a count of 0 would mean new ones only).
+    expect(observeWindow({ last: '20', all: true, follow: true }, false)).toEqual({ last: ALL_FLOWS });
     expect(() => observeWindow({ last: '3', all: true }, true)).toThrow(/cannot set both --last and --all/);
     expect(observeWindow({ last: '20', follow: true }, false)).toEqual({ last: 0 });
     expect(observeWindow({ last: '2', follow: true }, true)).toEqual({ last: 2 });
