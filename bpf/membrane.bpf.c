@@ -171,29 +171,29 @@ int from_endpoint(struct __sk_buff *skb)
 		if (redirect_dir == DIR_INGRESS && (src_ep->flags & ENDPOINT_F_EGRESS_ENFORCED))
 			emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
 				   dst_identity, src_ep->endpoint_id, 0, skb->ifindex, egress_match);
-		/* A redirect where no policy is enforced is visibility only (the annotation): no
-		 * policy verdict to log, the connection is traced into the proxy instead.
+		/* The redirect's own verdict where that direction's policy is enforced (a redirect
+		 * without it is visibility only, the annotation), then the trace into the proxy.
 		 */
 		if (redirect_dir == DIR_INGRESS ? (dst_ep && (dst_ep->flags & ENDPOINT_F_INGRESS_ENFORCED))
 						: (src_ep->flags & ENDPOINT_F_EGRESS_ENFORCED))
 			emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_REDIRECTED, 0, redirect_dir, &pkt,
 				   src_ep->sec_identity, dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex,
 				   redirect_match);
-		else
-			emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_PROXY, redirect_dir, &pkt,
-				   src_ep->sec_identity, dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex, 0);
+		emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_PROXY, redirect_dir, &pkt,
+			   src_ep->sec_identity, dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex, 0);
 		return forward(skb, DIR_EGRESS);
 	}
 
 	ct_key_forward(&key, &pkt, CT_F_EGRESS);
 	ct_create(&key, &pkt, skb->len, src_ep->sec_identity, 0, 0);
-	/* A local destination's own hook (to_endpoint) reports its side; one that leaves the node
-	 * without egress policy is traced as it goes to the stack.
+	/* The egress verdict where egress policy is enforced; then, for a destination off this
+	 * node, the trace as it goes to the stack (a local destination's hook, to_endpoint,
+	 * traces its own delivery).
 	 */
 	if (src_ep->flags & ENDPOINT_F_EGRESS_ENFORCED)
 		emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
 			   dst_identity, src_ep->endpoint_id, 0, skb->ifindex, egress_match);
-	else if (!dst_ep)
+	if (!dst_ep)
 		emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_STACK, DIR_EGRESS, &pkt, src_ep->sec_identity,
 			   dst_identity, src_ep->endpoint_id, 0, skb->ifindex, 0);
 	return forward(skb, DIR_EGRESS);
@@ -269,9 +269,8 @@ int to_endpoint(struct __sk_buff *skb)
 	if (dst_ep->flags & ENDPOINT_F_INGRESS_ENFORCED)
 		emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
 			   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex, verdict.match_type);
-	else
-		emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_LXC, DIR_INGRESS, &pkt, src_identity,
-			   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex, 0);
+	emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_LXC, DIR_INGRESS, &pkt, src_identity,
+		   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex, 0);
 	return forward(skb, DIR_INGRESS);
 }
 

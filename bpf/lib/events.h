@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Flow events for `membrane observe`: drops, the policy verdict of each new connection and of
- * each packet policy denies (Cilium bpf/lib/policy_log.h send_policy_verdict_notify), and a trace
- * event for a new connection in a direction where no policy is enforced (Cilium logs policy
- * verdicts only where it enforces: GetPolicyVerdictLogFilter; its trace notifications show the rest). */
+/* Flow events for `membrane observe`: drops; the policy verdict of each new connection in a
+ * direction where policy is enforced (Cilium logs verdicts only there: GetPolicyVerdictLogFilter)
+ * and of each packet policy denies (bpf/lib/policy_log.h send_policy_verdict_notify); and the
+ * trace of each new connection where it is delivered, sent to the stack or into a proxy (Cilium's
+ * send_trace_notify under its default monitor aggregation, first packet only). */
 #pragma once
 
 #include "common.h"
