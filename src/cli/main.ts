@@ -67,6 +67,15 @@ function booleanFlag(value: string): boolean {
   throw new InvalidArgumentError('expected true or false');
 }
 
+/** `observe -o`: hubble's output modes, in any case (hubble lower-cases the flag). */
+function observeOutputMode(value: string): string {
+  const mode = value.toLowerCase();
+  if (!['compact', 'dict', 'json', 'jsonpb', 'table', 'tab'].includes(mode)) {
+    throw new InvalidArgumentError('Allowed choices are compact, dict, json, jsonpb, table, tab.');
+  }
+  return mode;
+}
+
 /** A Go duration (Cilium's duration flags) → whole milliseconds, as a string like the other options. */
 function durationMs(value: string): string {
   const ms = parseDurationMs(value);
@@ -245,7 +254,11 @@ program
   .option('--tls-client-cert-file <file>', 'client certificate for mutual TLS (hubble)')
   .option('--tls-client-key-file <file>', 'key of --tls-client-cert-file (hubble)')
   .option('--tls-server-name <name>', 'name the server certificate must carry, when not the --server host (hubble)')
-  .addOption(new Option('-o, --output <mode>', 'compact, dict, json (every field the agent wrote), jsonpb (GetFlowsResponse as proto3 JSON, as hubble) or table (tab-aligned columns)').choices(['compact', 'dict', 'json', 'jsonpb', 'table', 'tab']).default('compact'))
+  .addOption(
+    new Option('-o, --output <mode>', 'compact, dict, json (every field the agent wrote), jsonpb (GetFlowsResponse as proto3 JSON, as hubble) or table (tab-aligned columns); any case, as hubble')
+      .argParser(observeOutputMode)
+      .default('compact'),
+  )
   .option('--print-node-name', 'print the node name in output (hubble)')
   .option('--time-format <name>', `time format: ${TIME_FORMATS.join(', ')} (hubble)`, 'StampMilli')
   .option('--numeric', 'print IP addresses, not pod or DNS names (hubble; implies --ip-translation=false)')

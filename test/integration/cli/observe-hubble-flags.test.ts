@@ -120,6 +120,15 @@ describe('membrane observe takes hubble observe\'s flags and output modes', () =
     expect(auto.stdout).toBe(`${REFERENCE_LINES[5]}\n`);
   });
 
+  it('-o takes hubble\'s modes in any case; anything else is a usage error naming the choices', async () => {
+    const [upper, lower, bad] = await Promise.all([observe('-o', 'JSONPB', '--last', '2'), observe('-o', 'jsonpb', '--last', '2'), observe('-o', 'XML')]);
+    expect(upper.code).toBe(0);
+    expect(upper.stdout).toBe(lower.stdout);
+    expect(lines(upper.stdout)).toHaveLength(2);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('Allowed choices are compact, dict, json, jsonpb, table, tab.');
+  });
+
   it('--all with --follow prints every flow held first, then follows (hubble: number = MaxUint64)', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [CLI, 'observe', '--server', `unix://${join(dir, 'hubble.sock')}`, '--all', '-f', '--protocol', 'http'], { cwd: REPO });
