@@ -3,34 +3,16 @@
  * real HubbleServer on a unix socket beside the (absent) API socket, as the agent lays them out.
  * The output is what the reference `hubble observe` lines of the Star Wars demo say.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubbleServer } from '../../../src/hubble/index.js';
 import { dropFlow, FlowRing, httpRequestFlow, type Flow } from '../../../src/observe/index.js';
 import { deathstarF, IPS, REFERENCE_LINES, starWarsFlows, tiefighter, xwing } from '../../unit/observe/fixtures.js';
-import { assertBuilt, CLI, REPO, removeTempDirs, tempDir } from './run-cli.js';
+import { assertBuilt, CLI, membraneAsync, outputLines, REPO, removeTempDirs, tempDir, type CliOutput } from './run-cli.js';
 
-const run = promisify(execFile);
-
-interface Out {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function membrane(args: string[]): Promise<Out> {
-  try {
-    const r = await run(process.execPath, [CLI, ...args], { cwd: REPO, timeout: 20_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
+const membrane = (args: string[]): Promise<CliOutput> => membraneAsync(args);
+const lines = outputLines;
 
 describe('membrane observe over gRPC', () => {
   const dir = tempDir('observe-grpc');

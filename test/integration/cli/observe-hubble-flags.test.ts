@@ -3,41 +3,22 @@
  * HubbleServer, with the flags and output modes a new-user trial found missing. Each case asserts
  * what the user sees: the printed text and the exit status.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubbleServer } from '../../../src/hubble/index.js';
 import { FlowRing, formatStampMilli, httpRequestFlow } from '../../../src/observe/index.js';
 import { deathstarW, IPS, REFERENCE_LINES, starWarsFlows, tiefighter } from '../../unit/observe/fixtures.js';
-import { assertBuilt, CLI, REPO, removeTempDirs, tempDir } from './run-cli.js';
+import { assertBuilt, CLI, membraneAsync, outputLines, REPO, removeTempDirs, tempDir, type CliOutput } from './run-cli.js';
 
-const run = promisify(execFile);
-
-interface Out {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function membrane(args: string[]): Promise<Out> {
-  try {
-    const r = await run(process.execPath, [CLI, ...args], { cwd: REPO, timeout: 20_000, env: { ...process.env, NO_COLOR: '' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
+const membrane = (args: string[]): Promise<CliOutput> => membraneAsync(args, { NO_COLOR: '' });
+const lines = outputLines;
 
 describe('membrane observe takes hubble observe\'s flags and output modes', () => {
   const dir = tempDir('observe-hubble-flags');
   const ring = new FlowRing({ capacity: 64 });
   const server = new HubbleServer({ flows: ring, nodeName: 'node-1', version: 'v' }, { info: () => {}, warn: () => {} });
   const sw = starWarsFlows();
-  const observe = (...args: string[]): Promise<Out> => membrane(['observe', '--server', `unix://${join(dir, 'hubble.sock')}`, ...args]);
+  const observe = (...args: string[]): Promise<CliOutput> => membrane(['observe', '--server', `unix://${join(dir, 'hubble.sock')}`, ...args]);
 
   beforeAll(async () => {
     assertBuilt();

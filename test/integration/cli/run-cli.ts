@@ -5,11 +5,12 @@
  *
  * dist/ is built by `npx tsc -p tsconfig.json` (scripts/setup.sh does it before every test run).
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(REPO, 'dist', 'cli', 'main.js');
@@ -67,3 +68,29 @@ export function removeTempDirs(): void {
 export function re(literal: string): string {
   return literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/** What an asynchronous run of the CLI gave: its exit status (-1 if none) and output. */
+export interface CliOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Runs the built CLI without blocking the test's event loop (a server in this process must keep
+ * answering it), with `env` added to this process's; at most 20 s.
+ */
+export async function membraneAsync(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliOutput> {
+  try {
+    const r = await execFileAsync(process.execPath, [CLI, ...args], { cwd: REPO, timeout: 20_000, env: { ...process.env, ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** Output split into its non-empty lines. */
+export const outputLines = (s: string): string[] => s.split('\n').filter((l) => l !== '');

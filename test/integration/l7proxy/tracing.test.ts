@@ -29,6 +29,16 @@ async function tracingTo(endpoint: string, env: NodeJS.ProcessEnv = {}): Promise
   return tracing;
 }
 
+/** An OTLP receiver, tracing to it (`env` as OTEL_* variables), the proxy traced, and a real upstream behind it. */
+async function tracedProxy(env: NodeJS.ProcessEnv = {}): Promise<{ otlp: Awaited<ReturnType<typeof startOtlpReceiver>>; tracing: Tracing; up: Upstream; h: Awaited<ReturnType<typeof startProxy>> }> {
+  const otlp = await startOtlpReceiver(cleanups);
+  const tracing = await tracingTo(otlp.url, env);
+  cleanups.add(traceHttpProxy(tracing.proxyTracer));
+  const up = await startUpstream(cleanups);
+  const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+  return { otlp, tracing, up, h };
+}
+
 async function curl(port: number, method: string, path: string, traceparent?: string): Promise<number> {
   const args = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', method, '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}${path}`];
   if (traceparent) args.push('-H', `traceparent: ${traceparent}`);
@@ -43,11 +53,7 @@ function receivedTraceparent(up: Upstream, i: number): string | undefined {
 
 describe('issue-11 tracing through the HTTP proxy', () => {
   it('continues the client trace: client span → proxy span → the server sees the proxy span as parent; the flows carry the trace id', async () => {
-    const otlp = await startOtlpReceiver(cleanups);
-    const tracing = await tracingTo(otlp.url);
-    cleanups.add(traceHttpProxy(tracing.proxyTracer));
-    const up = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+    const { otlp, tracing, up, h } = await tracedProxy();
 
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const clientSpan = '00f067aa0ba902b7';
@@ -81,11 +87,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('a denied request gets a span with the 403 and the reason, and never reaches the server', async () => {
-    const otlp = await startOtlpReceiver(cleanups);
-    const tracing = await tracingTo(otlp.url);
-    cleanups.add(traceHttpProxy(tracing.proxyTracer));
-    const up = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+    const { otlp, tracing, up, h } = await tracedProxy();
 
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     expect(await curl(h.port, 'PUT', '/v1/exhaust-port', `00-${traceId}-b7ad6b7169203331-01`)).toBe(403);
@@ -105,11 +107,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('without a traceparent the proxy starts the trace: a root span, propagated upstream, its id in the request flow', async () => {
-    const otlp = await startOtlpReceiver(cleanups);
-    const tracing = await tracingTo(otlp.url);
-    cleanups.add(traceHttpProxy(tracing.proxyTracer));
-    const up = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+    const { otlp, tracing, up, h } = await tracedProxy();
 
     expect(await curl(h.port, 'POST', '/v1/request-landing')).toBe(200);
     await until(() => otlp.spans.length === 1, 5000);
@@ -125,11 +123,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('sampled out (traceidratio 0): nothing is exported, the trace context is still propagated', async () => {
-    const otlp = await startOtlpReceiver(cleanups);
-    const tracing = await tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
-    cleanups.add(traceHttpProxy(tracing.proxyTracer));
-    const up = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+    const { otlp, tracing, up, h } = await tracedProxy({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
 
     const traceId = '5bf92f3577b34da6a3ce929d0e0e4736';
     expect(await curl(h.port, 'POST', '/v1/request-landing', `00-${traceId}-00f067aa0ba902b7-01`)).toBe(200);
@@ -140,11 +134,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
 
 
   it('issue-11 an unsampled client trace (flags 00) under the parent-based default: continued unsampled, its tracestate kept, nothing exported, the flow carries its trace id', async () => {
-    const otlp = await startOtlpReceiver(cleanups);
-    const tracing = await tracingTo(otlp.url);
-    cleanups.add(traceHttpProxy(tracing.proxyTracer));
-    const up = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+    const { otlp, tracing, up, h } = await tracedProxy();
 
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const status = await new Promise<number>((resolve, reject) => {
@@ -178,11 +168,7 @@ describe('issue-11 tracing through the HTTP proxy', () => {
   });
 
   it('issue-11 sampling decided before the span: a root sampled at 50% is exported under the trace id sent upstream (flags 01), one dropped is sent with flags 00 and never exported, and half are sampled', async () => {
-    const otlp = await startOtlpReceiver(cleanups);
-    const tracing = await tracingTo(otlp.url, { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' });
-    cleanups.add(traceHttpProxy(tracing.proxyTracer));
-    const up = await startUpstream(cleanups);
-    const h = await startProxy(cleanups, { upstreamPort: up.port, local: 'dst' });
+    const { otlp, tracing, up, h } = await tracedProxy({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' });
 
     const N = 400;
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
