@@ -45,18 +45,13 @@ function osErrorName(errno: number): string {
   return `E${errno}`;
 }
 
-/** A datagram as a UDP socket of the addon delivers it; `dst` is the original destination on a transparent listener. */
-export interface UdpDatagram {
-  data: Buffer;
-  srcIp: string;
-  srcPort: number;
-  dstIp: string;
-  dstPort: number;
-  /** Longer than the socket keeps (4096 bytes on a transparent listener): only a prefix is in `data`. */
-  truncated: boolean;
-  /** The socket's datagrams dropped by the kernel so far (cumulative), when any were. */
-  drops?: number;
-}
+/**
+ * A datagram as a UDP socket of the addon delivers it (the addon's record itself, native.ts
+ * `UdpRecord`): `dstIp`/`dstPort` the original destination on a transparent listener; `truncated`
+ * when it was longer than the socket keeps (4096 bytes on a transparent listener); `drops` the
+ * socket's kernel drops so far (cumulative), when any were.
+ */
+export type UdpDatagram = Exclude<UdpRecord, { errno: number }>;
 
 /** A UDP socket of the addon. Errors thrown carry `code` (errno name), `errno`, `syscall`, `subject`. */
 export interface NativeUdpSocket {
