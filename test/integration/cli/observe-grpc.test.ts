@@ -5,31 +5,19 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubbleServer } from '../../../src/hubble/index.js';
-import { dropFlow, FlowRing, httpRequestFlow, type Flow } from '../../../src/observe/index.js';
+import { describe, expect, it } from 'vitest';
+import { dropFlow, httpRequestFlow, type Flow } from '../../../src/observe/index.js';
 import { deathstarF, IPS, REFERENCE_LINES, starWarsFlows, tiefighter, xwing } from '../../unit/observe/fixtures.js';
-import { assertBuilt, CLI, membraneAsync, outputLines, REPO, removeTempDirs, tempDir, type CliOutput } from './run-cli.js';
+import { observerWith } from './observer-fixture.js';
+import { CLI, membraneAsync, outputLines, REPO, type CliOutput } from './run-cli.js';
 
 const membrane = (args: string[]): Promise<CliOutput> => membraneAsync(args);
 const lines = outputLines;
 
 describe('membrane observe over gRPC', () => {
-  const dir = tempDir('observe-grpc');
-  const apiSocket = join(dir, 'agent.sock');
-  const ring = new FlowRing({ capacity: 64 });
-  const server = new HubbleServer({ flows: ring, nodeName: 'node-1', version: 'v' }, { info: () => {}, warn: () => {} });
   const sw = starWarsFlows();
-
-  beforeAll(async () => {
-    assertBuilt();
-    for (const f of sw) ring.push(f);
-    await server.listen({ socketPath: join(dir, 'hubble.sock') });
-  });
-  afterAll(async () => {
-    await server.close();
-    removeTempDirs();
-  });
+  const { dir, ring } = observerWith('observe-grpc', () => sw);
+  const apiSocket = join(dir, 'agent.sock');
 
   it('--pod deathstar --protocol http prints the reference HTTP lines, found through --api-socket', async () => {
     const r = await membrane(['--api-socket', apiSocket, 'observe', '--pod', 'deathstar', '--protocol', 'http']);

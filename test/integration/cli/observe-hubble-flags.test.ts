@@ -3,32 +3,19 @@
  * HubbleServer, with the flags and output modes a new-user trial found missing. Each case asserts
  * what the user sees: the printed text and the exit status.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubbleServer } from '../../../src/hubble/index.js';
-import { FlowRing, formatStampMilli, httpRequestFlow } from '../../../src/observe/index.js';
+import { describe, expect, it } from 'vitest';
+import { formatStampMilli, httpRequestFlow } from '../../../src/observe/index.js';
 import { deathstarW, IPS, REFERENCE_LINES, starWarsFlows, tiefighter } from '../../unit/observe/fixtures.js';
-import { assertBuilt, CLI, membraneAsync, outputLines, REPO, removeTempDirs, tempDir, type CliOutput } from './run-cli.js';
+import { observerWith } from './observer-fixture.js';
+import { CLI, membraneAsync, outputLines, REPO, type CliOutput } from './run-cli.js';
 
 const membrane = (args: string[]): Promise<CliOutput> => membraneAsync(args, { NO_COLOR: '' });
 const lines = outputLines;
 
 describe('membrane observe takes hubble observe\'s flags and output modes', () => {
-  const dir = tempDir('observe-hubble-flags');
-  const ring = new FlowRing({ capacity: 64 });
-  const server = new HubbleServer({ flows: ring, nodeName: 'node-1', version: 'v' }, { info: () => {}, warn: () => {} });
   const sw = starWarsFlows();
-  const observe = (...args: string[]): Promise<CliOutput> => membrane(['observe', '--server', `unix://${join(dir, 'hubble.sock')}`, ...args]);
-
-  beforeAll(async () => {
-    assertBuilt();
-    for (const f of sw) ring.push(f);
-    await server.listen({ socketPath: join(dir, 'hubble.sock') });
-  });
-  afterAll(async () => {
-    await server.close();
-    removeTempDirs();
-  });
+  const { server } = observerWith('observe-hubble-flags', () => sw);
+  const observe = (...args: string[]): Promise<CliOutput> => membrane(['observe', '--server', server, ...args]);
 
   it('-o table prints hubble\'s tab-aligned columns; with --follow it is a usage error, as hubble\'s', async () => {
     const [table, follow] = await Promise.all([observe('-o', 'table'), observe('-o', 'table', '-f')]);
@@ -112,7 +99,7 @@ describe('membrane observe takes hubble observe\'s flags and output modes', () =
 
   it('--all with --follow prints every flow held first, then follows (hubble: number = MaxUint64)', async () => {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [CLI, 'observe', '--server', `unix://${join(dir, 'hubble.sock')}`, '--all', '-f', '--protocol', 'http'], { cwd: REPO });
+    const child = spawn(process.execPath, [CLI, 'observe', '--server', server, '--all', '-f', '--protocol', 'http'], { cwd: REPO });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const deadline = Date.now() + 15_000;
@@ -156,16 +143,12 @@ describe('membrane observe takes hubble observe\'s flags and output modes', () =
 });
 
 describe('--since / --until take a StampMilli time copied from the output', () => {
-  const dir = tempDir('observe-stampmilli');
-  const ring = new FlowRing({ capacity: 8 });
-  const server = new HubbleServer({ flows: ring, nodeName: 'node-1', version: 'v' }, { info: () => {}, warn: () => {} });
   const at = (msAgo: number): Date => new Date(Math.floor((Date.now() - msAgo) / 1000) * 1000);
   const times = [at(3 * 3_600_000), at(2 * 3_600_000), at(3_600_000)];
-
-  beforeAll(async () => {
-    assertBuilt();
-    for (const [i, time] of times.entries()) {
-      ring.push(
+  const { server } = observerWith(
+    'observe-stampmilli',
+    () =>
+      times.map((time, i) =>
         httpRequestFlow({
           time,
           uuid: `recent-${i}`,
@@ -179,18 +162,12 @@ describe('--since / --until take a StampMilli time copied from the output', () =
           verdict: 'FORWARDED',
           http: { method: 'GET', url: `http://deathstar/${i}`, protocol: 'HTTP/1.1' },
         }),
-      );
-    }
-    await server.listen({ socketPath: join(dir, 'hubble.sock') });
-  });
-  afterAll(async () => {
-    await server.close();
-    removeTempDirs();
-  });
+      ),
+    8,
+  );
 
   it('selects the flows between the two printed times (UTC), as RFC 3339 would', async () => {
     const stamp = (d: Date): string => formatStampMilli(d.toISOString());
-    const server = `unix://${join(dir, 'hubble.sock')}`;
     const [stampRange, rfcRange] = await Promise.all([
       membrane(['observe', '--server', server, '--since', stamp(times[1] as Date), '--until', stamp(times[1] as Date), '-o', 'jsonpb']),
       membrane(['observe', '--server', server, '--since', (times[1] as Date).toISOString(), '--until', (times[1] as Date).toISOString(), '-o', 'jsonpb']),
