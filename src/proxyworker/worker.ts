@@ -26,10 +26,11 @@ if (!port) throw new Error('proxyworker/worker.js runs only as a worker thread')
 const init = workerData as WorkerInit;
 const post = (m: FromWorker): void => port.postMessage(m);
 
-// This thread's CPU priority, first (its module loading and start-up included): above the
-// agent's control plane (pool.ts `workerPriority`), so a regeneration, an endpoint's
-// attach or the API never make a request wait for the CPU (issue-9 isolation). Nice is per
-// thread (sched(7)); the agent's main thread and its other threads keep theirs.
+// This thread's CPU priority, set before anything else runs here (the imports above are loaded
+// first, at the creator's priority): above the agent's control plane (pool.ts `workerPriority`),
+// so a regeneration, an endpoint's attach or the API never make a request wait for the CPU
+// (issue-9 isolation). Nice is per thread (sched(7)); the agent's main thread and its other
+// threads keep theirs.
 let niceError: string | undefined;
 if (init.nice !== undefined) {
   try {
