@@ -21,7 +21,7 @@ import {
   UPSTREAM_RESET,
   type LocalReply,
 } from './local-reply.js';
-import { withHost, type ParsedRequest } from './parse.js';
+import { rawHeadersToSend, type ParsedRequest } from './parse.js';
 import type { ConnectionInfo, FlowContext, L7ProxyDeps } from './types.js';
 
 export interface UpstreamOptions {
@@ -428,8 +428,7 @@ export class Relay {
    * `connTokens`: the request's `connectionTokens`, when the caller has read them already.
    */
   start(dispatcher: Dispatcher, req: IncomingMessage, parsed: ParsedRequest, connTokens?: ReadonlySet<string>): void {
-    const sent = parsed.upstreamRawHeaders ?? parsed.rawHeaders;
-    const raw = parsed.host !== req.headers.host ? withHost(sent, parsed.host) : sent;
+    const raw = rawHeadersToSend(parsed, req.headers.host);
     const body = parsed.hasBody ? req : null;
     if (body === null) {
       req.resume();

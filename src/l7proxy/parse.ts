@@ -194,10 +194,18 @@ export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits:
 }
 
 /**
- * Raw headers for upstream when the target was in absolute form: the Host field is rewritten to
- * the target's authority so the server and the policy agree.
+ * The raw headers the request goes upstream with, before hop-by-hop removal: the tracer's
+ * (`upstreamRawHeaders`) or the client's, with Host rewritten to the target's authority when the
+ * policy judged another host than the client's Host field (`clientHost`: an absolute-form target),
+ * so the server and the policy agree.
  */
-export function withHost(raw: readonly string[], host: string): string[] {
+export function rawHeadersToSend(request: ParsedRequest, clientHost: string | undefined): string[] {
+  const sent = request.upstreamRawHeaders ?? request.rawHeaders;
+  return request.host !== clientHost ? withHost(sent, request.host) : sent;
+}
+
+/** `raw` with its Host field (added when missing) set to `host`. */
+function withHost(raw: readonly string[], host: string): string[] {
   const out: string[] = [];
   let had = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {

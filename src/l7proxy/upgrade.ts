@@ -20,7 +20,7 @@ import type { H2Host } from './h2.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { BAD_REQUEST, DENIED, GATEWAY_TIMEOUT, pathRedirect, type LocalReply } from './local-reply.js';
 import { requestFlow, responseFlow, type Exchange } from './log.js';
-import { parseRequest, withHost, type ParsedRequest } from './parse.js';
+import { parseRequest, rawHeadersToSend, type ParsedRequest } from './parse.js';
 import { evaluatePolicy } from './policy.js';
 import { channels } from './diagnostics.js';
 import type { ConnectionInfo, FlowContext } from './types.js';
@@ -130,8 +130,7 @@ export class UpgradeRelay {
     const host = this.#host;
     const request: ParsedRequest = x.request;
     const offered = offeredUpgrades(request.rawHeaders);
-    const sent = request.upstreamRawHeaders ?? request.rawHeaders;
-    const raw = request.host !== req.headers.host ? withHost(sent, request.host) : sent;
+    const raw = rawHeadersToSend(request, req.headers.host);
     const headers = upstreamRequestHeaders(raw);
     if (offered.length > 0) headers.push('Connection', 'Upgrade', 'Upgrade', offered.join(', '));
     else headers.push('Connection', 'close');
