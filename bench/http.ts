@@ -63,6 +63,8 @@ const PORT = { l7: 80, l4: 8080, haproxy: 18080, nginx: 18081, h2l7: 81, h2l4: 8
 /** lib/obs-sink.ts as built next to this file (dist-bench/bench/lib/obs-sink.js). */
 const OBS_SINK = fileURLToPath(new URL('./lib/obs-sink.js', import.meta.url));
 const RATE = 2000;
+/** HAProxy's figures in issue 9's table, on the machine its absolute targets were set on. */
+const ISSUE_HAPROXY = { rps: 72_000, cpuUs: 40 } as const;
 const CHURN_POLICIES = 200;
 const CHURN_ENDPOINTS = 1000;
 /** Endpoint API calls the churn keeps in flight. */
@@ -1153,6 +1155,22 @@ function report(
       target: 'saturated, one proxy worker: ≥ 18k req/s (3× the issue\'s 5.9k)',
       figure: `${k(sat(one))} req/s (${ratio(sat(one), sat('haproxy'))} HAProxy)`,
       met: sat(one) >= 18_000,
+      limit: limitCommon,
+    },
+    // The same two targets against the peer measured in this run: the issue's figures are of a
+    // machine where HAProxy did 72k req/s at 40 µs/request, and this machine's speed varies
+    // between sessions by more than the targets' margins (HAProxy saturated from 24.8k to 72k
+    // req/s on different days), so the ratio to the peer is the comparable figure.
+    {
+      target: `relative to HAProxy in the same run (the two targets above on the issue's machine, where HAProxy did ${k(ISSUE_HAPROXY.rps)} req/s at ${ISSUE_HAPROXY.cpuUs} µs/request): CPU per request ≤ ${(100 / ISSUE_HAPROXY.cpuUs).toFixed(2)}× HAProxy's`,
+      figure: `${us(cpu(one))} µs ÷ ${us(cpu('haproxy'))} µs = ${ratio(cpu(one), cpu('haproxy'))}`,
+      met: cpu(one) / cpu('haproxy') <= 100 / ISSUE_HAPROXY.cpuUs,
+      limit: limitCommon,
+    },
+    {
+      target: `relative to HAProxy in the same run: saturated, one proxy worker ≥ ${(18_000 / ISSUE_HAPROXY.rps).toFixed(2)}× HAProxy's req/s (18k ÷ ${k(ISSUE_HAPROXY.rps)})`,
+      figure: `${k(sat(one))} ÷ ${k(sat('haproxy'))} = ${ratio(sat(one), sat('haproxy'))}`,
+      met: sat(one) / sat('haproxy') >= 18_000 / ISSUE_HAPROXY.rps,
       limit: limitCommon,
     },
   ];
