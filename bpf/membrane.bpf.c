@@ -27,7 +27,7 @@ static __always_inline int drop_at(struct __sk_buff *skb, const struct packet *p
 {
 	metrics_count(reason, direction, skb->len);
 	emit_event_at(ts_ns, CILIUM_NOTIFY_DROP, VERDICT_DROPPED, reason, direction, pkt, src_identity, dst_identity,
-		      endpoint_id, 0, skb->ifindex, 0);
+		      endpoint_id, 0, skb->ifindex, 0, TRACE_REASON_UNKNOWN);
 	return CTX_ACT_DROP;
 }
 
@@ -49,7 +49,7 @@ static __always_inline int policy_drop(struct __sk_buff *skb, const struct packe
 	__u64 ts_ns = bpf_ktime_get_ns();
 
 	emit_event_at(ts_ns, CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_DROPPED, verdict->reason, direction, pkt,
-		      src_identity, dst_identity, endpoint_id, 0, skb->ifindex, verdict->match_type);
+		      src_identity, dst_identity, endpoint_id, 0, skb->ifindex, verdict->match_type, TRACE_REASON_UNKNOWN);
 	return drop_at(skb, pkt, verdict->reason, direction, src_identity, dst_identity, endpoint_id, ts_ns);
 }
 
@@ -75,7 +75,7 @@ int from_endpoint(struct __sk_buff *skb)
 	struct endpoint_info *src_ep, *dst_ep;
 	struct policy_verdict verdict;
 	struct ct_key key;
-	struct ct_entry *entry;
+	struct ct_entry *entry, *reply;
 	__u32 dst_identity;
 	__be16 proxy_port = 0;
 	__u8 redirect_dir = DIR_EGRESS, egress_match, redirect_match;
@@ -104,12 +104,26 @@ int from_endpoint(struct __sk_buff *skb)
 	ct_key_forward(&key, &pkt, CT_F_EGRESS);
 	entry = ct_lookup(&key, &pkt, skb->len);
 	if (!entry) {
+		/* Replies and related ICMP errors are traced leaving the node; a destination on this
+		 * node traces them where they arrive (to_endpoint), so a packet is traced once.
+		 */
 		ct_key_reverse(&key, &pkt, CT_F_INGRESS);
-		if (ct_lookup(&key, &pkt, skb->len))
+		reply = ct_lookup(&key, &pkt, skb->len);
+		if (reply) {
+			if (ct_report(reply, &pkt, 1) && !lookup_endpoint(pkt.daddr))
+				emit_trace(TRACE_TO_STACK, TRACE_REASON_CT_REPLY, DIR_INGRESS, &pkt, src_ep->sec_identity,
+					   ipcache_identity(pkt.daddr), src_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_EGRESS);
-		/* An ICMP error about a packet of a connection this endpoint accepted. */
-		if (ct_related(&pkt, CT_F_INGRESS))
+		}
+		/* An ICMP error about a packet of a connection this endpoint accepted. Not aggregated:
+		 * it has no entry of its own, and the kernel rate-limits the errors it sends.
+		 */
+		if (ct_related(&pkt, CT_F_INGRESS)) {
+			if (!lookup_endpoint(pkt.daddr))
+				emit_trace(TRACE_TO_STACK, TRACE_REASON_CT_RELATED, DIR_INGRESS, &pkt, src_ep->sec_identity,
+					   ipcache_identity(pkt.daddr), src_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_EGRESS);
+		}
 	}
 
 	dst_identity = ipcache_identity(pkt.daddr);
@@ -144,14 +158,21 @@ int from_endpoint(struct __sk_buff *skb)
 		/* Established: the connection stays where it began. One that went to the proxy
 		 * keeps going there; one that did not cannot move into it mid-stream.
 		 */
-		if (!(entry->flags & CT_ENTRY_F_PROXY))
+		if (!(entry->flags & CT_ENTRY_F_PROXY)) {
+			if (!dst_ep && ct_report(entry, &pkt, 0))
+				emit_trace(TRACE_TO_STACK, TRACE_REASON_CT_ESTABLISHED, DIR_EGRESS, &pkt, src_ep->sec_identity,
+					   dst_identity, src_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_EGRESS);
+		}
 		if (pkt.frag != FRAG_NONE)
 			return drop(skb, &pkt, DROP_FRAG_NOSUPPORT, DIR_EGRESS, src_ep->sec_identity, dst_identity,
 				    src_ep->endpoint_id);
 		ret = proxy_redirect(skb, &pkt, entry->proxy_port);
 		if (ret < 0)
 			return drop(skb, &pkt, -ret, DIR_EGRESS, src_ep->sec_identity, dst_identity, src_ep->endpoint_id);
+		if (ct_report(entry, &pkt, 0))
+			emit_trace(TRACE_TO_PROXY, TRACE_REASON_CT_ESTABLISHED, redirect_dir, &pkt, src_ep->sec_identity,
+				   dst_identity, src_ep->endpoint_id, entry->proxy_port, skb->ifindex);
 		return forward(skb, DIR_EGRESS);
 	}
 
@@ -179,8 +200,8 @@ int from_endpoint(struct __sk_buff *skb)
 			emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_REDIRECTED, 0, redirect_dir, &pkt,
 				   src_ep->sec_identity, dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex,
 				   redirect_match);
-		emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_PROXY, redirect_dir, &pkt,
-			   src_ep->sec_identity, dst_identity, src_ep->endpoint_id, proxy_port, skb->ifindex, 0);
+		emit_trace(TRACE_TO_PROXY, TRACE_REASON_POLICY, redirect_dir, &pkt, src_ep->sec_identity, dst_identity,
+			   src_ep->endpoint_id, proxy_port, skb->ifindex);
 		return forward(skb, DIR_EGRESS);
 	}
 
@@ -194,8 +215,8 @@ int from_endpoint(struct __sk_buff *skb)
 		emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_EGRESS, &pkt, src_ep->sec_identity,
 			   dst_identity, src_ep->endpoint_id, 0, skb->ifindex, egress_match);
 	if (!dst_ep)
-		emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_STACK, DIR_EGRESS, &pkt, src_ep->sec_identity,
-			   dst_identity, src_ep->endpoint_id, 0, skb->ifindex, 0);
+		emit_trace(TRACE_TO_STACK, TRACE_REASON_POLICY, DIR_EGRESS, &pkt, src_ep->sec_identity, dst_identity,
+			   src_ep->endpoint_id, 0, skb->ifindex);
 	return forward(skb, DIR_EGRESS);
 }
 
@@ -206,7 +227,7 @@ int to_endpoint(struct __sk_buff *skb)
 	struct endpoint_info *dst_ep;
 	struct policy_verdict verdict;
 	struct ct_key key;
-	struct ct_entry *entry;
+	struct ct_entry *entry, *reply;
 	__u32 src_identity, mark = skb->mark;
 	__u8 entry_flags = 0;
 	int ret;
@@ -230,11 +251,19 @@ int to_endpoint(struct __sk_buff *skb)
 	if (!entry) {
 		/* A reply of a connection this endpoint opened (or that the proxy answers for). */
 		ct_key_reverse(&key, &pkt, CT_F_EGRESS);
-		if (ct_lookup(&key, &pkt, skb->len))
+		reply = ct_lookup(&key, &pkt, skb->len);
+		if (reply) {
+			if (ct_report(reply, &pkt, 1))
+				emit_trace(TRACE_TO_LXC, TRACE_REASON_CT_REPLY, DIR_EGRESS, &pkt, ipcache_identity(pkt.saddr),
+					   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_INGRESS);
+		}
 		/* An ICMP error about a packet this endpoint sent on one of its connections. */
-		if (ct_related(&pkt, CT_F_EGRESS))
+		if (ct_related(&pkt, CT_F_EGRESS)) {
+			emit_trace(TRACE_TO_LXC, TRACE_REASON_CT_RELATED, DIR_EGRESS, &pkt, ipcache_identity(pkt.saddr),
+				   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_INGRESS);
+		}
 	}
 
 	if (entry && (entry->flags & CT_ENTRY_F_FROM_PROXY)) {
@@ -262,15 +291,19 @@ int to_endpoint(struct __sk_buff *skb)
 		return drop(skb, &pkt, DROP_PROXY_UNKNOWN_PROTO, DIR_INGRESS, src_identity, dst_ep->sec_identity,
 			    dst_ep->endpoint_id);
 
-	if (entry)
+	if (entry) {
+		if (ct_report(entry, &pkt, 0))
+			emit_trace(TRACE_TO_LXC, TRACE_REASON_CT_ESTABLISHED, DIR_INGRESS, &pkt, src_identity,
+				   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
 		return forward(skb, DIR_INGRESS);
+	}
 	ct_key_forward(&key, &pkt, CT_F_INGRESS);
 	ct_create(&key, &pkt, skb->len, src_identity, 0, entry_flags);
 	if (dst_ep->flags & ENDPOINT_F_INGRESS_ENFORCED)
 		emit_event(CILIUM_NOTIFY_POLICY_VERDICT, VERDICT_FORWARDED, 0, DIR_INGRESS, &pkt, src_identity,
 			   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex, verdict.match_type);
-	emit_event(CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, TRACE_TO_LXC, DIR_INGRESS, &pkt, src_identity,
-		   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex, 0);
+	emit_trace(TRACE_TO_LXC, TRACE_REASON_POLICY, DIR_INGRESS, &pkt, src_identity, dst_ep->sec_identity,
+		   dst_ep->endpoint_id, 0, skb->ifindex);
 	return forward(skb, DIR_INGRESS);
 }
 

@@ -22,6 +22,26 @@
 #define CT_LIFETIME_CLOSING	10
 #define CT_LIFETIME_NONTCP	60
 
+/* Trace aggregation, Cilium's default --monitor-aggregation=medium (CT_REPORT_INTERVAL, the
+ * --monitor-aggregation-interval default of 5 s; --monitor-aggregation-flags defaults to all TCP
+ * flags): a packet of a tracked connection is traced when it is the first of its direction, when it
+ * carries a TCP flag not yet seen in that direction, when it closes (FIN or RST: Cilium's
+ * ACTION_CLOSE always reports), or when the interval has passed since that direction's last trace.
+ *
+ * The entry keeps Cilium's tx/rx pair (struct ct_entry tx_flags_seen, last_tx_report, ...) in its
+ * formerly spare 5 bytes: the flags seen in one nibble per direction, FIN and RST left out (they
+ * are always reported) and URG, ECE and CWR sharing one bit; the report times as seconds since
+ * boot modulo 2^16, exact because an entry idle longer than CT_LIFETIME_TCP has expired, 0 meaning
+ * "never reported". tx is the direction the entry was created in, rx its replies.
+ */
+#define CT_REPORT_INTERVAL	5
+
+#define CT_SEEN_SYN		0x01
+#define CT_SEEN_ACK		0x02
+#define CT_SEEN_PSH		0x04
+#define CT_SEEN_OTHER		0x08	/* URG, ECE or CWR */
+#define CT_SEEN_RX_SHIFT	4
+
 struct ct_key {
 	__be32	saddr;
 	__be32	daddr;
@@ -39,8 +59,9 @@ struct ct_entry {
 	__u32	src_identity;
 	__be16	proxy_port;
 	__u8	flags;		/* CT_ENTRY_F_* */
-	__u8	reserved_0;
-	__u32	reserved_1;
+	__u8	flags_seen;	/* CT_SEEN_* of tx, and of rx << CT_SEEN_RX_SHIFT */
+	__u16	last_tx_report;	/* seconds since boot mod 2^16 of the last tx trace; 0: none */
+	__u16	last_rx_report;	/* the same for rx (replies) */
 };
 
 struct {
@@ -144,6 +165,60 @@ static __always_inline struct ct_entry *ct_lookup(struct ct_key *key, const stru
 	return entry;
 }
 
+/* The CT_SEEN_* bits of a packet's TCP flags (none for other protocols). */
+static __always_inline __u8 ct_seen_bits(const struct packet *pkt)
+{
+	__u8 f = pkt->tcp_flags, bits = 0;
+
+	if (pkt->protocol != IPPROTO_TCP)
+		return 0;
+	if (f & TCP_FLAG_SYN)
+		bits |= CT_SEEN_SYN;
+	if (f & TCP_FLAG_ACK)
+		bits |= CT_SEEN_ACK;
+	if (f & TCP_FLAG_PSH)
+		bits |= CT_SEEN_PSH;
+	if (f & (TCP_FLAG_URG | TCP_FLAG_ECE | TCP_FLAG_CWR))
+		bits |= CT_SEEN_OTHER;
+	return bits;
+}
+
+/* Seconds since boot as a report time: modulo 2^16, never 0 (which means "not yet"). */
+static __always_inline __u16 ct_report_now(void)
+{
+	__u16 now = (__u16)ct_now();
+
+	return now ? now : 1;
+}
+
+/**
+ * ct_report - whether a packet of a tracked connection is traced (see CT_REPORT_INTERVAL)
+ * @entry: the connection's entry, as ct_lookup returned it
+ * @pkt: the packet
+ * @reply: non-zero for a reply (rx), zero for the entry's own direction (tx)
+ *
+ * Returns non-zero when the packet is to be traced, and then records the report in the entry.
+ * Concurrent packets of one connection may both report, as in Cilium: a duplicate trace at worst.
+ */
+static __always_inline int ct_report(struct ct_entry *entry, const struct packet *pkt, int reply)
+{
+	__u8 shift = reply ? CT_SEEN_RX_SHIFT : 0;
+	__u8 seen = entry->flags_seen;
+	__u8 bits = (__u8)(ct_seen_bits(pkt) << shift);
+	__u16 last = reply ? entry->last_rx_report : entry->last_tx_report;
+	__u16 now = ct_report_now();
+
+	if (!(pkt->protocol == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))) &&
+	    last && (__u16)(now - last) <= CT_REPORT_INTERVAL && (seen | bits) == seen)
+		return 0;
+	entry->flags_seen = seen | bits;
+	if (reply)
+		entry->last_rx_report = now;
+	else
+		entry->last_tx_report = now;
+	return 1;
+}
+
 static __always_inline void ct_create(struct ct_key *key, const struct packet *pkt, __u32 len,
 				      __u32 src_identity, __be16 proxy_port, __u8 flags)
 {
@@ -153,6 +228,9 @@ static __always_inline void ct_create(struct ct_key *key, const struct packet *p
 		.src_identity = src_identity,
 		.proxy_port = proxy_port,
 		.flags = flags,
+		/* The first packet is traced (a new connection): its direction's first report. */
+		.flags_seen = ct_seen_bits(pkt),
+		.last_tx_report = ct_report_now(),
 	};
 
 	if (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))

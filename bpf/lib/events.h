@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Flow events for `membrane observe`: drops; the policy verdict of each new connection in a
  * direction where policy is enforced (Cilium logs verdicts only there: GetPolicyVerdictLogFilter)
- * and of each packet policy denies (bpf/lib/policy_log.h send_policy_verdict_notify); and the
- * trace of each new connection where it is delivered, sent to the stack or into a proxy (Cilium's
- * send_trace_notify under its default monitor aggregation, first packet only). */
+ * and of each packet policy denies (bpf/lib/policy_log.h send_policy_verdict_notify); and traces
+ * where a packet is delivered, sent to the stack or into a proxy (Cilium's send_trace_notify under
+ * its default monitor aggregation, medium: the first packet of each direction of a connection,
+ * each new TCP flag, each FIN or RST, and otherwise one per direction per report interval; see
+ * ct_report in conntrack.h), each with its conntrack state as Cilium's trace reason. */
 #pragma once
 
 #include "common.h"
@@ -20,6 +22,16 @@
 #define TRACE_TO_LXC		0
 #define TRACE_TO_PROXY		1
 #define TRACE_TO_STACK		3
+
+/* Trace reasons, Cilium's (bpf/lib/trace.h enum trace_reason, pkg/monitor TraceReason*): the
+ * conntrack state of a traced packet, in a trace event's `trace_reason`. Hubble derives is_reply
+ * (CT_REPLY) and flow.proto's TraceReason from it. Checked against src/codes by a unit test.
+ * TRACE_REASON_UNKNOWN fills the field of the events that are not traces. */
+#define TRACE_REASON_POLICY		0
+#define TRACE_REASON_CT_ESTABLISHED	1
+#define TRACE_REASON_CT_REPLY		2
+#define TRACE_REASON_CT_RELATED		3
+#define TRACE_REASON_UNKNOWN		5
 
 /* Hubble's Verdict numbers (flow.proto), checked against src/codes likewise. */
 #define VERDICT_FORWARDED	1
@@ -45,7 +57,9 @@ struct flow_event {
 	__u8	tcp_flags;
 	__u8	icmp_type;
 	__u8	match_type;	/* POLICY_MATCH_* of a policy verdict, 0 otherwise */
-	__u32	reserved_1;
+	__u8	trace_reason;	/* TRACE_REASON_* of a trace, TRACE_REASON_UNKNOWN otherwise */
+	__u8	reserved_1;
+	__u16	reserved_2;
 };
 
 struct {
@@ -57,7 +71,8 @@ struct {
 /* ts_ns: the packet's time; the events of one packet (a denial's verdict and its drop) share it. */
 static __always_inline void emit_event_at(__u64 ts_ns, __u8 type, __u8 verdict, __u8 reason, __u8 direction,
 					  const struct packet *pkt, __u32 src_identity, __u32 dst_identity,
-					  __u16 endpoint_id, __be16 proxy_port, __u32 ifindex, __u8 match_type)
+					  __u16 endpoint_id, __be16 proxy_port, __u32 ifindex, __u8 match_type,
+					  __u8 trace_reason)
 {
 	struct flow_event *ev = bpf_ringbuf_reserve(&membrane_events, sizeof(*ev), 0);
 
@@ -82,7 +97,9 @@ static __always_inline void emit_event_at(__u64 ts_ns, __u8 type, __u8 verdict, 
 	ev->tcp_flags = pkt->tcp_flags;
 	ev->icmp_type = pkt->icmp_type;
 	ev->match_type = match_type;
+	ev->trace_reason = trace_reason;
 	ev->reserved_1 = 0;
+	ev->reserved_2 = 0;
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -91,5 +108,19 @@ static __always_inline void emit_event(__u8 type, __u8 verdict, __u8 reason, __u
 				       __u16 endpoint_id, __be16 proxy_port, __u32 ifindex, __u8 match_type)
 {
 	emit_event_at(bpf_ktime_get_ns(), type, verdict, reason, direction, pkt, src_identity, dst_identity,
-		      endpoint_id, proxy_port, ifindex, match_type);
+		      endpoint_id, proxy_port, ifindex, match_type, TRACE_REASON_UNKNOWN);
+}
+
+/**
+ * emit_trace - a trace event: the packet passed observation point @obs_point (TRACE_TO_*)
+ * @trace_reason: TRACE_REASON_* of the packet's conntrack state
+ * @direction: DIR_* of the connection's entry (a reply's is that of the connection it answers)
+ * Other arguments as emit_event_at's.
+ */
+static __always_inline void emit_trace(__u8 obs_point, __u8 trace_reason, __u8 direction, const struct packet *pkt,
+				       __u32 src_identity, __u32 dst_identity, __u16 endpoint_id, __be16 proxy_port,
+				       __u32 ifindex)
+{
+	emit_event_at(bpf_ktime_get_ns(), CILIUM_NOTIFY_TRACE, VERDICT_FORWARDED, obs_point, direction, pkt,
+		      src_identity, dst_identity, endpoint_id, proxy_port, ifindex, 0, trace_reason);
 }

@@ -3,7 +3,7 @@
  * here, so a flow names pods and labels as `hubble observe` does.
  */
 import { dropFlow, policyVerdictFlow, traceFlow, type Flow, type FlowEndpoint, type Layer4 } from '../observe/index.js';
-import { EVENT_TYPE, VERDICT } from '../codes/index.js';
+import { EVENT_TYPE, TRACE_REASON, traceReasonOfCode, VERDICT } from '../codes/index.js';
 import { EVENT_DIRECTION, numberToIpv4, type FlowEvent } from '../datapath/index.js';
 import { formatLabel, type Identity, type Label } from '../policy/index.js';
 import type { Endpoint } from './endpoints.js';
@@ -83,6 +83,8 @@ function layer4(ev: FlowEvent): Layer4 | undefined {
         ...(f & 0x08 ? { PSH: true } : {}),
         ...(f & 0x10 ? { ACK: true } : {}),
         ...(f & 0x20 ? { URG: true } : {}),
+        ...(f & 0x40 ? { ECE: true } : {}),
+        ...(f & 0x80 ? { CWR: true } : {}),
       };
       return { TCP: { ...ports, flags } };
     }
@@ -119,10 +121,18 @@ export function eventToFlow(ev: FlowEvent, ctx: FlowContextLookup): Flow {
     nodeName: ctx.nodeName,
   };
   if (ev.type === EVENT_TYPE.DROP) return dropFlow({ ...input, reason: ev.reason });
-  // A new connection where no policy is enforced: Cilium's TraceNotify at that observation point
-  // (the first packet of the connection: never a reply).
+  // A packet at an observation point: Cilium's TraceNotify, whose trace reason (the packet's
+  // conntrack state) gives is_reply and the flow's trace_reason as Hubble's threefour parser
+  // decodes them (decodeIsReply, decodeTraceReason): both unknown for a reason it does not know.
   if (ev.type === EVENT_TYPE.TRACE) {
-    return traceFlow({ ...input, observationPoint: ev.reason, isReply: false, ...(ev.proxy_port ? { proxyPort: ev.proxy_port } : {}) });
+    const reason = traceReasonOfCode(ev.trace_reason);
+    const known = reason !== undefined && reason.code !== TRACE_REASON.UNKNOWN;
+    return traceFlow({
+      ...input,
+      observationPoint: ev.reason,
+      ...(known ? { isReply: reason.code === TRACE_REASON.CT_REPLY, traceReason: reason.protoName } : {}),
+      ...(ev.proxy_port ? { proxyPort: ev.proxy_port } : {}),
+    });
   }
   // A policy verdict: Cilium's PolicyVerdictNotify, decoded as Hubble's threefour parser does
   // (a negative verdict is DROPPED with that drop reason, a proxy port REDIRECTED).

@@ -19,3 +19,4 @@ export {
 export { VERDICT, VERDICTS, verdictOfCode, type Verdict, type VerdictCode } from './verdicts.js';
 export { EVENT_TYPE, EVENT_TYPE_NAMES, eventTypes, type EventTypeCode, type EventTypeName, type MessageTypeRow } from './message-types.js';
 export { POLICY_MATCH_TYPE, POLICY_MATCH_TYPE_NAMES, policyMatchTypes, type PolicyMatchTypeRow } from './policy-match-types.js';
+export { TRACE_REASON, traceReasonOfCode, traceReasons, type TraceReasonName, type TraceReasonRow } from './trace-reasons.js';

@@ -125,7 +125,7 @@ const L3L4_BASE = ['time', 'uuid', 'IP', 'source', 'destination', 'Type', 'traff
 const ORDER: Record<'drop' | 'verdict' | 'trace' | 'l7', readonly string[]> = {
   drop: [...L3L4_BASE, 'verdict', 'drop_reason', 'event_type', 'Summary', 'drop_reason_desc'],
   verdict: [...L3L4_BASE, 'verdict', 'event_type', 'policy_match_type', 'Summary', 'drop_reason', 'drop_reason_desc', 'is_reply', 'proxy_port'],
-  trace: [...L3L4_BASE, 'verdict', 'event_type', 'Summary', 'is_reply', 'proxy_port'],
+  trace: [...L3L4_BASE, 'verdict', 'event_type', 'Summary', 'is_reply', 'proxy_port', 'trace_reason'],
   l7: ['time', 'uuid', 'verdict', 'drop_reason', 'drop_reason_desc', 'IP', 'l4', 'source', 'destination', 'Type', 'l7', 'traffic_direction', 'is_reply', 'event_type', 'Summary', 'node_name', 'proxy_port', 'trace_context'],
 };
 const TAIL = ['source_names', 'destination_names', 'ingress_allowed_by', 'egress_allowed_by', 'ingress_denied_by', 'egress_denied_by', 'policy_match_type'];
@@ -161,6 +161,7 @@ export function flowFromProto(pb: Obj): Flow {
     drop_reason_desc: pb.drop_reason_desc,
     is_reply: pb.is_reply === undefined ? undefined : Boolean((pb.is_reply as Obj).value),
     proxy_port: pb.proxy_port,
+    trace_reason: pb.trace_reason,
     trace_context: pb.trace_context,
     source_names: (pb.source_names as string[] | undefined)?.length ? pb.source_names : undefined,
     destination_names: (pb.destination_names as string[] | undefined)?.length ? pb.destination_names : undefined,

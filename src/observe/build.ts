@@ -5,7 +5,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { DROP_REASON, dropReasonName, EVENT_TYPE } from '../codes/index.js';
+import { DROP_REASON, dropReasonName, EVENT_TYPE, type TraceReasonName } from '../codes/index.js';
 import {
   type DNSRecord,
   type Flow,
@@ -182,9 +182,13 @@ export function policyVerdictFlow(
   return flow;
 }
 
-/** A packet the datapath passed at an observation point (monitor TRACE event). */
+/**
+ * A packet the datapath passed at an observation point (monitor TRACE event). `traceReason`: the
+ * flow.proto TraceReason of its conntrack state, absent when unknown (Hubble leaves the enum's zero
+ * value out); `isReply`: absent when unknown.
+ */
 export function traceFlow(
-  input: L3L4EventInput & { observationPoint: number; isReply?: boolean; proxyPort?: number },
+  input: L3L4EventInput & { observationPoint: number; isReply?: boolean; traceReason?: TraceReasonName; proxyPort?: number },
 ): Flow {
   const flow: Flow = {
     ...l3l4Base(input),
@@ -194,6 +198,7 @@ export function traceFlow(
   };
   if (input.isReply !== undefined) flow.is_reply = input.isReply;
   if (input.proxyPort !== undefined) flow.proxy_port = input.proxyPort;
+  if (input.traceReason !== undefined && input.traceReason !== 'TRACE_REASON_UNKNOWN') flow.trace_reason = input.traceReason;
   return flow;
 }
 

@@ -9,7 +9,7 @@
  * the table the datapath shares.
  */
 
-import type { DropReasonName, Verdict } from '../codes/index.js';
+import type { DropReasonName, TraceReasonName, Verdict } from '../codes/index.js';
 
 export const TRAFFIC_DIRECTIONS = ['INGRESS', 'EGRESS'] as const;
 export type TrafficDirection = (typeof TRAFFIC_DIRECTIONS)[number];
@@ -147,6 +147,8 @@ export interface Flow {
   /** Absent when unknown (drops); Hubble prints `<>` then. */
   is_reply?: boolean;
   event_type: CiliumEventType;
+  /** A trace's conntrack state (flow.proto `TraceReason`: NEW, ESTABLISHED, REPLY, RELATED); absent when unknown. */
+  trace_reason?: TraceReasonName;
   proxy_port?: number;
   policy_match_type?: number;
   /** Human summary as Hubble builds it, e.g. `TCP Flags: SYN` or `HTTP/1.1 GET http://a/b`. */

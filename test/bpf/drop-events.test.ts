@@ -237,3 +237,96 @@ describe.skipIf(skip !== null)('issue-7 one table of codes: the kernel\'s drops 
     expect(printed(judged)).toEqual(['policy-verdict:L3-L4 INGRESS ALLOWED (TCP Flags: SYN)', 'to-endpoint FORWARDED (TCP Flags: SYN)']);
   });
 });
+
+describe.skipIf(skip !== null)('traces of a TCP connection, as Cilium\'s default monitor aggregation (medium) reports them' + (skip ? ` (skipped: ${skip})` : ''), () => {
+  const PIN = '/sys/fs/bpf/mbt-bpf-traces';
+  let dp: Datapath;
+  let stop: () => void = () => undefined;
+  const events: FlowEvent[] = [];
+
+  beforeAll(() => {
+    removePins(PIN);
+    dp = Datapath.open({ pinRoot: PIN });
+    stop = dp.onEvents((e) => events.push(e));
+    dp.upsertEndpoint(EP_IP, { ifindex: LO_IFINDEX, identity: 300, endpointId: EP_ID, ingressEnforced: false, egressEnforced: false });
+    dp.upsertIpcache('10.217.9.9/32', 555);
+  });
+  afterAll(() => {
+    stop();
+    dp?.close();
+    removePins(PIN);
+  });
+
+  const SYN = 0x02, ACK = 0x10, PSH = 0x08, FIN = 0x01, RST = 0x04;
+  type Step = ['from_endpoint' | 'to_endpoint', Uint8Array];
+  const out = (sport: number, tcpFlags: number): Step => ['from_endpoint', ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 6, sport, dport: 80, tcpFlags })];
+  const back = (sport: number, tcpFlags: number): Step => ['to_endpoint', ipv4Packet({ src: '10.217.9.9', dst: EP_IP, protocol: 6, sport: 80, dport: sport, tcpFlags })];
+
+  /** Runs the packets in order; returns the trace events, read until the last packet's (which must be traced). */
+  async function tracesOf(steps: Step[]): Promise<FlowEvent[]> {
+    events.length = 0;
+    for (const [program, packet] of steps) expect(dp.runProgram(program, packet, { ifindex: LO_IFINDEX }).verdict).toBe('pass');
+    const last = steps.at(-1)![1][14 + 20 + 13];
+    const ended = (): boolean => events.some((e) => e.type === 4 && e.tcp_flags === last);
+    for (let i = 0; i < 300 && !ended(); i++) await new Promise((res) => setTimeout(res, 10));
+    await new Promise((res) => setTimeout(res, 20));
+    expect(ended()).toBe(true);
+    expect(events.filter((e) => e.type !== 4)).toEqual([]);
+    return events.filter((e) => e.type === 4);
+  }
+
+  /** What `membrane observe` prints for a trace, from the source address on. */
+  const line = (e: FlowEvent): string => formatCompact(eventToFlow(e, ctx)).replace(/^.*?(?=10\.217\.)/, '');
+  const plainAck = (e: FlowEvent): boolean => e.tcp_flags === ACK;
+
+  it('SYN, the SYN-ACK as a reply, each new flag and every FIN and RST are traced; a stream of ACKs is not traced per packet', async () => {
+    const acks = (step: Step, n: number): Step[] => Array.from({ length: n }, () => step);
+    const traces = await tracesOf([
+      out(42001, SYN),
+      back(42001, SYN | ACK),
+      out(42001, ACK),
+      out(42001, PSH | ACK),
+      ...acks(out(42001, ACK), 200),
+      back(42001, PSH | ACK),
+      ...acks(back(42001, ACK), 200),
+      out(42001, FIN | ACK),
+      back(42001, FIN | ACK),
+      out(42001, ACK),
+      out(42001, RST),
+    ]);
+    // 408 packets. An ACK-only packet is traced when it is the first ACK of its direction, or (not
+    // here, unless the run took over 5 s) once a report interval has passed.
+    expect(traces.length).toBeLessThan(20);
+    expect(traces.filter((e) => !plainAck(e)).map(line)).toEqual([
+      '10.217.0.2:42001 (ID:300) -> 10.217.9.9:80 (ID:555) to-stack FORWARDED (TCP Flags: SYN)',
+      '10.217.0.2:42001 (ID:300) <- 10.217.9.9:80 (ID:555) to-endpoint FORWARDED (TCP Flags: SYN, ACK)',
+      '10.217.0.2:42001 (ID:300) -> 10.217.9.9:80 (ID:555) to-stack FORWARDED (TCP Flags: ACK, PSH)',
+      '10.217.0.2:42001 (ID:300) <- 10.217.9.9:80 (ID:555) to-endpoint FORWARDED (TCP Flags: ACK, PSH)',
+      '10.217.0.2:42001 (ID:300) -> 10.217.9.9:80 (ID:555) to-stack FORWARDED (TCP Flags: ACK, FIN)',
+      '10.217.0.2:42001 (ID:300) <- 10.217.9.9:80 (ID:555) to-endpoint FORWARDED (TCP Flags: ACK, FIN)',
+      '10.217.0.2:42001 (ID:300) -> 10.217.9.9:80 (ID:555) to-stack FORWARDED (TCP Flags: RST)',
+    ]);
+    expect(traces.filter((e) => !plainAck(e)).map((e) => eventToFlow(e, ctx)).map((f) => [f.trace_reason, f.is_reply, f.traffic_direction])).toEqual([
+      ['NEW', false, 'EGRESS'],
+      ['REPLY', true, 'EGRESS'],
+      ['ESTABLISHED', false, 'EGRESS'],
+      ['REPLY', true, 'EGRESS'],
+      ['ESTABLISHED', false, 'EGRESS'],
+      ['REPLY', true, 'EGRESS'],
+      ['ESTABLISHED', false, 'EGRESS'],
+    ]);
+    // The third packet, the first ACK leaving, is traced; the reply direction saw ACK on its SYN-ACK.
+    expect(traces[2] && line(traces[2])).toBe('10.217.0.2:42001 (ID:300) -> 10.217.9.9:80 (ID:555) to-stack FORWARDED (TCP Flags: ACK)');
+    expect(traces.filter(plainAck).length).toBeLessThanOrEqual(3);
+  });
+
+  it('a connection the endpoint accepted: its replies leave as to-stack with is_reply, and the RST that ends it is traced', async () => {
+    const traces = await tracesOf([back(42002, SYN), out(42002, SYN | ACK), back(42002, ACK), ...Array.from({ length: 100 }, () => out(42002, ACK)), out(42002, RST)]);
+    expect(traces.filter((e) => !plainAck(e)).map((e) => [line(e), eventToFlow(e, ctx).trace_reason, eventToFlow(e, ctx).is_reply])).toEqual([
+      ['10.217.9.9:80 (ID:555) -> 10.217.0.2:42002 (ID:300) to-endpoint FORWARDED (TCP Flags: SYN)', 'NEW', false],
+      ['10.217.9.9:80 (ID:555) <- 10.217.0.2:42002 (ID:300) to-stack FORWARDED (TCP Flags: SYN, ACK)', 'REPLY', true],
+      ['10.217.9.9:80 (ID:555) <- 10.217.0.2:42002 (ID:300) to-stack FORWARDED (TCP Flags: RST)', 'REPLY', true],
+    ]);
+    expect(traces.filter(plainAck).length).toBeLessThanOrEqual(3);
+  });
+});

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { TestNode, eventually, privilegedSkipReason, RULE1_L3L4 } from './harness.js';
+import type { Flow } from '../../src/observe/index.js';
 
 const skip = privilegedSkipReason();
 const ID = 'visibility';
@@ -132,6 +133,15 @@ describe.skipIf(skip !== null)('issue-11 proxy-visibility annotation: L7 flows w
     const l34 = node.cli(['observe', '--from-pod', `${P}-xw`, '--to-pod', `${P}-ds`, '--last', '1000']).stdout.split('\n');
     expect(l34.some((l) => new RegExp(` -> \\S+/${P}-ds:80 \\(ID:\\d+\\) to-proxy FORWARDED \\(TCP Flags: SYN\\)$`).test(l)), l34.join('\n')).toBe(true);
     expect(l34.filter((l) => l.includes('policy-verdict')), l34.join('\n')).toEqual([]);
+    // Later packets are traced as under Cilium's monitor aggregation: the close into the proxy, and
+    // the proxy's answers as replies delivered to the client (`<-`, is_reply), never every packet.
+    expect(l34.some((l) => new RegExp(` -> \\S+/${P}-ds:80 \\(ID:\\d+\\) to-proxy FORWARDED \\(TCP Flags: [^)]*(FIN|RST)[^)]*\\)$`).test(l)), l34.join('\n')).toBe(true);
+    const replies = node.cli(['observe', '--from-pod', `${P}-ds`, '--to-pod', `${P}-xw`, '--last', '1000', '-o', 'json']).stdout.trim().split('\n').filter(Boolean)
+      .map((l) => (JSON.parse(l) as { flow: Flow }).flow).filter((f) => f.event_type.type === 4);
+    const synAck = replies.find((f) => f.l4 && 'TCP' in f.l4 && f.l4.TCP.flags?.SYN && f.l4.TCP.flags.ACK);
+    expect(synAck, JSON.stringify(replies)).toMatchObject({ is_reply: true, trace_reason: 'REPLY', event_type: { sub_type: 0 }, source: { pod_name: `${P}-ds` } });
+    const replyLines = node.cli(['observe', '--from-pod', `${P}-ds`, '--to-pod', `${P}-xw`, '--last', '1000']).stdout.split('\n');
+    expect(replyLines.some((l) => new RegExp(`${P}-xw:\\d+ \\(ID:\\d+\\) <- \\S+/${P}-ds:80 \\(ID:\\d+\\) to-endpoint FORWARDED \\(TCP Flags: SYN, ACK\\)$`).test(l)), replyLines.join('\n')).toBe(true);
   });
 
   it('L3/L4 rule1: tiefighter lands (now seen at L7), xwing is dropped, exactly as without the annotation', async () => {

@@ -22,6 +22,9 @@ export const ctEntry = defineStruct('ct_entry', {
   src_identity: 'u32',
   proxy_port: 'be16',
   flags: 'u8',
-  reserved_0: 'u8',
-  reserved_1: 'u32',
+  /** Trace aggregation (bpf/lib/conntrack.h ct_report): TCP flags seen, a nibble per direction (tx low, rx high). */
+  flags_seen: 'u8',
+  /** Seconds since boot mod 2^16 of the last trace of each direction; 0: none yet. */
+  last_tx_report: 'u16',
+  last_rx_report: 'u16',
 });

@@ -1,7 +1,8 @@
 /**
- * membrane_events (bpf/lib/events.h): ring buffer of drop and policy-verdict events. `type` is a
- * Cilium monitor message type, `verdict` a Hubble verdict number and `reason` a drop reason: all
- * three are read with the tables of src/codes. A policy-verdict event carries the entry's match
+ * membrane_events (bpf/lib/events.h): ring buffer of drop, policy-verdict and trace events. `type`
+ * is a Cilium monitor message type, `verdict` a Hubble verdict number, `reason` a drop reason or a
+ * trace's observation point and `trace_reason` a trace's conntrack state: read with the tables of
+ * src/codes (observation points: src/observe TRACE_OBSERVATION_POINTS). A policy-verdict event carries the entry's match
  * type (`policy_match_type`); a denied packet gives a DROPPED policy verdict, then its drop.
  */
 import { defineStruct } from '../layout.js';
@@ -29,7 +30,10 @@ export const flowEvent = defineStruct('flow_event', {
   icmp_type: 'u8',
   /** Cilium's POLICY_MATCH_* (0 none … 4 all) of a policy verdict; 0 on drops. */
   match_type: 'u8',
-  reserved_1: 'u32',
+  /** Cilium's TRACE_REASON_* (src/codes TRACE_REASON) of a trace: the packet's conntrack state; TRACE_REASON_UNKNOWN on other events. */
+  trace_reason: 'u8',
+  reserved_1: 'u8',
+  reserved_2: 'u16',
 });
 
 export type FlowEvent = ReturnType<typeof flowEvent.decode>;

@@ -21,6 +21,8 @@ import {
   eventTypes,
   POLICY_MATCH_TYPE_NAMES,
   policyMatchTypes,
+  TRACE_REASON,
+  traceReasons,
   VERDICT,
   VERDICTS,
   verdictOfCode,
@@ -56,7 +58,8 @@ const eventsHeader = read('lib/events.h');
 const notifyHeader = defines(eventsHeader, 'CILIUM_NOTIFY_');
 const verdictHeader = defines(eventsHeader, 'VERDICT_');
 const matchHeader = defines(read('lib/policy.h'), 'POLICY_MATCH_');
-const traceHeader = defines(eventsHeader, 'TRACE_');
+const traceHeader = defines(eventsHeader, 'TRACE_TO_');
+const traceReasonHeader = defines(eventsHeader, 'TRACE_REASON_');
 const cNumber = (pairs: [string, number][], name: string): number => {
   const hit = pairs.find(([n]) => n === name);
   if (!hit) throw new Error(`${name} is not defined`);
@@ -108,7 +111,9 @@ function kernelEvent(fields: Partial<FlowEvent>): FlowEvent {
     tcp_flags: 0x02,
     icmp_type: 0,
     match_type: 0,
+    trace_reason: 0,
     reserved_1: 0,
+    reserved_2: 0,
     ...fields,
   });
   return flowEvent.decode(bytes);
@@ -204,9 +209,36 @@ describe('issue-7 one table of codes: every drop the programs can emit reaches `
     for (const [cName, [code, name]] of Object.entries(cilium)) {
       expect((TRACE_OBSERVATION_POINTS as Record<number, string>)[code], cName).toBe(name);
       const flow = eventToFlow(kernelEvent({ type: trace, verdict: cNumber(verdictHeader, 'VERDICT_FORWARDED'), reason: code }), ctx);
-      expect(flow).toMatchObject({ verdict: 'FORWARDED', event_type: { type: 4, sub_type: code }, is_reply: false });
+      expect(flow).toMatchObject({ verdict: 'FORWARDED', event_type: { type: 4, sub_type: code }, is_reply: false, trace_reason: 'NEW' });
       expect(flow.drop_reason_desc).toBeUndefined();
       expect(formatCompact(flow)).toContain(` -> 10.77.1.2:80 (ID:256) ${name} FORWARDED (TCP Flags: SYN)`);
+    }
+  });
+
+  it('trace reasons in bpf/lib/events.h are Cilium\'s (bpf/lib/trace.h); a trace\'s is_reply and trace_reason are what Hubble decodes from them', () => {
+    // Cilium's enum trace_reason numbers, flow.proto TraceReason names, and Hubble's decodeIsReply:
+    // known reasons give is_reply (true only for CT_REPLY), the unknown one leaves both unset.
+    const cilium = {
+      TRACE_REASON_POLICY: [0, 'NEW', false],
+      TRACE_REASON_CT_ESTABLISHED: [1, 'ESTABLISHED', false],
+      TRACE_REASON_CT_REPLY: [2, 'REPLY', true],
+      TRACE_REASON_CT_RELATED: [3, 'RELATED', false],
+      TRACE_REASON_UNKNOWN: [5, undefined, undefined],
+    } as const;
+    expect(traceReasonHeader).toEqual(Object.entries(cilium).map(([n, [code]]) => [n, code]));
+    expect(traceReasons().map((r) => [r.cName, r.code])).toEqual(traceReasonHeader);
+    expect(usedIdentifiers('TRACE_REASON_')).toEqual(new Set(Object.keys(cilium)));
+    expect(TRACE_REASON).toMatchObject({ POLICY: 0, CT_ESTABLISHED: 1, CT_REPLY: 2, CT_RELATED: 3, UNKNOWN: 5 });
+    const trace = cNumber(notifyHeader, 'CILIUM_NOTIFY_TRACE');
+    for (const [cName, [code, name, isReply]] of Object.entries(cilium)) {
+      // A SYN-ACK delivered to the endpoint that opened the connection.
+      const synAck = { saddr: 0x0a4d0102, daddr: 0x0a4d0103, sport: 80, dport: 37830, src_identity: 256, dst_identity: 258, tcp_flags: 0x12 };
+      const flow = eventToFlow(kernelEvent({ ...synAck, type: trace, verdict: 1, reason: 0, trace_reason: code, direction: 2 }), ctx);
+      expect([flow.trace_reason, flow.is_reply], cName).toEqual([name, isReply]);
+      const line = formatCompact(flow);
+      if (isReply) expect(line).toContain('10.77.1.3:37830 (ID:258) <- 10.77.1.2:80 (ID:256) to-endpoint FORWARDED (TCP Flags: SYN, ACK)');
+      if (isReply === undefined) expect(line).toContain(' <> ');
+      expect(JSON.parse(printJson(flow)).flow.trace_reason).toBe(name);
     }
   });
 

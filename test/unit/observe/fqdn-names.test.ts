@@ -23,7 +23,7 @@ function drop(saddr: string, daddr: string, dport: number): FlowEvent {
     flowEvent.encode({
       ts_ns: 1n, saddr: ipNum(saddr), daddr: ipNum(daddr), sport: 40000, dport, src_identity: 256, dst_identity: 2,
       ifindex: 3, endpoint_id: 7, proxy_port: 0, type: 1, verdict: 0, reason: 133, direction: 2, protocol: 6,
-      tcp_flags: 0x02, icmp_type: 0, match_type: 0, reserved_1: 0,
+      tcp_flags: 0x02, icmp_type: 0, match_type: 0, trace_reason: 5, reserved_1: 0, reserved_2: 0,
     }),
   );
 }

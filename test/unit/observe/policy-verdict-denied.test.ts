@@ -53,7 +53,9 @@ function kernelEvent(fields: Partial<FlowEvent>): FlowEvent {
       tcp_flags: 0x02,
       icmp_type: 0,
       match_type: 0,
+      trace_reason: 5,
       reserved_1: 0,
+      reserved_2: 0,
       ...fields,
     }),
   );
