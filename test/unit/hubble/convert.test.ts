@@ -23,6 +23,7 @@ import {
 } from '../../../src/observe/index.js';
 import { filterFromProto, filterToProto, flowFromProto, flowToProto, observerPackage, protoRoot, PROTO_LOADER_OPTIONS } from '../../../src/hubble/index.js';
 import { deathstarW, IPS, starWarsFlows, tiefighter, xwing } from '../observe/fixtures.js';
+import { traceReasons } from '../../../src/codes/index.js';
 
 const getFlows = observerPackage().service.GetFlows!;
 
@@ -66,7 +67,8 @@ function everyKindOfFlow(): Flow[] {
     policyVerdictFlow({ ...l3, l4: syn, verdict: 'FORWARDED', matchType: 2 }),
     policyVerdictFlow({ ...l3, l4: { UDP: { source_port: 5353, destination_port: 53 } }, verdict: 'REDIRECTED', matchType: 0, proxyPort: 15053 }),
     policyVerdictFlow({ ...l3, verdict: 'DROPPED', matchType: 2, dropReason: 181 }),
-    traceFlow({ ...l3, l4: syn, observationPoint: 0, isReply: true }),
+    traceFlow({ ...l3, l4: syn, observationPoint: 0, isReply: true, traceReason: 'REPLY' }),
+    traceFlow({ ...l3, l4: syn, observationPoint: 3, isReply: false, traceReason: 'NEW' }),
     httpRequestFlow({ ...l7, verdict: 'DROPPED', http: { method: 'PUT', url, protocol: 'HTTP/1.1', headers: [] }, policies: [{ name: 'rule1', namespace: 'default' }] }),
     httpRequestFlow({ ...l7, verdict: 'FORWARDED', http: { method: 'GET', url, protocol: 'HTTP/1.1', headers: [{ key: 'x-a', value: 'b' }] }, traceContext: { parent: { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' } } }),
     httpResponseFlow({ ...l7, verdict: 'FORWARDED', latencyNs: 0, http: { code: 403, method: 'PUT', url, protocol: 'HTTP/1.1' } }),
@@ -108,6 +110,12 @@ describe('the proto enums match the shared code tables', () => {
     const named = dropReasons().filter((r) => r.name !== null);
     expect(named.length).toBeGreaterThan(60);
     for (const r of named) expect(enumValues.get(r.name as string), r.name as string).toBe(r.code);
+  });
+
+  it('every trace reason has flow.TraceReason\'s number (Hubble\'s decodeTraceReason: the datapath number + 1, unknown 0)', () => {
+    const enumValues = values('flow.TraceReason');
+    for (const r of traceReasons()) expect(enumValues.get(r.protoName), r.cName).toBe(r.protoCode);
+    expect(traceReasons().filter((r) => r.key !== 'UNKNOWN').every((r) => r.protoCode === r.code + 1)).toBe(true);
   });
 
   it('verdicts are Hubble numbers', () => {
