@@ -329,4 +329,18 @@ describe.skipIf(skip !== null)('traces of a TCP connection, as Cilium\'s default
     ]);
     expect(traces.filter(plainAck).length).toBeLessThanOrEqual(3);
   });
+
+  it('UDP, which has no flags: the first datagram of each direction is traced, the next ones within the report interval are not', async () => {
+    const udpOut: Step = ['from_endpoint', ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 17, sport: 42003, dport: 53 })];
+    const udpBack: Step = ['to_endpoint', ipv4Packet({ src: '10.217.9.9', dst: EP_IP, protocol: 17, sport: 53, dport: 42003 })];
+    // A TCP RST of another connection ends the run, so the last UDP datagrams are known to be read.
+    const traces = await tracesOf([udpOut, udpBack, ...Array.from({ length: 50 }, () => udpOut), ...Array.from({ length: 50 }, () => udpBack), out(42004, RST)]);
+    const udp = traces.filter((e) => e.protocol === 17).map((e) => [line(e), eventToFlow(e, ctx).trace_reason]);
+    // Within the 5 s interval nothing more; a slower run may add one trace per direction.
+    expect(udp.slice(0, 2)).toEqual([
+      ['10.217.0.2:42003 (ID:300) -> 10.217.9.9:53 (ID:555) to-stack FORWARDED (UDP)', 'NEW'],
+      ['10.217.0.2:42003 (ID:300) <- 10.217.9.9:53 (ID:555) to-endpoint FORWARDED (UDP)', 'REPLY'],
+    ]);
+    expect(udp.length).toBeLessThanOrEqual(4);
+  });
 });
