@@ -31,8 +31,10 @@
  * The entry keeps Cilium's tx/rx pair (struct ct_entry tx_flags_seen, last_tx_report, ...) in its
  * formerly spare 5 bytes: the flags seen in one nibble per direction, FIN and RST left out (they
  * are always reported) and URG, ECE and CWR sharing one bit; the report times as seconds since
- * boot modulo 2^16, exact because an entry idle longer than CT_LIFETIME_TCP has expired, 0 meaning
- * "never reported". tx is the direction the entry was created in, rx its replies.
+ * boot modulo 2^16, 0 meaning "never reported" (so entries written before these fields existed
+ * report once more per direction). The wrap is harmless while packets flow, since every 5 s one of
+ * them reports; only a direction silent for about a multiple of 18 h while the other keeps the
+ * entry alive can miss one report. tx is the direction the entry was created in, rx its replies.
  */
 #define CT_REPORT_INTERVAL	5
 
