@@ -128,6 +128,9 @@ export interface AgentConfig {
  */
 export const DEFAULT_CONTROL_PLANE_NICE = 0;
 
+/** The state document holding each policy file's last accepted text (policy-source.ts LastGoodTexts). */
+const LAST_GOOD_POLICIES = 'policies-last-good.json';
+
 export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   policyDir: '/etc/membrane/policies',
   stateDir: '/var/lib/membrane',
@@ -201,8 +204,15 @@ export class Agent {
     this.endpoints = new EndpointManager(store);
     this.services = new ServiceRegistry(store);
     this.flows = new FlowRing({ capacity: config.flowBuffer });
-    this.policies = new PolicyDirectory(config.policyDir, this.log.child({ component: 'policy' }), () => this.scheduleRegeneration(), {
+    const policyLog = this.log.child({ component: 'policy' });
+    this.policies = new PolicyDirectory(config.policyDir, policyLog, () => this.scheduleRegeneration(), {
       work: (fn) => (this.#priority ? this.#priority.run(fn) : fn()),
+      lastGood: {
+        read: () => store.read<Record<string, string>>(LAST_GOOD_POLICIES, {}),
+        save: (texts) => {
+          store.writeSoon(LAST_GOOD_POLICIES, () => texts).catch((err: unknown) => policyLog.warn({ err }, 'could not save the last good policy texts'));
+        },
+      },
     });
   }
 

@@ -6,7 +6,10 @@
  *   file removed       ─► drop its policies ─► onChange
  *
  * A file is the unit of change: one bad document rejects the whole file, and the policies it
- * had before stay in force, so a typo never opens (or closes) traffic by accident.
+ * had before stay in force, so a typo never opens (or closes) traffic by accident. The last good
+ * text of each file is kept in the state directory (`LastGoodTexts`): a file that is invalid when
+ * the agent starts is enforced as it last was, not dropped — a restart after a rejected edit must
+ * not open what the running agent kept closed.
  */
 import { readFileSync, readdirSync, statSync, mkdirSync, existsSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -29,6 +32,14 @@ export interface FileState {
   readonly warnings: readonly PolicyProblem[];
 }
 
+/** Where each file's last accepted text survives restarts (the agent: its state directory). */
+export interface LastGoodTexts {
+  /** The saved texts by file path; throws if they cannot be read. */
+  read(): Record<string, string>;
+  /** Saves `texts` (may be asynchronous; failures are the saver's to report). */
+  save(texts: Record<string, string>): void;
+}
+
 export class PolicyDirectory {
   readonly dir: string;
   #files = new Map<string, FileState>();
@@ -41,17 +52,28 @@ export class PolicyDirectory {
   #digests = new Map<string, string>();
   /** Files with events in the last SETTLE_MS, and the timer that reads (or drops) them. */
   #settling = new Map<string, NodeJS.Timeout>();
+  /** The text each file was last accepted with (this run or, restored, an earlier one). */
+  readonly #lastGood = new Map<string, string>();
+  readonly #lastGoodStore: LastGoodTexts | null;
 
   /**
    * `options.work` runs each read of the watched files (YAML parsing is most of a policy change's
    * cost): the agent runs it at the control plane's CPU priority (priority.ts).
    */
-  constructor(dir: string, log: Logger, onChange: () => void, options: { work?: <T>(fn: () => T) => T } = {}) {
+  constructor(dir: string, log: Logger, onChange: () => void, options: { work?: <T>(fn: () => T) => T; lastGood?: LastGoodTexts } = {}) {
     this.dir = resolve(dir);
     this.#log = log;
     this.#onChange = onChange;
     this.#work = options.work ?? ((fn) => fn());
+    this.#lastGoodStore = options.lastGood ?? null;
     mkdirSync(this.dir, { recursive: true });
+    if (this.#lastGoodStore) {
+      try {
+        for (const [path, text] of Object.entries(this.#lastGoodStore.read())) if (typeof text === 'string') this.#lastGood.set(path, text);
+      } catch (err) {
+        this.#log.error({ err }, 'cannot read the last good policy texts: a policy file invalid now is not enforced until it is fixed');
+      }
+    }
   }
 
   get revision(): number {
@@ -60,9 +82,16 @@ export class PolicyDirectory {
 
   /** Reads every file once, synchronously, so the first regeneration sees the full set. */
   loadAll(): void {
+    const present = new Set<string>();
     for (const name of readdirSync(this.dir).sort()) {
-      if (POLICY_FILE.test(name)) this.#load(join(this.dir, name), false);
+      if (!POLICY_FILE.test(name)) continue;
+      present.add(join(this.dir, name));
+      this.#load(join(this.dir, name), false);
     }
+    // Files removed while the agent was down have no last good version any more.
+    let pruned = false;
+    for (const path of [...this.#lastGood.keys()]) if (!present.has(path)) pruned = this.#lastGood.delete(path) || pruned;
+    if (pruned) this.#saveLastGood();
   }
 
   /**
@@ -132,6 +161,7 @@ export class PolicyDirectory {
       if (existsSync(path)) this.#load(path, false);
       else if (this.#files.delete(path)) {
         this.#digests.delete(path);
+        this.#forgetLastGood(path);
         this.#revision++;
       }
     }
@@ -179,6 +209,10 @@ export class PolicyDirectory {
       return;
     }
     this.#files.set(path, { policies: result.policies, problems: [], warnings: result.warnings });
+    if (this.#lastGoodStore && this.#lastGood.get(path) !== text) {
+      this.#lastGood.set(path, text);
+      this.#saveLastGood();
+    }
     for (const w of result.warnings) this.#log.warn({ file: path, policy: w.name, field: w.path }, formatWarning(w));
     this.#revision++;
     this.#log.info({ file: path, policies: result.policies.map((p) => p.name), revision: this.#revision }, 'policy file loaded');
@@ -186,17 +220,35 @@ export class PolicyDirectory {
   }
 
   #reject(path: string, problems: readonly PolicyProblem[]): void {
-    const previous = this.#files.get(path);
+    const previous = this.#files.get(path) ?? this.#restored(path);
     this.#files.set(path, { policies: previous?.policies ?? [], problems, warnings: previous?.warnings ?? [] });
     for (const p of problems) this.#log.error({ file: path, policy: p.name, field: p.path }, formatProblem(p));
-    this.#log.warn(
-      { file: path, kept: previous?.policies.map((p) => p.name) ?? [] },
-      'invalid policy file rejected; its last good policies stay in force',
-    );
+    const kept = previous?.policies.map((p) => p.name) ?? [];
+    if (kept.length > 0) this.#log.warn({ file: path, kept }, 'invalid policy file rejected; its last good policies stay in force');
+    else this.#log.warn({ file: path, kept }, 'invalid policy file rejected; it was never accepted, so none of its policies is in force');
+  }
+
+  /** The file's last good version from an earlier run (first judged invalid in this one), if it still validates. */
+  #restored(path: string): FileState | undefined {
+    const text = this.#lastGood.get(path);
+    if (text === undefined) return undefined;
+    const result = loadPolicyText(text, path);
+    if (result.problems.length > 0) return undefined;
+    this.#log.warn({ file: path, policies: result.policies.map((p) => p.name) }, 'policy file is invalid at start: enforcing its last good version, kept in the state directory');
+    return { policies: result.policies, problems: [], warnings: result.warnings };
+  }
+
+  #forgetLastGood(path: string): void {
+    if (this.#lastGood.delete(path)) this.#saveLastGood();
+  }
+
+  #saveLastGood(): void {
+    this.#lastGoodStore?.save(Object.fromEntries(this.#lastGood));
   }
 
   #remove(path: string): void {
     this.#digests.delete(path);
+    this.#forgetLastGood(path);
     if (!this.#files.delete(path)) return;
     this.#revision++;
     this.#log.info({ file: path, revision: this.#revision }, 'policy file removed');

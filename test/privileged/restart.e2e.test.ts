@@ -103,6 +103,24 @@ describe.skipIf(skip !== null)('agent restart keeps L3/L4 enforcement' + (skip ?
     expect(node.curl(`${P}-tie`, 'PUT', url('/v1/exhaust-port')).status).toBe(403);
   });
 
+  it('a restart after a rejected edit keeps enforcing the last good policy (it does not drop the file and open traffic)', async () => {
+    // rule1.yaml holds RULE1_L7 (the previous test). An edit with an invalid path regex is
+    // rejected by the running agent; the restarted agent must enforce what the running one did.
+    const url = (path: string): string => `http://${node.podIp(`${P}-ds`)}${path}`;
+    node.writePolicy('rule1.yaml', RULE1_L7.replace('"/v1/request-landing"', '"/v1/(request-landing"'));
+    expect(await eventually(() => node.agentLog().includes('invalid policy file rejected; its last good policies stay in force'), 5000)).toBe(true);
+    expect(await node.stopAgent('SIGTERM')).toBe(0);
+    await node.startAgent();
+    expect(node.agentLog()).toContain('policy file is invalid at start: enforcing its last good version');
+    expect(node.curl(`${P}-tie`, 'POST', url('/v1/request-landing')).body).toBe('Ship landed\n');
+    expect(node.curl(`${P}-tie`, 'PUT', url('/v1/exhaust-port')).status).toBe(403);
+    expect(await probe(`${P}-xw`, node.podIp(`${P}-ds`), DENIED_TIMEOUT)).toBe(false);
+    // `policy get`: the file is listed with its problem and its policy in force.
+    const got = await node.client.request<{ files: { policies: { name: string }[]; problems: unknown[] }[] }>('GET', '/v1/policy');
+    const file = got.files.find((f) => f.policies.some((p) => p.name === 'rule1'));
+    expect(file?.problems.length).toBeGreaterThan(0);
+  });
+
   it('bin/membrane agent --netns of a namespace that exists runs the agent as one process inside it (no second Node start-up on a restart)', async () => {
     expect(await node.stopAgent('SIGTERM')).toBe(0);
     const bin = join(ROOT, 'bin', 'membrane');

@@ -83,4 +83,38 @@ describe('PolicyDirectory', () => {
     expect(await until(() => pd.policies().length === 1)).toBe(true);
     expect(pd.problems()).toEqual([]);
   });
+
+  it('a file invalid at the next start (a restart after a rejected edit) is enforced as it was last accepted; a removed file is forgotten', async () => {
+    let saved: Record<string, string> = {};
+    const store = { read: () => saved, save: (t: Record<string, string>) => void (saved = { ...t }) };
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const first = new PolicyDirectory(dir, log, () => {}, { lastGood: store });
+    write('rule1.yaml', RULE1);
+    write('never-good.yaml', RULE1.replace('name: "rule1"', 'name: "never"').replace('port: "80"', 'port: "99999"'));
+    first.loadAll();
+    expect(first.policies().map((p) => p.name)).toEqual(['rule1']);
+    write('rule1.yaml', RULE1.replace('port: "80"', 'port: "99999"'));
+    first.refresh([join(dir, 'rule1.yaml')]);
+    expect(first.policies().map((p) => p.name)).toEqual(['rule1']);
+    await first.close();
+
+    // The restart: a new directory reader over the same files and saved texts.
+    lines.length = 0;
+    const again = new PolicyDirectory(dir, log, () => {}, { lastGood: store });
+    again.loadAll();
+    expect(again.policies().map((p) => p.name)).toEqual(['rule1']);
+    expect(again.problems().map((p) => p.name).sort()).toEqual(['never', 'rule1']);
+    expect(lines.join('')).toContain('enforcing its last good version');
+    expect(lines.join('')).toContain('it was never accepted, so none of its policies is in force');
+
+    unlinkSync(join(dir, 'rule1.yaml'));
+    again.refresh([join(dir, 'rule1.yaml')]);
+    expect(Object.keys(saved)).toEqual([]);
+    await again.close();
+    const third = new PolicyDirectory(dir, log, () => {}, { lastGood: store });
+    write('rule1.yaml', RULE1.replace('port: "80"', 'port: "99999"'));
+    third.loadAll();
+    expect(third.policies()).toEqual([]);
+    await third.close();
+  });
 });
