@@ -9,7 +9,7 @@
  * the agent's main thread a quarter of its time in GC): the flows as one JSON array, which
  * the agent's FlowRing keeps as they are and parses only when a reader or subscriber wants a flow
  * (`FlowRing.pushJsonArray`); the access-log lines concatenated as pino serialised them, which the
- * agent writes as they are. A flow is serialised when it comes (an HTTP flow by `httpFlowJson`,
+ * agent writes as they are. A flow is serialised when it comes (an HTTP or DNS flow by `flowJson`,
  * anything else by `JSON.stringify`), so only its text waits for the batch.
  *
  * Each batch is a message to the agent and an `ack` back, each waking the other thread: at a
@@ -28,7 +28,7 @@
  */
 import type { Flow } from '../observe/index.js';
 import { FlowCounter, takeFlowMetricsDelta, type FlowMetrics, type FlowMetricsDelta } from '../metrics/index.js';
-import { httpFlowJson } from './flow-json.js';
+import { flowJson } from './flow-json.js';
 
 /** Longest an item waits before it is sent, ms. */
 export const FLUSH_MS = 25;
@@ -88,7 +88,7 @@ export class Outbox {
     }
     let json: string | null | undefined;
     try {
-      json = httpFlowJson(f) ?? JSON.stringify(f);
+      json = flowJson(f) ?? JSON.stringify(f);
     } catch {
       json = undefined;
     }

@@ -1,11 +1,13 @@
 /**
- * issue-9: a proxy worker serialises HTTP flows with `httpFlowJson`, which must give exactly the
- * text JSON.stringify gives for every flow the observe builders make, and decline anything else.
+ * issue-9: a proxy worker serialises HTTP and DNS flows with `httpFlowJson` / `dnsFlowJson`
+ * (`flowJson` for either), which must give exactly the text JSON.stringify gives for every flow
+ * the observe builders make, and decline anything else.
  */
 import { describe, expect, it } from 'vitest';
 import { Outbox, type OutboxBatch } from '../../../src/proxyworker/index.js';
-import { httpFlowJson } from '../../../src/proxyworker/flow-json.js';
-import { dropFlow, httpRequestFlow, httpResponseFlow, type Flow, type FlowEndpoint, type HttpExchangeInput } from '../../../src/observe/index.js';
+import { dnsFlowJson, flowJson, httpFlowJson } from '../../../src/proxyworker/flow-json.js';
+import { requestFlow, responseFlow, type DnsExchange } from '../../../src/dnsproxy/index.js';
+import { dnsRequestFlow, dnsResponseFlow, dropFlow, httpRequestFlow, httpResponseFlow, type Flow, type FlowEndpoint, type HttpExchangeInput } from '../../../src/observe/index.js';
 
 function ep(name: string, id: number, identity: number, extra: string[] = []): FlowEndpoint {
   return { ID: id, identity, namespace: 'default', labels: [`k8s:class=${name}`, 'k8s:io.kubernetes.pod.namespace=default', 'k8s:org=empire', ...extra], pod_name: name };
@@ -103,6 +105,148 @@ describe('issue-9 httpFlowJson kept segments', () => {
         ? httpRequestFlow({ ...input(over), verdict: pick(['FORWARDED', 'DROPPED'] as const), http })
         : httpResponseFlow({ ...input(over), latencyNs: pick([0, 1_500_000]), verdict: pick(['FORWARDED', 'ERROR'] as const), http: { code: pick([200, 403, 503]), ...http } });
       expect(httpFlowJson(f)).toBe(JSON.stringify(f));
+    }
+  });
+});
+
+/** An exchange as dnsproxy/proxy.ts fills it in, before its flows are made. */
+function exchange(over: Partial<DnsExchange> = {}): DnsExchange {
+  return {
+    protocol: 17,
+    client: { ip: '10.0.1.2', port: 40123 },
+    server: { ip: '10.0.0.10', port: 53 },
+    source: { endpointId: 12, identity: 25698, flowEndpoint: TIE },
+    destination: DS,
+    id: 4242,
+    qname: 'api.github.com.',
+    qtype: 1,
+    decision: { allowed: true, reason: 'allowed', policies: ['default/fqdn'], dstIdentity: 6822 },
+    startedAt: new Date('2026-12-01T03:00:00.123Z'),
+    startNs: process.hrtime.bigint(),
+    ...over,
+  };
+}
+
+const SITE = { nodeName: 'node-1', proxyPort: 40053 };
+const TRACE = { parent: { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' } };
+const CHAIN = { qname: 'www.example.com.', ips: ['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c'], cnames: ['www.example.com-v4.edgesuite.net.', 'a1422.dscr.akamai.net.'], ttl: 60, rrtypes: [5, 5, 1, 28] };
+
+/** Both flows of each kind of exchange dnsproxy/log.ts reports, and the builders' own defaults. */
+function dnsVariants(): Flow[] {
+  const denied = exchange({ decision: { allowed: false, reason: 'no rule', policies: ['default/fqdn', 'cluster-wide'], dstIdentity: 6822 }, rcode: 5 });
+  const escaped = exchange({ qname: 'we"ird\\032name\u0001.', source: { endpointId: 1, identity: 99, flowEndpoint: ep('x"wing', 1, 99, ['k8s:tab=a\tb']) } });
+  return [
+    requestFlow(exchange(), SITE),
+    responseFlow(exchange({ rcode: 0, answer: { qname: 'api.github.com.', ips: ['140.82.121.6'], cnames: [], ttl: 30, rrtypes: [1] } }), SITE, 'FORWARDED'),
+    requestFlow(exchange({ qtype: 28, traceContext: TRACE }), { nodeName: 'node-1' }),
+    responseFlow(exchange({ qname: CHAIN.qname, qtype: 28, traceContext: TRACE, rcode: 0, answer: CHAIN }), { nodeName: 'node-1' }, 'FORWARDED'),
+    responseFlow(exchange({ protocol: 6, qname: 'nope.example.', rcode: 3, answer: { qname: 'nope.example.', ips: [], cnames: [], ttl: 0, rrtypes: [] } }), SITE, 'FORWARDED'),
+    responseFlow(exchange({ rcode: 5, answer: { qname: 'api.github.com.', ips: [], cnames: [], ttl: 0, rrtypes: [6] } }), SITE, 'FORWARDED'),
+    responseFlow(exchange({ rcode: 2 }), SITE, 'ERROR'),
+    requestFlow(denied, SITE),
+    requestFlow(escaped, SITE),
+    responseFlow({ ...escaped, rcode: 0, answer: { qname: escaped.qname, ips: ['10.0.0.1'], cnames: ['c"name\\.'], ttl: 5, rrtypes: [5, 1, 65535] } }, SITE, 'FORWARDED'),
+    dnsRequestFlow({ ...input({ ip: { source: 'fd00::1', destination: 'fd00::53' } }), transport: 'TCP', verdict: 'ERROR', dns: { query: 'a.' } }),
+    dnsResponseFlow({ ...input(), transport: 'UDP', latencyNs: 1.5, verdict: 'FORWARDED', dns: { query: 'a.' } }),
+  ];
+}
+
+describe('issue-9 dnsFlowJson', () => {
+  it('gives exactly JSON.stringify of every DNS flow the builders make (answers, CNAME chains, rcodes, denied, TCP, escapes, trace context)', () => {
+    const flows = dnsVariants();
+    expect(flows.map((f) => `${f.verdict} ${f.l7?.type} ${f.Summary}`)).toContain('DROPPED REQUEST DNS Query api.github.com. A');
+    expect(flows.map((f) => f.Summary)).toContain('DNS Answer RCode: Non-Existent Domain TTL: 0 (Proxy nope.example. A)');
+    for (const f of flows) {
+      // Twice: the second time from the kept texts.
+      expect(dnsFlowJson(f)).toBe(JSON.stringify(f));
+      expect(flowJson(f)).toBe(JSON.stringify(f));
+    }
+  });
+
+  it('follows a DNS record that differs from the last in one field only', () => {
+    const dns = { query: 'a.', ips: ['10.0.0.1'], ttl: 30, cnames: ['b.'], rcode: 0, qtypes: ['A'], rrtypes: ['CNAME', 'A'] };
+    const changes = [{ query: 'b.' }, { ips: ['10.0.0.2'] }, { ttl: 31 }, { cnames: ['c.'] }, { rcode: 3 }, { qtypes: ['AAAA'] }, { rrtypes: ['CNAME', 'AAAA'] }];
+    const flow = (d: typeof dns, summary?: string): Flow => {
+      const f = dnsResponseFlow({ ...input(), transport: 'UDP', latencyNs: 0, verdict: 'FORWARDED', dns: d });
+      // The same Summary: only the record tells the flows apart.
+      return summary === undefined ? f : { ...f, Summary: summary };
+    };
+    for (const change of changes) {
+      const before = flow(dns, 'same');
+      expect(dnsFlowJson(before)).toBe(JSON.stringify(before));
+      const after = flow({ ...dns, ...change }, 'same');
+      expect(dnsFlowJson(after)).toBe(JSON.stringify(after));
+    }
+    const req = (query: string): Flow => ({ ...dnsRequestFlow({ ...input(), transport: 'UDP', verdict: 'FORWARDED', dns: { query, qtypes: ['A'] } }), Summary: 'same' });
+    for (const f of [req('a.'), req('b.')]) expect(dnsFlowJson(f)).toBe(JSON.stringify(f));
+  });
+
+  it('declines DNS flows of a shape the builders do not make', () => {
+    const [req, resp] = dnsVariants() as [Flow, Flow];
+    const withDns = (f: Flow, dns: object): Flow => ({ ...f, l7: { ...f.l7!, dns } }) as Flow;
+    const declined: Flow[] = [
+      withDns(req, { ...req.l7!.dns!, ips: ['1.2.3.4'] }),
+      withDns(resp, { query: 'a.', observation_source: 'proxy', qtypes: ['A'] }),
+      withDns(resp, { ...resp.l7!.dns!, ttl: '30' }),
+      withDns(resp, { ...resp.l7!.dns!, ips: [1] }),
+      withDns(req, { ...req.l7!.dns!, qtypes: 'A' }),
+      { ...req, l7: { ...req.l7!, http: REQ_HTTP } } as Flow,
+      { ...req, l4: { TCP: { source_port: 1, destination_port: 53, flags: { SYN: true } } } } as Flow,
+      { ...req, l4: { ICMPv4: { type: 8, code: 0 } } } as Flow,
+      { ...req, trace_reason: 'NEW' } as Flow,
+      { ...resp, is_reply: undefined } as unknown as Flow,
+    ];
+    for (const f of declined) {
+      expect(dnsFlowJson(f)).toBeNull();
+      expect(flowJson(f)).toBeNull();
+    }
+    expect(httpFlowJson(req)).toBeNull();
+  });
+
+  it('the outbox sends DNS flows interleaved with HTTP ones as JSON.stringify of the list', () => {
+    const batches: OutboxBatch[] = [];
+    const o = new Outbox(100, (b) => batches.push(b));
+    const flows: Flow[] = [];
+    const dns = dnsVariants();
+    const http = variants();
+    for (let i = 0; i < 24; i++) flows.push((i % 3 === 0 ? http[i % http.length] : dns[i % dns.length])!);
+    for (const f of flows) o.flow(f);
+    o.flush();
+    expect(batches[0]!.flows).toBe(JSON.stringify(flows));
+  });
+});
+
+describe('issue-9 dnsFlowJson kept segments', () => {
+  it('gives JSON.stringify for interleaved DNS and HTTP flows, whatever changed since the last one', () => {
+    const eps = [TIE, DS, ep('xwing', 5, 77), ep('ywing', 6, 78, ['k8s:q="x"'])];
+    let seed = 11;
+    const pick = <T>(xs: readonly T[]): T => xs[(seed = (seed * 1103515245 + 12345) % 2147483648) % xs.length]!;
+    const http = variants();
+    for (let i = 0; i < 400; i++) {
+      const answer = pick([undefined, { qname: 'a.', ips: [], cnames: [], ttl: 0, rrtypes: [] }, CHAIN, { ...CHAIN, ips: ['10.0.0.1'], ttl: 5 }, { ...CHAIN, cnames: ['b"."'] }]);
+      const x = exchange({
+        protocol: pick([6, 17] as const),
+        client: { ip: pick(['10.0.1.2', '10.0.1.3']), port: pick([40000, 40001]) },
+        server: { ip: pick(['10.0.0.10', '10.0.0.11']), port: 53 },
+        source: { endpointId: 1, identity: 77, flowEndpoint: pick(eps) },
+        destination: pick(eps),
+        qname: pick(['a.', 'b.example.', 'c\\"d.']),
+        qtype: pick([1, 28, 33]),
+        decision: pick([
+          { allowed: true, reason: '', policies: [], dstIdentity: 1 },
+          { allowed: false, reason: '', policies: ['default/fqdn'], dstIdentity: 1 },
+        ]),
+        ...pick([{}, { traceContext: TRACE }]),
+        ...(answer ? { answer } : {}),
+        rcode: pick([0, 0, 3, 5]),
+      });
+      const site = pick([SITE, { nodeName: 'node-2' }]);
+      const f = pick([
+        () => requestFlow(x, site),
+        () => responseFlow(x, site, pick(['FORWARDED', 'ERROR'] as const)),
+        () => pick(http),
+      ])();
+      expect(flowJson(f)).toBe(JSON.stringify(f));
     }
   });
 });
