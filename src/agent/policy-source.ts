@@ -15,7 +15,7 @@ import { readFileSync, readdirSync, statSync, mkdirSync, existsSync, watch, type
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { loadPolicyText, formatProblem, formatWarning, type PolicyObject, type PolicyProblem } from '../policy/index.js';
+import { loadPolicyText, formatProblem, formatWarning, sameObject, definedElsewhereProblem, type PolicyObject, type PolicyProblem } from '../policy/index.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
 /** Bigger than any sane policy file; bounds what a stray file in the directory can cost us. */
@@ -55,6 +55,8 @@ export class PolicyDirectory {
   /** The text each file was last accepted with (this run or, restored, an earlier one). */
   readonly #lastGood = new Map<string, string>();
   readonly #lastGoodStore: LastGoodTexts | null;
+  /** Files rejected only because a policy in them is also defined by another file (judged again when that may have changed). */
+  readonly #clashed = new Set<string>();
 
   /**
    * `options.work` runs each read of the watched files (YAML parsing is most of a policy change's
@@ -162,7 +164,9 @@ export class PolicyDirectory {
       else if (this.#files.delete(path)) {
         this.#digests.delete(path);
         this.#forgetLastGood(path);
+        this.#clashed.delete(path);
         this.#revision++;
+        this.#judgeClashedAgain(path);
       }
     }
   }
@@ -208,6 +212,14 @@ export class PolicyDirectory {
       this.#reject(path, result.problems);
       return;
     }
+    const clashes = this.#clashes(path, result.policies);
+    if (clashes.length > 0) {
+      this.#clashed.add(path);
+      this.#reject(path, clashes);
+      return;
+    }
+    this.#clashed.delete(path);
+    const hadNames = this.#files.get(path)?.policies ?? [];
     this.#files.set(path, { policies: result.policies, problems: [], warnings: result.warnings });
     if (this.#lastGoodStore && this.#lastGood.get(path) !== text) {
       this.#lastGood.set(path, text);
@@ -216,7 +228,35 @@ export class PolicyDirectory {
     for (const w of result.warnings) this.#log.warn({ file: path, policy: w.name, field: w.path }, formatWarning(w));
     this.#revision++;
     this.#log.info({ file: path, policies: result.policies.map((p) => p.name), revision: this.#revision }, 'policy file loaded');
+    if (hadNames.some((p) => !result.policies.some((q) => sameObject(p, q)))) this.#judgeClashedAgain(path);
     if (notify) this.#onChange();
+  }
+
+  /**
+   * Problems for each policy of `path` another file already defines (same kind, namespace and
+   * name): Kubernetes holds one object per name, so the file that comes second (in name order at
+   * start, the new one later) is rejected whole, naming the file that has it.
+   */
+  #clashes(path: string, policies: readonly PolicyObject[]): PolicyProblem[] {
+    const out: PolicyProblem[] = [];
+    for (const p of policies) {
+      for (const [other, state] of this.#files) {
+        if (other === path || !state.policies.some((q) => sameObject(p, q))) continue;
+        out.push(definedElsewhereProblem(p, path, other));
+        break;
+      }
+    }
+    return out;
+  }
+
+  /** Files rejected for a clash are judged again once `changed` no longer holds what they clashed with. */
+  #judgeClashedAgain(changed: string): void {
+    for (const path of [...this.#clashed]) {
+      if (path === changed) continue;
+      this.#clashed.delete(path);
+      this.#digests.delete(path);
+      if (existsSync(path)) this.#load(path, false);
+    }
   }
 
   #reject(path: string, problems: readonly PolicyProblem[]): void {
@@ -233,7 +273,7 @@ export class PolicyDirectory {
     const text = this.#lastGood.get(path);
     if (text === undefined) return undefined;
     const result = loadPolicyText(text, path);
-    if (result.problems.length > 0) return undefined;
+    if (result.problems.length > 0 || this.#clashes(path, result.policies).length > 0) return undefined;
     this.#log.warn({ file: path, policies: result.policies.map((p) => p.name) }, 'policy file is invalid at start: enforcing its last good version, kept in the state directory');
     return { policies: result.policies, problems: [], warnings: result.warnings };
   }
@@ -249,9 +289,12 @@ export class PolicyDirectory {
   #remove(path: string): void {
     this.#digests.delete(path);
     this.#forgetLastGood(path);
+    this.#clashed.delete(path);
     if (!this.#files.delete(path)) return;
     this.#revision++;
     this.#log.info({ file: path, revision: this.#revision }, 'policy file removed');
+    this.#judgeClashedAgain(path);
     this.#onChange();
   }
 }
+

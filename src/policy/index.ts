@@ -20,7 +20,7 @@ export type {
 } from './api/types.js';
 export { PROTO } from './api/types.js';
 export type { LoadOptions, DocumentResult } from './api/load.js';
-export { loadPolicyText, validatePolicyText, formatProblem, formatWarning, MAX_POLICY_FILE_BYTES } from './api/load.js';
+export { loadPolicyText, validatePolicyText, formatProblem, formatWarning, sameObject, definedElsewhereProblem, MAX_POLICY_FILE_BYTES } from './api/load.js';
 export type { FqdnSelectorInfo } from './api/cidrs.js';
 export { policyCidrs, policyFqdnSelectors } from './api/cidrs.js';
 export { MAX_FQDN_LENGTH, toFQDN, fqdnSelectorKey, patternRegex, nameRegex, isAllStars, validateMatchName, validateMatchPattern } from './api/fqdn.js';

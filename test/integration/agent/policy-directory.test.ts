@@ -117,4 +117,21 @@ describe('PolicyDirectory', () => {
     expect(third.policies()).toEqual([]);
     await third.close();
   });
+
+  it('two files defining the same policy: the second is rejected naming the first, and accepted once the first lets go of it', async () => {
+    write('a.yaml', RULE1);
+    expect(await until(() => pd.policies().length === 1)).toBe(true);
+    write('b.yaml', RULE1.replace('port: "80"', 'port: "443"'));
+    expect(await until(() => pd.problems().length > 0)).toBe(true);
+    expect(pd.policies().map((p) => p.file)).toEqual([join(dir, 'a.yaml')]);
+    const problem = pd.problems()[0];
+    expect(problem?.file).toBe(join(dir, 'b.yaml'));
+    expect(problem?.name).toBe('rule1');
+    expect(problem?.path).toBe('metadata.name');
+    expect(problem?.message).toContain(`is already defined in ${join(dir, 'a.yaml')}`);
+
+    unlinkSync(join(dir, 'a.yaml'));
+    expect(await until(() => pd.problems().length === 0 && pd.policies().length === 1)).toBe(true);
+    expect(pd.policies()[0]?.file).toBe(join(dir, 'b.yaml'));
+  });
 });
