@@ -93,6 +93,13 @@ export function requestFlow(x: DnsExchange, site: DnsFlowSite): Flow {
   } as RequestInput);
 }
 
+/**
+ * A response flow's TTL when the answer holds no A, AAAA or CNAME record of the question's chain
+ * (an empty answer, NXDOMAIN, SERVFAIL): Cilium's `ExtractMsgDetails` starts its minimum at
+ * math.MaxUint32 and keeps it, so Hubble prints `TTL: 4294967295` for them.
+ */
+export const NO_RECORD_TTL = 0xffff_ffff;
+
 export function responseFlow(x: DnsExchange, site: DnsFlowSite, verdict: 'FORWARDED' | 'ERROR'): Flow {
   const a = x.answer;
   return dnsResponseFlow({
@@ -113,7 +120,7 @@ export function responseFlow(x: DnsExchange, site: DnsFlowSite, verdict: 'FORWAR
     dns: {
       query: x.qname,
       ips: a?.ips ?? [],
-      ttl: a?.ttl ?? 0,
+      ttl: a !== undefined && (a.ips.length > 0 || a.cnames.length > 0) ? a.ttl : NO_RECORD_TTL,
       cnames: a?.cnames ?? [],
       rcode: x.rcode ?? 0,
       qtypes: [typeName(x.qtype)],

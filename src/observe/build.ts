@@ -306,7 +306,7 @@ export function dnsRequestSummary(dns: Pick<DNSRecord, 'query' | 'qtypes'>): str
 
 /**
  * `DNS Answer "1.2.3.4,5.6.7.8" CNAMEs: "a.example." TTL: 3600 (Proxy api.github.com. A)`, or
- * `DNS Answer RCode: Query Refused TTL: 0 (…)` for an error code (Hubble dnsSummary).
+ * `DNS Answer RCode: Non-Existent Domain TTL: 4294967295 (…)` for an error code (Hubble dnsSummary).
  */
 export function dnsResponseSummary(dns: DNSRecord): string {
   const rcode = dns.rcode ?? 0;

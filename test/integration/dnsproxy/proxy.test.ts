@@ -250,7 +250,7 @@ describe('protocol', () => {
     expect(p.proxy.stats()).toMatchObject({ timeouts: 1, forwarded: 0 });
     const response = p.flows.find((f) => f.l7?.type === 'RESPONSE');
     expect(response?.verdict).toBe('ERROR');
-    expect(response?.Summary).toBe('DNS Answer RCode: Server Failure TTL: 0 (Proxy api.github.com. A)');
+    expect(response?.Summary).toBe('DNS Answer RCode: Server Failure TTL: 4294967295 (Proxy api.github.com. A)');
   });
 
   it('answers SERVFAIL when the server port is closed (ICMP port unreachable)', async () => {

@@ -155,7 +155,7 @@ describe('issue-9 dnsFlowJson', () => {
   it('gives exactly JSON.stringify of every DNS flow the builders make (answers, CNAME chains, rcodes, denied, TCP, escapes, trace context)', () => {
     const flows = dnsVariants();
     expect(flows.map((f) => `${f.verdict} ${f.l7?.type} ${f.Summary}`)).toContain('DROPPED REQUEST DNS Query api.github.com. A');
-    expect(flows.map((f) => f.Summary)).toContain('DNS Answer RCode: Non-Existent Domain TTL: 0 (Proxy nope.example. A)');
+    expect(flows.map((f) => f.Summary)).toContain('DNS Answer RCode: Non-Existent Domain TTL: 4294967295 (Proxy nope.example. A)');
     for (const f of flows) {
       // Twice: the second time from the kept texts.
       expect(dnsFlowJson(f)).toBe(JSON.stringify(f));
