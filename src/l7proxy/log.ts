@@ -20,7 +20,7 @@ import {
 import { isoAt } from './clock.js';
 import { flowHeaders } from './headers.js';
 import type { ParsedRequest } from './parse.js';
-import type { ConnectionInfo, FlowContext, PolicyDecision } from './types.js';
+import type { ConnectionInfo, FlowContext, PolicyDecision, RefusedRequest } from './types.js';
 
 export type AccessVerdict = 'Forwarded' | 'Denied' | 'Error';
 
@@ -160,6 +160,48 @@ export function responseFlow(x: Exchange, site: FlowSite, status: number, rawHea
       ? { code: status, method: r.method, url: r.url, protocol: r.protocol, headers: flowHeaders(rawHeaders) }
       : { code: status, method: r.method, url: r.url, protocol: r.protocol };
   return httpResponseFlow(flowInput(x, site, { time: isoAt(Date.now()), verdict, latencyNs: latencyNs(x), http }));
+}
+
+/**
+ * The flows of a request the proxy answered itself, not by a policy decision (a malformed request
+ * or header block, CONNECT, the redirect to a normalised path): a request flow and a response
+ * flow carrying the local status, both with `verdict` — ERROR for a refusal (400, 501), FORWARDED
+ * for the 307 redirect. Cilium's semantic: its Envoy filter (cilium/proxy `cilium/l7policy.cc`
+ * `encodeHeaders`) logs a request that was answered locally before policy as an `EntryType`
+ * Request and then a Response carrying the locally generated code; a 403 alone is logged as
+ * Denied (→ DROPPED). Unlike Cilium (whose `GetVerdict` makes every non-Denied entry Forwarded),
+ * a refusal is ERROR here, as the proxy's own upstream-failure answers are, so `--verdict
+ * FORWARDED` never lists a request that went nowhere and `--verdict ERROR` finds every refusal.
+ * `startMs`: when the request arrived (ms since the epoch).
+ */
+export function localReplyFlows(
+  conn: ConnectionInfo,
+  ctx: FlowContext,
+  site: FlowSite,
+  request: RefusedRequest,
+  status: number,
+  verdict: 'FORWARDED' | 'ERROR',
+  startMs: number,
+): [Flow, Flow] {
+  const base = (): HttpExchangeInput => {
+    const input: HttpExchangeInput = {
+      source: ctx.source,
+      destination: ctx.destination,
+      ip: { source: conn.srcIp, destination: conn.dstIp },
+      sourcePort: conn.srcPort,
+      destinationPort: conn.dstPort,
+      direction: ctx.direction,
+      nodeName: site.nodeName,
+    };
+    if (site.proxyPort !== undefined) input.proxyPort = site.proxyPort;
+    return input;
+  };
+  const http = { method: request.method, url: request.url, protocol: request.protocol };
+  const now = Date.now();
+  return [
+    httpRequestFlow({ ...base(), time: isoAt(startMs), verdict, http }),
+    httpResponseFlow({ ...base(), time: isoAt(now), verdict, latencyNs: Math.max(0, now - startMs) * 1e6, http: { ...http, code: status } }),
+  ];
 }
 
 function endpointEntry(ep: FlowContext['source'], identity: number, ip: string, port: number): AccessLogEndpoint {

@@ -17,7 +17,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TraceContext } from '../observe/index.js';
 import { normalizeRequestTarget } from '../policy/index.js';
-import type { ConnectionInfo } from './types.js';
+import type { ConnectionInfo, RefusedRequest } from './types.js';
 
 /** Fields that must appear at most once (Node keeps only the first of these), each with its bit. */
 const SINGLETON_FIELDS: ReadonlyMap<string, number> = new Map(
@@ -216,4 +216,37 @@ function withHost(raw: readonly string[], host: string): string[] {
   }
   if (!had) out.unshift('host', host);
   return out;
+}
+
+/** A request-target as the flows write URLs: origin-form joined to its host, any other form as sent. */
+function flowUrlOf(target: string, host: string | undefined, conn: ConnectionInfo): string {
+  if (!target.startsWith('/')) return target;
+  return `http://${host !== undefined && host !== '' ? host : hostForUrl(conn.dstIp, conn.dstPort)}${target}`;
+}
+
+/** What the flows of a locally answered request say of it (log.ts `localReplyFlows`), from Node's parse. */
+export function refusedRequestOf(req: IncomingMessage, conn: ConnectionInfo): RefusedRequest {
+  const protocol = req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`;
+  return { method: req.method ?? '', url: flowUrlOf(req.url ?? '', req.headers.host, conn), protocol };
+}
+
+/** The request line is looked for in this many first bytes of what failed to parse. */
+const REQUEST_LINE_MAX = 8192;
+
+/**
+ * The same from bytes Node's parser refused (`clientError`'s `rawPacket`): the request line when
+ * they start with one (`METHOD SP target SP HTTP/1.x`), else method and URL ''. No Host is read:
+ * the header block is what failed.
+ */
+export function refusedRequestOfBytes(raw: Buffer | undefined, conn: ConnectionInfo): RefusedRequest {
+  const unknown: RefusedRequest = { method: '', url: '', protocol: 'HTTP/1.1' };
+  if (raw === undefined) return unknown;
+  const head = raw.subarray(0, REQUEST_LINE_MAX).toString('latin1');
+  const end = head.indexOf('\r\n');
+  if (end < 0) return unknown;
+  const parts = head.slice(0, end).split(' ');
+  if (parts.length !== 3) return unknown;
+  const [method, target, version] = parts as [string, string, string];
+  if (!/^[A-Z]{1,20}$/.test(method) || target === '' || (version !== 'HTTP/1.1' && version !== 'HTTP/1.0')) return unknown;
+  return { method, url: flowUrlOf(target, undefined, conn), protocol: version };
 }

@@ -19,11 +19,11 @@ import { classifyUpstreamFailure, Relay, RouteTimers, UpstreamPools, type PoolLe
 import { BAD_REQUEST, DENIED, NOT_IMPLEMENTED, pathRedirect, rawReply, REQUEST_TIMEOUT, sendLocalReply, type LocalReply } from './local-reply.js';
 import { connectionTokens } from './headers.js';
 import { isoAt } from './clock.js';
-import { accessLogEntry, boundAccessLogEntry, ConnectionFacts, requestFlow, responseFlow, type AccessVerdict, type Exchange, type FlowSite } from './log.js';
-import { parseRequest, type ParsedRequest } from './parse.js';
+import { accessLogEntry, boundAccessLogEntry, ConnectionFacts, localReplyFlows, requestFlow, responseFlow, type AccessVerdict, type Exchange, type FlowSite } from './log.js';
+import { parseRequest, refusedRequestOf, refusedRequestOfBytes, type ParsedRequest } from './parse.js';
 import { decide, policyError, readsHeaders } from './policy.js';
 import type { L7Flow } from '../policy/index.js';
-import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, PolicyDecision, ProxyStats } from './types.js';
+import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, PolicyDecision, ProxyStats, RefusedRequest } from './types.js';
 import { H2Proxy, type H2Host } from './h2.js';
 import { sniffPreface } from './h2-preface.js';
 import { UpgradeRelay } from './upgrade.js';
@@ -435,7 +435,7 @@ export class HttpProxy {
     const parsed = parseRequest(req, state.conn, { maxHeadersCount: this.options.maxHeadersCount, normalizePath: this.options.normalizePath });
     if (!parsed.ok) {
       res.once('close', onResponseClose.bind(res, this, state, null));
-      this.#refuseRequest(state, req, res, parsed);
+      this.#refuseRequest(state, req, res, parsed, startMs);
       return;
     }
 
@@ -455,12 +455,17 @@ export class HttpProxy {
     this.#forward(state, x, req, res);
   }
 
-  /** A request the parse stage refused: 400, or the 307 to its normalised path. */
-  #refuseRequest(state: ConnState, req: IncomingMessage, res: ServerResponse, parsed: Exclude<ReturnType<typeof parseRequest>, { ok: true }>): void {
+  /**
+   * A request the parse stage refused: 400, or the 307 to its normalised path. Both are on the
+   * flow stream as well as in the access log (log.ts `localReplyFlows`: ERROR, or FORWARDED for
+   * the redirect).
+   */
+  #refuseRequest(state: ConnState, req: IncomingMessage, res: ServerResponse, parsed: Exclude<ReturnType<typeof parseRequest>, { ok: true }>, startMs: number): void {
     if (parsed.status === 307) {
       // Envoy's UNESCAPE_AND_REDIRECT: the request is not judged; the client asks again for the
       // normalised path, and that request is judged and forwarded like any other.
       this.#reply(state, res, pathRedirect(parsed.location), mustCloseUnread(req));
+      this.#localReplyFlows(state, refusedRequestOf(req, state.conn), 307, 'FORWARDED', startMs);
       this.#deps.accessLog.info(
         {
           type: 'http',
@@ -479,6 +484,7 @@ export class HttpProxy {
     }
     this.#counters.malformed++;
     this.#reply(state, res, BAD_REQUEST, true);
+    this.#localReplyFlows(state, refusedRequestOf(req, state.conn), BAD_REQUEST.status, 'ERROR', startMs);
     this.#deps.accessLog.warn(
       {
         type: 'http',
@@ -630,13 +636,24 @@ export class HttpProxy {
       },
       'http',
     );
-    this.#endAfterInflight(state, socket, BAD_REQUEST);
+    this.#endAfterInflight(state, socket, BAD_REQUEST, refusedRequestOfBytes((err as { rawPacket?: Buffer }).rawPacket, state.conn));
   }
 
-  /** Answers on the raw socket and closes it, after the responses still owed on it. */
-  #endAfterInflight(state: ConnState, socket: Socket, reply: LocalReply): void {
+  /**
+   * Answers on the raw socket and closes it, after the responses still owed on it; the refusal's
+   * flows (ERROR, with the reply's status) go out now.
+   */
+  #endAfterInflight(state: ConnState, socket: Socket, reply: LocalReply, request: RefusedRequest): void {
+    this.#localReplyFlows(state, request, reply.status, 'ERROR', Date.now());
     if (state.inflight > 0) state.deferred = reply;
     else socket.end(rawReply(reply));
+  }
+
+  /** The flows of a local answer that is not a policy decision (log.ts `localReplyFlows`). */
+  #localReplyFlows(state: ConnState, request: RefusedRequest, status: number, verdict: 'FORWARDED' | 'ERROR', startMs: number): void {
+    const [asked, answered] = localReplyFlows(state.conn, state.ctx, this.#site, request, status, verdict, startMs);
+    this.#emit(asked);
+    this.#emit(answered);
   }
 
   /** CONNECT would tunnel bytes past HTTP policy: refused. */
@@ -658,7 +675,7 @@ export class HttpProxy {
     if (!socket.writable || !state) socket.destroy();
     else {
       state.closing = true;
-      this.#endAfterInflight(state, socket, NOT_IMPLEMENTED);
+      this.#endAfterInflight(state, socket, NOT_IMPLEMENTED, refusedRequestOf(req, state.conn));
     }
   }
 }

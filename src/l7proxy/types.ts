@@ -21,6 +21,15 @@ export interface FlowContext {
   direction: TrafficDirection;
 }
 
+/** What is known of a request the proxy answered before it was parsed in full or judged. */
+export interface RefusedRequest {
+  /** '' when the request line could not be read. */
+  method: string;
+  /** As the flows write URLs (`http://host/path`); the request-target as sent when not origin-form. */
+  url: string;
+  protocol: string;
+}
+
 export interface PolicyDecision {
   allowed: boolean;
   reason?: string;

@@ -127,6 +127,11 @@ describe('issue-6 path normalisation: a path rule cannot be walked around', () =
     expect(h.logs[0]).toMatchObject({ verdict: 'Redirected', status: 307, location: '/secret.txt' });
     expect(h.logs[1]).toMatchObject({ verdict: 'Denied', path: '/secret.txt' });
     expect(server.requestLines.length).toBe(before);
+    // The redirect is on the flow stream too: the request as sent, then the 307 (Cilium: a local
+    // answer is a Request and a Response entry, both forwarded); then the followed request's DROPPED.
+    expect(h.flows.map((f) => `${f.l7?.type} ${f.verdict} ${f.l7?.http?.code ?? ''}`)).toEqual(['REQUEST FORWARDED ', 'RESPONSE FORWARDED 307', 'REQUEST DROPPED ', 'RESPONSE FORWARDED 403']);
+    expect(h.flows[0]!.Summary).toBe(`HTTP/1.1 GET http://deathstar${target}`);
+    expect(h.flows[1]!.Summary).toMatch(/^HTTP\/1\.1 307 \d+ms \(GET http:\/\/deathstar\/.*\)$/);
   });
 
   it.each([

@@ -32,6 +32,10 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
     expect(bad.closed).toBe(true);
     expect(h.proxy.stats().malformed).toBe(1);
     expect(upstream.requests).toHaveLength(0);
+    // On the flow stream too (membrane observe): an ERROR request and the ERROR answer with its status.
+    const status = bad.text.split('\r\n')[0]!.split(' ')[1];
+    expect(h.flows.map((f) => `${f.l7?.type} ${f.verdict} ${f.l7?.http?.code ?? ''}`)).toEqual(['REQUEST ERROR ', `RESPONSE ERROR ${status}`]);
+    expect(h.flows.map((f) => [f.event_type.type, f.Type, f.is_reply])).toEqual([[129, 'L7', false], [129, 'L7', true]]);
 
     const good = await rawExchange(cleanups, h.port, LANDING);
     expect(good.text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
@@ -46,6 +50,28 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
     expect(connectReq.text.split('\r\n')[0]).toBe('HTTP/1.1 501 Not Implemented');
     expect(upstream.requests).toHaveLength(0);
     expect(h.proxy.stats().malformed).toBe(1);
+    expect(h.flows.map((f) => `${f.l7?.type} ${f.verdict}`)).toEqual(['REQUEST ERROR', 'RESPONSE ERROR']);
+    expect(h.flows[0]!.Summary).toBe('HTTP/1.1 CONNECT deathstar:443');
+    expect(h.flows[1]!.Summary).toMatch(/^HTTP\/1\.1 501 \d+ms \(CONNECT deathstar:443\)$/);
+    expect(h.logs.find((l) => l.status === 501)?.reason).toBe('CONNECT not supported through the L7 proxy');
+  });
+
+  it('a malformed request whose request line was read names it in its flows', async () => {
+    const upstream = await startUpstream(cleanups);
+    const h = await startProxy(cleanups, { upstreamPort: upstream.port, policy: ALLOW_ALL_HTTP });
+    // Refused by the parse stage: Node read it in full, Host included.
+    await rawExchange(cleanups, h.port, `POST /v1/request-landing HTTP/1.1\r\nHost: ${HOST}\r\nHost: evil.example\r\nContent-Length: 0\r\n\r\n`);
+    expect(h.flows[0]!.Summary).toBe(`HTTP/1.1 POST http://${HOST}/v1/request-landing`);
+    expect(h.flows[1]!.Summary).toMatch(new RegExp(`^HTTP/1\\.1 400 \\d+ms \\(POST http://${HOST}/v1/request-landing\\)$`));
+    // Refused by Node's parser: the request line, and the original destination for the host.
+    await rawExchange(cleanups, h.port, `GET /v1/ HTTP/1.1\r\nHost: ${HOST}\r\nBad Header: x\r\n\r\n`);
+    expect(h.flows[2]!.Summary).toMatch(/^HTTP\/1\.1 GET http:\/\/127\.0\.0\.1:\d+\/v1\/$/);
+    // No request line at all: the flows still say 400, with no method or URL.
+    await rawExchange(cleanups, h.port, 'HELLO\r\n\r\n');
+    expect(h.flows.slice(4).map((f) => [f.verdict, f.l7?.http?.method, f.l7?.http?.url, f.l7?.http?.code ?? 0])).toEqual([
+      ['ERROR', '', '', 0],
+      ['ERROR', '', '', 400],
+    ]);
   });
 
   it('serves Upgrade requests (h2c, websocket) as plain HTTP/1.1 with the upgrade stripped', async () => {
