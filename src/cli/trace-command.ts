@@ -7,7 +7,8 @@
  * The labels are interpreted by the policy module (`traceSide`), so the agent and the offline
  * trace read them the same way.
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { MAX_NAME_LENGTH, normalizeName, validatePattern } from '../fqdn/index.js';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import {
   formatProblem,
@@ -23,6 +24,15 @@ import { withAgent } from './client.js';
 import { loadPolicyFiles } from './policy-files.js';
 
 type Opts = Record<string, string | string[] | undefined>;
+
+const PROTOCOLS = ['TCP', 'UDP', 'SCTP', 'ICMP'] as const;
+
+/** `--proto` in any case, as the policy's own `protocol` names it (TCP, UDP, SCTP, ICMP). */
+function protocolArg(value: string): string {
+  const p = value.toUpperCase();
+  if (!(PROTOCOLS as readonly string[]).includes(p)) throw new InvalidArgumentError(`Allowed choices are ${PROTOCOLS.join(', ')}.`);
+  return p;
+}
 
 function usage(message: string): Error {
   return membraneError('MEMBRANE_ERR_CLI_USAGE', message);
@@ -117,6 +127,14 @@ export async function traceCommand(opts: Opts, socket: string): Promise<number> 
       throw usage(`--dport ${String(opts.dport)} is not a port`);
     }
     if (opts.dstFqdn !== undefined && !opts.dstCidr) throw usage('--dst-fqdn needs --dst-cidr: the address the name resolved to');
+    if (opts.dstFqdn !== undefined) {
+      // A name a DNS answer could have taught (what toFQDNs selectors are matched against).
+      const name = String(opts.dstFqdn);
+      const bad = name.includes('*')
+        ? 'a DNS name, not a pattern: no *'
+        : (validatePattern(name) ?? (normalizeName(name).length > MAX_NAME_LENGTH ? `longer than ${MAX_NAME_LENGTH} characters` : null));
+      if (bad !== null) throw usage(`--dst-fqdn ${JSON.stringify(name)}: ${bad}`);
+    }
     const src = side('src', opts);
     const dst = side('dst', opts);
     input = {
@@ -206,7 +224,7 @@ export function registerTraceCommand(policy: Command, socket: () => string): voi
     .option('--dst-named-port <name=port...>', "the destination pod's named container ports NAME=PORT[/PROTO] (repeat or comma-separate), for rules with a named port")
     .option('--src-named-port <name=port...>', "the source pod's named container ports (they count for egress rules whose named port selects every peer)")
     .option('--dport <port>', 'destination port')
-    .addOption(new Option('--proto <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'ICMP']).default('TCP'))
+    .addOption(new Option('--proto <proto>', 'protocol: TCP, UDP, SCTP or ICMP (any case)').default('TCP').argParser(protocolArg))
     .option('--src-cidr <ip>', 'source is this address outside the cluster (instead of --src)')
     .option('--dst-cidr <ip>', 'destination is this address outside the cluster (instead of --dst)')
     .option('--dst-fqdn <name>', 'with --dst-cidr IP: IP was learned from an allowed DNS lookup of this name (judges toFQDNs rules offline)')

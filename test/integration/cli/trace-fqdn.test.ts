@@ -47,4 +47,27 @@ describe('issue-8 policy trace --dst-fqdn', () => {
     expect(b.status).toBe(2);
     expect(b.stderr).toContain('not the prefix 10.78.200.0/24');
   });
+
+  it('usage: --dst-fqdn is a DNS name (Cilium\'s characters and length, no *), or exit 2 naming it', () => {
+    for (const [name, text] of [
+      ['bad name!', 'Invalid characters in MatchPattern'],
+      ['*.github.com', 'a DNS name, not a pattern'],
+      [`${'a'.repeat(60)}.`.repeat(5), 'Invalid MatchPattern'],
+    ] as const) {
+      const r = membrane(['policy', 'trace', '--policy', PATTERN, '--src', 'org=empire,class=mediabot', '--dst-cidr', '10.78.200.20', '--dst-fqdn', name, '--dport', '443']);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`--dst-fqdn ${JSON.stringify(name)}: ${text}`);
+    }
+  });
+
+  it('--proto in any case judges the same flow (udp is UDP); an unknown protocol exits 2', () => {
+    const args = (proto: string): string[] => ['policy', 'trace', '--policy', PORT, '--src', 'org=empire,class=mediabot', '--dst-cidr', '10.78.200.20', '--dst-fqdn', 'github.com', '--dport', '443', '--proto', proto, '-o', 'json'];
+    const lower = membrane(args('tcp'));
+    expect(lower.status).toBe(0);
+    expect((json(lower) as { verdict: string }).verdict).toBe('allowed');
+    expect((json(membrane(args('udp'))) as { verdict: string }).verdict).toBe((json(membrane(args('UDP'))) as { verdict: string }).verdict);
+    const bad = membrane(args('quic'));
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('Allowed choices are TCP, UDP, SCTP, ICMP');
+  });
 });
