@@ -20,6 +20,7 @@ export { markedUpstream, plainUpstream, exchangeUdp, exchangeTcp, answerMismatch
 export { answerDetails, MAX_CNAME_CHAIN, type AnswerDetails } from './answer.js';
 export { evaluateQuery, type DnsDecision } from './policy.js';
 export { accessLogEntry, requestFlow, responseFlow, type DnsExchange, type DnsAccessVerdict } from './log.js';
+export { refusedRequestFlow } from './refusal.js';
 export { FrameReader, frame, MAX_TCP_MESSAGE } from './tcp-frames.js';
 export {
   DnsWireError,

@@ -20,6 +20,7 @@ import { answerDetails } from './answer.js';
 import { channels } from './diagnostics.js';
 import { accessLogEntry, requestFlow, responseFlow, type DnsExchange, type DnsFlowSite } from './log.js';
 import { DnsDecisions, type DnsDecision } from './policy.js';
+import { refusedRequestFlow } from './refusal.js';
 import { FrameReader, frame } from './tcp-frames.js';
 import type { DnsProxyDeps, DnsProxyOptions, DnsProxyStats, DnsSource, DnsTransport, HostPort, RejectResponseCode } from './types.js';
 import { exchangeTcp } from './upstream.js';
@@ -425,25 +426,32 @@ export class DnsProxy {
       q.reply(localReply(msg, rcode, firstQuestionBytes(q.data, msg.questions) ?? undefined));
       this.#finish(x);
     };
+    // Refused before policy: the access-log line has the reason, an ERROR dns-request flow shows
+    // the refusal on the flow stream (refusal.ts), so `membrane observe` sees it too.
+    const refuse = (rcode: number, reason: string): void => {
+      x.destination = this.#destination(q.server.ip, this.#serverIdentity(q, source));
+      this.#emit(refusedRequestFlow(x, this.#site, msg.questions.map((question) => question.type)));
+      reject(rcode, reason);
+    };
     if (msg.header.opcode !== OPCODE_QUERY) {
       this.#counters.denied++;
-      reject(RCODE.NOTIMP, `opcode ${msg.header.opcode} is not a query`);
+      refuse(RCODE.NOTIMP, `opcode ${msg.header.opcode} is not a query`);
       return;
     }
     if (msg.questions.length !== 1 || !first) {
       this.#counters.denied++;
-      reject(RCODE.REFUSED, `${msg.questions.length} questions: exactly one is supported`);
+      refuse(RCODE.REFUSED, `${msg.questions.length} questions: exactly one is supported`);
       return;
     }
     if (this.#inflight >= this.options.maxInflight) {
       this.#counters.overloaded++;
-      reject(RCODE.REFUSED, `${this.#inflight} queries in flight (limit ${this.options.maxInflight})`);
+      refuse(RCODE.REFUSED, `${this.#inflight} queries in flight (limit ${this.options.maxInflight})`);
       return;
     }
     const fromSource = this.#inflightBySource.get(q.client.ip) ?? 0;
     if (fromSource >= this.options.maxInflightPerSource) {
       this.#counters.overloaded++;
-      reject(RCODE.REFUSED, `${fromSource} queries in flight from ${q.client.ip} (limit ${this.options.maxInflightPerSource})`);
+      refuse(RCODE.REFUSED, `${fromSource} queries in flight from ${q.client.ip} (limit ${this.options.maxInflightPerSource})`);
       return;
     }
 
@@ -511,6 +519,15 @@ export class DnsProxy {
       const left = (this.#inflightBySource.get(q.client.ip) ?? 1) - 1;
       if (left > 0) this.#inflightBySource.set(q.client.ip, left);
       else this.#inflightBySource.delete(q.client.ip);
+    }
+  }
+
+  /** The DNS server's identity as the policy state knows it, for a query policy never judged (0 if unknown). */
+  #serverIdentity(q: Incoming, source: DnsSource): number {
+    try {
+      return this.#l7Flow({ ip: q.client.ip, port: q.client.port, identity: source.identity }, q.server, q.protocol).dstIdentity;
+    } catch {
+      return 0;
     }
   }
 

@@ -478,5 +478,12 @@ describe.skipIf(skip !== null)('issue 8: mediabot toFQDNs end to end (real dnsma
     expect(after.malformed! - before.malformed!).toBe(out.malformed.length + 1);
     expect(after.unknownSource).toBe(before.unknownSource);
     expect(after.denied! - before.denied!).toBe(1);
+
+    // The query with 2 questions is refused before policy: `membrane observe` shows it (Hubble gRPC).
+    const observed = node.cli(['observe', '--last', '20000', '--verdict', 'ERROR', '--protocol', 'dns', '--pod', `default/${BOT}`]);
+    expect(observed.status, observed.stderr).toBe(0);
+    const refusals = observed.stdout.split('\n').filter((l) => l.includes('dns-request'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toContain('dns-request proxy ERROR (DNS Query api.github.com. A,A)');
   }, 60_000);
 });

@@ -203,4 +203,36 @@ describe.skipIf(skip !== null)('issue-9 proxy workers' + (skip ? ` (skipped: ${s
     expect(curlLoop(node, `${P}-tie`, 'PUT', URL_EXHAUST, 10)).toEqual(Array(10).fill('403'));
     expect(dig(`${P}-tie`, dnsIp, 'nope.example.com')).toBe('REFUSED');
   }, 60_000);
+
+  it('local answers that are no policy decision (501 CONNECT, 400 malformed, 307 escaped slash) come back from the workers as flows', async () => {
+    const script = [
+      'import socket, sys',
+      `for data in [b'CONNECT deathstar:443 HTTP/1.1\\r\\nHost: deathstar:443\\r\\n\\r\\n', b'GET /v1 HTTP/1.1\\r\\nHost: deathstar\\r\\nBad Header: x\\r\\n\\r\\n', b'POST /v1/request-landing%2f HTTP/1.1\\r\\nHost: deathstar.default.svc.cluster.local\\r\\nContent-Length: 0\\r\\n\\r\\n']:`,
+      `    s = socket.create_connection((sys.argv[1], 80), timeout=3)`,
+      '    s.sendall(data)',
+      `    print(s.recv(200).split(b'\\r\\n')[0].decode())`,
+      '    s.close()',
+    ].join('\n');
+    const r = spawnSync('ip', ['netns', 'exec', `${P}-tie`, 'python3', '-c', script, node.podIp(`${P}-ds`)], { encoding: 'utf8' });
+    expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['HTTP/1.1 501 Not Implemented', 'HTTP/1.1 400 Bad Request', 'HTTP/1.1 307 Temporary Redirect']);
+    const observed = (): string[] =>
+      node
+        .cli(['observe', '--last', '1000', '--pod', `default/${P}-tie`, '--protocol', 'http', '-o', 'json'])
+        .stdout.split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { flow?: { verdict: string; Summary: string } } & { verdict: string; Summary: string })
+        .map((f) => f.flow ?? f)
+        // The malformed request's URL has the original destination: no Host was read.
+        .filter((f) => f.Summary.includes('CONNECT') || f.Summary.includes('%2f') || f.Summary.includes(`http://${node.podIp(`${P}-ds`)}/`))
+        .map((f) => `${f.verdict} ${f.Summary.replace(/ \d+ms /, ' Nms ')}`);
+    await eventually(() => observed().length >= 6, 5000);
+    expect(observed()).toEqual([
+      'ERROR HTTP/1.1 CONNECT deathstar:443',
+      'ERROR HTTP/1.1 501 Nms (CONNECT deathstar:443)',
+      `ERROR HTTP/1.1 GET http://${node.podIp(`${P}-ds`)}/v1`,
+      `ERROR HTTP/1.1 400 Nms (GET http://${node.podIp(`${P}-ds`)}/v1)`,
+      'FORWARDED HTTP/1.1 POST http://deathstar.default.svc.cluster.local/v1/request-landing%2f',
+      'FORWARDED HTTP/1.1 307 Nms (POST http://deathstar.default.svc.cluster.local/v1/request-landing%2f)',
+    ]);
+  }, 60_000);
 });

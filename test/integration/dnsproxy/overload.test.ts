@@ -124,6 +124,10 @@ describe('one source cannot take every query in flight', () => {
     expect(p.proxy.stats()).toMatchObject({ overloaded: 1, forwarded: 1, inflight: 1 });
     const refused = p.logLines.find((l) => l.type === 'dns' && l.rcode === 'REFUSED');
     expect(String(refused?.reason)).toContain('queries in flight from 127.0.0.1 (limit 1)');
+    // On the flow stream too: the refused query is an ERROR dns-request of 127.0.0.1, with no response flow.
+    const errors = p.flows.filter((f) => f.verdict === 'ERROR');
+    expect(errors.map((f) => [f.l7?.type, f.IP?.source, f.Summary])).toEqual([['REQUEST', '127.0.0.1', 'DNS Query api.github.com. A']]);
+    expect(p.flows.filter((f) => f.l7?.type === 'RESPONSE' && f.IP?.destination === '127.0.0.1')).toEqual([]);
     slow?.kill();
     void pending;
   });

@@ -204,6 +204,32 @@ describe('protocol', () => {
     expect(m.flags! & 0xf).toBe(5); // REFUSED
     expect(m.questions).toEqual([{ name: 'api.github.com', type: 'A', class: 'IN' }]);
     expect(p.answers).toEqual([]);
+    // On the flow stream too (refused before policy: ERROR, every question's type, no response flow).
+    expect(p.flows.map((f) => compactFlow(f))).toEqual([
+      `default/mediabot:* (ID:41000) -> kube-system/kube-dns:${s.port} (ID:41001) dns-request proxy ERROR (DNS Query api.github.com. A,A)`,
+    ]);
+    expect(p.logLines.find((l) => l.type === 'dns')).toMatchObject({ verdict: 'Denied', rcode: 'REFUSED', reason: '2 questions: exactly one is supported' });
+  });
+
+  it('refuses a query with no question (REFUSED) and one that is not a QUERY (NOTIMP), each with an ERROR dns-request flow', async () => {
+    const s = await server();
+    const p = await startProxy(cleanups, s, { rules: [{ matchPattern: '*' }] });
+    const none = Buffer.alloc(12);
+    none.writeUInt16BE(4343, 0);
+    none.writeUInt16BE(0x0100, 2);
+    expect(dnsPacket.decode((await rawUdp(p.address, none))!).rcode).toBe('REFUSED');
+    const status = Buffer.from(dnsPacket.encode({ type: 'query', id: 4444, questions: [{ type: 'A', name: 'api.github.com' }] }));
+    status.writeUInt16BE(2 << 11, 2); // opcode STATUS
+    expect(dnsPacket.decode((await rawUdp(p.address, status))!).rcode).toBe('NOTIMP');
+    expect(p.flows.map((f) => [f.verdict, f.l7?.type, f.Summary, f.is_reply])).toEqual([
+      ['ERROR', 'REQUEST', 'DNS Query . ', false],
+      ['ERROR', 'REQUEST', 'DNS Query api.github.com. A', false],
+    ]);
+    expect(p.logLines.filter((l) => l.type === 'dns').map((l) => [l.rcode, l.reason])).toEqual([
+      ['REFUSED', '0 questions: exactly one is supported'],
+      ['NOTIMP', 'opcode 2 is not a query'],
+    ]);
+    expect(p.answers).toEqual([]);
   });
 
   it('preserves the client\'s ID and EDNS0 (the server\'s bytes are relayed unchanged)', async () => {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Outbox, type OutboxBatch } from '../../../src/proxyworker/index.js';
 import { dnsFlowJson, flowJson, httpFlowJson } from '../../../src/proxyworker/flow-json.js';
-import { requestFlow, responseFlow, type DnsExchange } from '../../../src/dnsproxy/index.js';
+import { refusedRequestFlow, requestFlow, responseFlow, type DnsExchange } from '../../../src/dnsproxy/index.js';
 import { dnsRequestFlow, dnsResponseFlow, dropFlow, httpRequestFlow, httpResponseFlow, type Flow, type FlowEndpoint, type HttpExchangeInput } from '../../../src/observe/index.js';
 
 function ep(name: string, id: number, identity: number, extra: string[] = []): FlowEndpoint {
@@ -148,6 +148,9 @@ function dnsVariants(): Flow[] {
     responseFlow({ ...escaped, rcode: 0, answer: { qname: escaped.qname, ips: ['10.0.0.1'], cnames: ['c"name\\.'], ttl: 5, rrtypes: [5, 1, 65535] } }, SITE, 'FORWARDED'),
     dnsRequestFlow({ ...input({ ip: { source: 'fd00::1', destination: 'fd00::53' } }), transport: 'TCP', verdict: 'ERROR', dns: { query: 'a.' } }),
     dnsResponseFlow({ ...input(), transport: 'UDP', latencyNs: 1.5, verdict: 'FORWARDED', dns: { query: 'a.' } }),
+    // Refused before policy (src/dnsproxy/refusal.ts): no question, and two.
+    refusedRequestFlow(exchange({ qname: '.', qtype: 0 }), SITE, []),
+    refusedRequestFlow(exchange({ protocol: 6 }), SITE, [1, 28]),
   ];
 }
 
