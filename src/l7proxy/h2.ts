@@ -41,8 +41,8 @@ import { normalizeRequestTarget } from '../policy/index.js';
 import { classifyUpstreamFailure, type UpstreamFailure } from './forward.js';
 import { H2Upstreams, type H2Lease } from './h2-forward.js';
 import { DENIED, type LocalReply } from './local-reply.js';
-import { requestFlow, responseFlow, type Exchange, type FlowSite } from './log.js';
-import { traceContextOf, type ParsedRequest } from './parse.js';
+import { localReplyFlows, requestFlow, responseFlow, type Exchange, type FlowSite } from './log.js';
+import { h2RefusedRequestOf, traceContextOf, type ParsedRequest } from './parse.js';
 import { evaluatePolicy } from './policy.js';
 import { channels } from './diagnostics.js';
 import type { ConnectionInfo, FlowContext, HttpProxyOptions, L7ProxyDeps, ProxyStats } from './types.js';
@@ -339,13 +339,18 @@ export class H2Proxy {
     const source = { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity };
     const destination = { address: `${state.conn.dstIp}:${state.conn.dstPort}`, identity: state.ctx.dstIdentity };
     if (!parsed.ok) {
+      // On the flow stream too, as over HTTP/1.1 (log.ts localReplyFlows).
+      const refused = h2RefusedRequestOf(headers, state.conn);
+      const flows = localReplyFlows(state.conn, state.ctx, site, refused, parsed.status, parsed.status === 307 ? 'FORWARDED' : 'ERROR', startedAt.getTime());
       if (parsed.status === 307) {
         localReply(stream, { status: 307, body: '', headers: { location: parsed.location } }, grpc);
+        for (const f of flows) this.#host.emit(f);
         this.#host.deps.accessLog.info({ type: 'http', verdict: 'Redirected', status: 307, reason: parsed.reason, method: headers[':method'], original_path: headers[':path'], location: parsed.location, protocol: 'HTTP/2', source, destination }, 'http');
         return;
       }
       this.#host.count('malformed');
       localReply(stream, { status: parsed.status, body: parsed.status === 501 ? 'Not Implemented\r\n' : 'Bad Request\r\n' }, grpc);
+      for (const f of flows) this.#host.emit(f);
       this.#host.deps.accessLog.warn({ type: 'http', verdict: 'Error', status: parsed.status, reason: parsed.reason, method: headers[':method'], protocol: 'HTTP/2', source, destination }, 'http');
       return;
     }

@@ -14,7 +14,7 @@
  * A path with escaped slashes is answered 307 to its normalised form (Envoy UNESCAPE_AND_REDIRECT).
  */
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TraceContext } from '../observe/index.js';
 import { normalizeRequestTarget } from '../policy/index.js';
 import type { ConnectionInfo, RefusedRequest } from './types.js';
@@ -249,4 +249,13 @@ export function refusedRequestOfBytes(raw: Buffer | undefined, conn: ConnectionI
   const [method, target, version] = parts as [string, string, string];
   if (!/^[A-Z]{1,20}$/.test(method) || target === '' || (version !== 'HTTP/1.1' && version !== 'HTTP/1.0')) return unknown;
   return { method, url: flowUrlOf(target, undefined, conn), protocol: version };
+}
+
+/** The same for an HTTP/2 stream, from its pseudo-header fields (`:authority`, else Host). */
+export function h2RefusedRequestOf(headers: IncomingHttpHeaders, conn: ConnectionInfo): RefusedRequest {
+  const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+  const method = one(headers[':method']) ?? '';
+  const authority = one(headers[':authority']) ?? one(headers.host);
+  const url = method === 'CONNECT' ? (authority ?? '') : flowUrlOf(one(headers[':path']) ?? '', authority, conn);
+  return { method, url, protocol: 'HTTP/2' };
 }

@@ -213,6 +213,22 @@ describe('issue-10 HTTP/2 streams are judged one by one', () => {
     expect(up.seen).toEqual(['GET /public/a', 'GET /public/b']);
   });
 
+  it('streams answered without a policy decision (307 escaped slash, 400) are flows too, as over HTTP/1.1', async () => {
+    cleanups = new Cleanups();
+    const up = await h2Upstream();
+    const h = await startProxy(cleanups, { upstreamPort: up.port, policy: GRPC_POLICY });
+    expect((await curl(['--http2-prior-knowledge', '--path-as-is', `http://127.0.0.1:${h.port}/public%2fa`])).status).toBe('307 2');
+    expect((await curl(['--http2-prior-knowledge', '--path-as-is', `http://127.0.0.1:${h.port}/a%00b`])).status).toBe('400 2');
+    expect(h.flows.map((f) => `${f.l7?.type} ${f.verdict} ${f.l7?.http?.code ?? ''} ${f.l7?.http?.url}`)).toEqual([
+      `REQUEST FORWARDED  http://127.0.0.1:${h.port}/public%2fa`,
+      `RESPONSE FORWARDED 307 http://127.0.0.1:${h.port}/public%2fa`,
+      `REQUEST ERROR  http://127.0.0.1:${h.port}/a%00b`,
+      `RESPONSE ERROR 400 http://127.0.0.1:${h.port}/a%00b`,
+    ]);
+    expect(h.flows.every((f) => f.l7?.http?.protocol === 'HTTP/2')).toBe(true);
+    expect(up.seen).toEqual([]);
+  });
+
   it('a denied stream beside an allowed upload on the same connection leaves the upload whole', async () => {
     cleanups = new Cleanups();
     const up = await h2Upstream();
