@@ -418,8 +418,8 @@ export class DnsProxy {
       startedAt: new Date(),
       startNs: process.hrtime.bigint(),
     };
-    const reject = (rcode: number, reason: string, decision?: DnsDecision): void => {
-      x.verdict = 'Denied';
+    const reject = (rcode: number, reason: string, decision?: DnsDecision, verdict: 'Denied' | 'Error' = 'Denied'): void => {
+      x.verdict = verdict;
       x.rcode = rcode;
       x.reason = reason;
       if (decision) x.decision = decision;
@@ -431,7 +431,8 @@ export class DnsProxy {
     const refuse = (rcode: number, reason: string): void => {
       x.destination = this.#destination(q.server.ip, this.#serverIdentity(q, source));
       this.#emit(refusedRequestFlow(x, this.#site, msg.questions.map((question) => question.type)));
-      reject(rcode, reason);
+      // One verdict for the flow and the access-log line (Cilium logs such a request VerdictError).
+      reject(rcode, reason, undefined, 'Error');
     };
     if (msg.header.opcode !== OPCODE_QUERY) {
       this.#counters.denied++;

@@ -18,6 +18,8 @@ export const DENIED: LocalReply = { status: 403, body: ACCESS_DENIED_BODY };
 export const BAD_REQUEST: LocalReply = { status: 400, body: 'Bad Request\r\n' };
 export const REQUEST_TIMEOUT: LocalReply = { status: 408, body: 'Request Timeout\r\n' };
 export const NOT_IMPLEMENTED: LocalReply = { status: 501, body: 'Not Implemented\r\n' };
+/** Envoy's answer to a header block over its limits (max_request_headers_kb, max_headers_count). */
+export const HEADERS_TOO_LARGE: LocalReply = { status: 431, body: 'Request Header Fields Too Large\r\n' };
 
 /**
  * Envoy's router local-reply texts (`source/common/router/router.cc`), so a Cilium user reads the
@@ -68,4 +70,4 @@ export function rawReply(reply: LocalReply): string {
   return `HTTP/1.1 ${reply.status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(reply.body)}\r\nconnection: close\r\n\r\n${reply.body}`;
 }
 
-const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 501: 'Not Implemented' };
+const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };

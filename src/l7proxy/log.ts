@@ -171,7 +171,8 @@ export function responseFlow(x: Exchange, site: FlowSite, status: number, rawHea
  * Request and then a Response carrying the locally generated code; a 403 alone is logged as
  * Denied (→ DROPPED). Unlike Cilium (whose `GetVerdict` makes every non-Denied entry Forwarded),
  * a refusal is ERROR here, as the proxy's own upstream-failure answers are, so `--verdict
- * FORWARDED` never lists a request that went nowhere and `--verdict ERROR` finds every refusal.
+ * FORWARDED` lists no refused request (only the redirect, which the client follows) and
+ * `--verdict ERROR` finds every refusal.
  * `startMs`: when the request arrived (ms since the epoch).
  */
 export function localReplyFlows(

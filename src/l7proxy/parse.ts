@@ -66,7 +66,7 @@ export interface ParsedRequest {
 
 export type ParseResult =
   | { ok: true; request: ParsedRequest }
-  | { ok: false; status: 400; reason: string }
+  | { ok: false; status: 400 | 431; reason: string }
   /** Escaped slashes in the path: the client is sent to `location` (Envoy UNESCAPE_AND_REDIRECT). */
   | { ok: false; status: 307; reason: string; location: string; method: string; path: string };
 
@@ -109,7 +109,8 @@ function rawPathOfAbsolute(target: string): string {
 
 export function parseRequest(req: IncomingMessage, conn: ConnectionInfo, limits: ParseLimits): ParseResult {
   const raw = req.rawHeaders;
-  if (raw.length / 2 > limits.maxHeadersCount) return reject(`more than ${limits.maxHeadersCount} header fields`);
+  // Envoy answers too many header fields 431 (its max_headers_count), as an oversized header block.
+  if (raw.length / 2 > limits.maxHeadersCount) return { ok: false, status: 431, reason: `more than ${limits.maxHeadersCount} header fields` };
 
   // A repeated singleton is found with one bit per field: no per-request map.
   let seen = 0;

@@ -16,7 +16,7 @@ import type { Flow } from '../observe/index.js';
 import { acceptConnection } from './accept.js';
 import { channels } from './diagnostics.js';
 import { classifyUpstreamFailure, Relay, RouteTimers, UpstreamPools, type PoolLease, type RelayEvents, type UpstreamFailure } from './forward.js';
-import { BAD_REQUEST, DENIED, NOT_IMPLEMENTED, pathRedirect, rawReply, REQUEST_TIMEOUT, sendLocalReply, type LocalReply } from './local-reply.js';
+import { BAD_REQUEST, DENIED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED, pathRedirect, rawReply, REQUEST_TIMEOUT, sendLocalReply, type LocalReply } from './local-reply.js';
 import { connectionTokens } from './headers.js';
 import { isoAt } from './clock.js';
 import { accessLogEntry, boundAccessLogEntry, ConnectionFacts, localReplyFlows, requestFlow, responseFlow, type AccessVerdict, type Exchange, type FlowSite } from './log.js';
@@ -483,13 +483,14 @@ export class HttpProxy {
       return;
     }
     this.#counters.malformed++;
-    this.#reply(state, res, BAD_REQUEST, true);
-    this.#localReplyFlows(state, refusedRequestOf(req, state.conn), BAD_REQUEST.status, 'ERROR', startMs);
+    const reply = parsed.status === 431 ? HEADERS_TOO_LARGE : BAD_REQUEST;
+    this.#reply(state, res, reply, true);
+    this.#localReplyFlows(state, refusedRequestOf(req, state.conn), reply.status, 'ERROR', startMs);
     this.#deps.accessLog.warn(
       {
         type: 'http',
         verdict: 'Error',
-        status: 400,
+        status: reply.status,
         reason: parsed.reason,
         method: req.method,
         source: { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity },
@@ -626,17 +627,19 @@ export class HttpProxy {
     // answered first, in order, then the 400, then the connection closes.
     state.closing = true;
     this.#counters.malformed++;
+    // A header block over maxHeaderSize: 431, as Envoy answers past max_request_headers_kb.
+    const reply = code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST;
     this.#deps.accessLog.warn(
       {
         type: 'http',
         verdict: 'Error',
-        status: 400,
+        status: reply.status,
         reason: code || err.message,
         source: { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity },
       },
       'http',
     );
-    this.#endAfterInflight(state, socket, BAD_REQUEST, refusedRequestOfBytes((err as { rawPacket?: Buffer }).rawPacket, state.conn));
+    this.#endAfterInflight(state, socket, reply, refusedRequestOfBytes((err as { rawPacket?: Buffer }).rawPacket, state.conn));
   }
 
   /**

@@ -208,7 +208,7 @@ describe('protocol', () => {
     expect(p.flows.map((f) => compactFlow(f))).toEqual([
       `default/mediabot:* (ID:41000) -> kube-system/kube-dns:${s.port} (ID:41001) dns-request proxy ERROR (DNS Query api.github.com. A,A)`,
     ]);
-    expect(p.logLines.find((l) => l.type === 'dns')).toMatchObject({ verdict: 'Denied', rcode: 'REFUSED', reason: '2 questions: exactly one is supported' });
+    expect(p.logLines.find((l) => l.type === 'dns')).toMatchObject({ verdict: 'Error', rcode: 'REFUSED', reason: '2 questions: exactly one is supported' });
   });
 
   it('refuses a query with no question (REFUSED) and one that is not a QUERY (NOTIMP), each with an ERROR dns-request flow', async () => {
