@@ -57,6 +57,9 @@ export class PolicyDirectory {
   readonly #lastGoodStore: LastGoodTexts | null;
   /** Files rejected only because a policy in them is also defined by another file (judged again when that may have changed). */
   readonly #clashed = new Set<string>();
+  /** Inside `#deferClashes`: re-judging clashed files waits for its end (`#rejudge`: it is due). */
+  #deferring = false;
+  #rejudge = false;
 
   /**
    * `options.work` runs each read of the watched files (YAML parsing is most of a policy change's
@@ -84,12 +87,22 @@ export class PolicyDirectory {
 
   /** Reads every file once, synchronously, so the first regeneration sees the full set. */
   loadAll(): void {
-    const present = new Set<string>();
-    for (const name of readdirSync(this.dir).sort()) {
-      if (!POLICY_FILE.test(name)) continue;
-      present.add(join(this.dir, name));
-      this.#load(join(this.dir, name), false);
-    }
+    const paths = readdirSync(this.dir).sort().filter((n) => POLICY_FILE.test(n)).map((n) => join(this.dir, n));
+    const present = new Set(paths);
+    // Files whose text is what was last accepted (in force when the agent stopped) are judged
+    // first: of two files defining the same policy, the one in force stays so, whatever the names.
+    const unchanged = (path: string): boolean => {
+      try {
+        return this.#lastGood.get(path) === readFileSync(path, 'utf8');
+      } catch {
+        return false;
+      }
+    };
+    const first = paths.filter(unchanged);
+    this.#deferClashes(() => {
+      for (const path of first) this.#load(path, false);
+      for (const path of paths) if (!first.includes(path)) this.#load(path, false);
+    });
     // Files removed while the agent was down have no last good version any more.
     let pruned = false;
     for (const path of [...this.#lastGood.keys()]) if (!present.has(path)) pruned = this.#lastGood.delete(path) || pruned;
@@ -159,15 +172,34 @@ export class PolicyDirectory {
    * (which reports them again later, to no effect) and without re-reading the others.
    */
   refresh(paths: Iterable<string>): void {
-    for (const path of paths) {
-      if (existsSync(path)) this.#load(path, false);
-      else if (this.#files.delete(path)) {
-        this.#digests.delete(path);
-        this.#forgetLastGood(path);
-        this.#clashed.delete(path);
-        this.#revision++;
-        this.#judgeClashedAgain(path);
+    // All of them first, then files rejected for a clash: `policy import` empties the files its
+    // policies came from before it writes its own, and a file refused for defining one of them
+    // must not take it in between.
+    this.#deferClashes(() => {
+      for (const path of paths) {
+        if (existsSync(path)) this.#load(path, false);
+        else if (this.#files.delete(path)) {
+          this.#digests.delete(path);
+          this.#forgetLastGood(path);
+          this.#clashed.delete(path);
+          this.#revision++;
+          this.#judgeClashedAgain(path);
+        }
       }
+    });
+  }
+
+  /** Runs `fn`, judging files rejected for a clash once at its end rather than after each change in it. */
+  #deferClashes(fn: () => void): void {
+    this.#deferring = true;
+    try {
+      fn();
+    } finally {
+      this.#deferring = false;
+    }
+    if (this.#rejudge) {
+      this.#rejudge = false;
+      this.#judgeClashedAgain(null);
     }
   }
 
@@ -198,7 +230,10 @@ export class PolicyDirectory {
       }
       text = readFileSync(path, 'utf8');
     } catch (err) {
+      // Unreadable is rejected like invalid: what the file had (or, at start, its last good text) stays in force.
       this.#log.error({ err, file: path }, 'cannot read policy file');
+      this.#digests.delete(path);
+      this.#reject(path, [{ file: path, name: '<unnamed>', path: '', message: `cannot read the file: ${(err as Error).message}` }]);
       return;
     }
     // The watcher reports files the agent itself wrote (and took in through refresh) once more,
@@ -250,7 +285,11 @@ export class PolicyDirectory {
   }
 
   /** Files rejected for a clash are judged again once `changed` no longer holds what they clashed with. */
-  #judgeClashedAgain(changed: string): void {
+  #judgeClashedAgain(changed: string | null): void {
+    if (this.#deferring) {
+      this.#rejudge = true;
+      return;
+    }
     for (const path of [...this.#clashed]) {
       if (path === changed) continue;
       this.#clashed.delete(path);

@@ -48,10 +48,6 @@ export interface DocumentResult {
   readonly policy: PolicyObject | undefined;
 }
 
-/**
- * One line: `FILE: POLICY: FIELD: message`, or `FILE:LINE:COLUMN: message` for a problem found
- * in the YAML text itself (no policy name or field to give yet).
- */
 /** The same Kubernetes object: kind, namespace and name (what the API server keeps one of). */
 export function sameObject(a: Pick<PolicyObject, 'kind' | 'namespace' | 'name'>, b: Pick<PolicyObject, 'kind' | 'namespace' | 'name'>): boolean {
   return a.kind === b.kind && a.namespace === b.namespace && a.name === b.name;
@@ -59,13 +55,18 @@ export function sameObject(a: Pick<PolicyObject, 'kind' | 'namespace' | 'name'>,
 
 /**
  * The problem of a policy that another file already defines: Kubernetes holds one object per
- * kind, namespace and name, so of two files with the same policy the second is rejected whole
- * (the agent's policy directory and `policy validate|trace` of several files alike).
+ * kind, namespace and name, so of two files in the agent's policy directory defining the same
+ * policy one is rejected whole. (`policy validate|trace` of several files judge each file alone,
+ * as `kubectl apply` of them would replace a same-named object, not refuse it.)
  */
 export function definedElsewhereProblem(p: PolicyObject, file: string, other: string): PolicyProblem {
   return { file, name: p.name, path: 'metadata.name', message: `${p.kind} ${p.namespace ? `${p.namespace}/` : ''}${p.name} is already defined in ${other}: one object per kind, namespace and name, as in Kubernetes` };
 }
 
+/**
+ * One line: `FILE: POLICY: FIELD: message`, or `FILE:LINE:COLUMN: message` for a problem found
+ * in the YAML text itself (no policy name or field to give yet).
+ */
 export function formatProblem(p: PolicyProblem): string {
   const where = p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
   const parts = [where];

@@ -134,4 +134,32 @@ describe('PolicyDirectory', () => {
     expect(await until(() => pd.problems().length === 0 && pd.policies().length === 1)).toBe(true);
     expect(pd.policies()[0]?.file).toBe(join(dir, 'b.yaml'));
   });
+
+  it('a restart keeps the duplicate that was in force, whatever the file names, and an import of the policy wins over a file refused for it', async () => {
+    let saved: Record<string, string> = {};
+    const store = { read: () => saved, save: (t: Record<string, string>) => void (saved = { ...t }) };
+    const log = pino({ level: 'silent' });
+    const RULE2 = RULE1.replace('name: "rule1"', 'name: "rule2"');
+    const first = new PolicyDirectory(dir, log, () => {}, { lastGood: store });
+    write('b.yaml', `${RULE1}\n---\n${RULE2}`);
+    first.refresh([join(dir, 'b.yaml')]);
+    write('a.yaml', RULE1.replace('port: "80"', 'port: "443"'));
+    first.refresh([join(dir, 'a.yaml')]);
+    const inForce = (d: PolicyDirectory): string[] => d.policies().map((p) => `${p.name}@${p.file.slice(dir.length + 1)}`).sort();
+    expect(inForce(first)).toEqual(['rule1@b.yaml', 'rule2@b.yaml']);
+    await first.close();
+
+    const again = new PolicyDirectory(dir, log, () => {}, { lastGood: store });
+    again.loadAll();
+    expect(inForce(again)).toEqual(['rule1@b.yaml', 'rule2@b.yaml']);
+    expect(again.problems().map((p) => p.file)).toEqual([join(dir, 'a.yaml')]);
+
+    // `policy import` of rule1 into c.yaml: b.yaml keeps only rule2, then c.yaml is written.
+    write('b.yaml', RULE2);
+    write('c.yaml', RULE1.replace('port: "80"', 'port: "8080"'));
+    again.refresh([join(dir, 'b.yaml'), join(dir, 'c.yaml')]);
+    expect(inForce(again)).toEqual(['rule1@c.yaml', 'rule2@b.yaml']);
+    expect(again.problems().map((p) => p.file)).toEqual([join(dir, 'a.yaml')]);
+    await again.close();
+  });
 });
