@@ -115,11 +115,13 @@ int from_endpoint(struct __sk_buff *skb)
 					   ipcache_identity(pkt.daddr), src_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_EGRESS);
 		}
-		/* An ICMP error about a packet of a connection this endpoint accepted. Not aggregated:
-		 * it has no entry of its own, and the kernel rate-limits the errors it sends.
+		/* An ICMP error about a packet of a connection this endpoint accepted: traced as that
+		 * connection's replies are (its entry's reply-direction report), so a stream of errors
+		 * is one trace per interval, not one per packet.
 		 */
-		if (ct_related(&pkt, CT_F_INGRESS)) {
-			if (!lookup_endpoint(pkt.daddr))
+		reply = ct_related(&pkt, CT_F_INGRESS);
+		if (reply) {
+			if (ct_report(reply, &pkt, 1) && !lookup_endpoint(pkt.daddr))
 				emit_trace(TRACE_TO_STACK, TRACE_REASON_CT_RELATED, DIR_INGRESS, &pkt, src_ep->sec_identity,
 					   ipcache_identity(pkt.daddr), src_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_EGRESS);
@@ -258,10 +260,15 @@ int to_endpoint(struct __sk_buff *skb)
 					   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_INGRESS);
 		}
-		/* An ICMP error about a packet this endpoint sent on one of its connections. */
-		if (ct_related(&pkt, CT_F_EGRESS)) {
-			emit_trace(TRACE_TO_LXC, TRACE_REASON_CT_RELATED, DIR_EGRESS, &pkt, ipcache_identity(pkt.saddr),
-				   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
+		/* An ICMP error about a packet this endpoint sent on one of its connections: aggregated
+		 * with the connection's replies, so a remote host's flood of errors cannot fill the
+		 * event ring (and push out drop events) one trace per packet.
+		 */
+		reply = ct_related(&pkt, CT_F_EGRESS);
+		if (reply) {
+			if (ct_report(reply, &pkt, 1))
+				emit_trace(TRACE_TO_LXC, TRACE_REASON_CT_RELATED, DIR_EGRESS, &pkt, ipcache_identity(pkt.saddr),
+					   dst_ep->sec_identity, dst_ep->endpoint_id, 0, skb->ifindex);
 			return forward(skb, DIR_INGRESS);
 		}
 	}

@@ -102,14 +102,15 @@ static __always_inline void ct_key_reverse(struct ct_key *key, const struct pack
 }
 
 /**
- * ct_related - whether an ICMP error is about a tracked connection
+ * ct_related - the tracked connection an ICMP error is about
  * @pkt: the ICMP error, with the quoted packet's tuple in inner_*
  * @dir: the direction the quoted packet's connection was tracked in by this endpoint
  *
- * Returns non-zero when the quoted packet belongs to a live connection. Entries are not touched:
- * an error neither keeps a connection alive nor counts as its traffic.
+ * Returns the live connection's entry, or NULL. Its expiry and counters are not touched (an
+ * error neither keeps a connection alive nor counts as its traffic); the caller may record a
+ * trace report in it (ct_report), so errors are aggregated with the connection's replies.
  */
-static __always_inline int ct_related(const struct packet *pkt, __u8 dir)
+static __always_inline struct ct_entry *ct_related(const struct packet *pkt, __u8 dir)
 {
 	struct ct_key key = {
 		.saddr = pkt->inner_saddr,
@@ -122,9 +123,9 @@ static __always_inline int ct_related(const struct packet *pkt, __u8 dir)
 	struct ct_entry *entry;
 
 	if (!pkt->related)
-		return 0;
+		return NULL;
 	entry = bpf_map_lookup_elem(&membrane_ct4, &key);
-	return entry && entry->expires >= ct_now();
+	return entry && entry->expires >= ct_now() ? entry : NULL;
 }
 
 static __always_inline __u32 ct_lifetime(const struct packet *pkt, __u8 entry_flags)

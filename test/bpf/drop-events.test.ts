@@ -14,7 +14,7 @@ import { eventToFlow } from '../../src/agent/flows.js';
 import { Datapath, removePins, type FlowEvent } from '../../src/datapath/index.js';
 import { FlowPrinter, formatCompact, json, withWriter, type Flow } from '../../src/observe/index.js';
 import { privilegedSkipReason } from '../privileged/harness.js';
-import { ipv4Packet } from './packet.js';
+import { icmpQuote, ipv4Packet } from './packet.js';
 
 const skip = privilegedSkipReason();
 const PIN_ROOT = '/sys/fs/bpf/mbt-bpf-codes';
@@ -342,5 +342,15 @@ describe.skipIf(skip !== null)('traces of a TCP connection, as Cilium\'s default
       ['10.217.0.2:42003 (ID:300) <- 10.217.9.9:53 (ID:555) to-endpoint FORWARDED (UDP)', 'REPLY'],
     ]);
     expect(udp.length).toBeLessThanOrEqual(4);
+  });
+
+  it('ICMP errors about a connection are traced with its replies (RELATED), not one per packet: a remote flood cannot fill the event ring', async () => {
+    const query = ipv4Packet({ src: EP_IP, dst: '10.217.9.9', protocol: 17, sport: 42005, dport: 53 });
+    const unreachable: Step = ['to_endpoint', ipv4Packet({ src: '10.217.9.9', dst: EP_IP, protocol: 1, icmpType: 3, icmpPayload: icmpQuote(query) })];
+    const traces = await tracesOf([['from_endpoint', query], ...Array.from({ length: 100 }, () => unreachable), out(42006, RST)]);
+    const related = traces.filter((e) => eventToFlow(e, ctx).trace_reason === 'RELATED');
+    // The first error is traced; within the 5 s interval the other 99 are not (a slower run: one more).
+    expect(related.length).toBeGreaterThanOrEqual(1);
+    expect(related.length).toBeLessThanOrEqual(2);
   });
 });
