@@ -8,10 +8,10 @@
  * trace read them the same way.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { MAX_NAME_LENGTH, normalizeName, validatePattern } from '../fqdn/index.js';
 import { isMembraneError, membraneError } from '../errors/index.js';
 import {
   formatProblem,
+  validateMatchName,
   tracePolicy,
   TraceInputError,
   type NamedPortProtocol,
@@ -130,9 +130,7 @@ export async function traceCommand(opts: Opts, socket: string): Promise<number> 
     if (opts.dstFqdn !== undefined) {
       // A name a DNS answer could have taught (what toFQDNs selectors are matched against).
       const name = String(opts.dstFqdn);
-      const bad = name.includes('*')
-        ? 'a DNS name, not a pattern: no *'
-        : (validatePattern(name) ?? (normalizeName(name).length > MAX_NAME_LENGTH ? `longer than ${MAX_NAME_LENGTH} characters` : null));
+      const bad = validateMatchName(name);
       if (bad !== null) throw usage(`--dst-fqdn ${JSON.stringify(name)}: ${bad}`);
     }
     const src = side('src', opts);

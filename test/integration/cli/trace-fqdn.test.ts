@@ -48,11 +48,11 @@ describe('issue-8 policy trace --dst-fqdn', () => {
     expect(b.stderr).toContain('not the prefix 10.78.200.0/24');
   });
 
-  it('usage: --dst-fqdn is a DNS name (Cilium\'s characters and length, no *), or exit 2 naming it', () => {
+  it('usage: --dst-fqdn is a DNS name (Cilium\'s matchName characters and length), or exit 2 naming it', () => {
     for (const [name, text] of [
-      ['bad name!', 'Invalid characters in MatchPattern'],
-      ['*.github.com', 'a DNS name, not a pattern'],
-      [`${'a'.repeat(60)}.`.repeat(5), 'Invalid MatchPattern'],
+      ['bad name!', 'Invalid characters in MatchName'],
+      ['*.github.com', 'Invalid characters in MatchName'],
+      [`${'a'.repeat(60)}.`.repeat(5), 'must be at most 255 characters'],
     ] as const) {
       const r = membrane(['policy', 'trace', '--policy', PATTERN, '--src', 'org=empire,class=mediabot', '--dst-cidr', '10.78.200.20', '--dst-fqdn', name, '--dport', '443']);
       expect(r.status).toBe(2);
