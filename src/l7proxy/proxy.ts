@@ -618,8 +618,22 @@ export class HttpProxy {
       // stalled), nothing can be answered in order: cut the connection, which aborts upstream.
       this.#counters.timeouts++;
       state.closing = true;
-      if (state.inflight > 0) socket.destroy();
-      else socket.end(rawReply(REQUEST_TIMEOUT));
+      if (state.inflight > 0) {
+        socket.destroy();
+        return;
+      }
+      // As every local answer: an access-log line and the request/response flows (ERROR, 408).
+      this.#deps.accessLog.warn(
+        {
+          type: 'http',
+          verdict: 'Error',
+          status: REQUEST_TIMEOUT.status,
+          reason: 'request not received in time',
+          source: { address: `${state.conn.srcIp}:${state.conn.srcPort}`, identity: state.ctx.srcIdentity },
+        },
+        'http',
+      );
+      this.#endAfterInflight(state, socket, REQUEST_TIMEOUT, refusedRequestOfBytes((err as { rawPacket?: Buffer }).rawPacket, state.conn));
       return;
     }
     if (code === 'HPE_CLOSED_CONNECTION' || state.closing) return;

@@ -96,6 +96,9 @@ describe('malformed requests are rejected, counted, and the proxy keeps serving'
     const slow = await rawExchange(cleanups, h.port, `GET / HTTP/1.1\r\nHost: ${HOST}\r\n`, { timeoutMs: 5000 });
     expect(slow.text.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
     expect(h.proxy.stats()).toMatchObject({ timeouts: 1, malformed: 0 });
+    // Seen where the other local answers are: the access log and the flow stream.
+    expect(h.logs.find((l) => l.status === 408)?.reason).toBe('request not received in time');
+    expect(h.flows.map((f) => `${f.l7?.type} ${f.verdict} ${f.l7?.http?.code ?? ''}`)).toEqual(['REQUEST ERROR ', 'RESPONSE ERROR 408']);
   });
 });
 
