@@ -73,8 +73,14 @@ type RequestInput = Parameters<typeof dnsRequestFlow>[0];
 type ResponseInput = Parameters<typeof dnsResponseFlow>[0];
 
 // The builders' inputs are written out field by field, each time in the same order (one object
-// shape, no spread copies): the two flows are built for every query.
-export function requestFlow(x: DnsExchange, site: DnsFlowSite): Flow {
+// shape, no spread copies): the two flows are built for every query. `verdict` and `qtypes`:
+// those of a query refused before policy (refusal.ts); by default the decision's and the question's.
+export function requestFlow(
+  x: DnsExchange,
+  site: DnsFlowSite,
+  verdict: 'FORWARDED' | 'DROPPED' | 'ERROR' = x.decision.allowed ? 'FORWARDED' : 'DROPPED',
+  qtypes: readonly string[] = [typeName(x.qtype)],
+): Flow {
   return dnsRequestFlow({
     source: x.source.flowEndpoint,
     destination: x.destination,
@@ -88,8 +94,8 @@ export function requestFlow(x: DnsExchange, site: DnsFlowSite): Flow {
     proxyPort: site.proxyPort,
     traceContext: x.traceContext,
     policies: flowPolicies(x),
-    verdict: x.decision.allowed ? 'FORWARDED' : 'DROPPED',
-    dns: { query: x.qname, qtypes: [typeName(x.qtype)] },
+    verdict,
+    dns: { query: x.qname, qtypes },
   } as RequestInput);
 }
 

@@ -11,25 +11,10 @@
  * `qtypes` lists every question's type, as Cilium's `ExtractMsgDetails` does (none for qdcount 0).
  */
 
-import { dnsRequestFlow, type Flow } from '../observe/index.js';
-import type { DnsExchange, DnsFlowSite } from './log.js';
+import type { Flow } from '../observe/index.js';
+import { requestFlow, type DnsExchange, type DnsFlowSite } from './log.js';
 import { typeName } from './wire.js';
 
-type RequestInput = Parameters<typeof dnsRequestFlow>[0];
-
 export function refusedRequestFlow(x: DnsExchange, site: DnsFlowSite, qtypes: readonly number[]): Flow {
-  return dnsRequestFlow({
-    source: x.source.flowEndpoint,
-    destination: x.destination,
-    ip: { source: x.client.ip, destination: x.server.ip },
-    sourcePort: x.client.port,
-    destinationPort: x.server.port,
-    direction: 'EGRESS',
-    nodeName: site.nodeName,
-    transport: x.protocol === 17 ? 'UDP' : 'TCP',
-    time: x.startedAt,
-    proxyPort: site.proxyPort,
-    verdict: 'ERROR',
-    dns: { query: x.qname, qtypes: qtypes.map(typeName) },
-  } as RequestInput);
+  return requestFlow(x, site, 'ERROR', qtypes.map(typeName));
 }
