@@ -217,10 +217,10 @@ describe('protocol', () => {
     const none = Buffer.alloc(12);
     none.writeUInt16BE(4343, 0);
     none.writeUInt16BE(0x0100, 2);
-    expect(dnsPacket.decode((await rawUdp(p.address, none))!).rcode).toBe('REFUSED');
+    expect((dnsPacket.decode((await rawUdp(p.address, none))!).flags ?? 0) & 0xf).toBe(5); // REFUSED
     const status = Buffer.from(dnsPacket.encode({ type: 'query', id: 4444, questions: [{ type: 'A', name: 'api.github.com' }] }));
     status.writeUInt16BE(2 << 11, 2); // opcode STATUS
-    expect(dnsPacket.decode((await rawUdp(p.address, status))!).rcode).toBe('NOTIMP');
+    expect((dnsPacket.decode((await rawUdp(p.address, status))!).flags ?? 0) & 0xf).toBe(4); // NOTIMP
     expect(p.flows.map((f) => [f.verdict, f.l7?.type, f.Summary, f.is_reply])).toEqual([
       ['ERROR', 'REQUEST', 'DNS Query . ', false],
       ['ERROR', 'REQUEST', 'DNS Query api.github.com. A', false],
