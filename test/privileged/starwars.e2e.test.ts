@@ -142,7 +142,8 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
       return r.files.some((f) => f.problems.length > 0);
     });
     expect(rejected).toBe(true);
-    expect(node.agentLog()).toMatch(/sw_l3_l4_l7_policy\.yaml: rule1: spec\.ingress\[0\]/);
+    // The agent's log is written asynchronously: the line may land just after the API answered.
+    expect(await eventually(() => /sw_l3_l4_l7_policy\.yaml: rule1: spec\.ingress\[0\]/.test(node.agentLog()), 3000)).toBe(true);
     expect(node.curl(`${P}-xw`, 'POST', URL_LAND).timedOut).toBe(true);
     expect(node.curl(`${P}-tie`, 'PUT', URL_EXHAUST).status).toBe(403);
     expect(node.curl(`${P}-tie`, 'POST', URL_LAND).body).toBe('Ship landed\n');
