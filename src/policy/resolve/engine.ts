@@ -45,6 +45,9 @@ interface Memo {
 
 /** Up to this many identities changed since an endpoint's resolution, only their entries are computed again. */
 const PARTIAL_MAX = 64;
+/** The reserved identities, one set of objects for the engine's life (same object: no relabel check). */
+const RESERVED: readonly Identity[] = reservedIdentities();
+const RESERVED_IDS: ReadonlySet<number> = new Set(RESERVED.map((r) => r.id));
 
 /**
  * Replaces the entries of `changed` identities in `old` by those of `fresh` (which holds entries of
@@ -142,10 +145,12 @@ export class PolicyEngine {
    * difference: each added or removed identity is matched against the cached selectors only.
    */
   setIdentities(identities: readonly Identity[]): number {
-    const byId = new Map<number, Identity>();
-    for (const r of reservedIdentities()) byId.set(r.id, r);
-    for (const i of identities) byId.set(i.id, i);
-    return this.#cache.setIdentities([...byId.values()]);
+    // A given identity replaces the reserved one of its id. No copy of the list: at 10k
+    // identities building a map of them cost more than the change itself.
+    let overridden: Set<number> | null = null;
+    for (const i of identities) if (RESERVED_IDS.has(i.id)) (overridden ??= new Set()).add(i.id);
+    const reserved = overridden ? RESERVED.filter((r) => !overridden.has(r.id)) : RESERVED;
+    return this.#cache.setIdentities(reserved, identities);
   }
 
   /** One identity added or changed (an endpoint of another node, a learned address): costs the cached selectors it matches. */
@@ -155,7 +160,7 @@ export class PolicyEngine {
 
   /** One identity gone. Reserved identities stay. */
   removeIdentity(id: number): void {
-    if (reservedIdentities().some((r) => r.id === id)) return;
+    if (RESERVED_IDS.has(id)) return;
     this.#cache.delete(id);
   }
 

@@ -198,6 +198,9 @@ export class SelectorCache implements IdentityView {
   /** Identity changes (added, removed, relabelled) by clock tick, the last LOG_SIZE of them. */
   #log: { tick: number; id: number }[] = [];
   #logFloor = 0;
+  /** Id → the `setIdentities` call that last listed it (kept across calls: no set per call). */
+  #seen = new Map<number, number>();
+  #seenGen = 0;
 
   /** Where `select` records (selector key, stamp) while a resolution runs. */
   recording: Map<string, number> | null = null;
@@ -234,24 +237,35 @@ export class SelectorCache implements IdentityView {
   }
 
   /**
-   * Makes the identities equal to `identities` (identity 0 is left out), updating cached
-   * selectors by the difference. Returns how many identities were added, removed or relabelled.
+   * Makes the identities equal to the concatenation of `lists` (identity 0 is left out; each id
+   * in one list at most, the lists disjoint), updating cached selectors by the difference. Returns how many
+   * identities were added, removed or relabelled. O(identities) map reads and no allocation
+   * beyond the changes: the agent hands its whole list on every regeneration.
    */
-  setIdentities(identities: readonly Identity[]): number {
-    const seen = new Set<number>();
+  setIdentities(...lists: (readonly Identity[])[]): number {
+    const gen = ++this.#seenGen;
+    const seen = this.#seen;
     const changes: { id: number; next: Identity | null }[] = [];
-    for (const i of identities) {
-      if (i.id === 0) continue;
-      seen.add(i.id);
-      const cur = this.#byId.get(i.id);
-      if (cur === i) continue;
-      if (!cur || !sameLabels(cur.labels, i.labels)) changes.push({ id: i.id, next: i });
-      else if (!sameNamed(cur.namedPorts, i.namedPorts)) {
-        this.#byId.set(i.id, i);
-        this.#namedChanged(i.id);
-      } else this.#byId.set(i.id, i);
+    for (const identities of lists) {
+      for (const i of identities) {
+        if (i.id === 0) continue;
+        seen.set(i.id, gen);
+        const cur = this.#byId.get(i.id);
+        if (cur === i) continue;
+        if (!cur || !sameLabels(cur.labels, i.labels)) changes.push({ id: i.id, next: i });
+        else if (!sameNamed(cur.namedPorts, i.namedPorts)) {
+          this.#byId.set(i.id, i);
+          this.#ids = null;
+          this.#namedChanged(i.id);
+        } else this.#byId.set(i.id, i);
+      }
     }
-    for (const id of this.#byId.keys()) if (!seen.has(id)) changes.push({ id, next: null });
+    for (const id of this.#byId.keys()) {
+      if (seen.get(id) !== gen) {
+        changes.push({ id, next: null });
+        seen.delete(id);
+      }
+    }
     if (changes.length > BULK_CHANGE) this.#entries.clear();
     for (const c of changes) {
       const cur = this.#byId.get(c.id);
@@ -332,6 +346,7 @@ export class SelectorCache implements IdentityView {
   #remove(i: Identity): void {
     this.#logChange(i.id);
     this.#byId.delete(i.id);
+    this.#seen.delete(i.id);
     this.#ids = null;
     this.#index.remove(i.id, i.labels);
     for (const e of this.#entries.values()) if (e.ids.delete(i.id)) e.stamp = ++this.#clock;

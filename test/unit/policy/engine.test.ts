@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PolicyEngine, resolveEndpointPolicy, type Identity, type PolicyObject, type ServiceInput } from '../../../src/policy/index.js';
+import { SelectorCache } from '../../../src/policy/resolve/selector-cache.js';
 import { generatePolicyWorkload, generatedIdentity, parsePolicyFile, policyYaml, type PolicyWorkload } from '../../../bench/lib/policy-gen.js';
 
 function check(engine: PolicyEngine, w: PolicyWorkload, policies: readonly PolicyObject[], identities: readonly Identity[], services: readonly ServiceInput[]): number {
@@ -80,5 +81,32 @@ describe('PolicyEngine', () => {
     const r = engine.resolve(ep.identity, { labels: other.labels });
     expect(r.changed).toBe(true);
     expect(r.policy).toEqual(resolveEndpointPolicy({ policies: w.policies, endpoint: { labels: other.labels }, identities: w.identities, services: w.services }));
+  });
+});
+
+describe('SelectorCache.setIdentities', () => {
+  const app = (v: string): Identity['labels'] => [{ source: 'k8s', key: 'app', value: v }];
+  const sel = { requirements: [{ source: 'k8s', key: 'app', operator: 'In' as const, values: ['a'] }] };
+
+  it('adds, removes and relabels by the difference, and named ports follow a changed peer', () => {
+    const cache = new SelectorCache();
+    const one: Identity = { id: 1000, labels: app('a'), namedPorts: { http: { port: 80, protocol: 6 } } };
+    const two: Identity = { id: 1001, labels: app('b') };
+    expect(cache.setIdentities([one, two])).toBe(2);
+    expect([...cache.select(sel)]).toEqual([1000]);
+    expect(cache.allNamed().get('http')).toEqual([{ port: 80, protocol: 6 }]);
+    // The same list again, as new objects with the same content: nothing changes.
+    expect(cache.setIdentities([{ ...one }, { ...two }])).toBe(0);
+    // A peer's named port moved: the merged named ports say so (not the old object's).
+    expect(cache.setIdentities([{ ...one, namedPorts: { http: { port: 8080, protocol: 6 } } }, two])).toBe(0);
+    expect(cache.allNamed().get('http')).toEqual([{ port: 8080, protocol: 6 }]);
+    // Relabelled to b, and 1001 gone: the selector selects nothing.
+    expect(cache.setIdentities([{ id: 1000, labels: app('b') }])).toBe(2);
+    expect([...cache.select(sel)]).toEqual([]);
+    expect(cache.ids.map((i) => i.id)).toEqual([1000]);
+    // Back, from two lists (the engine's reserved ones and the caller's).
+    expect(cache.setIdentities([two], [one])).toBe(2);
+    expect([...cache.select(sel)]).toEqual([1000]);
+    expect(cache.ids.map((i) => i.id)).toEqual([1000, 1001]);
   });
 });
