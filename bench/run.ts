@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     try {
       const result = await b.run(ctx);
       results.push({ name: b.name, result });
-      fresh.set(b.name, section(b.name, b.title, result, new Date(), opts.quick));
+      fresh.set(b.name, section(b.name, b.title, result, new Date(), opts.quick, runs));
       process.stdout.write('\n' + result.tables.map(textTable).join('\n\n') + '\n');
       for (const t of result.targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  ${t.target}: ${t.figure}\n`);
       process.stdout.write('\n');

@@ -75,8 +75,9 @@ export function versions(agentNode?: string): string[] {
 const fmtDate = (d: Date): string => d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 
 /** One benchmark's section: its tables, targets (met or missed, and what limits a missed one), notes. */
-export function section(name: string, title: string, result: BenchResult, at: Date, quick: boolean): string {
-  const parts = [`## ${title} (\`${name}\`)`, '', `Measured ${fmtDate(at)}${quick ? ' with `--quick` (1 short run per variant: indicative only)' : ''}.`, ''];
+export function section(name: string, title: string, result: BenchResult, at: Date, quick: boolean, runs: number): string {
+  const how = quick ? ` with \`--quick\` (${runs} short run(s) per variant${runs < 3 ? ': indicative only' : ''})` : ` with ${runs} run(s) per variant`;
+  const parts = [`## ${title} (\`${name}\`)`, '', `Measured ${fmtDate(at)}${how}.`, ''];
   for (const t of result.tables) parts.push(markdownTable(t), '');
   if (result.targets.length) {
     parts.push('**Targets**', '');
