@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentClient } from '../src/cli/client.js';
+import { AGENT_NODE_FLAGS } from '../src/cli/agent-node-flags.js';
 import { registrarFor } from '../src/cli/lab-command.js';
 import { labDown, labUp, parseLabSpec, type EndpointRegistrar, type LabState } from '../src/lab/index.js';
 
@@ -219,7 +220,7 @@ export class ProbedNode {
       'nsenter',
       [
         `--net=/run/netns/${this.opts.netns}`,
-        AGENT_NODE, PROBE_MAIN, '--api-socket', this.socket, 'agent', '--netns', this.opts.netns,
+        AGENT_NODE, ...AGENT_NODE_FLAGS, PROBE_MAIN, '--api-socket', this.socket, 'agent', '--netns', this.opts.netns,
         '--policy-dir', this.policyDir, '--state-dir', join(this.dir, 'state'), '--pin-root', this.pinRoot,
         '--node-name', this.opts.netns, '--access-log', join(this.dir, 'access.log'), ...extraArgs,
       ],

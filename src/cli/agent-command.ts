@@ -1,5 +1,6 @@
 /** `membrane agent`: runs the agent in this process (re-executed inside --netns when given). */
 import { spawn } from 'node:child_process';
+import { withAgentNodeFlags } from './agent-node-flags.js';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Agent, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../agent/index.js';
@@ -66,7 +67,7 @@ export async function runAgent(opts: AgentCommandOptions): Promise<void> {
     // Only the network namespace changes (nsenter --net): /sys/fs/bpf and the state
     // directory stay the host's, unlike `ip netns exec`, which remounts /sys.
     if (!existsSync(`/run/netns/${opts.netns}`)) run('ip', ['netns', 'add', opts.netns]);
-    const child = spawn('nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    const child = spawn('nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, ...withAgentNodeFlags(process.execArgv), ...process.argv.slice(1)], {
       stdio: 'inherit',
       env: { ...process.env, [IN_NETNS]: opts.netns },
     });

@@ -3,6 +3,7 @@
  * /sys/fs/bpf/membrane, policies, state, API socket and logs under the demo's work directory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { AGENT_NODE_FLAGS } from './agent-node-flags.js';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,7 @@ export async function startDemoAgent(work: string, socket: string, out: (line?: 
   const agent: ChildProcess = spawn(
     process.execPath,
     [
+      ...AGENT_NODE_FLAGS,
       CLI, '--api-socket', socket, 'agent', '--netns', DEMO_NODE_NETNS, '--policy-dir', join(work, 'policies'),
       '--state-dir', join(work, 'state'), '--pin-root', DEMO_PIN_ROOT, '--access-log', join(work, 'access.log'),
       '--node-name', DEMO_NODE_NETNS,

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentClient } from '../../src/cli/client.js';
+import { AGENT_NODE_FLAGS } from '../../src/cli/agent-node-flags.js';
 import { labDown, labUp, parseLabSpec, readLabState, type LabState } from '../../src/lab/index.js';
 import { registrarFor } from '../../src/cli/lab-command.js';
 
@@ -99,6 +100,7 @@ export class TestNode {
       [
         `--net=/run/netns/${this.netns}`,
         process.execPath,
+        ...AGENT_NODE_FLAGS,
         CLI, '--api-socket', this.socket, 'agent', '--netns', this.netns, '--policy-dir', this.policyDir,
         '--state-dir', join(this.dir, 'state'), '--pin-root', this.pinRoot, '--node-name', this.netns,
         '--log-level', 'debug', '--access-log', this.accessLogPath, ...extraArgs,
