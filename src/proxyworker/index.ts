@@ -7,5 +7,5 @@
 export { ProxyWorkerPool, defaultProxyWorkers, defaultWorkerPriority, DEFAULT_PROXY_WORKER_PRIORITY, type EndpointSource, type ProxyWorkerPoolOptions, type WorkerStatus } from './pool.js';
 export { WorkerState } from './state.js';
 export { ResyncRequester, RESYNC_MIN_INTERVAL_MS, type ResyncOptions } from './resync.js';
-export { Outbox, FLUSH_ITEMS, FLUSH_MS, type OutboxBatch } from './outbox.js';
+export { Outbox, FLUSH_CHARS, FLUSH_ITEMS, FLUSH_MS, type OutboxBatch } from './outbox.js';
 export type { Delta, EndpointState, FromWorker, IdentityState, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';

@@ -16,6 +16,8 @@
  * paced 2000 req/s, with 5 ms batches of ~30 items, the two messages cost the worker more than
  * serialising the flows did (issue 9, CPU profile of the worker). Batches of up to 25 ms or 512
  * items take a tenth of the messages at that rate; a flow reaches `hubble observe` ≤ 25 ms later.
+ * A batch is also sent once its text reaches `FLUSH_CHARS` (see there: past it, a larger message
+ * costs more per item, not less).
  *
  * With metrics (`--prometheus-serve-addr`), each flow is counted here as it comes, into the
  * worker's own FlowMetrics, and a batch carries what changed since the previous one
@@ -34,6 +36,16 @@ import { flowJson } from './flow-json.js';
 export const FLUSH_MS = 25;
 /** Items (flows + lines) that trigger a send at once. */
 export const FLUSH_ITEMS = 512;
+/**
+ * Characters of text (flows + lines, one byte each: JSON and pino write ASCII escapes) that
+ * trigger a send at once. A batch's strings, flattened when it is serialised, and the message
+ * buffer are then regular heap and malloc allocations; past V8's largest regular object (128 KiB)
+ * and glibc's mmap threshold each batch costs fresh pages on both threads, and page faults are
+ * expensive in a guest: posting 1.4 KB flows measured 11 µs per flow in 211 KB batches and 0.4–1.6
+ * µs in 14–113 KB ones (issue 9; at a paced 2000 req/s a 25 ms batch held ~150 KB, and the worker
+ * spent 14% of its time in postMessage).
+ */
+export const FLUSH_CHARS = 96 * 1024;
 
 /**
  * One batch: `flows` holds `flowCount` flows as one JSON array ('' when none), `lines` `lineCount`
@@ -146,7 +158,7 @@ export class Outbox {
   }
 
   #queued(): void {
-    if (this.#flowCount + this.#lineCount >= FLUSH_ITEMS) this.flush();
+    if (this.#flowCount + this.#lineCount >= FLUSH_ITEMS || this.#flows.length + this.#lines.length >= FLUSH_CHARS) this.flush();
     else this.#timer ??= setTimeout(() => this.#onTimer(), FLUSH_MS);
   }
 

@@ -4,7 +4,7 @@
  * queue is bounded and counts what it drops.
  */
 import { describe, expect, it } from 'vitest';
-import { Outbox, WorkerState, FLUSH_ITEMS, type Delta, type EndpointState, type OutboxBatch } from '../../../src/proxyworker/index.js';
+import { Outbox, WorkerState, FLUSH_CHARS, FLUSH_ITEMS, type Delta, type EndpointState, type OutboxBatch } from '../../../src/proxyworker/index.js';
 import { decideL7, type EndpointPolicy } from '../../../src/policy/index.js';
 import type { Flow } from '../../../src/observe/index.js';
 
@@ -89,6 +89,19 @@ describe('issue-9 Outbox', () => {
     o.line('x\n');
     o.flush();
     expect(sent).toEqual([[0, FLUSH_ITEMS], [1, 1]]);
+  });
+
+  it('sends a batch once its text reaches FLUSH_CHARS, before FLUSH_ITEMS: no message grows past the size where each item costs more', () => {
+    const batches: OutboxBatch[] = [];
+    const o = new Outbox(10_000, (b) => batches.push(b));
+    const line = `${'x'.repeat(1499)}\n`;
+    const lines = Math.ceil(FLUSH_CHARS / line.length);
+    expect(lines).toBeLessThan(FLUSH_ITEMS);
+    for (let i = 0; i < lines - 1; i++) o.line(line);
+    expect(batches).toEqual([]);
+    o.line(line);
+    expect(batches.map((b) => [b.lineCount, b.lines.length])).toEqual([[lines, lines * line.length]]);
+    expect(batches[0]!.lines.length).toBeLessThan(FLUSH_CHARS + line.length);
   });
 
   it('issue-9 worker batch cost: a batch is two strings, flows as a JSON array and access-log lines as written', () => {
