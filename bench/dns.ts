@@ -28,13 +28,15 @@
  *   MEMBRANE_BENCH_NODE=/path/node    the agent under another Node.js (node.ts)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_NODE, CLI, ProbedNode, TreeCpu, nodeVersion } from './node.js';
 
 import { row, type Benchmark, type BenchContext, type BenchResult, type BenchRow, type BenchTable, type BenchTarget } from './lib/types.js';
 
 const PROFILE_DIR = process.env.MEMBRANE_BENCH_PROFILE ?? '';
+// The agent writes its profiles there, and exits if it cannot.
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
 /** MEMBRANE_BENCH_DNS_DUMP=DIR: each release run's delays by start time (release-N.tsv: request_time, answer_release_ms), to see when the tail happens. */
 const DUMP_DIR = process.env.MEMBRANE_BENCH_DNS_DUMP ?? '';
 
