@@ -19,6 +19,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ProbedNode, ROOT, TreeCpu, run } from './node.js';
@@ -87,8 +88,9 @@ interface Probe {
  * sometimes put both on one CPU and sometimes not, and request/response latency took one of two
  * values 30% apart from run to run, whatever the variant.
  */
-const CLIENT_CPU = ['taskset', '-c', '0'] as const;
-const SERVER_CPU = ['taskset', '-c', '1'] as const;
+const PINNED = availableParallelism() >= 2;
+const CLIENT_CPU: readonly string[] = PINNED ? ['taskset', '-c', '0'] : [];
+const SERVER_CPU: readonly string[] = PINNED ? ['taskset', '-c', '1'] : [];
 
 function iperf(serverIp: string, seconds: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -338,6 +340,8 @@ export const benchmark: Benchmark = {
         `${spawnSync('iperf3', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'iperf3'} and ${spawnSync('iptables', ['--version'], { encoding: 'utf8' }).stdout.trim()} from Debian; RR probe bench/rr.c (netperf is not in Debian main).`,
         `iptables at 10k rules: ${(ipt10k / none.gbps).toFixed(3)}× of no-program throughput; Membrane at 100k entries: ${(m100k.gbps / none.gbps).toFixed(3)}×.`,
         `the agent's own ipcache entries (${agentEntries}) come on top of the synthetic ones.`,
+        `Throughput and RR are timed with the kernel's BPF statistics off (kernel.bpf_stats_enabled=0, as on a production node); "programs ns/packet" comes from a separate untimed pass of the same traffic with them on.`,
+        PINNED ? 'iperf3 and the RR probe: client on CPU 0, server on CPU 1 (taskset), in every variant.' : 'one CPU: client and server unpinned.',
       ],
     };
   },

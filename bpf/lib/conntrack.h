@@ -74,7 +74,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } membrane_ct4 SEC(".maps");
 
-/* Seconds since boot (CLOCK_MONOTONIC, as the agent reads it): the coarse clock, a read of the
+/* Seconds since boot (CLOCK_MONOTONIC, as bpf_ktime_get_ns counts them): the coarse clock, a read of the
  * last tick's time rather than of the clock source, which in a guest can cost more than the
  * rest of the packet's work; its few milliseconds of lag are nothing against seconds.
  */

@@ -1,6 +1,7 @@
 /**
- * Node.js flags the agent runs with, however it is started (bin/membrane, the demos, the tests'
- * harness, the benchmarks, the agent's own re-execution into its network namespace).
+ * Node.js flags the agent runs with when Membrane starts it: bin/membrane (`membrane agent`), the
+ * demos, the tests' harness, the benchmarks and the agent's own re-execution into its network
+ * namespace. `node dist/cli/main.js agent` run by hand without `--netns` does without them.
  *
  * `--single-threaded-gc`: V8 collects each isolate's garbage on that isolate's own thread, with
  * no parallel or concurrent helper threads. The proxy workers are where requests are served, and

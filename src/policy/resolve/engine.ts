@@ -141,8 +141,8 @@ export class PolicyEngine {
   }
 
   /**
-   * Every identity the datapath may see (reserved ones are added when missing). Costs the
-   * difference: each added or removed identity is matched against the cached selectors only.
+   * Every identity the datapath may see (reserved ones are added when missing), each id once.
+   * Costs the difference: each added or removed identity is matched against the cached selectors only.
    */
   setIdentities(identities: readonly Identity[]): number {
     // A given identity replaces the reserved one of its id. No copy of the list: at 10k
