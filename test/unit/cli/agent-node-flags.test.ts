@@ -20,7 +20,7 @@ describe('the agent\'s Node.js flags', () => {
   chmodSync(join(fake, 'node'), 0o755);
   afterAll(() => rmSync(fake, { recursive: true, force: true }));
   const argsOf = (...args: string[]): string[] => {
-    const env = { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` };
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` };
     delete env.MEMBRANE_AGENT_NETNS;
     const r = spawnSync('sh', [BIN, ...args], { encoding: 'utf8', env });
     expect(r.status, r.stderr).toBe(0);
