@@ -239,7 +239,8 @@ describe.skipIf(skip !== null)('issue-9 proxy workers' + (skip ? ` (skipped: ${s
       ].sort(),
     );
     const list = observed();
-    for (const [ask, answer] of [['CONNECT deathstar:443', '501'], ['/v1', '400'], ['%2f', '307']] as const) {
+    // Each request named so that no other's line contains it ('/v1' alone is in the %2f one too).
+    for (const [ask, answer] of [['CONNECT deathstar:443', '501'], [`GET http://${node.podIp(`${P}-ds`)}/v1`, '400'], ['%2f', '307']] as const) {
       const i = list.findIndex((l) => l.includes(ask) && !l.includes(`${answer} Nms`));
       expect(list[i + 1], `the answer follows the request (${ask})`).toContain(`${answer} Nms`);
     }
