@@ -179,11 +179,12 @@ function workerEntry(): string {
  */
 function workerExecArgv(): string[] | undefined {
   const dir = process.env.MEMBRANE_BENCH_PROFILE;
+  if (!dir) return undefined;
   // Of the agent's own flags, the Node.js options a worker can take (those NODE_OPTIONS allows):
   // a process-wide V8 flag such as the agent's --single-threaded-gc (src/cli/agent-node-flags.ts)
   // is refused in a worker's execArgv ("invalid execArgv flags"), and applies to it anyway.
   const own = process.execArgv.filter((a) => process.allowedNodeEnvironmentFlags.has(a.split('=')[0]!));
-  return dir ? [...own, '--cpu-prof', `--cpu-prof-dir=${dir}`] : undefined;
+  return [...own, '--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 
 /** The agent's thread nice − `priority` (≥ −20); undefined (inherit) when the addon cannot tell the thread's nice. */
