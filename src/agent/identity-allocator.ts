@@ -93,7 +93,7 @@ export class IdentityAllocator {
   /**
    * The identity of a label set, allocating the next free one in its scope when new. Cluster
    * identities are saved at once (endpoints and their pinned policy entries refer to them); local
-   * ones (CIDR and FQDN-learned addresses, up to one per DNS answer) are saved within 5 s (off the event loop), or
+   * ones (CIDR prefixes, and one per set of toFQDNs selectors learned addresses carry) are saved within 5 s (off the event loop), or
    * by `flush()`, so a burst of answers costs one write, not one per address. A local identity lost
    * in a crash is allocated again by the next regeneration, which rewrites the maps that use it.
    */

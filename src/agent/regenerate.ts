@@ -17,12 +17,17 @@
  * policy map is read only for endpoints not written since the agent started. No child process:
  * links by if_nametoindex, node addresses by getifaddrs (src/datapath/links.ts).
  *
- * toFQDNs: IPs the FQDN subsystem learned carry `fqdn:<selector>` labels; each gets a local
- * identity (cidr:IP/32 + reserved:world + its fqdn labels). `applyFqdn` is the incremental path a
- * DNS answer takes: for every endpoint, the policy entries of the changed IPs' identities only
+ * toFQDNs: IPs the FQDN subsystem learned carry `fqdn:<selector>` labels, and their identity is
+ * that label set, as since Cilium 1.16 (CFP-28427 "ToFQDN policy performance improvements"): the
+ * fqdn labels, `reserved:world`, and the `cidr:` labels of the longest policy prefix in the
+ * ipcache that contains the IP (labels propagate down to the addresses a prefix holds, so CIDR
+ * rules and their `except`s select a learned IP as they select its prefix). Addresses the same
+ * selectors select share one local identity: a new IP of a known name costs one ipcache write,
+ * no identity and no policy entry. `applyFqdn` is the incremental path a DNS answer takes: for a
+ * label set seen for the first time, every endpoint's policy entries of that identity only
  * (resolved against just those identities, memoised per endpoint kind and label signature until
- * the next pass: src/policy/resolve/fresh-memo.ts), then their ipcache entries, then the retired
- * identities' entries go: O(endpoints × changed IPs), no map read, no child process.
+ * the next pass: src/policy/resolve/fresh-memo.ts), then the ipcache entries, then the entries of
+ * identities no address holds any more go: O(changed IPs + endpoints × new label sets).
  */
 import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
@@ -31,6 +36,7 @@ import {
   appendList,
   cidrIdentityLabels,
   endpointLabels,
+  worldLabels,
   policyCidrs,
   FreshIdentityMemo,
   PolicyEngine,
@@ -89,6 +95,12 @@ export class Regenerator {
   #fqdnIps = new Map<string, readonly string[]>();
   /** Learned IP → its identity, as in the ipcache. */
   #fqdnIdentities = new Map<string, number>();
+  /** A learned IPs' identity → how many learned IPs hold it (an identity goes when none does). */
+  #fqdnIdRefs = new Map<number, number>();
+  /** The ipcache's IPv4 CIDR prefixes (from the policies), by length, longest first: which one holds a learned IP. */
+  #policyPrefixes: { bits: number; mask: number; byBase: Map<number, string> }[] = [];
+  /** A learned IP's labels by containing prefix and selector keys, for the current prefixes. */
+  #fqdnLabelMemo = new Map<string, Label[]>();
   /** The policy whose entries the policy map holds, per endpoint id (what the next pass diffs against). */
   #writtenPolicy = new Map<number, EndpointPolicy>();
   /** Its map entries by peer identity, derived when applyFqdn needs them (it touches a few identities' entries only). */
@@ -283,7 +295,11 @@ export class Regenerator {
    * workers' sync sends as the tail. Before the first regeneration it only records them.
    */
   applyFqdn(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): { ipcache: number; policyEntries: number } {
-    const changed: { ip: string; oldId: number | undefined; newId: number | undefined; labels: Label[] | undefined }[] = [];
+    const changed: { ip: string; newId: number | undefined }[] = [];
+    const fresh: Identity[] = [];
+    const freshIds = new Set<number>();
+    /** Identities an address left in this call: retired if none holds them at the end. */
+    let left: number[] | null = null;
     for (const { ip, labelKeys } of changes) {
       // The datapath is IPv4-only: an AAAA answer's addresses have no ipcache to go to.
       if (!isIPv4(ip)) continue;
@@ -292,25 +308,50 @@ export class Regenerator {
       if (before ? before.length === keys.length && before.every((k, i) => k === keys[i]) : keys.length === 0) continue;
       if (keys.length === 0) this.#fqdnIps.delete(ip);
       else this.#fqdnIps.set(ip, keys);
+      // Before the first pass only recorded: the pass knows the prefixes the labels depend on.
+      if (this.#revision === 0) continue;
       const oldId = this.#fqdnIdentities.get(ip);
-      const fresh = this.#refreshFqdnIdentity(ip);
-      changed.push({ ip, oldId, newId: fresh?.id, labels: fresh?.labels });
-    }
-    if (changed.length === 0 || this.#revision === 0) return { ipcache: 0, policyEntries: 0 };
-
-    const fresh: Identity[] = [];
-    const freshIds = new Set<number>();
-    let retired: Set<number> | null = null;
-    for (const { oldId, newId, labels } of changed) {
-      if (oldId !== undefined && oldId !== newId) (retired ??= new Set()).add(oldId);
-      if (newId !== undefined && !freshIds.has(newId)) {
-        fresh.push({ id: newId, labels: labels! });
-        freshIds.add(newId);
+      let newId: number | undefined;
+      if (keys.length > 0) {
+        const labels = this.#fqdnLabels(ip, keys);
+        newId = this.#identities.allocate(labels, 'local');
+        this.#fqdnIdentities.set(ip, newId);
+        this.#fqdnIdRefs.set(newId, (this.#fqdnIdRefs.get(newId) ?? 0) + 1);
+        if (!this.#identityById.has(newId) && !freshIds.has(newId)) {
+          fresh.push({ id: newId, labels: this.#identities.labelsOf(newId) ?? labels });
+          freshIds.add(newId);
+        }
+      } else this.#fqdnIdentities.delete(ip);
+      if (oldId !== undefined) {
+        const refs = this.#fqdnIdRefs.get(oldId)! - 1;
+        if (refs > 0) this.#fqdnIdRefs.set(oldId, refs);
+        else {
+          this.#fqdnIdRefs.delete(oldId);
+          (left ??= []).push(oldId);
+        }
       }
+      if (oldId !== newId) changed.push({ ip, newId });
     }
-    if (retired) {
-      for (const id of freshIds) retired.delete(id);
-      if (retired.size === 0) retired = null;
+    if (changed.length === 0) return { ipcache: 0, policyEntries: 0 };
+
+    let retired: Set<number> | null = null;
+    if (left) {
+      for (const id of left) {
+        if (this.#fqdnIdRefs.has(id)) continue; // taken again later in this call
+        if (freshIds.has(id)) {
+          // Allocated and given up within this call: the datapath never saw it.
+          freshIds.delete(id);
+          this.#identities.release(id);
+        } else (retired ??= new Set()).add(id);
+      }
+      if (fresh.length !== freshIds.size) fresh.splice(0, fresh.length, ...fresh.filter((i) => freshIds.has(i.id)));
+    }
+
+    // The common case: every address joined an identity the maps already hold (a new IP of a
+    // name seen before) and none was left empty: the ipcache entries are the whole change.
+    if (fresh.length === 0 && retired === null) {
+      for (const { ip, newId } of changed) this.#setFqdnIpcache(ip, newId);
+      return { ipcache: changed.length, policyEntries: 0 };
     }
     this.#addIdentities(fresh, retired !== null);
 
@@ -374,18 +415,7 @@ export class Regenerator {
       policyWrites += r.upserted + r.deleted;
     }
 
-    for (const { ip, newId } of changed) {
-      const n = ipv4ToNumber(ip);
-      // An address no longer selected falls back to what the rest of the ipcache says about it.
-      const id = newId ?? this.#cidrIdentities.get(`${ip}/32`);
-      if (id !== undefined) {
-        this.#datapath.upsertIpcache(`${ip}/32`, id);
-        this.#hostEntries.set(n, id);
-      } else {
-        this.#datapath.deleteIpcache(`${ip}/32`);
-        this.#hostEntries.delete(n);
-      }
-    }
+    for (const { ip, newId } of changed) this.#setFqdnIpcache(ip, newId);
 
     for (const ep of ready) {
       const written = this.#writtenEntries(ep.id);
@@ -450,17 +480,41 @@ export class Regenerator {
     return this.#fqdnIps;
   }
 
-  /** Allocates (or drops) the identity of a learned IP from its current selector keys. */
-  #refreshFqdnIdentity(ip: string): { id: number; labels: Label[] } | undefined {
-    const keys = this.#fqdnIps.get(ip);
-    if (!keys) {
-      this.#fqdnIdentities.delete(ip);
-      return undefined;
+  /** A learned address's ipcache entry: its identity, or (no longer selected) what the rest of the ipcache says about it. */
+  #setFqdnIpcache(ip: string, id: number | undefined): void {
+    const n = ipv4ToNumber(ip);
+    id ??= this.#cidrIdentities.get(`${ip}/32`);
+    if (id !== undefined) {
+      this.#datapath.upsertIpcache(`${ip}/32`, id);
+      this.#hostEntries.set(n, id);
+    } else {
+      this.#datapath.deleteIpcache(`${ip}/32`);
+      this.#hostEntries.delete(n);
     }
-    const labels = fqdnIdentityLabels(ip, keys);
-    const id = this.#identities.allocate(labels, 'local');
-    this.#fqdnIdentities.set(ip, id);
-    return { id, labels };
+  }
+
+  /** The longest policy prefix in the ipcache that holds an IPv4 address, or null. */
+  #containingPrefix(ip: string): string | null {
+    const n = ipv4ToNumber(ip);
+    for (const p of this.#policyPrefixes) {
+      const prefix = p.byBase.get((n & p.mask) >>> 0);
+      if (prefix !== undefined) return prefix;
+    }
+    return null;
+  }
+
+  /** A learned IP's labels (fqdnIdentityLabels of its containing prefix), memoised per prefix and keys. */
+  #fqdnLabels(ip: string, keys: readonly string[]): Label[] {
+    const prefix = this.#containingPrefix(ip);
+    const memoKey = `${prefix ?? ''}|${keys.join('|')}`;
+    let labels = this.#fqdnLabelMemo.get(memoKey);
+    if (!labels) {
+      labels = fqdnIdentityLabels(prefix, keys);
+      // Bounded: label sets are few in practice, but keys come from the names pods ask for.
+      if (this.#fqdnLabelMemo.size >= 4096) this.#fqdnLabelMemo.clear();
+      this.#fqdnLabelMemo.set(memoKey, labels);
+    }
+    return labels;
   }
 
   /** Removes an endpoint's map state (its links are gone or going). */
@@ -522,10 +576,20 @@ export class Regenerator {
       byId.set(known.id, { id: known.id, labels: known.labels });
       this.#cidrIdentities.set(prefix, known.id);
     }
-    for (const ip of this.#fqdnIps.keys()) {
-      const { id, labels } = this.#refreshFqdnIdentity(ip)!;
-      byId.set(id, { id, labels });
+    // The learned IPs' labels follow the prefixes: a policy naming a prefix that holds one relabels it.
+    this.#policyPrefixes = prefixIndex(this.#cidrIdentities.keys());
+    this.#fqdnLabelMemo.clear();
+    const before = this.#fqdnIdRefs;
+    this.#fqdnIdRefs = new Map();
+    this.#fqdnIdentities.clear();
+    for (const [ip, keys] of this.#fqdnIps) {
+      const labels = this.#fqdnLabels(ip, keys);
+      const id = this.#identities.allocate(labels, 'local');
+      this.#fqdnIdentities.set(ip, id);
+      this.#fqdnIdRefs.set(id, (this.#fqdnIdRefs.get(id) ?? 0) + 1);
+      byId.set(id, { id, labels: this.#identities.labelsOf(id) ?? labels });
     }
+    for (const id of before.keys()) if (!this.#fqdnIdRefs.has(id)) this.#identities.release(id);
     return [...byId.values()].sort((a, b) => a.id - b.id);
   }
 
@@ -634,7 +698,27 @@ function stableDirection(prev: DirectionPolicy, next: DirectionPolicy): Directio
   return same ? prev : { enforced: next.enforced, entries };
 }
 
-/** The labels of a learned IP's identity, as Cilium gives FQDN-selected IPs: its CIDR labels and one `fqdn:` label per selector. */
-export function fqdnIdentityLabels(ip: string, labelKeys: readonly string[]): Label[] {
-  return [...cidrIdentityLabels(`${ip}/32`), ...labelKeys.map((key) => ({ source: 'fqdn', key, value: '' }))];
+/**
+ * The labels of a learned IPv4 address's identity, as Cilium (1.16+, CFP-28427) gives FQDN-selected
+ * IPs: those of `prefix`, the longest policy prefix (or address) that holds it (`cidrIdentityLabels`:
+ * its `cidr:` labels and `reserved:world`), or `reserved:world` alone when none does; then one
+ * `fqdn:<selector key>` label per selector, in the order given.
+ */
+export function fqdnIdentityLabels(prefix: string | null, labelKeys: readonly string[]): Label[] {
+  const base = prefix === null ? worldLabels(4) : cidrIdentityLabels(prefix);
+  for (const key of labelKeys) base.push({ source: 'fqdn', key, value: '' });
+  return base;
+}
+
+/** IPv4 prefixes by length, longest first, each length a map from masked base address to the prefix's text. */
+function prefixIndex(prefixes: Iterable<string>): { bits: number; mask: number; byBase: Map<number, string> }[] {
+  const byBits = new Map<number, { bits: number; mask: number; byBase: Map<number, string> }>();
+  for (const prefix of prefixes) {
+    if (prefix.includes(':')) continue; // the ipcache is IPv4-only
+    const p = parseIpv4Prefix(prefix);
+    let level = byBits.get(p.bits);
+    if (!level) byBits.set(p.bits, (level = { bits: p.bits, mask: p.mask, byBase: new Map() }));
+    level.byBase.set(p.base, prefix);
+  }
+  return [...byBits.values()].sort((a, b) => b.bits - a.bits);
 }

@@ -24,8 +24,8 @@ import { SelectorIndex } from './selectors.js';
 /** The datapath as the name manager sees it (the agent implements it with ipcache + policy maps). */
 export interface FqdnDatapath {
   /**
-   * Set the fqdn labels of these IPs (their identity becomes: reserved:world + cidr:IP/32 +
-   * fqdn:<key> per selector). Resolves when ipcache and policy maps hold them. `labelKeys` empty =
+   * Set the fqdn labels of these IPs (their identity becomes: reserved:world + fqdn:<key> per
+   * selector + the cidr: labels of a policy prefix holding the IP; one identity per label set). Resolves when ipcache and policy maps hold them. `labelKeys` empty =
    * the IP is no longer selected. Calls must take effect in the order they are made.
    */
   setIpSelectors(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): Promise<void>;

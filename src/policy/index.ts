@@ -28,7 +28,7 @@ export { selectorMatches, formatSelector } from './api/selector.js';
 export { validateServerName, serverNameMatches } from './api/server-name.js';
 
 export type { Identity, NamedPort } from './resolve/identity.js';
-export { RESERVED_IDENTITY, reservedIdentities, cidrIdentityLabels } from './resolve/identity.js';
+export { RESERVED_IDENTITY, reservedIdentities, cidrIdentityLabels, worldLabels } from './resolve/identity.js';
 export type {
   MapVerdict,
   RuleRef,

@@ -55,6 +55,14 @@ export function reservedIdentities(): Identity[] {
 }
 
 /**
+ * The labels every address outside the cluster has whatever prefix it falls in: `reserved:world`
+ * and `reserved:world-ipv4`/`-ipv6` (the tail of `cidrIdentityLabels`).
+ */
+export function worldLabels(family: 4 | 6): Label[] {
+  return reserved('world', family === 4 ? 'world-ipv4' : 'world-ipv6');
+}
+
+/**
  * Labels of the identity for a CIDR prefix (or a bare address): `cidr:<p>` for every prefix that
  * contains it, `reserved:world` and `reserved:world-ipv4`/`-ipv6`. Throws RangeError on a malformed prefix.
  */

@@ -3,7 +3,8 @@
  * `applyFqdn` calls (addresses learned, relabelled, forgotten, AAAA), the ipcache and every
  * endpoint's policy entries are what a full pass computes from the same learned addresses —
  * including endpoints without toFQDNs rules whose CIDR, entity or deny rules select the
- * learned addresses (a fresh identity is `reserved:world` + `cidr:` labels too).
+ * learned addresses (a learned address's identity is `reserved:world` + the `cidr:` labels of
+ * the policy prefix that holds it + its `fqdn:` labels, as Cilium 1.16+ labels them: CFP-28427).
  *
  * The Datapath here is an in-memory port (the regenerator's map writes land in Maps); the real
  * maps are exercised by the mediabot e2e test. Endpoint links are `lo` (it exists everywhere).
@@ -14,7 +15,7 @@ import { Regenerator } from '../../../src/agent/regenerate.js';
 import type { IdentityAllocator } from '../../../src/agent/identity-allocator.js';
 import type { Endpoint, EndpointManager } from '../../../src/agent/endpoints.js';
 import type { Datapath } from '../../../src/datapath/index.js';
-import { loadPolicyText, type PolicyObject } from '../../../src/policy/index.js';
+import { formatLabel, loadPolicyText, type PolicyObject } from '../../../src/policy/index.js';
 import { MemoryDatapath, SharedIdentities } from '../../support/memory-datapath.js';
 
 const POLICIES = `apiVersion: cilium.io/v2
@@ -52,6 +53,15 @@ spec:
   endpointSelector: {matchLabels: {class: web}}
   ingress:
   - fromEntities: [world]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: ops}
+spec:
+  endpointSelector: {matchLabels: {class: ops}}
+  egress:
+  - toCIDRSet: [{cidr: 10.78.200.0/24, except: [10.78.200.128/25]}]
+    toPorts: [{ports: [{port: "22", protocol: TCP}]}]
 `;
 
 function world(): { policies: PolicyObject[]; pods: Array<{ name: string; ip: string }> } {
@@ -64,6 +74,7 @@ function world(): { policies: PolicyObject[]; pods: Array<{ name: string; ip: st
       { name: 'guard', ip: '10.78.1.3' },
       { name: 'browser', ip: '10.78.1.4' },
       { name: 'web', ip: '10.78.1.5' },
+      { name: 'ops', ip: '10.78.1.6' },
     ],
   };
 }
@@ -98,7 +109,7 @@ function fullPass(ids: SharedIdentities, learned: ReadonlyMap<string, readonly s
 }
 
 const view = (dp: MemoryDatapath) => ({
-  ipcache: Object.fromEntries([...dp.ipcache].filter(([p]) => p.startsWith('10.78.200.')).sort()),
+  ipcache: Object.fromEntries([...dp.ipcache].filter(([p]) => p.startsWith('10.78.200.') || p.startsWith('10.79.')).sort()),
   policy: Object.fromEntries([...dp.policy].map(([id, m]) => [id, [...m.keys()].sort()])),
 });
 
@@ -115,6 +126,10 @@ describe('issue-8 applyFqdn equals a full regeneration', () => {
       // expired: no selector selects it any more
       [{ ip: '10.78.200.21', labelKeys: [] }],
       [{ ip: '10.78.200.20', labelKeys: [] }, { ip: '10.78.200.40', labelKeys: ['*.example.com.'] }],
+      // inside the ops CIDR's except, and outside every policy prefix
+      [{ ip: '10.78.200.130', labelKeys: ['*.example.com.'] }, { ip: '10.79.0.1', labelKeys: ['*.example.com.'] }],
+      // the last address of an identity goes while another joins it
+      [{ ip: '10.78.200.40', labelKeys: [] }, { ip: '10.78.200.41', labelKeys: ['*.example.com.'] }],
     ];
     for (const [i, step] of steps.entries()) {
       r.applyFqdn(step);
@@ -137,14 +152,50 @@ describe('issue-8 applyFqdn equals a full regeneration', () => {
     expect(entriesOf(1).some((e) => e.egress && !e.deny && e.port === 443)).toBe(true); // mediabot: toFQDNs
   });
 
-  it('costs writes for the changed addresses only, however many are learned', () => {
+  it('a new address of a known name costs one ipcache write: addresses the same selectors select share an identity', () => {
     const ids = new SharedIdentities();
     const { r, dp } = node(ids);
     r.regenerate(world().policies);
     r.applyFqdn(Array.from({ length: 500 }, (_, i) => ({ ip: `10.78.${201 + (i >> 8)}.${i & 255}`, labelKeys: ['*.example.com.'] })));
     const before = dp.writes;
-    r.applyFqdn([{ ip: '10.78.200.99', labelKeys: ['*.example.com.'] }]);
-    // one ipcache write, and for each of the four endpoints at most a couple of entries
-    expect(dp.writes - before).toBeLessThanOrEqual(1 + 4 * 2);
+    const policyBefore = JSON.stringify(view(dp).policy);
+    r.applyFqdn([{ ip: '10.79.0.99', labelKeys: ['*.example.com.'] }]);
+    expect(dp.writes - before).toBe(1);
+    expect(JSON.stringify(view(dp).policy)).toBe(policyBefore);
+    const shared = dp.ipcache.get('10.78.201.7/32')!;
+    expect(dp.ipcache.get('10.79.0.99/32')).toBe(shared);
+    expect(ids.labelsOf(shared)!.map(formatLabel).sort()).toEqual(['fqdn:*.example.com.', 'reserved:world', 'reserved:world-ipv4']);
+  });
+
+  it('a learned address inside a policy prefix carries the labels of that prefix, so the CIDR rule and its except select it', () => {
+    const ids = new SharedIdentities();
+    const { r, dp } = node(ids);
+    r.regenerate(world().policies);
+    r.applyFqdn([
+      { ip: '10.78.200.30', labelKeys: ['*.example.com.'] },
+      { ip: '10.78.200.31', labelKeys: ['*.example.com.'] },
+      { ip: '10.78.200.130', labelKeys: ['*.example.com.'] },
+    ]);
+    const id30 = dp.ipcache.get('10.78.200.30/32')!;
+    const id130 = dp.ipcache.get('10.78.200.130/32')!;
+    expect(dp.ipcache.get('10.78.200.31/32')).toBe(id30);
+    expect(id130).not.toBe(id30);
+    expect(ids.labelsOf(id30)!.map(formatLabel)).toContain('cidr:10.78.200.0/24');
+    expect(ids.labelsOf(id130)!.map(formatLabel)).toContain('cidr:10.78.200.128/25');
+    const ops = (id: number) => [...(dp.policy.get(5)?.values() ?? [])].some((e) => e.identity === id && e.egress && !e.deny && e.port === 22);
+    expect([ops(id30), ops(id130)]).toEqual([true, false]);
+  });
+
+  it('a policy that names a prefix holding a learned address relabels it on the next pass', () => {
+    const ids = new SharedIdentities();
+    const { r, dp } = node(ids);
+    r.regenerate(world().policies.filter((p) => p.name !== 'guard'));
+    r.applyFqdn([{ ip: '10.78.200.20', labelKeys: ['api.github.com.'] }]);
+    const loose = dp.ipcache.get('10.78.200.20/32')!;
+    r.regenerate(world().policies);
+    const id = dp.ipcache.get('10.78.200.20/32')!;
+    expect(id).not.toBe(loose);
+    expect(ids.labelsOf(id)!.map(formatLabel)).toContain('cidr:10.78.200.20/32');
+    expect([...(dp.policy.get(2)?.values() ?? [])].some((e) => e.identity === id && e.egress && e.deny)).toBe(true);
   });
 });
