@@ -15,7 +15,9 @@ import { canonicalIp, DNS_GC_INTERVAL_MS, MAX_NAME_LENGTH, NameManager, normaliz
 import { policyFqdnSelectors, type PolicyObject } from '../policy/index.js';
 import type { Datapath } from '../datapath/index.js';
 import type { Regenerator } from './regenerate.js';
-import type { StateStore } from './state-store.js';
+import { JsonText, type StateStore } from './state-store.js';
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const SNAPSHOT_FILE = 'fqdn-cache.json';
 /** A changed cache is written at most this often (and at stop): a crash loses at most the names learned since, which the next lookups teach again. */
@@ -249,7 +251,8 @@ export class AgentFqdn {
   #persistSoon(): void {
     if (!this.#dirty) return;
     this.#dirty = false;
-    this.#store.writeSoon(SNAPSHOT_FILE, () => this.names.snapshot()).catch((err: unknown) => {
+    // Built in slices between other work: answers wait on this loop, and the cache may hold 50,000 names per endpoint.
+    this.#store.writeSoon(SNAPSHOT_FILE, async () => new JsonText(await this.names.snapshotJson(nextTurn))).catch((err: unknown) => {
       this.#dirty = true;
       this.#log.error({ err }, 'FQDN cache not saved');
     });

@@ -8,12 +8,22 @@
  * and written off the event loop (the thread pool), so a burst of endpoint registrations costs one
  * serialisation and one file write, not one per call, and the proxies' CPU is not spent on
  * synchronous I/O. Bounded: per document at most one write in flight and one pending (the pending
- * one takes the producer's value when it starts, so it is always the latest).
+ * one takes the producer's value when it starts, so it is always the latest). A producer may
+ * resolve later (build a large document in slices between other work) and may give the text
+ * itself (`JsonText`).
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { membraneError } from '../errors/index.js';
+
+/** A document already serialised as JSON: written as it is. */
+export class JsonText {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
 
 interface Pending {
   /** The document's current content (read when its write starts). */
@@ -71,7 +81,7 @@ export class StateStore {
    * (the previous complete version stays). A caller need not wait: failures are also kept for the
    * next caller, never thrown unhandled.
    */
-  writeSoon(name: string, produce: () => unknown): Promise<void> {
+  writeSoon(name: string, produce: () => unknown | Promise<unknown>): Promise<void> {
     const doc = this.#doc(name);
     if (doc.pending) {
       doc.pending.produce = produce;
@@ -111,17 +121,33 @@ export class StateStore {
     if (!job || doc.inflight) return;
     doc.pending = null;
     const generation = ++doc.generation;
-    let text: string;
+    const failed = (err: unknown): Error => membraneError('MEMBRANE_ERR_STATE', `${join(this.dir, name)}: ${(err as Error).message}`, { cause: err });
+    let produced: unknown;
     try {
-      text = serialise(job.produce());
+      produced = job.produce();
     } catch (err) {
-      job.settle(membraneError('MEMBRANE_ERR_STATE', `${join(this.dir, name)}: ${(err as Error).message}`, { cause: err }));
+      job.settle(failed(err));
       return;
     }
-    doc.inflight = this.#writeFile(name, text, () => doc.generation === generation).then(
-      () => job.settle(null),
-      (err: unknown) => job.settle(err as Error),
-    );
+    // The write is in flight from here, while an asynchronous producer still builds the content.
+    doc.inflight = Promise.resolve(produced)
+      .then(
+        (value) => {
+          try {
+            return serialise(value);
+          } catch (err) {
+            throw failed(err);
+          }
+        },
+        (err: unknown) => {
+          throw failed(err);
+        },
+      )
+      .then((text) => this.#writeFile(name, text, () => doc.generation === generation))
+      .then(
+        () => job.settle(null),
+        (err: unknown) => job.settle(err as Error),
+      );
     void doc.inflight.then(() => {
       doc.inflight = null;
       if (doc.pending) this.#start(name, doc);
@@ -162,5 +188,5 @@ export class StateStore {
 }
 
 function serialise(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
+  return value instanceof JsonText ? `${value.text}\n` : `${JSON.stringify(value, null, 2)}\n`;
 }

@@ -95,6 +95,18 @@ export interface DnsCacheSnapshot {
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** A name's IPs grouped by lookup (same lookup time, expiry and TTL: one answer), as Cilium lists them. */
+function lookupGroups(ips: ReadonlyMap<string, IpRecord>): Iterable<{ r: IpRecord; ips: string[] }> {
+  const groups = new Map<string, { r: IpRecord; ips: string[] }>();
+  for (const [ip, r] of ips) {
+    const k = `${r.lookupTime}/${r.expiry}/${r.ttl}`;
+    const g = groups.get(k);
+    if (g) g.ips.push(ip);
+    else groups.set(k, { r, ips: [ip] });
+  }
+  return groups.values();
+}
+
 export class DnsCache {
   readonly minTtlSeconds: number;
   readonly maxIpsPerHostname: number;
@@ -219,14 +231,7 @@ export class DnsCache {
       if (filter.endpointId !== undefined && id !== filter.endpointId) continue;
       for (const [name, ips] of st.names) {
         if (want !== undefined && name !== want) continue;
-        const groups = new Map<string, { r: IpRecord; ips: string[] }>();
-        for (const [ip, r] of ips) {
-          const k = `${r.lookupTime}/${r.expiry}/${r.ttl}`;
-          const g = groups.get(k) ?? { r, ips: [] };
-          g.ips.push(ip);
-          groups.set(k, g);
-        }
-        for (const { r, ips: list } of groups.values()) {
+        for (const { r, ips: list } of lookupGroups(ips)) {
           out.push({ endpointId: id, source: 'lookup', fqdn: name, ttl: r.ttl, lookupTime: r.lookupTime, expirationTime: r.expiry, ips: list.sort(compareIps) });
         }
       }
@@ -276,6 +281,40 @@ export class DnsCache {
         })),
       }));
     return { version: 1, endpoints };
+  }
+
+  /**
+   * `snapshot()`'s document as JSON text, built `sliceSize` names at a time with `pause()` awaited
+   * between slices, so a large cache never holds the event loop for its whole size (the agent's
+   * timed save: DNS answers wait on that loop). Not a point-in-time copy: each name's lookups are
+   * as they were when its slice ran; names gone by then are left out, names added after the start
+   * wait for the next save. Lookups and zombies in no particular order (`restore` takes any).
+   */
+  async snapshotJson(pause: () => Promise<void>, sliceSize = 512): Promise<string> {
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    const endpoints: string[] = [];
+    let done = 0;
+    for (const id of [...this.endpoints.keys()].sort((a, b) => a - b)) {
+      const lookups: string[] = [];
+      const zombies: string[] = [];
+      const names = [...(this.endpoints.get(id)?.names.keys() ?? [])];
+      for (const name of names) {
+        if (++done % sliceSize === 0) await pause();
+        const ips = this.endpoints.get(id)?.names.get(name);
+        if (!ips) continue;
+        for (const { r, ips: list } of lookupGroups(ips)) {
+          lookups.push(JSON.stringify({ fqdn: name, ips: list, ttl: r.ttl, 'lookup-time': iso(r.lookupTime), 'expiration-time': iso(r.expiry) }));
+        }
+      }
+      for (const z of [...(this.endpoints.get(id)?.zombies.values() ?? [])]) {
+        if (++done % sliceSize === 0) await pause();
+        zombies.push(
+          JSON.stringify({ ip: z.ip, names: [...z.names], 'delete-pending-at': iso(z.deletePendingAt), ...(z.aliveAt ? { 'alive-at': iso(z.aliveAt) } : {}) }),
+        );
+      }
+      endpoints.push(`{"id":${id},"lookups":[${lookups.join(',')}],"zombies":[${zombies.join(',')}]}`);
+    }
+    return `{"version":1,"endpoints":[${endpoints.join(',')}]}`;
   }
 
   /**

@@ -268,6 +268,21 @@ export class NameManager {
     return { names: c.names, ips: c.ips, timeouts: this.timeouts, zombies: c.zombies, selectedIps, datapathFailures: this.failures };
   }
 
+  /**
+   * `snapshot()` as JSON text, built in slices with `pause()` awaited between them
+   * (`DnsCache.snapshotJson`): what the agent's timed save writes. Selected IPs in no particular order.
+   */
+  async snapshotJson(pause: () => Promise<void>, sliceSize = 2048): Promise<string> {
+    const cache = await this.cache.snapshotJson(pause, sliceSize >> 2);
+    const selected: string[] = [];
+    let n = 0;
+    for (const [ip, keys] of [...this.selected]) {
+      if (++n % sliceSize === 0) await pause();
+      if (keys !== null && keys.length > 0) selected.push(JSON.stringify({ ip, labelKeys: keys }));
+    }
+    return `{"version":1,"cache":${cache},"selected":[${selected.join(',')}]}`;
+  }
+
   /** JSON-safe state for the state directory; expiry times are absolute. */
   snapshot(): NameManagerSnapshot {
     const selected = [...this.selected]

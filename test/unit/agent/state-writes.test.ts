@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EndpointManager, type EndpointSpec } from '../../../src/agent/endpoints.js';
-import { StateStore } from '../../../src/agent/state-store.js';
+import { JsonText, StateStore } from '../../../src/agent/state-store.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -87,6 +87,45 @@ describe('issue-9 asynchronous endpoint state', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     await expect(s.writeSoon('doc.json', () => cyclic)).rejects.toMatchObject({ code: 'MEMBRANE_ERR_STATE' });
+    expect(JSON.parse(readFileSync(join(d, 'doc.json'), 'utf8'))).toEqual({ v: 1 });
+  });
+});
+
+describe('issue-9 a document produced in slices', () => {
+  it('an asynchronous producer is awaited and its JsonText written as it is; a synchronous write meanwhile still wins', async () => {
+    const d = dir();
+    const store = new StateStore(d);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const done = store.writeSoon('doc.json', async () => {
+      await gate;
+      return new JsonText('{"from":"async"}');
+    });
+    await new Promise((r) => setImmediate(r));
+    release();
+    await done;
+    expect(readFileSync(join(d, 'doc.json'), 'utf8')).toBe('{"from":"async"}\n');
+
+    let release2!: () => void;
+    const gate2 = new Promise<void>((r) => (release2 = r));
+    const late = store.writeSoon('doc.json', async () => {
+      await gate2;
+      return new JsonText('{"from":"stale"}');
+    });
+    await new Promise((r) => setImmediate(r));
+    store.write('doc.json', { from: 'sync' });
+    release2();
+    await late;
+    await store.settled();
+    expect(JSON.parse(readFileSync(join(d, 'doc.json'), 'utf8'))).toEqual({ from: 'sync' });
+    expect(readdirSync(d)).toEqual(['doc.json']);
+  });
+
+  it('a producer that rejects fails the write with MEMBRANE_ERR_STATE and keeps the previous version', async () => {
+    const d = dir();
+    const store = new StateStore(d);
+    store.write('doc.json', { v: 1 });
+    await expect(store.writeSoon('doc.json', () => Promise.reject(new Error('boom')))).rejects.toMatchObject({ code: 'MEMBRANE_ERR_STATE' });
     expect(JSON.parse(readFileSync(join(d, 'doc.json'), 'utf8'))).toEqual({ v: 1 });
   });
 });

@@ -298,3 +298,48 @@ describe('DnsCache: hostile answers stay within the bounds', () => {
     expect(cache.lookupIp('10.0.0.2')).toEqual([]);
   });
 });
+
+describe('issue-9 DnsCache: the timed save is built in slices', () => {
+  it('snapshotJson holds what snapshot() holds, pausing between slices; a cache restored from it lists the same entries', async () => {
+    const c = clock();
+    const a = new DnsCache({ now: c.now });
+    for (let i = 0; i < 1500; i++) a.update(1 + (i % 2), `n${i}.example`, [`10.1.${i >> 8}.${i & 255}`, `10.2.${i >> 8}.${i & 255}`], 60 + (i % 7));
+    a.update(1, 'short.example', ['10.3.0.1'], 1);
+    c.advance(5000);
+    a.gc(() => true); // short.example's address becomes a zombie
+    let pauses = 0;
+    const text = await a.snapshotJson(async () => void pauses++, 256);
+    expect(pauses).toBeGreaterThanOrEqual(5);
+    const byId = (s: unknown) =>
+      (s as { endpoints: { id: number; lookups: { fqdn: string }[]; zombies: { ip: string }[] }[] }).endpoints.map((e) => ({
+        id: e.id,
+        lookups: [...e.lookups].sort((x, y) => (x.fqdn < y.fqdn ? -1 : 1)),
+        zombies: [...e.zombies].sort((x, y) => (x.ip < y.ip ? -1 : 1)),
+      }));
+    expect(byId(JSON.parse(text))).toEqual(byId(JSON.parse(JSON.stringify(a.snapshot()))));
+    const b = new DnsCache({ now: c.now });
+    b.restore(JSON.parse(text));
+    expect(b.entries()).toEqual(a.entries());
+  });
+
+  it('names that go or come while it pauses are left out, never written twice or half', async () => {
+    const c = clock();
+    const a = new DnsCache({ now: c.now });
+    for (let i = 0; i < 100; i++) a.update(1, `n${i}.example`, [`10.1.0.${i}`], 60);
+    let step = 0;
+    const text = await a.snapshotJson(async () => {
+      if (step++ === 0) {
+        // n99 goes (its IP's lookup expires and is collected as a zombie); a new name arrives
+        a.update(1, 'late.example', ['10.9.9.9'], 60);
+        c.advance(61_000);
+        a.update(1, 'n0.example', ['10.1.0.0'], 60);
+        a.gc(() => false);
+      }
+    }, 10);
+    const lookups = (JSON.parse(text) as { endpoints: { lookups: { fqdn: string }[] }[] }).endpoints[0]!.lookups.map((l) => l.fqdn);
+    expect(new Set(lookups).size).toBe(lookups.length);
+    expect(lookups).not.toContain('late.example.');
+    expect(lookups).not.toContain('n99.example.');
+    expect(lookups.slice(0, 9)).toEqual(Array.from({ length: 9 }, (_, i) => `n${i}.example.`));
+  });
+});
