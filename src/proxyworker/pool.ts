@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { threadNice } from '../datapath/index.js';
@@ -363,6 +364,10 @@ export class ProxyWorkerPool {
 
   #spawn(slot: Slot): void {
     const init: WorkerInit = { ...this.#o.init, index: slot.index, ...(this.#workerNice === undefined ? {} : { nice: this.#workerNice }) };
+    // The agent's thread runs with a small young generation (`--max-semi-space-size`, see
+    // src/cli/agent-node-flags.ts); V8 reads the flag when an isolate is created, so with it
+    // cleared the proxy workers, which allocate per request and keep little, get V8's default.
+    setFlagsFromString('--max-semi-space-size=0');
     const w = new Worker(this.#entry, { workerData: init, execArgv: workerExecArgv() });
     slot.worker = w;
     slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
