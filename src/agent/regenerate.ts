@@ -27,7 +27,9 @@
  * label set seen for the first time, every endpoint's policy entries of that identity only
  * (resolved against just those identities, memoised per endpoint kind and label signature until
  * the next pass: src/policy/resolve/fresh-memo.ts), then the ipcache entries, then the entries of
- * identities no address holds any more go: O(changed IPs + endpoints × new label sets).
+ * identities no address holds any more go: O(changed IPs + endpoints × new label sets). A full
+ * pass keeps learned addresses on the identities the maps hold; those its new prefixes relabel
+ * move after it by that same path, so no packet meets an identity whose entries are not written.
  */
 import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
@@ -53,7 +55,7 @@ import {
   type ServiceInput,
 } from '../policy/index.js';
 import { ipv4ToNumber, linkIndex, nodeAddresses, parseIpv4Prefix, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
-import type { IdentityAllocator } from './identity-allocator.js';
+import { LOCAL_IDENTITY_SCOPE, type IdentityAllocator } from './identity-allocator.js';
 import type { Endpoint, EndpointManager } from './endpoints.js';
 
 export interface ProxyPorts {
@@ -99,8 +101,10 @@ export class Regenerator {
   #fqdnIdRefs = new Map<number, number>();
   /** The ipcache's IPv4 CIDR prefixes (from the policies), by length, longest first: which one holds a learned IP. */
   #policyPrefixes: { bits: number; mask: number; byBase: Map<number, string> }[] = [];
-  /** A learned IP's labels by containing prefix and selector keys, for the current prefixes. */
+  /** A learned IP's labels by containing prefix and selector keys (fqdnLabelsKey), for the current prefixes. */
   #fqdnLabelMemo = new Map<string, Label[]>();
+  /** Learned IP → the fqdnLabelsKey of the labels its identity has (what a change of prefixes compares). */
+  #fqdnLabelsKey = new Map<string, string>();
   /** The policy whose entries the policy map holds, per endpoint id (what the next pass diffs against). */
   #writtenPolicy = new Map<number, EndpointPolicy>();
   /** Its map entries by peer identity, derived when applyFqdn needs them (it touches a few identities' entries only). */
@@ -152,6 +156,7 @@ export class Regenerator {
 
   regenerate(policies: readonly PolicyObject[], services: readonly ServiceInput[] = []): RegenerationResult {
     const started = performance.now();
+    const first = this.#revision === 0;
     const endpoints = this.#endpoints.list();
     this.#policies = policies;
     // Forgotten now, not when the pass completes: a pass that throws (a full map) leaves the new
@@ -176,7 +181,8 @@ export class Regenerator {
 
     const ipcache = new Map<string, number>();
     for (const addr of nodeAddresses()) ipcache.set(`${addr}/32`, RESERVED_IDENTITY.host);
-    for (const [prefix, id] of this.#cidrIdentities) ipcache.set(prefix, id);
+    // The ipcache is IPv4-only: an IPv6 prefix's identity is known to the policy engine, not written.
+    for (const [prefix, id] of this.#cidrIdentities) if (!prefix.includes(':')) ipcache.set(prefix, id);
     for (const [ip, id] of this.#fqdnIdentities) ipcache.set(`${ip}/32`, id);
     for (const ep of endpoints) ipcache.set(`${ep.ip}/32`, ep.identity);
     const ipcacheResult = this.#datapath.syncIpcache(ipcache);
@@ -270,6 +276,10 @@ export class Regenerator {
       }
     }
     this.#revision++;
+    if (!first) {
+      const moved = this.#relabelFqdnIps();
+      totals.upserted += moved.policyEntries;
+    }
     const result: RegenerationResult = {
       revision: this.#revision,
       endpoints: endpoints.length,
@@ -295,11 +305,7 @@ export class Regenerator {
    * workers' sync sends as the tail. Before the first regeneration it only records them.
    */
   applyFqdn(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): { ipcache: number; policyEntries: number } {
-    const changed: { ip: string; newId: number | undefined }[] = [];
-    const fresh: Identity[] = [];
-    const freshIds = new Set<number>();
-    /** Identities an address left in this call: retired if none holds them at the end. */
-    let left: number[] | null = null;
+    const moves = newMoves();
     for (const { ip, labelKeys } of changes) {
       // The datapath is IPv4-only: an AAAA answer's addresses have no ipcache to go to.
       if (!isIPv4(ip)) continue;
@@ -310,32 +316,59 @@ export class Regenerator {
       else this.#fqdnIps.set(ip, keys);
       // Before the first pass only recorded: the pass knows the prefixes the labels depend on.
       if (this.#revision === 0) continue;
-      const oldId = this.#fqdnIdentities.get(ip);
-      let newId: number | undefined;
-      if (keys.length > 0) {
-        const labels = this.#fqdnLabels(ip, keys);
-        newId = this.#identities.allocate(labels, 'local');
-        this.#fqdnIdentities.set(ip, newId);
-        this.#fqdnIdRefs.set(newId, (this.#fqdnIdRefs.get(newId) ?? 0) + 1);
-        if (!this.#identityById.has(newId) && !freshIds.has(newId)) {
-          fresh.push({ id: newId, labels: this.#identities.labelsOf(newId) ?? labels });
-          freshIds.add(newId);
-        }
-      } else this.#fqdnIdentities.delete(ip);
-      if (oldId !== undefined) {
-        const refs = this.#fqdnIdRefs.get(oldId)! - 1;
-        if (refs > 0) this.#fqdnIdRefs.set(oldId, refs);
-        else {
-          this.#fqdnIdRefs.delete(oldId);
-          (left ??= []).push(oldId);
-        }
-      }
-      if (oldId !== newId) changed.push({ ip, newId });
+      this.#moveFqdnIp(ip, keys, moves);
     }
-    if (changed.length === 0) return { ipcache: 0, policyEntries: 0 };
+    return this.#commitFqdnMoves(moves);
+  }
 
+  /**
+   * After a full pass whose policy prefixes changed: the learned addresses a new prefix now holds
+   * (or a removed one no longer does) move to the identity of their new labels by the same path
+   * as an answer (#commitFqdnMoves: entries first, then the ipcache, then the old identity goes),
+   * so no packet meets an identity without its entries. The pass kept them where they were.
+   */
+  #relabelFqdnIps(): { ipcache: number; policyEntries: number } {
+    const moves = newMoves();
+    for (const [ip, keys] of this.#fqdnIps) {
+      if (this.#fqdnLabelsKey.get(ip) !== fqdnLabelsKey(this.#containingPrefix(ip), keys)) this.#moveFqdnIp(ip, keys, moves);
+    }
+    return this.#commitFqdnMoves(moves);
+  }
+
+  /** One learned address to the identity of `keys` (none: empty), reference counts kept; the maps are written by #commitFqdnMoves. */
+  #moveFqdnIp(ip: string, keys: readonly string[], m: FqdnMoves): void {
+    const oldId = this.#fqdnIdentities.get(ip);
+    let newId: number | undefined;
+    if (keys.length > 0) {
+      const { key, labels } = this.#fqdnLabels(ip, keys);
+      newId = this.#identities.allocate(labels, 'local');
+      this.#fqdnIdentities.set(ip, newId);
+      this.#fqdnLabelsKey.set(ip, key);
+      this.#fqdnIdRefs.set(newId, (this.#fqdnIdRefs.get(newId) ?? 0) + 1);
+      if (!this.#identityById.has(newId) && !m.freshIds.has(newId)) {
+        m.fresh.push({ id: newId, labels: this.#identities.labelsOf(newId) ?? labels });
+        m.freshIds.add(newId);
+      }
+    } else {
+      this.#fqdnIdentities.delete(ip);
+      this.#fqdnLabelsKey.delete(ip);
+    }
+    if (oldId !== undefined) {
+      const refs = this.#fqdnIdRefs.get(oldId)! - 1;
+      if (refs > 0) this.#fqdnIdRefs.set(oldId, refs);
+      else {
+        this.#fqdnIdRefs.delete(oldId);
+        m.left.push(oldId);
+      }
+    }
+    if (oldId !== newId) m.changed.push({ ip, newId });
+  }
+
+  /** Writes what #moveFqdnIp decided: the fresh identities' entries, the ipcache, then the retired identities' entries go. */
+  #commitFqdnMoves({ changed, fresh, freshIds, left }: FqdnMoves): { ipcache: number; policyEntries: number } {
+    if (changed.length === 0) return { ipcache: 0, policyEntries: 0 };
     let retired: Set<number> | null = null;
-    if (left) {
+    if (left.length > 0) {
       for (const id of left) {
         if (this.#fqdnIdRefs.has(id)) continue; // taken again later in this call
         if (freshIds.has(id)) {
@@ -503,18 +536,18 @@ export class Regenerator {
     return null;
   }
 
-  /** A learned IP's labels (fqdnIdentityLabels of its containing prefix), memoised per prefix and keys. */
-  #fqdnLabels(ip: string, keys: readonly string[]): Label[] {
+  /** A learned IP's labels (fqdnIdentityLabels of its containing prefix) and their fqdnLabelsKey, memoised per key. */
+  #fqdnLabels(ip: string, keys: readonly string[]): { key: string; labels: Label[] } {
     const prefix = this.#containingPrefix(ip);
-    const memoKey = `${prefix ?? ''}|${keys.join('|')}`;
-    let labels = this.#fqdnLabelMemo.get(memoKey);
+    const key = fqdnLabelsKey(prefix, keys);
+    let labels = this.#fqdnLabelMemo.get(key);
     if (!labels) {
       labels = fqdnIdentityLabels(prefix, keys);
       // Bounded: label sets are few in practice, but keys come from the names pods ask for.
       if (this.#fqdnLabelMemo.size >= 4096) this.#fqdnLabelMemo.clear();
-      this.#fqdnLabelMemo.set(memoKey, labels);
+      this.#fqdnLabelMemo.set(key, labels);
     }
-    return labels;
+    return { key, labels };
   }
 
   /** Removes an endpoint's map state (its links are gone or going). */
@@ -576,20 +609,39 @@ export class Regenerator {
       byId.set(known.id, { id: known.id, labels: known.labels });
       this.#cidrIdentities.set(prefix, known.id);
     }
-    // The learned IPs' labels follow the prefixes: a policy naming a prefix that holds one relabels it.
+    // The learned IPs' labels follow the policy prefixes. After the first pass each keeps the
+    // identity the maps hold through the pass; the ones the new prefixes relabel move after it
+    // (#relabelFqdnIps). The first pass gives each its identity at once: nothing in this process
+    // has written one, and the local identities of learned addresses no address holds (an
+    // earlier run's, of an earlier labelling) are given back.
     this.#policyPrefixes = prefixIndex(this.#cidrIdentities.keys());
     this.#fqdnLabelMemo.clear();
-    const before = this.#fqdnIdRefs;
-    this.#fqdnIdRefs = new Map();
-    this.#fqdnIdentities.clear();
+    const first = this.#revision === 0;
+    if (first) {
+      this.#fqdnIdRefs.clear();
+      this.#fqdnIdentities.clear();
+      this.#fqdnLabelsKey.clear();
+    }
     for (const [ip, keys] of this.#fqdnIps) {
-      const labels = this.#fqdnLabels(ip, keys);
+      const held = this.#fqdnIdentities.get(ip);
+      const heldLabels = held === undefined ? undefined : this.#identities.labelsOf(held);
+      if (held !== undefined && heldLabels) {
+        byId.set(held, { id: held, labels: heldLabels });
+        continue;
+      }
+      if (held !== undefined) this.#moveFqdnIp(ip, [], newMoves()); // its identity is gone from the allocator
+      const { key, labels } = this.#fqdnLabels(ip, keys);
       const id = this.#identities.allocate(labels, 'local');
       this.#fqdnIdentities.set(ip, id);
+      this.#fqdnLabelsKey.set(ip, key);
       this.#fqdnIdRefs.set(id, (this.#fqdnIdRefs.get(id) ?? 0) + 1);
       byId.set(id, { id, labels: this.#identities.labelsOf(id) ?? labels });
     }
-    for (const id of before.keys()) if (!this.#fqdnIdRefs.has(id)) this.#identities.release(id);
+    if (first) {
+      for (const { id, labels } of this.#identities.entries()) {
+        if (id > LOCAL_IDENTITY_SCOPE && !this.#fqdnIdRefs.has(id) && labels.some((l) => l.source === 'fqdn')) this.#identities.release(id);
+      }
+    }
     return [...byId.values()].sort((a, b) => a.id - b.id);
   }
 
@@ -696,6 +748,24 @@ function stableDirection(prev: DirectionPolicy, next: DirectionPolicy): Directio
   if (reused === 0) return next;
   const same = prev.enforced === next.enforced && entries.length === prev.entries.length && entries.every((e, i) => e === prev.entries[i]);
   return same ? prev : { enforced: next.enforced, entries };
+}
+
+/** What #moveFqdnIp decided for a batch of learned addresses, for #commitFqdnMoves. */
+interface FqdnMoves {
+  readonly changed: { ip: string; newId: number | undefined }[];
+  readonly fresh: Identity[];
+  readonly freshIds: Set<number>;
+  /** Identities an address left: retired if none holds them at the end. */
+  readonly left: number[];
+}
+
+function newMoves(): FqdnMoves {
+  return { changed: [], fresh: [], freshIds: new Set(), left: [] };
+}
+
+/** The memo key of a learned IP's labels: its containing prefix and its selector keys. */
+function fqdnLabelsKey(prefix: string | null, keys: readonly string[]): string {
+  return `${prefix ?? ''}|${keys.join('|')}`;
 }
 
 /**

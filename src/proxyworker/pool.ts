@@ -183,8 +183,12 @@ function workerExecArgv(): string[] | undefined {
   if (!dir) return undefined;
   // Of the agent's own flags, the Node.js options a worker can take (those NODE_OPTIONS allows):
   // a process-wide V8 flag such as the agent's --single-threaded-gc (src/cli/agent-node-flags.ts)
-  // is refused in a worker's execArgv ("invalid execArgv flags"), and applies to it anyway.
-  const own = process.execArgv.filter((a) => process.allowedNodeEnvironmentFlags.has(a.split('=')[0]!));
+  // is refused in a worker's execArgv ("invalid execArgv flags"), and applies to it anyway; so
+  // are V8's heap sizes, which NODE_OPTIONS does allow (the agent's --max-semi-space-size).
+  const own = process.execArgv.filter((a) => {
+    const name = a.split('=')[0]!;
+    return process.allowedNodeEnvironmentFlags.has(name) && !/^--max-(semi|old)-space-size$/.test(name);
+  });
   return [...own, '--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 

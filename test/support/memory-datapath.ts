@@ -167,4 +167,7 @@ export class SharedIdentities {
   labelsOf(id: number) {
     return this.#labels.get(id);
   }
+  entries() {
+    return [...this.#labels].map(([id, labels]) => ({ id, labels }));
+  }
 }

@@ -395,14 +395,17 @@ export function cidrPeer(prefix: Prefix, except: readonly Prefix[], what: string
   const anyOf: Selector[] = [base];
   if (prefix.len === 0) {
     // The whole address family also covers the world identities (IPs outside every allocated prefix).
-    // reserved:world alone is family-less: exclude CIDR identities of the other family.
+    // reserved:world alone is family-less: exclude identities of the other family (its CIDR
+    // identities, and learned addresses outside every policy prefix: world + world-ipvN + fqdn:).
     const fam = prefix.family === 4 ? 'world-ipv4' : 'world-ipv6';
+    const otherFam = prefix.family === 4 ? 'world-ipv6' : 'world-ipv4';
     const otherAll = cidrLabelKey({ family: prefix.family === 4 ? 6 : 4, addr: 0n, len: 0 });
     anyOf.push({ requirements: [{ source: 'reserved', key: fam, operator: 'Exists', values: [] }] });
     anyOf.push({
       requirements: [
         { source: 'reserved', key: 'world', operator: 'Exists', values: [] },
         { source: 'cidr', key: otherAll, operator: 'DoesNotExist', values: [] },
+        { source: 'reserved', key: otherFam, operator: 'DoesNotExist', values: [] },
       ],
     });
   }

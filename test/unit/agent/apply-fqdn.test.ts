@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { Regenerator } from '../../../src/agent/regenerate.js';
+import { Regenerator, fqdnIdentityLabels } from '../../../src/agent/regenerate.js';
 import type { IdentityAllocator } from '../../../src/agent/identity-allocator.js';
 import type { Endpoint, EndpointManager } from '../../../src/agent/endpoints.js';
 import type { Datapath } from '../../../src/datapath/index.js';
@@ -186,16 +186,75 @@ describe('issue-8 applyFqdn equals a full regeneration', () => {
     expect([ops(id30), ops(id130)]).toEqual([true, false]);
   });
 
-  it('a policy that names a prefix holding a learned address relabels it on the next pass', () => {
+  it('the first pass gives back the local identities of learned addresses no address holds (an earlier run labelled each address alone)', () => {
+    const ids = new SharedIdentities();
+    const stale = ids.allocate(fqdnIdentityLabels('10.78.200.21', ['api.github.com.']), 'local');
+    const released: number[] = [];
+    ids.release = (id?: number) => void released.push(id!);
+    const { r, dp } = node(ids);
+    r.applyFqdn([{ ip: '10.78.200.21', labelKeys: ['api.github.com.'] }]); // restored before the first pass
+    r.regenerate(world().policies);
+    const held = dp.ipcache.get('10.78.200.21/32')!;
+    expect(held).not.toBe(stale);
+    expect(released).toEqual([stale]);
+  });
+
+  it('IPv6 CIDRs in a policy: the pass completes (the ipcache is IPv4-only), and ::/0 does not select a learned IPv4 address outside every policy prefix', () => {
+    const v6 = loadPolicyText(
+      `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: v6}
+spec:
+  endpointSelector: {matchLabels: {class: web}}
+  egress:
+  - toCIDR: ["::/0", "2001:db8::/32"]
+    toPorts: [{ports: [{port: "8443", protocol: TCP}]}]
+`,
+      'v6.yaml',
+    );
+    expect(v6.problems).toEqual([]);
+    const ids = new SharedIdentities();
+    const { r, dp } = node(ids);
+    r.regenerate([...world().policies, ...v6.policies]);
+    r.applyFqdn([{ ip: '10.79.0.5', labelKeys: ['*.example.com.'] }]);
+    const id = dp.ipcache.get('10.79.0.5/32')!;
+    const ports = (ep: number) => [...(dp.policy.get(ep)?.values() ?? [])].filter((e) => e.identity === id && e.egress && !e.deny).map((e) => e.port);
+    expect([ports(4), ports(3)]).toEqual([[], [443]]); // web's ::/0 does not select it; browser's toEntities world does
+    expect([...dp.ipcache.keys()].some((p) => p.includes(':'))).toBe(false);
+  });
+
+  it('a policy that names a prefix holding a learned address relabels it after the pass: its entries are written before its ipcache entry moves', () => {
     const ids = new SharedIdentities();
     const { r, dp } = node(ids);
     r.regenerate(world().policies.filter((p) => p.name !== 'guard'));
     r.applyFqdn([{ ip: '10.78.200.20', labelKeys: ['api.github.com.'] }]);
     const loose = dp.ipcache.get('10.78.200.20/32')!;
+    // Every time the address's ipcache entry is written, mediabot's toFQDNs entry for that identity is already there.
+    const allowed = (id: number) => [...(dp.policy.get(1)?.values() ?? [])].some((e) => e.identity === id && e.egress && !e.deny && e.port === 443);
+    const seen: Array<[number, boolean]> = [];
+    const upsert = dp.upsertIpcache.bind(dp);
+    dp.upsertIpcache = (p: string, id: number) => {
+      if (p === '10.78.200.20/32') seen.push([id, allowed(id)]);
+      upsert(p, id);
+    };
+    const sync = dp.syncIpcache.bind(dp);
+    dp.syncIpcache = (m: ReadonlyMap<string, number>) => {
+      const id = m.get('10.78.200.20/32');
+      if (id !== undefined) seen.push([id, allowed(id)]);
+      return sync(m);
+    };
     r.regenerate(world().policies);
     const id = dp.ipcache.get('10.78.200.20/32')!;
     expect(id).not.toBe(loose);
+    expect(seen.every(([, ok]) => ok)).toBe(true);
+    expect(seen.map(([i]) => i)).toEqual([loose, id]);
     expect(ids.labelsOf(id)!.map(formatLabel)).toContain('cidr:10.78.200.20/32');
     expect([...(dp.policy.get(2)?.values() ?? [])].some((e) => e.identity === id && e.egress && e.deny)).toBe(true);
+    // The identity it left has no entries left anywhere.
+    expect([...dp.policy.values()].some((m) => [...m.values()].some((e) => e.identity === loose))).toBe(false);
+    // And the next pass, with nothing changed, moves nothing.
+    const writes = dp.writes;
+    r.regenerate(world().policies);
+    expect([dp.ipcache.get('10.78.200.20/32'), dp.writes]).toEqual([id, writes]);
   });
 });
