@@ -58,6 +58,8 @@ export interface DnsAnswer {
   ips: readonly string[];
   /** Minimum TTL over that chain, seconds. */
   ttl: number;
+  /** When the answer came, ms since the epoch (set when it reaches the agent later than it came). */
+  at?: number;
 }
 
 export interface DnsProxyDeps {

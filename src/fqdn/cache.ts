@@ -129,17 +129,18 @@ export class DnsCache {
 
   /**
    * Records an answer: `name` (any case, dot optional) resolved to `ips` for `endpointId`, valid for
-   * `ttlSeconds` from now. Invalid IPs and over-long names are ignored (a well-formed answer has
-   * neither). Returns the IPs whose names changed: new ones, and ones evicted by the bounds.
+   * `ttlSeconds` from now, or from `at` (ms since the epoch, when the answer came; never later than
+   * now). Invalid IPs and over-long names are ignored (a well-formed answer has neither). Returns
+   * the IPs whose names changed: new ones, and ones evicted by the bounds.
    */
-  update(endpointId: number, name: string, ips: readonly string[], ttlSeconds: number): CacheChange {
+  update(endpointId: number, name: string, ips: readonly string[], ttlSeconds: number, at?: number): CacheChange {
     const changed = new Set<string>();
     const fqdn = normalizeName(name);
     if (fqdn.length > MAX_NAME_LENGTH || fqdn === '.') return { changedIps: changed };
     const addrs = [...new Set(ips.map(canonicalIp).filter((ip): ip is string => ip !== null))];
     if (addrs.length === 0) return { changedIps: changed };
     const ttl = Math.max(Number.isFinite(ttlSeconds) && ttlSeconds > 0 ? Math.floor(ttlSeconds) : 0, this.minTtlSeconds);
-    const now = this.now();
+    const now = at !== undefined && Number.isFinite(at) ? Math.min(at, this.now()) : this.now();
     const rec: IpRecord = { lookupTime: now, expiry: now + ttl * 1000, ttl };
     const st = this.endpoint(endpointId);
     for (const ip of addrs) this.unzombie(st, ip, fqdn, changed);

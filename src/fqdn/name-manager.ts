@@ -40,6 +40,8 @@ export interface DnsAnswer {
   readonly ips: readonly string[];
   /** Seconds, the minimum over the chain. */
   readonly ttl: number;
+  /** When the answer came, ms since the epoch (default: when it is handed over): its TTL counts from then. */
+  readonly at?: number;
 }
 
 export interface NameManagerOptions {
@@ -155,7 +157,7 @@ export class NameManager {
       return { newIps: 0, timedOut: false };
     }
     const answerIps = [...new Set(a.ips.map(canonicalIp).filter((ip): ip is string => ip !== null))];
-    const { changedIps } = this.cache.update(a.endpointId, a.qname, answerIps, a.ttl);
+    const { changedIps } = this.cache.update(a.endpointId, a.qname, answerIps, a.ttl, a.at);
     // The answer's own IPs too: one whose earlier push failed is pushed again.
     const changes = this.diff(new Set([...changedIps, ...answerIps]));
     void this.start(changes);

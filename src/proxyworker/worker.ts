@@ -98,21 +98,29 @@ let nextAnswer = 1;
 let releasedAtMaxDelay = 0;
 /** (name, IP) pairs the agent confirmed: an answer of only those is released without the round trip. */
 const known = new KnownAnswers();
-/** Answers released at once, sent to the agent's FQDN cache once per turn (their TTLs). */
-let learned: DnsAnswer[] = [];
+/**
+ * Answers released at once, for the agent's FQDN cache (their TTLs), sent once per LEARNED_MS:
+ * one per endpoint, name and IPs, the latest, with the time it came (`at`), from which the cache
+ * counts its TTL as if it had been sent at once. Pods ask the same names again and again: at
+ * saturation (10k answers/s over 500 names) a refresh per answer was most of the agent thread's
+ * work besides its GC (issue 9, CPU profile of the DNS bench). Every IP in them is already in the
+ * datapath (known-answers.ts); only the cache's expiry moves, and it moves to the same time.
+ */
+let learned = new Map<string, DnsAnswer>();
+const LEARNED_MS = 1000;
 
 function sendLearned(): void {
-  const answers = learned;
-  learned = [];
+  const answers = [...learned.values()];
+  learned = new Map();
   if (answers.length > 0) post({ t: 'learned', answers });
 }
 
 function onAnswer(answer: DnsAnswer): Promise<void> {
   const sentAt = Date.now();
   // Bounded as the outbox is: with that many refreshes waiting, answers take the round trip.
-  if (learned.length < init.maxQueued && known.take(answer.qname, answer.ips, answer.ttl, sentAt)) {
-    if (learned.length === 0) setImmediate(sendLearned);
-    learned.push(answer);
+  if (learned.size < init.maxQueued && known.take(answer.qname, answer.ips, answer.ttl, sentAt)) {
+    if (learned.size === 0) setTimeout(sendLearned, LEARNED_MS).unref();
+    learned.set(`${answer.endpointId} ${answer.qname} ${answer.ips.join(',')}`, { ...answer, at: sentAt });
     return Promise.resolve();
   }
   return new Promise<void>((resolve, reject) => {

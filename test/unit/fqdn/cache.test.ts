@@ -15,6 +15,21 @@ function clock(start = Date.UTC(2026, 0, 1)): { now: () => number; advance(ms: n
 const none = (): boolean => false;
 
 describe('DnsCache: TTL', () => {
+  it('a refresh handed over after it came (a proxy worker sends them once a second) counts its TTL from when it came, never from the future', () => {
+    const c = clock();
+    const cache = new DnsCache({ now: c.now });
+    const t0 = c.now();
+    cache.update(1, 'a.example', ['10.0.0.1'], 60);
+    c.advance(900);
+    cache.update(1, 'a.example', ['10.0.0.1'], 60, t0 + 400);
+    expect(cache.entries()[0]).toMatchObject({ lookupTime: t0 + 400, expirationTime: t0 + 400 + 60_000 });
+    cache.update(1, 'b.example', ['10.0.0.2'], 60, t0 + 10_000_000);
+    expect(cache.entries({ name: 'b.example' })[0]).toMatchObject({ lookupTime: t0 + 900 });
+    // An older refresh never shortens what a later answer gave.
+    cache.update(1, 'a.example', ['10.0.0.1'], 60, t0);
+    expect(cache.entries({ name: 'a.example' })[0]).toMatchObject({ expirationTime: t0 + 400 + 60_000 });
+  });
+
   it('keeps an answer for its TTL and collects it after (no connection: gone)', () => {
     const c = clock();
     const cache = new DnsCache({ now: c.now });
