@@ -84,7 +84,7 @@ export class AccessLogFile {
   #flushMs: number;
   #fd: number;
   /** Lines and rotation points not yet written, in order. */
-  #queue: Array<string | typeof ROTATE> = [];
+  #queue: Array<string | Uint8Array | typeof ROTATE> = [];
   /** Rotation points in the queue. */
   #rotationsQueued = 0;
   /** Bytes of lines queued or being written. */
@@ -136,7 +136,11 @@ export class AccessLogFile {
 
   /** pino's stream interface: one serialised line. Never blocks; past the buffer bound the line is dropped. */
   write(line: string): void {
-    const bytes = Buffer.byteLength(line);
+    this.#enqueue(line, Buffer.byteLength(line));
+  }
+
+  /** One line (or a piece of whole lines) of `bytes` bytes: queued, or dropped past the buffer bound. */
+  #enqueue(line: string | Uint8Array, bytes: number): void {
     if (this.#closing || this.#pendingBytes + bytes > this.#maxBuffer) {
       this.#dropped++;
       return;
@@ -150,26 +154,28 @@ export class AccessLogFile {
 
   /**
    * `count` serialised lines at once, concatenated, each ending in `\n` (a proxy worker's batch,
-   * as its pino wrote them): queued as one piece, no per-line work, unless they would cross the
-   * rotation size, when they go line by line so the rotation falls between the same two lines as
-   * with `write`. Past the buffer bound the whole batch is dropped, and its lines counted.
+   * as its pino wrote them; a string or its UTF-8 bytes, which are written as they are): queued as
+   * one piece, no per-line work, unless they would cross the rotation size, when they go line by
+   * line so the rotation falls between the same two lines as with `write`. Past the buffer bound
+   * the whole batch is dropped, and its lines counted.
    */
-  writeLines(text: string, count: number): void {
+  writeLines(text: string | Uint8Array, count: number): void {
+    const bytes = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
     if (count <= 1) {
-      if (text.length > 0) this.write(text);
+      if (bytes > 0) this.#enqueue(text, bytes);
       return;
     }
-    const bytes = Buffer.byteLength(text);
     if (this.#closing || this.#pendingBytes + bytes > this.#maxBuffer) {
       this.#dropped += count;
       return;
     }
     if (this.#size + bytes >= this.#maxSize) {
+      const data = typeof text === 'string' ? Buffer.from(text) : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
       let start = 0;
-      while (start < text.length) {
-        const end = text.indexOf('\n', start);
-        const stop = end < 0 ? text.length : end + 1;
-        this.write(text.slice(start, stop));
+      while (start < data.length) {
+        const end = data.indexOf(0x0a, start);
+        const stop = end < 0 ? data.length : end + 1;
+        this.#enqueue(data.subarray(start, stop), stop - start);
         start = stop;
       }
       return;
@@ -270,8 +276,8 @@ export class AccessLogFile {
         continue;
       }
       const end = this.#rotationsQueued > 0 ? this.#queue.indexOf(ROTATE) : -1;
-      const lines = this.#queue.splice(0, end < 0 ? this.#queue.length : end) as string[];
-      const data = Buffer.from(lines.join(''));
+      const lines = this.#queue.splice(0, end < 0 ? this.#queue.length : end) as Array<string | Uint8Array>;
+      const data = lines.every((l) => typeof l === 'string') ? Buffer.from(lines.join('')) : Buffer.concat(lines.map((l) => (typeof l === 'string' ? Buffer.from(l) : l)));
       try {
         await this.#writeOut(data);
       } catch {

@@ -450,9 +450,9 @@ export class Agent {
     // file is opened by #startProxy, before any worker listens.
     const agentStream = (this.log as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
     // A batch's lines are written as the worker serialised them, in one piece.
-    const writeLines = (lines: string, count: number): void => {
+    const writeLines = (lines: Uint8Array, count: number): void => {
       if (this.#accessLogFile) this.#accessLogFile.writeLines(lines, count);
-      else agentStream?.write(lines);
+      else agentStream?.write(Buffer.from(lines.buffer, lines.byteOffset, lines.byteLength).toString('utf8'));
     };
     this.#proxyWorkers = new ProxyWorkerPool({
       workers: this.config.proxyWorkers,
@@ -479,7 +479,7 @@ export class Agent {
       endpoints: () => this.endpoints.list(),
       identities: () => this.#regenerator?.identities() ?? [],
       flowEndpoint: (ip, identity) => flowEndpoint(ip, identity, ctx),
-      // Kept as JSON text until read (FlowRing.pushJsonArray).
+      // Kept as the worker's bytes until read (FlowRing.pushJsonArray).
       onFlows: (json, count) => this.flows.pushJsonArray(json, count),
       onLines: writeLines,
       onAnswer: (a) => this.#fqdn!.onAnswer(a),

@@ -2,8 +2,9 @@
  * A bounded ring of the most recent flows (Hubble's ring buffer): producers push, `observe` reads
  * the last N and, with `--follow`, subscribes to new ones. Oldest flows are overwritten.
  *
- * Flows from the proxy workers arrive as a batch's JSON text (`pushJsonArray`) and are kept as
- * that text until something reads them: with no subscriber, a flow costs the agent one small
+ * Flows from the proxy workers arrive as a batch's JSON text (`pushJsonArray`; UTF-8 bytes as a
+ * worker transfers them, outside the JavaScript heap, or a string) and are kept as that until
+ * something reads them: with no subscriber, a flow costs the agent one small
  * reference, not an object graph (issue 9: the per-request flow cost on the agent's main thread
  * was mostly GC). A batch is parsed once, when `last`/`first` first reach one of its flows or a
  * subscriber is there at push time, and each parsed flow replaces its reference in its slot.
@@ -27,10 +28,16 @@ export interface FlowRingOptions {
 
 export const DEFAULT_RING_CAPACITY = 4096;
 
-/** A batch of flows as JSON text, parsed once when one of them is first read. */
+/** A batch of flows as JSON text (a string, or its UTF-8 bytes), parsed once when one of them is first read. */
 interface JsonBatch {
-  readonly text: string;
+  readonly text: string | Uint8Array;
   flows: Flow[] | null;
+}
+
+const utf8 = new TextDecoder();
+
+function parseBatch(text: string | Uint8Array): Flow[] {
+  return JSON.parse(typeof text === 'string' ? text : utf8.decode(text)) as Flow[];
 }
 
 /** Flow `index` of `batch`. */
@@ -110,15 +117,15 @@ export class FlowRing {
   }
 
   /**
-   * Pushes `count` flows given as one JSON array (`JSON.stringify(flows)`; '' or 0 pushes none).
+   * Pushes `count` flows given as one JSON array (`JSON.stringify(flows)`, or its UTF-8 bytes; '' or 0 pushes none).
    * The text is trusted to hold `count` flows (the proxy workers serialise them); it is parsed
    * once, when a reader first reaches one of its flows, or now when the ring has subscribers.
    * `onPush` hooks do not see these flows.
    */
-  pushJsonArray(text: string, count: number): void {
-    if (count <= 0 || text === '') return;
+  pushJsonArray(text: string | Uint8Array, count: number): void {
+    if (count <= 0 || text.length === 0) return;
     if (this.#listeners.length > 0) {
-      for (const flow of JSON.parse(text) as Flow[]) {
+      for (const flow of parseBatch(text)) {
         this.#store(flow);
         this.#notify(flow);
       }
@@ -140,7 +147,7 @@ export class FlowRing {
     const entry = this.#buf[slot] as Flow | JsonRef;
     if (!(entry instanceof JsonRef)) return entry;
     const batch = entry.batch;
-    batch.flows ??= JSON.parse(batch.text) as Flow[];
+    batch.flows ??= parseBatch(batch.text);
     const flow = batch.flows[entry.index] as Flow;
     this.#buf[slot] = flow;
     return flow;

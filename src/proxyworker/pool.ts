@@ -70,12 +70,12 @@ export interface ProxyWorkerPoolOptions {
   readonly identities: () => readonly Identity[];
   /** The flow endpoint of a local endpoint (src/agent/flows.ts `flowEndpoint`). */
   readonly flowEndpoint: (ip: string, identity: number) => FlowEndpoint;
-  /** `count` flows as one JSON array (FlowRing.pushJsonArray takes it as it is). */
-  readonly onFlows: (json: string, count: number) => void;
+  /** `count` flows as one JSON array in UTF-8 (FlowRing.pushJsonArray takes it as it is). */
+  readonly onFlows: (json: Uint8Array, count: number) => void;
   /** What a worker counted of its flows since its previous batch (with `init.metrics`): MembraneMetrics.mergeFlows. */
   readonly onFlowMetrics?: (delta: FlowMetricsDelta) => void;
-  /** `count` access-log lines, concatenated as the worker serialised them (each ends in `\n`). */
-  readonly onLines: (lines: string, count: number) => void;
+  /** `count` access-log lines in UTF-8, concatenated as the worker serialised them (each ends in `\n`). */
+  readonly onLines: (lines: Uint8Array, count: number) => void;
   /**
    * AgentFqdn.onAnswer: resolves when the answer's IPs are in the datapath, `{ timedOut: true }`
    * when it gave up waiting at the max delay; with `epoch` (the FQDN epoch it began in) and `ips`
@@ -421,8 +421,8 @@ export class ProxyWorkerPool {
         markReady();
         break;
       case 'batch':
-        if (m.flowCount > 0) this.#o.onFlows(m.flows, m.flowCount);
-        if (m.lineCount > 0) this.#o.onLines(m.lines, m.lineCount);
+        if (m.flows && m.flowCount > 0) this.#o.onFlows(m.flows, m.flowCount);
+        if (m.lines && m.lineCount > 0) this.#o.onLines(m.lines, m.lineCount);
         if (m.metrics) this.#o.onFlowMetrics?.(m.metrics);
         w.postMessage({ t: 'ack', flows: m.flowCount, lines: m.lineCount } satisfies ToWorker);
         break;

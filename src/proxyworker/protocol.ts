@@ -23,7 +23,7 @@
  * worker's own src/re2 cache), flow endpoints are Hubble's `FlowEndpoint` already formatted.
  */
 import type { FlowEndpoint } from '../observe/index.js';
-import type { OutboxBatch } from './outbox.js';
+import type { FlowMetricsDelta } from '../metrics/index.js';
 import type { EndpointPolicy, MapEntry } from '../policy/index.js';
 import type { DnsAnswer, DnsProxyStats, RejectResponseCode } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
@@ -142,11 +142,30 @@ export interface WorkerCounters {
   readonly otlp?: { readonly exported: number; readonly droppedQueueFull: number; readonly droppedExportFailed: number } | null;
 }
 
+/**
+ * An outbox batch on its way to the agent: the flows' JSON array and the access-log lines as
+ * UTF-8 bytes in buffers of their own, transferred (not copied) with the message. Their bytes
+ * never enter the agent's JavaScript heap: the flow ring keeps them until a reader parses them,
+ * the access log writes them as they are. As strings they were copied into that heap and, held
+ * by the ring or the log's queue past two young-generation collections, copied twice more: the
+ * agent's thread, which DNS answers wait on, spent its pauses copying them (issue 9).
+ */
+export interface WireBatch {
+  readonly t: 'batch';
+  /** `flowCount` flows as one JSON array; null when none. */
+  readonly flows: Uint8Array | null;
+  readonly flowCount: number;
+  /** `lineCount` lines, each ending in `\n`; null when none. */
+  readonly lines: Uint8Array | null;
+  readonly lineCount: number;
+  readonly metrics?: FlowMetricsDelta;
+}
+
 export type FromWorker =
   /** `nice`: the thread's nice value now; `niceError`: why `WorkerInit.nice` could not be set (it serves at `nice`). */
   | { readonly t: 'ready'; readonly nice?: number; readonly niceError?: string }
-  /** Flows as a JSON array and access-log lines as serialised (outbox.ts `OutboxBatch`): two strings, no object graph. */
-  | ({ readonly t: 'batch' } & OutboxBatch)
+  /** Flows as a JSON array and access-log lines as serialised (outbox.ts `OutboxBatch`), as UTF-8 bytes moved to the agent (`WireBatch`). */
+  | WireBatch
   | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer }
   /** Answers the worker released at once (every IP known): the agent's FQDN cache takes their TTLs. */
   | { readonly t: 'learned'; readonly answers: readonly DnsAnswer[] }

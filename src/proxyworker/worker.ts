@@ -16,7 +16,7 @@ import { confirmAnswered, type AnsweredReply } from './answered.js';
 import { KnownAnswers } from './known-answers.js';
 import { Outbox } from './outbox.js';
 import { createFlowMetrics } from '../metrics/index.js';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import type { FromWorker, ToWorker, WireBatch, WorkerInit } from './protocol.js';
 import { ResyncRequester } from './resync.js';
 import { WorkerState } from './state.js';
 import { traceHttpProxy } from '../l7proxy/index.js';
@@ -55,7 +55,21 @@ const state = new WorkerState((ip) => ipcache!.identityOf(ip));
 // the next full state (which may never come while only patches are sent).
 const resync = new ResyncRequester({ send: () => post({ t: 'resync' }) });
 // With metrics on, this worker counts its own flows and sends the deltas with its batches (outbox.ts).
-const outbox = new Outbox(init.maxQueued, (batch) => post({ t: 'batch', ...batch }), init.metrics ? createFlowMetrics(null) : null);
+const utf8 = new TextEncoder();
+const outbox = new Outbox(
+  init.maxQueued,
+  (batch) => {
+    // Each text to its own buffer, moved to the agent with the message (protocol.ts WireBatch).
+    const flows = batch.flowCount > 0 ? utf8.encode(batch.flows) : null;
+    const lines = batch.lineCount > 0 ? utf8.encode(batch.lines) : null;
+    const transfer: ArrayBuffer[] = [];
+    if (flows) transfer.push(flows.buffer as ArrayBuffer);
+    if (lines) transfer.push(lines.buffer as ArrayBuffer);
+    const m: WireBatch = { t: 'batch', flows, flowCount: batch.flowCount, lines, lineCount: batch.lineCount, ...(batch.metrics ? { metrics: batch.metrics } : {}) };
+    port.postMessage(m, transfer);
+  },
+  init.metrics ? createFlowMetrics(null) : null,
+);
 
 // The access-log lines are serialised here exactly as the agent's logger would (same pino
 // options), and written by the agent to its file or log stream as they are.

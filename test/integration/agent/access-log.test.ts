@@ -129,6 +129,23 @@ describe('access log rotation (issue-7 the access log is bounded)', () => {
     for (const f of ['', '.1', '.2', '.3']) expect(readFileSync(byBatch + f, 'utf8')).toBe(readFileSync(byLine + f, 'utf8'));
     expect(seqs(byBatch, 3).at(-1)).toBe(499);
     expect([batched.stats().rotations, batched.stats().dropped]).toEqual([one.stats().rotations, 0]);
+
+    // As a worker sends them: UTF-8 bytes (non-ASCII in a path included), mixed with lines the agent writes itself.
+    const wide = lines.map((l, seq) => (seq % 5 === 0 ? l.replace('/v1/', '/v1/é€') : l));
+    const byLineWide = join(tempDir(), 'access.log');
+    const oneWide = new AccessLogFile({ path: byLineWide, maxSizeBytes: 4096, maxBackups: 3 });
+    for (const l of wide) oneWide.write(l);
+    await oneWide.close();
+    const byBytes = join(tempDir(), 'access.log');
+    const bytes = new AccessLogFile({ path: byBytes, maxSizeBytes: 4096, maxBackups: 3 });
+    for (let i = 0; i < wide.length; i += 37) {
+      const batch = wide.slice(i, i + 37);
+      bytes.write(batch[0]!);
+      bytes.writeLines(new TextEncoder().encode(batch.slice(1).join('')), batch.length - 1);
+    }
+    await bytes.close();
+    for (const f of ['', '.1', '.2', '.3']) expect(readFileSync(byBytes + f, 'utf8')).toBe(readFileSync(byLineWide + f, 'utf8'));
+    expect(seqs(byBytes, 3).at(-1)).toBe(499);
   });
 
   it('issue-9 worker batch cost: a batch past maxBufferBytes is dropped whole and its lines counted', async () => {

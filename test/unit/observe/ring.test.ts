@@ -104,6 +104,19 @@ describe('issue-9 worker batch cost: FlowRing.pushJsonArray', () => {
     expect(ring.seen).toBe(3);
   });
 
+  it('a batch as UTF-8 bytes (as a proxy worker transfers it) reads back the same flows, non-ASCII text included', () => {
+    const all = flows(4).map((f, i) => (i === 2 ? { ...f, uuid: 'f2-é€' } : f));
+    const ring = new FlowRing({ capacity: 10 });
+    ring.pushJsonArray(new TextEncoder().encode(JSON.stringify(all.slice(0, 3))), 3);
+    const seen: Flow[] = [];
+    ring.subscribe((f) => seen.push(f));
+    ring.pushJsonArray(new TextEncoder().encode(JSON.stringify(all.slice(3))), 1);
+    expect(ring.last(Infinity)).toEqual(all);
+    expect(seen).toEqual(all.slice(3));
+    ring.pushJsonArray(new Uint8Array(0), 0);
+    expect(ring.seen).toBe(4);
+  });
+
   it('an empty batch pushes nothing', () => {
     const ring = new FlowRing({ capacity: 2 });
     ring.pushJsonArray('', 0);
