@@ -9,7 +9,8 @@
  * the agent's main thread a quarter of its time in GC): the flows as one JSON array, which
  * the agent's FlowRing keeps as they are and parses only when a reader or subscriber wants a flow
  * (`FlowRing.pushJsonArray`); the access-log lines concatenated as pino serialised them, which the
- * agent writes as they are. A flow is serialised when it comes (an HTTP or DNS flow by `flowJson`,
+ * agent writes as they are. The worker sends each as UTF-8 bytes in a transferred buffer
+ * (protocol.ts `WireBatch`), so neither enters the agent's JavaScript heap. A flow is serialised when it comes (an HTTP or DNS flow by `flowJson`,
  * anything else by `JSON.stringify`), so only its text waits for the batch.
  *
  * Each batch is a message to the agent and an `ack` back, each waking the other thread: at a
