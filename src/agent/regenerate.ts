@@ -105,6 +105,8 @@ export class Regenerator {
   #fqdnLabelMemo = new Map<string, Label[]>();
   /** Learned IP → the fqdnLabelsKey of the labels its identity has (what a change of prefixes compares). */
   #fqdnLabelsKey = new Map<string, string>();
+  /** The IPv4 policy prefixes the learned IPs were last labelled against, sorted and joined. */
+  #labelledPrefixes = '';
   /** The policy whose entries the policy map holds, per endpoint id (what the next pass diffs against). */
   #writtenPolicy = new Map<number, EndpointPolicy>();
   /** Its map entries by peer identity, derived when applyFqdn needs them (it touches a few identities' entries only). */
@@ -328,6 +330,10 @@ export class Regenerator {
    * so no packet meets an identity without its entries. The pass kept them where they were.
    */
   #relabelFqdnIps(): { ipcache: number; policyEntries: number } {
+    // The same prefixes as when they were labelled (most passes: endpoints, L7 rules): none moves.
+    const prefixes = prefixesKey(this.#cidrIdentities.keys());
+    if (prefixes === this.#labelledPrefixes) return { ipcache: 0, policyEntries: 0 };
+    this.#labelledPrefixes = prefixes;
     const moves = newMoves();
     for (const [ip, keys] of this.#fqdnIps) {
       if (this.#fqdnLabelsKey.get(ip) !== fqdnLabelsKey(this.#containingPrefix(ip), keys)) this.#moveFqdnIp(ip, keys, moves);
@@ -618,6 +624,7 @@ export class Regenerator {
     this.#fqdnLabelMemo.clear();
     const first = this.#revision === 0;
     if (first) {
+      this.#labelledPrefixes = prefixesKey(this.#cidrIdentities.keys());
       this.#fqdnIdRefs.clear();
       this.#fqdnIdentities.clear();
       this.#fqdnLabelsKey.clear();
@@ -778,6 +785,11 @@ export function fqdnIdentityLabels(prefix: string | null, labelKeys: readonly st
   const base = prefix === null ? worldLabels(4) : cidrIdentityLabels(prefix);
   for (const key of labelKeys) base.push({ source: 'fqdn', key, value: '' });
   return base;
+}
+
+/** The IPv4 prefixes, sorted and joined: equal for the same set. */
+function prefixesKey(prefixes: Iterable<string>): string {
+  return [...prefixes].filter((p) => !p.includes(':')).sort().join(',');
 }
 
 /** IPv4 prefixes by length, longest first, each length a map from masked base address to the prefix's text. */

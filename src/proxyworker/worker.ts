@@ -56,12 +56,14 @@ const state = new WorkerState((ip) => ipcache!.identityOf(ip));
 const resync = new ResyncRequester({ send: () => post({ t: 'resync' }) });
 // With metrics on, this worker counts its own flows and sends the deltas with its batches (outbox.ts).
 const utf8 = new TextEncoder();
+/** `bytes` in an ArrayBuffer of their own (transferring a shared one would take the rest of it away). */
+const ownBuffer = (bytes: Uint8Array): Uint8Array => (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice());
 const outbox = new Outbox(
   init.maxQueued,
   (batch) => {
     // Each text to its own buffer, moved to the agent with the message (protocol.ts WireBatch).
-    const flows = batch.flowCount > 0 ? utf8.encode(batch.flows) : null;
-    const lines = batch.lineCount > 0 ? utf8.encode(batch.lines) : null;
+    const flows = batch.flowCount > 0 ? ownBuffer(utf8.encode(batch.flows)) : null;
+    const lines = batch.lineCount > 0 ? ownBuffer(utf8.encode(batch.lines)) : null;
     const transfer: ArrayBuffer[] = [];
     if (flows) transfer.push(flows.buffer as ArrayBuffer);
     if (lines) transfer.push(lines.buffer as ArrayBuffer);
