@@ -14,8 +14,9 @@
  *   p50/p99    dnsperf -Q 5000 (fixed rate) -v: per-query latencies
  *   CPU µs/q   utime+stime of the proxy process and its children (/proc/PID/stat, all threads:
  *              proxy workers included) over the saturation run
- *   release    Membrane only: dnsperf -Q 1000 over names never asked before (each answer a new IP:
- *              new identity, ipcache + policy-map writes before release); the delays are the
+ *   release    Membrane only: dnsperf -Q 1000 over names never asked before (each answer a new IP,
+ *              in the ipcache before release; the first also a new identity and its policy-map
+ *              entries, the others join it: one toFQDNs selector); the delays are the
  *              proxy's own (`answer_release_ms` of its access-log lines, from any proxy worker);
  *              main µs/answer: CPU of the agent's main thread (the FQDN path: NameManager,
  *              applyFqdn, the workers' sync) over the run per released answer, which a loaded
@@ -487,8 +488,8 @@ export const benchmark: Benchmark = {
             ? `${release.atMaxDelay} of ${release.count} answers were held the whole ${MAX_DELAY_MS} ms --tofqdns-proxy-response-max-delay: ` +
               `the datapath's confirmation of their new IPs did not come back in time (agent event loop busy, or the worker's hand-off to the agent and back); ` +
               `only ${f(relRate)}/s of ${s.newIpQps}/s offered were answered`
-            : `p50 ${f(m(release.p50), 3)} ms vs p99 ${f(relP99, 3)} ms: the tail is answers that wait behind a batch of FQDN map writes ` +
-              `(identity allocation, ipcache + policy map) on the agent's event loop; ${f(relRate)}/s of ${s.newIpQps}/s offered were answered`,
+            : `p50 ${f(m(release.p50), 3)} ms vs p99 ${f(relP99, 3)} ms: the tail is answers that wait for the agent's event loop ` +
+              `(its garbage collection, other answers' FQDN updates, the hand-off to and from the worker); ${f(relRate)}/s of ${s.newIpQps}/s offered were answered`,
         }),
       },
     ];
