@@ -37,15 +37,17 @@ export function formatMatches(results: readonly MatchResult[]): string {
 
 /**
  * The table of `membrane fqdn cache list`, with the columns of `cilium-dbg fqdn cache list`:
- * Endpoint, Source (`lookup` or `connection`), FQDN, TTL (seconds left at `now`; 0 once expired
- * and for connections kept past their TTL), ExpirationTime (RFC 3339, UTC), IPs (comma-separated).
+ * Endpoint, Source (`lookup` or `connection`), FQDN, TTL (the answer's, seconds, after
+ * `--tofqdns-min-ttl`, as `-o json` gives it; 0 for connections kept past their TTL),
+ * ExpirationTime (RFC 3339, UTC), IPs (comma-separated).
  */
-export function formatCacheList(entries: readonly CacheEntry[], now: number = Date.now()): string {
+export function formatCacheList(entries: readonly CacheEntry[]): string {
   const rows = entries.map((e) => [
     String(e.endpointId),
     e.source,
     e.fqdn,
-    String(e.source === 'lookup' ? Math.max(0, Math.ceil((e.expirationTime - now) / 1000)) : 0),
+    // As cilium-dbg prints it: the answer's TTL (after --tofqdns-min-ttl); a zombie's is 0.
+    String(e.source === 'lookup' ? e.ttl : 0),
     new Date(e.expirationTime).toISOString(),
     e.ips.join(','),
   ]);

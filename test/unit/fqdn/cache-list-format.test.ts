@@ -7,16 +7,16 @@ import { NameManager } from '../../../src/fqdn/index.js';
 import { formatCacheList } from '../../../src/cli/fqdn-command.js';
 
 describe('formatCacheList', () => {
-  it('prints Endpoint, Source, FQDN, TTL (seconds left), ExpirationTime, IPs', async () => {
+  it('prints Endpoint, Source, FQDN, TTL (the answer\'s, as cilium-dbg prints it), ExpirationTime, IPs', async () => {
     let now = Date.UTC(2026, 0, 1, 12, 0, 0);
     const nm = new NameManager({ datapath: { setIpSelectors: async () => {} }, now: () => now, isAlive: () => true });
     await nm.onAnswer({ endpointId: 12, qname: 'api.github.com', ips: ['10.100.0.10', '10.100.0.9'], ttl: 300 });
     await nm.onAnswer({ endpointId: 12, qname: 'support.github.com', ips: ['10.100.0.11'], ttl: 5 });
     now += 10_000;
     await nm.gc();
-    expect(formatCacheList(nm.cacheList(), now).split('\n')).toEqual([
+    expect(formatCacheList(nm.cacheList()).split('\n')).toEqual([
       'Endpoint   Source       FQDN                  TTL   ExpirationTime             IPs',
-      '12         lookup       api.github.com.       290   2026-01-01T12:05:00.000Z   10.100.0.9,10.100.0.10',
+      '12         lookup       api.github.com.       300   2026-01-01T12:05:00.000Z   10.100.0.9,10.100.0.10',
       '12         connection   support.github.com.   0     2026-01-01T12:00:05.000Z   10.100.0.11',
       '',
     ]);
