@@ -112,13 +112,19 @@ describe('access log rotation (issue-7 the access log is bounded)', () => {
     expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => i));
   });
 
+  /** `lines` written one by one to a rotated file (4 KiB, 3 backups): its path and the closed file. */
+  async function lineByLine(lines: readonly string[]): Promise<[string, AccessLogFile]> {
+    const path = join(tempDir(), 'access.log');
+    const file = new AccessLogFile({ path, maxSizeBytes: 4096, maxBackups: 3 });
+    for (const l of lines) file.write(l);
+    await file.close();
+    return [path, file];
+  }
+
   it('issue-9 worker batch cost: batches written in one piece rotate between the same lines, every line whole and in order', async () => {
     // The same 500 lines, once line by line and once as a worker's batches of 37: the same files.
     const lines = Array.from({ length: 500 }, (_, seq) => `${JSON.stringify({ type: 'http', seq, path: `/v1/${'x'.repeat(40)}` })}\n`);
-    const byLine = join(tempDir(), 'access.log');
-    const one = new AccessLogFile({ path: byLine, maxSizeBytes: 4096, maxBackups: 3 });
-    for (const l of lines) one.write(l);
-    await one.close();
+    const [byLine, one] = await lineByLine(lines);
     const byBatch = join(tempDir(), 'access.log');
     const batched = new AccessLogFile({ path: byBatch, maxSizeBytes: 4096, maxBackups: 3 });
     for (let i = 0; i < lines.length; i += 37) {
@@ -132,10 +138,7 @@ describe('access log rotation (issue-7 the access log is bounded)', () => {
 
     // As a worker sends them: UTF-8 bytes (non-ASCII in a path included), mixed with lines the agent writes itself.
     const wide = lines.map((l, seq) => (seq % 5 === 0 ? l.replace('/v1/', '/v1/é€') : l));
-    const byLineWide = join(tempDir(), 'access.log');
-    const oneWide = new AccessLogFile({ path: byLineWide, maxSizeBytes: 4096, maxBackups: 3 });
-    for (const l of wide) oneWide.write(l);
-    await oneWide.close();
+    const [byLineWide] = await lineByLine(wide);
     const byBytes = join(tempDir(), 'access.log');
     const bytes = new AccessLogFile({ path: byBytes, maxSizeBytes: 4096, maxBackups: 3 });
     for (let i = 0; i < wide.length; i += 37) {

@@ -92,29 +92,32 @@ describe('issue-9 asynchronous endpoint state', () => {
 });
 
 describe('issue-9 a document produced in slices', () => {
+  /** A producer that gives `text` once `open()` is called. */
+  function gated(text: string): { produce: () => Promise<JsonText>; open: () => void } {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const produce = async (): Promise<JsonText> => {
+      await gate;
+      return new JsonText(text);
+    };
+    return { produce, open: () => open() };
+  }
+
   it('an asynchronous producer is awaited and its JsonText written as it is; a synchronous write meanwhile still wins', async () => {
     const d = dir();
     const store = new StateStore(d);
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const done = store.writeSoon('doc.json', async () => {
-      await gate;
-      return new JsonText('{"from":"async"}');
-    });
+    const first = gated('{"from":"async"}');
+    const done = store.writeSoon('doc.json', first.produce);
     await new Promise((r) => setImmediate(r));
-    release();
+    first.open();
     await done;
     expect(readFileSync(join(d, 'doc.json'), 'utf8')).toBe('{"from":"async"}\n');
 
-    let release2!: () => void;
-    const gate2 = new Promise<void>((r) => (release2 = r));
-    const late = store.writeSoon('doc.json', async () => {
-      await gate2;
-      return new JsonText('{"from":"stale"}');
-    });
+    const stale = gated('{"from":"stale"}');
+    const late = store.writeSoon('doc.json', stale.produce);
     await new Promise((r) => setImmediate(r));
     store.write('doc.json', { from: 'sync' });
-    release2();
+    stale.open();
     await late;
     await store.settled();
     expect(JSON.parse(readFileSync(join(d, 'doc.json'), 'utf8'))).toEqual({ from: 'sync' });
