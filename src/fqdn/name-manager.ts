@@ -25,8 +25,9 @@ import { SelectorIndex } from './selectors.js';
 export interface FqdnDatapath {
   /**
    * Set the fqdn labels of these IPs (their identity becomes: reserved:world + fqdn:<key> per
-   * selector + the cidr: labels of a policy prefix holding the IP; one identity per label set). Resolves when ipcache and policy maps hold them. `labelKeys` empty =
-   * the IP is no longer selected. Calls must take effect in the order they are made.
+   * selector + the cidr: labels of a policy prefix holding the IP; one identity per label set).
+   * Resolves when ipcache and policy maps hold them. `labelKeys` empty = the IP is no longer
+   * selected. Calls must take effect in the order they are made.
    */
   setIpSelectors(changes: ReadonlyArray<{ ip: string; labelKeys: readonly string[] }>): Promise<void>;
 }
