@@ -629,20 +629,14 @@ export class Regenerator {
       this.#fqdnIdentities.clear();
       this.#fqdnLabelsKey.clear();
     }
+    // The maps are written by the pass itself: what #moveFqdnIp records for #commitFqdnMoves is not needed.
+    const unused = newMoves();
     for (const [ip, keys] of this.#fqdnIps) {
       const held = this.#fqdnIdentities.get(ip);
-      const heldLabels = held === undefined ? undefined : this.#identities.labelsOf(held);
-      if (held !== undefined && heldLabels) {
-        byId.set(held, { id: held, labels: heldLabels });
-        continue;
-      }
-      if (held !== undefined) this.#moveFqdnIp(ip, [], newMoves()); // its identity is gone from the allocator
-      const { key, labels } = this.#fqdnLabels(ip, keys);
-      const id = this.#identities.allocate(labels, 'local');
-      this.#fqdnIdentities.set(ip, id);
-      this.#fqdnLabelsKey.set(ip, key);
-      this.#fqdnIdRefs.set(id, (this.#fqdnIdRefs.get(id) ?? 0) + 1);
-      byId.set(id, { id, labels: this.#identities.labelsOf(id) ?? labels });
+      // Kept, unless the allocator no longer has it: then allocated as for an answer.
+      if (held === undefined || !this.#identities.labelsOf(held)) this.#moveFqdnIp(ip, keys, unused);
+      const id = this.#fqdnIdentities.get(ip)!;
+      byId.set(id, { id, labels: this.#identities.labelsOf(id)! });
     }
     if (first) {
       for (const { id, labels } of this.#identities.entries()) {

@@ -72,7 +72,7 @@ export function cidrIdentityLabels(prefix: string): Label[] {
   const p = parsePrefix(prefix.includes('/') ? prefix : `${prefix}/${prefix.includes(':') ? 128 : 32}`);
   if (!p) throw new RangeError(`invalid CIDR prefix ${JSON.stringify(prefix)}`);
   const out: Label[] = containingPrefixes(p).map((q) => ({ source: 'cidr', key: cidrLabelKey(q), value: '' }));
-  out.push(...reserved('world', p.family === 4 ? 'world-ipv4' : 'world-ipv6'));
+  out.push(...worldLabels(p.family));
   return out;
 }
 
