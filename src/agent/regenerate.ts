@@ -54,7 +54,7 @@ import {
   type PolicyObject,
   type ServiceInput,
 } from '../policy/index.js';
-import { ipv4ToNumber, linkIndex, nodeAddresses, parseIpv4Prefix, type Datapath, type PolicyMapEntry } from '../datapath/index.js';
+import { ipv4ToNumber, linkIndex, nodeAddresses, parseIpv4Prefix, type Datapath, type DeferredDeletes, type PolicyMapEntry } from '../datapath/index.js';
 import { LOCAL_IDENTITY_SCOPE, type IdentityAllocator } from './identity-allocator.js';
 import type { Endpoint, EndpointManager } from './endpoints.js';
 
@@ -187,16 +187,13 @@ export class Regenerator {
     for (const [prefix, id] of this.#cidrIdentities) if (!prefix.includes(':')) ipcache.set(prefix, id);
     for (const [ip, id] of this.#fqdnIdentities) ipcache.set(`${ip}/32`, id);
     for (const ep of endpoints) ipcache.set(`${ep.ip}/32`, ep.identity);
-    const ipcacheResult = this.#datapath.syncIpcache(ipcache);
-    this.#hostEntries.clear();
-    const prefixes: { base: number; mask: number; bits: number; id: number }[] = [];
-    for (const [prefix, id] of ipcache) {
-      const p = parseIpv4Prefix(prefix);
-      if (p.bits === 32) this.#hostEntries.set(p.base, id);
-      else prefixes.push({ ...p, id });
-    }
-    this.#prefixEntries = prefixes.sort((a, b) => b.bits - a.bits);
 
+    // Cilium's order (and DESIGN.md's, as for an FQDN update): every endpoint's new and changed
+    // entries first, then the ipcache moves addresses to their new identities (a new prefix, a new
+    // endpoint), then the stale entries go. A packet in between is judged by old or new state, never
+    // by an identity the policy map does not know yet.
+    const deferred: DeferredDeletes = [];
+    const deferredFor = new Set<number>();
     const totals = { upserted: 0, deleted: 0 };
     this.#engine.setPolicies(policies);
     this.#engine.setServices(services);
@@ -255,9 +252,11 @@ export class Regenerator {
         this.#endpointWritten.delete(ep.id);
         // Entries are compared as objects: the engine keeps an unchanged identity's entries, so
         // only what changed is encoded and written.
+        const held = deferred.length;
         const r = prev
-          ? this.#datapath.writeEndpointPolicy(ep.id, ...this.#entryDiff(prev, policy))
-          : this.#datapath.syncEndpointPolicy(ep.id, this.#mapEntries(policy), (policyNow ??= this.#datapath.policySnapshot()));
+          ? this.#datapath.writeEndpointPolicy(ep.id, ...this.#entryDiff(prev, policy), deferred)
+          : this.#datapath.syncEndpointPolicy(ep.id, this.#mapEntries(policy), (policyNow ??= this.#datapath.policySnapshot()), deferred);
+        if (deferred.length > held) deferredFor.add(ep.id);
         this.#writtenPolicy.set(ep.id, policy);
         totals.upserted += r.upserted;
         totals.deleted += r.deleted;
@@ -277,6 +276,26 @@ export class Regenerator {
         this.#log.error({ err, endpoint: `${ep.namespace}/${ep.name}` }, 'endpoint regeneration failed');
       }
     }
+    let ipcacheResult: { upserted: number; deleted: number };
+    try {
+      ipcacheResult = this.#datapath.syncIpcache(ipcache);
+    } catch (err) {
+      // The new entries are in but the stale ones too: read these endpoints' maps again next time.
+      for (const id of deferredFor) {
+        this.#writtenPolicy.delete(id);
+        this.#written.delete(id);
+      }
+      throw err;
+    }
+    for (const del of deferred) if (del()) totals.deleted++;
+    this.#hostEntries.clear();
+    const prefixes: { base: number; mask: number; bits: number; id: number }[] = [];
+    for (const [prefix, id] of ipcache) {
+      const p = parseIpv4Prefix(prefix);
+      if (p.bits === 32) this.#hostEntries.set(p.base, id);
+      else prefixes.push({ ...p, id });
+    }
+    this.#prefixEntries = prefixes.sort((a, b) => b.bits - a.bits);
     this.#revision++;
     if (!first) {
       const moved = this.#relabelFqdnIps();

@@ -72,6 +72,13 @@ export interface MapPressure {
 
 export type PolicySnapshot = Map<number, Map<string, { key: Uint8Array; valueHex: string }>>;
 
+/**
+ * Policy-map deletes a writer holds back until it has changed another map (the Regenerator's
+ * full pass: stale entries go only after the ipcache has moved its addresses, Cilium's
+ * add-before-delete order). Each call deletes one entry and says whether it was there.
+ */
+export type DeferredDeletes = (() => boolean)[];
+
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 
 export class Datapath {
@@ -262,8 +269,9 @@ export class Datapath {
    * Makes the policy entries of one endpoint equal to `desired`. Additions and changes are
    * written before stale entries are removed, so a flow allowed by both the old and the new
    * policy is never dropped in between. `snapshot` is the map as read before (policySnapshot).
+   * With `deferred`, the stale entries' deletes are appended there instead of done (and not counted).
    */
-  syncEndpointPolicy(endpointId: number, desired: readonly PolicyMapEntry[], snapshot = this.policySnapshot()): { upserted: number; deleted: number } {
+  syncEndpointPolicy(endpointId: number, desired: readonly PolicyMapEntry[], snapshot = this.policySnapshot(), deferred?: DeferredDeletes): { upserted: number; deleted: number } {
     const fd = this.#fd(POLICY_MAP);
     const current = snapshot.get(endpointId) ?? new Map<string, { key: Uint8Array; valueHex: string }>();
     const keys: Uint8Array[] = [];
@@ -281,10 +289,13 @@ export class Datapath {
     if (keys.length) native().mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(values), keys.length);
     let deleted = 0;
     for (const [kh, { key }] of current) {
-      if (!wanted.has(kh)) {
-        native().mapDelete(fd, key);
-        deleted++;
+      if (wanted.has(kh)) continue;
+      if (deferred) {
+        deferred.push(() => native().mapDelete(fd, key));
+        continue;
       }
+      native().mapDelete(fd, key);
+      deleted++;
     }
     return { upserted: keys.length, deleted };
   }
@@ -292,9 +303,9 @@ export class Datapath {
   /**
    * Writes what changed in one endpoint's policy entries when the caller knows it exactly (the
    * entries it last wrote): `upserts` in one batch first, then the keys of `deletes` that no upsert
-   * rewrote. Costs the change, not the endpoint's entries.
+   * rewrote. Costs the change, not the endpoint's entries. With `deferred`, as syncEndpointPolicy.
    */
-  writeEndpointPolicy(endpointId: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[]): { upserted: number; deleted: number } {
+  writeEndpointPolicy(endpointId: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[], deferred?: DeferredDeletes): { upserted: number; deleted: number } {
     const fd = this.#fd(POLICY_MAP);
     const written = new Set<string>();
     const keys: Uint8Array[] = [];
@@ -310,7 +321,8 @@ export class Datapath {
     for (const entry of deletes) {
       const { key } = encodePolicyEntry({ ...entry, endpointId });
       if (written.has(hex(key))) continue;
-      if (native().mapDelete(fd, key)) deleted++;
+      if (deferred) deferred.push(() => native().mapDelete(fd, key));
+      else if (native().mapDelete(fd, key)) deleted++;
     }
     return { upserted: keys.length, deleted };
   }

@@ -8,7 +8,7 @@
  * from a codec: by default JSON (cheap, readable), or `bpfCodec` — the real datapath's encoding
  * (bench/regen-stall.ts: so that map-write costs are the codec's, not the bpf syscalls').
  */
-import type { PolicyMapEntry, PolicySnapshot } from '../../src/datapath/index.js';
+import type { DeferredDeletes, PolicyMapEntry, PolicySnapshot } from '../../src/datapath/index.js';
 import { encodePolicyEntry } from '../../src/datapath/maps/policy.js';
 import { formatLabel, type Label } from '../../src/policy/index.js';
 
@@ -89,19 +89,21 @@ export class MemoryDatapath {
   snapshotOf(id: number, entries: readonly PolicyMapEntry[]): PolicySnapshot {
     return new Map([[id, new Map(entries.map((e) => this.#codec.encode(e, id)).map((x) => [x.keyText, { key: x.key, valueHex: x.valueHex }]))]]);
   }
-  writeEndpointPolicy(id: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[]) {
+  writeEndpointPolicy(id: number, upserts: readonly PolicyMapEntry[], deletes: readonly PolicyMapEntry[], deferred?: DeferredDeletes) {
     const written = new Set<string>();
     for (const e of upserts) written.add(this.#set(id, e));
     let deleted = 0;
     for (const e of deletes) {
       const k = this.#codec.encode(e, id).keyText;
-      if (!written.has(k) && this.#delete(id, k)) deleted++;
+      if (written.has(k)) continue;
+      if (deferred) deferred.push(() => this.#deferredDelete(id, k));
+      else if (this.#delete(id, k)) deleted++;
     }
     this.writes += upserts.length + deleted;
     return { upserted: upserts.length, deleted };
   }
-  /** As the real map: `desired` written where it differs from `snap`, keys of `snap` not desired deleted. */
-  syncEndpointPolicy(id: number, desired: readonly PolicyMapEntry[], snap: PolicySnapshot = this.policySnapshot()) {
+  /** As the real map: `desired` written where it differs from `snap`, keys of `snap` not desired deleted (or deferred). */
+  syncEndpointPolicy(id: number, desired: readonly PolicyMapEntry[], snap: PolicySnapshot = this.policySnapshot(), deferred?: DeferredDeletes) {
     const known = snap.get(id) ?? new Map<string, { key: Uint8Array; valueHex: string }>();
     const want = new Set<string>();
     let upserted = 0;
@@ -113,10 +115,13 @@ export class MemoryDatapath {
     }
     let deleted = 0;
     for (const k of known.keys()) {
-      if (!want.has(k)) {
-        this.#delete(id, k);
-        deleted++;
+      if (want.has(k)) continue;
+      if (deferred) {
+        deferred.push(() => this.#deferredDelete(id, k));
+        continue;
       }
+      this.#delete(id, k);
+      deleted++;
     }
     this.#maps(id);
     this.writes += upserted + deleted;
@@ -140,6 +145,11 @@ export class MemoryDatapath {
     const entry = { ...e, endpointId: 0 };
     m.entries.set(x.keyText, entry);
     m.encoded.set(x.keyText, { entry, key: x.key, valueHex: x.valueHex });
+  }
+  #deferredDelete(id: number, k: string): boolean {
+    const gone = this.#delete(id, k);
+    if (gone) this.writes++;
+    return gone;
   }
   #delete(id: number, k: string): boolean {
     const m = this.#maps(id);

@@ -1,0 +1,121 @@
+/**
+ * issue-9 a full regeneration writes in Cilium's order: an endpoint's new policy entries before
+ * the ipcache moves addresses to the identities they name, and its stale entries only after the
+ * ipcache has moved addresses away from them. Between the two, a packet is judged by the old
+ * state or the new one, never dropped because its address already carries an identity the policy
+ * map has no entry for yet (a new CIDR prefix, a new endpoint) — nor because an entry went while
+ * its address still had the old identity.
+ *
+ * The Datapath is the shared in-memory port (test/support/memory-datapath.ts); endpoint links are `lo`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Regenerator } from '../../../src/agent/regenerate.js';
+import { EndpointManager } from '../../../src/agent/endpoints.js';
+import { IdentityAllocator } from '../../../src/agent/identity-allocator.js';
+import { StateStore } from '../../../src/agent/state-store.js';
+import { loadPolicyText, parseLabel, type PolicyObject } from '../../../src/policy/index.js';
+import type { Datapath } from '../../../src/datapath/index.js';
+import { MemoryDatapath } from '../../support/memory-datapath.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function store(): StateStore {
+  const d = mkdtempSync(join(tmpdir(), 'membrane-regen-order-'));
+  dirs.push(d);
+  return new StateStore(d);
+}
+
+const policy = (name: string, pod: string, cidr: string): string => `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: ${name}}
+spec:
+  endpointSelector: {matchLabels: {app: ${pod}}}
+  egress:
+  - toCIDR: [${cidr}]
+    toPorts: [{ports: [{port: "22", protocol: TCP}]}]
+`;
+
+function load(text: string): PolicyObject[] {
+  const r = loadPolicyText(text, 'order.yaml');
+  expect(r.problems).toEqual([]);
+  return r.policies;
+}
+
+describe('Regenerator, order of a full pass', () => {
+  it('issue-9 a new prefix: entries for its identity before its ipcache entry; a removed one: its entries after', () => {
+    const dp = new MemoryDatapath();
+    const endpoints = new EndpointManager(store());
+    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    endpoints.upsert({ name: 'ops', namespace: 'default', podLabels: { app: 'ops' }, ip: '10.77.1.2', ifname: 'lo' });
+    endpoints.upsert({ name: 'backup', namespace: 'default', podLabels: { app: 'backup' }, ip: '10.77.1.3', ifname: 'lo' });
+    const ops = endpoints.get('default', 'ops')!;
+    // ops may reach the whole /16 on port 22; later backup gets a rule for a /24 inside it.
+    const wide = load(policy('ops', 'ops', '10.200.0.0/16'));
+    const both = [...wide, ...load(policy('backup', 'backup', '10.200.7.0/24'))];
+    r.regenerate(wide);
+    expect(dp.ipcache.has('10.200.7.0/24')).toBe(false);
+
+    // What ops's map allows on port 22, each time the ipcache is written.
+    const opsAllows = (id: number): boolean => [...(dp.policy.get(ops.id)?.values() ?? [])].some((e) => e.identity === id && e.egress && !e.deny && e.port === 22);
+    const seen: Array<{ id: number | undefined; allowed: boolean; before: number | undefined }> = [];
+    const sync = dp.syncIpcache.bind(dp);
+    dp.syncIpcache = (m: ReadonlyMap<string, number>) => {
+      const id = m.get('10.200.7.0/24');
+      const before = dp.ipcache.get('10.200.7.0/24');
+      seen.push({ id, allowed: id !== undefined ? opsAllows(id) : before !== undefined && opsAllows(before), before });
+      return sync(m);
+    };
+
+    r.regenerate(both);
+    const narrow = dp.ipcache.get('10.200.7.0/24');
+    expect(narrow).toBeDefined();
+    // The /24's identity is selected by ops's /16 rule, and the entry was there when the ipcache moved the /24 to it.
+    expect(opsAllows(narrow!)).toBe(true);
+    expect(seen).toEqual([{ id: narrow, allowed: true, before: undefined }]);
+
+    seen.length = 0;
+    r.regenerate(wide);
+    // The /24 left the ipcache while ops's entry for its identity was still there; then the entry went.
+    expect(seen).toEqual([{ id: undefined, allowed: true, before: narrow }]);
+    expect(dp.ipcache.has('10.200.7.0/24')).toBe(false);
+    expect(opsAllows(narrow!)).toBe(false);
+  });
+
+  it('issue-9 a new endpoint: the peers that may reach it have its identity in their maps before its address does', () => {
+    const dp = new MemoryDatapath();
+    const endpoints = new EndpointManager(store());
+    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    const policies = load(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toEndpoints: [{matchLabels: {app: db}}]
+    toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
+`);
+    endpoints.upsert({ name: 'client', namespace: 'default', podLabels: { app: 'client' }, ip: '10.77.1.2', ifname: 'lo' });
+    r.regenerate(policies);
+    const client = endpoints.get('default', 'client')!;
+    const allows = (id: number): boolean => [...(dp.policy.get(client.id)?.values() ?? [])].some((e) => e.identity === id && e.egress && e.port === 5432);
+    const seen: boolean[] = [];
+    const sync = dp.syncIpcache.bind(dp);
+    dp.syncIpcache = (m: ReadonlyMap<string, number>) => {
+      const id = m.get('10.77.1.9/32');
+      if (id !== undefined && dp.ipcache.get('10.77.1.9/32') !== id) seen.push(allows(id));
+      return sync(m);
+    };
+    endpoints.upsert({ name: 'db', namespace: 'default', podLabels: { app: 'db' }, ip: '10.77.1.9', ifname: 'lo' });
+    r.regenerate(policies);
+    const db = endpoints.get('default', 'db')!;
+    expect(dp.ipcache.get('10.77.1.9/32')).toBe(db.identity);
+    expect(seen).toEqual([true]);
+  });
+});
