@@ -279,15 +279,15 @@ export class Regenerator {
     let ipcacheResult: { upserted: number; deleted: number };
     try {
       ipcacheResult = this.#datapath.syncIpcache(ipcache);
+      for (const del of deferred) if (del()) totals.deleted++;
     } catch (err) {
-      // The new entries are in but the stale ones too: read these endpoints' maps again next time.
+      // The new entries are in, and some stale ones still: read these endpoints' maps again next time.
       for (const id of deferredFor) {
         this.#writtenPolicy.delete(id);
         this.#written.delete(id);
       }
       throw err;
     }
-    for (const del of deferred) if (del()) totals.deleted++;
     this.#hostEntries.clear();
     const prefixes: { base: number; mask: number; bits: number; id: number }[] = [];
     for (const [prefix, id] of ipcache) {

@@ -88,6 +88,30 @@ describe('Regenerator, order of a full pass', () => {
     expect(opsAllows(narrow!)).toBe(false);
   });
 
+  it('issue-9 an ipcache write that fails leaves the entries of both policies, and the next pass removes the stale ones', () => {
+    const dp = new MemoryDatapath();
+    const endpoints = new EndpointManager(store());
+    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    endpoints.upsert({ name: 'ops', namespace: 'default', podLabels: { app: 'ops' }, ip: '10.77.1.2', ifname: 'lo' });
+    const ops = endpoints.get('default', 'ops')!;
+    const a = load(policy('ops', 'ops', '10.200.0.0/16'));
+    const b = load(policy('ops', 'ops', '10.201.0.0/16'));
+    r.regenerate(a);
+    const idA = dp.ipcache.get('10.200.0.0/16')!;
+    const allows = (id: number | undefined): boolean => id !== undefined && [...(dp.policy.get(ops.id)?.values() ?? [])].some((e) => e.identity === id && e.port === 22);
+    const sync = dp.syncIpcache.bind(dp);
+    dp.syncIpcache = () => {
+      throw new Error('map full');
+    };
+    expect(() => r.regenerate(b)).toThrow('map full');
+    // Nothing removed while the ipcache could not move: the old prefix is still allowed.
+    expect(allows(idA)).toBe(true);
+    dp.syncIpcache = sync;
+    r.regenerate(b);
+    expect(dp.ipcache.has('10.200.0.0/16')).toBe(false);
+    expect([allows(idA), allows(dp.ipcache.get('10.201.0.0/16'))]).toEqual([false, true]);
+  });
+
   it('issue-9 a new endpoint: the peers that may reach it have its identity in their maps before its address does', () => {
     const dp = new MemoryDatapath();
     const endpoints = new EndpointManager(store());
