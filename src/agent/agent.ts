@@ -615,8 +615,17 @@ export class Agent {
   async removeEndpoint(namespace: string, name: string): Promise<Endpoint> {
     const ep = this.endpoints.remove(namespace, name);
     this.regenerator.forget(ep);
+    // As Cilium on an endpoint's deletion: its connections are scrubbed from conntrack and its DNS
+    // history goes, so a pod that later gets its address or id inherits neither.
+    try {
+      this.datapath.scrubConntrack(new Set([ep.ip]));
+    } catch (err) {
+      this.log.warn({ err, endpoint: `${namespace}/${name}` }, 'conntrack entries of a removed endpoint not scrubbed');
+    }
+    const forgotten = this.#fqdn?.forgetEndpoint(ep.id);
     const saved = this.endpoints.persisted();
     await this.#regenerateSoon();
+    await forgotten;
     await saved;
     return ep;
   }

@@ -216,20 +216,40 @@ export class AgentFqdn {
     this.#gcTimer.unref();
   }
 
-  /** Cilium's DNS GC: expired names go, but an IP with a live connection stays (a zombie). */
+  /**
+   * Cilium's DNS GC: expired names go, but an IP with a live connection stays (a zombie). Live
+   * means an unexpired conntrack entry; the expired ones are deleted on the way, as Cilium's
+   * conntrack GC does before it marks the zombies it saw alive.
+   */
   async gc(): Promise<void> {
     try {
       const live = new Set<string>();
-      for (const e of this.#datapath().dumpConntrack()) {
+      const ct = this.#datapath().gcConntrack();
+      for (const e of ct.live) {
         live.add(e.saddr);
         live.add(e.daddr);
       }
+      if (ct.deleted > 0) this.#log.debug({ deleted: ct.deleted, live: ct.live.length }, 'expired conntrack entries deleted');
       this.#live = live;
       // Names expire here; the IPs they leave unselected start a new epoch (#noteRelabels).
       await this.names.gc();
       this.#dirty = true;
     } catch (err) {
       this.#log.error({ err }, 'FQDN garbage collection failed');
+    }
+  }
+
+  /**
+   * Endpoint `endpointId` was removed: what it learned goes with it (Cilium keeps DNS history in
+   * the endpoint), so its names no longer select addresses and an endpoint that reuses the id
+   * starts with none. Resolves when the datapath has the change.
+   */
+  async forgetEndpoint(endpointId: number): Promise<void> {
+    try {
+      await this.names.forgetEndpoint(endpointId);
+      this.#dirty = true;
+    } catch (err) {
+      this.#log.error({ err, endpointId }, 'FQDN history of a removed endpoint not forgotten');
     }
   }
 

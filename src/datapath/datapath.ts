@@ -51,6 +51,16 @@ export interface CtEntryView {
   readonly srcIdentity: number;
   readonly proxyPort: number;
   readonly flags: number;
+  /** When the entry expires, seconds since boot (`ctNow()`'s clock); an expired entry is no connection. */
+  readonly expires: number;
+}
+
+/**
+ * Now on the conntrack clock: whole seconds since boot on CLOCK_MONOTONIC, as the programs read
+ * it (`ct_now()`, bpf_ktime_get_coarse_ns; Node's hrtime is CLOCK_MONOTONIC too).
+ */
+export function ctNow(): number {
+  return Number(process.hrtime.bigint() / 1_000_000_000n);
 }
 
 /** Policy map contents by endpoint id: key (hex) → the key bytes and the value (hex). */
@@ -350,23 +360,51 @@ export class Datapath {
 
   dumpConntrack(): CtEntryView[] {
     const out: CtEntryView[] = [];
-    this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k, v) => {
-      const key = ctKey.decode(k);
-      const e = ctEntry.decode(v);
-      out.push({
-        saddr: numberToIpv4(key.saddr),
-        daddr: numberToIpv4(key.daddr),
-        sport: key.sport,
-        dport: key.dport,
-        protocol: key.protocol,
-        direction: key.flags === 1 ? 'egress' : 'ingress',
-        packets: e.packets,
-        srcIdentity: e.src_identity,
-        proxyPort: e.proxy_port,
-        flags: e.flags,
-      });
-    });
+    this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k, v) => out.push(ctView(ctKey.decode(k), ctEntry.decode(v))));
     return out;
+  }
+
+  /**
+   * Cilium's conntrack GC: deletes the entries that expired (the programs already treat them as
+   * absent) and returns the live ones. An entry is read again before its delete: one a packet
+   * renewed in between (a new connection on the same tuple) stays.
+   */
+  gcConntrack(now = ctNow()): { live: CtEntryView[]; deleted: number } {
+    return this.#deleteConntrack((e) => e.expires < now);
+  }
+
+  /**
+   * Deletes every conntrack entry to or from one of `ips` (Cilium scrubs a removed endpoint's
+   * addresses this way, so a pod that gets the address later inherits no connection). Returns the
+   * entries kept and how many went.
+   */
+  scrubConntrack(ips: ReadonlySet<string>): { live: CtEntryView[]; deleted: number } {
+    return this.#deleteConntrack((e) => ips.has(e.saddr) || ips.has(e.daddr), false);
+  }
+
+  #deleteConntrack(stale: (e: CtEntryView) => boolean, recheck = true): { live: CtEntryView[]; deleted: number } {
+    const fd = this.#fd(CT_MAP);
+    const live: CtEntryView[] = [];
+    const doomed: Uint8Array[] = [];
+    this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k, v) => {
+      const e = ctView(ctKey.decode(k), ctEntry.decode(v));
+      if (stale(e)) doomed.push(k.slice());
+      else live.push(e);
+    });
+    let deleted = 0;
+    for (const key of doomed) {
+      if (recheck) {
+        const v = native().mapLookup(fd, key, ctEntry.size);
+        if (v === null) continue;
+        const e = ctView(ctKey.decode(key), ctEntry.decode(v));
+        if (!stale(e)) {
+          live.push(e);
+          continue;
+        }
+      }
+      if (native().mapDelete(fd, key)) deleted++;
+    }
+    return { live, deleted };
   }
 
   /**
@@ -474,6 +512,22 @@ export class Datapath {
     if (this.#obj) n.closeObject(this.#obj);
     this.#obj = null;
   }
+}
+
+function ctView(key: ReturnType<typeof ctKey.decode>, e: ReturnType<typeof ctEntry.decode>): CtEntryView {
+  return {
+    saddr: numberToIpv4(key.saddr),
+    daddr: numberToIpv4(key.daddr),
+    sport: key.sport,
+    dport: key.dport,
+    protocol: key.protocol,
+    direction: key.flags === 1 ? 'egress' : 'ingress',
+    packets: e.packets,
+    srcIdentity: e.src_identity,
+    proxyPort: e.proxy_port,
+    flags: e.flags,
+    expires: e.expires,
+  };
 }
 
 /**

@@ -7,7 +7,7 @@
  *   l7proxy ─► transparentListenFd / connectMarked (SO_MARK carries the source identity)
  *   dnsproxy ─► udpListenTransparent / udpReplySocket / udpConnectMarked (UDP, same marks)
  */
-export { Datapath, DEFAULT_OBJECT_PATH, DEFAULT_PIN_ROOT, removePins, parseIpv4Prefix } from './datapath.js';
+export { Datapath, DEFAULT_OBJECT_PATH, DEFAULT_PIN_ROOT, removePins, parseIpv4Prefix, ctNow } from './datapath.js';
 export type { DatapathOptions, EndpointMapValue, CtEntryView, PolicySnapshot, DeferredDeletes, MetricsCounter, MapPressure } from './datapath.js';
 export type { PolicyMapEntry } from './maps/policy.js';
 export type { FlowEvent } from './maps/events.js';

@@ -224,6 +224,21 @@ export class DnsCache {
     return { changedIps: changed };
   }
 
+  /**
+   * Forgets everything endpoint `endpointId` learned, lookups and zombies: the endpoint is gone
+   * (Cilium keeps DNS history in the endpoint, so it goes with it), and a later endpoint that gets
+   * the same id starts with none. Returns the IPs whose names changed.
+   */
+  forgetEndpoint(endpointId: number): CacheChange {
+    const changed = new Set<string>();
+    const st = this.endpoints.get(endpointId);
+    if (!st) return { changedIps: changed };
+    for (const [name, ips] of st.names) for (const ip of ips.keys()) this.unref(ip, name, changed);
+    for (const z of [...st.zombies.values()]) this.dropZombie(st, z, changed);
+    this.endpoints.delete(endpointId);
+    return { changedIps: changed };
+  }
+
   /** Rows for `membrane fqdn cache list`, by endpoint, name, source. */
   entries(filter: { endpointId?: number | undefined; name?: string | undefined } = {}): CacheEntry[] {
     const want = filter.name === undefined ? undefined : normalizeName(filter.name);

@@ -240,6 +240,15 @@ export class NameManager {
     await this.push(changedIps);
   }
 
+  /**
+   * Forgets what endpoint `endpointId` learned (it was removed): IPs no other endpoint's names
+   * select lose their `fqdn:` labels. Resolves when the datapath has the changes.
+   */
+  async forgetEndpoint(endpointId: number): Promise<void> {
+    const { changedIps } = this.cache.forgetEndpoint(endpointId);
+    await this.push(changedIps);
+  }
+
   /** Rows for `membrane fqdn cache list [--endpoint ID] [--name N]`. */
   cacheList(filter?: { endpointId?: number; name?: string }): CacheEntry[] {
     return this.cache.entries(filter ?? {});

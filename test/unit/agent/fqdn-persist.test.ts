@@ -27,7 +27,7 @@ function agentFqdn(store: StateStore) {
       return { ipcache: changes.length, policyEntries: 0 };
     },
   } as unknown as Regenerator;
-  const datapath = { dumpConntrack: () => [] } as unknown as Datapath;
+  const datapath = { gcConntrack: () => ({ live: [], deleted: 0 }) } as unknown as Datapath;
   const fqdn = new AgentFqdn(store, () => regenerator, () => datapath, { minTtlSeconds: 0, maxIpsPerHostname: 1000, maxDelayMs: 1000 }, pino({ level: 'silent' }));
   return { fqdn, regenerator, given };
 }

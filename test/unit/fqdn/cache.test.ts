@@ -107,6 +107,27 @@ describe('DnsCache: per endpoint and global', () => {
   });
 });
 
+describe('DnsCache: a removed endpoint', () => {
+  it('forgetEndpoint drops its lookups and zombies; IPs another endpoint still holds keep that endpoint\'s names', () => {
+    const c = clock();
+    const cache = new DnsCache({ now: c.now, maxIpsPerHostname: 1 });
+    cache.update(1, 'a.example', ['10.0.0.1'], 60);
+    cache.update(1, 'b.example', ['10.0.0.2'], 60);
+    cache.update(1, 'b.example', ['10.0.0.3'], 120); // evicts .2 into a zombie
+    cache.update(2, 'a.example', ['10.0.0.1'], 60);
+    expect(cache.entries({ endpointId: 1 }).some((e) => e.source === 'connection')).toBe(true);
+    const { changedIps } = cache.forgetEndpoint(1);
+    // .2 and .3 lose their only name; .1 is still a.example's for endpoint 2.
+    expect([...changedIps].sort()).toEqual(['10.0.0.2', '10.0.0.3']);
+    expect(cache.entries({ endpointId: 1 })).toEqual([]);
+    expect(cache.namesOfIp('10.0.0.2')).toEqual([]);
+    expect(cache.namesOfIp('10.0.0.1')).toEqual(['a.example.']);
+    // A new endpoint with the same id starts with nothing.
+    expect(cache.lookupIp('10.0.0.1', 1)).toEqual([]);
+    expect(cache.forgetEndpoint(1).changedIps.size).toBe(0);
+  });
+});
+
 describe('DnsCache: --tofqdns-endpoint-max-ip-per-hostname', () => {
   it('evicts the earliest-expiring IPs of a name past the cap; they live on as zombies until GC finds them unused', () => {
     const c = clock();
