@@ -119,16 +119,16 @@ export class ApiServer {
     this.#route('POST', /^\/v1\/policy\/trace$/, async (req) => {
       const input = traceBody(await readJson(req)) as unknown as Omit<TraceInput, 'policies'>;
       try {
-        // A destination address the DNS proxy learned is traced as what it is in the ipcache now:
-        // selected by the toFQDNs rules matching the names it was learned through.
+        // An address is traced as what it is in the ipcache now: the identity (and labels) the
+        // datapath judges it by — learned through DNS, a policy prefix's, or reserved:world.
         const learned = input.dstCidr !== undefined && input.dstFqdn === undefined ? agent.fqdnNamesOf(input.dstCidr) : [];
+        const held = (ip: string | undefined) => (ip !== undefined && isIPv4(ip) ? agent.regenerator.identity(agent.regenerator.identityOfIp(ip)) : undefined);
+        const src = held(input.srcCidr);
+        const dst = held(input.dstCidr);
         const result = tracePolicy({
           ...input,
-          ...(learned.length ? { dstFqdn: learned } : {}),
-          cidrIdentity: {
-            ...(input.srcCidr !== undefined && isIPv4(input.srcCidr) ? { src: agent.regenerator.identityOfIp(input.srcCidr) } : {}),
-            ...(input.dstCidr !== undefined && isIPv4(input.dstCidr) ? { dst: agent.regenerator.identityOfIp(input.dstCidr) } : {}),
-          },
+          ...(learned.length && !dst ? { dstFqdn: learned } : {}),
+          cidrIdentity: { ...(src ? { src } : {}), ...(dst ? { dst } : {}) },
           normalizePath: agent.config.httpNormalizePath,
           policies: agent.loadedPolicies(),
           services: agent.services.list(),

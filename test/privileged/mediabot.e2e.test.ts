@@ -299,6 +299,8 @@ describe.skipIf(skip !== null)('issue 8: mediabot toFQDNs end to end (real dnsma
     // An address no lookup returned is world, and no toFQDNs rule selects it.
     const raw = trace(`${SUBNET}.200.40`, 443);
     expect(raw.stdout).toMatch(/200\.40 was not learned from any DNS answer/);
+    // Named as the kernel judges it (its drop flows say the same), not as a stand-in CIDR identity.
+    expect(raw.stdout).toMatch(/^ {2}destination identity 2: reserved:world/m);
     expect(raw.stdout.trim().split('\n').at(-1)).toBe('Final verdict: DENIED');
   });
 

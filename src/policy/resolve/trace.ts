@@ -55,11 +55,13 @@ export interface TraceInput {
   /** Services for toServices rules (optional). */
   services?: readonly ServiceInput[];
   /**
-   * Agent-backed traces: the local-scope identity (≥ 2^24) the running agent's ipcache gives the
-   * `srcCidr`/`dstCidr` address, so the trace names the identity flows and the kernel show.
-   * Offline traces leave it out and get a stand-in number; either way the labels decide.
+   * Agent-backed traces: the identity (id and labels) the running agent's ipcache gives the
+   * `srcCidr`/`dstCidr` address — a CIDR or FQDN identity, or `reserved:world` for an address
+   * no policy prefix or name holds — so the trace judges and names what flows and the kernel show.
+   * Offline traces leave it out: the address gets the `cidr:` labels of every prefix holding it
+   * and a stand-in number. Not used with `dstFqdn` (a what-if: the address as if learned).
    */
-  cidrIdentity?: { src?: number; dst?: number };
+  cidrIdentity?: { src?: TraceIdentity; dst?: TraceIdentity };
 }
 
 export interface TraceDirection {
@@ -101,9 +103,15 @@ interface Side {
   readonly describe: string;
 }
 
-/** A given agent identity when it is local-scope (a CIDR or FQDN identity), else undefined. */
-function agentCidrIdentity(id: number | undefined): number | undefined {
-  return id !== undefined && Number.isInteger(id) && id >= TRACE_CIDR_ID && id < 2 ** 32 ? id : undefined;
+/** An identity as the agent holds it (`TraceInput.cidrIdentity`). */
+export interface TraceIdentity {
+  readonly id: number;
+  readonly labels: readonly Label[];
+}
+
+/** A given agent identity when it is well-formed, else undefined. */
+function agentCidrIdentity(x: TraceIdentity | undefined): TraceIdentity | undefined {
+  return x !== undefined && Number.isInteger(x.id) && x.id > 0 && x.id < 2 ** 32 && x.labels.length > 0 ? x : undefined;
 }
 
 function isGiven(ep: TraceEndpointInput | undefined): boolean {
@@ -127,6 +135,8 @@ function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
     }
     const given = which === 'dst' ? input.dstFqdn : undefined;
     const names = given === undefined ? [] : typeof given === 'string' ? [given] : [...given];
+    const held = names.length === 0 && !cidr.includes('/') ? agentCidrIdentity(input.cidrIdentity?.[which]) : undefined;
+    if (held) return { identity: { id: held.id, labels: [...held.labels] }, policy: 'none', kind: 'cidr', describe: `${cidr} (outside the cluster)` };
     if (names.length > 0) {
       if (cidr.includes('/') && !/\/(32|128)$/.test(cidr)) throw new TraceInputError(which, 'cidr', `--dst-fqdn needs one address in --dst-cidr, not the prefix ${cidr}`);
       // As if `fqdn` had resolved to this address through an allowed lookup: the FQDN subsystem
@@ -135,7 +145,7 @@ function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
       labels = [...labels, ...[...keys].sort().map((key) => ({ source: 'fqdn', key, value: '' }))];
     }
     return {
-      identity: { id: agentCidrIdentity(input.cidrIdentity?.[which]) ?? TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels },
+      identity: { id: TRACE_CIDR_ID + (which === 'src' ? 1 : 2), labels },
       policy: 'none',
       kind: 'cidr',
       describe: names.length > 0 ? `${cidr} (outside the cluster, learned as ${names.map((n) => toFQDN(n.trim())).join(', ')})` : `${cidr} (outside the cluster)`,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadPolicyText, TraceInputError, tracePolicy } from '../../../src/policy/index.js';
+import { loadPolicyText, parseLabel, TraceInputError, tracePolicy } from '../../../src/policy/index.js';
 import type { PolicyObject } from '../../../src/policy/index.js';
 import { ccnp, cnp, from, ports, spec, to } from './builders.js';
 
@@ -67,12 +67,17 @@ describe('tracePolicy', () => {
     expect(tracePolicy({ policies, dst: deathstar, srcCidr: '8.8.8.8', dport: 80 }).verdict).toBe('denied');
     expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dport: 5432 })).toMatchObject({ verdict: 'allowed', ingress: { evaluated: false } });
     expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.1.3.4', dport: 5432 })).toMatchObject({ verdict: 'denied', dropReason: 'POLICY_DENIED' });
-    // Against the agent, the address carries the identity the ipcache gives it; the labels still decide.
-    const agentBacked = tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dport: 5432, cidrIdentity: { dst: 16777228 } });
+    // Against the agent, the address is judged and named as the ipcache holds it: the identity of
+    // the longest policy prefix holding it (its labels as the agent gave them), or reserved:world.
+    const prefix = { id: 16777228, labels: [parseLabel('cidr:10.0.0.0/8'), parseLabel('reserved:world')] };
+    const agentBacked = tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dport: 5432, cidrIdentity: { dst: prefix } });
     expect(agentBacked).toMatchObject({ verdict: 'allowed', egress: { peerIdentity: 16777228 } });
-    expect(agentBacked.lines[2]).toMatch(/^  destination identity 16777228: cidr:0\.0\.0\.0\/0 .* cidr:10\.2\.3\.4\/32 reserved:world/);
-    // A reserved identity (world, for an address nothing else labels) is not the traced CIDR's.
-    expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dport: 5432, cidrIdentity: { dst: 2 } }).egress.peerIdentity).toBe((1 << 24) + 2);
+    expect(agentBacked.lines[2]).toBe('  destination identity 16777228: cidr:10.0.0.0/8 reserved:world');
+    const world = tracePolicy({ policies, src: tiefighter, dstCidr: '8.8.8.8', dport: 5432, cidrIdentity: { dst: { id: 2, labels: [parseLabel('reserved:world')] } } });
+    expect(world).toMatchObject({ verdict: 'denied', egress: { peerIdentity: 2 } });
+    expect(world.lines[2]).toBe('  destination identity 2: reserved:world');
+    // A what-if (--dst-fqdn) is traced with the offline labels, not the address's identity now.
+    expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dstFqdn: 'x.example', dport: 5432, cidrIdentity: { dst: prefix } }).egress.peerIdentity).toBe((1 << 24) + 2);
     // A side is labels or a CIDR: both at once is contradictory input, not a guess.
     expect(() => tracePolicy({ policies, src: xwing, dst: deathstar, srcCidr: '8.8.8.8', dport: 443 })).toThrow(TraceInputError);
   });
