@@ -54,6 +54,35 @@ export function formatCacheList(entries: readonly CacheEntry[]): string {
   return renderTable([['Endpoint', 'Source', 'FQDN', 'TTL', 'ExpirationTime', 'IPs']], rows);
 }
 
+/** A row of `fqdn cache list -o json`: Cilium's `models.DNSLookup`, as `cilium-dbg fqdn cache list -o json` prints it. */
+export interface DnsLookupJson {
+  readonly 'endpoint-id': number;
+  readonly 'expiration-time': string;
+  readonly fqdn: string;
+  readonly ips: readonly string[];
+  readonly 'lookup-time': string;
+  readonly source: 'lookup' | 'connection';
+  readonly ttl: number;
+}
+
+/** Go's strfmt.DateTime text (milliseconds, UTC); ms 0 (a connection never seen alive) is Go's zero time. */
+function dateTime(ms: number): string {
+  return ms === 0 ? '0001-01-01T00:00:00.000Z' : new Date(ms).toISOString();
+}
+
+/** The rows in Cilium's JSON shape: kebab-case names, RFC 3339 times (cilium/cilium api/v1/models DNSLookup). */
+export function cacheListJson(entries: readonly CacheEntry[]): DnsLookupJson[] {
+  return entries.map((e) => ({
+    'endpoint-id': e.endpointId,
+    'expiration-time': dateTime(e.expirationTime),
+    fqdn: e.fqdn,
+    ips: e.ips,
+    'lookup-time': dateTime(e.lookupTime),
+    source: e.source,
+    ttl: e.source === 'lookup' ? e.ttl : 0,
+  }));
+}
+
 /** Adds the `fqdn` command group to `program`; returns it so the agent-backed subcommands can join it. */
 export function registerFqdnCommand(program: Command): Command {
   const fqdn = program.command('fqdn').description('toFQDNs names: test patterns, inspect the DNS cache');
@@ -97,7 +126,7 @@ export function registerFqdnCommand(program: Command): Command {
         throw membraneError('MEMBRANE_ERR_ENDPOINT_NOT_FOUND', `endpoint ${opts.endpoint} does not exist on this node`);
       }
       const entries = pattern === undefined ? all : all.filter((e) => selectorMatches({ matchName: undefined, matchPattern: pattern }, e.fqdn));
-      process.stdout.write(opts.output === 'json' ? `${JSON.stringify(entries, null, 2)}\n` : formatCacheList(entries));
+      process.stdout.write(opts.output === 'json' ? `${JSON.stringify(cacheListJson(entries), null, 2)}\n` : formatCacheList(entries));
     });
   return fqdn;
 }

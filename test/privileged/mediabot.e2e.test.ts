@@ -193,8 +193,12 @@ interface Answer {
   ips: string[];
 }
 
+/** A row of `fqdn cache list -o json`: Cilium's models.DNSLookup shape. */
 interface CacheRow {
-  endpointId: number;
+  'endpoint-id': number;
+  'lookup-time': string;
+  'expiration-time': string;
+  ttl: number;
   source: string;
   fqdn: string;
   ips: string[];
@@ -268,7 +272,10 @@ describe.skipIf(skip !== null)('issue 8: mediabot toFQDNs end to end (real dnsma
     expect(cached['github.com.']).toEqual([`${SUBNET}.200.10`]);
     expect(cached['api.github.com.']).toEqual(apiIps());
     const rows = cacheList(node);
-    const botId = rows.find((r) => r.fqdn === 'api.github.com.')?.endpointId;
+    // cilium-dbg's JSON: models.DNSLookup's kebab-case fields, RFC 3339 times.
+    expect(Object.keys(rows[0]!)).toEqual(['endpoint-id', 'expiration-time', 'fqdn', 'ips', 'lookup-time', 'source', 'ttl']);
+    expect(rows[0]!['lookup-time']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const botId = rows.find((r) => r.fqdn === 'api.github.com.')?.['endpoint-id'];
     // cilium-dbg's filters: -p MATCHPATTERN, -e ENDPOINT; an endpoint that does not exist is an error.
     const patterned = node.cli(['fqdn', 'cache', 'list', '-p', '*.github.com', '-e', String(botId), '-o', 'json']);
     expect(patterned.status).toBe(0);
