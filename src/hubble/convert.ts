@@ -201,6 +201,7 @@ const SUPPORTED_FILTER_FIELDS = [
   'http_method',
   'http_path',
   'http_url',
+  'dns_query',
   'http_status_code',
   'traffic_direction',
   'reply',

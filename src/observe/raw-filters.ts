@@ -4,7 +4,7 @@
  * so field names may be the proto names (`source_pod`) or their JSON names (`sourcePod`). Each
  * object becomes one filter of the list: its fields AND-ed, the filters OR-ed.
  *
- * A field Membrane cannot evaluate (`source_service`, `dns_query`, …) is refused naming the flag
+ * A field Membrane cannot evaluate (`source_service`, `http_header`, …) is refused naming the flag
  * and the field: answering with more flows than asked would be wrong. Unknown fields are refused
  * as protojson refuses them.
  */
@@ -34,6 +34,7 @@ const FIELDS: Readonly<Record<string, Kind>> = {
   http_method: 'strings',
   http_path: 'strings',
   http_url: 'strings',
+  dns_query: 'strings',
   http_status_code: 'strings',
   traffic_direction: 'strings',
   reply: 'booleans',
@@ -48,7 +49,7 @@ const FIELDS: Readonly<Record<string, Kind>> = {
 /** FlowFilter fields of Hubble's flow.proto Membrane does not evaluate. */
 const NOT_EVALUATED = new Set([
   'source_service', 'destination_service', 'source_workload', 'destination_workload', 'source_cluster_name',
-  'destination_cluster_name', 'source_ip_xlated', 'dns_query', 'http_header', 'node_labels', 'interface',
+  'destination_cluster_name', 'source_ip_xlated', 'http_header', 'node_labels', 'interface',
   'ip_trace_id', 'ip_trace_option', 'encrypted', 'experimental', 'source_identity_name', 'destination_identity_name',
 ]);
 
@@ -99,7 +100,7 @@ function toSpec(flag: string, text: string, value: unknown): FilterSpec {
   for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
     const field = snake(key);
     if (NOT_EVALUATED.has(field)) {
-      throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--${flag}: FlowFilter.${field} is not supported by Membrane's observer (it would match flows it cannot tell apart)`);
+      throw membraneError('MEMBRANE_ERR_CLI_USAGE', `--${flag}: FlowFilter.${field} is not supported by Membrane's observer (answering with more flows than asked would be wrong)`);
     }
     const kind = FIELDS[field];
     if (kind === undefined) throw rawError(flag, text, `unknown field ${JSON.stringify(key)}`);

@@ -10,6 +10,7 @@ import { eventTypeFilters } from './event-type.js';
 import { fqdnFilters } from './fqdn.js';
 import { httpMethodFilters } from './http-method.js';
 import { httpPathFilters } from './http-path.js';
+import { dnsQueryFilters } from './dns-query.js';
 import { httpStatusFilters } from './http-status.js';
 import { httpUrlFilters } from './http-url.js';
 import { identityFilters } from './identity.js';
@@ -57,6 +58,7 @@ const BUILDERS: readonly Builder[] = [
   httpMethodFilters,
   httpPathFilters,
   httpUrlFilters,
+  dnsQueryFilters,
 ];
 
 /** One group → a predicate that is true when every criterion set in it matches. */

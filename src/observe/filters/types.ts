@@ -44,6 +44,8 @@ export interface FilterSpec {
   http_path?: string[];
   /** Regexes searched in the whole URL. */
   http_url?: string[];
+  /** Regexes searched in a DNS flow's query name (`api.github.com.`). */
+  dns_query?: string[];
   /** `200`, or a prefix `2+`, `40+`. */
   http_status_code?: string[];
   traffic_direction?: TrafficDirection[];

@@ -128,7 +128,7 @@ describe('membrane observe takes hubble observe\'s flags and output modes', () =
       observe('--from-service', 'default/x'),
       observe('--input-file', 'flows.json'),
       observe('-A'),
-      observe('--denylist', '{"dns_query":["x"]}'),
+      observe('--denylist', '{"source_service":["default/x"]}'),
     ]);
     expect(port).toEqual({ code: 1, stdout: '', stderr: 'Error: invalid flow filter: port: invalid port "abc" [MEMBRANE_ERR_OBSERVE_FILTER]\n' });
     expect(svc.code).toBe(2);
@@ -138,7 +138,7 @@ describe('membrane observe takes hubble observe\'s flags and output modes', () =
     expect(all.code).toBe(2);
     expect(all.stderr).toMatch(/^Error: invalid command line: -A is not supported by Membrane: /);
     expect(list.code).toBe(2);
-    expect(list.stderr).toMatch(/--denylist: FlowFilter\.dns_query is not supported by Membrane's observer/);
+    expect(list.stderr).toMatch(/--denylist: FlowFilter\.source_service is not supported by Membrane's observer/);
   });
 });
 

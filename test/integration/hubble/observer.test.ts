@@ -129,7 +129,8 @@ describe('Hubble observer API on a unix socket', () => {
   });
 
   it('a filter it cannot evaluate or compile is INVALID_ARGUMENT naming it', async () => {
-    await expect(collect(stub.GetFlows({ whitelist: [{ dns_query: ['.*'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('dns_query') });
+    await expect(collect(stub.GetFlows({ whitelist: [{ source_service: ['default/x'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('source_service') });
+    await expect(collect(stub.GetFlows({ whitelist: [{ dns_query: ['(unclosed'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
     await expect(collect(stub.GetFlows({ whitelist: [{ source_ip: ['not-an-ip'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
   });
 

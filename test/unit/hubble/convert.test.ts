@@ -135,7 +135,8 @@ describe('FlowFilter ⇄ filters', () => {
   });
 
   it('a filter field Membrane cannot evaluate is refused, not ignored', () => {
-    expect(() => filterFromProto({ dns_query: ['kube.*local'] })).toThrow(/FlowFilter\.dns_query is not supported/);
+    expect(() => filterFromProto({ source_service: ['kube-system/kube-dns'] })).toThrow(/FlowFilter\.source_service is not supported/);
+    expect(filterFromProto({ dns_query: ['kube.*local'] })).toEqual({ dns_query: ['kube.*local'] });
     expect(() => filterFromProto({ source_fqdn: [] })).not.toThrow();
   });
 });

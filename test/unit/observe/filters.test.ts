@@ -134,6 +134,17 @@ describe('one criterion per file', () => {
     expect(matches({ http_method: ['GET', 'POST'], event_type: [{ type: EVENT_TYPE.ACCESS_LOG }] })).toEqual([0, 1]);
   });
 
+  it('dns_query: regexes searched in a DNS flow\'s query name, as Hubble\'s filterByDNSQueries; other flows never match', () => {
+    const dns = (query: string): Flow => ({ ...landingReq, l7: { type: 'REQUEST', dns: { query } } }) as Flow;
+    const named = [dns('api.github.com.'), dns('kube-dns.kube-system.svc.cluster.local.'), landingReq];
+    const pass = (spec: FilterSpec): number[] => named.flatMap((flow, i) => (compileFilterSpec(spec)(flow) ? [i] : []));
+    expect(pass({ dns_query: ['github'] })).toEqual([0]);
+    expect(pass({ dns_query: ['^kube.*local\\.$'] })).toEqual([1]);
+    expect(pass({ dns_query: ['github', 'cluster'] })).toEqual([0, 1]);
+    expect(pass({ dns_query: ['.*'] })).toEqual([0, 1]);
+    rejects({ dns_query: ['(unclosed'] }, 'dns-query');
+  });
+
   it('drop-reason-desc', () => {
     expect(matches({ drop_reason_desc: ['POLICY_DENIED'] })).toEqual([4, 5]);
     expect(matches({ drop_reason_desc: ['POLICY_DENY'] })).toEqual([]);
