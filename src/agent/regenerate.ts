@@ -146,6 +146,18 @@ export class Regenerator {
     return RESERVED_IDENTITY.world;
   }
 
+  /** The agent's copy of the ipcache (identityOfIp), from what a full pass wrote. */
+  #setIpcacheView(ipcache: ReadonlyMap<string, number>): void {
+    this.#hostEntries.clear();
+    const prefixes: { base: number; mask: number; bits: number; id: number }[] = [];
+    for (const [prefix, id] of ipcache) {
+      const p = parseIpv4Prefix(prefix);
+      if (p.bits === 32) this.#hostEntries.set(p.base, id);
+      else prefixes.push({ ...p, id });
+    }
+    this.#prefixEntries = prefixes.sort((a, b) => b.bits - a.bits);
+  }
+
   /** Every identity the datapath may see, for the API (sorted by id). */
   identities(): readonly Identity[] {
     this.#identityList ??= [...this.#identityById.values()].sort((a, b) => a.id - b.id);
@@ -194,11 +206,12 @@ export class Regenerator {
     // by an identity the policy map does not know yet.
     const deferred: DeferredDeletes = [];
     const deferredFor = new Set<number>();
+    const switched: { ep: Endpoint; ifindex: number }[] = [];
     const totals = { upserted: 0, deleted: 0 };
     this.#engine.setPolicies(policies);
     this.#engine.setServices(services);
     this.#engine.setIdentities(identities);
-    let current: Map<string, { ingressEnforced: boolean; egressEnforced: boolean }> | null = null;
+    let current: Map<string, { identity: number; ingressEnforced: boolean; egressEnforced: boolean }> | null = null;
     // The policy map is read only for endpoints this agent has not written since it started.
     let policyNow: ReturnType<Datapath['policySnapshot']> | null = null;
     let resolved = 0;
@@ -237,7 +250,12 @@ export class Regenerator {
         resolved++;
         current ??= this.#datapath.dumpEndpoints();
         const old = current.get(ep.ip);
-        const base = { ifindex, identity: ep.identity, endpointId: ep.id };
+        // A pod whose address keeps a known identity in the endpoints map until every endpoint's
+        // entries for its new one are in (the map names the source of its packets, as the
+        // ipcache names destinations): switched after the loop, with the ipcache.
+        const shown = old && old.identity !== 0 && old.identity !== ep.identity ? old.identity : ep.identity;
+        if (shown !== ep.identity) switched.push({ ep, ifindex });
+        const base = { ifindex, identity: shown, endpointId: ep.id };
         // A known endpoint keeps only the enforcement both policies agree on while its entries
         // change; a new one starts enforced, so it is closed, not open, until they are written.
         this.#datapath.upsertEndpoint(ep.ip, {
@@ -265,7 +283,7 @@ export class Regenerator {
           ingressEnforced: policy.ingress.enforced,
           egressEnforced: policy.egress.enforced,
         });
-        this.#endpointWritten.set(ep.id, { ip: ep.ip, ifindex, identity: ep.identity, ingress: policy.ingress.enforced, egress: policy.egress.enforced });
+        this.#endpointWritten.set(ep.id, { ip: ep.ip, ifindex, identity: shown, ingress: policy.ingress.enforced, egress: policy.egress.enforced });
         ep.policy = policy;
         ep.state = 'ready';
         delete ep.lastError;
@@ -278,24 +296,35 @@ export class Regenerator {
     }
     let ipcacheResult: { upserted: number; deleted: number };
     try {
+      for (const { ep, ifindex } of switched) {
+        if (ep.state !== 'ready' || !ep.policy) continue;
+        this.#datapath.upsertEndpoint(ep.ip, {
+          ifindex,
+          identity: ep.identity,
+          endpointId: ep.id,
+          ingressEnforced: ep.policy.ingress.enforced,
+          egressEnforced: ep.policy.egress.enforced,
+        });
+        this.#endpointWritten.set(ep.id, { ip: ep.ip, ifindex, identity: ep.identity, ingress: ep.policy.ingress.enforced, egress: ep.policy.egress.enforced });
+      }
       ipcacheResult = this.#datapath.syncIpcache(ipcache);
+      this.#setIpcacheView(ipcache);
       for (const del of deferred) if (del()) totals.deleted++;
     } catch (err) {
-      // The new entries are in, and some stale ones still: read these endpoints' maps again next time.
-      for (const id of deferredFor) {
+      // The new entries are in, and some stale ones (or an old identity) still: these endpoints
+      // are not ready, and the next pass reads their maps again (an FQDN update skips them).
+      for (const id of new Set([...deferredFor, ...switched.map((x) => x.ep.id)])) {
         this.#writtenPolicy.delete(id);
         this.#written.delete(id);
+        this.#endpointWritten.delete(id);
+        const ep = endpoints.find((e) => e.id === id);
+        if (ep) {
+          ep.state = 'not-ready';
+          ep.lastError = (err as Error).message;
+        }
       }
       throw err;
     }
-    this.#hostEntries.clear();
-    const prefixes: { base: number; mask: number; bits: number; id: number }[] = [];
-    for (const [prefix, id] of ipcache) {
-      const p = parseIpv4Prefix(prefix);
-      if (p.bits === 32) this.#hostEntries.set(p.base, id);
-      else prefixes.push({ ...p, id });
-    }
-    this.#prefixEntries = prefixes.sort((a, b) => b.bits - a.bits);
     this.#revision++;
     if (!first) {
       const moved = this.#relabelFqdnIps();

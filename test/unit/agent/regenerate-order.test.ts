@@ -112,6 +112,70 @@ describe('Regenerator, order of a full pass', () => {
     expect([allows(idA), allows(dp.ipcache.get('10.201.0.0/16'))]).toEqual([false, true]);
   });
 
+  it('issue-9 a failed pass, then an FQDN update, then a pass: the stale entries still go', () => {
+    const dp = new MemoryDatapath();
+    const endpoints = new EndpointManager(store());
+    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    endpoints.upsert({ name: 'ops', namespace: 'default', podLabels: { app: 'ops' }, ip: '10.77.1.2', ifname: 'lo' });
+    const ops = endpoints.get('default', 'ops')!;
+    const fqdn = `  - toFQDNs: [{matchPattern: "*.example.com"}]
+    toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+`;
+    const a = load(policy('ops', 'ops', '10.200.0.0/16') + fqdn);
+    const b = load(policy('ops', 'ops', '10.201.0.0/16') + fqdn);
+    r.regenerate(a);
+    const idA = dp.ipcache.get('10.200.0.0/16')!;
+    const sync = dp.syncIpcache.bind(dp);
+    dp.syncIpcache = () => {
+      throw new Error('map full');
+    };
+    expect(() => r.regenerate(b)).toThrow('map full');
+    expect(ops.state).toBe('not-ready');
+    dp.syncIpcache = sync;
+    // An answer in between: a new label set, so every ready endpoint's entries are written.
+    r.applyFqdn([{ ip: '10.9.9.9', labelKeys: ['*.example.com.'] }]);
+    r.regenerate(b);
+    expect(ops.state).toBe('ready');
+    expect([...(dp.policy.get(ops.id)?.values() ?? [])].some((e) => e.identity === idA)).toBe(false);
+  });
+
+  it('issue-9 a pod relabelled in place: its peers allow its new identity before the endpoints map gives its packets that identity', () => {
+    const dp = new MemoryDatapath();
+    const endpoints = new EndpointManager(store());
+    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    const policies = load(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: db}
+spec:
+  endpointSelector: {matchLabels: {app: db}}
+  ingress:
+  - fromEndpoints: [{matchExpressions: [{key: app, operator: In, values: [client, client2]}]}]
+    toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
+`);
+    // The client first, so the loop reaches it before db.
+    endpoints.upsert({ name: 'client', namespace: 'default', podLabels: { app: 'client' }, ip: '10.77.1.2', ifname: 'lo' });
+    endpoints.upsert({ name: 'db', namespace: 'default', podLabels: { app: 'db' }, ip: '10.77.1.9', ifname: 'lo' });
+    r.regenerate(policies);
+    const db = endpoints.get('default', 'db')!;
+    const dbAllows = (id: number): boolean => [...(dp.policy.get(db.id)?.values() ?? [])].some((e) => e.identity === id && !e.egress && e.port === 5432);
+    const seen: Array<[number, boolean]> = [];
+    const upsert = dp.upsertEndpoint.bind(dp);
+    dp.upsertEndpoint = (ip: string, v: unknown) => {
+      if (ip === '10.77.1.2') {
+        const id = (v as { identity: number }).identity;
+        seen.push([id, dbAllows(id)]);
+      }
+      upsert(ip, v);
+    };
+    endpoints.upsert({ name: 'client', namespace: 'default', podLabels: { app: 'client2' }, ip: '10.77.1.2', ifname: 'lo' });
+    r.regenerate(policies);
+    const client = endpoints.get('default', 'client')!;
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every(([, ok]) => ok)).toBe(true);
+    expect(seen.at(-1)![0]).toBe(client.identity);
+    expect((dp.endpoints.get('10.77.1.2') as { identity: number }).identity).toBe(client.identity);
+  });
+
   it('issue-9 a new endpoint: the peers that may reach it have its identity in their maps before its address does', () => {
     const dp = new MemoryDatapath();
     const endpoints = new EndpointManager(store());
