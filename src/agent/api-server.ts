@@ -19,6 +19,9 @@ import { bindingPath, claimSocketPath, publishSocket, removeOwnSocket, type Sock
 import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
 import { validateEndpointSpec, type Endpoint } from './endpoints.js';
 import { visibilityStatus } from './visibility.js';
+import { LOCAL_IDENTITY_SCOPE } from './identity-allocator.js';
+
+const PROTOCOL_NAME: Readonly<Record<number, 'TCP' | 'UDP' | 'SCTP'>> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
 import { POLICY_TYPES, checkContentType, decodeParam, flowFilter, positiveIntParam, readBody, readJson, requestUrl, traceBody } from './api-input.js';
@@ -117,12 +120,35 @@ export class ApiServer {
     });
     this.#route('DELETE', /^\/v1\/policy$/, async (_req, url) => this.#policyDelete(url));
     this.#route('POST', /^\/v1\/policy\/trace$/, async (req) => {
-      const input = traceBody(await readJson(req)) as unknown as Omit<TraceInput, 'policies'>;
+      const body = traceBody(await readJson(req)) as unknown as Omit<TraceInput, 'policies'>;
       try {
+        // A pod's address is that pod: traced with its labels, namespace and named ports (its own
+        // policy judges it), as its packets are.
+        const pods: string[] = [];
+        const asPod = (which: 'src' | 'dst', ip: string | undefined): Partial<TraceInput> => {
+          const ep = ip !== undefined && isIPv4(ip) ? agent.endpoints.byIp(ip) : undefined;
+          const given = body[which];
+          // Labels and an address together stay contradictory input (the trace refuses them).
+          if (!ep || (given && (Object.keys(given.labels ?? {}).length > 0 || given.entity !== undefined))) return {};
+          pods.push(`  ${ip} is the address of endpoint ${ep.namespace}/${ep.name}`);
+          const namedPorts = Object.fromEntries(Object.entries(ep.namedPorts ?? {}).map(([n, p]) => [n, { port: p.port, protocol: PROTOCOL_NAME[p.protocol] ?? 'TCP' }]));
+          return {
+            [`${which}Cidr`]: undefined,
+            [which]: { labels: ep.podLabels, namespace: ep.namespace, ...(ep.namespaceLabels ? { namespaceLabels: ep.namespaceLabels } : {}), namedPorts },
+          };
+        };
+        const input = { ...body, ...asPod('src', body.srcCidr), ...asPod('dst', body.dstCidr) } as Omit<TraceInput, 'policies'>;
+        if (input.srcCidr === undefined) delete input.srcCidr;
+        if (input.dstCidr === undefined) delete input.dstCidr;
         // An address is traced as what it is in the ipcache now: the identity (and labels) the
         // datapath judges it by — learned through DNS, a policy prefix's, or reserved:world.
         const learned = input.dstCidr !== undefined && input.dstFqdn === undefined ? agent.fqdnNamesOf(input.dstCidr) : [];
-        const held = (ip: string | undefined) => (ip !== undefined && isIPv4(ip) ? agent.regenerator.identity(agent.regenerator.identityOfIp(ip)) : undefined);
+        // Only an address outside the cluster: a pod's or the node's is traced with labels (--src/--dst).
+        const held = (ip: string | undefined) => {
+          if (ip === undefined || !isIPv4(ip) || agent.endpoints.byIp(ip)) return undefined;
+          const id = agent.regenerator.identity(agent.regenerator.identityOfIp(ip));
+          return id && (id.id >= LOCAL_IDENTITY_SCOPE || id.labels.every((l) => l.source === 'reserved' && l.key.startsWith('world'))) ? id : undefined;
+        };
         const src = held(input.srcCidr);
         const dst = held(input.dstCidr);
         const result = tracePolicy({
@@ -136,6 +162,7 @@ export class ApiServer {
         if (input.dstCidr !== undefined && input.dstFqdn === undefined) {
           result.lines.splice(1, 0, learned.length ? `  ${input.dstCidr} was learned from DNS answers for ${learned.join(', ')}` : `  ${input.dstCidr} was not learned from any DNS answer`);
         }
+        result.lines.splice(1, 0, ...pods);
         return result;
       } catch (err) {
         // Contradictory labels, an unknown label source, a bad address: the request's fault (400).

@@ -59,6 +59,12 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     const allowed = node.cli(['policy', 'trace', '--src', 'org=empire,class=tiefighter', '--dst', 'org=empire,class=deathstar', '--dport', '80', '-o', 'json']);
     expect(allowed.status).toBe(0);
     expect(JSON.parse(allowed.stdout)).toMatchObject({ verdict: 'allowed', redirect: null, dropReason: null });
+    // A pod's address is that pod: the deathstar's ingress policy judges it, as it judges the packets.
+    const byAddress = node.cli(['policy', 'trace', '--src', 'org=alliance,class=xwing', '--dst-cidr', node.podIp(`${P}-ds`), '--dport', '80']);
+    expect(byAddress.stdout).toContain(`${node.podIp(`${P}-ds`)} is the address of endpoint default/${P}-ds`);
+    expect(byAddress.stdout.trim().split('\n').at(-1)).toBe('Final verdict: DENIED');
+    const fromAddress = node.cli(['policy', 'trace', '--src-cidr', node.podIp(`${P}-tie`), '--dst', 'org=empire,class=deathstar', '--dport', '80']);
+    expect(fromAddress.stdout.trim().split('\n').at(-1)).toBe('Final verdict: ALLOWED');
 
     const drops = await node.client.request<{ verdict: string; drop_reason_desc?: string; source: { pod_name: string } }[]>(
       'GET',

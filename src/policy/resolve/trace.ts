@@ -91,6 +91,8 @@ export interface TraceResult {
 const PROTO_NUM = { TCP: PROTO.TCP, UDP: PROTO.UDP, SCTP: PROTO.SCTP, ICMP: PROTO.ICMP } as const;
 /** First id handed to a traced pod identity (cluster-local identities start at 256). */
 const FIRST_TRACE_ID = 256;
+/** A stand-in id no allocator hands out (the top of the 32-bit space), for the rare collision below. */
+const STANDIN_SPARE = 0xffff_fffe;
 /** Identity used for a traced CIDR (local-scope identities start at 1<<24). */
 const TRACE_CIDR_ID = 1 << 24;
 
@@ -253,8 +255,16 @@ export function tracePolicy(input: TraceInput): TraceResult {
   const protoName = input.protocol ?? 'TCP';
   const proto = PROTO_NUM[protoName];
   const dport = input.dport ?? (protoName === 'ICMP' ? 8 : 0);
-  const src = side('src', input, FIRST_TRACE_ID);
+  let src = side('src', input, FIRST_TRACE_ID);
   let dst = side('dst', input, FIRST_TRACE_ID + 1);
+  // An agent identity (cidrIdentity) may carry any number: a stand-in that happens to equal it
+  // while the labels differ moves out of the way, so the two sides stay two identities.
+  if (src.identity.id === dst.identity.id && !sameLabels(src.identity.labels, dst.identity.labels)) {
+    const given = (which: 'src' | 'dst'): boolean => agentCidrIdentity(input.cidrIdentity?.[which]) !== undefined;
+    const free = (taken: number): number => (taken === STANDIN_SPARE ? STANDIN_SPARE - 1 : STANDIN_SPARE);
+    if (given('src') && !given('dst')) dst = { ...dst, identity: { ...dst.identity, id: free(src.identity.id) } };
+    else src = { ...src, identity: { ...src.identity, id: free(dst.identity.id) } };
+  }
   if (src.kind === 'endpoint' && dst.kind === 'endpoint' && sameLabels(src.identity.labels, dst.identity.labels)) {
     // One identity: the pods share it, and so do their named ports (Cilium keys them by identity).
     const namedPorts = { ...(src.identity.namedPorts ?? {}), ...(dst.identity.namedPorts ?? {}) };

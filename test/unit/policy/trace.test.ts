@@ -76,6 +76,10 @@ describe('tracePolicy', () => {
     const world = tracePolicy({ policies, src: tiefighter, dstCidr: '8.8.8.8', dport: 5432, cidrIdentity: { dst: { id: 2, labels: [parseLabel('reserved:world')] } } });
     expect(world).toMatchObject({ verdict: 'denied', egress: { peerIdentity: 2 } });
     expect(world.lines[2]).toBe('  destination identity 2: reserved:world');
+    // An agent identity equal to the other side's stand-in number: the stand-in moves, two identities stay two.
+    const clash = tracePolicy({ policies, srcCidr: '8.8.8.8', dstCidr: '10.2.3.4', dport: 5432, cidrIdentity: { dst: { ...prefix, id: (1 << 24) + 1 } } });
+    expect(clash.lines[2]).toBe(`  destination identity ${(1 << 24) + 1}: cidr:10.0.0.0/8 reserved:world`);
+    expect(clash.lines[1]).not.toMatch(new RegExp(`identity ${(1 << 24) + 1}:`));
     // A what-if (--dst-fqdn) is traced with the offline labels, not the address's identity now.
     expect(tracePolicy({ policies, src: tiefighter, dstCidr: '10.2.3.4', dstFqdn: 'x.example', dport: 5432, cidrIdentity: { dst: prefix } }).egress.peerIdentity).toBe((1 << 24) + 2);
     // A side is labels or a CIDR: both at once is contradictory input, not a guess.
