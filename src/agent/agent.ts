@@ -258,6 +258,7 @@ export class Agent {
         minTtlSeconds: this.config.tofqdnsMinTtl,
         maxIpsPerHostname: this.config.tofqdnsMaxIpPerHostname,
         maxDelayMs: this.config.tofqdnsProxyResponseMaxDelayMs,
+        isEndpoint: (id) => this.endpoints.byId(id) !== undefined,
       },
       this.log.child({ component: 'fqdn' }),
     );
@@ -617,17 +618,31 @@ export class Agent {
     this.regenerator.forget(ep);
     // As Cilium on an endpoint's deletion: its connections are scrubbed from conntrack and its DNS
     // history goes, so a pod that later gets its address or id inherits neither.
-    try {
-      this.datapath.scrubConntrack(new Set([ep.ip]));
-    } catch (err) {
-      this.log.warn({ err, endpoint: `${namespace}/${name}` }, 'conntrack entries of a removed endpoint not scrubbed');
-    }
+    this.#scrubSoon(ep.ip);
     const forgotten = this.#fqdn?.forgetEndpoint(ep.id);
     const saved = this.endpoints.persisted();
     await this.#regenerateSoon();
     await forgotten;
     await saved;
     return ep;
+  }
+
+  /** Removed endpoints' addresses of this turn, scrubbed from conntrack in one pass over the map. */
+  #scrub = new Set<string>();
+
+  #scrubSoon(ip: string): void {
+    if (this.#scrub.size === 0) {
+      setImmediate(() => {
+        const ips = this.#scrub;
+        this.#scrub = new Set();
+        try {
+          this.datapath.scrubConntrack(ips);
+        } catch (err) {
+          this.log.warn({ err, addresses: [...ips] }, 'conntrack entries of removed endpoints not scrubbed');
+        }
+      });
+    }
+    this.#scrub.add(ip);
   }
 
   upsertService(svc: ServiceInput): void {

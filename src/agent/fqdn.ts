@@ -30,6 +30,11 @@ export interface FqdnOptions {
   readonly maxIpsPerHostname: number;
   /** `--tofqdns-proxy-response-max-delay`, ms. */
   readonly maxDelayMs: number;
+  /**
+   * Whether an endpoint id is registered now (default: every id). An answer for one that is not
+   * (removed while its query was in flight) teaches nothing: its history went with it.
+   */
+  readonly isEndpoint?: (endpointId: number) => boolean;
 }
 
 export class AgentFqdn {
@@ -54,11 +59,13 @@ export class AgentFqdn {
   #pushingSelectors = false;
   /** ip → label keys given to the datapath (as NameManager's `selected`): what a change shrinks. */
   #given = new Map<string, readonly string[]>();
+  readonly #isEndpoint: (endpointId: number) => boolean;
 
   constructor(store: StateStore, regenerator: () => Regenerator, datapath: () => Datapath, opts: FqdnOptions, log: Logger) {
     this.#store = store;
     this.#log = log;
     this.#datapath = datapath;
+    this.#isEndpoint = opts.isEndpoint ?? (() => true);
     this.names = new NameManager({
       datapath: {
         // Answers that arrive in the same turn of the event loop (a recvmmsg batch) are applied
@@ -175,6 +182,7 @@ export class AgentFqdn {
     // What the answer teaches the datapath (NameManager.onAnswer and DnsCache.update ignore an
     // invalid endpoint id, name or IP): only these may be confirmed to a proxy worker
     // (src/proxyworker/answered.ts); an answer that taught nothing confirms nothing.
+    if (!this.#isEndpoint(a.endpointId)) return Promise.resolve({ newIps: 0, timedOut: false, epoch, ips: [] });
     const name = normalizeName(a.qname);
     const taught = Number.isSafeInteger(a.endpointId) && a.endpointId >= 0 && name.length <= MAX_NAME_LENGTH && name !== '.';
     const ips = taught ? a.ips.filter((ip) => canonicalIp(ip) !== null) : [];
@@ -245,9 +253,10 @@ export class AgentFqdn {
    * starts with none. Resolves when the datapath has the change.
    */
   async forgetEndpoint(endpointId: number): Promise<void> {
+    // The cache changes at once (before the datapath does): saved even if the push fails.
+    this.#dirty = true;
     try {
       await this.names.forgetEndpoint(endpointId);
-      this.#dirty = true;
     } catch (err) {
       this.#log.error({ err, endpointId }, 'FQDN history of a removed endpoint not forgotten');
     }

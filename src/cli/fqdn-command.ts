@@ -62,7 +62,8 @@ export interface DnsLookupJson {
   readonly ips: readonly string[];
   readonly 'lookup-time': string;
   readonly source: 'lookup' | 'connection';
-  readonly ttl: number;
+  /** Left out when 0 (a connection row), as Go's `omitempty` leaves it out of Cilium's. */
+  readonly ttl?: number;
 }
 
 /** Go's strfmt.DateTime text (milliseconds, UTC); ms 0 (a connection never seen alive) is Go's zero time. */
@@ -79,7 +80,7 @@ export function cacheListJson(entries: readonly CacheEntry[]): DnsLookupJson[] {
     ips: e.ips,
     'lookup-time': dateTime(e.lookupTime),
     source: e.source,
-    ttl: e.source === 'lookup' ? e.ttl : 0,
+    ...(e.source === 'lookup' && e.ttl > 0 ? { ttl: e.ttl } : {}),
   }));
 }
 

@@ -370,7 +370,9 @@ export class Datapath {
    * renewed in between (a new connection on the same tuple) stays.
    */
   gcConntrack(now = ctNow()): { live: CtEntryView[]; deleted: number } {
-    return this.#deleteConntrack((e) => e.expires < now);
+    // The programs read the coarse clock, which may trail this one by a tick: an entry that
+    // expires this very second may still be live for them.
+    return this.#deleteConntrack((e) => e.expires < now - 1);
   }
 
   /**
@@ -378,11 +380,21 @@ export class Datapath {
    * addresses this way, so a pod that gets the address later inherits no connection). Returns the
    * entries kept and how many went.
    */
-  scrubConntrack(ips: ReadonlySet<string>): { live: CtEntryView[]; deleted: number } {
-    return this.#deleteConntrack((e) => ips.has(e.saddr) || ips.has(e.daddr), false);
+  scrubConntrack(ips: ReadonlySet<string>): { deleted: number } {
+    const addrs = new Set([...ips].map(ipv4ToNumber));
+    const fd = this.#fd(CT_MAP);
+    const doomed: Uint8Array[] = [];
+    // The addresses are read from the key bytes (be32 saddr, daddr): no view per entry.
+    const be32 = (k: Uint8Array, at: number): number => ((k[at]! << 24) | (k[at + 1]! << 16) | (k[at + 2]! << 8) | k[at + 3]!) >>> 0;
+    this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k) => {
+      if (addrs.has(be32(k, 0)) || addrs.has(be32(k, 4))) doomed.push(k.slice());
+    });
+    let deleted = 0;
+    for (const key of doomed) if (native().mapDelete(fd, key)) deleted++;
+    return { deleted };
   }
 
-  #deleteConntrack(stale: (e: CtEntryView) => boolean, recheck = true): { live: CtEntryView[]; deleted: number } {
+  #deleteConntrack(stale: (e: CtEntryView) => boolean): { live: CtEntryView[]; deleted: number } {
     const fd = this.#fd(CT_MAP);
     const live: CtEntryView[] = [];
     const doomed: Uint8Array[] = [];
@@ -393,14 +405,12 @@ export class Datapath {
     });
     let deleted = 0;
     for (const key of doomed) {
-      if (recheck) {
-        const v = native().mapLookup(fd, key, ctEntry.size);
-        if (v === null) continue;
-        const e = ctView(ctKey.decode(key), ctEntry.decode(v));
-        if (!stale(e)) {
-          live.push(e);
-          continue;
-        }
+      const v = native().mapLookup(fd, key, ctEntry.size);
+      if (v === null) continue;
+      const e = ctView(ctKey.decode(key), ctEntry.decode(v));
+      if (!stale(e)) {
+        live.push(e);
+        continue;
       }
       if (native().mapDelete(fd, key)) deleted++;
     }

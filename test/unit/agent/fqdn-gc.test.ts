@@ -21,7 +21,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function setup(live: () => Array<Pick<CtEntryView, 'saddr' | 'daddr'>>) {
+function setup(live: () => Array<Pick<CtEntryView, 'saddr' | 'daddr'>>, isEndpoint?: (id: number) => boolean) {
   const dir = mkdtempSync(join(tmpdir(), 'fqdn-gc-'));
   dirs.push(dir);
   const given = new Map<string, readonly string[]>();
@@ -38,7 +38,7 @@ function setup(live: () => Array<Pick<CtEntryView, 'saddr' | 'daddr'>>) {
       return { live: live(), deleted: 0 };
     },
   } as unknown as Datapath;
-  const fqdn = new AgentFqdn(new StateStore(dir), () => regenerator, () => datapath, { minTtlSeconds: 0, maxIpsPerHostname: 1000, maxDelayMs: 1000 }, pino({ level: 'silent' }));
+  const fqdn = new AgentFqdn(new StateStore(dir), () => regenerator, () => datapath, { minTtlSeconds: 0, maxIpsPerHostname: 1000, maxDelayMs: 1000, ...(isEndpoint ? { isEndpoint } : {}) }, pino({ level: 'silent' }));
   return { fqdn, given, gcs: () => gcs };
 }
 
@@ -66,12 +66,17 @@ describe('AgentFqdn DNS GC', () => {
     expect(s.fqdn.names.cacheList()).toEqual([]);
   });
 
-  it('a removed endpoint: its names stop selecting its addresses, others keep theirs', async () => {
-    const s = setup(() => []);
+  it('a removed endpoint: its names stop selecting its addresses, others keep theirs; an answer still in flight for it teaches nothing', async () => {
+    const registered = new Set([1, 2]);
+    const s = setup(() => [], (id) => registered.has(id));
     await s.fqdn.setPolicies(clientToFqdns('*.example.com'));
     await s.fqdn.onAnswer({ endpointId: 1, qname: 'api.example.com', ips: ['10.9.0.1'], ttl: 300 });
     await s.fqdn.onAnswer({ endpointId: 2, qname: 'www.example.com', ips: ['10.9.0.3'], ttl: 300 });
+    registered.delete(1);
     await s.fqdn.forgetEndpoint(1);
+    expect(s.given.get('10.9.0.1')).toEqual([]);
+    const late = await s.fqdn.onAnswer({ endpointId: 1, qname: 'api.example.com', ips: ['10.9.0.1'], ttl: 300 });
+    expect(late).toMatchObject({ newIps: 0, ips: [] });
     expect(s.given.get('10.9.0.1')).toEqual([]);
     expect(s.given.get('10.9.0.3')?.length).toBeGreaterThan(0);
     expect(s.fqdn.names.cacheList().map((e) => e.endpointId)).toEqual([2]);

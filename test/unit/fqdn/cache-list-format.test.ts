@@ -22,7 +22,7 @@ describe('formatCacheList', () => {
     ]);
   });
 
-  it('-o json gives Cilium\'s models.DNSLookup: kebab-case fields, RFC 3339 times, a never-alive connection at Go\'s zero time', async () => {
+  it('-o json gives Cilium\'s models.DNSLookup: kebab-case fields, RFC 3339 times, a never-alive connection at Go\'s zero time, a zero ttl left out (omitempty)', async () => {
     let now = Date.UTC(2026, 0, 1, 12, 0, 0);
     const nm = new NameManager({ datapath: { setIpSelectors: async () => {} }, now: () => now, isAlive: () => false, idleConnectionGracePeriodMs: 60_000 });
     await nm.onAnswer({ endpointId: 12, qname: 'api.github.com', ips: ['10.100.0.9'], ttl: 300 });
@@ -31,7 +31,7 @@ describe('formatCacheList', () => {
     await nm.gc();
     expect(cacheListJson(nm.cacheList())).toEqual([
       { 'endpoint-id': 12, 'expiration-time': '2026-01-01T12:05:00.000Z', fqdn: 'api.github.com.', ips: ['10.100.0.9'], 'lookup-time': '2026-01-01T12:00:00.000Z', source: 'lookup', ttl: 300 },
-      { 'endpoint-id': 12, 'expiration-time': '2026-01-01T12:00:05.000Z', fqdn: 'support.github.com.', ips: ['10.100.0.11'], 'lookup-time': '0001-01-01T00:00:00.000Z', source: 'connection', ttl: 0 },
+      { 'endpoint-id': 12, 'expiration-time': '2026-01-01T12:00:05.000Z', fqdn: 'support.github.com.', ips: ['10.100.0.11'], 'lookup-time': '0001-01-01T00:00:00.000Z', source: 'connection' },
     ]);
   });
 
