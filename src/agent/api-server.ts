@@ -20,11 +20,12 @@ import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type Trace
 import { validateEndpointSpec, type Endpoint } from './endpoints.js';
 import { visibilityStatus } from './visibility.js';
 import { LOCAL_IDENTITY_SCOPE } from './identity-allocator.js';
-
-const PROTOCOL_NAME: Readonly<Record<number, 'TCP' | 'UDP' | 'SCTP'>> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
 import { POLICY_TYPES, checkContentType, decodeParam, flowFilter, positiveIntParam, readBody, readJson, requestUrl, traceBody } from './api-input.js';
+
+/** An endpoint's named-port protocol number as `policy trace` names it. */
+const PROTOCOL_NAME: Readonly<Record<number, 'TCP' | 'UDP' | 'SCTP'>> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 
 /** A policy taken out of the watched directory: its file, and whether the file went with it. */
 interface RemovedPolicy {

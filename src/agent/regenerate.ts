@@ -201,9 +201,9 @@ export class Regenerator {
     for (const ep of endpoints) ipcache.set(`${ep.ip}/32`, ep.identity);
 
     // Cilium's order (and DESIGN.md's, as for an FQDN update): every endpoint's new and changed
-    // entries first, then the ipcache moves addresses to their new identities (a new prefix, a new
-    // endpoint), then the stale entries go. A packet in between is judged by old or new state, never
-    // by an identity the policy map does not know yet.
+    // entries first, then addresses move to their new identities (the ipcache: a new prefix or
+    // endpoint; the endpoints map: a pod relabelled in place), then the stale entries go. A packet
+    // in between is judged by old or new state, never by an identity the policy map does not know yet.
     const deferred: DeferredDeletes = [];
     const deferredFor = new Set<number>();
     const switched: { ep: Endpoint; ifindex: number }[] = [];
@@ -250,9 +250,9 @@ export class Regenerator {
         resolved++;
         current ??= this.#datapath.dumpEndpoints();
         const old = current.get(ep.ip);
-        // A pod whose address keeps a known identity in the endpoints map until every endpoint's
-        // entries for its new one are in (the map names the source of its packets, as the
-        // ipcache names destinations): switched after the loop, with the ipcache.
+        // A pod relabelled in place keeps its old identity in the endpoints map until every
+        // endpoint's entries for its new one are in (that map names the source of its packets,
+        // as the ipcache names destinations): switched after the loop, with the ipcache.
         const shown = old && old.identity !== 0 && old.identity !== ep.identity ? old.identity : ep.identity;
         if (shown !== ep.identity) switched.push({ ep, ifindex });
         const base = { ifindex, identity: shown, endpointId: ep.id };

@@ -377,8 +377,8 @@ export class Datapath {
 
   /**
    * Deletes every conntrack entry to or from one of `ips` (Cilium scrubs a removed endpoint's
-   * addresses this way, so a pod that gets the address later inherits no connection). Returns the
-   * entries kept and how many went.
+   * addresses this way, so a pod that gets the address later inherits no connection). Returns how
+   * many went. One pass over the map (at most its 65,536 entries, bpf/lib/conntrack.h), whatever the number of `ips`.
    */
   scrubConntrack(ips: ReadonlySet<string>): { deleted: number } {
     const addrs = new Set([...ips].map(ipv4ToNumber));
