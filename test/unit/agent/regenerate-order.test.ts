@@ -32,6 +32,14 @@ function store(): StateStore {
   return new StateStore(d);
 }
 
+/** A regenerator over the in-memory maps, with its endpoints. */
+function node(): { dp: MemoryDatapath; endpoints: EndpointManager; r: Regenerator } {
+  const dp = new MemoryDatapath();
+  const endpoints = new EndpointManager(store());
+  const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+  return { dp, endpoints, r };
+}
+
 const policy = (name: string, pod: string, cidr: string): string => `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: ${name}}
@@ -50,9 +58,7 @@ function load(text: string): PolicyObject[] {
 
 describe('Regenerator, order of a full pass', () => {
   it('issue-9 a new prefix: entries for its identity before its ipcache entry; a removed one: its entries after', () => {
-    const dp = new MemoryDatapath();
-    const endpoints = new EndpointManager(store());
-    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    const { dp, endpoints, r } = node();
     endpoints.upsert({ name: 'ops', namespace: 'default', podLabels: { app: 'ops' }, ip: '10.77.1.2', ifname: 'lo' });
     endpoints.upsert({ name: 'backup', namespace: 'default', podLabels: { app: 'backup' }, ip: '10.77.1.3', ifname: 'lo' });
     const ops = endpoints.get('default', 'ops')!;
@@ -89,9 +95,7 @@ describe('Regenerator, order of a full pass', () => {
   });
 
   it('issue-9 an ipcache write that fails leaves the entries of both policies, and the next pass removes the stale ones', () => {
-    const dp = new MemoryDatapath();
-    const endpoints = new EndpointManager(store());
-    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    const { dp, endpoints, r } = node();
     endpoints.upsert({ name: 'ops', namespace: 'default', podLabels: { app: 'ops' }, ip: '10.77.1.2', ifname: 'lo' });
     const ops = endpoints.get('default', 'ops')!;
     const a = load(policy('ops', 'ops', '10.200.0.0/16'));
@@ -113,9 +117,7 @@ describe('Regenerator, order of a full pass', () => {
   });
 
   it('issue-9 a failed pass, then an FQDN update, then a pass: the stale entries still go', () => {
-    const dp = new MemoryDatapath();
-    const endpoints = new EndpointManager(store());
-    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    const { dp, endpoints, r } = node();
     endpoints.upsert({ name: 'ops', namespace: 'default', podLabels: { app: 'ops' }, ip: '10.77.1.2', ifname: 'lo' });
     const ops = endpoints.get('default', 'ops')!;
     const fqdn = `  - toFQDNs: [{matchPattern: "*.example.com"}]
@@ -140,9 +142,7 @@ describe('Regenerator, order of a full pass', () => {
   });
 
   it('issue-9 a pod relabelled in place: its peers allow its new identity before the endpoints map gives its packets that identity', () => {
-    const dp = new MemoryDatapath();
-    const endpoints = new EndpointManager(store());
-    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    const { dp, endpoints, r } = node();
     const policies = load(`apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: db}
@@ -177,9 +177,7 @@ spec:
   });
 
   it('issue-9 a new endpoint: the peers that may reach it have its identity in their maps before its address does', () => {
-    const dp = new MemoryDatapath();
-    const endpoints = new EndpointManager(store());
-    const r = new Regenerator(dp as unknown as Datapath, endpoints, new IdentityAllocator(store(), parseLabel), { http: 15001, dns: 15053, tls: 15443 }, pino({ level: 'silent' }));
+    const { dp, endpoints, r } = node();
     const policies = load(`apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: client}
