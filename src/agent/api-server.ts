@@ -144,9 +144,10 @@ export class ApiServer {
         // An address is traced as what it is in the ipcache now: the identity (and labels) the
         // datapath judges it by — learned through DNS, a policy prefix's, or reserved:world.
         const learned = input.dstCidr !== undefined && input.dstFqdn === undefined ? agent.fqdnNamesOf(input.dstCidr) : [];
-        // Only an address outside the cluster: a pod's or the node's is traced with labels (--src/--dst).
+        // Only an address outside the cluster (pods were resolved above); any other identity, the
+        // node's for one, keeps the offline CIDR labels.
         const held = (ip: string | undefined) => {
-          if (ip === undefined || !isIPv4(ip) || agent.endpoints.byIp(ip)) return undefined;
+          if (ip === undefined || !isIPv4(ip)) return undefined;
           const id = agent.regenerator.identity(agent.regenerator.identityOfIp(ip));
           return id && (id.id >= LOCAL_IDENTITY_SCOPE || id.labels.every((l) => l.source === 'reserved' && l.key.startsWith('world'))) ? id : undefined;
         };

@@ -372,7 +372,27 @@ export class Datapath {
   gcConntrack(now = ctNow()): { live: CtEntryView[]; deleted: number } {
     // The programs read the coarse clock, which may trail this one by a tick: an entry that
     // expires this very second may still be live for them.
-    return this.#deleteConntrack((e) => e.expires < now - 1);
+    const expired = (e: CtEntryView): boolean => e.expires < now - 1;
+    const fd = this.#fd(CT_MAP);
+    const live: CtEntryView[] = [];
+    const doomed: Uint8Array[] = [];
+    this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k, v) => {
+      const e = ctView(ctKey.decode(k), ctEntry.decode(v));
+      if (expired(e)) doomed.push(k.slice());
+      else live.push(e);
+    });
+    let deleted = 0;
+    for (const key of doomed) {
+      const v = native().mapLookup(fd, key, ctEntry.size);
+      if (v === null) continue;
+      const e = ctView(ctKey.decode(key), ctEntry.decode(v));
+      if (!expired(e)) {
+        live.push(e);
+        continue;
+      }
+      if (native().mapDelete(fd, key)) deleted++;
+    }
+    return { live, deleted };
   }
 
   /**
@@ -384,37 +404,14 @@ export class Datapath {
     const addrs = new Set([...ips].map(ipv4ToNumber));
     const fd = this.#fd(CT_MAP);
     const doomed: Uint8Array[] = [];
-    // The addresses are read from the key bytes (be32 saddr, daddr): no view per entry.
-    const be32 = (k: Uint8Array, at: number): number => ((k[at]! << 24) | (k[at + 1]! << 16) | (k[at + 2]! << 8) | k[at + 3]!) >>> 0;
+    // Compared as numbers, from the key alone: no entry view (strings) per entry.
     this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k) => {
-      if (addrs.has(be32(k, 0)) || addrs.has(be32(k, 4))) doomed.push(k.slice());
+      const key = ctKey.decode(k);
+      if (addrs.has(key.saddr) || addrs.has(key.daddr)) doomed.push(k.slice());
     });
     let deleted = 0;
     for (const key of doomed) if (native().mapDelete(fd, key)) deleted++;
     return { deleted };
-  }
-
-  #deleteConntrack(stale: (e: CtEntryView) => boolean): { live: CtEntryView[]; deleted: number } {
-    const fd = this.#fd(CT_MAP);
-    const live: CtEntryView[] = [];
-    const doomed: Uint8Array[] = [];
-    this.#dump(CT_MAP, ctKey.size, ctEntry.size, (k, v) => {
-      const e = ctView(ctKey.decode(k), ctEntry.decode(v));
-      if (stale(e)) doomed.push(k.slice());
-      else live.push(e);
-    });
-    let deleted = 0;
-    for (const key of doomed) {
-      const v = native().mapLookup(fd, key, ctEntry.size);
-      if (v === null) continue;
-      const e = ctView(ctKey.decode(key), ctEntry.decode(v));
-      if (!stale(e)) {
-        live.push(e);
-        continue;
-      }
-      if (native().mapDelete(fd, key)) deleted++;
-    }
-    return { live, deleted };
   }
 
   /**

@@ -72,6 +72,10 @@ export class MemoryDatapath {
     this.writes++;
     return this.ipcache.delete(p);
   }
+  /** The entries written for endpoint `id` (none when it has none). */
+  entriesOf(id: number): PolicyMapEntry[] {
+    return [...(this.policy.get(id)?.values() ?? [])];
+  }
   dumpEndpoints() {
     return new Map(this.endpoints);
   }

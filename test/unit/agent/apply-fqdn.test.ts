@@ -145,7 +145,7 @@ describe('issue-8 applyFqdn equals a full regeneration', () => {
     r.regenerate(world().policies);
     r.applyFqdn([{ ip: '10.78.200.20', labelKeys: ['api.github.com.'] }]);
     const id = dp.ipcache.get('10.78.200.20/32')!;
-    const entriesOf = (ep: number) => [...(dp.policy.get(ep)?.values() ?? [])].filter((e) => e.identity === id);
+    const entriesOf = (ep: number) => dp.entriesOf(ep).filter((e) => e.identity === id);
     expect(entriesOf(2).some((e) => e.egress && e.deny)).toBe(true); // guard: the CIDR deny
     expect(entriesOf(3).some((e) => e.egress && !e.deny && e.port === 443)).toBe(true); // browser: toEntities world
     expect(entriesOf(4).some((e) => !e.egress && !e.deny)).toBe(true); // web: fromEntities world
@@ -182,7 +182,7 @@ describe('issue-8 applyFqdn equals a full regeneration', () => {
     expect(id130).not.toBe(id30);
     expect(ids.labelsOf(id30)!.map(formatLabel)).toContain('cidr:10.78.200.0/24');
     expect(ids.labelsOf(id130)!.map(formatLabel)).toContain('cidr:10.78.200.128/25');
-    const ops = (id: number) => [...(dp.policy.get(5)?.values() ?? [])].some((e) => e.identity === id && e.egress && !e.deny && e.port === 22);
+    const ops = (id: number) => dp.entriesOf(5).some((e) => e.identity === id && e.egress && !e.deny && e.port === 22);
     expect([ops(id30), ops(id130)]).toEqual([true, false]);
   });
 
@@ -218,7 +218,7 @@ spec:
     r.regenerate([...world().policies, ...v6.policies]);
     r.applyFqdn([{ ip: '10.79.0.5', labelKeys: ['*.example.com.'] }]);
     const id = dp.ipcache.get('10.79.0.5/32')!;
-    const ports = (ep: number) => [...(dp.policy.get(ep)?.values() ?? [])].filter((e) => e.identity === id && e.egress && !e.deny).map((e) => e.port);
+    const ports = (ep: number) => dp.entriesOf(ep).filter((e) => e.identity === id && e.egress && !e.deny).map((e) => e.port);
     expect([ports(4), ports(3)]).toEqual([[], [443]]); // web's ::/0 does not select it; browser's toEntities world does
     expect([...dp.ipcache.keys()].some((p) => p.includes(':'))).toBe(false);
   });
@@ -230,7 +230,7 @@ spec:
     r.applyFqdn([{ ip: '10.78.200.20', labelKeys: ['api.github.com.'] }]);
     const loose = dp.ipcache.get('10.78.200.20/32')!;
     // Every time the address's ipcache entry is written, mediabot's toFQDNs entry for that identity is already there.
-    const allowed = (id: number) => [...(dp.policy.get(1)?.values() ?? [])].some((e) => e.identity === id && e.egress && !e.deny && e.port === 443);
+    const allowed = (id: number) => dp.entriesOf(1).some((e) => e.identity === id && e.egress && !e.deny && e.port === 443);
     const seen: Array<[number, boolean]> = [];
     const upsert = dp.upsertIpcache.bind(dp);
     dp.upsertIpcache = (p: string, id: number) => {
@@ -249,7 +249,7 @@ spec:
     expect(seen.every(([, ok]) => ok)).toBe(true);
     expect(seen.map(([i]) => i)).toEqual([loose, id]);
     expect(ids.labelsOf(id)!.map(formatLabel)).toContain('cidr:10.78.200.20/32');
-    expect([...(dp.policy.get(2)?.values() ?? [])].some((e) => e.identity === id && e.egress && e.deny)).toBe(true);
+    expect(dp.entriesOf(2).some((e) => e.identity === id && e.egress && e.deny)).toBe(true);
     // The identity it left has no entries left anywhere.
     expect([...dp.policy.values()].some((m) => [...m.values()].some((e) => e.identity === loose))).toBe(false);
     // And the next pass, with nothing changed, moves nothing.

@@ -69,7 +69,7 @@ describe('Regenerator, order of a full pass', () => {
     expect(dp.ipcache.has('10.200.7.0/24')).toBe(false);
 
     // What ops's map allows on port 22, each time the ipcache is written.
-    const opsAllows = (id: number): boolean => [...(dp.policy.get(ops.id)?.values() ?? [])].some((e) => e.identity === id && e.egress && !e.deny && e.port === 22);
+    const opsAllows = (id: number): boolean => dp.entriesOf(ops.id).some((e) => e.identity === id && e.egress && !e.deny && e.port === 22);
     const seen: Array<{ id: number | undefined; allowed: boolean; before: number | undefined }> = [];
     const sync = dp.syncIpcache.bind(dp);
     dp.syncIpcache = (m: ReadonlyMap<string, number>) => {
@@ -102,7 +102,7 @@ describe('Regenerator, order of a full pass', () => {
     const b = load(policy('ops', 'ops', '10.201.0.0/16'));
     r.regenerate(a);
     const idA = dp.ipcache.get('10.200.0.0/16')!;
-    const allows = (id: number | undefined): boolean => id !== undefined && [...(dp.policy.get(ops.id)?.values() ?? [])].some((e) => e.identity === id && e.port === 22);
+    const allows = (id: number | undefined): boolean => id !== undefined && dp.entriesOf(ops.id).some((e) => e.identity === id && e.port === 22);
     const sync = dp.syncIpcache.bind(dp);
     dp.syncIpcache = () => {
       throw new Error('map full');
@@ -138,7 +138,7 @@ describe('Regenerator, order of a full pass', () => {
     r.applyFqdn([{ ip: '10.9.9.9', labelKeys: ['*.example.com.'] }]);
     r.regenerate(b);
     expect(ops.state).toBe('ready');
-    expect([...(dp.policy.get(ops.id)?.values() ?? [])].some((e) => e.identity === idA)).toBe(false);
+    expect(dp.entriesOf(ops.id).some((e) => e.identity === idA)).toBe(false);
   });
 
   it('issue-9 a pod relabelled in place: its peers allow its new identity before the endpoints map gives its packets that identity', () => {
@@ -157,7 +157,7 @@ spec:
     endpoints.upsert({ name: 'db', namespace: 'default', podLabels: { app: 'db' }, ip: '10.77.1.9', ifname: 'lo' });
     r.regenerate(policies);
     const db = endpoints.get('default', 'db')!;
-    const dbAllows = (id: number): boolean => [...(dp.policy.get(db.id)?.values() ?? [])].some((e) => e.identity === id && !e.egress && e.port === 5432);
+    const dbAllows = (id: number): boolean => dp.entriesOf(db.id).some((e) => e.identity === id && !e.egress && e.port === 5432);
     const seen: Array<[number, boolean]> = [];
     const upsert = dp.upsertEndpoint.bind(dp);
     dp.upsertEndpoint = (ip: string, v: unknown) => {
@@ -190,7 +190,7 @@ spec:
     endpoints.upsert({ name: 'client', namespace: 'default', podLabels: { app: 'client' }, ip: '10.77.1.2', ifname: 'lo' });
     r.regenerate(policies);
     const client = endpoints.get('default', 'client')!;
-    const allows = (id: number): boolean => [...(dp.policy.get(client.id)?.values() ?? [])].some((e) => e.identity === id && e.egress && e.port === 5432);
+    const allows = (id: number): boolean => dp.entriesOf(client.id).some((e) => e.identity === id && e.egress && e.port === 5432);
     const seen: boolean[] = [];
     const sync = dp.syncIpcache.bind(dp);
     dp.syncIpcache = (m: ReadonlyMap<string, number>) => {
