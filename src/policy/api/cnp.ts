@@ -757,10 +757,10 @@ function parseL7Rules(c: Checker, v: Json | undefined, path: string, pc: PortCtx
       c.fields(d, p, DNS_FIELDS);
       const name = has(d, 'matchName') ? c.string(d.matchName, join(p, 'matchName')) : undefined;
       const pattern = has(d, 'matchPattern') ? c.string(d.matchPattern, join(p, 'matchPattern')) : undefined;
-      if ((name === undefined) === (pattern === undefined)) {
-        c.report(p, 'exactly one of matchName or matchPattern must be set');
-        return;
-      }
+      // Unlike a toFQDNs selector, a DNS rule may set both (either one allows the lookup) or
+      // neither (it allows no name): Cilium's PortRuleDNS.Sanitize (pkg/policy/api/fqdn.go) checks
+      // only each field, and the DNS proxy ORs them (pkg/fqdn/dnsproxy GeneratePattern).
+      if (name === undefined && pattern === undefined) c.warn(p, 'a DNS rule with neither matchName nor matchPattern allows no name: lookups it alone covers are refused');
       if (name !== undefined) {
         const err = validateMatchName(name);
         if (err) c.report(join(p, 'matchName'), err);

@@ -67,6 +67,14 @@ describe('issue-6 decideL7: one L7 decision for proxies and trace', () => {
     expect(d).toMatchObject({ allowed: false, egress: { reason: 'parser-mismatch' } });
     expect(decideL7(s.flow('tiefighter', 'deathstar', 80, 'src'), { kind: 'dns', qname: 'tie.empire.local' })).toMatchObject({ allowed: true, egress: { matched: '*.empire.local.' } });
   });
+
+  it("a DNS rule with both matchName and matchPattern allows either (Cilium's PortRuleDNS); one with neither allows no name", () => {
+    const both = new PolicyState(DNS_RULES_ON_80.replace('{matchPattern: "*.empire.local"}', '{matchName: deathstar.galaxy, matchPattern: "*.empire.local"}'));
+    const dns = (s: PolicyState, qname: string) => decideL7(s.flow('tiefighter', 'deathstar', 80, 'src'), { kind: 'dns', qname }).allowed;
+    expect([dns(both, 'deathstar.galaxy'), dns(both, 'tie.empire.local'), dns(both, 'rebel.base')]).toEqual([true, true, false]);
+    const neither = new PolicyState(DNS_RULES_ON_80.replace('{matchPattern: "*.empire.local"}', '{}'));
+    expect([dns(neither, 'tie.empire.local'), dns(neither, 'deathstar.galaxy')]).toEqual([false, false]);
+  });
 });
 
 /** serverNames without TLS termination: the SNI of the ClientHello decides (issue-8). */

@@ -149,16 +149,17 @@ spec:
     expect(problems(cnp('x').withSpecs(minimal(), deathstar()))).toEqual([{ path: 'specs[1]', message: 'must specify at least one of ingress, ingressDeny, egress or egressDeny' }]);
   });
 
-  it('rules need exactly one L7 type; DNS rules exactly one of matchName/matchPattern', () => {
+  it("rules need exactly one L7 type; a DNS rule may set both matchName and matchPattern, or neither (warned), as Cilium's PortRuleDNS", () => {
     const b = cnp('x').withSpec(
       deathstar()
         .withEgress(to().withPorts(ports().withPort('80', 'TCP').withRules({})))
         .withEgress(to().withPorts(ports().withPort('53', 'UDP').withDns({ matchName: 'a.com', matchPattern: '*.a.com' }, {}))),
     );
-    expect(problems(b)).toEqual([
-      { path: 'spec.egress[0].toPorts[0].rules', message: 'must specify exactly one of http, kafka, dns or l7proto' },
-      { path: 'spec.egress[1].toPorts[0].rules.dns[0]', message: 'exactly one of matchName or matchPattern must be set' },
-      { path: 'spec.egress[1].toPorts[0].rules.dns[1]', message: 'exactly one of matchName or matchPattern must be set' },
+    expect(problems(b)).toEqual([{ path: 'spec.egress[0].toPorts[0].rules', message: 'must specify exactly one of http, kafka, dns or l7proto' }]);
+    const dnsOnly = cnp('x').withSpec(deathstar().withEgress(to().withPorts(ports().withPort('53', 'UDP').withDns({ matchName: 'a.com', matchPattern: '*.a.com' }, {}))));
+    expect(problems(dnsOnly)).toEqual([]);
+    expect(dnsOnly.load().warnings.map((w) => ({ path: w.path, message: w.message }))).toEqual([
+      { path: 'spec.egress[0].toPorts[0].rules.dns[1]', message: 'a DNS rule with neither matchName nor matchPattern allows no name: lookups it alone covers are refused' },
     ]);
   });
 
