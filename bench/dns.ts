@@ -40,6 +40,7 @@ const PROFILE_DIR = process.env.MEMBRANE_BENCH_PROFILE ?? '';
 if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
 /** MEMBRANE_BENCH_DNS_DUMP=DIR: each release run's delays by start time (release-N.tsv: request_time, answer_release_ms), to see when the tail happens. */
 const DUMP_DIR = process.env.MEMBRANE_BENCH_DNS_DUMP ?? '';
+if (DUMP_DIR) mkdirSync(DUMP_DIR, { recursive: true });
 
 const NODE_NETNS = 'mbb-dns';
 const SUBNET = '10.231';

@@ -484,6 +484,9 @@ export class Agent {
       onFlows: (json, count) => this.flows.pushJsonArray(json, count),
       onLines: writeLines,
       onAnswer: (a) => this.#fqdn!.onAnswer(a),
+      fqdnTable: () => this.#fqdn!.learnTable(),
+      onPrelearned: (a, written) => this.#fqdn!.onPrelearned(a, written),
+      settlePrewritten: (written) => void this.regenerator.settlePrewritten(written),
       log: this.log.child({ component: 'proxy-workers' }),
     });
     this.#proxyWorkers.spawn();

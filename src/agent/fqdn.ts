@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { canonicalIp, DNS_GC_INTERVAL_MS, MAX_NAME_LENGTH, NameManager, normalizeName, type DnsAnswer, type NameManagerSnapshot } from '../fqdn/index.js';
-import { policyFqdnSelectors, type PolicyObject } from '../policy/index.js';
+import { policyFqdnSelectors, type FqdnSelectorInfo, type PolicyObject } from '../policy/index.js';
 import type { Datapath } from '../datapath/index.js';
 import type { Regenerator } from './regenerate.js';
 import { JsonText, type StateStore } from './state-store.js';
@@ -55,6 +55,10 @@ export class AgentFqdn {
   #answeredInEpoch = false;
   /** The toFQDNs selectors last set, as text: a policy change that keeps them moves nothing. */
   #selectorsKey = '';
+  #selectors: readonly FqdnSelectorInfo[] = [];
+  /** Bumped with every new set of selectors (the proxy workers' table follows it). */
+  #selectorsVersion = 0;
+  #regenerator: () => Regenerator;
   /** Selectors are being pushed: the epoch moved on before the push, relabels need not move it again. */
   #pushingSelectors = false;
   /** ip → label keys given to the datapath (as NameManager's `selected`): what a change shrinks. */
@@ -64,6 +68,7 @@ export class AgentFqdn {
   constructor(store: StateStore, regenerator: () => Regenerator, datapath: () => Datapath, opts: FqdnOptions, log: Logger) {
     this.#store = store;
     this.#log = log;
+    this.#regenerator = regenerator;
     this.#datapath = datapath;
     this.#isEndpoint = opts.isEndpoint ?? (() => true);
     this.names = new NameManager({
@@ -175,7 +180,7 @@ export class AgentFqdn {
    * (`timedOut`: released at the max delay without that), with the epoch it began in and the
    * answer's IPs it taught (`ips`, as given; none when it was ignored).
    */
-  onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean; epoch: number; ips: readonly string[] }> {
+  onAnswer(a: DnsAnswer, observe = true): Promise<{ newIps: number; timedOut: boolean; epoch: number; ips: readonly string[] }> {
     this.#dirty = true; // TTLs move even when no IP changes
     const epoch = this.#epoch;
     this.#answeredInEpoch = true;
@@ -187,12 +192,34 @@ export class AgentFqdn {
     const taught = Number.isSafeInteger(a.endpointId) && a.endpointId >= 0 && name.length <= MAX_NAME_LENGTH && name !== '.';
     const ips = taught ? a.ips.filter((ip) => canonicalIp(ip) !== null) : [];
     const released = this.names.onAnswer(a);
-    const observe = this.#observeRelease;
-    const started = observe ? performance.now() : 0;
+    const observeRelease = observe ? this.#observeRelease : null;
+    const started = observeRelease ? performance.now() : 0;
     return released.then((r) => {
-      observe?.((performance.now() - started) / 1000, r.timedOut);
+      observeRelease?.((performance.now() - started) / 1000, r.timedOut);
       return { ...r, epoch, ips };
     });
+  }
+
+  /**
+   * An answer a proxy worker already released, having written `written` into the ipcache itself
+   * (src/proxyworker/prelearn.ts): learned as any answer (its hold is not a release delay), then
+   * the worker's entries the agent did not keep go. Resolves when both are done.
+   */
+  async onPrelearned(a: DnsAnswer, written: ReadonlyArray<{ ip: string; identity: number }>): Promise<void> {
+    try {
+      await this.onAnswer(a, false);
+    } finally {
+      if (written.length > 0) this.#regenerator().settlePrewritten(written);
+    }
+  }
+
+  /**
+   * What a proxy worker needs to give new learned addresses their identities itself
+   * (src/proxyworker/prelearn.ts): the toFQDNs selectors with the regenerator's prefixes and identities.
+   */
+  learnTable(): { version: string; selectors: readonly FqdnSelectorInfo[]; prefixes: readonly string[]; identities: ReadonlyArray<readonly [string, number]> } {
+    const t = this.#regenerator().fqdnLearnTable();
+    return { version: `${this.#selectorsVersion}.${t.version}`, selectors: this.#selectors, prefixes: t.prefixes, identities: t.identities };
   }
 
   /** Called with how long each answer was held for the datapath (seconds) and whether the delay ran out. */
@@ -208,12 +235,20 @@ export class AgentFqdn {
     // change): an answer a worker holds as confirmed no longer says what the datapath will hold,
     // so the epoch moves on before the selectors are pushed.
     if (key !== this.#selectorsKey && this.#answeredInEpoch) this.#bumpEpoch();
+    if (key !== this.#selectorsKey) this.#selectorsVersion++;
     this.#selectorsKey = key;
+    this.#selectors = selectors;
     this.#pushingSelectors = true;
     try {
       await this.names.setSelectors(selectors);
     } finally {
       this.#pushingSelectors = false;
+    }
+    // The workers' table follows the selectors even when no address moved (no apply to carry it).
+    try {
+      this.#applied?.();
+    } catch (err) {
+      this.#log.error({ err }, 'FQDN selectors not passed on to the proxy workers');
     }
   }
 

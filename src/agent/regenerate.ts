@@ -55,6 +55,7 @@ import {
   type ServiceInput,
 } from '../policy/index.js';
 import { ipv4ToNumber, linkIndex, nodeAddresses, parseIpv4Prefix, type Datapath, type DeferredDeletes, type PolicyMapEntry } from '../datapath/index.js';
+import { fqdnLabelsKey, Ipv4PrefixIndex } from '../fqdn/index.js';
 import { LOCAL_IDENTITY_SCOPE, type IdentityAllocator } from './identity-allocator.js';
 import type { Endpoint, EndpointManager } from './endpoints.js';
 
@@ -100,11 +101,17 @@ export class Regenerator {
   /** A learned IPs' identity → how many learned IPs hold it (an identity goes when none does). */
   #fqdnIdRefs = new Map<number, number>();
   /** The ipcache's IPv4 CIDR prefixes (from the policies), by length, longest first: which one holds a learned IP. */
-  #policyPrefixes: { bits: number; mask: number; byBase: Map<number, string> }[] = [];
+  #policyPrefixes = new Ipv4PrefixIndex([]);
   /** A learned IP's labels by containing prefix and selector keys (fqdnLabelsKey), for the current prefixes. */
   #fqdnLabelMemo = new Map<string, Label[]>();
   /** Learned IP → the fqdnLabelsKey of the labels its identity has (what a change of prefixes compares). */
   #fqdnLabelsKey = new Map<string, string>();
+  /** fqdnLabelsKey → the identity learned IPs of those labels hold, while one does (the proxy workers' FqdnLearnTable). */
+  #fqdnIdOfKey = new Map<string, number>();
+  #fqdnKeyOfId = new Map<number, string>();
+  /** Bumped when #fqdnIdOfKey or the policy prefixes change. */
+  #fqdnTableVersion = 0;
+  #fqdnTable: { version: number; prefixes: readonly string[]; identities: ReadonlyArray<readonly [string, number]> } | null = null;
   /** The IPv4 policy prefixes the learned IPs were last labelled against, sorted and joined. */
   #labelledPrefixes = '';
   /** The policy whose entries the policy map holds, per endpoint id (what the next pass diffs against). */
@@ -379,7 +386,7 @@ export class Regenerator {
    */
   #relabelFqdnIps(): { ipcache: number; policyEntries: number } {
     // The same prefixes as when they were labelled (most passes: endpoints, L7 rules): none moves.
-    const prefixes = prefixesKey(this.#cidrIdentities.keys());
+    const prefixes = this.#policyPrefixes.key;
     if (prefixes === this.#labelledPrefixes) return { ipcache: 0, policyEntries: 0 };
     this.#labelledPrefixes = prefixes;
     const moves = newMoves();
@@ -399,6 +406,11 @@ export class Regenerator {
       this.#fqdnIdentities.set(ip, newId);
       this.#fqdnLabelsKey.set(ip, key);
       this.#fqdnIdRefs.set(newId, (this.#fqdnIdRefs.get(newId) ?? 0) + 1);
+      if (this.#fqdnIdOfKey.get(key) !== newId) {
+        this.#fqdnIdOfKey.set(key, newId);
+        this.#fqdnKeyOfId.set(newId, key);
+        this.#fqdnTableVersion++;
+      }
       if (!this.#identityById.has(newId) && !m.freshIds.has(newId)) {
         m.fresh.push({ id: newId, labels: this.#identities.labelsOf(newId) ?? labels });
         m.freshIds.add(newId);
@@ -412,6 +424,7 @@ export class Regenerator {
       if (refs > 0) this.#fqdnIdRefs.set(oldId, refs);
       else {
         this.#fqdnIdRefs.delete(oldId);
+        this.#forgetFqdnKeyOf(oldId);
         m.left.push(oldId);
       }
     }
@@ -567,6 +580,43 @@ export class Regenerator {
     return this.#fqdnIps;
   }
 
+  #forgetFqdnKeyOf(id: number): void {
+    const key = this.#fqdnKeyOfId.get(id);
+    if (key === undefined) return;
+    this.#fqdnKeyOfId.delete(id);
+    if (this.#fqdnIdOfKey.get(key) === id) this.#fqdnIdOfKey.delete(key);
+    this.#fqdnTableVersion++;
+  }
+
+  /**
+   * The policy prefixes and the identities learned addresses hold, by fqdnLabelsKey: with the
+   * toFQDNs selectors, what a proxy worker needs to give a new address one of them itself
+   * (src/proxyworker/prelearn.ts). Every identity listed has its entries in every ready
+   * endpoint's policy map. `version` changes whenever either part does.
+   */
+  fqdnLearnTable(): { version: number; prefixes: readonly string[]; identities: ReadonlyArray<readonly [string, number]> } {
+    if (this.#fqdnTable?.version !== this.#fqdnTableVersion) {
+      this.#fqdnTable = { version: this.#fqdnTableVersion, prefixes: this.#policyPrefixes.prefixes, identities: [...this.#fqdnIdOfKey] };
+    }
+    return this.#fqdnTable;
+  }
+
+  /**
+   * After the agent learned an answer a proxy worker released having written some of its
+   * addresses itself (`written`, src/proxyworker/prelearn.ts): an address the agent did not
+   * select after all (the answer taught nothing: its endpoint went, its name was not cached) and
+   * whose /32 it holds no entry of its own for loses the worker's entry. Returns how many did.
+   */
+  settlePrewritten(written: ReadonlyArray<{ ip: string; identity: number }>): number {
+    let cleared = 0;
+    for (const { ip } of written) {
+      if (!isIPv4(ip) || this.#hostEntries.has(ipv4ToNumber(ip))) continue;
+      this.#datapath.deleteIpcache(`${ip}/32`);
+      cleared++;
+    }
+    return cleared;
+  }
+
   /** A learned address's ipcache entry: its identity, or (no longer selected) what the rest of the ipcache says about it. */
   #setFqdnIpcache(ip: string, id: number | undefined): void {
     const n = ipv4ToNumber(ip);
@@ -582,12 +632,7 @@ export class Regenerator {
 
   /** The longest policy prefix in the ipcache that holds an IPv4 address, or null. */
   #containingPrefix(ip: string): string | null {
-    const n = ipv4ToNumber(ip);
-    for (const p of this.#policyPrefixes) {
-      const prefix = p.byBase.get((n & p.mask) >>> 0);
-      if (prefix !== undefined) return prefix;
-    }
-    return null;
+    return this.#policyPrefixes.longest(ip);
   }
 
   /** A learned IP's labels (fqdnIdentityLabels of its containing prefix) and their fqdnLabelsKey, memoised per key. */
@@ -668,14 +713,17 @@ export class Regenerator {
     // (#relabelFqdnIps). The first pass gives each its identity at once: nothing in this process
     // has written one, and the local identities of learned addresses no address holds (an
     // earlier run's, of an earlier labelling) are given back.
-    this.#policyPrefixes = prefixIndex(this.#cidrIdentities.keys());
+    this.#policyPrefixes = new Ipv4PrefixIndex(this.#cidrIdentities.keys());
     this.#fqdnLabelMemo.clear();
     const first = this.#revision === 0;
+    this.#fqdnTableVersion++;
     if (first) {
-      this.#labelledPrefixes = prefixesKey(this.#cidrIdentities.keys());
+      this.#labelledPrefixes = this.#policyPrefixes.key;
       this.#fqdnIdRefs.clear();
       this.#fqdnIdentities.clear();
       this.#fqdnLabelsKey.clear();
+      this.#fqdnIdOfKey.clear();
+      this.#fqdnKeyOfId.clear();
     }
     // The maps are written by the pass itself: what #moveFqdnIp records for #commitFqdnMoves is not needed.
     const unused = newMoves();
@@ -812,11 +860,6 @@ function newMoves(): FqdnMoves {
   return { changed: [], fresh: [], freshIds: new Set(), left: [] };
 }
 
-/** The memo key of a learned IP's labels: its containing prefix and its selector keys. */
-function fqdnLabelsKey(prefix: string | null, keys: readonly string[]): string {
-  return `${prefix ?? ''}|${keys.join('|')}`;
-}
-
 /**
  * The labels of a learned IPv4 address's identity, as Cilium (1.16+, CFP-28427) gives FQDN-selected
  * IPs: those of `prefix`, the longest policy prefix (or address) that holds it (`cidrIdentityLabels`:
@@ -829,20 +872,4 @@ export function fqdnIdentityLabels(prefix: string | null, labelKeys: readonly st
   return base;
 }
 
-/** The IPv4 prefixes, sorted and joined: equal for the same set. */
-function prefixesKey(prefixes: Iterable<string>): string {
-  return [...prefixes].filter((p) => !p.includes(':')).sort().join(',');
-}
 
-/** IPv4 prefixes by length, longest first, each length a map from masked base address to the prefix's text. */
-function prefixIndex(prefixes: Iterable<string>): { bits: number; mask: number; byBase: Map<number, string> }[] {
-  const byBits = new Map<number, { bits: number; mask: number; byBase: Map<number, string> }>();
-  for (const prefix of prefixes) {
-    if (prefix.includes(':')) continue; // the ipcache is IPv4-only
-    const p = parseIpv4Prefix(prefix);
-    let level = byBits.get(p.bits);
-    if (!level) byBits.set(p.bits, (level = { bits: p.bits, mask: p.mask, byBase: new Map() }));
-    level.byBase.set(p.base, prefix);
-  }
-  return [...byBits.values()].sort((a, b) => b.bits - a.bits);
-}

@@ -15,7 +15,7 @@ export { EVENT_DIRECTION } from './maps/events.js';
 export { fromProxyMark, identityFromMark, MARK_FROM_PROXY, MARK_TO_PROXY } from './marks.js';
 export { ensureNodeNetwork, removeNodeNetwork } from './netconf.js';
 export { transparentListenFd, connectMarked } from './sockets.js';
-export { IpcacheReader } from './ipcache-reader.js';
+export { IpcacheView } from './ipcache-view.js';
 export { udpListenTransparent, udpReplySocket, udpConnectMarked, type UdpDatagram, type NativeUdpSocket } from './sockets.js';
 export { ipv4ToNumber, numberToIpv4 } from './layout.js';
 export { run, ipJson } from './system.js';

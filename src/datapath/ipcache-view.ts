@@ -1,8 +1,9 @@
 /**
- * A read-only view of the pinned ipcache map for the proxy workers: the destination identity of
- * an IP that is not a local endpoint, read from the very map the datapath judged the packet by
- * (LPM lookup, as bpf/lib/ipcache.h). FQDN IPs are written there before their DNS answer is
- * released, so a worker sees them without any message from the agent.
+ * The pinned ipcache map as the proxy workers use it: the destination identity of an IP that is
+ * not a local endpoint, read from the very map the datapath judged the packet by (LPM lookup, as
+ * bpf/lib/ipcache.h). FQDN IPs are written there before their DNS answer is released, so a worker
+ * sees them without any message from the agent. One write: `insertIfAbsent`, a learned address
+ * the map holds no entry for (src/proxyworker/prelearn.ts); everything else is the agent's.
  */
 import { join } from 'node:path';
 import { native } from './native.js';
@@ -11,8 +12,10 @@ import { ipcacheKey, ipcacheValue, IPCACHE_MAP } from './maps/ipcache.js';
 
 /** Cilium's reserved `world` identity: what the datapath uses for an address the ipcache lacks. */
 const WORLD = 2;
+/** bpf(2) BPF_MAP_UPDATE_ELEM flag: create only, fail with EEXIST when the key is there. */
+const BPF_NOEXIST = 1;
 
-export class IpcacheReader {
+export class IpcacheView {
   #fd: number;
 
   /** Opens `<pinRoot>/membrane_ipcache`; throws MEMBRANE_ERR_DATAPATH_MAP when it is not pinned. */
@@ -25,6 +28,21 @@ export class IpcacheReader {
     const key = ipcacheKey.encode({ lpm_key: 32, addr: ipv4ToNumber(ip) });
     const v = native().mapLookup(this.#fd, key, ipcacheValue.size);
     return v ? ipcacheValue.decode(v).sec_identity : WORLD;
+  }
+
+  /**
+   * Writes `ip`/32 → `identity` only if the map holds no /32 entry for `ip` (BPF_NOEXIST: atomic
+   * against the agent and the other workers). False when one is there or the write failed: the
+   * caller then leaves the address to the agent.
+   */
+  insertIfAbsent(ip: string, identity: number): boolean {
+    const key = ipcacheKey.encode({ lpm_key: 32, addr: ipv4ToNumber(ip) });
+    try {
+      native().mapUpdate(this.#fd, key, ipcacheValue.encode({ sec_identity: identity, reserved_0: 0 }), BPF_NOEXIST);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   close(): void {

@@ -19,7 +19,7 @@ import type { FlowEndpoint } from '../observe/index.js';
 import { extendsList, formatLabel, type DirectionPolicy, type EndpointPolicy, type Identity } from '../policy/index.js';
 import { answeredReply } from './answered.js';
 import { policyPatch } from './policy-patch.js';
-import type { Delta, EndpointState, FromWorker, IdentityState, PolicyPatch, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
+import type { Delta, EndpointState, FqdnLearnTable, FromWorker, IdentityState, PolicyPatch, PrewrittenIp, ToWorker, WorkerCounters, WorkerInit } from './protocol.js';
 
 /**
  * Default `--proxy-workers`: one per CPU, as Envoy's `--concurrency` defaults to the hardware
@@ -84,6 +84,19 @@ export interface ProxyWorkerPoolOptions {
    * policies it produced must reach the workers (`sync`) before it resolves: AgentFqdn.onApplied.
    */
   readonly onAnswer: (a: DnsAnswer) => Promise<unknown>;
+  /**
+   * What the workers need to release answers whose new addresses join identities the maps hold
+   * (prelearn.ts; AgentFqdn.learnTable), read at each `sync`; without it every answer takes the
+   * round trip.
+   */
+  readonly fqdnTable?: () => FqdnLearnTable;
+  /**
+   * AgentFqdn.onPrelearned: an answer a worker released after writing `written` into the ipcache
+   * itself; and AgentFqdn.settlePrewritten for an answer that still took the round trip after the
+   * worker wrote some of its addresses.
+   */
+  readonly onPrelearned?: (a: DnsAnswer, written: readonly PrewrittenIp[]) => Promise<unknown>;
+  readonly settlePrewritten?: (written: readonly PrewrittenIp[]) => void;
   readonly log: Logger;
   /** Wait before restarting a dead worker, ms; doubles while it keeps dying (≤ 5 s). Default 100. */
   readonly restartDelayMs?: number;
@@ -229,6 +242,8 @@ export class ProxyWorkerPool {
   #stopping = false;
   /** The first snapshot went out (the first `sync`): from then on a (re)started worker gets one at once. */
   #fed = false;
+  /** The FQDN learn table last sent to the workers (a (re)started worker gets it after its snapshot). */
+  #table: FqdnLearnTable | null = null;
   #spawnedAt = 0;
   #statsSeq = 0;
   #deltas = 0;
@@ -300,12 +315,23 @@ export class ProxyWorkerPool {
       this.#diff();
       const snapshot = this.#snapshot();
       for (const s of this.#slots) s.worker?.postMessage({ t: 'snapshot', delta: snapshot } satisfies ToWorker);
+      this.#sendTable();
       return;
     }
     const delta = this.#diff();
-    if (!delta) return;
-    this.#deltas++;
-    for (const s of this.#slots) s.worker?.postMessage({ t: 'delta', delta } satisfies ToWorker);
+    if (delta) {
+      this.#deltas++;
+      for (const s of this.#slots) s.worker?.postMessage({ t: 'delta', delta } satisfies ToWorker);
+    }
+    this.#sendTable();
+  }
+
+  /** The FQDN learn table, when it changed: after the deltas that carry its identities, on the same ports. */
+  #sendTable(): void {
+    const table = this.#o.fqdnTable?.();
+    if (!table || table.version === this.#table?.version) return;
+    this.#table = table;
+    for (const s of this.#slots) s.worker?.postMessage({ t: 'fqdn-table', table } satisfies ToWorker);
   }
 
   /** The FQDN epoch moved on (AgentFqdn.onEpoch): every worker forgets the answers it knew (known-answers.ts). */
@@ -409,6 +435,7 @@ export class ProxyWorkerPool {
       }, delay).unref();
     });
     if (this.#fed) w.postMessage({ t: 'snapshot', delta: this.#snapshot() } satisfies ToWorker);
+    if (this.#table) w.postMessage({ t: 'fqdn-table', table: this.#table } satisfies ToWorker);
   }
 
   #onMessage(slot: Slot, w: Worker, m: FromWorker, markReady: () => void, fail: (err: Error) => void): void {
@@ -433,6 +460,7 @@ export class ProxyWorkerPool {
           .onAnswer(m.answer)
           .then(answeredReply, (err: unknown) => ({ error: (err as Error).message ?? String(err) }))
           .then((r) => {
+            if (m.written && m.written.length > 0) this.#o.settlePrewritten?.(m.written);
             if (slot.worker === w) w.postMessage({ t: 'answered', id: m.id, ...r } satisfies ToWorker);
           });
         break;
@@ -440,6 +468,13 @@ export class ProxyWorkerPool {
       case 'learned':
         // Already released by the worker (known-answers.ts): only the FQDN cache's TTLs move.
         for (const a of m.answers) this.#o.onAnswer(a).catch((err: unknown) => this.#o.log.warn({ err, qname: a.qname }, 'FQDN refresh from a proxy worker failed'));
+        break;
+      case 'prelearned':
+        // Released by the worker, its new addresses written (prelearn.ts): the agent learns them now.
+        for (const { answer, written } of m.answers) {
+          const learned = this.#o.onPrelearned ? this.#o.onPrelearned(answer, written) : this.#o.onAnswer(answer);
+          learned.catch((err: unknown) => this.#o.log.warn({ err, qname: answer.qname }, 'FQDN update from a proxy worker failed'));
+        }
         break;
       case 'resync':
         // The snapshot is what every worker was sent so far; deltas after it follow on this port.

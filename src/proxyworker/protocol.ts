@@ -14,6 +14,10 @@
  *   agent ──answered──────────► worker        the datapath has them: release the answer
  *   worker ──learned──────────► agent         answers already released (known-answers.ts): their TTLs
  *   agent ──fqdn-epoch────────► worker        a selection may have shrunk: forget the known answers
+ *   agent ──fqdn-table────────► worker        toFQDNs selectors, policy prefixes and the identities
+ *                                              the maps hold for learned addresses (prelearn.ts)
+ *   worker ──prelearned───────► agent         answers released after the worker wrote their new
+ *                                              addresses itself (prelearn.ts): the agent learns them
  *   worker ──resync───────────► agent         a policy patch did not apply (endpoint denied): send a
  *                                              snapshot (≤ 1 outstanding, ≤ 1 per second: resync.ts)
  *   agent ──stats?  / worker ──stats           per-worker counters for `membrane status`
@@ -24,7 +28,7 @@
  */
 import type { FlowEndpoint } from '../observe/index.js';
 import type { FlowMetricsDelta } from '../metrics/index.js';
-import type { EndpointPolicy, MapEntry } from '../policy/index.js';
+import type { EndpointPolicy, FqdnSelectorInfo, MapEntry } from '../policy/index.js';
 import type { DnsAnswer, DnsProxyStats, RejectResponseCode } from '../dnsproxy/index.js';
 import type { ProxyStats, TlsPassthroughStats } from '../l7proxy/index.js';
 import type { TracingConfig } from '../tracing/index.js';
@@ -102,6 +106,25 @@ export interface PolicyPatch {
   readonly egress: DirectionPatch;
 }
 
+/**
+ * What a worker needs to give a new learned address an identity the agent already holds
+ * (prelearn.ts), as the agent's regenerator would: the toFQDNs selectors (which keys a name
+ * has), the IPv4 policy prefixes (which one holds the address) and, by `fqdnLabelsKey`, the
+ * identities whose policy entries every endpoint's map holds. `version` changes with any of them.
+ */
+export interface FqdnLearnTable {
+  readonly version: string;
+  readonly selectors: readonly FqdnSelectorInfo[];
+  readonly prefixes: readonly string[];
+  readonly identities: ReadonlyArray<readonly [key: string, identity: number]>;
+}
+
+/** An address a worker wrote into the ipcache (prelearn.ts) and the identity it gave it. */
+export interface PrewrittenIp {
+  readonly ip: string;
+  readonly identity: number;
+}
+
 export type ToWorker =
   | { readonly t: 'snapshot'; readonly delta: Delta }
   | { readonly t: 'delta'; readonly delta: Delta }
@@ -114,6 +137,7 @@ export type ToWorker =
    */
   | { readonly t: 'answered'; readonly id: number; readonly error?: string; readonly confirmed?: boolean; readonly epoch?: number; readonly ips?: readonly string[] }
   | { readonly t: 'fqdn-epoch'; readonly epoch: number }
+  | { readonly t: 'fqdn-table'; readonly table: FqdnLearnTable }
   | { readonly t: 'stats?'; readonly seq: number }
   | { readonly t: 'stop'; readonly graceMs: number };
 
@@ -129,6 +153,10 @@ export interface WorkerCounters {
   readonly answersReleasedAtMaxDelay: number;
   /** Answers released at once: every IP already confirmed in the datapath for the name (known-answers.ts). */
   readonly answersReleasedKnown?: number;
+  /** Answers released at once after the worker wrote their new addresses itself (prelearn.ts). */
+  readonly answersReleasedPrelearned?: number;
+  /** New addresses this worker wrote into the ipcache itself (prelearn.ts). */
+  readonly addressesPrewritten?: number;
   /** Policy patches this worker could not apply (each denied its endpoint until a snapshot). */
   readonly policyPatchFailures?: number;
   /** Snapshots this worker asked the agent for after such a failure (resync.ts). */
@@ -166,7 +194,10 @@ export type FromWorker =
   | { readonly t: 'ready'; readonly nice?: number; readonly niceError?: string }
   /** Flows as a JSON array and access-log lines as serialised (outbox.ts `OutboxBatch`), as UTF-8 bytes moved to the agent (`WireBatch`). */
   | WireBatch
-  | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer }
+  /** `written`: addresses of the answer the worker wrote itself before it found one it could not (prelearn.ts). */
+  | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer; readonly written?: readonly PrewrittenIp[] }
+  /** Answers released after the worker wrote their new addresses (`written`, maybe none) itself: the agent learns them as answers. */
+  | { readonly t: 'prelearned'; readonly answers: ReadonlyArray<{ readonly answer: DnsAnswer; readonly written: readonly PrewrittenIp[] }> }
   /** Answers the worker released at once (every IP known): the agent's FQDN cache takes their TTLs. */
   | { readonly t: 'learned'; readonly answers: readonly DnsAnswer[] }
   | { readonly t: 'stats'; readonly seq: number; readonly counters: WorkerCounters }

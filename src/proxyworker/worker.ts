@@ -7,16 +7,17 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { connectMarked, IpcacheReader, setThreadNice, threadNice, transparentListenFd } from '../datapath/index.js';
+import { connectMarked, IpcacheView, setThreadNice, threadNice, transparentListenFd } from '../datapath/index.js';
 import { DnsProxy, markedUpstream, traceDnsProxy, type DnsAnswer } from '../dnsproxy/index.js';
 import { HttpProxy, TlsPassthrough, type FlowContext, type L7ProxyDeps } from '../l7proxy/index.js';
 import type { Flow } from '../observe/index.js';
 import { PROTO } from '../policy/index.js';
 import { confirmAnswered, type AnsweredReply } from './answered.js';
 import { KnownAnswers } from './known-answers.js';
+import { FqdnPrelearn } from './prelearn.js';
 import { Outbox } from './outbox.js';
 import { createFlowMetrics } from '../metrics/index.js';
-import type { FromWorker, ToWorker, WireBatch, WorkerInit } from './protocol.js';
+import type { FromWorker, PrewrittenIp, ToWorker, WireBatch, WorkerInit } from './protocol.js';
 import { ResyncRequester } from './resync.js';
 import { WorkerState } from './state.js';
 import { traceHttpProxy } from '../l7proxy/index.js';
@@ -49,7 +50,7 @@ const nice = ((): number | undefined => {
 })();
 
 // Opened with the first snapshot: a worker may be started before the agent has pinned its maps.
-let ipcache: IpcacheReader | null = null;
+let ipcache: IpcacheView | null = null;
 const state = new WorkerState((ip) => ipcache!.identityOf(ip));
 // A patch that did not apply left its endpoint denied: ask for a snapshot rather than wait for
 // the next full state (which may never come while only patches are sent).
@@ -125,6 +126,37 @@ const known = new KnownAnswers();
 let learned = new Map<string, DnsAnswer>();
 const LEARNED_MS = 1000;
 
+/** Identities of new addresses the worker may write itself (prelearn.ts), from the agent's table. */
+const prelearn = new FqdnPrelearn();
+/** Answers released after writing their addresses, for the agent: sent once per turn, bounded as `learned`. */
+let prelearned: { answer: DnsAnswer; written: PrewrittenIp[] }[] = [];
+let releasedPrelearned = 0;
+let addressesPrewritten = 0;
+
+function sendPrelearned(): void {
+  const answers = prelearned;
+  prelearned = [];
+  if (answers.length > 0) post({ t: 'prelearned', answers });
+}
+
+/**
+ * Writes the answer's new addresses into the ipcache when each joins an identity the maps hold
+ * (prelearn.ts). Returns the addresses written and whether that was all of them (the answer may
+ * then go out at once); null when the answer must take the round trip with nothing written.
+ */
+function prewrite(answer: DnsAnswer): { written: PrewrittenIp[]; all: boolean } | null {
+  if (!ipcache || prelearned.length >= init.maxQueued) return null;
+  const plan = prelearn.plan(answer.qname, answer.ips);
+  if (plan === null) return null;
+  const written: PrewrittenIp[] = [];
+  for (const p of plan) {
+    if (!ipcache.insertIfAbsent(p.ip, p.identity)) return { written, all: false };
+    written.push(p);
+    addressesPrewritten++;
+  }
+  return { written, all: true };
+}
+
 function sendLearned(): void {
   const answers = [...learned.values()];
   learned = new Map();
@@ -139,6 +171,14 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
     learned.set(`${answer.endpointId} ${answer.qname} ${answer.ips.join(',')}`, { ...answer, at: sentAt });
     return Promise.resolve();
   }
+  const pre = prewrite(answer);
+  if (pre?.all) {
+    if (prelearned.length === 0) setImmediate(sendPrelearned);
+    prelearned.push({ answer: { ...answer, at: sentAt }, written: pre.written });
+    releasedPrelearned++;
+    return Promise.resolve();
+  }
+  const written = pre?.written ?? [];
   return new Promise<void>((resolve, reject) => {
     const id = nextAnswer++;
     // As NameManager's own bound: past the max delay the answer goes out anyway (Cilium
@@ -155,7 +195,7 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
       if (m.error === undefined) resolve();
       else reject(new Error(m.error));
     });
-    post({ t: 'answer', id, answer });
+    post(written.length > 0 ? { t: 'answer', id, answer, written } : { t: 'answer', id, answer });
   });
 }
 
@@ -207,6 +247,7 @@ async function stop(graceMs: number): Promise<void> {
   for (const release of pendingAnswers.values()) release({});
   pendingAnswers.clear();
   sendLearned();
+  sendPrelearned();
   outbox.flush();
   ipcache?.close();
   port!.close();
@@ -218,7 +259,7 @@ port.on('message', (m: ToWorker) => {
     case 'delta':
       if (!ipcache) {
         try {
-          ipcache = new IpcacheReader(init.pinRoot);
+          ipcache = new IpcacheView(init.pinRoot);
         } catch (err) {
           post({ t: 'fatal', message: (err as Error).message });
           process.exit(1);
@@ -243,6 +284,9 @@ port.on('message', (m: ToWorker) => {
     case 'fqdn-epoch':
       known.seeEpoch(m.epoch);
       break;
+    case 'fqdn-table':
+      prelearn.setTable(m.table);
+      break;
     case 'stats?':
       outbox.flush();
       post({
@@ -256,6 +300,8 @@ port.on('message', (m: ToWorker) => {
           droppedLines: outbox.droppedLines,
           answersReleasedAtMaxDelay: releasedAtMaxDelay,
           answersReleasedKnown: known.fastReleases,
+          answersReleasedPrelearned: releasedPrelearned,
+          addressesPrewritten,
           policyPatchFailures: state.patchFailures,
           resyncRequests: resync.requests,
           ...(nice === undefined ? {} : { nice }),

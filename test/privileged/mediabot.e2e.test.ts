@@ -36,12 +36,26 @@ const ALLOWED_TIME = 5;
 const BLOCKED_TIME = 2;
 
 /** deploy/lab/mediabot.yaml with this file's names and subnet. */
+const CDN: ReadonlyArray<readonly [string, string]> = [
+  ['a.cdn.example.net', `${SUBNET}.200.51`],
+  ['b.cdn.example.net', `${SUBNET}.200.52`],
+];
+
 function labSpec(): string {
   const doc = parse(readFileSync(join(ROOT, 'deploy/lab/mediabot.yaml'), 'utf8').replaceAll('10.78', SUBNET)) as {
     metadata: { name: string };
-    spec: { pods: { name: string }[]; world: { name: string } };
+    spec: {
+      pods: { name: string; serve?: { dns?: { records: unknown[] } } }[];
+      world: { name: string; addresses: string[]; sites: unknown[] };
+    };
   };
   doc.metadata.name = LAB;
+  // Two names of one toFQDNs pattern that no other test looks up (the proxy workers' own writes).
+  for (const [name, ip] of CDN) {
+    doc.spec.pods.find((p) => p.serve?.dns)!.serve!.dns!.records.push({ name, a: [ip] });
+    doc.spec.world.addresses.push(ip);
+    doc.spec.world.sites.push({ host: name, status: 200 });
+  }
   const rename: Record<string, string> = { mediabot: BOT, 'kube-dns': DNS };
   for (const pod of doc.spec.pods) pod.name = rename[pod.name] ?? pod.name;
   doc.spec.world.name = WORLD;
@@ -363,6 +377,41 @@ describe.skipIf(skip !== null)('issue 8: mediabot toFQDNs end to end (real dnsma
     expect(await blocked(node, 'http://github.com/allowed')).toEqual(BLOCKED);
     // Port 443 is not in this rule: the learned api address is dropped there.
     expect(await blocked(node, 'https://api.github.com')).toEqual(BLOCKED);
+  });
+
+  it('issue-9 a new address of a label set the maps hold is written by the proxy worker and its answer released at once; the agent then learns it', async () => {
+    importPolicyText(
+      node,
+      'fqdn-cdn.yaml',
+      policy(`    - toFQDNs:
+        - matchPattern: "*.cdn.example.net"
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP${DNS_RULE('*')}`),
+    );
+    const [[aName, aIp], [bName, bIp]] = CDN as [readonly [string, string], readonly [string, string]];
+    const workers = async (): Promise<{ released: number; written: number }> => {
+      const s = await api<{ proxyWorkers: { counters: { answersReleasedPrelearned?: number; addressesPrewritten?: number } | null }[] }>(node, '/v1/status');
+      return {
+        released: s.proxyWorkers.reduce((n, w) => n + (w.counters?.answersReleasedPrelearned ?? 0), 0),
+        written: s.proxyWorkers.reduce((n, w) => n + (w.counters?.addressesPrewritten ?? 0), 0),
+      };
+    };
+    // The first name gives the pattern's label set its identity: the agent allocates it and
+    // writes its policy entries (the round trip).
+    expect(dig(aName)).toEqual({ status: 'NOERROR', ips: [aIp] });
+    const before = await workers();
+    // The second name's new address joins that identity: the worker writes it and releases.
+    expect(dig(bName)).toEqual({ status: 'NOERROR', ips: [bIp] });
+    const after = await workers();
+    expect(after.written - before.written).toBe(1);
+    expect(after.released - before.released).toBe(1);
+    const { ipcache } = await api<{ ipcache: Record<string, number> }>(node, '/v1/datapath');
+    expect(ipcache[`${bIp}/32`]).toBe(ipcache[`${aIp}/32`]);
+    // The connection it allows, and the agent's cache, as for any answer.
+    expect(curlGet(`http://${bName}/x`)).toMatchObject({ status: 301, location: `https://${bName}/x` });
+    expect(await eventually(() => cachedNames(node)[`${bName}.`]?.join() === bIp, 5000)).toBe(true);
   });
 
   it('restart in the middle (dns-port.yaml in force): a learned address works before any new lookup, the cache is restored, an open connection survives, new lookups are answered', async () => {

@@ -15,7 +15,8 @@ import { Regenerator, fqdnIdentityLabels } from '../../../src/agent/regenerate.j
 import type { IdentityAllocator } from '../../../src/agent/identity-allocator.js';
 import type { Endpoint, EndpointManager } from '../../../src/agent/endpoints.js';
 import type { Datapath } from '../../../src/datapath/index.js';
-import { formatLabel, loadPolicyText, type PolicyObject } from '../../../src/policy/index.js';
+import { formatLabel, loadPolicyText, policyFqdnSelectors, type PolicyObject } from '../../../src/policy/index.js';
+import { FqdnPrelearn } from '../../../src/proxyworker/prelearn.js';
 import { MemoryDatapath, SharedIdentities } from '../../support/memory-datapath.js';
 
 const POLICIES = `apiVersion: cilium.io/v2
@@ -256,5 +257,75 @@ spec:
     const writes = dp.writes;
     r.regenerate(world().policies);
     expect([dp.ipcache.get('10.78.200.20/32'), dp.writes]).toEqual([id, writes]);
+  });
+});
+
+describe('issue-9 a proxy worker gives a new address the identity applyFqdn would (src/proxyworker/prelearn.ts)', () => {
+  /** A worker's FqdnPrelearn fed the agent's table, as the pool sends it after a sync. */
+  function worker(r: Regenerator): FqdnPrelearn {
+    const t = r.fqdnLearnTable();
+    const w = new FqdnPrelearn();
+    w.setTable({ version: String(t.version), selectors: policyFqdnSelectors(world().policies), prefixes: t.prefixes, identities: t.identities });
+    return w;
+  }
+
+  it('for every address whose label set has an identity (inside a policy prefix or not), the one applyFqdn then writes', () => {
+    const ids = new SharedIdentities();
+    const { r, dp } = node(ids);
+    r.regenerate(world().policies);
+    r.applyFqdn([{ ip: '10.78.200.30', labelKeys: ['*.example.com.'] }, { ip: '10.79.0.1', labelKeys: ['*.example.com.'] }]);
+    const inside = dp.ipcache.get('10.78.200.30/32')!;
+    const outside = dp.ipcache.get('10.79.0.1/32')!;
+    expect(inside).not.toBe(outside);
+    const plan = worker(r).plan('WWW.Example.com.', ['10.78.200.31', '10.79.0.2', '2606:50c0:8000::154']);
+    expect(plan).toEqual([{ ip: '10.78.200.31', identity: inside }, { ip: '10.79.0.2', identity: outside }]);
+    r.applyFqdn([{ ip: '10.78.200.31', labelKeys: ['*.example.com.'] }, { ip: '10.79.0.2', labelKeys: ['*.example.com.'] }]);
+    expect([dp.ipcache.get('10.78.200.31/32'), dp.ipcache.get('10.79.0.2/32')]).toEqual([inside, outside]);
+  });
+
+  it('an address whose label set has no identity yet (another selector, another prefix) takes the round trip; a name no selector admits teaches nothing', () => {
+    const ids = new SharedIdentities();
+    const { r } = node(ids);
+    r.regenerate(world().policies);
+    const before = worker(r);
+    expect(before.plan('www.example.com', ['10.79.0.2'])).toBeNull(); // no address holds that label set yet
+    r.applyFqdn([{ ip: '10.79.0.1', labelKeys: ['*.example.com.'] }]);
+    const w = worker(r);
+    expect(w.plan('api.github.com', ['10.79.0.3'])).toBeNull(); // another selector's label set
+    expect(w.plan('www.example.com', ['10.78.200.130'])).toBeNull(); // inside the ops except prefix: other cidr labels
+    expect(w.plan('www.example.org', ['10.79.0.4'])).toEqual([]);
+    expect(new FqdnPrelearn().plan('www.example.com', ['10.79.0.2'])).toBeNull(); // no table yet
+  });
+
+  it('the table lists only identities some address holds, and its version moves when they change', () => {
+    const ids = new SharedIdentities();
+    const { r } = node(ids);
+    r.regenerate(world().policies);
+    r.applyFqdn([{ ip: '10.79.0.1', labelKeys: ['*.example.com.'] }]);
+    const t1 = r.fqdnLearnTable();
+    expect(t1.identities.length).toBe(1);
+    expect(r.fqdnLearnTable()).toBe(t1);
+    r.applyFqdn([{ ip: '10.79.0.1', labelKeys: [] }]);
+    const t2 = r.fqdnLearnTable();
+    expect(t2.version).not.toBe(t1.version);
+    expect(t2.identities).toEqual([]);
+    expect(worker(r).plan('www.example.com', ['10.79.0.2'])).toBeNull();
+  });
+
+  it('settlePrewritten takes back a worker-written entry the agent did not keep, and leaves the ones it did', () => {
+    const ids = new SharedIdentities();
+    const { r, dp } = node(ids);
+    r.regenerate(world().policies);
+    r.applyFqdn([{ ip: '10.79.0.1', labelKeys: ['*.example.com.'] }]);
+    const id = dp.ipcache.get('10.79.0.1/32')!;
+    // Two addresses written by a worker; the agent learns only the first (the second's endpoint went).
+    dp.upsertIpcache('10.79.0.2/32', id);
+    dp.upsertIpcache('10.79.0.3/32', id);
+    r.applyFqdn([{ ip: '10.79.0.2', labelKeys: ['*.example.com.'] }]);
+    expect(r.settlePrewritten([{ ip: '10.79.0.2', identity: id }, { ip: '10.79.0.3', identity: id }])).toBe(1);
+    expect([dp.ipcache.get('10.79.0.2/32'), dp.ipcache.has('10.79.0.3/32')]).toEqual([id, false]);
+    // The agent's own /32 entries (an endpoint's address) are never taken.
+    expect(r.settlePrewritten([{ ip: '10.78.1.2', identity: id }])).toBe(0);
+    expect(dp.ipcache.has('10.78.1.2/32')).toBe(true);
   });
 });

@@ -28,7 +28,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   metrics: ['codes', 'errors', 'observe', 'datapath'],
   tracing: ['errors'],
   hubble: ['codes', 'errors', 'observe', 'policy', 're2'],
-  proxyworker: ['codes', 'errors', 'observe', 'policy', 'datapath', 'l7proxy', 'dnsproxy', 're2', 'tracing', 'metrics'],
+  proxyworker: ['codes', 'errors', 'observe', 'policy', 'datapath', 'l7proxy', 'dnsproxy', 'fqdn', 're2', 'tracing', 'metrics'],
   agent: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 're2', 'fqdn', 'dnsproxy', 'hubble', 'proxyworker', 'metrics', 'tracing'],
   cli: ['codes', 'errors', 'policy', 'datapath', 'observe', 'l7proxy', 'agent', 'lab', 're2', 'fqdn', 'dnsproxy', 'hubble', 'metrics', 'tracing'],
 };
