@@ -19,11 +19,11 @@ const PEER_FIELDS = ['podSelector', 'namespaceSelector', 'ipBlock'];
 const PORT_FIELDS = ['protocol', 'port', 'endPort'];
 
 /** Pod selector keys are Kubernetes labels (`k8s:` source) unless a source is given. */
-function k8sSource(s: Selector): Selector {
+export function k8sSource(s: Selector): Selector {
   return { requirements: s.requirements.map((r) => (r.source === 'any' ? { ...r, source: 'k8s' } : r)) };
 }
 
-function namespaceLabels(s: Selector): Requirement[] {
+export function namespaceLabels(s: Selector): Requirement[] {
   return s.requirements.map((r) => ({ ...r, source: 'k8s', key: `${LABEL_KEY.namespaceLabelPrefix}${r.key}` }));
 }
 

@@ -9,6 +9,7 @@ import { Checker, describe, has } from './check.js';
 import type { Json, JsonObject } from './check.js';
 import { parseCidrGroupObject } from './cidr-group.js';
 import { parseCiliumPolicyObject } from './cnp.js';
+import { parseClusterNetworkPolicyObject } from './kcnp.js';
 import { parseNetworkPolicyObject } from './knp.js';
 import type { CidrGroup, LoadResult, PolicyKind, PolicyObject, PolicyProblem, Rule } from './types.js';
 
@@ -28,6 +29,8 @@ const KINDS: Readonly<Record<string, { apiVersions: readonly string[]; namespace
   NetworkPolicy: { apiVersions: ['networking.k8s.io/v1'], namespaced: true },
   // Served as v2alpha1 since Cilium 1.13 and also as v2 since 1.18.
   CiliumCIDRGroup: { apiVersions: ['cilium.io/v2alpha1', 'cilium.io/v2'], namespaced: false },
+  // kubernetes-sigs/network-policy-api, as Cilium watches it (pkg/policy/k8s/cluster_network_policy.go).
+  ClusterNetworkPolicy: { apiVersions: ['policy.networking.k8s.io/v1alpha2'], namespaced: false },
 };
 
 export interface LoadOptions {
@@ -210,7 +213,7 @@ function checkObject(v: unknown, file: string, defaultNamespace: string, prefix:
   kindText = kind;
   const info = KINDS[kind];
   if (!info) {
-    c.report('kind', `unsupported kind ${JSON.stringify(kind)}: expected CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy or CiliumCIDRGroup`);
+    c.report('kind', `unsupported kind ${JSON.stringify(kind)}: expected CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy, CiliumCIDRGroup or ClusterNetworkPolicy`);
     return finish(undefined);
   }
   if (apiVersion !== undefined && !info.apiVersions.includes(apiVersion)) {
@@ -230,6 +233,7 @@ function checkObject(v: unknown, file: string, defaultNamespace: string, prefix:
   let cidrGroup: CidrGroup | undefined;
   if (kind === 'NetworkPolicy') rules = parseNetworkPolicyObject(c, o, namespace ?? defaultNamespace);
   else if (kind === 'CiliumCIDRGroup') cidrGroup = parseCidrGroupObject(c, o);
+  else if (kind === 'ClusterNetworkPolicy') rules = parseClusterNetworkPolicyObject(c, o);
   else rules = parseCiliumPolicyObject(c, o, namespace);
   return finish({ kind: kind as PolicyKind, name, namespace, file, rules, ...(cidrGroup ? { cidrGroup } : {}) });
 }

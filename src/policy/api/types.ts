@@ -4,7 +4,15 @@
  * so `resolve/` knows one form only. Namespace scoping has already been applied to selectors.
  */
 
-export type PolicyKind = 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy' | 'NetworkPolicy' | 'CiliumCIDRGroup';
+export type PolicyKind = 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy' | 'NetworkPolicy' | 'CiliumCIDRGroup' | 'ClusterNetworkPolicy';
+
+/**
+ * The tier of a rule (Cilium's `types.Tier`, pkg/policy/types/policyentry.go): `admin` and
+ * `baseline` come from a ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2); every
+ * CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and NetworkPolicy rule is in the `normal`
+ * (developer) tier, evaluated between them.
+ */
+export type PolicyTier = 'admin' | 'normal' | 'baseline';
 
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
 
@@ -127,6 +135,18 @@ export interface PeerRule {
    * `test-always-fail`). Membrane has none, so what the rule allows is dropped with AUTH_REQUIRED.
    */
   readonly authMode?: 'required' | 'test-always-fail';
+  /** ClusterNetworkPolicy rules only (absent = `normal` tier, priority 0). */
+  readonly tier?: PolicyTier;
+  /**
+   * Within the tier, lower wins: `spec.priority + i/100` for `spec.ingress[i]`/`spec.egress[i]`
+   * (Cilium pkg/k8s/cluster_network_policy.go `ParseClusterNetworkPolicy`).
+   */
+  readonly priority?: number;
+  /**
+   * `Pass` (in the allow section): the rest of the rule's tier is skipped for what it matches, and
+   * the next tier decides. `Accept` rules are plain allows, `Deny` rules sit in the deny section.
+   */
+  readonly pass?: true;
 }
 
 export type Direction = 'ingress' | 'egress';

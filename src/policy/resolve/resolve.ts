@@ -79,6 +79,27 @@ interface Contribution {
   readonly ref: RuleRef;
   /** Unique per contribution object: identities with the same contributions share their entries. */
   readonly seq: number;
+  /** TIER.admin … TIER.fallback; every CNP/CCNP/NetworkPolicy rule is TIER.normal. */
+  readonly tier: number;
+  /** Within the tier, lower first (ClusterNetworkPolicy `priority + i/100`; 0 otherwise). */
+  readonly priority: number;
+  /** A ClusterNetworkPolicy `Pass`: the next tier decides what it matches. */
+  readonly pass: boolean;
+}
+
+/**
+ * Tiers in evaluation order (Cilium pkg/policy/types/policyentry.go `Admin`, `Normal`,
+ * `Baseline`, then the rules Cilium synthesizes after every tier, pkg/policy/repository.go).
+ */
+const TIER = { admin: 0, normal: 1, baseline: 2, fallback: 3 } as const;
+
+/**
+ * How the tiers of one endpoint direction combine (see `truthAt`): `normalFinal` = a developer-tier
+ * rule (CNP/CCNP/NetworkPolicy) puts the direction into default deny, so that tier decides
+ * everything that reaches it and the Baseline tier is never consulted for this endpoint.
+ */
+interface TierContext {
+  readonly normalFinal: boolean;
 }
 
 let contributionSeq = 0;
@@ -288,16 +309,49 @@ function mergeAllows(allows: readonly Contribution[]): Truth {
   return { verdict: 'redirect', l7: { kind: 'http', rules: dedupe(rules), allowAll: all }, refs };
 }
 
-function truthAt(contribs: readonly Contribution[], proto: number | null, port: number): Truth | null {
-  const hits = contribs.filter((c) => c.proto === 0 || (proto !== null && c.proto === proto && c.lo <= port && port <= c.hi));
-  if (hits.length === 0) return null;
+/** The verdict of contributions of one tier and priority level: deny > allow (merged L7) > pass. */
+function decideLevel(hits: readonly Contribution[]): Truth | 'pass' {
   const denies = hits.filter((c) => c.deny);
   if (denies.length > 0) return { verdict: 'deny', l7: undefined, reason: DROP_REASON.POLICY_DENY, refs: denies.map((c) => c.ref) };
+  const allows = hits.filter((c) => !c.pass);
+  if (allows.length === 0) return 'pass';
   // Cilium: when any rule allowing this key requires authentication, the entry requires it. With
   // no authentication to offer, the traffic is dropped as Cilium drops it before a handshake.
-  const auth = hits.filter((c) => c.auth);
+  const auth = allows.filter((c) => c.auth);
   if (auth.length > 0) return { verdict: 'deny', l7: undefined, reason: DROP_REASON.AUTH_REQUIRED, refs: auth.map((c) => c.ref) };
-  return mergeAllows(hits);
+  return mergeAllows(allows);
+}
+
+/**
+ * The truth at one point. Without ClusterNetworkPolicy rules: deny > auth > allow (merged L7).
+ * With them, the first tier with a matching rule decides, as Cilium's precedence ordering does
+ * (pkg/policy/rules.go `computeTierPriorities`/`resolveL4Policy`: rules sorted by tier, then
+ * priority; lower is evaluated first; deny > allow at one priority level):
+ *   Admin: the lowest priority level among the matching rules decides; `Pass` there skips the
+ *     rest of the Admin tier (Cilium reserves the priorities right after a pass for the lower
+ *     tiers' entries, so they outrank the remaining Admin rules);
+ *   Normal (CNP/CCNP/NetworkPolicy, all priority 0): any match decides, as without tiers, L7
+ *     included; no match with the direction in default deny is final (`normalFinal`): the
+ *     NetworkPolicy tier "always makes a final decision for selected pods"
+ *     (network-policy-api apis/v1alpha2 `Tier`);
+ *   Baseline: as Admin, when the Normal tier did not decide;
+ *   fallback: the wildcard rules Cilium synthesizes for the direction (allow-any when only
+ *     non-default-deny rules select it, deny-any when it is in default deny and has a Pass).
+ * null = no rule matches here (the datapath's miss: default deny when enforced, else allow).
+ */
+function truthAt(contribs: readonly Contribution[], proto: number | null, port: number, ctx: TierContext): Truth | null {
+  const hits = contribs.filter((c) => c.proto === 0 || (proto !== null && c.proto === proto && c.lo <= port && port <= c.hi));
+  if (hits.length === 0) return null;
+  if (hits.every((c) => c.tier === TIER.normal)) return decideLevel(hits) as Truth;
+  for (const tier of [TIER.admin, TIER.normal, TIER.baseline, TIER.fallback]) {
+    if (tier === TIER.baseline && ctx.normalFinal) continue;
+    const inTier = hits.filter((c) => c.tier === tier);
+    if (inTier.length === 0) continue;
+    const first = Math.min(...inTier.map((c) => c.priority));
+    const verdict = decideLevel(inTier.filter((c) => c.priority === first));
+    if (verdict !== 'pass') return verdict;
+  }
+  return null;
 }
 
 /** Splits [lo, hi] into aligned prefixes (port, prefix length), the canonical minimal cover. */
@@ -376,6 +430,11 @@ function emitRuns(
   }
 }
 
+/** The RuleRef of a rule Cilium synthesizes for a direction (its `derived-from` label). */
+function synthesizedRef(dir: Direction, what: 'allow-any' | 'deny-any'): RuleRef {
+  return { policy: `reserved:io.cilium.policy.derived-from=${what}-${dir}`, namespace: undefined, kind: 'ClusterNetworkPolicy', direction: dir, index: 0 };
+}
+
 /** Resolves one direction. Exported for trace and tests. */
 export function resolveDirection(
   selected: readonly SelectedRule[],
@@ -385,7 +444,7 @@ export function resolveDirection(
   services: readonly ServiceInput[],
   policies: readonly PolicyObject[] = [],
 ): DirectionPolicy {
-  const enforced = isEnforced(selected, dir);
+  const normalFinal = isEnforced(selected, dir);
   const view = viewOf(identities);
   const endpointNamed = namedPortMap(endpoint.namedPorts);
 
@@ -395,8 +454,10 @@ export function resolveDirection(
   const contributions = (pr: PeerRule, deny: boolean, ref: RuleRef, named: NamedPorts): Contribution[] => {
     const list: Contribution[] = [];
     const auth = !deny && pr.authMode !== undefined;
-    if (pr.ports === null) list.push({ deny, auth, proto: 0, lo: 0, hi: 65535, l7: null, ref, seq: contributionSeq++ });
-    else for (const ps of pr.ports) for (const r of portRanges(ps, named)) list.push({ deny, auth, proto: r.proto, lo: r.lo, hi: r.hi, l7: deny ? null : ps.l7, ref, seq: contributionSeq++ });
+    const tier = pr.tier === 'admin' ? TIER.admin : pr.tier === 'baseline' ? TIER.baseline : TIER.normal;
+    const rank = { tier, priority: pr.priority ?? 0, pass: pr.pass === true };
+    if (pr.ports === null) list.push({ deny, auth, proto: 0, lo: 0, hi: 65535, l7: null, ref, seq: contributionSeq++, ...rank });
+    else for (const ps of pr.ports) for (const r of portRanges(ps, named)) list.push({ deny, auth, proto: r.proto, lo: r.lo, hi: r.hi, l7: deny ? null : ps.l7, ref, seq: contributionSeq++, ...rank });
     return list;
   };
   const addTo = (target: number, list: readonly Contribution[]): void => {
@@ -405,11 +466,16 @@ export function resolveDirection(
     else perId.set(target, [...list]);
   };
 
+  let tiered = false;
+  let hasPass = false;
   for (const { policy, rule } of selected) {
+    if (policy.kind === 'ClusterNetworkPolicy' && (dir === 'ingress' ? rule.hasIngress : rule.hasEgress)) tiered = true;
     for (const deny of [false, true]) {
       const section = dir === 'ingress' ? (deny ? rule.ingressDeny : rule.ingress) : deny ? rule.egressDeny : rule.egress;
       for (const pr of section) {
-        const ref: RuleRef = { policy: policy.name, namespace: policy.namespace, kind: policy.kind, direction: dir, index: pr.index, ...(deny ? { deny: true } : {}), specIndex: rule.specIndex };
+        if (pr.pass) hasPass = true;
+        const action = policy.kind === 'ClusterNetworkPolicy' ? { action: deny ? ('Deny' as const) : pr.pass ? ('Pass' as const) : ('Accept' as const) } : {};
+        const ref: RuleRef = { policy: policy.name, namespace: policy.namespace, kind: policy.kind, direction: dir, index: pr.index, ...(deny ? { deny: true } : {}), specIndex: rule.specIndex, ...action };
         if (pr.peers === null) {
           wildcard.push(...contributions(pr, deny, ref, dir === 'ingress' ? endpointNamed : view.allNamed()));
           continue;
@@ -434,6 +500,66 @@ export function resolveDirection(
       }
     }
   }
+  const ctx: TierContext = { normalFinal };
+  if (tiered) {
+    // The wildcard rule Cilium synthesizes after every tier (pkg/policy/repository.go
+    // `computePolicyEnforcementAndRules`): allow-any when no rule puts the direction into
+    // default deny (a ClusterNetworkPolicy never does), deny-any when it is in default deny and a
+    // Pass could fall through every tier. It gives a passed flow an explicit verdict.
+    const fallback = (deny: boolean, what: 'allow-any' | 'deny-any'): Contribution => ({
+      deny, auth: false, proto: 0, lo: 0, hi: 65535, l7: null, ref: synthesizedRef(dir, what), seq: contributionSeq++, tier: TIER.fallback, priority: 0, pass: false,
+    });
+    if (!normalFinal) wildcard.push(fallback(false, 'allow-any'));
+    else if (hasPass) wildcard.push(fallback(true, 'deny-any'));
+  }
+  // A direction some ClusterNetworkPolicy rule selects is enforced, as in Cilium (its allow-any
+  // entry keeps everything else allowed).
+  const enforced = normalFinal || tiered;
+  const first = mapEntries(wildcard, perId, enforced, ctx, view, false);
+  // Tiers can make a peer's allow outrank a rule for every peer (an Admin Accept over a wildcard
+  // Deny or L7 rule below it). The lookup order of the datapath (lookup.ts) lets an identity-0
+  // deny or redirect win over any identity's allow, so such a policy is written without
+  // identity-0 entries: every known identity gets its own, unknown ones miss (dropped: enforced).
+  if (!tiered || oneLookupHolds(first, wildcard, perId, ctx)) return first;
+  return mapEntries(wildcard, perId, true, ctx, view, true);
+}
+
+/** Whether one lookup in `dp` gives every identity with own contributions its truth at every point. */
+function oneLookupHolds(dp: DirectionPolicy, wildcard: readonly Contribution[], perId: ReadonlyMap<number, readonly Contribution[]>, ctx: TierContext): boolean {
+  for (const [id, own] of perId) {
+    const all = [...wildcard, ...own];
+    const protos = new Set<number>();
+    for (const c of all) if (c.proto !== 0) protos.add(c.proto);
+    // A protocol no rule names: only the protocol-0 entries answer it.
+    const unnamed = [PROTO.TCP, PROTO.UDP, PROTO.SCTP, PROTO.ICMP, PROTO.ICMPv6, 253].find((p) => !protos.has(p))!;
+    const points: [number, number][] = [[unnamed, 0]];
+    for (const p of protos) for (const seg of segmentsFor(all, p)) points.push([p, seg.lo]);
+    for (const [p, port] of points) {
+      const desired = truthAt(all, protos.has(p) ? p : null, port, ctx);
+      const got = lookupPolicy(dp, id, p, port);
+      const gotTruth: Truth | null = got.entry
+        ? { verdict: got.entry.verdict, l7: got.entry.l7, ...(got.entry.dropReason !== undefined ? { reason: got.entry.dropReason } : {}), refs: got.entry.derivedFrom }
+        : null;
+      if (!truthEqual(gotTruth, desired)) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Contributions → map entries. `pinned`: no identity-0 entries; every identity of `view` gets its
+ * own (see resolveDirection).
+ */
+function mapEntries(
+  wildcard: readonly Contribution[],
+  perIdIn: ReadonlyMap<number, readonly Contribution[]>,
+  enforced: boolean,
+  ctx: TierContext,
+  view: IdentityView,
+  pinned: boolean,
+): DirectionPolicy {
+  const perId = new Map<number, readonly Contribution[]>(perIdIn);
+  if (pinned) for (const i of view.ids) if (i.id !== 0 && !perId.has(i.id)) perId.set(i.id, []);
 
   // Protocols with port-specific contributions anywhere.
   const protos = new Set<number>();
@@ -445,23 +571,25 @@ export function resolveDirection(
 
   const entries: MapEntry[] = [];
   // Identity 0: the wildcard truth.
-  const w0 = truthAt(wildcard, null, 0);
+  const w0 = pinned ? null : truthAt(wildcard, null, 0, ctx);
   if (w0) entries.push(entry(0, 0, 0, 0, w0));
-  for (const p of protoList) {
-    const segs = segsByProto.get(p)!;
-    const truths = segs.map((s) => truthAt(wildcard, p, s.lo));
-    // Group ids: runs of equal wildcard truth (so identity runs never cross a wildcard run).
-    const groups: number[] = [];
-    let g = 0;
-    truths.forEach((t, i) => {
-      if (i > 0 && !truthEqual(t, truths[i - 1]!)) g++;
-      groups.push(g);
-    });
-    emitRuns(0, p, segs, (i) => {
-      const t = truths[i]!;
-      if (t === null || truthEqual(t, w0)) return null;
-      return { truth: t, group: groups[i]! };
-    }, entries);
+  if (!pinned) {
+    for (const p of protoList) {
+      const segs = segsByProto.get(p)!;
+      const truths = segs.map((s) => truthAt(wildcard, p, s.lo, ctx));
+      // Group ids: runs of equal wildcard truth (so identity runs never cross a wildcard run).
+      const groups: number[] = [];
+      let g = 0;
+      truths.forEach((t, i) => {
+        if (i > 0 && !truthEqual(t, truths[i - 1]!)) g++;
+        groups.push(g);
+      });
+      emitRuns(0, p, segs, (i) => {
+        const t = truths[i]!;
+        if (t === null || truthEqual(t, w0)) return null;
+        return { truth: t, group: groups[i]! };
+      }, entries);
+    }
   }
   const wildcardEntries = entries.slice();
 
@@ -481,13 +609,13 @@ export function resolveDirection(
     }
     const all = [...wildcard, ...own];
     const idEntries: MapEntry[] = [];
-    const t0 = truthAt(all, null, 0);
+    const t0 = truthAt(all, null, 0, ctx);
     if (t0 && !truthEqual(t0, w0)) idEntries.push(entry(id, 0, 0, 0, t0));
     // Entries of one protocol never match a lookup of another: one base serves every protocol.
     const base: DirectionPolicy = { enforced, entries: [...wildcardEntries, ...idEntries] };
     for (const p of protoList) {
       const segs = segmentsFor(all, p);
-      const wt = segs.map((seg) => truthAt(wildcard, p, seg.lo));
+      const wt = segs.map((seg) => (pinned ? null : truthAt(wildcard, p, seg.lo, ctx)));
       const groups: number[] = [];
       let g = 0;
       wt.forEach((t, i) => {
@@ -495,7 +623,7 @@ export function resolveDirection(
         groups.push(g);
       });
       emitRuns(id, p, segs, (i) => {
-        const desired = truthAt(all, p, segs[i]!.lo);
+        const desired = truthAt(all, p, segs[i]!.lo, ctx);
         if (desired === null) return null;
         const got = lookupPolicy(base, id, p, segs[i]!.lo);
         const gotTruth: Truth | null = got.entry

@@ -200,6 +200,7 @@ function sameLabels(a: readonly Label[], b: readonly Label[]): boolean {
 
 function refText(r: RuleRef): string {
   const ns = r.namespace ? `${r.namespace}/` : '';
+  if (r.action !== undefined) return `${r.kind} ${r.policy} ${r.direction}[${r.index}] (${r.action})`;
   return `${r.kind} ${ns}${r.policy} ${r.direction}${r.deny ? 'Deny' : ''}[${r.index}]`;
 }
 

@@ -21,6 +21,8 @@ export interface RuleRef {
   readonly deny?: boolean;
   /** Which rule of the policy (`spec` = 0, then `specs[i]`). */
   readonly specIndex?: number;
+  /** ClusterNetworkPolicy rules: the rule's action (`index` is its position in `spec.ingress`/`spec.egress`). */
+  readonly action?: 'Accept' | 'Deny' | 'Pass';
 }
 
 export interface HttpHeaderRule {
