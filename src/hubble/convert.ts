@@ -229,7 +229,14 @@ export class UnsupportedFilterError extends Error {
 export function filterFromProto(pb: Obj): FilterSpec {
   const spec: Obj = {};
   for (const [key, value] of Object.entries(pb)) {
-    if (!Array.isArray(value) || value.length === 0) continue;
+    // A message field (`experimental`) is set when it holds anything; a repeated one when not empty.
+    if (!Array.isArray(value)) {
+      if (value !== null && typeof value === 'object' && Object.values(value as Obj).some((v) => v !== null && v !== undefined && (!Array.isArray(v) || v.length > 0))) {
+        throw new UnsupportedFilterError(key);
+      }
+      continue;
+    }
+    if (value.length === 0) continue;
     if (!(SUPPORTED_FILTER_FIELDS as readonly string[]).includes(key)) throw new UnsupportedFilterError(key);
     spec[key] =
       key === 'event_type'

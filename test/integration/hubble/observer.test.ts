@@ -130,6 +130,10 @@ describe('Hubble observer API on a unix socket', () => {
 
   it('a filter it cannot evaluate or compile is INVALID_ARGUMENT naming it', async () => {
     await expect(collect(stub.GetFlows({ whitelist: [{ source_service: ['default/x'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('source_service') });
+    // Fields of later Hubble APIs: refused, not dropped while decoding (which would answer every flow the rest selects).
+    for (const [field, value] of [['node_labels', ['k8s:a=b']], ['source_cluster_name', ['c1']], ['source_ip_xlated', ['10.0.0.1']], ['experimental', { cel_expression: ['false'] }]] as const) {
+      await expect(collect(stub.GetFlows({ whitelist: [{ verdict: ['DROPPED'], [field]: value }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining(`FlowFilter.${field}`) });
+    }
     await expect(collect(stub.GetFlows({ whitelist: [{ dns_query: ['(unclosed'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
     await expect(collect(stub.GetFlows({ whitelist: [{ source_ip: ['not-an-ip'] }] }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
   });
