@@ -486,7 +486,7 @@ export class Agent {
       onAnswer: (a) => this.#fqdn!.onAnswer(a),
       fqdnTable: () => this.#fqdn!.learnTable(),
       onPrelearned: (a, written) => this.#fqdn!.onPrelearned(a, written),
-      settlePrewritten: (written) => void this.regenerator.settlePrewritten(written),
+      settlePrewritten: (written) => this.#fqdn!.settlePrewritten(written),
       log: this.log.child({ component: 'proxy-workers' }),
     });
     this.#proxyWorkers.spawn();

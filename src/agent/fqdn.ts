@@ -209,17 +209,28 @@ export class AgentFqdn {
     try {
       await this.onAnswer(a, false);
     } finally {
-      if (written.length > 0) this.#regenerator().settlePrewritten(written);
+      this.settlePrewritten(written);
     }
   }
 
   /**
-   * What a proxy worker needs to give new learned addresses their identities itself
-   * (src/proxyworker/prelearn.ts): the toFQDNs selectors with the regenerator's prefixes and identities.
+   * Worker-written addresses (src/proxyworker/prelearn.ts) of an answer the agent has learned:
+   * the ones it did not keep lose their entry (Regenerator.settlePrewritten), but never one the
+   * name manager selects (its push may still be on its way: the answer's wait ended at the max
+   * delay).
    */
-  learnTable(): { version: string; selectors: readonly FqdnSelectorInfo[]; prefixes: readonly string[]; identities: ReadonlyArray<readonly [string, number]> } {
+  settlePrewritten(written: ReadonlyArray<{ ip: string; identity: number }>): void {
+    const unselected = written.filter((w) => this.names.selectionOf(w.ip).labelKeys.length === 0);
+    if (unselected.length > 0) this.#regenerator().settlePrewritten(unselected);
+  }
+
+  /**
+   * What a proxy worker needs to give new learned addresses their identities itself
+   * (src/proxyworker/prelearn.ts): the toFQDNs selectors and the regenerator's identities.
+   */
+  learnTable(): { version: string; selectorsVersion: number; selectors: readonly FqdnSelectorInfo[]; identities: ReadonlyArray<readonly [string, number]> } {
     const t = this.#regenerator().fqdnLearnTable();
-    return { version: `${this.#selectorsVersion}.${t.version}`, selectors: this.#selectors, prefixes: t.prefixes, identities: t.identities };
+    return { version: `${this.#selectorsVersion}.${t.version}`, selectorsVersion: this.#selectorsVersion, selectors: this.#selectors, identities: t.identities };
   }
 
   /** Called with how long each answer was held for the datapath (seconds) and whether the delay ran out. */

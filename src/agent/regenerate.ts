@@ -55,7 +55,7 @@ import {
   type ServiceInput,
 } from '../policy/index.js';
 import { ipv4ToNumber, linkIndex, nodeAddresses, parseIpv4Prefix, type Datapath, type DeferredDeletes, type PolicyMapEntry } from '../datapath/index.js';
-import { fqdnLabelsKey, Ipv4PrefixIndex } from '../fqdn/index.js';
+import { fqdnLabelsKey, fqdnLearnKey, Ipv4PrefixIndex } from '../fqdn/index.js';
 import { LOCAL_IDENTITY_SCOPE, type IdentityAllocator } from './identity-allocator.js';
 import type { Endpoint, EndpointManager } from './endpoints.js';
 
@@ -109,9 +109,11 @@ export class Regenerator {
   /** fqdnLabelsKey → the identity learned IPs of those labels hold, while one does (the proxy workers' FqdnLearnTable). */
   #fqdnIdOfKey = new Map<string, number>();
   #fqdnKeyOfId = new Map<number, string>();
-  /** Bumped when #fqdnIdOfKey or the policy prefixes change. */
+  /** Bumped when #fqdnIdOfKey may have changed or a full pass ran (the table is then built again, and sent only if it differs). */
   #fqdnTableVersion = 0;
-  #fqdnTable: { version: number; prefixes: readonly string[]; identities: ReadonlyArray<readonly [string, number]> } | null = null;
+  #fqdnTableBuilt = -1;
+  #fqdnTableText = '';
+  #fqdnTable: { version: number; identities: ReadonlyArray<readonly [string, number]> } = { version: 0, identities: [] };
   /** The IPv4 policy prefixes the learned IPs were last labelled against, sorted and joined. */
   #labelledPrefixes = '';
   /** The policy whose entries the policy map holds, per endpoint id (what the next pass diffs against). */
@@ -589,16 +591,43 @@ export class Regenerator {
   }
 
   /**
-   * The policy prefixes and the identities learned addresses hold, by fqdnLabelsKey: with the
-   * toFQDNs selectors, what a proxy worker needs to give a new address one of them itself
-   * (src/proxyworker/prelearn.ts). Every identity listed has its entries in every ready
-   * endpoint's policy map. `version` changes whenever either part does.
+   * The identities learned addresses hold, by fqdnLearnKey (the identity of their policy prefix in
+   * the ipcache, or `world`, and their selector keys): with the toFQDNs selectors, what a proxy
+   * worker needs to give a new address one of them itself (src/proxyworker/prelearn.ts). Every
+   * identity listed has its entries in every ready endpoint's policy map. Left out: an identity
+   * with a deny entry of its own anywhere (an egressDeny toCIDR on its prefix, …): one the worker
+   * writes just as the agent retires it must not lose a deny (its lookups would then meet only
+   * the wildcard entries, which deny nothing it allowed). `version` changes only with the content.
    */
-  fqdnLearnTable(): { version: number; prefixes: readonly string[]; identities: ReadonlyArray<readonly [string, number]> } {
-    if (this.#fqdnTable?.version !== this.#fqdnTableVersion) {
-      this.#fqdnTable = { version: this.#fqdnTableVersion, prefixes: this.#policyPrefixes.prefixes, identities: [...this.#fqdnIdOfKey] };
+  fqdnLearnTable(): { version: number; identities: ReadonlyArray<readonly [string, number]> } {
+    if (this.#fqdnTableBuilt === this.#fqdnTableVersion) return this.#fqdnTable;
+    this.#fqdnTableBuilt = this.#fqdnTableVersion;
+    const denied = this.#identitiesWithDenies(new Set(this.#fqdnIdOfKey.values()));
+    const identities: [string, number][] = [];
+    for (const [key, id] of this.#fqdnIdOfKey) {
+      if (denied.has(id)) continue;
+      const bar = key.indexOf('|');
+      const prefix = key.slice(0, bar);
+      const prefixId = prefix === '' ? RESERVED_IDENTITY.world : this.#cidrIdentities.get(prefix);
+      if (prefixId !== undefined) identities.push([fqdnLearnKey(prefixId, key.slice(bar + 1).split('|')), id]);
+    }
+    const text = JSON.stringify(identities);
+    if (text !== this.#fqdnTableText) {
+      this.#fqdnTableText = text;
+      this.#fqdnTable = { version: this.#fqdnTable.version + 1, identities };
     }
     return this.#fqdnTable;
+  }
+
+  /** Which of `ids` some endpoint's written policy holds a deny entry of (either direction). */
+  #identitiesWithDenies(ids: ReadonlySet<number>): Set<number> {
+    const out = new Set<number>();
+    if (ids.size === 0) return out;
+    for (const policy of this.#writtenPolicy.values()) {
+      for (const e of policy.ingress.entries) if (e.verdict === 'deny' && ids.has(e.identity)) out.add(e.identity);
+      for (const e of policy.egress.entries) if (e.verdict === 'deny' && ids.has(e.identity)) out.add(e.identity);
+    }
+    return out;
   }
 
   /**

@@ -25,9 +25,28 @@ export class IpcacheView {
 
   /** The identity the datapath resolves `ip` (dotted quad) to; `world` (2) when no prefix holds it. */
   identityOf(ip: string): number {
-    const key = ipcacheKey.encode({ lpm_key: 32, addr: ipv4ToNumber(ip) });
+    return this.identityWithin(ip, 32);
+  }
+
+  /**
+   * The identity of the longest entry of at most `bits` bits that holds `ip` (an LPM lookup with a
+   * shorter key: 31 sees past the address's own /32); `world` (2) when none does.
+   */
+  identityWithin(ip: string, bits: number): number {
+    const key = ipcacheKey.encode({ lpm_key: bits, addr: ipv4ToNumber(ip) });
     const v = native().mapLookup(this.#fd, key, ipcacheValue.size);
     return v ? ipcacheValue.decode(v).sec_identity : WORLD;
+  }
+
+  /** Deletes `ip`/32 if it still holds `identity` (a write of the caller's that must not stay). */
+  deleteIfHeld(ip: string, identity: number): void {
+    const key = ipcacheKey.encode({ lpm_key: 32, addr: ipv4ToNumber(ip) });
+    try {
+      const v = native().mapLookup(this.#fd, key, ipcacheValue.size);
+      if (v && ipcacheValue.decode(v).sec_identity === identity) native().mapDelete(this.#fd, key);
+    } catch {
+      // gone already, or the map is unusable: the agent's next full pass deletes what it did not write
+    }
   }
 
   /**

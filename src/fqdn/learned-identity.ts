@@ -14,6 +14,16 @@ export function fqdnLabelsKey(prefix: string | null, keys: readonly string[]): s
   return `${prefix ?? ''}|${keys.join('|')}`;
 }
 
+/**
+ * The same label set as the proxy workers key it (src/proxyworker/prelearn.ts): by the identity
+ * the ipcache gives the address now (its longest prefix's, or `world` when none holds it) instead
+ * of the prefix's text, so a worker reads the prefix part from the datapath itself, never from a
+ * list the agent may have changed since it was sent.
+ */
+export function fqdnLearnKey(prefixIdentity: number, keys: readonly string[]): string {
+  return `${prefixIdentity}|${keys.join('|')}`;
+}
+
 /** A dotted-quad IPv4 address as an unsigned 32-bit number; NaN for anything else. */
 export function ipv4Number(ip: string): number {
   const parts = ip.split('.');

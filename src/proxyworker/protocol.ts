@@ -108,14 +108,15 @@ export interface PolicyPatch {
 
 /**
  * What a worker needs to give a new learned address an identity the agent already holds
- * (prelearn.ts), as the agent's regenerator would: the toFQDNs selectors (which keys a name
- * has), the IPv4 policy prefixes (which one holds the address) and, by `fqdnLabelsKey`, the
- * identities whose policy entries every endpoint's map holds. `version` changes with any of them.
+ * (prelearn.ts), as the agent's regenerator would: the toFQDNs selectors (which keys a name has;
+ * `selectorsVersion` changes with them) and, by `fqdnLearnKey` (the identity of the address's
+ * prefix in the ipcache, and the keys), the identities whose policy entries every endpoint's map
+ * holds. `version` changes with either.
  */
 export interface FqdnLearnTable {
   readonly version: string;
+  readonly selectorsVersion: number;
   readonly selectors: readonly FqdnSelectorInfo[];
-  readonly prefixes: readonly string[];
   readonly identities: ReadonlyArray<readonly [key: string, identity: number]>;
 }
 
@@ -123,6 +124,11 @@ export interface FqdnLearnTable {
 export interface PrewrittenIp {
   readonly ip: string;
   readonly identity: number;
+}
+
+/** A planned write (prelearn.ts): with the identity the ipcache gave the address's prefix when it was planned. */
+export interface PlannedIp extends PrewrittenIp {
+  readonly prefixIdentity: number;
 }
 
 export type ToWorker =

@@ -136,16 +136,8 @@ const LEARNED_MS = 1000;
 
 /** Identities of new addresses the worker may write itself (prelearn.ts), from the agent's table. */
 const prelearn = new FqdnPrelearn();
-/** Answers released after writing their addresses, for the agent: sent once per turn, bounded as `learned`. */
-let prelearned: { answer: DnsAnswer; written: PrewrittenIp[] }[] = [];
 let releasedPrelearned = 0;
 let addressesPrewritten = 0;
-
-function sendPrelearned(): void {
-  const answers = prelearned;
-  prelearned = [];
-  if (answers.length > 0) post({ t: 'prelearned', answers });
-}
 
 /**
  * Writes the answer's new addresses into the ipcache when each joins an identity the maps hold
@@ -153,13 +145,20 @@ function sendPrelearned(): void {
  * then go out at once); null when the answer must take the round trip with nothing written.
  */
 function prewrite(answer: DnsAnswer): { written: PrewrittenIp[]; all: boolean } | null {
-  if (!ipcache || prelearned.length >= init.maxQueued) return null;
-  const plan = prelearn.plan(answer.qname, answer.ips);
+  const view = ipcache;
+  if (!view) return null;
+  const plan = prelearn.plan(answer.qname, answer.ips, (ip) => view.identityWithin(ip, 32));
   if (plan === null) return null;
   const written: PrewrittenIp[] = [];
   for (const p of plan) {
-    if (!ipcache.insertIfAbsent(p.ip, p.identity)) return { written, all: false };
-    written.push(p);
+    if (!view.insertIfAbsent(p.ip, p.identity)) return { written, all: false };
+    // The prefix under the address must still be the one planned with: one the agent wrote since
+    // carries labels (a deny among them) the identity lacks.
+    if (view.identityWithin(p.ip, 31) !== p.prefixIdentity) {
+      view.deleteIfHeld(p.ip, p.identity);
+      return { written, all: false };
+    }
+    written.push({ ip: p.ip, identity: p.identity });
     addressesPrewritten++;
   }
   return { written, all: true };
@@ -181,8 +180,9 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
   }
   const pre = prewrite(answer);
   if (pre?.all) {
-    if (prelearned.length === 0) setImmediate(sendPrelearned);
-    prelearned.push({ answer: { ...answer, at: sentAt }, written: pre.written });
+    // Told before the answer goes, in the same turn as the writes: a worker stopped after it
+    // leaves no entry the agent never hears of.
+    post({ t: 'prelearned', answers: [{ answer: { ...answer, at: sentAt }, written: pre.written }] });
     releasedPrelearned++;
     return Promise.resolve();
   }
@@ -255,7 +255,6 @@ async function stop(graceMs: number): Promise<void> {
   for (const release of pendingAnswers.values()) release({});
   pendingAnswers.clear();
   sendLearned();
-  sendPrelearned();
   outbox.flush();
   ipcache?.close();
   port!.close();

@@ -17,6 +17,7 @@ import type { Endpoint, EndpointManager } from '../../../src/agent/endpoints.js'
 import type { Datapath } from '../../../src/datapath/index.js';
 import { formatLabel, loadPolicyText, policyFqdnSelectors, type PolicyObject } from '../../../src/policy/index.js';
 import { FqdnPrelearn } from '../../../src/proxyworker/prelearn.js';
+import { Ipv4PrefixIndex } from '../../../src/fqdn/index.js';
 import { MemoryDatapath, SharedIdentities } from '../../support/memory-datapath.js';
 
 const POLICIES = `apiVersion: cilium.io/v2
@@ -262,12 +263,18 @@ spec:
 
 describe('issue-9 a proxy worker gives a new address the identity applyFqdn would (src/proxyworker/prelearn.ts)', () => {
   /** A worker's FqdnPrelearn fed the agent's table, as the pool sends it after a sync. */
-  function worker(r: Regenerator): FqdnPrelearn {
+  function worker(r: Regenerator, policies = world().policies): FqdnPrelearn {
     const t = r.fqdnLearnTable();
     const w = new FqdnPrelearn();
-    w.setTable({ version: String(t.version), selectors: policyFqdnSelectors(world().policies), prefixes: t.prefixes, identities: t.identities });
+    w.setTable({ version: String(t.version), selectorsVersion: 0, selectors: policyFqdnSelectors(policies), identities: t.identities });
     return w;
   }
+  /** The identity the (in-memory) ipcache's longest prefix gives an address: what the worker reads from the kernel's LPM map. */
+  const lpm = (dp: MemoryDatapath) => (ip: string): number => {
+    const prefix = new Ipv4PrefixIndex(dp.ipcache.keys()).longest(ip);
+    return prefix === null ? 2 : dp.ipcache.get(prefix)!;
+  };
+  const identities = (plan: ReturnType<FqdnPrelearn['plan']>) => plan?.map(({ ip, identity }) => ({ ip, identity })) ?? null;
 
   it('for every address whose label set has an identity (inside a policy prefix or not), the one applyFqdn then writes', () => {
     const ids = new SharedIdentities();
@@ -277,39 +284,62 @@ describe('issue-9 a proxy worker gives a new address the identity applyFqdn woul
     const inside = dp.ipcache.get('10.78.200.30/32')!;
     const outside = dp.ipcache.get('10.79.0.1/32')!;
     expect(inside).not.toBe(outside);
-    const plan = worker(r).plan('WWW.Example.com.', ['10.78.200.31', '10.79.0.2', '2606:50c0:8000::154']);
-    expect(plan).toEqual([{ ip: '10.78.200.31', identity: inside }, { ip: '10.79.0.2', identity: outside }]);
+    const plan = worker(r).plan('WWW.Example.com.', ['10.78.200.31', '10.79.0.2', '2606:50c0:8000::154'], lpm(dp));
+    expect(identities(plan)).toEqual([{ ip: '10.78.200.31', identity: inside }, { ip: '10.79.0.2', identity: outside }]);
     r.applyFqdn([{ ip: '10.78.200.31', labelKeys: ['*.example.com.'] }, { ip: '10.79.0.2', labelKeys: ['*.example.com.'] }]);
     expect([dp.ipcache.get('10.78.200.31/32'), dp.ipcache.get('10.79.0.2/32')]).toEqual([inside, outside]);
   });
 
-  it('an address whose label set has no identity yet (another selector, another prefix) takes the round trip; a name no selector admits teaches nothing', () => {
+  it('an address whose label set has no identity yet (another selector, another prefix), or a name no selector admits, takes the round trip', () => {
     const ids = new SharedIdentities();
-    const { r } = node(ids);
+    const { r, dp } = node(ids);
     r.regenerate(world().policies);
-    const before = worker(r);
-    expect(before.plan('www.example.com', ['10.79.0.2'])).toBeNull(); // no address holds that label set yet
+    expect(worker(r).plan('www.example.com', ['10.79.0.2'], lpm(dp))).toBeNull(); // no address holds that label set yet
     r.applyFqdn([{ ip: '10.79.0.1', labelKeys: ['*.example.com.'] }]);
     const w = worker(r);
-    expect(w.plan('api.github.com', ['10.79.0.3'])).toBeNull(); // another selector's label set
-    expect(w.plan('www.example.com', ['10.78.200.130'])).toBeNull(); // inside the ops except prefix: other cidr labels
-    expect(w.plan('www.example.org', ['10.79.0.4'])).toEqual([]);
-    expect(new FqdnPrelearn().plan('www.example.com', ['10.79.0.2'])).toBeNull(); // no table yet
+    expect(w.plan('api.github.com', ['10.79.0.3'], lpm(dp))).toBeNull(); // another selector's label set
+    expect(w.plan('www.example.com', ['10.78.200.130'], lpm(dp))).toBeNull(); // inside the ops except prefix: other cidr labels
+    expect(w.plan('www.example.org', ['10.79.0.4'], lpm(dp))).toBeNull(); // no selector: the agent decides (its selectors may be newer)
+    expect(new FqdnPrelearn().plan('www.example.com', ['10.79.0.2'], lpm(dp))).toBeNull(); // no table yet
   });
 
-  it('the table lists only identities some address holds, and its version moves when they change', () => {
+  it('a deny prefix the agent wrote after the worker got its table: the worker reads the prefix from the ipcache and leaves the address to the agent', () => {
     const ids = new SharedIdentities();
-    const { r } = node(ids);
+    const { r, dp } = node(ids);
     r.regenerate(world().policies);
     r.applyFqdn([{ ip: '10.79.0.1', labelKeys: ['*.example.com.'] }]);
+    const stale = worker(r);
+    expect(stale.plan('www.example.com', ['10.79.0.2'], lpm(dp))).not.toBeNull();
+    const denied = loadPolicyText(
+      `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: no-79}
+spec:
+  endpointSelector: {matchLabels: {class: mediabot}}
+  egressDeny:
+  - toCIDR: [10.79.0.0/16]
+`,
+      'no-79.yaml',
+    ).policies;
+    r.regenerate([...world().policies, ...denied]);
+    expect(stale.plan('www.example.com', ['10.79.0.2'], lpm(dp))).toBeNull();
+  });
+
+  it('the table lists only identities some address holds and none with a deny entry of its own; its version moves only when it changes', () => {
+    const ids = new SharedIdentities();
+    const { r, dp } = node(ids);
+    r.regenerate(world().policies);
+    // guard's egressDeny toCIDR 10.78.200.20/32 gives that address's identity a deny entry.
+    r.applyFqdn([{ ip: '10.79.0.1', labelKeys: ['*.example.com.'] }, { ip: '10.78.200.20', labelKeys: ['api.github.com.'] }]);
     const t1 = r.fqdnLearnTable();
-    expect(t1.identities.length).toBe(1);
-    expect(r.fqdnLearnTable()).toBe(t1);
+    expect(t1.identities.map(([, id]) => id)).toEqual([dp.ipcache.get('10.79.0.1/32')]);
+    r.regenerate(world().policies);
+    expect(r.fqdnLearnTable().version).toBe(t1.version);
     r.applyFqdn([{ ip: '10.79.0.1', labelKeys: [] }]);
     const t2 = r.fqdnLearnTable();
     expect(t2.version).not.toBe(t1.version);
     expect(t2.identities).toEqual([]);
-    expect(worker(r).plan('www.example.com', ['10.79.0.2'])).toBeNull();
+    expect(worker(r).plan('www.example.com', ['10.79.0.2'], lpm(dp))).toBeNull();
   });
 
   it('settlePrewritten takes back a worker-written entry the agent did not keep, and leaves the ones it did', () => {
