@@ -178,9 +178,10 @@ export class AgentFqdn {
   /**
    * An allowed DNS answer from the DNS proxy: resolves when the datapath has its new IPs
    * (`timedOut`: released at the max delay without that), with the epoch it began in and the
-   * answer's IPs it taught (`ips`, as given; none when it was ignored).
+   * answer's IPs it taught (`ips`, as given; none when it was ignored). `released`: a proxy worker
+   * already sent it (NameManager.onAnswer): resolves once it is learned, without waiting for the push.
    */
-  onAnswer(a: DnsAnswer, observe = true): Promise<{ newIps: number; timedOut: boolean; epoch: number; ips: readonly string[] }> {
+  onAnswer(a: DnsAnswer, released = false): Promise<{ newIps: number; timedOut: boolean; epoch: number; ips: readonly string[] }> {
     this.#dirty = true; // TTLs move even when no IP changes
     const epoch = this.#epoch;
     this.#answeredInEpoch = true;
@@ -191,10 +192,11 @@ export class AgentFqdn {
     const name = normalizeName(a.qname);
     const taught = Number.isSafeInteger(a.endpointId) && a.endpointId >= 0 && name.length <= MAX_NAME_LENGTH && name !== '.';
     const ips = taught ? a.ips.filter((ip) => canonicalIp(ip) !== null) : [];
-    const released = this.names.onAnswer(a);
-    const observeRelease = observe ? this.#observeRelease : null;
+    const learned = this.names.onAnswer(a, released);
+    // An answer already released has no hold to observe.
+    const observeRelease = released ? null : this.#observeRelease;
     const started = observeRelease ? performance.now() : 0;
-    return released.then((r) => {
+    return learned.then((r) => {
       observeRelease?.((performance.now() - started) / 1000, r.timedOut);
       return { ...r, epoch, ips };
     });
@@ -202,12 +204,12 @@ export class AgentFqdn {
 
   /**
    * An answer a proxy worker already released, having written `written` into the ipcache itself
-   * (src/proxyworker/prelearn.ts): learned as any answer (its hold is not a release delay), then
-   * the worker's entries the agent did not keep go. Resolves when both are done.
+   * (src/proxyworker/prelearn.ts): learned as any answer (no hold, no release delay to observe),
+   * then the worker's entries the agent did not keep go.
    */
   async onPrelearned(a: DnsAnswer, written: ReadonlyArray<{ ip: string; identity: number }>): Promise<void> {
     try {
-      await this.onAnswer(a, false);
+      await this.onAnswer(a, true);
     } finally {
       this.settlePrewritten(written);
     }

@@ -151,8 +151,11 @@ export class NameManager {
    * An allowed answer: learn it, and resolve when the datapath holds its IPs or `maxDelayMs`
    * passed (`timedOut`). `newIps`: IPs of the answer whose labels this answer changed. An answer
    * with an invalid endpoint id, name or no valid IP teaches nothing and resolves at once.
+   * `released`: the answer already went to the pod (a proxy worker wrote its addresses itself:
+   * src/proxyworker/prelearn.ts): learned the same way, but nothing waits for the push, so no
+   * timeout is counted or logged for it.
    */
-  async onAnswer(a: DnsAnswer): Promise<{ newIps: number; timedOut: boolean }> {
+  async onAnswer(a: DnsAnswer, released = false): Promise<{ newIps: number; timedOut: boolean }> {
     if (!Number.isSafeInteger(a.endpointId) || a.endpointId < 0) {
       this.log?.warn({ endpointId: a.endpointId, qname: a.qname }, 'FQDN answer for an invalid endpoint id ignored');
       return { newIps: 0, timedOut: false };
@@ -169,7 +172,7 @@ export class NameManager {
       const p = this.pending.get(ip);
       if (p) (waits ??= []).push(p);
     }
-    if (waits === null) return { newIps, timedOut: false };
+    if (waits === null || released) return { newIps, timedOut: false };
     const all = waits.length === 1 ? waits[0]! : Promise.all(waits);
     const timedOut = await new Promise<boolean>((resolve) => {
       const w: Waiter = { deadline: this.now() + this.maxDelayMs, settle: resolve };

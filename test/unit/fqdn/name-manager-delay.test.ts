@@ -43,6 +43,16 @@ afterEach(() => {
 });
 
 describe('NameManager: the max delay, one timer for all held answers', () => {
+  it('an answer a proxy worker already released (released: true) is learned and pushed, but not held: no timeout counted', async () => {
+    const dp = new HeldDatapath();
+    const nm = await manager(dp);
+    const r = await nm.onAnswer({ endpointId: 1, qname: 'a.example.com', ips: ['10.1.0.1'], ttl: 60 }, true);
+    expect(r).toEqual({ newIps: 1, timedOut: false });
+    expect(dp.waiting.length).toBe(1); // the push went out, unconfirmed
+    await vi.advanceTimersByTimeAsync(500);
+    expect(nm.stats()).toMatchObject({ timeouts: 0, selectedIps: 1 });
+  });
+
   it('releases each unconfirmed answer its own delay after it came, and a confirmed one at once', async () => {
     const dp = new HeldDatapath();
     const nm = await manager(dp);
