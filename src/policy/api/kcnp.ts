@@ -22,7 +22,7 @@ import { Checker, has, join } from './check.js';
 import type { Json, JsonObject } from './check.js';
 import { parsePrefix } from './cidr.js';
 import { cidrPeer } from './cnp.js';
-import { k8sSource, namespaceLabels } from './knp.js';
+import { k8sSource, namespaceLabels, requiredSpec } from './knp.js';
 import { LABEL_KEY } from './labels.js';
 import { isServiceName } from './ports.js';
 import { parseSelector } from './selector.js';
@@ -230,12 +230,7 @@ function parseRule(c: Checker, v: Json, path: string, dir: 'ingress' | 'egress',
 }
 
 export function parseClusterNetworkPolicyObject(c: Checker, doc: JsonObject): Rule[] {
-  c.fields(doc, '', ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
-  if (!has(doc, 'spec')) {
-    c.report('spec', 'required field is missing');
-    return [];
-  }
-  const spec = c.object(doc.spec, 'spec');
+  const spec = requiredSpec(c, doc);
   if (!spec) return [];
   const before = c.issues.length;
   c.fields(spec, 'spec', ['tier', 'priority', 'subject', 'ingress', 'egress']);

@@ -27,13 +27,21 @@ export function namespaceLabels(s: Selector): Requirement[] {
   return s.requirements.map((r) => ({ ...r, source: 'k8s', key: `${LABEL_KEY.namespaceLabelPrefix}${r.key}` }));
 }
 
-export function parseNetworkPolicyObject(c: Checker, doc: JsonObject, namespace: string): Rule[] {
+/**
+ * The `spec` of a Kubernetes API object (NetworkPolicy, ClusterNetworkPolicy): the top-level fields
+ * checked, `spec` required and an object; null (reported) otherwise.
+ */
+export function requiredSpec(c: Checker, doc: JsonObject): JsonObject | null {
   c.fields(doc, '', ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
   if (!has(doc, 'spec')) {
     c.report('spec', 'required field is missing');
-    return [];
+    return null;
   }
-  const spec = c.object(doc.spec, 'spec');
+  return c.object(doc.spec, 'spec') ?? null;
+}
+
+export function parseNetworkPolicyObject(c: Checker, doc: JsonObject, namespace: string): Rule[] {
+  const spec = requiredSpec(c, doc);
   if (!spec) return [];
   const before = c.issues.length;
   c.fields(spec, 'spec', SPEC_FIELDS);
