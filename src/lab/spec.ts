@@ -110,8 +110,13 @@ export function parseLabSpec(text: string, file: string): LabSpec {
     if (!pods.some((p) => p.name === pod)) bad(`spec.hosts.${host}`, `names unknown pod ${pod}`);
   }
   const namespaces: Record<string, Record<string, string>> = {};
-  for (const [ns, labels] of Object.entries((spec.namespaces ?? {}) as Record<string, unknown>)) {
-    const l = (labels as { labels?: unknown } | null)?.labels ?? {};
+  for (const [ns, entry] of Object.entries((spec.namespaces ?? {}) as Record<string, unknown>)) {
+    // `{ns: {labels: {k: v}}}`: anything else beside `labels` (the labels written without it, most
+    // likely) would silently give the namespace none.
+    if (entry !== null && (typeof entry !== 'object' || Array.isArray(entry))) bad(`spec.namespaces.${ns}`, 'must be a mapping with labels');
+    const extra = entry !== null && typeof entry === 'object' ? Object.keys(entry).filter((k) => k !== 'labels') : [];
+    if (extra.length > 0) bad(`spec.namespaces.${ns}.${extra[0]!}`, 'unknown field (namespace labels go under spec.namespaces.<name>.labels)');
+    const l = (entry as { labels?: unknown } | null)?.labels ?? {};
     if (typeof l !== 'object' || l === null || Object.values(l).some((v) => typeof v !== 'string')) {
       bad(`spec.namespaces.${ns}.labels`, 'must map keys to string values');
     }

@@ -97,9 +97,16 @@ function parsePeer(c: Checker, v: Json, path: string, dir: 'ingress' | 'egress',
     c.maxItems(arr, p, KCNP_MAX_ITEMS);
     const anyOf: Selector[] = [];
     const cidrs: string[] = [];
+    const seen = new Set<string>();
     arr.forEach((e, i) => {
       const s = c.string(e, join(p, i));
       if (s === undefined) return;
+      // +listType=set in the CRD.
+      if (seen.has(s)) {
+        c.report(join(p, i), `Duplicate value: ${JSON.stringify(s)}`);
+        return;
+      }
+      seen.add(s);
       const prefix = parsePrefix(s);
       if (!prefix) {
         c.report(join(p, i), `Invalid value: ${JSON.stringify(s)}: Invalid CIDR format provided`);
@@ -221,6 +228,11 @@ function parseRule(c: Checker, v: Json, path: string, dir: 'ingress' | 'egress',
         if (ps) ports!.push(ps);
       });
     }
+  }
+  // The CRD's XValidation of an egress rule: "networks/nodes/domainNames peer cannot be set with
+  // namedPorts since there are no namedPorts for networks/nodes/domainNames".
+  if (ports?.some((ps) => typeof ps.port === 'string') && peers.some((pe) => pe.kind === 'selector' && pe.what.endsWith('.networks'))) {
+    c.report(path, 'Invalid value: "object": networks/nodes/domainNames peer cannot be set with namedPorts since there are no namedPorts for networks/nodes/domainNames');
   }
   if (c.issues.length > before || action === undefined) return undefined;
   return {

@@ -47,6 +47,8 @@ spec:
     ['kind: Lab\nmetadata: {name: x}\nspec: {pods: [{name: a, serve: {app: echo, port: 70000}}]}', /bad\.yaml: spec\.pods\[0\]\.serve/],
     ['kind: Lab\nmetadata: {name: x}\nspec: {pods: [{name: a, ports: [{name: p, containerPort: 80, protocol: ICMP}]}]}', /spec\.pods\[0\]\.ports\[0\]\.protocol/],
     ['kind: Lab\nmetadata: {name: x}\nspec: {pods: [{name: a}], hosts: {svc: b}}', /spec\.hosts\.svc: names unknown pod b/],
+    // Namespace labels written without `labels:` would otherwise give the namespace none, silently.
+    ['kind: Lab\nmetadata: {name: x}\nspec: {pods: [{name: a}], namespaces: {empire: {team: empire}}}', /bad\.yaml: spec\.namespaces\.empire\.team: unknown field/],
   ])('rejects %#, naming the file and field', (text, message) => {
     expect(() => parseLabSpec(text, 'bad.yaml')).toThrow(message);
   });

@@ -235,6 +235,17 @@ describe('ClusterNetworkPolicy: validation', () => {
     ]);
   });
 
+  it('networks is a set, and a networks peer takes no named port (the CRD\'s XValidation)', () => {
+    expect(problems(base({ egress: [{ action: 'Deny', to: [{ networks: ['10.9.0.0/16', '10.9.0.0/16'] }] }] }))).toEqual([
+      'bad.yaml: bad: spec.egress[0].to[0].networks[1]: Duplicate value: "10.9.0.0/16"',
+    ]);
+    expect(problems(base({ egress: [{ action: 'Deny', to: [{ networks: ['10.0.0.0/8'] }], protocols: [{ destinationNamedPort: 'http' }] }] }))).toEqual([
+      'bad.yaml: bad: spec.egress[0]: Invalid value: "object": networks/nodes/domainNames peer cannot be set with namedPorts since there are no namedPorts for networks/nodes/domainNames',
+    ]);
+    // A pods peer with a named port is fine.
+    expect(problems(base({ egress: [{ action: 'Deny', to: [allPods], protocols: [{ destinationNamedPort: 'http' }] }] }))).toEqual([]);
+  });
+
   it('the apiVersion must be v1alpha2', () => {
     expect(problems({ ...base({}), apiVersion: 'policy.networking.k8s.io/v1alpha1' })[0]).toContain('apiVersion: unsupported apiVersion "policy.networking.k8s.io/v1alpha1" for ClusterNetworkPolicy');
   });
