@@ -126,6 +126,7 @@ export class ApiServer {
         // A pod's address is that pod: traced with its labels, namespace and named ports (its own
         // policy judges it), as its packets are.
         const pods: string[] = [];
+        const endpointIdentity: { src?: number; dst?: number } = {};
         const asPod = (which: 'src' | 'dst', ip: string | undefined): Partial<TraceInput> => {
           const ep = ip !== undefined && isIPv4(ip) ? agent.endpoints.byIp(ip) : undefined;
           const given = body[which];
@@ -133,6 +134,7 @@ export class ApiServer {
           if (!ep || (given && (Object.keys(given.labels ?? {}).length > 0 || given.entity !== undefined))) return {};
           pods.push(`  ${ip} is the address of endpoint ${ep.namespace}/${ep.name}`);
           const namedPorts = Object.fromEntries(Object.entries(ep.namedPorts ?? {}).map(([n, p]) => [n, { port: p.port, protocol: PROTOCOL_NAME[p.protocol] ?? 'TCP' }]));
+          endpointIdentity[which] = ep.identity;
           return {
             [`${which}Cidr`]: undefined,
             [which]: { labels: ep.podLabels, namespace: ep.namespace, ...(ep.namespaceLabels ? { namespaceLabels: ep.namespaceLabels } : {}), namedPorts },
@@ -157,6 +159,7 @@ export class ApiServer {
           ...input,
           ...(learned.length && !dst ? { dstFqdn: learned } : {}),
           cidrIdentity: { ...(src ? { src } : {}), ...(dst ? { dst } : {}) },
+          endpointIdentity,
           normalizePath: agent.config.httpNormalizePath,
           policies: agent.loadedPolicies(),
           services: agent.services.list(),

@@ -44,7 +44,7 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     const xw = node.curl(`${P}-xw`, 'POST', URL_LAND);
     expect(xw.timedOut).toBe(true);
 
-    const eps = await node.client.request<{ name: string; ingressEnforcement: boolean; egressEnforcement: boolean }[]>('GET', '/v1/endpoints');
+    const eps = await node.client.request<{ name: string; identity: number; ingressEnforcement: boolean; egressEnforcement: boolean }[]>('GET', '/v1/endpoints');
     expect(eps.map((e) => [e.name, e.ingressEnforcement, e.egressEnforcement]).sort()).toEqual(
       [[`${P}-ds`, true, false], [`${P}-tie`, false, false], [`${P}-xw`, false, false]].sort(),
     );
@@ -65,6 +65,10 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     expect(byAddress.stdout.trim().split('\n').at(-1)).toBe('Final verdict: DENIED');
     const fromAddress = node.cli(['policy', 'trace', '--src-cidr', node.podIp(`${P}-tie`), '--dst', 'org=empire,class=deathstar', '--dport', '80']);
     expect(fromAddress.stdout.trim().split('\n').at(-1)).toBe('Final verdict: ALLOWED');
+    // …and it is named by the identity the agent gave it, the number `endpoint list` and the flows show.
+    const idOf = (name: string): number | undefined => eps.find((e) => e.name === name)?.identity;
+    expect(fromAddress.stdout).toContain(`source identity ${idOf(`${P}-tie`)}: `);
+    expect(byAddress.stdout).toContain(`destination identity ${idOf(`${P}-ds`)}: `);
 
     const drops = await node.client.request<{ verdict: string; drop_reason_desc?: string; source: { pod_name: string } }[]>(
       'GET',
@@ -189,7 +193,7 @@ describe.skipIf(skip !== null)('Star Wars demo end to end' + (skip ? ` (skipped:
     const trace = node.cli(['policy', 'trace', '--src', 'org=alliance,class=xwing', '--dst', 'org=empire,class=deathstar', '--dport', '80', '-o', 'json']);
     expect(trace.status).toBe(1);
     expect(JSON.parse(trace.stdout)).toMatchObject({ verdict: 'denied', dropReason: 'POLICY_DENY' });
-    const eps = await node.client.request<{ name: string; ingressEnforcement: boolean; egressEnforcement: boolean }[]>('GET', '/v1/endpoints');
+    const eps = await node.client.request<{ name: string; identity: number; ingressEnforcement: boolean; egressEnforcement: boolean }[]>('GET', '/v1/endpoints');
     expect(eps.map((e) => [e.name, e.ingressEnforcement, e.egressEnforcement]).sort()).toEqual(
       [[`${P}-ds`, false, false], [`${P}-tie`, true, true], [`${P}-xw`, true, true]].sort(),
     );

@@ -62,6 +62,12 @@ export interface TraceInput {
    * and a stand-in number. Not used with `dstFqdn` (a what-if: the address as if learned).
    */
   cidrIdentity?: { src?: TraceIdentity; dst?: TraceIdentity };
+  /**
+   * Agent-backed traces of a pod's address: the identity number the agent gave that pod (its
+   * labels are `src`/`dst`), printed and judged instead of a stand-in, so the trace names what
+   * `endpoint list` and the flows show. Offline traces leave it out.
+   */
+  endpointIdentity?: { src?: number; dst?: number };
 }
 
 export interface TraceDirection {
@@ -159,8 +165,10 @@ function side(which: 'src' | 'dst', input: TraceInput, nextId: number): Side {
     return { identity: { id: s.id, labels: s.labels }, policy: s.policy, kind: 'entity', describe: `${s.labels.map(formatLabel).join(',')} (identity ${s.id})` };
   }
   const shown = s.given.map((l) => (l.source === 'k8s' ? '' : `${l.source}:`) + (l.value === '' ? l.key : `${l.key}=${l.value}`));
+  const held = input.endpointIdentity?.[which];
+  const id = held !== undefined && Number.isInteger(held) && held > 0 && held < 2 ** 32 ? held : nextId;
   return {
-    identity: { id: nextId, labels: s.labels, ...(Object.keys(s.namedPorts).length ? { namedPorts: s.namedPorts } : {}) },
+    identity: { id, labels: s.labels, ...(Object.keys(s.namedPorts).length ? { namedPorts: s.namedPorts } : {}) },
     policy: 'endpoint',
     kind: 'endpoint',
     describe: `${s.namespace}/{${shown.join(',')}}`,
@@ -261,7 +269,7 @@ export function tracePolicy(input: TraceInput): TraceResult {
   // An agent identity (cidrIdentity) may carry any number: a stand-in that happens to equal it
   // while the labels differ moves out of the way, so the two sides stay two identities.
   if (src.identity.id === dst.identity.id && !sameLabels(src.identity.labels, dst.identity.labels)) {
-    const given = (which: 'src' | 'dst'): boolean => agentCidrIdentity(input.cidrIdentity?.[which]) !== undefined;
+    const given = (which: 'src' | 'dst'): boolean => agentCidrIdentity(input.cidrIdentity?.[which]) !== undefined || input.endpointIdentity?.[which] !== undefined;
     const free = (taken: number): number => (taken === STANDIN_SPARE ? STANDIN_SPARE - 1 : STANDIN_SPARE);
     if (given('src') && !given('dst')) dst = { ...dst, identity: { ...dst.identity, id: free(src.identity.id) } };
     else src = { ...src, identity: { ...src.identity, id: free(dst.identity.id) } };
