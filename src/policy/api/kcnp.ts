@@ -188,9 +188,10 @@ function parseRule(c: Checker, v: Json, path: string, dir: 'ingress' | 'egress',
   const before = c.issues.length;
   const peerField = dir === 'ingress' ? 'from' : 'to';
   c.fields(o, path, ['name', 'action', peerField, 'protocols']);
+  let ruleName: string | undefined;
   if (has(o, 'name')) {
-    const n = c.string(o.name, join(path, 'name'));
-    if (n !== undefined && n.length > RULE_NAME_MAX) c.report(join(path, 'name'), `Too long: may not be more than ${RULE_NAME_MAX} characters`);
+    ruleName = c.string(o.name, join(path, 'name'));
+    if (ruleName !== undefined && ruleName.length > RULE_NAME_MAX) c.report(join(path, 'name'), `Too long: may not be more than ${RULE_NAME_MAX} characters`);
   }
   let action: Action | undefined;
   if (!has(o, 'action')) c.report(join(path, 'action'), 'required field is missing');
@@ -237,7 +238,15 @@ function parseRule(c: Checker, v: Json, path: string, dir: 'ingress' | 'egress',
   if (c.issues.length > before || action === undefined) return undefined;
   return {
     action,
-    rule: { index, peers, ports, tier, priority: basePriority + index / 100, ...(action === 'Pass' ? { pass: true as const } : {}) },
+    rule: {
+      index,
+      peers,
+      ports,
+      tier,
+      priority: basePriority + index / 100,
+      ...(action === 'Pass' ? { pass: true as const } : {}),
+      ...(ruleName !== undefined && ruleName !== '' ? { ruleName } : {}),
+    },
   };
 }
 

@@ -147,6 +147,8 @@ export interface PeerRule {
    * the next tier decides. `Accept` rules are plain allows, `Deny` rules sit in the deny section.
    */
   readonly pass?: true;
+  /** A ClusterNetworkPolicy rule's `name` ("to help improve observability", the API says): traces show it. */
+  readonly ruleName?: string;
 }
 
 export type Direction = 'ingress' | 'egress';

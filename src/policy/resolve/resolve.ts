@@ -474,7 +474,10 @@ export function resolveDirection(
       const section = dir === 'ingress' ? (deny ? rule.ingressDeny : rule.ingress) : deny ? rule.egressDeny : rule.egress;
       for (const pr of section) {
         if (pr.pass) hasPass = true;
-        const action = policy.kind === 'ClusterNetworkPolicy' ? { action: deny ? ('Deny' as const) : pr.pass ? ('Pass' as const) : ('Accept' as const) } : {};
+        const action =
+          policy.kind === 'ClusterNetworkPolicy'
+            ? { action: deny ? ('Deny' as const) : pr.pass ? ('Pass' as const) : ('Accept' as const), ...(pr.ruleName !== undefined ? { ruleName: pr.ruleName } : {}) }
+            : {};
         const ref: RuleRef = { policy: policy.name, namespace: policy.namespace, kind: policy.kind, direction: dir, index: pr.index, ...(deny ? { deny: true } : {}), specIndex: rule.specIndex, ...action };
         if (pr.peers === null) {
           wildcard.push(...contributions(pr, deny, ref, dir === 'ingress' ? endpointNamed : view.allNamed()));

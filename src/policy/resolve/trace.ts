@@ -208,7 +208,7 @@ function sameLabels(a: readonly Label[], b: readonly Label[]): boolean {
 
 function refText(r: RuleRef): string {
   const ns = r.namespace ? `${r.namespace}/` : '';
-  if (r.action !== undefined) return `${r.kind} ${r.policy} ${r.direction}[${r.index}] (${r.action})`;
+  if (r.action !== undefined) return `${r.kind} ${r.policy} ${r.direction}[${r.index}]${r.ruleName !== undefined ? ` "${r.ruleName}"` : ''} (${r.action})`;
   return `${r.kind} ${ns}${r.policy} ${r.direction}${r.deny ? 'Deny' : ''}[${r.index}]`;
 }
 

@@ -23,6 +23,8 @@ export interface RuleRef {
   readonly specIndex?: number;
   /** ClusterNetworkPolicy rules: the rule's action (`index` is its position in `spec.ingress`/`spec.egress`). */
   readonly action?: 'Accept' | 'Deny' | 'Pass';
+  /** ClusterNetworkPolicy rules: the rule's `name`, when it has one. */
+  readonly ruleName?: string;
 }
 
 export interface HttpHeaderRule {

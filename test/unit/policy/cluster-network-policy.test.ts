@@ -81,6 +81,15 @@ describe('ClusterNetworkPolicy: Admin tier', () => {
     expect(r).toMatchObject({ verdict: 'denied', dropReason: 'POLICY_DENY' });
   });
 
+  it('a trace names the deciding rule by its name and action', () => {
+    const o = kcnp('guard').withPriority(5).withSubjectPods({ app: 'server' }).withIngress('Deny', [podsPeer({ app: 'client' })]).object();
+    ((o.spec as Obj).ingress as Obj[])[0]!.name = 'no-clients';
+    const policy = loadPolicyText(yamlOf(o), 'kcnp.yaml').policies[0]!;
+    const t = tracePolicy({ policies: [policy], src: client, dst: server, dport: 80, protocol: 'TCP' });
+    expect(t.verdict).toBe('denied');
+    expect(t.lines.join('\n')).toContain('ClusterNetworkPolicy guard ingress[0] "no-clients" (Deny)');
+  });
+
   it('rule order inside one policy decides (first matching rule wins)', () => {
     const acceptFirst = kcnp('p').withSubjectPods({ app: 'server' }).withIngress('Accept', [podsPeer({ app: 'client' })]).withIngress('Deny', [allPods]).policy();
     expect(ingressVerdict([acceptFirst])).toBe('allowed');
