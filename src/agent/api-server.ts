@@ -16,16 +16,13 @@ import { parseAllDocuments } from 'yaml';
 import { errorToWire, isMembraneError, membraneError, type ErrorCode, type MembraneError } from '../errors/index.js';
 import type { Flow } from '../observe/index.js';
 import { bindingPath, claimSocketPath, publishSocket, removeOwnSocket, type SocketFileId } from '../hubble/index.js';
-import { formatLabel, loadPolicyText, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
+import { formatLabel, loadPolicyText, NAMED_PORT_PROTOCOL, tracePolicy, type PolicyObject, type TraceInput } from '../policy/index.js';
 import { validateEndpointSpec, type Endpoint } from './endpoints.js';
 import { visibilityStatus } from './visibility.js';
 import { LOCAL_IDENTITY_SCOPE } from './identity-allocator.js';
 import { validateServiceSpec } from './services.js';
 import type { Agent } from './agent.js';
 import { POLICY_TYPES, checkContentType, decodeParam, flowFilter, positiveIntParam, readBody, readJson, requestUrl, traceBody } from './api-input.js';
-
-/** An endpoint's named-port protocol number as `policy trace` names it. */
-const PROTOCOL_NAME: Readonly<Record<number, 'TCP' | 'UDP' | 'SCTP'>> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 
 /** A policy taken out of the watched directory: its file, and whether the file went with it. */
 interface RemovedPolicy {
@@ -133,7 +130,7 @@ export class ApiServer {
           // Labels and an address together stay contradictory input (the trace refuses them).
           if (!ep || (given && (Object.keys(given.labels ?? {}).length > 0 || given.entity !== undefined))) return {};
           pods.push(`  ${ip} is the address of endpoint ${ep.namespace}/${ep.name}`);
-          const namedPorts = Object.fromEntries(Object.entries(ep.namedPorts ?? {}).map(([n, p]) => [n, { port: p.port, protocol: PROTOCOL_NAME[p.protocol] ?? 'TCP' }]));
+          const namedPorts = Object.fromEntries(Object.entries(ep.namedPorts ?? {}).map(([n, p]) => [n, { port: p.port, protocol: NAMED_PORT_PROTOCOL[p.protocol] ?? 'TCP' }]));
           endpointIdentity[which] = ep.identity;
           return {
             [`${which}Cidr`]: undefined,

@@ -55,7 +55,7 @@ import {
   type ServiceInput,
 } from '../policy/index.js';
 import { ipv4ToNumber, linkIndex, nodeAddresses, parseIpv4Prefix, type Datapath, type DeferredDeletes, type PolicyMapEntry } from '../datapath/index.js';
-import { fqdnLabelsKey, fqdnLearnKey, Ipv4PrefixIndex } from '../fqdn/index.js';
+import { fqdnLabelsKey, fqdnLearnKey } from '../fqdn/index.js';
 import { LOCAL_IDENTITY_SCOPE, type IdentityAllocator } from './identity-allocator.js';
 import type { Endpoint, EndpointManager } from './endpoints.js';
 
@@ -101,7 +101,7 @@ export class Regenerator {
   /** A learned IPs' identity → how many learned IPs hold it (an identity goes when none does). */
   #fqdnIdRefs = new Map<number, number>();
   /** The ipcache's IPv4 CIDR prefixes (from the policies), by length, longest first: which one holds a learned IP. */
-  #policyPrefixes = new Ipv4PrefixIndex([]);
+  #policyPrefixes: { bits: number; mask: number; byBase: Map<number, string> }[] = [];
   /** A learned IP's labels by containing prefix and selector keys (fqdnLabelsKey), for the current prefixes. */
   #fqdnLabelMemo = new Map<string, Label[]>();
   /** Learned IP → the fqdnLabelsKey of the labels its identity has (what a change of prefixes compares). */
@@ -388,7 +388,7 @@ export class Regenerator {
    */
   #relabelFqdnIps(): { ipcache: number; policyEntries: number } {
     // The same prefixes as when they were labelled (most passes: endpoints, L7 rules): none moves.
-    const prefixes = this.#policyPrefixes.key;
+    const prefixes = prefixesKey(this.#cidrIdentities.keys());
     if (prefixes === this.#labelledPrefixes) return { ipcache: 0, policyEntries: 0 };
     this.#labelledPrefixes = prefixes;
     const moves = newMoves();
@@ -661,7 +661,12 @@ export class Regenerator {
 
   /** The longest policy prefix in the ipcache that holds an IPv4 address, or null. */
   #containingPrefix(ip: string): string | null {
-    return this.#policyPrefixes.longest(ip);
+    const n = ipv4ToNumber(ip);
+    for (const p of this.#policyPrefixes) {
+      const prefix = p.byBase.get((n & p.mask) >>> 0);
+      if (prefix !== undefined) return prefix;
+    }
+    return null;
   }
 
   /** A learned IP's labels (fqdnIdentityLabels of its containing prefix) and their fqdnLabelsKey, memoised per key. */
@@ -742,12 +747,12 @@ export class Regenerator {
     // (#relabelFqdnIps). The first pass gives each its identity at once: nothing in this process
     // has written one, and the local identities of learned addresses no address holds (an
     // earlier run's, of an earlier labelling) are given back.
-    this.#policyPrefixes = new Ipv4PrefixIndex(this.#cidrIdentities.keys());
+    this.#policyPrefixes = prefixIndex(this.#cidrIdentities.keys());
     this.#fqdnLabelMemo.clear();
     const first = this.#revision === 0;
     this.#fqdnTableVersion++;
     if (first) {
-      this.#labelledPrefixes = this.#policyPrefixes.key;
+      this.#labelledPrefixes = prefixesKey(this.#cidrIdentities.keys());
       this.#fqdnIdRefs.clear();
       this.#fqdnIdentities.clear();
       this.#fqdnLabelsKey.clear();
@@ -901,4 +906,20 @@ export function fqdnIdentityLabels(prefix: string | null, labelKeys: readonly st
   return base;
 }
 
+/** The IPv4 prefixes, sorted and joined: equal for the same set. */
+function prefixesKey(prefixes: Iterable<string>): string {
+  return [...prefixes].filter((p) => !p.includes(':')).sort().join(',');
+}
 
+/** IPv4 prefixes by length, longest first, each length a map from masked base address to the prefix's text. */
+function prefixIndex(prefixes: Iterable<string>): { bits: number; mask: number; byBase: Map<number, string> }[] {
+  const byBits = new Map<number, { bits: number; mask: number; byBase: Map<number, string> }>();
+  for (const prefix of prefixes) {
+    if (prefix.includes(':')) continue; // the ipcache is IPv4-only
+    const p = parseIpv4Prefix(prefix);
+    let level = byBits.get(p.bits);
+    if (!level) byBits.set(p.bits, (level = { bits: p.bits, mask: p.mask, byBase: new Map() }));
+    level.byBase.set(p.base, prefix);
+  }
+  return [...byBits.values()].sort((a, b) => b.bits - a.bits);
+}

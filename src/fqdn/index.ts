@@ -11,7 +11,7 @@ export { SelectorIndex } from './selectors.js';
 export type { FqdnDatapath, DnsAnswer, NameManagerOptions, NameManagerSnapshot } from './name-manager.js';
 export { NameManager, DATAPATH_TIMEOUT_WARNING } from './name-manager.js';
 export { canonicalIp } from './ip.js';
-export { fqdnLabelsKey, fqdnLearnKey, ipv4Number, Ipv4PrefixIndex } from './learned-identity.js';
+export { fqdnLabelsKey, fqdnLearnKey } from './learned-identity.js';
 export {
   DEFAULT_MIN_TTL_SECONDS,
   DEFAULT_MAX_IPS_PER_HOSTNAME,

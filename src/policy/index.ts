@@ -54,7 +54,7 @@ export { decideL7, decideL7Direction, requestText } from './resolve/decide.js';
 export { mergeSlashes, normalizeRequestTarget, removeDotSegments, type NormalizedTarget } from './resolve/normalize-path.js';
 export type { TraceInput, TraceResult, TraceDirection } from './resolve/trace.js';
 export type { TraceEndpointInput, TraceInputField, NamedPortProtocol, EntityPolicy } from './resolve/trace-side.js';
-export { TraceInputError, traceSide } from './resolve/trace-side.js';
+export { TraceInputError, traceSide, NAMED_PORT_PROTOCOL } from './resolve/trace-side.js';
 export { tracePolicy } from './resolve/trace.js';
 export type { VisibilityPolicy, VisibilityPort, VisibilityParser, VisibilityParse } from './api/visibility.js';
 export {

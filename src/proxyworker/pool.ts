@@ -470,11 +470,10 @@ export class ProxyWorkerPool {
         for (const a of m.answers) this.#o.onAnswer(a).catch((err: unknown) => this.#o.log.warn({ err, qname: a.qname }, 'FQDN refresh from a proxy worker failed'));
         break;
       case 'prelearned':
-        // Released by the worker, its new addresses written (prelearn.ts): the agent learns them now.
-        for (const { answer, written } of m.answers) {
-          const learned = this.#o.onPrelearned ? this.#o.onPrelearned(answer, written) : this.#o.onAnswer(answer);
-          learned.catch((err: unknown) => this.#o.log.warn({ err, qname: answer.qname }, 'FQDN update from a proxy worker failed'));
-        }
+        // Released by the worker, its new addresses written (prelearn.ts): the agent learns it now.
+        (this.#o.onPrelearned ? this.#o.onPrelearned(m.answer, m.written) : this.#o.onAnswer(m.answer)).catch((err: unknown) =>
+          this.#o.log.warn({ err, qname: m.answer.qname }, 'FQDN update from a proxy worker failed'),
+        );
         break;
       case 'resync':
         // The snapshot is what every worker was sent so far; deltas after it follow on this port.

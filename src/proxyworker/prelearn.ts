@@ -33,27 +33,17 @@
  * policy in force might release an answer the agent would hold), as does an address of a label
  * set with no identity yet or one the ipcache already holds.
  */
-import { fqdnLearnKey, ipv4Number, SelectorIndex } from '../fqdn/index.js';
+import { isIPv4 } from 'node:net';
+import { fqdnLearnKey, SelectorIndex } from '../fqdn/index.js';
 import type { FqdnLearnTable, PlannedIp } from './protocol.js';
 
 export class FqdnPrelearn {
-  #version = '';
   #selectorsVersion = -1;
   #selectors = new SelectorIndex();
   #identities = new Map<string, number>();
   #ready = false;
 
-  /** Whether a table was received (before it, every answer takes the round trip). */
-  get ready(): boolean {
-    return this.#ready;
-  }
-
-  get version(): string {
-    return this.#version;
-  }
-
   setTable(t: FqdnLearnTable): void {
-    this.#version = t.version;
     // Compiled again (RE2 per pattern) only when they changed: most tables bring new identities.
     if (t.selectorsVersion !== this.#selectorsVersion) {
       this.#selectors = new SelectorIndex(t.selectors);
@@ -61,12 +51,6 @@ export class FqdnPrelearn {
     }
     this.#identities = new Map(t.identities);
     this.#ready = true;
-  }
-
-  /** Forgets the table: every answer takes the round trip until the next one. */
-  clear(): void {
-    this.#ready = false;
-    this.#identities.clear();
   }
 
   /**
@@ -81,7 +65,7 @@ export class FqdnPrelearn {
     if (keys.length === 0) return null;
     const out: PlannedIp[] = [];
     for (const ip of ips) {
-      if (Number.isNaN(ipv4Number(ip))) continue;
+      if (!isIPv4(ip)) continue;
       const prefix = prefixIdentity(ip);
       const identity = this.#identities.get(fqdnLearnKey(prefix, keys));
       if (identity === undefined) return null;

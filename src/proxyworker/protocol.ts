@@ -14,10 +14,10 @@
  *   agent ──answered──────────► worker        the datapath has them: release the answer
  *   worker ──learned──────────► agent         answers already released (known-answers.ts): their TTLs
  *   agent ──fqdn-epoch────────► worker        a selection may have shrunk: forget the known answers
- *   agent ──fqdn-table────────► worker        toFQDNs selectors, policy prefixes and the identities
- *                                              the maps hold for learned addresses (prelearn.ts)
- *   worker ──prelearned───────► agent         answers released after the worker wrote their new
- *                                              addresses itself (prelearn.ts): the agent learns them
+ *   agent ──fqdn-table────────► worker        toFQDNs selectors and the identities the maps hold
+ *                                              for learned addresses (prelearn.ts)
+ *   worker ──prelearned───────► agent         an answer released after the worker wrote its new
+ *                                              addresses itself (prelearn.ts): the agent learns it
  *   worker ──resync───────────► agent         a policy patch did not apply (endpoint denied): send a
  *                                              snapshot (≤ 1 outstanding, ≤ 1 per second: resync.ts)
  *   agent ──stats?  / worker ──stats           per-worker counters for `membrane status`
@@ -202,8 +202,8 @@ export type FromWorker =
   | WireBatch
   /** `written`: addresses of the answer the worker wrote itself before it found one it could not (prelearn.ts). */
   | { readonly t: 'answer'; readonly id: number; readonly answer: DnsAnswer; readonly written?: readonly PrewrittenIp[] }
-  /** Answers released after the worker wrote their new addresses (`written`, maybe none) itself: the agent learns them as answers. */
-  | { readonly t: 'prelearned'; readonly answers: ReadonlyArray<{ readonly answer: DnsAnswer; readonly written: readonly PrewrittenIp[] }> }
+  /** An answer released after the worker wrote its new addresses (`written`) itself: the agent learns it as any answer. */
+  | { readonly t: 'prelearned'; readonly answer: DnsAnswer; readonly written: readonly PrewrittenIp[] }
   /** Answers the worker released at once (every IP known): the agent's FQDN cache takes their TTLs. */
   | { readonly t: 'learned'; readonly answers: readonly DnsAnswer[] }
   | { readonly t: 'stats'; readonly seq: number; readonly counters: WorkerCounters }

@@ -182,7 +182,7 @@ function onAnswer(answer: DnsAnswer): Promise<void> {
   if (pre?.all) {
     // Told before the answer goes, in the same turn as the writes: a worker stopped after it
     // leaves no entry the agent never hears of.
-    post({ t: 'prelearned', answers: [{ answer: { ...answer, at: sentAt }, written: pre.written }] });
+    post({ t: 'prelearned', answer: { ...answer, at: sentAt }, written: pre.written });
     releasedPrelearned++;
     return Promise.resolve();
   }

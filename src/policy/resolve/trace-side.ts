@@ -117,6 +117,10 @@ function entitySide(which: 'src' | 'dst', field: TraceInputField, names: readonl
 /** Kubernetes IANA_SVC_NAME: 1–15 of [a-z0-9-], at least one letter, no leading/trailing/double '-'. */
 const SVC_NAME = /^[a-z0-9](?:[a-z0-9-]{0,13}[a-z0-9])?$/;
 const PORT_PROTO: Readonly<Record<NamedPortProtocol, number>> = { TCP: 6, UDP: 17, SCTP: 132 };
+/** A named port's protocol number as a trace input names it (an endpoint's ports given to a trace). */
+export const NAMED_PORT_PROTOCOL: Readonly<Record<number, NamedPortProtocol>> = Object.fromEntries(
+  Object.entries(PORT_PROTO).map(([name, n]) => [n, name as NamedPortProtocol]),
+);
 
 function namedPorts(which: 'src' | 'dst', given: TraceEndpointInput['namedPorts']): Record<string, NamedPort> {
   const out: Record<string, NamedPort> = {};

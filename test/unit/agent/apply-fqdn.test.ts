@@ -14,10 +14,9 @@ import { pino } from 'pino';
 import { Regenerator, fqdnIdentityLabels } from '../../../src/agent/regenerate.js';
 import type { IdentityAllocator } from '../../../src/agent/identity-allocator.js';
 import type { Endpoint, EndpointManager } from '../../../src/agent/endpoints.js';
-import type { Datapath } from '../../../src/datapath/index.js';
+import { ipv4ToNumber, parseIpv4Prefix, type Datapath } from '../../../src/datapath/index.js';
 import { formatLabel, loadPolicyText, policyFqdnSelectors, type PolicyObject } from '../../../src/policy/index.js';
 import { FqdnPrelearn } from '../../../src/proxyworker/prelearn.js';
-import { Ipv4PrefixIndex } from '../../../src/fqdn/index.js';
 import { MemoryDatapath, SharedIdentities } from '../../support/memory-datapath.js';
 
 const POLICIES = `apiVersion: cilium.io/v2
@@ -271,8 +270,13 @@ describe('issue-9 a proxy worker gives a new address the identity applyFqdn woul
   }
   /** The identity the (in-memory) ipcache's longest prefix gives an address: what the worker reads from the kernel's LPM map. */
   const lpm = (dp: MemoryDatapath) => (ip: string): number => {
-    const prefix = new Ipv4PrefixIndex(dp.ipcache.keys()).longest(ip);
-    return prefix === null ? 2 : dp.ipcache.get(prefix)!;
+    const n = ipv4ToNumber(ip);
+    let best: { bits: number; id: number } = { bits: -1, id: 2 };
+    for (const [prefix, id] of dp.ipcache) {
+      const p = parseIpv4Prefix(prefix);
+      if (p.bits > best.bits && ((n & p.mask) >>> 0) === p.base) best = { bits: p.bits, id };
+    }
+    return best.id;
   };
   const identities = (plan: ReturnType<FqdnPrelearn['plan']>) => plan?.map(({ ip, identity }) => ({ ip, identity })) ?? null;
 
